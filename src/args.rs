@@ -1,0 +1,468 @@
+//! Argument parsing for the `RL.*` commands: raw bytes in, typed request or
+//! a precise error message out. Pure Rust (no Redis types), so it is unit
+//! tested and fuzzed directly.
+
+use crate::algo::{
+    Algorithm, BucketParams, Micros, Params, WindowParams, MAX_COUNT, MAX_DURATION_US, MAX_TIME_US,
+};
+
+/// Default and hard ceiling of `RL.LOG`'s limit: the log costs 8 bytes per
+/// unit of limit, so this bounds one key at 80 KB by default.
+pub const DEFAULT_LOG_MAX: u64 = 10_000;
+
+/// What a command asks for, once parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub params: Params,
+    pub cost: u64,
+    /// `AT unix_ms`, converted to µs.
+    pub at: Option<Micros>,
+}
+
+/// Settings that bound what a command may ask.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub log_max: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            log_max: DEFAULT_LOG_MAX,
+        }
+    }
+}
+
+/// A client error; the text is the full reply, `ERR` prefix included.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArgError(pub String);
+
+impl ArgError {
+    fn new(msg: impl Into<String>) -> Self {
+        ArgError(format!("ERR {}", msg.into()))
+    }
+}
+
+/// Redis' own wording, so clients and tools recognise it.
+pub fn arity_error(command: &str) -> ArgError {
+    ArgError(format!(
+        "ERR wrong number of arguments for '{}' command",
+        command.to_ascii_lowercase()
+    ))
+}
+
+/// Shows a client's bytes in a message only when they are short printable
+/// ASCII, so an error reply can never carry control characters.
+fn shown(arg: &[u8]) -> String {
+    if arg.len() <= 32 && arg.iter().all(|b| b.is_ascii_graphic()) {
+        format!(" '{}'", String::from_utf8_lossy(arg))
+    } else {
+        String::new()
+    }
+}
+
+fn utf8<'a>(name: &str, arg: &'a [u8]) -> Result<&'a str, ArgError> {
+    std::str::from_utf8(arg).map_err(|_| ArgError::new(format!("{name} is not valid UTF-8")))
+}
+
+/// Parses a decimal integer: optional `-`, then 1 to 20 digits.
+fn integer(name: &str, arg: &[u8], what: &str) -> Result<i128, ArgError> {
+    let text = utf8(name, arg)?;
+    let (neg, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ArgError::new(format!(
+            "{name} must be {what}, got{}",
+            shown_or_empty(arg)
+        )));
+    }
+    let v: i128 = digits
+        .parse()
+        .map_err(|_| ArgError::new(format!("{name} must be {what}")))?;
+    Ok(if neg { -v } else { v })
+}
+
+fn shown_or_empty(arg: &[u8]) -> String {
+    if arg.is_empty() {
+        " an empty string".into()
+    } else {
+        let s = shown(arg);
+        if s.is_empty() {
+            " a value that is not a number".into()
+        } else {
+            s
+        }
+    }
+}
+
+/// A count between `min` and `MAX_COUNT`.
+pub fn count(name: &str, arg: &[u8], min: u64) -> Result<u64, ArgError> {
+    let what = if min == 0 {
+        "a non-negative integer"
+    } else {
+        "a positive integer"
+    };
+    let v = integer(name, arg, what)?;
+    if v < min as i128 {
+        return Err(ArgError::new(if min == 0 {
+            format!("{name} must not be negative")
+        } else {
+            format!("{name} must be greater than 0")
+        }));
+    }
+    if v > MAX_COUNT as i128 {
+        return Err(ArgError::new(format!(
+            "{name} is too large (at most {MAX_COUNT})"
+        )));
+    }
+    Ok(v as u64)
+}
+
+/// A duration: an integer with an optional unit (`us`, `ms`, `s`, `m`, `h`,
+/// `d`); a bare integer is seconds. Returned in µs.
+pub fn duration(name: &str, arg: &[u8]) -> Result<Micros, ArgError> {
+    let text = utf8(name, arg)?;
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '-'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "s" => 1_000_000,
+        "us" => 1,
+        "ms" => 1_000,
+        "m" => 60_000_000,
+        "h" => 3_600_000_000,
+        "d" => 86_400_000_000,
+        _ => {
+            return Err(ArgError::new(format!(
+                "{name} has an unknown unit{} (use us, ms, s, m, h or d)",
+                shown(unit.as_bytes())
+            )))
+        }
+    };
+    let what = "a positive integer with an optional unit (us, ms, s, m, h, d)";
+    let v = integer(name, number.as_bytes(), what)?;
+    if v <= 0 {
+        return Err(ArgError::new(format!("{name} must be greater than 0")));
+    }
+    let us = v.checked_mul(scale as i128).unwrap_or(i128::MAX);
+    if us > MAX_DURATION_US as i128 {
+        return Err(ArgError::new(format!(
+            "{name} is too long (at most {} days)",
+            MAX_DURATION_US / 86_400_000_000
+        )));
+    }
+    Ok(us as Micros)
+}
+
+/// Names of the positional parameters of each algorithm, in order.
+pub fn param_names(algo: Algorithm) -> &'static [&'static str] {
+    match algo {
+        Algorithm::Fixed | Algorithm::Sliding | Algorithm::Log => &["limit", "window"],
+        Algorithm::Token | Algorithm::Leaky => &["capacity", "rate", "period"],
+        Algorithm::Gcra => &["max_burst", "rate", "period"],
+    }
+}
+
+/// Parses the positional parameters of `algo` (exactly `param_names(algo).len()` args).
+pub fn params(algo: Algorithm, args: &[&[u8]], limits: &Limits) -> Result<Params, ArgError> {
+    let window = |args: &[&[u8]]| -> Result<WindowParams, ArgError> {
+        Ok(WindowParams {
+            limit: count("limit", args[0], 1)?,
+            window: duration("window", args[1])?,
+        })
+    };
+    let bucket = |args: &[&[u8]], first: &str, min: u64| -> Result<(u64, u64, Micros), ArgError> {
+        Ok((
+            count(first, args[0], min)?,
+            count("rate", args[1], 1)?,
+            duration("period", args[2])?,
+        ))
+    };
+    Ok(match algo {
+        Algorithm::Fixed => Params::Fixed(window(args)?),
+        Algorithm::Sliding => Params::Sliding(window(args)?),
+        Algorithm::Log => {
+            let p = window(args)?;
+            if p.limit > limits.log_max {
+                return Err(ArgError::new(format!(
+                    "limit is too large for RL.LOG (at most {}, see ratelimit.log-max)",
+                    limits.log_max
+                )));
+            }
+            Params::Log(p)
+        }
+        Algorithm::Token | Algorithm::Leaky => {
+            let (capacity, rate, period) = bucket(args, "capacity", 1)?;
+            let p = BucketParams {
+                capacity,
+                rate,
+                period,
+            };
+            if algo == Algorithm::Token {
+                Params::Token(p)
+            } else {
+                Params::Leaky(p)
+            }
+        }
+        Algorithm::Gcra => {
+            let (burst, rate, period) = bucket(args, "max_burst", 0)?;
+            if burst >= MAX_COUNT {
+                return Err(ArgError::new(format!(
+                    "max_burst is too large (at most {})",
+                    MAX_COUNT - 1
+                )));
+            }
+            Params::Gcra(BucketParams {
+                capacity: burst + 1,
+                rate,
+                period,
+            })
+        }
+    })
+}
+
+/// Optional trailing arguments shared by every command.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    pub cost: Option<u64>,
+    pub at: Option<Micros>,
+}
+
+/// Parses `COST n` and `AT unix_ms`, each at most once, in any order.
+pub fn options(args: &[&[u8]]) -> Result<Options, ArgError> {
+    let mut opts = Options::default();
+    let mut i = 0;
+    while i < args.len() {
+        let name = args[i];
+        let value = args.get(i + 1).copied();
+        if name.eq_ignore_ascii_case(b"COST") {
+            let v = value.ok_or_else(|| ArgError::new("COST needs a value"))?;
+            if opts.cost.is_some() {
+                return Err(ArgError::new("COST given more than once"));
+            }
+            opts.cost = Some(count("COST", v, 0)?);
+        } else if name.eq_ignore_ascii_case(b"AT") {
+            let v = value.ok_or_else(|| ArgError::new("AT needs a value"))?;
+            if opts.at.is_some() {
+                return Err(ArgError::new("AT given more than once"));
+            }
+            opts.at = Some(at(v)?);
+        } else {
+            return Err(ArgError::new(format!(
+                "unknown option{} (expected COST or AT)",
+                shown(name)
+            )));
+        }
+        i += 2;
+    }
+    Ok(opts)
+}
+
+fn at(arg: &[u8]) -> Result<Micros, ArgError> {
+    let max_ms = MAX_TIME_US / 1000;
+    let what = "a Unix time in milliseconds";
+    let v = integer("AT", arg, what)?;
+    if !(0..=max_ms as i128).contains(&v) {
+        return Err(ArgError::new(format!("AT must be between 0 and {max_ms}")));
+    }
+    Ok(v as Micros * 1000)
+}
+
+/// Parses everything after the key of `RL.<algo> key ...`.
+pub fn request(
+    algo: Algorithm,
+    command: &str,
+    args: &[&[u8]],
+    limits: &Limits,
+) -> Result<Request, ArgError> {
+    let n = param_names(algo).len();
+    if args.len() < n {
+        return Err(arity_error(command));
+    }
+    let params = params(algo, &args[..n], limits)?;
+    let opts = options(&args[n..])?;
+    Ok(Request {
+        params,
+        cost: opts.cost.unwrap_or(1),
+        at: opts.at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(r: Result<impl std::fmt::Debug, ArgError>) -> String {
+        r.expect_err("expected an error").0
+    }
+
+    #[test]
+    fn durations() {
+        let cases: &[(&str, Micros)] = &[
+            ("1", 1_000_000),
+            ("60s", 60_000_000),
+            ("500ms", 500_000),
+            ("1m", 60_000_000),
+            ("1h", 3_600_000_000),
+            ("1d", 86_400_000_000),
+            ("7us", 7),
+            ("2H", 7_200_000_000),
+            ("36500d", 3_153_600_000_000_000),
+        ];
+        for &(text, us) in cases {
+            assert_eq!(duration("window", text.as_bytes()), Ok(us), "{text}");
+        }
+    }
+
+    #[test]
+    fn bad_durations_name_the_argument() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"0", "ERR window must be greater than 0"),
+            (b"-5s", "ERR window must be greater than 0"),
+            (b"5w", "ERR window has an unknown unit 'w' (use us, ms, s, m, h or d)"),
+            (b"s", "ERR window must be a positive integer with an optional unit (us, ms, s, m, h, d), got an empty string"),
+            (b"1.5s", "ERR window has an unknown unit '.5s' (use us, ms, s, m, h or d)"),
+            (b"99999999999999999999999d", "ERR window must be a positive integer with an optional unit (us, ms, s, m, h, d), got '99999999999999999999999'"),
+            (b"4000000d", "ERR window is too long (at most 1157407 days)"),
+            (b"\xff\xfe", "ERR window is not valid UTF-8"),
+        ];
+        for &(arg, msg) in cases {
+            assert_eq!(err(duration("window", arg)), msg, "{arg:?}");
+        }
+    }
+
+    #[test]
+    fn counts() {
+        assert_eq!(count("limit", b"10", 1), Ok(10));
+        assert_eq!(
+            err(count("limit", b"0", 1)),
+            "ERR limit must be greater than 0"
+        );
+        assert_eq!(
+            err(count("limit", b"-1", 1)),
+            "ERR limit must be greater than 0"
+        );
+        assert_eq!(
+            err(count("COST", b"-1", 0)),
+            "ERR COST must not be negative"
+        );
+        assert_eq!(
+            err(count("limit", b"abc", 1)),
+            "ERR limit must be a positive integer, got 'abc'"
+        );
+        assert_eq!(
+            err(count("limit", b"1e3", 1)),
+            "ERR limit must be a positive integer, got '1e3'"
+        );
+        assert_eq!(
+            err(count("limit", b"", 1)),
+            "ERR limit must be a positive integer, got an empty string"
+        );
+        assert_eq!(
+            err(count("limit", b"1000000000000001", 1)),
+            "ERR limit is too large (at most 1000000000000000)"
+        );
+        assert_eq!(
+            err(count("limit", b"\r\n", 1)),
+            "ERR limit must be a positive integer, got a value that is not a number"
+        );
+    }
+
+    #[test]
+    fn requests() {
+        let l = Limits::default();
+        let r = request(
+            Algorithm::Token,
+            "RL.TOKEN",
+            &[b"10", b"5", b"1s", b"cost", b"3", b"AT", b"1000"],
+            &l,
+        )
+        .unwrap();
+        assert_eq!(
+            r,
+            Request {
+                params: Params::Token(BucketParams {
+                    capacity: 10,
+                    rate: 5,
+                    period: 1_000_000
+                }),
+                cost: 3,
+                at: Some(1_000_000),
+            }
+        );
+        let r = request(Algorithm::Gcra, "RL.GCRA", &[b"0", b"1", b"1"], &l).unwrap();
+        assert_eq!(
+            r.params,
+            Params::Gcra(BucketParams {
+                capacity: 1,
+                rate: 1,
+                period: 1_000_000
+            })
+        );
+        assert_eq!(
+            err(request(Algorithm::Fixed, "RL.FIXED", &[b"10"], &l)),
+            "ERR wrong number of arguments for 'rl.fixed' command"
+        );
+        assert_eq!(
+            err(request(
+                Algorithm::Fixed,
+                "RL.FIXED",
+                &[b"10", b"1", b"COST"],
+                &l
+            )),
+            "ERR COST needs a value"
+        );
+        assert_eq!(
+            err(request(
+                Algorithm::Fixed,
+                "RL.FIXED",
+                &[b"10", b"1", b"COST", b"1", b"COST", b"2"],
+                &l
+            )),
+            "ERR COST given more than once"
+        );
+        assert_eq!(
+            err(request(
+                Algorithm::Fixed,
+                "RL.FIXED",
+                &[b"10", b"1", b"FOO", b"1"],
+                &l
+            )),
+            "ERR unknown option 'FOO' (expected COST or AT)"
+        );
+        assert_eq!(
+            err(request(
+                Algorithm::Fixed,
+                "RL.FIXED",
+                &[b"10", b"1", b"AT", b"-1"],
+                &l
+            )),
+            "ERR AT must be between 0 and 253402300799999"
+        );
+        assert_eq!(
+            err(request(Algorithm::Log, "RL.LOG", &[b"10001", b"1"], &l)),
+            "ERR limit is too large for RL.LOG (at most 10000, see ratelimit.log-max)"
+        );
+        assert_eq!(
+            err(request(
+                Algorithm::Token,
+                "RL.TOKEN",
+                &[b"10", b"0", b"1"],
+                &l
+            )),
+            "ERR rate must be greater than 0"
+        );
+        assert_eq!(
+            err(request(
+                Algorithm::Gcra,
+                "RL.GCRA",
+                &[b"-1", b"1", b"1"],
+                &l
+            )),
+            "ERR max_burst must not be negative"
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! `ratelimit`: native rate-limiting commands for Redis.
+//!
+//! - [`algo`]: the algorithms, pure Rust, no Redis types;
+//! - [`args`]: command-line parsing, pure Rust;
+//! - [`codec`]: binary encodings of the state and of replicated operations;
+//! - [`module`]: the thin Redis layer (commands, data type, clock, replies).
+
+pub mod algo;
+pub mod args;
+pub mod codec;
+pub mod module;
