@@ -291,6 +291,183 @@ pub fn request(
     })
 }
 
+/// Most limits one `RL.ALL` call may combine; far above any real policy,
+/// low enough that a call stays `fast`.
+pub const ALL_MAX_KEYS: usize = 64;
+
+/// `RL.ALL numkeys key [key ...] ALGO params [ALGO params ...] [COST n] [AT ms]`,
+/// once parsed. Keys stay positional: `keys` indexes the argument list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllRequest {
+    pub numkeys: usize,
+    pub params: Vec<Params>,
+    pub cost: u64,
+    pub at: Option<Micros>,
+}
+
+/// Parses everything after `RL.ALL` (so `args[0]` is numkeys). Keys are
+/// `args[1..=numkeys]`; the caller reads them from there.
+pub fn all_request(args: &[&[u8]], limits: &Limits) -> Result<AllRequest, ArgError> {
+    const COMMAND: &str = "RL.ALL";
+    if args.len() < 3 {
+        return Err(arity_error(COMMAND));
+    }
+    let numkeys = count("numkeys", args[0], 1)?;
+    if numkeys > ALL_MAX_KEYS as u64 {
+        return Err(ArgError::new(format!(
+            "numkeys is too large for RL.ALL (at most {ALL_MAX_KEYS})"
+        )));
+    }
+    let numkeys = numkeys as usize;
+    if args.len() < 1 + numkeys {
+        return Err(ArgError::new(
+            "numkeys is greater than the number of keys given",
+        ));
+    }
+    let keys = &args[1..=numkeys];
+    for (i, k) in keys.iter().enumerate() {
+        if keys[..i].contains(k) {
+            return Err(ArgError::new(format!(
+                "key {} of RL.ALL repeats key {}{}",
+                i + 1,
+                keys[..i].iter().position(|x| x == k).map_or(0, |j| j + 1),
+                shown(k)
+            )));
+        }
+    }
+    let mut rest = &args[1 + numkeys..];
+    let mut params = Vec::with_capacity(numkeys);
+    for n in 1..=numkeys {
+        let Some((&name, tail)) = rest.split_first() else {
+            return Err(ArgError::new(format!(
+                "RL.ALL needs one limit per key: limit {n} of {numkeys} is missing"
+            )));
+        };
+        let algo = Algorithm::from_name(name).ok_or_else(|| {
+            ArgError::new(format!(
+                "limit {n} must start with FIXED, SLIDING, LOG, TOKEN, LEAKY or GCRA, got{}",
+                shown_or_empty(name)
+            ))
+        })?;
+        let names = param_names(algo);
+        if tail.len() < names.len() {
+            return Err(ArgError::new(format!(
+                "limit {n} ({}) needs {}",
+                algo.name(),
+                names.join(", ")
+            )));
+        }
+        let p = self::params(algo, &tail[..names.len()], limits).map_err(|e| {
+            ArgError(format!(
+                "ERR limit {n} ({}): {}",
+                algo.name(),
+                e.0.strip_prefix("ERR ").unwrap_or(&e.0)
+            ))
+        })?;
+        params.push(p);
+        rest = &tail[names.len()..];
+    }
+    let opts = options(rest)?;
+    Ok(AllRequest {
+        numkeys,
+        params,
+        cost: opts.cost.unwrap_or(1),
+        at: opts.at,
+    })
+}
+
+/// `CL.THROTTLE key max_burst count period [quantity]`, redis-cell's syntax:
+/// `period` is whole seconds, `quantity` defaults to 1. Parses what follows
+/// the key.
+pub fn throttle_request(args: &[&[u8]]) -> Result<Request, ArgError> {
+    const COMMAND: &str = "CL.THROTTLE";
+    if !(3..=4).contains(&args.len()) {
+        return Err(arity_error(COMMAND));
+    }
+    let burst = count("max_burst", args[0], 0)?;
+    if burst >= MAX_COUNT {
+        return Err(ArgError::new(format!(
+            "max_burst is too large (at most {})",
+            MAX_COUNT - 1
+        )));
+    }
+    let rate = count("count", args[1], 1)?;
+    let max_period_s = MAX_DURATION_US / 1_000_000;
+    let period_s = count("period", args[2], 1)?;
+    if period_s > max_period_s {
+        return Err(ArgError::new(format!(
+            "period is too long (at most {max_period_s} seconds)"
+        )));
+    }
+    let cost = match args.get(3) {
+        Some(q) => count("quantity", q, 0)?,
+        None => 1,
+    };
+    Ok(Request {
+        params: Params::Gcra(BucketParams {
+            capacity: burst + 1,
+            rate,
+            period: period_s * 1_000_000,
+        }),
+        cost,
+        at: None,
+    })
+}
+
+/// Settings given as module arguments (`loadmodule ... log-max 5000`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ModuleArgs {
+    pub log_max: Option<u64>,
+    pub cell_compat: Option<bool>,
+}
+
+/// Parses `name value` pairs given to `loadmodule`; names may also be
+/// written with the `ratelimit.` prefix `CONFIG SET` uses. The error says
+/// which argument is wrong, for the server log.
+pub fn module_args(args: &[&[u8]], log_max_ceiling: u64) -> Result<ModuleArgs, String> {
+    let mut out = ModuleArgs::default();
+    if !args.len().is_multiple_of(2) {
+        return Err(format!(
+            "module arguments come in 'name value' pairs; '{}' has no value",
+            String::from_utf8_lossy(args[args.len() - 1])
+        ));
+    }
+    for pair in args.chunks(2) {
+        let raw_name = String::from_utf8_lossy(pair[0]).to_ascii_lowercase();
+        let name = raw_name.strip_prefix("ratelimit.").unwrap_or(&raw_name);
+        let value = String::from_utf8_lossy(pair[1]);
+        match name {
+            "log-max" => {
+                let v = count("log-max", pair[1], 1).map_err(|e| e.0[4..].to_string())?;
+                if v > log_max_ceiling {
+                    return Err(format!(
+                        "log-max is too large (at most {log_max_ceiling}), got '{value}'"
+                    ));
+                }
+                if out.log_max.replace(v).is_some() {
+                    return Err("log-max given more than once".into());
+                }
+            }
+            "cell-compat" => {
+                let v = match value.to_ascii_lowercase().as_str() {
+                    "yes" | "on" | "1" | "true" => true,
+                    "no" | "off" | "0" | "false" => false,
+                    _ => return Err(format!("cell-compat must be yes or no, got '{value}'")),
+                };
+                if out.cell_compat.replace(v).is_some() {
+                    return Err("cell-compat given more than once".into());
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "unknown module argument '{raw_name}' (expected log-max or cell-compat)"
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,6 +640,130 @@ mod tests {
                 &l
             )),
             "ERR max_burst must not be negative"
+        );
+    }
+
+    fn all(line: &str) -> Result<AllRequest, ArgError> {
+        let v: Vec<&[u8]> = line.split_whitespace().map(str::as_bytes).collect();
+        all_request(&v, &Limits::default())
+    }
+
+    #[test]
+    fn all_requests() {
+        let r = all("2 a b TOKEN 10 10 1s FIXED 1000 1d COST 2 AT 5").unwrap();
+        assert_eq!(r.numkeys, 2);
+        assert_eq!(r.cost, 2);
+        assert_eq!(r.at, Some(5000));
+        assert_eq!(r.params[0].algorithm(), Algorithm::Token);
+        assert_eq!(
+            r.params[1],
+            Params::Fixed(WindowParams {
+                limit: 1000,
+                window: 86_400_000_000
+            })
+        );
+        let cases = [
+            ("1 a", "ERR wrong number of arguments for 'rl.all' command"),
+            ("0 a FIXED 1 1", "ERR numkeys must be greater than 0"),
+            ("x a FIXED 1 1", "ERR numkeys must be a positive integer, got 'x'"),
+            ("65 a b", "ERR numkeys is too large for RL.ALL (at most 64)"),
+            ("3 a b", "ERR numkeys is greater than the number of keys given"),
+            ("2 a a FIXED 1 1 FIXED 1 1", "ERR key 2 of RL.ALL repeats key 1 'a'"),
+            (
+                "2 a b FIXED 1 1",
+                "ERR RL.ALL needs one limit per key: limit 2 of 2 is missing",
+            ),
+            (
+                "1 a BUCKET 1 1",
+                "ERR limit 1 must start with FIXED, SLIDING, LOG, TOKEN, LEAKY or GCRA, got 'BUCKET'",
+            ),
+            ("1 a TOKEN 1 1", "ERR limit 1 (TOKEN) needs capacity, rate, period"),
+            (
+                "2 a b FIXED 1 1s TOKEN 1 x 1s",
+                "ERR limit 2 (TOKEN): rate must be a positive integer, got 'x'",
+            ),
+            (
+                "1 a LOG 10001 1s",
+                "ERR limit 1 (LOG): limit is too large for RL.LOG (at most 10000, see ratelimit.log-max)",
+            ),
+            (
+                "1 a FIXED 1 1s FIXED 1 1s",
+                "ERR unknown option 'FIXED' (expected COST or AT)",
+            ),
+            ("1 a FIXED 1 1s COST -1", "ERR COST must not be negative"),
+        ];
+        for (line, want) in cases {
+            assert_eq!(err(all(line)), want, "{line}");
+        }
+    }
+
+    #[test]
+    fn throttle_requests() {
+        let t = |line: &str| {
+            let v: Vec<&[u8]> = line.split_whitespace().map(str::as_bytes).collect();
+            throttle_request(&v)
+        };
+        let r = t("15 30 60").unwrap();
+        assert_eq!(r.cost, 1);
+        assert_eq!(
+            r.params,
+            Params::Gcra(BucketParams {
+                capacity: 16,
+                rate: 30,
+                period: 60_000_000
+            })
+        );
+        assert_eq!(t("0 1 1 0").unwrap().cost, 0);
+        assert_eq!(
+            err(t("15 30")),
+            "ERR wrong number of arguments for 'cl.throttle' command"
+        );
+        assert_eq!(
+            err(t("15 30 1s")),
+            "ERR period must be a positive integer, got '1s'"
+        );
+        assert_eq!(err(t("15 0 60")), "ERR count must be greater than 0");
+        assert_eq!(err(t("-1 1 60")), "ERR max_burst must not be negative");
+        assert_eq!(err(t("1 1 60 -2")), "ERR quantity must not be negative");
+    }
+
+    #[test]
+    fn module_arguments() {
+        let m = |line: &str| {
+            let v: Vec<&[u8]> = line.split_whitespace().map(str::as_bytes).collect();
+            module_args(&v, 1_000_000)
+        };
+        assert_eq!(m("").unwrap(), ModuleArgs::default());
+        assert_eq!(
+            m("log-max 5 ratelimit.cell-compat yes").unwrap(),
+            ModuleArgs {
+                log_max: Some(5),
+                cell_compat: Some(true)
+            }
+        );
+        assert_eq!(
+            m("LOG-MAX 5 cell-compat off").unwrap().cell_compat,
+            Some(false)
+        );
+        assert_eq!(
+            m("log-max").unwrap_err(),
+            "module arguments come in 'name value' pairs; 'log-max' has no value"
+        );
+        assert_eq!(
+            m("log-max 0").unwrap_err(),
+            "log-max must be greater than 0"
+        );
+        assert_eq!(
+            m("log-max 2000000").unwrap_err(),
+            "log-max is too large (at most 1000000), got '2000000'"
+        );
+        assert_eq!(
+            m("cell-compat maybe").unwrap_err(),
+            "cell-compat must be yes or no, got 'maybe'"
+        );
+        assert_eq!(
+            m("speed 9").unwrap_err(),
+            "unknown module argument 'speed' (expected log-max or cell-compat)"
         );
     }
 }

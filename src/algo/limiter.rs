@@ -2,7 +2,8 @@
 
 use super::bucket::Flavor;
 use super::{
-    BucketParams, BucketState, Decision, FixedState, LogState, Micros, SlidingState, WindowParams,
+    to_u64, BucketParams, BucketState, Decision, FixedState, LogState, Micros, SlidingState,
+    WindowParams,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,6 +161,56 @@ impl Limiter {
                 })
             }
         })
+    }
+
+    /// The parameters in force and the stored state as named integers, for
+    /// `RL.INFO`. Times are µs since the Unix epoch, durations µs.
+    pub fn describe(&self) -> Vec<(&'static str, u64)> {
+        let window = |p: &WindowParams| [("limit", p.limit), ("window_us", p.window)];
+        let bucket = |first: &'static str, p: &BucketParams, s: &BucketState| {
+            let first_value = if first == "max_burst" {
+                p.capacity - 1
+            } else {
+                p.capacity
+            };
+            [
+                (first, first_value),
+                ("rate", p.rate),
+                ("period_us", p.period),
+                // Whole units in the bucket, rounded up (the state keeps
+                // fractions of a unit).
+                ("level", to_u64(s.scaled.div_ceil(p.period.max(1) as u128))),
+                ("updated_at_us", s.last),
+            ]
+        };
+        match self {
+            Limiter::Fixed(s) => {
+                let mut v = window(&s.params).to_vec();
+                v.extend([("window_start_us", s.start), ("count", s.count)]);
+                v
+            }
+            Limiter::Sliding(s) => {
+                let mut v = window(&s.params).to_vec();
+                v.extend([
+                    ("window_start_us", s.start),
+                    ("previous", s.prev),
+                    ("current", s.curr),
+                ]);
+                v
+            }
+            Limiter::Log(s) => {
+                let mut v = window(&s.params).to_vec();
+                v.extend([
+                    ("entries", s.entries.len() as u64),
+                    ("oldest_us", s.entries.front().copied().unwrap_or(0)),
+                    ("newest_us", s.entries.back().copied().unwrap_or(0)),
+                ]);
+                v
+            }
+            Limiter::Token(s) => bucket("capacity", &s.params, s).to_vec(),
+            Limiter::Leaky(s) => bucket("capacity", &s.params, s).to_vec(),
+            Limiter::Gcra(s) => bucket("max_burst", &s.params, s).to_vec(),
+        }
     }
 
     /// Heap bytes owned beyond the limiter itself (for `MEMORY USAGE`).

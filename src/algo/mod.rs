@@ -66,6 +66,44 @@ pub struct Decision {
     pub changed: bool,
 }
 
+impl Decision {
+    /// The answer of several limits decided together (`RL.ALL`): allowed
+    /// only if all allow; limit, remaining and reset of the tightest one (the
+    /// least remaining, then the longest reset); the longest wait, "never"
+    /// outweighing any wait. `decisions` must not be empty.
+    pub fn combine(decisions: &[Decision]) -> Decision {
+        let allowed = decisions.iter().all(|d| d.allowed);
+        let tightest = decisions
+            .iter()
+            .min_by(|a, b| {
+                a.remaining
+                    .cmp(&b.remaining)
+                    .then(b.reset_after.cmp(&a.reset_after))
+            })
+            .copied()
+            .unwrap_or(Decision {
+                allowed: true,
+                limit: 0,
+                remaining: 0,
+                retry_after: Some(0),
+                reset_after: 0,
+                changed: false,
+            });
+        // Denied: only the denying limits say how long to wait; allowed: the
+        // waits are the leaky buckets' queueing delays.
+        let mut waits = decisions.iter().filter(|d| allowed || !d.allowed);
+        let retry_after = waits.try_fold(0, |acc: Micros, d| Some(acc.max(d.retry_after?)));
+        Decision {
+            allowed,
+            limit: tightest.limit,
+            remaining: tightest.remaining,
+            retry_after,
+            reset_after: tightest.reset_after,
+            changed: decisions.iter().any(|d| d.changed) && allowed,
+        }
+    }
+}
+
 /// Integer ceiling division on `u128`; `d` must not be zero.
 #[inline]
 pub(crate) fn div_ceil_u128(n: u128, d: u128) -> u128 {
@@ -77,4 +115,51 @@ pub(crate) fn div_ceil_u128(n: u128, d: u128) -> u128 {
 #[inline]
 pub(crate) fn to_u64(v: u128) -> u64 {
     u64::try_from(v).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(
+        allowed: bool,
+        limit: u64,
+        remaining: u64,
+        retry: Option<Micros>,
+        reset: Micros,
+    ) -> Decision {
+        Decision {
+            allowed,
+            limit,
+            remaining,
+            retry_after: retry,
+            reset_after: reset,
+            changed: allowed,
+        }
+    }
+
+    #[test]
+    fn combine_takes_the_tightest_limit_and_the_longest_wait() {
+        let c = Decision::combine(&[
+            d(true, 10, 4, Some(0), 900),
+            d(true, 1000, 2, Some(0), 5000),
+        ]);
+        assert_eq!(c, d(true, 1000, 2, Some(0), 5000));
+
+        let c = Decision::combine(&[
+            d(false, 10, 0, Some(300), 900),
+            d(true, 1000, 7, Some(0), 5000),
+            d(false, 5, 0, Some(700), 400),
+        ]);
+        assert!(!c.allowed && !c.changed);
+        assert_eq!(c.retry_after, Some(700));
+        assert_eq!((c.limit, c.remaining, c.reset_after), (10, 0, 900));
+
+        let c = Decision::combine(&[d(false, 10, 0, Some(300), 900), d(false, 3, 3, None, 0)]);
+        assert_eq!(c.retry_after, None);
+
+        // Allowed: a leaky bucket's queueing delay is the wait to report.
+        let c = Decision::combine(&[d(true, 10, 4, Some(0), 900), d(true, 5, 3, Some(250), 800)]);
+        assert_eq!(c.retry_after, Some(250));
+    }
 }

@@ -10,34 +10,22 @@
 
 use std::ffi::{c_int, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ptr::NonNull;
 
 use redis_module::raw;
 
-use super::clock;
+use super::config::{self, LOG_MAX_CEILING};
 use super::datatype::{self, raw_type};
 use super::ffi::{self, Ctx, Holding, Key, RString};
-use super::reply;
+use super::{clock, reply, stats};
 use crate::algo::{Algorithm, Decision, Limiter, Micros, Params};
-use crate::args::{self, ArgError, Limits, DEFAULT_LOG_MAX};
+use crate::args::{self, ArgError};
 use crate::codec::{self, Op};
 
 pub const APPLY: &CStr = c"RL.APPLY";
 
-/// Hard ceiling of `ratelimit.log-max`: one RL.LOG key stays under 8 MB.
-pub const LOG_MAX_CEILING: u64 = 1_000_000;
-
-static LOG_MAX: AtomicU64 = AtomicU64::new(DEFAULT_LOG_MAX);
-
-pub fn set_log_max(v: u64) {
-    LOG_MAX.store(v.min(LOG_MAX_CEILING), Ordering::Relaxed);
-}
-
-fn limits() -> Limits {
-    Limits {
-        log_max: LOG_MAX.load(Ordering::Relaxed),
-    }
-}
+/// Keyspace event fired on the key of every denied request.
+const DENIED_EVENT: &CStr = c"rl.denied";
 
 const WRONGTYPE: &CStr = c"WRONGTYPE Operation against a key holding the wrong kind of value";
 
@@ -142,15 +130,45 @@ fn decide_key(
     let d = limiter
         .decide(params, cost, now)
         .map_err(|m| Failure::Mismatch(m.stored, m.requested))?;
-    if !d.changed {
-        return Ok(d);
+    if d.changed {
+        let change = Change {
+            params,
+            cost,
+            now,
+            expire_at_ms,
+        };
+        commit(ctx, &key, name, fresh, &d, &change, propagate)?;
     }
+    Ok(d)
+}
+
+/// What an allowed request did, as replicas must replay it.
+struct Change<'a> {
+    params: &'a Params,
+    cost: u64,
+    now: Micros,
+    /// Set when replaying; computed from the decision otherwise.
+    expire_at_ms: Option<i64>,
+}
+
+/// Stores a changed limiter (`fresh` when the key did not exist, else it was
+/// changed in place), sets the expiry, signals and propagates.
+fn commit(
+    ctx: Ctx,
+    key: &Key,
+    name: RString,
+    fresh: Option<Box<Limiter>>,
+    d: &Decision,
+    change: &Change,
+    propagate: Propagate,
+) -> Result<(), Failure> {
     if let Some(value) = fresh {
-        if !key.set_value(ty, value) {
+        if !key.set_value(raw_type(), value) {
             return Err(Failure::Corrupt("could not store the limiter".into()));
         }
+        stats::key_created();
     }
-    let at_ms = expire_at_ms.unwrap_or_else(|| {
+    let at_ms = change.expire_at_ms.unwrap_or_else(|| {
         clock::wall_now_ms().saturating_add(reply::ms_ceil(d.reset_after).max(1))
     });
     key.expire_at(at_ms);
@@ -158,16 +176,16 @@ fn decide_key(
     match propagate {
         Propagate::Op => {
             let op = Op {
-                params: *params,
-                cost,
-                now,
+                params: *change.params,
+                cost: change.cost,
+                now: change.now,
                 expire_at_ms: at_ms.max(0) as u64,
             };
             ffi::replicate(ctx, APPLY, name, &codec::encode_op(&op));
         }
         Propagate::Verbatim => ffi::replicate_verbatim(ctx),
     }
-    Ok(d)
+    Ok(())
 }
 
 fn is_resp3(flags: c_int) -> bool {
@@ -184,20 +202,29 @@ fn limit_command(
     if args.len() < 2 {
         return Err(args::arity_error(command).into());
     }
-    let req = with_bytes(&args[2..], |a| args::request(algo, command, a, &limits()))?;
+    let req = with_bytes(&args[2..], |a| {
+        args::request(algo, command, a, &config::limits())
+    })?;
     let flags = ffi::context_flags(ctx);
-    let now = clock::now(flags, req.at);
-    let d = decide_key(
-        ctx,
-        args[1],
-        &req.params,
-        req.cost,
-        now,
-        None,
-        Propagate::Op,
-    )?;
+    let d = client_decide(ctx, flags, args[1], &req)?;
     reply::decision(ctx, &d, is_resp3(flags));
     Ok(raw::Status::Ok as c_int)
+}
+
+/// A client's request on one key: decide, count, report a denial.
+fn client_decide(
+    ctx: Ctx,
+    flags: c_int,
+    key: RString,
+    req: &args::Request,
+) -> Result<Decision, Failure> {
+    let now = clock::now(flags, req.at);
+    let d = decide_key(ctx, key, &req.params, req.cost, now, None, Propagate::Op)?;
+    stats::count(req.params.algorithm(), d.allowed);
+    if !d.allowed {
+        ffi::notify(ctx, DENIED_EVENT, key);
+    }
+    Ok(d)
 }
 
 macro_rules! limit_handlers {
@@ -270,8 +297,150 @@ pub(crate) unsafe extern "C" fn rl_setstate(ctx: Ctx, argv_: *mut RString, argc:
         if !key.set_value(ty, Box::new(limiter)) {
             return Err(Failure::Corrupt("could not store the limiter".into()));
         }
+        stats::key_created();
         key.signal_modified(ctx, args[1]);
         ffi::replicate_verbatim(ctx);
         Ok(ffi::reply_ok(ctx))
+    })
+}
+
+/// One key of an `RL.ALL` call while it is being decided.
+struct Slot {
+    key: Key,
+    name: RString,
+    /// The stored limiter, if the key exists.
+    stored: Option<NonNull<Limiter>>,
+    /// The state the decision was made on: a copy of the stored one (or a
+    /// new one), so nothing is touched until every limit has allowed.
+    work: Limiter,
+}
+
+/// `RL.ALL numkeys key [key ...] ALGO params [ALGO params ...] [COST n] [AT ms]`:
+/// allowed only if every limit allows, and then every one is spent; a denial
+/// by any of them changes none.
+fn all_command(ctx: Ctx, args: &[RString]) -> Result<c_int, Failure> {
+    if args.len() < 2 {
+        return Err(args::arity_error("RL.ALL").into());
+    }
+    let req = with_bytes(&args[1..], |a| args::all_request(a, &config::limits()))?;
+    let names = &args[2..2 + req.numkeys];
+    let flags = ffi::context_flags(ctx);
+    let now = clock::now(flags, req.at);
+    let ty = raw_type();
+
+    let mut slots = Vec::with_capacity(names.len());
+    let mut decisions = Vec::with_capacity(names.len());
+    for (&name, params) in names.iter().zip(&req.params) {
+        let key = Key::open(ctx, name, req.cost > 0);
+        let (stored, mut work) = match key.holding::<Limiter>(ty) {
+            Holding::Other => return Err(Failure::WrongType),
+            Holding::Ours(p) => (Some(p), unsafe { p.as_ref() }.clone()),
+            Holding::Nothing => (None, Limiter::new(params)),
+        };
+        let d = work
+            .decide(params, req.cost, now)
+            .map_err(|m| Failure::Mismatch(m.stored, m.requested))?;
+        decisions.push(d);
+        slots.push(Slot {
+            key,
+            name,
+            stored,
+            work,
+        });
+    }
+
+    if !decisions.iter().all(|d| d.allowed) && req.cost > 0 {
+        // Nothing will be spent, so a limit that would have allowed reports
+        // what it has now rather than what it would have had after.
+        for ((slot, d), params) in slots.iter().zip(&mut decisions).zip(&req.params) {
+            if d.allowed {
+                let mut current = match slot.stored {
+                    Some(p) => unsafe { p.as_ref() }.clone(),
+                    None => Limiter::new(params),
+                };
+                if let Ok(peek) = current.decide(params, 0, now) {
+                    *d = peek;
+                }
+            }
+        }
+    }
+    let combined = Decision::combine(&decisions);
+    for ((slot, d), params) in slots.iter().zip(&decisions).zip(&req.params) {
+        stats::count(params.algorithm(), d.allowed);
+        if !d.allowed {
+            ffi::notify(ctx, DENIED_EVENT, slot.name);
+        }
+    }
+    stats::count_all(combined.allowed);
+
+    if combined.allowed && req.cost > 0 {
+        for ((slot, d), params) in slots.into_iter().zip(&decisions).zip(&req.params) {
+            let fresh = match slot.stored {
+                Some(p) => {
+                    // Same instant, same parameters: the copy is exactly
+                    // what deciding on the stored value would have made.
+                    unsafe { *p.as_ptr() = slot.work };
+                    None
+                }
+                None => Some(Box::new(slot.work)),
+            };
+            let change = Change {
+                params,
+                cost: req.cost,
+                now,
+                expire_at_ms: None,
+            };
+            commit(ctx, &slot.key, slot.name, fresh, d, &change, Propagate::Op)?;
+        }
+    }
+    reply::all(ctx, &combined, &decisions, is_resp3(flags));
+    Ok(raw::Status::Ok as c_int)
+}
+
+pub(crate) unsafe extern "C" fn rl_all(ctx: Ctx, argv_: *mut RString, argc: c_int) -> c_int {
+    let args = argv(argv_, argc);
+    guarded(ctx, || all_command(ctx, args))
+}
+
+/// `CL.THROTTLE key max_burst count period [quantity]`: redis-cell's command
+/// and reply, decided by our GCRA and replicated by effect like the rest.
+pub(crate) unsafe extern "C" fn cl_throttle(ctx: Ctx, argv_: *mut RString, argc: c_int) -> c_int {
+    let args = argv(argv_, argc);
+    guarded(ctx, || {
+        if args.len() < 2 {
+            return Err(args::arity_error("CL.THROTTLE").into());
+        }
+        let req = with_bytes(&args[2..], args::throttle_request)?;
+        let flags = ffi::context_flags(ctx);
+        let d = client_decide(ctx, flags, args[1], &req)?;
+        reply::cell(ctx, &d);
+        Ok(raw::Status::Ok as c_int)
+    })
+}
+
+/// `RL.INFO key`: the algorithm, parameters, state, what a request could
+/// spend now and the TTL, without changing anything.
+pub(crate) unsafe extern "C" fn rl_info(ctx: Ctx, argv_: *mut RString, argc: c_int) -> c_int {
+    let args = argv(argv_, argc);
+    guarded(ctx, || {
+        if args.len() != 2 {
+            return Err(args::arity_error("RL.INFO").into());
+        }
+        let key = Key::open(ctx, args[1], false);
+        let limiter: &Limiter = match key.holding::<Limiter>(raw_type()) {
+            Holding::Other => return Err(Failure::WrongType),
+            Holding::Nothing => return Ok(ffi::reply_null(ctx)),
+            Holding::Ours(p) => unsafe { p.as_ref() },
+        };
+        let now = clock::now(ffi::context_flags(ctx), None);
+        // A peek on a copy: `decide` with cost 0 never changes the state,
+        // but the stored value is only borrowed here.
+        let params = limiter.params();
+        let peek = limiter
+            .clone()
+            .decide(&params, 0, now)
+            .map_err(|m| Failure::Mismatch(m.stored, m.requested))?;
+        reply::info(ctx, limiter, &peek, key.ttl_ms());
+        Ok(raw::Status::Ok as c_int)
     })
 }

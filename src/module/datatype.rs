@@ -58,7 +58,10 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
         Err(_) => return std::ptr::null_mut(),
     };
     match codec::decode(buffer.as_ref(), encver) {
-        Ok(l) => Box::into_raw(Box::new(l)).cast(),
+        Ok(l) => {
+            super::stats::key_created();
+            Box::into_raw(Box::new(l)).cast()
+        }
         Err(e) => {
             let ctx = raw::RedisModule_GetContextFromIO.map_or(std::ptr::null_mut(), |f| f(rdb));
             raw::redis_log(ctx, &format!("ratelimit: refusing to load a value: {e}"));
@@ -101,6 +104,7 @@ unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void)
 
 unsafe extern "C" fn free(value: *mut c_void) {
     drop(Box::from_raw(value.cast::<Limiter>()));
+    super::stats::key_freed();
 }
 
 unsafe extern "C" fn copy(
@@ -109,5 +113,6 @@ unsafe extern "C" fn copy(
     value: *const c_void,
 ) -> *mut c_void {
     let l = &*value.cast::<Limiter>();
+    super::stats::key_created();
     Box::into_raw(Box::new(l.clone())).cast()
 }

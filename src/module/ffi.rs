@@ -137,18 +137,35 @@ impl Key {
     }
 
     /// Sets the key's expiry to the absolute Unix time `at_ms`. Redis 7.2+
-    /// takes it as is; on 7.0 only a relative TTL exists, computed against a
-    /// clock read just before, which lands on the same millisecond unless the
-    /// clock ticks between the two reads.
+    /// takes it as is. On 7.0 only a relative TTL exists, which Redis adds to
+    /// its own clock reading; reading the same clock just before and just
+    /// after, and redoing the rare call during which the millisecond ticked,
+    /// makes the stored time exactly `at_ms`, so master, replicas and reloads
+    /// agree to the millisecond.
     pub fn expire_at(&self, at_ms: i64) {
         unsafe {
             if let Some(set_abs) = raw::RedisModule_SetAbsExpire {
                 set_abs(self.0, at_ms);
-            } else {
-                let ttl = (at_ms - super::clock::wall_now_ms()).max(1);
-                raw::RedisModule_SetExpire.unwrap()(self.0, ttl);
+                return;
+            }
+            let set = raw::RedisModule_SetExpire.unwrap();
+            for _ in 0..8 {
+                let before = super::clock::wall_now_ms();
+                set(self.0, (at_ms - before).max(1));
+                if super::clock::wall_now_ms() == before {
+                    return;
+                }
             }
         }
+    }
+
+    /// Remaining time to live in ms, or `None` without an expiry.
+    pub fn ttl_ms(&self) -> Option<i64> {
+        if self.0.is_null() {
+            return None;
+        }
+        let ttl = unsafe { raw::RedisModule_GetExpire.unwrap()(self.0) };
+        (ttl >= 0).then_some(ttl)
     }
 
     pub fn signal_modified(&self, ctx: Ctx, name: RString) {
@@ -189,4 +206,21 @@ pub fn replicate_verbatim(ctx: Ctx) {
 
 pub fn log_warning(ctx: Ctx, msg: &str) {
     raw::redis_log(ctx, msg);
+}
+
+/// Fires a keyspace event of the module class (`notify-keyspace-events` flag
+/// `d`); costs next to nothing when notifications are off.
+pub fn notify(ctx: Ctx, event: &CStr, key: RString) {
+    unsafe {
+        raw::RedisModule_NotifyKeyspaceEvent.unwrap()(
+            ctx,
+            raw::REDISMODULE_NOTIFY_MODULE,
+            event.as_ptr(),
+            key,
+        );
+    }
+}
+
+pub fn reply_null(ctx: Ctx) -> c_int {
+    unsafe { raw::RedisModule_ReplyWithNull.unwrap()(ctx) }
 }
