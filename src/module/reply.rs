@@ -36,9 +36,15 @@ pub fn fields(d: &Decision) -> [i64; 5] {
 
 /// Writes one decision (without returning a status, so callers can nest it).
 pub fn decision(ctx: Ctx, d: &Decision, resp3: bool) {
+    five(ctx, d, resp3, 0);
+}
+
+/// The five fields of `d`, as an array (RESP2) or a map (RESP3) with
+/// `extra` more entries that the caller writes next.
+fn five(ctx: Ctx, d: &Decision, resp3: bool, extra: usize) {
     let values = fields(d);
     if resp3 {
-        ffi::reply_map(ctx, FIELDS.len());
+        ffi::reply_map(ctx, FIELDS.len() + extra);
         for (i, (name, v)) in FIELDS.iter().zip(values).enumerate() {
             ffi::reply_simple(ctx, name);
             if i == 0 {
@@ -48,7 +54,7 @@ pub fn decision(ctx: Ctx, d: &Decision, resp3: bool) {
             }
         }
     } else {
-        ffi::reply_array(ctx, FIELDS.len());
+        ffi::reply_array(ctx, FIELDS.len() + extra);
         for v in values {
             ffi::reply_i64(ctx, v);
         }
@@ -58,26 +64,12 @@ pub fn decision(ctx: Ctx, d: &Decision, resp3: bool) {
 /// `RL.ALL`: the combined decision's five fields, then one decision per key.
 /// RESP3: a map of the combined fields plus `limits`, a list of maps.
 pub fn all(ctx: Ctx, combined: &Decision, each: &[Decision], resp3: bool) {
-    let values = fields(combined);
     if resp3 {
-        ffi::reply_map(ctx, FIELDS.len() + 1);
-        for (i, (name, v)) in FIELDS.iter().zip(values).enumerate() {
-            ffi::reply_simple(ctx, name);
-            if i == 0 {
-                ffi::reply_bool(ctx, v != 0);
-            } else {
-                ffi::reply_i64(ctx, v);
-            }
-        }
+        five(ctx, combined, true, 1);
         ffi::reply_simple(ctx, c"limits");
-    } else {
-        ffi::reply_array(ctx, FIELDS.len() + each.len());
-        for v in values {
-            ffi::reply_i64(ctx, v);
-        }
-    }
-    if resp3 {
         ffi::reply_array(ctx, each.len());
+    } else {
+        five(ctx, combined, false, each.len());
     }
     for d in each {
         decision(ctx, d, resp3);
