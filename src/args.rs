@@ -65,22 +65,25 @@ fn utf8<'a>(name: &str, arg: &'a [u8]) -> Result<&'a str, ArgError> {
     std::str::from_utf8(arg).map_err(|_| ArgError::new(format!("{name} is not valid UTF-8")))
 }
 
-/// Parses a decimal integer: optional `-`, then 1 to 20 digits.
+/// Parses a decimal integer: optional `-`, then 1 to 20 digits. Runs on
+/// every argument of every call, so the common case is a plain byte loop;
+/// UTF-8 is only examined to word an error.
 fn integer(name: &str, arg: &[u8], what: &str) -> Result<i128, ArgError> {
-    let text = utf8(name, arg)?;
-    let (neg, digits) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
+    let (neg, digits) = match arg.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, arg),
     };
-    if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
+        utf8(name, arg)?;
         return Err(ArgError::new(format!(
             "{name} must be {what}, got{}",
             shown_or_empty(arg)
         )));
     }
-    let v: i128 = digits
-        .parse()
-        .map_err(|_| ArgError::new(format!("{name} must be {what}")))?;
+    // At most 20 digits: below 10^20, far inside i128.
+    let v = digits
+        .iter()
+        .fold(0i128, |acc, &d| acc * 10 + (d - b'0') as i128);
     Ok(if neg { -v } else { v })
 }
 
@@ -123,27 +126,35 @@ pub fn count(name: &str, arg: &[u8], min: u64) -> Result<u64, ArgError> {
 /// A duration: an integer with an optional unit (`us`, `ms`, `s`, `m`, `h`,
 /// `d`); a bare integer is seconds. Returned in µs.
 pub fn duration(name: &str, arg: &[u8]) -> Result<Micros, ArgError> {
-    let text = utf8(name, arg)?;
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '-'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let scale: u64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "s" => 1_000_000,
-        "us" => 1,
-        "ms" => 1_000,
-        "m" => 60_000_000,
-        "h" => 3_600_000_000,
-        "d" => 86_400_000_000,
-        _ => {
-            return Err(ArgError::new(format!(
-                "{name} has an unknown unit{} (use us, ms, s, m, h or d)",
-                shown(unit.as_bytes())
-            )))
+    let split = arg
+        .iter()
+        .position(|&c| !(c.is_ascii_digit() || c == b'-'))
+        .unwrap_or(arg.len());
+    let (number, unit) = arg.split_at(split);
+    const UNITS: [(&[u8], u64); 6] = [
+        (b"s", 1_000_000),
+        (b"us", 1),
+        (b"ms", 1_000),
+        (b"m", 60_000_000),
+        (b"h", 3_600_000_000),
+        (b"d", 86_400_000_000),
+    ];
+    let scale = if unit.is_empty() {
+        1_000_000
+    } else {
+        match UNITS.iter().find(|(u, _)| unit.eq_ignore_ascii_case(u)) {
+            Some(&(_, scale)) => scale,
+            None => {
+                utf8(name, arg)?;
+                return Err(ArgError::new(format!(
+                    "{name} has an unknown unit{} (use us, ms, s, m, h or d)",
+                    shown(unit)
+                )));
+            }
         }
     };
     let what = "a positive integer with an optional unit (us, ms, s, m, h, d)";
-    let v = integer(name, number.as_bytes(), what)?;
+    let v = integer(name, number, what)?;
     if v <= 0 {
         return Err(ArgError::new(format!("{name} must be greater than 0")));
     }

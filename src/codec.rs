@@ -49,17 +49,57 @@ impl std::fmt::Display for DecodeError {
     }
 }
 
-struct Writer(Vec<u8>);
+/// Where encoded bytes go: a `Vec` for states (a log can be large), a
+/// fixed buffer for replication ops, which are small and made on every
+/// allowed call.
+trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+}
 
-impl Writer {
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// Longest op: version, tag, three parameters, cost, time, expiry.
+const OP_MAX_LEN: usize = 2 + 6 * 8;
+
+/// An encoded op, held on the stack.
+pub struct OpBytes {
+    buf: [u8; OP_MAX_LEN],
+    len: usize,
+}
+
+impl Sink for OpBytes {
+    fn put(&mut self, bytes: &[u8]) {
+        // Ops are bounded by construction; an overflow would be a bug, and is
+        // truncated rather than allowed to panic inside the server.
+        let end = (self.len + bytes.len()).min(OP_MAX_LEN);
+        let n = end - self.len;
+        self.buf[self.len..end].copy_from_slice(&bytes[..n]);
+        self.len = end;
+    }
+}
+
+impl std::ops::Deref for OpBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+struct Writer<S: Sink>(S);
+
+impl<S: Sink> Writer<S> {
     fn u8(&mut self, v: u8) {
-        self.0.push(v);
+        self.0.put(&[v]);
     }
     fn u64(&mut self, v: u64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
+        self.0.put(&v.to_le_bytes());
     }
     fn u128(&mut self, v: u128) {
-        self.0.extend_from_slice(&v.to_le_bytes());
+        self.0.put(&v.to_le_bytes());
     }
 }
 
@@ -115,7 +155,7 @@ fn duration_in_range(v: u64) -> Result<u64, DecodeError> {
     }
 }
 
-fn write_params(w: &mut Writer, params: &Params) {
+fn write_params<S: Sink>(w: &mut Writer<S>, params: &Params) {
     w.u8(params.algorithm().tag());
     match params {
         Params::Fixed(p) | Params::Sliding(p) | Params::Log(p) => {
@@ -244,8 +284,11 @@ pub struct Op {
     pub expire_at_ms: u64,
 }
 
-pub fn encode_op(op: &Op) -> Vec<u8> {
-    let mut w = Writer(Vec::with_capacity(48));
+pub fn encode_op(op: &Op) -> OpBytes {
+    let mut w = Writer(OpBytes {
+        buf: [0; OP_MAX_LEN],
+        len: 0,
+    });
     w.u8(OP_VERSION);
     write_params(&mut w, &op.params);
     w.u64(op.cost);
