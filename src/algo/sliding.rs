@@ -130,7 +130,8 @@ impl SlidingState {
     }
 
     pub fn is_valid(&self) -> bool {
-        self.prev <= self.params.limit && self.curr <= self.params.limit
+        // `prev` may exceed a limit lowered since it was counted: it only fades out.
+        self.prev <= super::MAX_COUNT && self.curr <= self.params.limit
     }
 }
 
