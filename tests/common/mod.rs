@@ -64,6 +64,18 @@ impl Value {
     pub fn is_error(&self) -> bool {
         matches!(self, Value::Error(_))
     }
+
+    /// One `name:value` integer field of an `INFO` reply.
+    pub fn info_int(&self, field: &str) -> i64 {
+        let text = self.text();
+        let prefix = format!("{field}:");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {field} in INFO"))
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{field} is not an integer"))
+    }
 }
 
 /// An argument: anything that is bytes.
@@ -319,6 +331,25 @@ impl Server {
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Stops the server with `SHUTDOWN NOSAVE` and waits (up to `timeout`)
+    /// for the process to exit on its own, so a wrapper such as valgrind
+    /// gets to write its report; returns the exit status, `None` if it had
+    /// to be killed.
+    pub fn shutdown_gracefully(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        if let Ok(mut c) = Client::connect(self.port) {
+            c.send(&[b"SHUTDOWN".to_vec(), b"NOSAVE".to_vec()]);
+        }
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill();
+        None
     }
 
     fn kill(&mut self) {
