@@ -1,0 +1,791 @@
+//! Resource limits and bad input: maxmemory with and without eviction,
+//! module memory accounted by Redis, the largest and smallest parameters,
+//! and a table-driven catalogue of malformed arguments for every command.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Client, Server, Value};
+
+const T0: i64 = 1_700_000_000_000;
+
+fn words(line: &str) -> Vec<Vec<u8>> {
+    line.split_whitespace()
+        .map(|s| s.as_bytes().to_vec())
+        .collect()
+}
+
+fn info(c: &mut Client, section: &str, field: &str) -> i64 {
+    c.cmd(&format!("INFO {section}")).info_int(field)
+}
+
+/// An `RL.APPLY` op as the codec lays it out: a FIXED limit of `limit` per
+/// `window_us`, `cost` units at `now_us`, expiring at `expire_ms`.
+fn fixed_op(limit: u64, window_us: u64, cost: u64, now_us: u64, expire_ms: u64) -> Vec<u8> {
+    let mut op = vec![1u8, 1];
+    for v in [limit, window_us, cost, now_us, expire_ms] {
+        op.extend_from_slice(&v.to_le_bytes());
+    }
+    op
+}
+
+/// A FIXED limiter's state for `RL.SETSTATE key 1 <blob>`.
+fn fixed_state(limit: u64, window_us: u64, start_us: u64, count: u64) -> Vec<u8> {
+    let mut blob = vec![1u8];
+    for v in [limit, window_us, start_us, count] {
+        blob.extend_from_slice(&v.to_le_bytes());
+    }
+    blob
+}
+
+// ------------------------------------------------------- resource limits ---
+
+#[test]
+fn oom_with_noeviction_refuses_every_write_and_changes_nothing() {
+    let s = Server::start();
+    let mut c = s.client();
+    assert_eq!(c.cmd(&format!("RL.FIXED old 5 1m AT {T0}")).ints()[0], 1);
+    let dump = c.cmd("DUMP old");
+    let ttl = c.cmd("PTTL old").int();
+    assert_eq!(c.cmd("CONFIG SET maxmemory-policy noeviction").text(), "OK");
+    assert_eq!(c.cmd("CONFIG SET maxmemory 1").text(), "OK");
+
+    let far = (T0 as u64 + 60_000) * 1000;
+    let refused: Vec<Vec<Vec<u8>>> = vec![
+        words(&format!("RL.FIXED new 5 1m AT {T0}")),
+        words(&format!("RL.SLIDING new 5 1m AT {T0}")),
+        words(&format!("RL.LOG new 5 1m AT {T0}")),
+        words(&format!("RL.TOKEN new 5 1 1s AT {T0}")),
+        words(&format!("RL.LEAKY new 5 1 1s AT {T0}")),
+        words(&format!("RL.GCRA new 5 1 1s AT {T0}")),
+        // An existing key: refused too, not half-written.
+        words(&format!("RL.FIXED old 5 1m AT {T0}")),
+        words(&format!("RL.ALL 2 new old FIXED 5 1m FIXED 5 1m AT {T0}")),
+        // deny-oom refuses peeks as well (Redis decides before the call).
+        words(&format!("RL.FIXED old 5 1m COST 0 AT {T0}")),
+        vec![
+            b"RL.APPLY".to_vec(),
+            b"new".to_vec(),
+            fixed_op(5, 60_000_000, 1, far, T0 as u64 + 120_000),
+        ],
+        vec![
+            b"RL.SETSTATE".to_vec(),
+            b"new".to_vec(),
+            b"1".to_vec(),
+            fixed_state(5, 60_000_000, far, 1),
+        ],
+    ];
+    for args in &refused {
+        let reply = c.call(args);
+        assert!(
+            matches!(&reply, Value::Error(e) if e.starts_with("OOM ")),
+            "{:?}: {reply:?}",
+            String::from_utf8_lossy(&args[0])
+        );
+    }
+    assert_eq!(c.cmd("DBSIZE").int(), 1, "a refused call created a key");
+    assert_eq!(c.cmd("DUMP old"), dump, "a refused call changed a key");
+    assert!(c.cmd("PTTL old").int() <= ttl);
+    // Reading is still allowed.
+    assert!(!c.cmd("RL.INFO old").is_error());
+
+    assert_eq!(c.cmd("CONFIG SET maxmemory 0").text(), "OK");
+    assert_eq!(
+        c.cmd(&format!("RL.FIXED old 5 1m AT {T0}")).ints(),
+        vec![1, 5, 3, 0, 60_000]
+    );
+}
+
+#[test]
+fn module_memory_is_counted_in_used_memory() {
+    let s = Server::start();
+    let mut c = s.client();
+    // First calls of a command allocate its latency histogram for good.
+    c.cmd("RL.LOG warm 1 1h");
+    c.cmd("MEMORY USAGE warm");
+    c.cmd("DEL warm");
+    let before = info(&mut c, "memory", "used_memory");
+    assert_eq!(c.cmd("RL.LOG big 10000 1h COST 10000").ints()[0], 1);
+    let after = info(&mut c, "memory", "used_memory");
+    assert!(
+        after - before >= 80_000,
+        "a 10,000-entry log added only {} bytes to used_memory",
+        after - before
+    );
+    assert!(c.cmd("MEMORY USAGE big").int() >= 80_000);
+    c.cmd("DEL big");
+    let freed = info(&mut c, "memory", "used_memory");
+    assert!(
+        freed <= before + 4096,
+        "used_memory {freed} after DEL, {before} before"
+    );
+}
+
+#[test]
+fn eviction_policies_evict_limiters_cleanly() {
+    for policy in ["allkeys-lru", "volatile-ttl", "allkeys-random"] {
+        let s = Server::start();
+        let mut c = s.client();
+        c.cmd("RL.LOG warm 1 1h");
+        c.cmd("DEL warm");
+        let used = info(&mut c, "memory", "used_memory");
+        let max = used + 1024 * 1024;
+        assert_eq!(
+            c.cmd(&format!("CONFIG SET maxmemory-policy {policy}"))
+                .text(),
+            "OK"
+        );
+        assert_eq!(c.cmd(&format!("CONFIG SET maxmemory {max}")).text(), "OK");
+        // About 5 MB of limiters into 1 MB: most must be evicted, and every
+        // call must still succeed.
+        let n = 20_000;
+        for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+            for i in chunk {
+                // Different TTLs, so volatile-ttl has a choice to make.
+                c.send(&words(&format!(
+                    "RL.LOG k:{i} 20 {}s COST 20",
+                    3600 + i % 1000
+                )));
+            }
+            for _ in chunk {
+                let reply = c.read();
+                assert!(matches!(reply, Value::Array(_)), "{policy}: {reply:?}");
+            }
+        }
+        let evicted = info(&mut c, "stats", "evicted_keys");
+        let keys = c.cmd("DBSIZE").int();
+        assert!(evicted > 0, "{policy}: nothing evicted");
+        assert_eq!(keys + evicted, n, "{policy}: keys lost without eviction");
+        let used = info(&mut c, "memory", "used_memory");
+        assert!(
+            used <= max + 64 * 1024,
+            "{policy}: used_memory {used} > maxmemory {max}"
+        );
+        // What is left is intact, and an evicted key starts afresh.
+        let mut seen = 0;
+        for i in (0..n).step_by(97) {
+            match c.cmd(&format!("RL.INFO k:{i}")) {
+                Value::Null => {
+                    let fresh = c.cmd(&format!("RL.LOG k:{i} 20 1h COST 0")).ints();
+                    assert_eq!(fresh, vec![1, 20, 20, 0, 0], "{policy}");
+                }
+                Value::Array(_) => {
+                    seen += 1;
+                    let left = c.cmd(&format!("RL.LOG k:{i} 20 1h COST 0")).ints();
+                    assert_eq!(left[..3], [1, 20, 0], "{policy}");
+                }
+                other => panic!("{policy}: RL.INFO k:{i}: {other:?}"),
+            }
+        }
+        assert!(seen > 0, "{policy}: every sampled key was evicted");
+        if policy == "volatile-ttl" {
+            // The longest-lived keys are the ones kept.
+            let ttls: Vec<i64> = (0..n)
+                .step_by(37)
+                .filter_map(|i| match c.cmd(&format!("TTL k:{i}")).int() {
+                    -2 => None,
+                    t => Some(t),
+                })
+                .collect();
+            // Eviction samples keys, so it is approximate: the keys kept
+            // live longer than the average key written (3600 + 500 s).
+            let mean = ttls.iter().sum::<i64>() / ttls.len().max(1) as i64;
+            eprintln!(
+                "volatile-ttl: mean TTL of the {} keys sampled: {mean}",
+                ttls.len()
+            );
+            assert!(
+                mean > 3600 + 600,
+                "volatile-ttl kept keys of mean TTL {mean}"
+            );
+        }
+        assert_eq!(c.cmd("PING"), Value::Simple("PONG".into()));
+    }
+}
+
+// ---------------------------------------------------- extreme parameters ---
+
+#[test]
+fn huge_parameters_compute_without_overflow() {
+    let s = Server::start();
+    let mut c = s.client();
+    let two40 = 1i64 << 40;
+    let century_ms = 36_500 * 86_400_000i64;
+    // A 100-year window of 2^40 units, spent at once.
+    assert_eq!(
+        c.cmd(&format!("RL.FIXED f {two40} 36500d COST {two40} AT {T0}"))
+            .ints(),
+        vec![1, two40, 0, 0, century_ms]
+    );
+    assert_eq!(
+        c.cmd(&format!("RL.FIXED f {two40} 36500d AT {}", T0 + 1000))
+            .ints(),
+        vec![0, two40, 0, century_ms - 1000, century_ms - 1000]
+    );
+    let pttl = c.cmd("PTTL f").int();
+    assert!(pttl > century_ms - 120_000_000_000, "PTTL {pttl}");
+
+    // (command without COST/AT, cost, AT)
+    let max = 1_000_000_000_000_000i64;
+    let last = 253_402_300_799_999i64;
+    let cases: Vec<(String, i64, i64)> = vec![
+        (format!("RL.SLIDING s {two40} 36500d"), two40, T0),
+        ("RL.LOG l 10000 36500d".into(), 10_000, T0),
+        (format!("RL.TOKEN t {two40} 1 36500d"), two40, T0),
+        (format!("RL.LEAKY y {two40} {two40} 36500d"), two40, T0),
+        (format!("RL.GCRA g {} 1 36500d", two40 - 1), two40, T0),
+        // The largest values accepted, at the first and last instants.
+        (format!("RL.FIXED fm {max} 1157407d"), max, last),
+        (format!("RL.SLIDING sm {max} 1157407d"), max, last),
+        (format!("RL.TOKEN tm {max} 1 1157407d"), max, last),
+        (format!("RL.LEAKY ym {max} {max} 1157407d"), max, 0),
+        (format!("RL.GCRA gm {} 1 1157407d", max - 1), max, last),
+        (
+            format!("RL.ALL 2 am bm TOKEN {max} 1 1157407d FIXED {two40} 36500d"),
+            two40,
+            0,
+        ),
+    ];
+    for (head, cost, at) in &cases {
+        let line = format!("{head} COST {cost} AT {at}");
+        let reply = c.cmd(&line);
+        let v = match &reply {
+            Value::Array(items) => items[..5].iter().map(Value::int).collect::<Vec<_>>(),
+            other => panic!("{line}: {other:?}"),
+        };
+        assert_eq!(v[0], 1, "{line}: {v:?}");
+        assert!(
+            v[1] > 0 && v[2] >= 0 && v[3] >= 0 && v[4] > 0,
+            "{line}: {v:?}"
+        );
+        // One more unit is denied with a wait, never a wrapped number.
+        let line = format!("{head} COST 1 AT {at}");
+        let again = c.cmd(&line);
+        match &again {
+            Value::Array(items) => {
+                let v: Vec<i64> = items[..5].iter().map(Value::int).collect();
+                assert!(v[3] > 0 && v[4] > 0, "{line}: {v:?}");
+            }
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+    // Everything survives a save and reload.
+    let keys = c.cmd("KEYS *");
+    let state = |c: &mut Client| -> Vec<(String, Value, i64)> {
+        let mut v: Vec<_> = match &keys {
+            Value::Array(k) => k.iter().map(|k| k.text()).collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        }
+        .into_iter()
+        .map(|k| {
+            let d = c.cmd(&format!("DEBUG DIGEST-VALUE {k}"));
+            let t = c.cmd(&format!("PEXPIRETIME {k}")).int();
+            (k, d, t)
+        })
+        .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let before = state(&mut c);
+    assert_eq!(c.cmd("DEBUG RELOAD").text(), "OK");
+    assert_eq!(state(&mut c), before);
+}
+
+#[test]
+fn microsecond_windows_work_and_expire() {
+    let s = Server::start();
+    let mut c = s.client();
+    for (key, line) in [
+        ("f", "RL.FIXED f 1 1us"),
+        ("s", "RL.SLIDING s 1 1us"),
+        ("l", "RL.LOG l 1 1us"),
+        ("t", "RL.TOKEN t 1 1 1us"),
+        ("y", "RL.LEAKY y 1 1 1us"),
+        ("g", "RL.GCRA g 0 1 1us"),
+    ] {
+        // The key lives 1 ms of wall-clock time: the calls go in one
+        // transaction, within which nothing expires.
+        assert_eq!(c.cmd("MULTI").text(), "OK");
+        for at in [T0, T0, T0 + 1] {
+            assert_eq!(c.cmd(&format!("{line} AT {at}")).text(), "QUEUED");
+        }
+        let replies = match c.cmd("EXEC") {
+            Value::Array(r) => r.iter().map(Value::ints).collect::<Vec<_>>(),
+            other => panic!("{line}: {other:?}"),
+        };
+        // Durations round up to whole ms in replies: 1 µs shows as 1 ms.
+        assert_eq!(replies[0], vec![1, 1, 0, 0, 1], "{line}");
+        assert_eq!(replies[1], vec![0, 1, 0, 1, 1], "{line}");
+        assert_eq!(replies[2][0], 1, "{line}");
+        assert!(c.cmd(&format!("PTTL {key}")).int() <= 2);
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(c.cmd("EXISTS f s l t y g").int(), 0);
+}
+
+/// Regression (src/algo/sliding.rs): a sliding limit lowered below the
+/// previous window's count left a state that RDB loading rejected.
+#[test]
+fn lowered_sliding_limit_survives_a_reload() {
+    let s = Server::start();
+    let mut c = s.client();
+    assert_eq!(
+        c.cmd(&format!("RL.SLIDING k 10 10s COST 10 AT {T0}"))
+            .ints()[0],
+        1
+    );
+    assert_eq!(
+        c.cmd(&format!("RL.SLIDING k 2 10s AT {}", T0 + 19_900))
+            .ints()[0],
+        1
+    );
+    let digest = c.cmd("DEBUG DIGEST-VALUE k");
+    assert_eq!(c.cmd("DEBUG RELOAD").text(), "OK");
+    assert_eq!(c.cmd("DEBUG DIGEST-VALUE k"), digest);
+    let dump = c.cmd("DUMP k").bytes();
+    assert_eq!(c.call(&args!["RESTORE", "k2", 0i64, dump]).text(), "OK");
+}
+
+// ----------------------------------------------------- bad input catalogue ---
+
+/// Placeholders in catalogue lines for arguments that cannot be written
+/// as plain words.
+fn arg(token: &str) -> Vec<u8> {
+    match token {
+        "<empty>" => Vec::new(),
+        "<binary>" => b"\xff\xfe\x00\x01".to_vec(),
+        "<crlf>" => b"5\r\n".to_vec(),
+        "<huge-number>" => vec![b'9'; 1 << 20],
+        "<huge-text>" => vec![b'x'; 1 << 20],
+        "<negative-zero>" => b"-0".to_vec(),
+        t => t.as_bytes().to_vec(),
+    }
+}
+
+/// Bad values for a count and what the message must say.
+fn bad_counts(min: u64) -> Vec<(&'static str, &'static str)> {
+    let what = if min == 0 {
+        "must be a non-negative integer"
+    } else {
+        "must be a positive integer"
+    };
+    let mut v = vec![
+        ("abc", what),
+        ("<empty>", "got an empty string"),
+        ("1.5", what),
+        ("1e3", what),
+        ("+5", what),
+        ("0x10", what),
+        ("99999999999999999999999", what),
+        ("1000000000000001", "is too large"),
+        ("18446744073709551616", "is too large"),
+        ("<binary>", "is not valid UTF-8"),
+        ("<crlf>", what),
+        ("<huge-number>", what),
+        ("<huge-text>", what),
+    ];
+    if min == 0 {
+        v.push(("-1", "must not be negative"));
+    } else {
+        v.extend([
+            ("-1", "must be greater than 0"),
+            ("0", "must be greater than 0"),
+        ]);
+        v.push(("<negative-zero>", "must be greater than 0"));
+    }
+    v
+}
+
+const BAD_DURATIONS: &[(&str, &str)] = &[
+    ("0", "must be greater than 0"),
+    ("0ms", "must be greater than 0"),
+    ("-5s", "must be greater than 0"),
+    ("5w", "has an unknown unit 'w'"),
+    ("1sec", "has an unknown unit 'sec'"),
+    ("1.5s", "has an unknown unit"),
+    ("s", "got an empty string"),
+    ("<empty>", "got an empty string"),
+    ("4000000d", "is too long"),
+    ("100000000000000001us", "is too long"),
+    ("99999999999999999999999d", "must be a positive integer"),
+    ("<binary>", "is not valid UTF-8"),
+    ("<huge-number>", "must be a positive integer"),
+    ("<huge-text>", "has an unknown unit"),
+];
+
+/// (trailing options, what the message must say)
+const BAD_OPTIONS: &[(&str, &str)] = &[
+    ("COST", "COST needs a value"),
+    ("AT", "AT needs a value"),
+    ("COST -1", "COST must not be negative"),
+    ("COST x", "COST must be a non-negative integer"),
+    ("COST 1 COST 1", "COST given more than once"),
+    ("AT 1 AT 1", "AT given more than once"),
+    ("AT -1", "AT must be between 0 and 253402300799999"),
+    (
+        "AT 253402300800000",
+        "AT must be between 0 and 253402300799999",
+    ),
+    ("AT 1.5", "AT must be a Unix time in milliseconds"),
+    ("AT <binary>", "AT is not valid UTF-8"),
+    ("FOO 1", "unknown option 'FOO' (expected COST or AT)"),
+    ("<empty> 1", "unknown option"),
+    ("<binary> 1", "unknown option (expected COST or AT)"),
+    ("<huge-text> 1", "unknown option (expected COST or AT)"),
+    ("COST 1 1", "unknown option '1' (expected COST or AT)"),
+];
+
+/// Every single-key command with valid parameters, and their names.
+const COMMANDS: &[(&str, &[(&str, &str)])] = &[
+    ("RL.FIXED", &[("limit", "10"), ("window", "1s")]),
+    ("RL.SLIDING", &[("limit", "10"), ("window", "1s")]),
+    ("RL.LOG", &[("limit", "10"), ("window", "1s")]),
+    (
+        "RL.TOKEN",
+        &[("capacity", "10"), ("rate", "5"), ("period", "1s")],
+    ),
+    (
+        "RL.LEAKY",
+        &[("capacity", "10"), ("rate", "5"), ("period", "1s")],
+    ),
+    (
+        "RL.GCRA",
+        &[("max_burst", "10"), ("rate", "5"), ("period", "1s")],
+    ),
+];
+
+fn catalogue() -> Vec<(Vec<Vec<u8>>, String)> {
+    let mut cases: Vec<(Vec<Vec<u8>>, String)> = Vec::new();
+    let line = |tokens: &[&str]| tokens.iter().map(|t| arg(t)).collect::<Vec<_>>();
+    for &(cmd, params) in COMMANDS {
+        let valid: Vec<&str> = params.iter().map(|p| p.1).collect();
+        // Each parameter in turn, every bad value.
+        for (i, &(name, _)) in params.iter().enumerate() {
+            let bad: Vec<(&str, &str)> = if name == "window" || name == "period" {
+                BAD_DURATIONS.to_vec()
+            } else {
+                bad_counts(u64::from(name != "max_burst"))
+            };
+            for (value, msg) in bad {
+                let mut tokens = vec![cmd, "key"];
+                tokens.extend(&valid);
+                tokens[2 + i] = value;
+                cases.push((line(&tokens), format!("{name} && {msg}")));
+            }
+        }
+        // Trailing options.
+        for &(opts, msg) in BAD_OPTIONS {
+            let mut tokens = vec![cmd, "key"];
+            tokens.extend(&valid);
+            tokens.extend(opts.split(' '));
+            cases.push((line(&tokens), msg.to_string()));
+        }
+        // Too few arguments.
+        let arity = format!(
+            "wrong number of arguments for '{}' command",
+            cmd.to_lowercase()
+        );
+        for n in 0..=params.len() {
+            let mut tokens = vec![cmd];
+            if n > 0 {
+                tokens.push("key");
+                tokens.extend(&valid[..n - 1]);
+            }
+            cases.push((line(&tokens), arity.clone()));
+        }
+    }
+    // The log's ceiling, the burst's.
+    cases.push((
+        line(&["RL.LOG", "key", "10001", "1s"]),
+        "limit is too large for RL.LOG (at most 10000".into(),
+    ));
+    cases.push((
+        line(&["RL.GCRA", "key", "1000000000000000", "1", "1s"]),
+        "max_burst is too large".into(),
+    ));
+    // RL.ALL
+    for (l, msg) in [
+        ("RL.ALL", "wrong number of arguments for 'rl.all' command"),
+        (
+            "RL.ALL 1 a",
+            "wrong number of arguments for 'rl.all' command",
+        ),
+        ("RL.ALL 0 a FIXED 1 1", "numkeys must be greater than 0"),
+        ("RL.ALL -1 a FIXED 1 1", "numkeys must be greater than 0"),
+        ("RL.ALL x a FIXED 1 1", "numkeys must be a positive integer"),
+        (
+            "RL.ALL <empty> a FIXED 1 1",
+            "numkeys must be a positive integer",
+        ),
+        (
+            "RL.ALL <huge-number> a FIXED 1 1",
+            "numkeys must be a positive integer",
+        ),
+        (
+            "RL.ALL 65 a b",
+            // Redis checks numkeys against the arguments first (key specs).
+            "numkeys is too large for RL.ALL (at most 64) || wrong number of arguments",
+        ),
+        (
+            "RL.ALL 3 a b",
+            "numkeys is greater than the number of keys given || wrong number of arguments",
+        ),
+        (
+            "RL.ALL 2 a a FIXED 1 1 FIXED 1 1",
+            "key 2 of RL.ALL repeats key 1",
+        ),
+        ("RL.ALL 2 a b FIXED 1 1", "limit 2 of 2 is missing"),
+        (
+            "RL.ALL 1 a BUCKET 1 1",
+            "limit 1 must start with FIXED, SLIDING, LOG, TOKEN, LEAKY or GCRA",
+        ),
+        ("RL.ALL 1 a <binary> 1 1", "limit 1 must start with FIXED"),
+        ("RL.ALL 1 a <empty> 1 1", "limit 1 must start with FIXED"),
+        (
+            "RL.ALL 1 a TOKEN 1 1",
+            "limit 1 (TOKEN) needs capacity, rate, period",
+        ),
+        (
+            "RL.ALL 2 a b FIXED 1 1s TOKEN 1 x 1s",
+            "limit 2 (TOKEN): rate must be a positive integer",
+        ),
+        (
+            "RL.ALL 1 a FIXED 1 <binary>",
+            "limit 1 (FIXED): window is not valid UTF-8",
+        ),
+        (
+            "RL.ALL 1 a LOG 10001 1s",
+            "limit 1 (LOG): limit is too large for RL.LOG",
+        ),
+        (
+            "RL.ALL 1 a GCRA -1 1 1s",
+            "limit 1 (GCRA): max_burst must not be negative",
+        ),
+        (
+            "RL.ALL 1 a FIXED 1 1s FIXED 1 1s",
+            "unknown option 'FIXED' (expected COST or AT)",
+        ),
+        ("RL.ALL 1 a FIXED 1 1s COST -1", "COST must not be negative"),
+        (
+            "RL.ALL 1 a FIXED 1 1s COST 1 COST 1",
+            "COST given more than once",
+        ),
+        ("RL.ALL 1 a FIXED 1 1s AT", "AT needs a value"),
+    ] {
+        let tokens: Vec<&str> = l.split(' ').collect();
+        cases.push((line(&tokens), msg.into()));
+    }
+    // RL.APPLY: what replicas and the AOF get; garbage must be refused.
+    let good_op = fixed_op(5, 1_000_000, 1, T0 as u64 * 1000, T0 as u64 + 1000);
+    let mut bad_ops: Vec<(Vec<u8>, &str)> = vec![
+        (Vec::new(), "invalid RL.APPLY operation: truncated"),
+        (b"\xff\xfe".to_vec(), "invalid RL.APPLY operation"),
+        (vec![b'x'; 1 << 20], "invalid RL.APPLY operation"),
+        (good_op[..good_op.len() - 1].to_vec(), "truncated"),
+        (
+            [good_op.clone(), vec![0]].concat(),
+            "unexpected bytes after",
+        ),
+    ];
+    let mut v2 = good_op.clone();
+    v2[0] = 2;
+    bad_ops.push((v2, "version 2"));
+    let mut tag = good_op.clone();
+    tag[1] = 99;
+    bad_ops.push((tag, "unknown ratelimit algorithm tag 99"));
+    bad_ops.push((fixed_op(0, 1_000_000, 1, 0, 0), "parameter out of range"));
+    bad_ops.push((fixed_op(5, 0, 1, 0, 0), "parameter out of range"));
+    bad_ops.push((fixed_op(5, 1, u64::MAX, 0, 0), "parameter out of range"));
+    bad_ops.push((
+        fixed_op(5, 1, 1, u64::MAX, 0),
+        "inconsistent ratelimit state",
+    ));
+    for (op, msg) in bad_ops {
+        cases.push((vec![b"RL.APPLY".to_vec(), b"key".to_vec(), op], msg.into()));
+    }
+    for l in ["RL.APPLY", "RL.APPLY key", "RL.APPLY key a b"] {
+        let tokens: Vec<&str> = l.split(' ').collect();
+        cases.push((
+            line(&tokens),
+            "wrong number of arguments for 'rl.apply' command".into(),
+        ));
+    }
+    // RL.SETSTATE: what an AOF rewrite emits.
+    let good = fixed_state(5, 1_000_000, T0 as u64 * 1000, 2);
+    let setstate = |version: &[u8], blob: Vec<u8>| {
+        vec![
+            b"RL.SETSTATE".to_vec(),
+            b"key".to_vec(),
+            version.to_vec(),
+            blob,
+        ]
+    };
+    for (case, msg) in [
+        (
+            setstate(b"0", good.clone()),
+            "encoding version must be greater than 0",
+        ),
+        (
+            setstate(b"x", good.clone()),
+            "encoding version must be a positive integer",
+        ),
+        (
+            setstate(b"", good.clone()),
+            "encoding version must be a positive integer",
+        ),
+        (
+            setstate(b"2", good.clone()),
+            "encoding version 2 is newer than this module",
+        ),
+        (
+            setstate(b"99999999999", good.clone()),
+            "is newer than this module",
+        ),
+        (
+            setstate(b"1", Vec::new()),
+            "invalid RL.SETSTATE value: truncated",
+        ),
+        (
+            setstate(b"1", vec![b'x'; 1 << 20]),
+            "invalid RL.SETSTATE value",
+        ),
+        (
+            setstate(b"1", [good.clone(), vec![0]].concat()),
+            "unexpected bytes after",
+        ),
+        (
+            setstate(b"1", fixed_state(5, 1_000_000, 0, 6)),
+            "inconsistent ratelimit state",
+        ),
+        (
+            setstate(b"1", fixed_state(5, 1_000_000, u64::MAX, 1)),
+            "inconsistent ratelimit state",
+        ),
+    ] {
+        cases.push((case, msg.into()));
+    }
+    // A log whose length says more entries than there are bytes.
+    let mut log = vec![3u8];
+    for v in [10u64, 1_000_000, u64::MAX] {
+        log.extend_from_slice(&v.to_le_bytes());
+    }
+    cases.push((setstate(b"1", log), "inconsistent ratelimit state".into()));
+    for l in ["RL.SETSTATE key 1", "RL.SETSTATE key 1 a b"] {
+        let tokens: Vec<&str> = l.split(' ').collect();
+        cases.push((
+            line(&tokens),
+            "wrong number of arguments for 'rl.setstate' command".into(),
+        ));
+    }
+    // RL.INFO
+    for l in ["RL.INFO", "RL.INFO a b"] {
+        let tokens: Vec<&str> = l.split(' ').collect();
+        cases.push((
+            line(&tokens),
+            "wrong number of arguments for 'rl.info' command".into(),
+        ));
+    }
+    // Keys of the wrong type (set up by the test) and of another algorithm.
+    for l in [
+        "RL.FIXED str 10 1s",
+        "RL.TOKEN str 10 1 1s",
+        "RL.GCRA str 1 1 1s COST 0",
+        "RL.ALL 2 a str FIXED 1 1s FIXED 1 1s",
+        "RL.INFO str",
+    ] {
+        let tokens: Vec<&str> = l.split(' ').collect();
+        cases.push((line(&tokens), "WRONGTYPE".into()));
+    }
+    cases.push((
+        vec![b"RL.APPLY".to_vec(), b"str".to_vec(), good_op],
+        "WRONGTYPE".into(),
+    ));
+    cases.push((
+        setstate(b"1", good)
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| if i == 1 { b"str".to_vec() } else { a })
+            .collect(),
+        "WRONGTYPE".into(),
+    ));
+    for (l, msg) in [
+        (
+            "RL.TOKEN fx 10 1 1s",
+            "the key holds a FIXED limiter, not TOKEN",
+        ),
+        (
+            "RL.SLIDING fx 10 1s COST 0",
+            "the key holds a FIXED limiter, not SLIDING",
+        ),
+        (
+            "RL.ALL 2 a fx FIXED 1 1s LOG 1 1s",
+            "the key holds a FIXED limiter, not LOG",
+        ),
+    ] {
+        let tokens: Vec<&str> = l.split(' ').collect();
+        cases.push((line(&tokens), msg.into()));
+    }
+    cases
+}
+
+#[test]
+fn bad_input_catalogue() {
+    let mut s = Server::start();
+    let mut c = s.client();
+    assert_eq!(c.cmd("SET str hello").text(), "OK");
+    assert_eq!(c.cmd(&format!("RL.FIXED fx 10 1m AT {T0}")).ints()[0], 1);
+    let fx = c.cmd("DUMP fx");
+    let cases = catalogue();
+    assert!(cases.len() > 300, "{} cases", cases.len());
+    let mut failures = Vec::new();
+    for (args, want) in &cases {
+        let reply = c.call(args);
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| {
+                if a.len() > 40 {
+                    format!("<{} bytes>", a.len())
+                } else {
+                    String::from_utf8_lossy(a).into_owned()
+                }
+            })
+            .collect();
+        // `a && b || c`: the message contains a and b, or c (ASCII case
+        // ignored: Redis spells some command names in capitals).
+        let says = |e: &str| {
+            let e = e.to_ascii_lowercase();
+            want.split("||").any(|alt| {
+                alt.split("&&")
+                    .all(|frag| e.contains(&frag.trim().to_ascii_lowercase()))
+            })
+        };
+        let ok = match &reply {
+            Value::Error(e) => {
+                (e.starts_with("ERR ") || e.starts_with("WRONGTYPE "))
+                    && says(e)
+                    && e.len() < 300
+                    && e.bytes().all(|b| (b' '..=b'~').contains(&b))
+            }
+            _ => false,
+        };
+        if !ok {
+            failures.push(format!("{shown:?}: want {want:?}, got {reply:?}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+    // Nothing was created or changed, and the server is fine.
+    assert_eq!(c.cmd("DBSIZE").int(), 2);
+    assert_eq!(c.cmd("DUMP fx"), fx);
+    assert_eq!(c.cmd("GET str").text(), "hello");
+    assert_eq!(c.cmd("PING"), Value::Simple("PONG".into()));
+    assert!(s.alive());
+    assert!(!s.log().contains("internal error"), "{}", s.log());
+    eprintln!("bad input catalogue: {} cases", cases.len());
+}
