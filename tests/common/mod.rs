@@ -269,6 +269,8 @@ impl Server {
 
     fn spawn(dir: PathBuf, args: Vec<String>) -> Server {
         for _attempt in 0..5 {
+            // A failed attempt's Drop removed the directory.
+            std::fs::create_dir_all(&dir).unwrap();
             let port = free_port();
             let child = Command::new(redis_server_binary())
                 .args([
