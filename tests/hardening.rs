@@ -789,3 +789,109 @@ fn bad_input_catalogue() {
     assert!(!s.log().contains("internal error"), "{}", s.log());
     eprintln!("bad input catalogue: {} cases", cases.len());
 }
+
+/// The workload `scripts/memcheck` runs against redis-server under valgrind
+/// (`REDIS_SERVER` is then a wrapper): every command, good and bad input,
+/// persistence round trips, expiry, eviction and concurrent clients; then
+/// the keyspace is flushed so everything the module allocated for keys must
+/// have been freed, and the server is shut down cleanly so valgrind reports.
+#[test]
+#[ignore = "run by scripts/memcheck under valgrind"]
+fn memcheck_workload() {
+    let mut s = Server::start();
+    let mut c = s.client();
+    let lines = [
+        "RL.FIXED f 10 1m",
+        "RL.SLIDING s 10 1m",
+        "RL.LOG l 100 1m",
+        "RL.TOKEN t 10 5 1s",
+        "RL.LEAKY y 10 5 1s",
+        "RL.GCRA g 10 5 1s",
+    ];
+    for round in 0..30 {
+        for l in lines {
+            let cost = round % 4;
+            assert!(!c.cmd(&format!("{l} COST {cost}")).is_error());
+        }
+        assert!(!c
+            .cmd("RL.ALL 3 a b l2 FIXED 5 1m GCRA 3 1 1s LOG 20 1m")
+            .is_error());
+    }
+    // Lowered limits (states that shrink), peeks, info.
+    for l in [
+        "RL.LOG l 3 1m",
+        "RL.SLIDING s 2 1m",
+        "RL.TOKEN t 2 1 1m",
+        "RL.FIXED f 1 1s COST 0",
+    ] {
+        assert!(!c.cmd(l).is_error(), "{l}");
+    }
+    for k in ["f", "s", "l", "t", "y", "g", "nokey"] {
+        assert!(!c.cmd(&format!("RL.INFO {k}")).is_error());
+    }
+    assert!(!c.cmd("INFO ratelimit").is_error());
+    // Persistence: DUMP/RESTORE, reload, AOF rewrite, replication ops.
+    for k in ["f", "s", "l", "t", "y", "g"] {
+        let dump = c.cmd(&format!("DUMP {k}")).bytes();
+        let r = c.call(&args!["RESTORE", format!("{k}:copy"), 0i64, dump]);
+        assert_eq!(r.text(), "OK");
+        assert_eq!(c.cmd(&format!("COPY {k} {k}:copy2")).int(), 1);
+        assert!(c.cmd(&format!("MEMORY USAGE {k}")).int() > 0);
+    }
+    assert_eq!(c.cmd("DEBUG RELOAD").text(), "OK");
+    assert_eq!(c.cmd("CONFIG SET appendonly yes").text(), "OK");
+    std::thread::sleep(Duration::from_secs(3));
+    c.cmd("BGREWRITEAOF");
+    std::thread::sleep(Duration::from_secs(5));
+    let op = fixed_op(5, 60_000_000, 1, T0 as u64 * 1000, T0 as u64 + 60_000);
+    assert!(!c.call(&args!["RL.APPLY", "ap", op]).is_error());
+    let st = fixed_state(5, 60_000_000, T0 as u64 * 1000, 2);
+    assert_eq!(c.call(&args!["RL.SETSTATE", "ss", "1", st]).text(), "OK");
+    assert_eq!(c.cmd("SET str x").text(), "OK");
+    assert_eq!(c.cmd("RL.FIXED fx 10 1m").ints()[0], 1);
+    // Every malformed input.
+    for (args, _) in catalogue() {
+        assert!(c.call(&args).is_error());
+    }
+    // Short-lived keys that expire, from several connections at once.
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let port = s.port;
+            std::thread::spawn(move || {
+                let mut c = Client::connect(port).unwrap();
+                for i in 0..300 {
+                    let k = format!("e:{}", (t * 300 + i) % 200);
+                    let r = c.cmd(&format!("RL.LOG {k} 5 200ms"));
+                    assert!(!r.is_error());
+                    let r = c.cmd(&format!("RL.TOKEN {k}:t 5 10 200ms COST 2"));
+                    assert!(!r.is_error());
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    // Eviction frees values too.
+    assert_eq!(
+        c.cmd("CONFIG SET maxmemory-policy allkeys-random").text(),
+        "OK"
+    );
+    let used = info(&mut c, "memory", "used_memory");
+    assert_eq!(
+        c.cmd(&format!("CONFIG SET maxmemory {}", used + 200_000))
+            .text(),
+        "OK"
+    );
+    for i in 0..3000 {
+        assert!(!c.cmd(&format!("RL.LOG ev:{i} 10 1h COST 10")).is_error());
+    }
+    assert!(info(&mut c, "stats", "evicted_keys") > 0);
+    assert_eq!(c.cmd("CONFIG SET maxmemory 0").text(), "OK");
+    assert_eq!(c.cmd("FLUSHALL SYNC").text(), "OK");
+    assert_eq!(c.cmd("DBSIZE").int(), 0);
+    drop(c);
+    let status = s.shutdown_gracefully(Duration::from_secs(120));
+    assert!(status.is_some(), "the server did not exit on SHUTDOWN");
+}
