@@ -73,6 +73,9 @@ fn integer(name: &str, arg: &[u8], what: &str) -> Result<i128, ArgError> {
         Some((b'-', rest)) => (true, rest),
         _ => (false, arg),
     };
+    if digits.len() > 20 && digits.iter().all(u8::is_ascii_digit) {
+        return Err(ArgError::new(format!("{name} has too many digits")));
+    }
     if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
         utf8(name, arg)?;
         return Err(ArgError::new(format!(
@@ -513,13 +516,26 @@ mod tests {
             (b"5w", "ERR window has an unknown unit 'w' (use us, ms, s, m, h or d)"),
             (b"s", "ERR window must be a positive integer with an optional unit (us, ms, s, m, h, d), got an empty string"),
             (b"1.5s", "ERR window has an unknown unit '.5s' (use us, ms, s, m, h or d)"),
-            (b"99999999999999999999999d", "ERR window must be a positive integer with an optional unit (us, ms, s, m, h, d), got '99999999999999999999999'"),
+            (b"99999999999999999999999d", "ERR window has too many digits"),
             (b"4000000d", "ERR window is too long (at most 1157407 days)"),
             (b"\xff\xfe", "ERR window is not valid UTF-8"),
         ];
         for &(arg, msg) in cases {
             assert_eq!(err(duration("window", arg)), msg, "{arg:?}");
         }
+    }
+
+    #[test]
+    fn overlong_numbers_say_so() {
+        let long = "1".repeat(40);
+        assert_eq!(
+            err(count("limit", long.as_bytes(), 1)),
+            "ERR limit has too many digits"
+        );
+        assert_eq!(
+            err(duration("window", format!("{long}s").as_bytes())),
+            "ERR window has too many digits"
+        );
     }
 
     #[test]

@@ -347,7 +347,7 @@ fn bad_input_gets_a_precise_error() {
         ("RL.LEAKY k 5 1 1y", "ERR period has an unknown unit 'y' (use us, ms, s, m, h or d)"),
         ("RL.GCRA k -1 1 1", "ERR max_burst must not be negative"),
         ("RL.FIXED k 1000000000000001 1", "ERR limit is too large (at most 1000000000000000)"),
-        ("RL.FIXED k 99999999999999999999999 1", "ERR limit must be a positive integer, got '99999999999999999999999'"),
+        ("RL.FIXED k 99999999999999999999999 1", "ERR limit has too many digits"),
         ("RL.FIXED k 5 4000000d", "ERR window is too long (at most 1157407 days)"),
         ("RL.LOG k 10001 1", "ERR limit is too large for RL.LOG (at most 10000, see ratelimit.log-max)"),
         ("RL.FIXED k 5 1 COST -1", "ERR COST must not be negative"),
@@ -384,7 +384,7 @@ fn bad_input_gets_a_precise_error() {
         ),
         (
             args!["RL.FIXED", "k", "1".repeat(100_000), "1"],
-            "ERR limit must be a positive integer, got a value that is not a number",
+            "ERR limit has too many digits",
         ),
         (
             args!["RL.APPLY", "k", "garbage"],
