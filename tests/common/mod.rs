@@ -360,6 +360,34 @@ impl Server {
     }
 
     /// Stops the server the way an operator would (SHUTDOWN, saving if
+    /// persistence is configured), leaving its files for [`Server::start_again`].
+    pub fn stop(&mut self) {
+        if let Ok(mut c) = Client::connect(self.port) {
+            c.send(&[b"SHUTDOWN".to_vec()]);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && self.alive() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+    }
+
+    /// Starts a stopped server again on its port and directory; `false` if
+    /// it exited instead of becoming ready (see [`Server::log`]).
+    pub fn start_again(&mut self) -> bool {
+        self.child = Command::new(redis_server_binary())
+            .args(["--port", &self.port.to_string()])
+            .args(["--dir", &self.dir.display().to_string()])
+            .args(["--logfile", "redis.log"])
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server again");
+        self.wait_ready()
+    }
+
+    /// Stops the server the way an operator would (SHUTDOWN, saving if
     /// persistence is configured) and starts it again on the same port and
     /// directory, so it reloads its RDB/AOF.
     pub fn restart(&mut self) {

@@ -1,0 +1,266 @@
+//! Replicas hold byte-identical state to their master, never read their own
+//! clock for a replicated write, and receive nothing for denials and peeks.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Client, Server, Value};
+
+const T0: i64 = 1_700_000_000_000;
+
+fn start_replica(master: &Server, extra: &[&str]) -> Server {
+    let port = master.port.to_string();
+    let mut args = vec!["--replicaof", "127.0.0.1", port.as_str()];
+    args.extend_from_slice(extra);
+    let replica = Server::start_with(&args);
+    let mut c = replica.client();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !c
+        .cmd("INFO replication")
+        .text()
+        .contains("master_link_status:up")
+    {
+        assert!(Instant::now() < deadline, "replica never synced");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    replica
+}
+
+/// Waits until every replica has processed everything sent so far.
+fn sync(master: &mut Client, replicas: i64) {
+    assert_eq!(
+        master.cmd(&format!("WAIT {replicas} 10000")).int(),
+        replicas,
+        "replicas did not acknowledge"
+    );
+}
+
+fn keys(c: &mut Client) -> Vec<String> {
+    let Value::Array(items) = c.cmd("KEYS *") else {
+        panic!()
+    };
+    let mut keys: Vec<String> = items.iter().map(Value::text).collect();
+    keys.sort();
+    keys
+}
+
+/// Everything a key's state is: its exact bytes (digest), its absolute
+/// expiry, and its type.
+fn snapshot(c: &mut Client, keys: &[String]) -> Vec<(String, Value, Value)> {
+    keys.iter()
+        .map(|k| {
+            (
+                k.clone(),
+                c.call(&args!["DEBUG", "DIGEST-VALUE", k.as_str()]),
+                c.call(&args!["PEXPIRETIME", k.as_str()]),
+            )
+        })
+        .collect()
+}
+
+/// A mix of every command, with and without AT, costs, denials, peeks,
+/// transactions and scripts.
+fn workload(c: &mut Client) {
+    for i in 0..40 {
+        let cost = 1 + i % 3;
+        let lines = [
+            format!("RL.FIXED f:{} 10 1h COST {cost}", i % 4),
+            format!("RL.SLIDING s:{} 10 1h COST {cost}", i % 4),
+            format!("RL.LOG l:{} 10 1h COST {cost}", i % 4),
+            format!("RL.TOKEN t:{} 10 1 1s COST {cost}", i % 4),
+            format!("RL.LEAKY k:{} 10 1 1s COST {cost}", i % 4),
+            format!("RL.GCRA g:{} 5 1 1s COST {cost}", i % 4),
+            format!(
+                "RL.TOKEN at:{} 10 1 1s COST {cost} AT {}",
+                i % 4,
+                T0 + i * 150
+            ),
+            format!(
+                "RL.ALL 2 {{u{}}}:s {{u{}}}:d TOKEN 5 5 1s FIXED 30 1d COST {cost}",
+                i % 3,
+                i % 3
+            ),
+            format!("RL.SLIDING f:{} 10 1h COST 0", i % 4),
+        ];
+        for line in &lines {
+            let reply = c.cmd(line);
+            assert!(
+                matches!(reply, Value::Array(_)) || reply.err().starts_with("ERR the key holds"),
+                "{line}: {reply:?}"
+            );
+        }
+    }
+    c.cmd("MULTI");
+    for _ in 0..5 {
+        c.cmd("RL.FIXED tx 3 1h");
+        c.cmd("RL.ALL 2 {tx}:a {tx}:b LOG 4 1h GCRA 2 1 1m");
+    }
+    assert!(matches!(c.cmd("EXEC"), Value::Array(_)));
+    let script = "for i=1,5 do redis.call('RL.LEAKY',KEYS[1],3,1,'1s') end \
+                  return redis.call('RL.TOKEN',KEYS[2],4,1,'1m','COST',2)";
+    assert!(matches!(
+        c.call(&args!["EVAL", script, "2", "lua:a", "lua:b"]),
+        Value::Array(_)
+    ));
+}
+
+#[test]
+fn replicas_hold_byte_identical_state() {
+    let master = Server::start();
+    let replica = start_replica(&master, &[]);
+    let mut m = master.client();
+    workload(&mut m);
+    sync(&mut m, 1);
+
+    let mut r = replica.client();
+    let keys = keys(&mut m);
+    assert!(keys.len() > 25, "{keys:?}");
+    assert_eq!(self::keys(&mut r), keys);
+    let on_master = snapshot(&mut m, &keys);
+    let on_replica = snapshot(&mut r, &keys);
+    for (a, b) in on_master.iter().zip(&on_replica) {
+        assert_eq!(a, b, "master and replica differ");
+        assert!(a.2.int() > 0, "{} has no expiry", a.0);
+    }
+    assert_eq!(m.cmd("DEBUG DIGEST"), r.cmd("DEBUG DIGEST"));
+
+    // Promote the replica: the same peek at the same instant answers the
+    // same on both, key by key.
+    r.cmd("REPLICAOF NO ONE");
+    for k in &keys {
+        let algo = m.call(&args!["RL.INFO", k.as_str()]);
+        let params = peek_line(&algo, k);
+        let at = T0 + 5_000_000_000;
+        let a = m.cmd(&format!("{params} COST 0 AT {at}"));
+        let b = r.cmd(&format!("{params} COST 0 AT {at}"));
+        assert_eq!(a, b, "{params}");
+    }
+}
+
+/// The `RL.<algo> key params` line that peeks at `key` with the parameters
+/// stored in it, from its `RL.INFO`.
+fn peek_line(info: &Value, key: &str) -> String {
+    let Value::Array(items) = info else {
+        panic!("{info:?}")
+    };
+    let field = |name: &str| -> i64 {
+        items
+            .chunks(2)
+            .find(|kv| kv[0].text() == name)
+            .map(|kv| kv[1].int())
+            .unwrap_or_else(|| panic!("{name} missing in {info:?}"))
+    };
+    let algo = items[1].text();
+    match algo.as_str() {
+        "FIXED" | "SLIDING" | "LOG" => format!(
+            "RL.{algo} {key} {} {}us",
+            field("limit"),
+            field("window_us")
+        ),
+        "GCRA" => format!(
+            "RL.GCRA {key} {} {} {}us",
+            field("max_burst"),
+            field("rate"),
+            field("period_us")
+        ),
+        _ => format!(
+            "RL.{algo} {key} {} {} {}us",
+            field("capacity"),
+            field("rate"),
+            field("period_us")
+        ),
+    }
+}
+
+#[test]
+fn replicas_never_use_their_own_clock() {
+    let master = Server::start();
+    let replica = start_replica(&master, &[]);
+    let mut m = master.client();
+    // Far in the past: a replica recomputing with its own clock would see
+    // a full bucket and an empty window.
+    for _ in 0..3 {
+        m.cmd(&format!("RL.TOKEN old 5 1 1h AT {T0}"));
+        m.cmd(&format!("RL.SLIDING old:s 5 1h AT {T0}"));
+    }
+    sync(&mut m, 1);
+    let mut r = replica.client();
+    for k in ["old", "old:s"] {
+        assert_eq!(
+            m.call(&args!["DEBUG", "DIGEST-VALUE", k]),
+            r.call(&args!["DEBUG", "DIGEST-VALUE", k])
+        );
+    }
+    let info = r.cmd("RL.INFO old");
+    let Value::Array(items) = &info else { panic!() };
+    let updated = items
+        .chunks(2)
+        .find(|kv| kv[0].text() == "updated_at_us")
+        .unwrap()[1]
+        .int();
+    assert_eq!(updated, T0 * 1000, "the replica used another time");
+    // The stream carries RL.APPLY (the decided effect), never the client's
+    // command; a client may not send it to a replica either.
+    assert!(r.cmd("RL.TOKEN old 5 1 1h").err().starts_with("READONLY"));
+}
+
+#[test]
+fn denials_and_peeks_send_nothing_to_replicas() {
+    let master = Server::start();
+    let replica = start_replica(&master, &[]);
+    let mut m = master.client();
+    m.cmd("RL.FIXED d 1 1h");
+    m.cmd("RL.ALL 2 {d}:a {d}:b FIXED 1 1h FIXED 5 1h");
+    sync(&mut m, 1);
+    let offset = |c: &mut Client| c.cmd("INFO replication").info_int("master_repl_offset");
+    let before = offset(&mut m);
+    for _ in 0..50 {
+        assert_eq!(m.cmd("RL.FIXED d 1 1h").ints()[0], 0);
+        assert_eq!(m.cmd("RL.FIXED d 1 1h COST 0").ints()[0], 1);
+        assert_eq!(m.cmd("RL.TOKEN never 5 1 1s COST 0").ints()[0], 1);
+        assert_eq!(m.cmd("RL.GCRA d:g 1 1 1s COST 9").ints()[0], 0);
+        let Value::Array(all) = m.cmd("RL.ALL 2 {d}:a {d}:b FIXED 1 1h FIXED 5 1h") else {
+            panic!()
+        };
+        assert_eq!(all[0], Value::Int(0));
+        m.cmd("RL.INFO d");
+        assert!(m.cmd("RL.FIXED d 0 1h").is_error());
+    }
+    assert_eq!(offset(&mut m), before, "denials or peeks were replicated");
+    m.cmd("RL.FIXED other 1 1h");
+    assert!(
+        offset(&mut m) > before,
+        "an allowed call must be replicated"
+    );
+    let mut r = replica.client();
+    sync(&mut m, 1);
+    assert_eq!(r.cmd("EXISTS never").int(), 0);
+}
+
+#[test]
+fn a_replica_that_reconnects_catches_up_exactly() {
+    let master = Server::start();
+    let mut replica = start_replica(&master, &[]);
+    let mut m = master.client();
+    workload(&mut m);
+    sync(&mut m, 1);
+    // The replica goes away while the master keeps deciding, then comes
+    // back: partial or full resync, it must end up identical.
+    replica.stop();
+    workload(&mut m);
+    assert!(replica.start_again(), "{}", replica.log());
+    let mut r = replica.client();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !r
+        .cmd("INFO replication")
+        .text()
+        .contains("master_link_status:up")
+    {
+        assert!(Instant::now() < deadline, "replica never resynced");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sync(&mut m, 1);
+    let keys = keys(&mut m);
+    assert_eq!(snapshot(&mut m, &keys), snapshot(&mut r, &keys));
+}
