@@ -399,6 +399,21 @@ fn all_command(ctx: Ctx, args: &[RString]) -> Result<c_int, Failure> {
 
 pub(crate) unsafe extern "C" fn rl_all(ctx: Ctx, argv_: *mut RString, argc: c_int) -> c_int {
     let args = argv(argv_, argc);
+    if raw::RedisModule_IsKeysPositionRequest.is_some_and(|f| f(ctx) != 0) {
+        // Redis 7.0's cluster routing asks the handler rather than reading
+        // the key spec: answer with the same `numkeys key...` positions.
+        let numkeys = args
+            .get(1)
+            .and_then(|n| with_bytes(&[*n], |a| args::count("numkeys", a[0], 1).ok()))
+            .unwrap_or(0);
+        let last = (numkeys as usize).min(args.len().saturating_sub(2));
+        if let Some(key_at) = raw::RedisModule_KeyAtPos {
+            for pos in 2..2 + last {
+                key_at(ctx, pos as c_int);
+            }
+        }
+        return raw::Status::Ok as c_int;
+    }
     guarded(ctx, || all_command(ctx, args))
 }
 

@@ -118,8 +118,9 @@ const COMMANDS: &[(&CStr, Handler, &CStr, c_int, c_int, c_int)] = &[
 ];
 
 /// Registers `name` with movable keys `numkeys key [key ...]` right after the
-/// command name, so `COMMAND GETKEYS`, cluster clients and the server's own
-/// CROSSSLOT check all find them.
+/// command name, both as a key spec (what `COMMAND INFO` shows clients) and
+/// through the getkeys API (what Redis 7.0's own cluster routing and CROSSSLOT
+/// check use), so every path finds the same keys.
 fn create_numkeys_command(ctx: *mut raw::RedisModuleCtx, name: &CStr, handler: Handler) -> bool {
     let ok = raw::Status::Ok as c_int;
     unsafe {
@@ -127,7 +128,7 @@ fn create_numkeys_command(ctx: *mut raw::RedisModuleCtx, name: &CStr, handler: H
             ctx,
             name.as_ptr(),
             Some(handler),
-            c"write deny-oom fast".as_ptr(),
+            c"write deny-oom fast getkeys-api".as_ptr(),
             0,
             0,
             0,
