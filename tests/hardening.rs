@@ -520,7 +520,7 @@ fn catalogue() -> Vec<(Vec<Vec<u8>>, String)> {
         ),
         (
             "RL.ALL <huge-number> a FIXED 1 1",
-            "numkeys must be a positive integer",
+            "numkeys has too many digits",
         ),
         (
             "RL.ALL 65 a b",
