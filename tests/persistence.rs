@@ -271,3 +271,43 @@ fn a_truncated_aof_is_an_error_not_a_crash() {
         }
     }
 }
+
+#[test]
+fn an_rdb_from_a_newer_module_version_is_refused_cleanly() {
+    let mut s = Server::start();
+    let mut c = s.client();
+    c.cmd("RL.TOKEN k 10 1 1h");
+    let Value::Bulk(dump) = c.cmd("DUMP k") else {
+        panic!()
+    };
+    let id = dump[2..10].to_vec();
+    assert_eq!(c.cmd("SAVE"), Value::Simple("OK".into()));
+    s.stop();
+
+    // Bump the encoding version inside the module id stored with the value,
+    // then fix the file's trailing CRC-64 so only our decoder can object.
+    let path = s.dir.join("dump.rdb");
+    let mut rdb = std::fs::read(&path).unwrap();
+    let at = rdb
+        .windows(8)
+        .position(|w| w == id.as_slice())
+        .expect("the module id in the RDB file");
+    let bumped = (u64::from_be_bytes(id.clone().try_into().unwrap()) & !0x3ff) | 2;
+    rdb[at..at + 8].copy_from_slice(&bumped.to_be_bytes());
+    let n = rdb.len() - 8;
+    let crc = crc64(&rdb[..n]);
+    rdb[n..].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, rdb).unwrap();
+
+    assert!(!s.start_again(), "a newer encoding must not load");
+    let log = s.log();
+    assert!(!log.contains("BUG REPORT"), "{log}");
+    eprintln!(
+        "LOG-TAIL {}",
+        log.lines().rev().take(4).collect::<Vec<_>>().join(" // ")
+    );
+    assert!(
+        log.contains("ratelimit"),
+        "the log should name the module: {log}"
+    );
+}
