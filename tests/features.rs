@@ -134,8 +134,11 @@ fn all_checks_every_key_before_touching_any() {
             "RL.ALL 1 {k}:a FIXED 5 1s FIXED",
             "ERR unknown option 'FIXED' (expected COST or AT)",
         ),
-        // Redis checks the declared arity itself, in its own words.
-        ("RL.ALL 1", "ERR wrong number of arguments for 'RL.ALL' command"),
+        ("RL.ALL 1", "ERR wrong number of arguments for 'rl.all' command"),
+        (
+            "RL.ALL 3 {k}:a {k}:b",
+            "ERR numkeys is greater than the number of keys given",
+        ),
         (
             "RL.ALL 9 {k}:a {k}:b {k}:c",
             "ERR numkeys is greater than the number of keys given",

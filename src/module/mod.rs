@@ -162,7 +162,9 @@ fn create_numkeys_command(ctx: *mut raw::RedisModuleCtx, name: &CStr, handler: H
         specs[0].fk.keynum.keystep = 1;
         let mut info: raw::RedisModuleCommandInfo = std::mem::zeroed();
         info.version = &version;
-        info.arity = -5;
+        // Only the name and numkeys: the handler checks the rest and says
+        // precisely what is missing.
+        info.arity = -2;
         info.key_specs = specs.as_mut_ptr();
         set_info(command, &info) == ok
     }
