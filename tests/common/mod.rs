@@ -229,6 +229,24 @@ fn free_port() -> u16 {
     }
 }
 
+/// One `INFO section` reply, or `None` on any connection error or other
+/// reply (a server whose load fails closes connections while it exits, so
+/// this must not panic like [`Client`] does).
+fn try_info(port: u16, section: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let cmd = format!("*2\r\n$4\r\nINFO\r\n${}\r\n{section}\r\n", section.len());
+    stream.write_all(cmd.as_bytes()).ok()?;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let len: usize = line.strip_prefix('$')?.trim_end().parse().ok()?;
+    let mut body = vec![0; len + 2];
+    reader.read_exact(&mut body).ok()?;
+    body.truncate(len);
+    String::from_utf8(body).ok()
+}
+
 static SERVERS: AtomicUsize = AtomicUsize::new(0);
 
 /// A redis-server with the module, stopped (and its files removed) on drop.
@@ -310,11 +328,17 @@ impl Server {
             }
             // Check the pid too: another test's server could hold a port
             // that this one failed to bind.
-            if let Ok(mut c) = Client::connect(self.port) {
-                let info = c.cmd("INFO server");
-                if let Value::Bulk(text) = info {
-                    let pid = format!("process_id:{}\r\n", self.child.id());
-                    return String::from_utf8_lossy(&text).contains(&pid);
+            if let Some(text) = try_info(self.port, "server") {
+                let pid = format!("process_id:{}\r\n", self.child.id());
+                if !text.contains(&pid) {
+                    return false;
+                }
+                // INFO answers while the RDB/AOF is still loading, when any
+                // other command would get -LOADING: wait for the end.
+                if try_info(self.port, "persistence")
+                    .is_some_and(|p| p.lines().any(|l| l == "loading:0"))
+                {
+                    return true;
                 }
             }
             std::thread::sleep(Duration::from_millis(20));
