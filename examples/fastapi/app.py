@@ -1,0 +1,240 @@
+"""A stock-quote API protected by the ratelimit Redis module.
+
+    GET  /quotes/{symbol}  anonymous: 100/minute per IP (RL.SLIDING)
+                           API key (Authorization: Bearer ...): 1000/minute
+                           token bucket AND a daily cap, one RL.ALL call
+    POST /login            5/minute per IP (RL.FIXED), against brute force
+    POST /orders           1/second per user, burst 10, cost by order size
+    GET  /limits           the caller's quotas, spending nothing (COST 0)
+
+Run it with run.sh; every setting is an environment variable (README.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import uuid
+from contextlib import asynccontextmanager
+from typing import Literal, Optional
+
+from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response
+from pydantic import BaseModel, Field, ValidationError
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from ratelimit import (
+    Decision,
+    RateLimit,
+    bearer_token,
+    by_api_key,
+    by_ip,
+    setup,
+)
+
+log = logging.getLogger("quotes")
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default).strip() or default
+
+
+def _api_keys(text: str) -> dict[str, str]:
+    """API_KEYS="key1:alice,key2:bob" -> {"key1": "alice", "key2": "bob"}."""
+    keys = {}
+    for item in text.split(","):
+        key, sep, user = item.strip().partition(":")
+        if sep and key and user:
+            keys[key] = user
+    return keys
+
+
+# Demo users for /login (a real service checks a password hash store).
+USERS = {"alice": "wonderland", "bob": "builder"}
+
+
+class Credentials(BaseModel):
+    username: str = Field(max_length=64)
+    password: str = Field(max_length=256)
+
+
+class Order(BaseModel):
+    symbol: str = Field(pattern=r"^[A-Z]{1,5}$")
+    side: Literal["buy", "sell"]
+    quantity: int = Field(ge=1, le=1000)
+
+    @property
+    def cost(self) -> int:
+        """Rate-limit units: 1 per started 100 shares (1 to 10)."""
+        return math.ceil(self.quantity / 100)
+
+
+def create_app() -> FastAPI:
+    redis_url = _env("REDIS_URL", "redis://127.0.0.1:6379")
+    timeout = float(_env("RL_REDIS_TIMEOUT", "0.25"))
+    fail_mode = _env("RL_FAIL_MODE", "open").lower()
+    if fail_mode not in ("open", "closed"):
+        raise ValueError("RL_FAIL_MODE must be 'open' or 'closed'")
+    trusted_proxies = int(_env("RL_TRUSTED_PROXIES", "0"))
+    api_keys = _api_keys(_env("API_KEYS", "demo-key-alice:alice,demo-key-bob:bob"))
+
+    # -- identities
+
+    def user_of(request: Request) -> Optional[str]:
+        token = bearer_token(request)
+        return api_keys.get(token) if token else None
+
+    def require_user(request: Request) -> str:
+        user = user_of(request)
+        if user is None:
+            raise HTTPException(
+                401, detail="Valid API key required", headers={"WWW-Authenticate": "Bearer"}
+            )
+        return user
+
+    def by_user(request: Request) -> Optional[str]:
+        user = user_of(request)
+        return f"user:{user}" if user else None
+
+    def by_valid_key(request: Request) -> Optional[str]:
+        return by_api_key(request) if user_of(request) else None
+
+    async def order_cost(request: Request) -> int:
+        # FastAPI has already read the body; an invalid order costs nothing
+        # (COST 0 only peeks) and FastAPI answers 422.
+        try:
+            return Order.model_validate_json(await request.body()).cost
+        except ValidationError:
+            return 0
+
+    # -- limits (scopes are explicit so that /limits can peek at them)
+
+    anon_quotes = RateLimit(
+        _env("RL_ANON_RATE", "100/minute"), algorithm="sliding", key=by_ip, scope="quotes"
+    )
+    paid_quotes = RateLimit(
+        f'{_env("RL_PAID_RATE", "1000/minute")};{_env("RL_PAID_DAILY", "20000/day")}',
+        algorithm=("token", "fixed"),
+        key=by_valid_key,
+        scope="quotes-paid",
+    )
+    login_limit = RateLimit(
+        _env("RL_LOGIN_RATE", "5/minute"), algorithm="fixed", key=by_ip, scope="login"
+    )
+    order_limit = RateLimit(
+        _env("RL_ORDER_RATE", "1/second"),
+        algorithm="token",
+        burst=int(_env("RL_ORDER_BURST", "10")),
+        key=by_user,
+        cost=order_cost,
+        scope="orders",
+    )
+
+    async def quote_limit(request: Request, response: Response) -> Optional[Decision]:
+        """Paid tier for a valid API key; otherwise the anonymous limit per IP,
+        which also throttles guessing API keys."""
+        if user_of(request):
+            return await paid_quotes.hit(request, response)
+        decision = await anon_quotes.hit(request, response)
+        if bearer_token(request) is not None:
+            raise HTTPException(
+                401, detail="Invalid API key", headers={"WWW-Authenticate": "Bearer"}
+            )
+        return decision
+
+    # -- app
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        client = Redis.from_url(
+            redis_url,
+            protocol=2,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),  # fail fast; the limiter decides what to do
+        )
+        setup(app, client, fail_open=fail_mode == "open", trusted_proxies=trusted_proxies)
+        try:
+            await client.ping()
+        except RedisError as e:
+            log.warning("Redis at %s is not reachable yet: %s", redis_url, e)
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    app = FastAPI(title="Stock quotes (rate-limited by the ratelimit module)", lifespan=lifespan)
+
+    @app.get("/quotes/{symbol}")
+    async def quote(
+        symbol: str = Path(pattern=r"^[A-Z]{1,5}$"),
+        _: Optional[Decision] = Depends(quote_limit),
+    ) -> dict:
+        # A made-up but stable price per symbol.
+        cents = int.from_bytes(hashlib.sha256(symbol.encode()).digest()[:4], "big") % 100000
+        return {"symbol": symbol, "price": round(10 + cents / 100, 2), "currency": "USD"}
+
+    @app.post("/login", dependencies=[Depends(login_limit)])
+    async def login(creds: Credentials) -> dict:
+        if USERS.get(creds.username) != creds.password:
+            raise HTTPException(401, detail="Wrong username or password")
+        key = next((k for k, u in api_keys.items() if u == creds.username), None)
+        if key is None:
+            raise HTTPException(403, detail="No API key for this user")
+        return {"api_key": key}
+
+    @app.post("/orders", status_code=201)
+    async def place_order(
+        order: Order,
+        user: str = Depends(require_user),
+        _: Optional[Decision] = Depends(order_limit),
+    ) -> dict:
+        return {"id": str(uuid.uuid4()), "user": user, **order.model_dump(), "cost": order.cost}
+
+    @app.get("/limits")
+    async def limits(request: Request) -> dict:
+        """Peek at every limit that applies to the caller, in one pipeline."""
+        paid = user_of(request) is not None
+        named = [("quotes", paid_quotes if paid else anon_quotes), ("login", login_limit)]
+        if paid:
+            named.append(("orders", order_limit))
+        config = request.app.state.ratelimit
+        pipe = config.redis.pipeline(transaction=False)
+        for _, lim in named:
+            pipe.execute_command(*lim.command(request, await _ident(lim, request), 0))
+        try:
+            replies = await pipe.execute()
+        except (RedisError, OSError) as e:
+            log.warning("rate limiter unavailable for /limits: %s", e)
+            raise HTTPException(503, detail="Rate limiter unavailable") from None
+        out = {}
+        for (name, lim), reply in zip(named, replies):
+            d = lim.decision(reply)
+            out[name] = [
+                {
+                    "policy": q.rate.name,
+                    "algorithm": q.algorithm,
+                    "quota": q.rate.amount,
+                    "window_s": q.rate.seconds,
+                    "limit": q.limit,
+                    "remaining": q.remaining,
+                    "reset_after_ms": q.reset_after_ms,
+                }
+                for q in d.quotas
+            ]
+        return {"tier": "paid" if paid else "anonymous", "limits": out}
+
+    return app
+
+
+async def _ident(lim: RateLimit, request: Request) -> str:
+    ident = lim.key(request)
+    if hasattr(ident, "__await__"):
+        ident = await ident
+    if ident is None:
+        raise HTTPException(500, detail="no identity for a limit")  # not reached
+    return ident

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs the FastAPI example's tests: a real uvicorn serving the app, a real
+# redis-server with the module (from $RL_MODULE, else target/debug, which
+# `cargo build` makes), both on free loopback ports and stopped afterwards.
+set -euo pipefail
+source "$(dirname "$0")/venv.sh"
+ensure_venv
+
+export RL_MODULE="${RL_MODULE:-$ROOT/target/debug/libratelimit.so}"
+if [ ! -f "$RL_MODULE" ]; then
+    echo "module not found at $RL_MODULE: run 'cargo build' first (or set RL_MODULE)" >&2
+    exit 1
+fi
+cd "$EXAMPLE"
+exec "$PY" -m pytest -q -p no:cacheprovider tests "$@"
