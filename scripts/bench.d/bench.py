@@ -1,0 +1,604 @@
+#!/usr/bin/env python3
+"""Driver of scripts/bench: measures the module against INCR and Lua baselines
+on a running redis-server and prints one markdown report.
+
+Python 3.11 standard library only. Started by scripts/bench, which builds the
+module and owns the server; this file only talks to it (RESP over a socket,
+redis-benchmark and `redis-cli --pipe` as subprocesses).
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import socket
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+# --------------------------------------------------------------------------
+# A minimal RESP2 client.
+
+
+class Redis:
+    def __init__(self, port):
+        self.port = port
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.f = self.sock.makefile("rb")
+
+    @staticmethod
+    def encode(args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            if not isinstance(a, bytes):
+                a = str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        return b"".join(out)
+
+    def read(self):
+        line = self.f.readline()
+        if not line:
+            raise ConnectionError("server closed the connection")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self.f.read(n + 2)[:-2]
+            return data
+        if kind == b"*":
+            n = int(rest)
+            if n < 0:
+                return None
+            return [self.read() for _ in range(n)]
+        raise RuntimeError(f"unexpected reply {line!r}")
+
+    def call(self, *args):
+        self.sock.sendall(self.encode(args))
+        return self.read()
+
+    def info(self, section):
+        text = self.call("INFO", section).decode()
+        out = {}
+        for line in text.splitlines():
+            if ":" in line and not line.startswith("#"):
+                k, v = line.split(":", 1)
+                out[k] = v
+        return out
+
+
+# --------------------------------------------------------------------------
+# Measuring.
+
+
+class Bench:
+    def __init__(self, port, quick):
+        self.port = port
+        self.quick = quick
+        self.r = Redis(port)
+        self.sha = {}
+        for name in ("fixed", "sliding", "log", "token", "gcra"):
+            with open(os.path.join(HERE, name + ".lua"), "rb") as f:
+                self.sha[name] = self.r.call("SCRIPT", "LOAD", f.read()).decode()
+
+    def flush(self):
+        self.r.call("FLUSHALL")
+
+    def usec_per_call(self, cmdname):
+        # Module commands keep their case (cmdstat_RL.FIXED), others are lower.
+        stats = {k.lower(): v for k, v in self.r.info("commandstats").items()}
+        row = stats.get("cmdstat_" + cmdname.lower())
+        if row is None:
+            return None
+        m = re.search(r"usec_per_call=([0-9.]+)", row)
+        return float(m.group(1))
+
+    def benchmark(self, cmd, n, pipeline, keyspace=None, clients=50):
+        """Runs redis-benchmark on `cmd` (a list); returns (ops/s, usec/call)."""
+        self.r.call("CONFIG", "RESETSTAT")
+        argv = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(self.port),
+                "-c", str(clients), "-P", str(pipeline), "-n", str(n), "--csv"]
+        if keyspace:
+            argv += ["-r", str(keyspace)]
+        out = subprocess.run(argv + [str(a) for a in cmd], check=True,
+                             capture_output=True, text=True).stdout
+        rps = None
+        for line in out.splitlines():
+            fields = [x.strip('"') for x in line.split('","')]
+            if len(fields) > 1 and fields[0] != "test":
+                rps = float(fields[1])
+        if rps is None:
+            raise RuntimeError(f"no result from redis-benchmark: {out!r}")
+        return rps, self.usec_per_call(cmd[0])
+
+    def pipe(self, commands):
+        """Sends a list of commands through `redis-cli --pipe` (mass insertion)."""
+        data = b"".join(Redis.encode(c) for c in commands)
+        res = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.port), "--pipe"],
+                             input=data, capture_output=True, check=True)
+        out = res.stdout.decode()
+        m = re.search(r"errors: (\d+), replies: (\d+)", out)
+        if not m or int(m.group(1)) != 0 or int(m.group(2)) != len(commands):
+            raise RuntimeError(f"redis-cli --pipe: {out.strip()} {res.stderr.decode().strip()}")
+
+    def pipe_gen(self, gen, total, batch=200_000):
+        buf = []
+        for c in gen:
+            buf.append(c)
+            if len(buf) >= batch:
+                self.pipe(buf)
+                buf = []
+        if buf:
+            self.pipe(buf)
+
+
+# --------------------------------------------------------------------------
+# What is measured. Parameters are chosen so every measured call is allowed
+# (the path that writes, sets the expiry and replicates), like INCR.
+
+BIG = 1_000_000_000
+
+
+def rl(name, *params):
+    return lambda key: [name, key, *params]
+
+
+def lua(b, script, *params):
+    return lambda key: ["EVALSHA", b.sha[script], 1, key, *params]
+
+
+def commands(b):
+    """(row name, make(key) for hot keys, make(key) for distinct keys, lua baseline)."""
+    hot_log = ("10000", "10ms")  # ~1-3k entries live at full speed, never full
+    return [
+        ("INCR", rl("INCR"), rl("INCR"), None),
+        ("RL.FIXED", rl("RL.FIXED", BIG, "1h"), rl("RL.FIXED", BIG, "1h"), "Lua fixed"),
+        ("RL.SLIDING", rl("RL.SLIDING", BIG, "1h"), rl("RL.SLIDING", BIG, "1h"), "Lua sliding"),
+        ("RL.LOG", rl("RL.LOG", *hot_log), rl("RL.LOG", 1000, "1h"), "Lua log (ZSET)"),
+        ("RL.TOKEN", rl("RL.TOKEN", BIG, 1_000_000, "1s"), rl("RL.TOKEN", BIG, 1_000_000, "1s"), "Lua token"),
+        ("RL.LEAKY", rl("RL.LEAKY", BIG, 1_000_000, "1s"), rl("RL.LEAKY", BIG, 1_000_000, "1s"), "Lua token"),
+        ("RL.GCRA", rl("RL.GCRA", BIG - 1, 1_000_000, "1s"), rl("RL.GCRA", BIG - 1, 1_000_000, "1s"), "Lua gcra"),
+        ("Lua fixed", lua(b, "fixed", BIG, 3_600_000), lua(b, "fixed", BIG, 3_600_000), None),
+        ("Lua sliding", lua(b, "sliding", BIG, 3_600_000), lua(b, "sliding", BIG, 3_600_000), None),
+        ("Lua log (ZSET)", lua(b, "log", 10000, 10), lua(b, "log", 1000, 3_600_000), None),
+        ("Lua token", lua(b, "token", BIG, 1_000_000, 1000), lua(b, "token", BIG, 1_000_000, 1000), None),
+        ("Lua gcra", lua(b, "gcra", BIG - 1, 1_000_000, 1000), lua(b, "gcra", BIG - 1, 1_000_000, 1000), None),
+    ]
+
+
+ALL2 = ["TOKEN", BIG, 1_000_000, "1s", "FIXED", BIG, "1d"]
+ALL4 = ALL2 + ["SLIDING", BIG, "1h", "GCRA", BIG - 1, 1_000_000, "1s"]
+
+
+def all_cmd(keys, groups):
+    return ["RL.ALL", len(keys), *keys, *groups]
+
+
+def fmt(x, digits=2):
+    if x is None:
+        return "—"
+    if isinstance(x, str):
+        return x
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.{digits}f}"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "—"
+    return f"{a / b:.2f}x"
+
+
+# --------------------------------------------------------------------------
+# Sections.
+
+
+def section_calls(b, out, cfg):
+    """Per call cost and throughput, hot key and 100,000 distinct keys."""
+    n16, n1, space = cfg["n16"], cfg["n1"], cfg["keyspace"]
+    rows = []
+    specs = commands(b)
+    specs.insert(7, ("RL.ALL (2 limits)", lambda k: all_cmd([k + ":a", k + ":b"], ALL2),
+                     None, None))
+    specs.insert(8, ("RL.ALL (4 limits)", lambda k: all_cmd([k + f":{i}" for i in range(4)], ALL4),
+                     None, None))
+    results = {}
+    for name, hot, dist, base in specs:
+        res = {}
+        tag = re.sub(r"[^a-z0-9]", "", name.lower())
+        for mode in ("hot", "dist"):
+            b.flush()
+            if mode == "hot":
+                cmd = hot("hot:" + tag)
+                space_arg = None
+            else:
+                if dist is None:
+                    keys = [f"d{i}:{tag}:__rand_int__" for i in range(4)]
+                    cmd = all_cmd(keys[:2], ALL2) if "2" in name else all_cmd(keys, ALL4)
+                else:
+                    cmd = dist(f"d:{tag}:__rand_int__")
+                space_arg = space
+            rps16, us16 = b.benchmark(cmd, n16, 16, space_arg)
+            b.flush()
+            rps1, _ = b.benchmark(cmd, n1, 1, space_arg)
+            res[mode] = (us16, rps16, rps1)
+            log(f"  {name:18} {mode:4}  {us16} µs/call  P16 {rps16:,.0f}/s  P1 {rps1:,.0f}/s")
+        results[name] = res
+        rows.append((name, base))
+    b.flush()
+
+    out.append(f"### Per call: hot key and {space:,} distinct keys\n")
+    out.append("Server-side `usec_per_call` from `INFO commandstats` (Lua: the `evalsha` row, "
+               "which includes the commands the script calls), during the pipeline-16 run. "
+               f"Distinct keys: `-r {space}` over {n16:,} calls, starting from an empty "
+               "database, so the first calls create the keys.\n")
+    out.append("×INCR: this ÷ INCR (lower is better); Lua ÷: the Lua baseline's cost ÷ this "
+               "(how many times cheaper than Lua; higher is better).\n")
+    out.append("| command | µs/call hot | ×INCR | Lua ÷ | µs/call distinct | ×INCR | Lua ÷ |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|")
+    incr = results["INCR"]
+    for name, base in rows:
+        r = results[name]
+        bl = results.get(base) if base else None
+        cells = [name]
+        for mode in ("hot", "dist"):
+            us = r[mode][0]
+            cells += [fmt(us), ratio(us, incr[mode][0]),
+                      ratio(bl[mode][0], us) if bl else "—"]
+        out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    out.append(f"### Throughput: `redis-benchmark -c 50`, pipeline 16 ({n16:,} calls) and 1 ({n1:,})\n")
+    out.append("Requests per second seen by the client (redis-benchmark shares the 2 cores "
+               "with the server). ×INCR and ×Lua are throughput ratios (higher is better).\n")
+    out.append("| command | P16 hot | ×INCR | ×Lua | P16 distinct | ×INCR | ×Lua | P1 hot | ×INCR | P1 distinct | ×INCR |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, base in rows:
+        r = results[name]
+        bl = results.get(base) if base else None
+        cells = [name]
+        for mode in ("hot", "dist"):
+            cells += [fmt(r[mode][1]), ratio(r[mode][1], incr[mode][1]),
+                      ratio(r[mode][1], bl[mode][1]) if bl else "—"]
+        for mode in ("hot", "dist"):
+            cells += [fmt(r[mode][2]), ratio(r[mode][2], incr[mode][2])]
+        out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    return results
+
+
+def used_memory(b):
+    return int(b.r.info("memory")["used_memory"])
+
+
+def section_memory(b, out, cfg):
+    n = cfg["mem_keys"]
+    sha = b.sha
+    now_ms = int(time.time() * 1000)
+    # (name, command for limiter i, lua baseline name); every key lives >= 1h.
+    specs = [
+        ("INCR (a plain counter)", lambda i: ["INCR", f"m:{i}"], None),
+        ("RL.FIXED", lambda i: ["RL.FIXED", f"m:{i}", 100, "1h"], "Lua fixed"),
+        ("RL.SLIDING", lambda i: ["RL.SLIDING", f"m:{i}", 100, "1h"], "Lua sliding"),
+        ("RL.LOG (1 entry)", lambda i: ["RL.LOG", f"m:{i}", 100, "1h"], "Lua log (ZSET, 1 entry)"),
+        ("RL.TOKEN", lambda i: ["RL.TOKEN", f"m:{i}", 100, 1, "1h"], "Lua token"),
+        ("RL.LEAKY", lambda i: ["RL.LEAKY", f"m:{i}", 100, 1, "1h"], "Lua token"),
+        ("RL.GCRA", lambda i: ["RL.GCRA", f"m:{i}", 99, 1, "1h"], "Lua gcra"),
+        ("Lua fixed", lambda i: ["EVALSHA", sha["fixed"], 1, f"m:{i}", 100, 3_600_000], None),
+        # Both windows' keys exist, as in steady state: a call in the previous
+        # window and one in the current one.
+        ("Lua sliding", None, None),
+        ("Lua log (ZSET, 1 entry)", lambda i: ["EVALSHA", sha["log"], 1, f"m:{i}", 100, 3_600_000], None),
+        ("Lua token", lambda i: ["EVALSHA", sha["token"], 1, f"m:{i}", 100, 1, 3_600_000], None),
+        ("Lua gcra", lambda i: ["EVALSHA", sha["gcra"], 1, f"m:{i}", 99, 1, 3_600_000], None),
+    ]
+    results = {}
+    for name, make, _ in specs:
+        b.flush()
+        if make is None:  # Lua sliding: two calls per limiter
+            w = 3_600_000
+
+            def gen():
+                for i in range(n):
+                    yield ["EVALSHA", sha["sliding"], 1, f"m:{i}", 100, w, 1, now_ms - w]
+                    yield ["EVALSHA", sha["sliding"], 1, f"m:{i}", 100, w, 1, now_ms]
+            one = [["EVALSHA", sha["sliding"], 1, "one", 100, w, 1, now_ms - w],
+                   ["EVALSHA", sha["sliding"], 1, "one", 100, w, 1, now_ms]]
+        else:
+            def gen(make=make):
+                for i in range(n):
+                    yield make(i)
+            one = [make("one")]
+        # MEMORY USAGE of one key (all keys of one limiter for Lua sliding).
+        b.pipe(one)
+        keys = [k.decode() for k in b.r.call("KEYS", "*")]
+        usage = sum(b.r.call("MEMORY", "USAGE", k, "SAMPLES", "0") for k in keys)
+        b.flush()
+        before = used_memory(b)
+        b.pipe_gen(gen(), n)
+        after = used_memory(b)
+        dbsize = b.r.call("DBSIZE")
+        per = (after - before) / n
+        results[name] = (usage, per, dbsize)
+        log(f"  {name:26} MEMORY USAGE {usage}  used_memory/limiter {per:.1f}  keys {dbsize}")
+    b.flush()
+
+    out.append(f"### Memory per limiter ({n:,} limiters)\n")
+    out.append("`MEMORY USAGE` of one limiter's key(s), and the growth of `used_memory` "
+               f"divided by the number of limiters after creating {n:,} of them with one call each "
+               "(key name `m:<i>`, expiry set; includes Redis' per-key overhead: dict entry, key, "
+               "expiry entry). The sliding-window Lua baseline holds two keys per limiter (previous "
+               "and current window), as in steady state.\n")
+    out.append("| limiter | MEMORY USAGE (B) | used_memory / limiter (B) | Lua baseline (B / limiter) | Lua ÷ native |")
+    out.append("|---|---:|---:|---:|---:|")
+    for name, _, base in specs:
+        if name.startswith("Lua"):
+            continue
+        usage, per, _ = results[name]
+        bl = results.get(base) if base else None
+        out.append(f"| {name} | {usage} | {per:.1f} | {fmt(bl[1], 1) if bl else '—'} | "
+                   f"{ratio(bl[1], per) if bl else '—'} |")
+    for name, _, _ in specs:
+        if name.startswith("Lua"):
+            usage, per, _ = results[name]
+            out.append(f"| {name} | {usage} | {per:.1f} | | |")
+    out.append("")
+    return results
+
+
+def section_log_memory(b, out, cfg):
+    """RL.LOG against a ZSET log, both full, at limits 10, 100, 1000."""
+    sha = b.sha
+    rows = []
+    for limit in (10, 100, 1000):
+        n = cfg["log_keys"][limit]
+        res = {}
+        for kind in ("RL.LOG", "ZSET"):
+            def make(i, kind=kind, limit=limit):
+                if kind == "RL.LOG":
+                    return ["RL.LOG", f"l:{i}", limit, "1h", "COST", limit]
+                return ["EVALSHA", sha["log"], 1, f"l:{i}", limit, 3_600_000, limit]
+            b.flush()
+            b.pipe([make("one")])
+            usage = b.r.call("MEMORY", "USAGE", "l:one", "SAMPLES", "0")
+            b.flush()
+            before = used_memory(b)
+            b.pipe_gen((make(i) for i in range(n)), n, batch=max(1000, 200_000 // limit))
+            per = (used_memory(b) - before) / n
+            res[kind] = (usage, per)
+            log(f"  log {limit:5} {kind:6} MEMORY USAGE {usage}  per key {per:.1f}")
+        rows.append((limit, n, res))
+    b.flush()
+    out.append("### Full sliding logs: RL.LOG against a sorted set\n")
+    out.append("Each log filled to its limit (one call of `COST limit`, window 1h). Per unit = "
+               "(bytes per key) ÷ limit. Redis keeps a sorted set of up to 128 members as a "
+               "listpack (compact), above that as a skiplist plus a dict.\n")
+    out.append("| limit | keys | RL.LOG MEMORY USAGE | RL.LOG B/key | RL.LOG B/unit | ZSET MEMORY USAGE | ZSET B/key | ZSET B/unit | ZSET ÷ RL.LOG |")
+    out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for limit, n, res in rows:
+        (ru, rp), (zu, zp) = res["RL.LOG"], res["ZSET"]
+        out.append(f"| {limit} | {n:,} | {ru} | {rp:.0f} | {rp / limit:.1f} | {zu} | {zp:.0f} | "
+                   f"{zp / limit:.1f} | {ratio(zp, rp)} |")
+    out.append("")
+    return rows
+
+
+def section_log_scaling(b, out, cfg, incr_us):
+    """RL.LOG's cost per call on a full log as the limit grows."""
+    sha = b.sha
+    m = cfg["log_calls"]
+    rows = []
+    for limit in (10, 100, 1000, 10000):
+        res = {}
+        # Allowed on a full log: window = limit ms and AT advancing 1 ms per
+        # call, so once full each call expires exactly one entry and adds one.
+        t0 = int(time.time() * 1000)
+        for kind in ("RL.LOG", "ZSET"):
+            b.flush()
+
+            def make(t, kind=kind, limit=limit):
+                if kind == "RL.LOG":
+                    return ["RL.LOG", "lg", limit, f"{limit}ms", "AT", t]
+                return ["EVALSHA", sha["log"], 1, "lg", limit, limit, 1, t]
+            b.pipe_gen((make(t0 + i) for i in range(limit)), limit)
+            b.r.call("CONFIG", "RESETSTAT")
+            b.pipe_gen((make(t0 + limit + i) for i in range(m)), m)
+            us = b.usec_per_call("rl.log" if kind == "RL.LOG" else "evalsha")
+            check = b.r.call(*make(t0 + limit + m))
+            if check[0] != 1 or check[2] != 0:
+                raise RuntimeError(f"log {kind} {limit}: not a full log being allowed: {check}")
+            # Denied on a full log (window 1h), hot key, redis-benchmark.
+            b.flush()
+            if kind == "RL.LOG":
+                fill = ["RL.LOG", "ld", limit, "1h", "COST", limit]
+                cmd = ["RL.LOG", "ld", limit, "1h"]
+            else:
+                fill = ["EVALSHA", sha["log"], 1, "ld", limit, 3_600_000, limit]
+                cmd = ["EVALSHA", sha["log"], 1, "ld", limit, 3_600_000]
+            b.r.call(*fill)
+            _, den = b.benchmark(cmd, cfg["n_denied"], 16)
+            res[kind] = (us, den)
+            log(f"  log {limit:5} {kind:6} allowed-full {us} µs  denied-full {den} µs")
+        rows.append((limit, res))
+    b.flush()
+    out.append("### RL.LOG as the limit grows (full log)\n")
+    out.append(f"Allowed on a full log: window = limit ms and `AT` advancing 1 ms per call, so each "
+               f"of {m:,} calls drops the oldest entry and adds one. Denied on a full log: a hot key "
+               f"filled to its limit, window 1h. µs per call from `INFO commandstats`; ×INCR against "
+               f"INCR on a hot key ({fmt(incr_us)} µs) in this run.\n")
+    out.append("| limit | RL.LOG allowed µs | ×INCR | ZSET allowed µs | ZSET ÷ RL.LOG | RL.LOG denied µs | ×INCR | ZSET denied µs | ZSET ÷ RL.LOG |")
+    out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for limit, res in rows:
+        (ra, rd), (za, zd) = res["RL.LOG"], res["ZSET"]
+        out.append(f"| {limit:,} | {fmt(ra)} | {ratio(ra, incr_us)} | {fmt(za)} | {ratio(ra, za)} | "
+                   f"{fmt(rd)} | {ratio(rd, incr_us)} | {fmt(zd)} | {ratio(rd, zd)} |")
+    out.append("")
+    return rows
+
+
+def section_keyspace(b, out, cfg):
+    """Every command's cost per call as the number of keys grows."""
+    sizes = cfg["sizes"]
+    specs = [
+        ("INCR", ["INCR"]),
+        ("RL.FIXED", ["RL.FIXED", BIG, "1h"]),
+        ("RL.SLIDING", ["RL.SLIDING", BIG, "1h"]),
+        ("RL.LOG", ["RL.LOG", 1000, "1h"]),
+        ("RL.TOKEN", ["RL.TOKEN", BIG, 1_000_000, "1s"]),
+        ("RL.LEAKY", ["RL.LEAKY", BIG, 1_000_000, "1s"]),
+        ("RL.GCRA", ["RL.GCRA", BIG - 1, 1_000_000, "1s"]),
+    ]
+    results = {}
+    for name, tail in specs:
+        b.flush()
+        have = 0
+        res = []
+        for size in sizes:
+            # Pre-create keys 0..size-1 with redis-benchmark's key names.
+            b.pipe_gen(([tail[0], f"s:{i:012d}", *tail[1:]] for i in range(have, size)), size - have)
+            have = size
+            _, us = b.benchmark([tail[0], "s:__rand_int__", *tail[1:]], cfg["n_keys"], 16, size)
+            res.append(us)
+        results[name] = res
+        log(f"  {name:10} " + "  ".join(f"{s}:{u}" for s, u in zip(sizes, res)))
+    b.flush()
+    out.append("### Cost per call as the number of keys grows\n")
+    out.append(f"Keys created first, then {cfg['n_keys']:,} calls at pipeline 16 spread at random "
+               "over them; µs per call from `INFO commandstats`.\n")
+    out.append("| command | " + " | ".join(f"{s:,} keys" for s in sizes) + " | last ÷ first |")
+    out.append("|---|" + "---:|" * (len(sizes) + 1))
+    for name, _ in specs:
+        res = results[name]
+        out.append(f"| {name} | " + " | ".join(fmt(u) for u in res) + f" | {ratio(res[-1], res[0])} |")
+    out.append("")
+    return results
+
+
+# --------------------------------------------------------------------------
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(f.readline().split()[1])
+            mem = f", {kb / 1024 / 1024:.0f} GB RAM"
+    except (OSError, ValueError):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores{mem}, Linux {platform.release()}"
+
+
+def targets(out, calls, mem, logmem, logscale):
+    incr = calls["INCR"]
+    lines = []
+
+    def check(ok, text):
+        lines.append(f"- {'met' if ok else '**missed**'}: {text}")
+
+    for name in ("RL.FIXED", "RL.SLIDING", "RL.TOKEN", "RL.LEAKY", "RL.GCRA"):
+        r = calls[name]
+        worst_us = max(r[m][0] / incr[m][0] for m in ("hot", "dist"))
+        worst_tp = min(r[m][1] / incr[m][1] for m in ("hot", "dist"))
+        check(worst_us <= 2, f"{name} µs/call ≤ 2x INCR (worst {worst_us:.2f}x)")
+        check(worst_tp >= 0.8, f"{name} P16 throughput ≥ 0.8x INCR (worst {worst_tp:.2f}x)")
+    r = calls["RL.LOG"]
+    worst = max(r[m][0] / incr[m][0] for m in ("hot", "dist"))
+    check(worst <= 3, f"RL.LOG µs/call ≤ 3x INCR (worst {worst:.2f}x)")
+    first = logscale[0][1]["RL.LOG"][0]
+    last = logscale[-1][1]["RL.LOG"][0]
+    check(last <= 1.5 * first,
+          f"RL.LOG flat as the limit grows 10→10,000 (allowed on a full log {first:.2f}→{last:.2f} µs)")
+    base = {"RL.FIXED": "Lua fixed", "RL.SLIDING": "Lua sliding", "RL.LOG": "Lua log (ZSET)",
+            "RL.TOKEN": "Lua token", "RL.LEAKY": "Lua token", "RL.GCRA": "Lua gcra"}
+    for name, bl in base.items():
+        worst = min(calls[bl][m][0] / calls[name][m][0] for m in ("hot", "dist"))
+        check(worst >= 5, f"{name} ≥ 5x cheaper per call than {bl} (worst {worst:.2f}x)")
+    for name in ("RL.FIXED", "RL.SLIDING", "RL.TOKEN", "RL.LEAKY", "RL.GCRA"):
+        usage, per = mem[name][0], mem[name][1]
+        check(usage <= 96, f"{name} ≤ 96 B per key by MEMORY USAGE ({usage} B; used_memory grows "
+                           f"{per:.0f} B per limiter, INCR with an expiry {mem['Lua fixed'][1]:.0f} B)")
+    for limit, n, res in logmem:
+        (ru, rp), zp = res["RL.LOG"], res["ZSET"][1]
+        check(ru - 8 * limit <= 128,
+              f"RL.LOG at limit {limit}: ≤ 8 B per unit + small constant (MEMORY USAGE "
+              f"{ru} B = 8 × {limit} + {ru - 8 * limit} B)")
+        check(zp >= 3 * rp, f"RL.LOG at limit {limit}: several times under the ZSET log "
+                            f"(ZSET {zp / rp:.1f}x larger by used_memory)")
+    out.append("### Targets (issue 6)\n")
+    out.extend(lines)
+    out.append("")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--only", default="", help="comma list of sections (calls,memory,log,keys)")
+    a = ap.parse_args()
+    if a.quick:
+        cfg = dict(n16=50_000, n1=10_000, keyspace=100_000, mem_keys=20_000,
+                   log_keys={10: 2000, 100: 2000, 1000: 200}, log_calls=10_000,
+                   n_denied=20_000, sizes=[1000, 10_000, 100_000], n_keys=30_000)
+    else:
+        cfg = dict(n16=500_000, n1=100_000, keyspace=100_000, mem_keys=1_000_000,
+                   log_keys={10: 100_000, 100: 20_000, 1000: 2000}, log_calls=100_000,
+                   n_denied=200_000, sizes=[1000, 10_000, 100_000, 1_000_000], n_keys=300_000)
+    b = Bench(a.port, a.quick)
+    only = set(filter(None, a.only.split(",")))
+    start = time.time()
+    info = b.r.info("server")
+    out = []
+    out.append(f"## Benchmark {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC"
+               f"{' (quick)' if a.quick else ''}\n")
+    out.append(f"Machine: {machine()}; Redis {info.get('redis_version')}, "
+               f"module built with `cargo build --release`; redis-benchmark on the same machine.\n")
+    calls = mem = logmem = logscale = None
+    if not only or "calls" in only:
+        log("==> per call and throughput")
+        calls = section_calls(b, out, cfg)
+    if not only or "memory" in only:
+        log("==> memory per limiter")
+        mem = section_memory(b, out, cfg)
+        logmem = section_log_memory(b, out, cfg)
+    if not only or "log" in only:
+        log("==> RL.LOG scaling with the limit")
+        incr_hot = calls["INCR"]["hot"][0] if calls else None
+        logscale = section_log_scaling(b, out, cfg, incr_hot)
+    if not only or "keys" in only:
+        log("==> scaling with the number of keys")
+        section_keyspace(b, out, cfg)
+    if calls and mem and logmem and logscale:
+        targets(out, calls, mem, logmem, logscale)
+    out.append(f"_Run took {time.time() - start:.0f} s._\n")
+    text = "\n".join(out)
+    with open(a.out, "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
