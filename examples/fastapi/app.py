@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from ratelimit import (
     Decision,
     RateLimit,
+    RateLimitHeaders,
     bearer_token,
     by_api_key,
     by_ip,
@@ -168,6 +169,7 @@ def create_app() -> FastAPI:
             await client.aclose()
 
     app = FastAPI(title="Stock quotes (rate-limited by the ratelimit module)", lifespan=lifespan)
+    app.add_middleware(RateLimitHeaders)
 
     @app.get("/quotes/{symbol}")
     async def quote(
@@ -199,13 +201,19 @@ def create_app() -> FastAPI:
     async def limits(request: Request) -> dict:
         """Peek at every limit that applies to the caller, in one pipeline."""
         paid = user_of(request) is not None
-        named = [("quotes", paid_quotes if paid else anon_quotes), ("login", login_limit)]
-        if paid:
-            named.append(("orders", order_limit))
+        candidates = [
+            ("quotes", paid_quotes if paid else anon_quotes),
+            ("login", login_limit),
+            ("orders", order_limit),  # per user: applies with an API key only
+        ]
         config = request.app.state.ratelimit
         pipe = config.redis.pipeline(transaction=False)
-        for _, lim in named:
-            pipe.execute_command(*lim.command(request, await _ident(lim, request), 0))
+        named = []
+        for name, lim in candidates:
+            ident = await lim.identity(request)
+            if ident is not None:
+                named.append((name, lim))
+                pipe.execute_command(*lim.command(request, ident, 0))
         try:
             replies = await pipe.execute()
         except (RedisError, OSError) as e:
@@ -230,11 +238,3 @@ def create_app() -> FastAPI:
 
     return app
 
-
-async def _ident(lim: RateLimit, request: Request) -> str:
-    ident = lim.key(request)
-    if hasattr(ident, "__await__"):
-        ident = await ident
-    if ident is None:
-        raise HTTPException(500, detail="no identity for a limit")  # not reached
-    return ident

@@ -35,6 +35,7 @@ __all__ = [
     "Decision",
     "RateLimit",
     "RateLimitConfig",
+    "RateLimitHeaders",
     "LimiterUnavailable",
     "parse_rates",
     "setup",
@@ -53,7 +54,7 @@ _UNITS = {
     "day": 86400, "days": 86400, "d": 86400,
 }  # fmt: skip
 _UNIT_NAMES = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}
-_RATE = re.compile(r"^\s*(\d{1,16})\s*(?:/|\s+per\s+)\s*(\d{1,9})?\s*([A-Za-z]+)\s*$")
+_RATE = re.compile(r"^\s*(\d{1,16})\s*(?:/|\s+per\s+)\s*(\d{1,9})?\s*([A-Za-z]+)\s*$", re.I)
 MAX_AMOUNT = 10**15  # the module's largest limit
 
 
@@ -319,7 +320,8 @@ class RateLimit:
         scope = self.scope
         if scope is None:
             route = request.scope.get("route")
-            scope = f"{request.method}:{getattr(route, 'path', request.url.path)}"
+            path = getattr(route, "path", None) or request.url.path
+            scope = f"{request.method}:{path}"
         base = f"{cfg.prefix}:{{{_escape(ident)}}}:{_escape(scope)}"
         keys = [f"{base}:{r.name}" for r in self.rates]
         if len(keys) == 1:
@@ -344,10 +346,14 @@ class RateLimit:
 
     # -- asking Redis
 
+    async def identity(self, request: Request) -> Optional[str]:
+        """What the key function says for this request (None: not limited)."""
+        return await _resolve(self.key(request))
+
     async def ask(self, request: Request, cost: int) -> Optional[Decision]:
         """One round trip; None if the key function returned None. Raises
         LimiterUnavailable when Redis cannot answer."""
-        ident = await _resolve(self.key(request))
+        ident = await self.identity(request)
         if ident is None:
             return None
         if isinstance(cost, bool) or not isinstance(cost, int) or cost < 0:
@@ -383,6 +389,9 @@ class RateLimit:
         if d is None:
             return None
         headers = d.headers()
+        # For RateLimitHeaders: the headers then go out on any response,
+        # errors raised later by the endpoint included.
+        request.state.ratelimit_headers = headers
         if not d.allowed:
             raise HTTPException(429, detail="Rate limit exceeded", headers=headers)
         if response is not None:
@@ -391,3 +400,35 @@ class RateLimit:
 
     async def __call__(self, request: Request, response: Response) -> Optional[Decision]:
         return await self.hit(request, response)
+
+
+class RateLimitHeaders:
+    """ASGI middleware: app.add_middleware(RateLimitHeaders).
+
+    A dependency's headers reach the response only when the endpoint returns
+    normally; an HTTPException raised later (a 401 from /login, say) builds a
+    new response without them. This middleware adds the headers of the
+    request's last decision to whatever response goes out, unless present."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                extra = (scope.get("state") or {}).get("ratelimit_headers")
+                if extra:
+                    raw = list(message.get("headers", []))
+                    have = {name.lower() for name, _ in raw}
+                    raw += [
+                        (k.lower().encode(), v.encode())
+                        for k, v in extra.items()
+                        if k.lower().encode() not in have
+                    ]
+                    message = {**message, "headers": raw}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -7,5 +7,8 @@ source "$(dirname "$0")/venv.sh"
 ensure_venv
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 cd "$EXAMPLE"
-exec "$VENV/bin/uvicorn" app:create_app --factory \
+# --no-proxy-headers: uvicorn would otherwise take the client address from
+# X-Forwarded-For whenever the peer is 127.0.0.1; the app decides that itself
+# (RL_TRUSTED_PROXIES).
+exec "$VENV/bin/uvicorn" app:create_app --factory --no-proxy-headers \
     --host "${APP_HOST:-127.0.0.1}" --port "${APP_PORT:-8000}" "$@"

@@ -1,0 +1,166 @@
+"""Fixtures: a real redis-server with the module and a real uvicorn serving
+the app, each on a free loopback port (never 6379), always stopped."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+import redis
+
+EXAMPLE = pathlib.Path(__file__).resolve().parent.parent
+ROOT = EXAMPLE.parent.parent
+MODULE = os.environ.get("RL_MODULE") or str(ROOT / "target/debug/libratelimit.so")
+REDIS_SERVER = os.environ.get("REDIS_SERVER", "redis-server")
+
+sys.path.insert(0, str(EXAMPLE))  # unit tests import ratelimit / app
+
+
+def free_port() -> int:
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port != 6379:
+            return port
+
+
+def _wait(what: str, ready, proc: subprocess.Popen, log: pathlib.Path, timeout: float = 15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            if ready():
+                return
+        except Exception:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not become ready in {timeout}s:\n{log.read_text()}")
+
+
+def _stop(proc: subprocess.Popen | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class RedisServer:
+    def __init__(self, workdir: pathlib.Path):
+        if not os.path.isfile(MODULE):
+            raise RuntimeError(f"module not found at {MODULE}: run 'cargo build' or set RL_MODULE")
+        self.port = free_port()
+        self.dir = workdir
+        self.log = workdir / f"redis-{self.port}.log"
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, protocol=2, socket_timeout=5)
+
+    def start(self) -> None:
+        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", str(self.dir),
+                "--loadmodule", MODULE]  # fmt: skip
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        with self.client() as c:
+            _wait("redis-server", c.ping, self.proc, self.log)
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+class App:
+    """The example app under uvicorn, configured by environment variables."""
+
+    def __init__(self, workdir: pathlib.Path, redis_url: str, **env: str):
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log = workdir / f"app-{self.port}.log"
+        environ = {**os.environ, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1", **env}
+        args = [sys.executable, "-m", "uvicorn", "app:create_app", "--factory",
+                "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log",
+                "--no-proxy-headers"]  # fmt: skip
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                args, cwd=EXAMPLE, env=environ, stdout=out, stderr=subprocess.STDOUT
+            )
+        _wait("uvicorn", lambda: httpx.get(self.base_url + "/openapi.json", timeout=1).status_code
+              == 200, self.proc, self.log)  # fmt: skip
+
+    def client(self, **kw) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=10, **kw)
+
+    def log_text(self) -> str:
+        return self.log.read_text()
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def app(redis_server, tmp_path_factory):
+    """The app with its default limits, except a small daily cap for the paid
+    tier so that the tests can reach it."""
+    a = App(tmp_path_factory.mktemp("app"), redis_server.url, RL_PAID_DAILY="150/day")
+    yield a
+    a.stop()
+
+
+@pytest.fixture
+def db(redis_server):
+    """A sync client on the shared Redis, emptied before each test."""
+    with redis_server.client() as c:
+        c.flushall()
+        yield c
+
+
+@pytest.fixture
+def client(app, db):
+    with app.client() as c:
+        yield c
+
+
+@pytest.fixture
+def start_app(tmp_path):
+    """start_app(redis_url, **env) -> App; every app started is stopped."""
+    started: list[App] = []
+
+    def start(redis_url: str, **env: str) -> App:
+        started.append(App(tmp_path, redis_url, **env))
+        return started[-1]
+
+    yield start
+    for a in started:
+        a.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A redis-server for this test alone (tests that stop it)."""
+    server = RedisServer(tmp_path)
+    yield server
+    server.stop()

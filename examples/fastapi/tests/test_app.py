@@ -1,0 +1,198 @@
+"""The app under a real uvicorn, against a real redis-server with the module."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import httpx
+
+ALICE = {"Authorization": "Bearer demo-key-alice"}
+BOB = {"Authorization": "Bearer demo-key-bob"}
+DENIED = {"detail": "Rate limit exceeded"}
+
+
+def order(quantity: int, symbol: str = "ACME") -> dict:
+    return {"symbol": symbol, "side": "buy", "quantity": quantity}
+
+
+def assert_limit_headers(r: httpx.Response, limit: int, remaining: int) -> None:
+    assert r.headers["X-RateLimit-Limit"] == str(limit)
+    assert r.headers["X-RateLimit-Remaining"] == str(remaining)
+    assert int(r.headers["X-RateLimit-Reset"]) >= 0
+
+
+def test_anonymous_tier_100_per_minute_per_ip(client):
+    for i in range(100):
+        # X-Forwarded-For is not trusted by default: a new one each time
+        # must not buy a new quota.
+        r = client.get("/quotes/ACME", headers={"X-Forwarded-For": f"10.0.0.{i}"})
+        assert r.status_code == 200, (i, r.text)
+        assert_limit_headers(r, 100, 99 - i)
+        assert r.headers["RateLimit-Policy"] == '"minute";q=100;w=60'
+        assert re.fullmatch(rf'"minute";r={99 - i};t=\d+', r.headers["RateLimit"])
+        assert "Retry-After" not in r.headers
+    r = client.get("/quotes/ACME")
+    assert r.status_code == 429
+    assert r.json() == DENIED
+    assert r.headers["RateLimit-Policy"] == '"minute";q=100;w=60'
+    assert re.fullmatch(r'"minute";r=0;t=\d+', r.headers["RateLimit"])
+    assert_limit_headers(r, 100, 0)
+    assert 1 <= int(r.headers["Retry-After"]) <= 120
+    # Another client address has its own quota.
+    with httpx.Client(
+        base_url=str(client.base_url),
+        transport=httpx.HTTPTransport(local_address="127.0.0.2"),
+    ) as other:
+        assert other.get("/quotes/ACME").headers["X-RateLimit-Remaining"] == "99"
+
+
+def test_paid_tier_more_than_anonymous_with_daily_cap(client, db):
+    # Test config: 1000/minute token bucket AND 150/day, one RL.ALL call.
+    for i in range(150):
+        r = client.get("/quotes/ACME", headers=ALICE)
+        assert r.status_code == 200, (i, r.text)
+    assert r.headers["RateLimit-Policy"] == '"minute";q=1000;w=60, "day";q=150;w=86400'
+    assert re.fullmatch(r'"minute";r=\d+;t=\d+, "day";r=0;t=\d+', r.headers["RateLimit"])
+    assert_limit_headers(r, 150, 0)  # the tightest limit
+    r = client.get("/quotes/ACME", headers=ALICE)
+    assert r.status_code == 429 and r.json() == DENIED
+    assert 80000 <= int(r.headers["Retry-After"]) <= 86400
+    # The keys of one caller share a hash tag (one slot in a cluster), and
+    # the API key itself never appears in Redis.
+    keys = sorted(k.decode() for k in db.keys("rl:*"))
+    tags = {re.search(r"\{[^}]*\}", k)[0] for k in keys if "quotes-paid" in k}
+    assert len(tags) == 1 and "demo-key" not in " ".join(keys)
+    # Bob's key and the anonymous tier are untouched.
+    assert client.get("/quotes/ACME", headers=BOB).status_code == 200
+    r = client.get("/quotes/ACME")
+    assert r.status_code == 200 and r.headers["X-RateLimit-Remaining"] == "99"
+
+
+def test_invalid_api_key_is_401_and_spends_the_ip_quota(client):
+    r = client.get("/quotes/ACME", headers={"Authorization": "Bearer guess"})
+    assert r.status_code == 401
+    r = client.get("/quotes/ACME")
+    assert r.headers["X-RateLimit-Remaining"] == "98"
+
+
+def test_login_5_per_minute_per_ip(client):
+    wrong = {"username": "alice", "password": "guess"}
+    for i in range(5):
+        r = client.post("/login", json=wrong)
+        assert r.status_code == 401, r.text
+        assert r.headers["RateLimit-Policy"] == '"minute";q=5;w=60'
+        assert_limit_headers(r, 5, 4 - i)
+    # The right password does not help once the limit is reached.
+    r = client.post("/login", json={"username": "alice", "password": "wonderland"})
+    assert r.status_code == 429 and r.json() == DENIED
+    assert 1 <= int(r.headers["Retry-After"]) <= 60
+    assert re.fullmatch(r'"minute";r=0;t=\d+', r.headers["RateLimit"])
+    with httpx.Client(
+        base_url=str(client.base_url),
+        transport=httpx.HTTPTransport(local_address="127.0.0.3"),
+    ) as other:
+        r = other.post("/login", json={"username": "alice", "password": "wonderland"})
+        assert r.status_code == 200 and r.json() == {"api_key": "demo-key-alice"}
+
+
+def test_orders_cost_depends_on_size(client):
+    assert client.post("/orders", json=order(1)).status_code == 401
+    # 1/second with a burst of 10 units; 1 unit per started 100 shares.
+    r = client.post("/orders", json=order(1000), headers=ALICE)
+    assert r.status_code == 201 and r.json()["cost"] == 10
+    assert_limit_headers(r, 10, 0)
+    r = client.post("/orders", json=order(1), headers=ALICE)
+    assert r.status_code == 429 and r.json() == DENIED
+    assert r.headers["Retry-After"] == "1"
+    # Per user: Bob is unaffected. An invalid order spends nothing.
+    r = client.post("/orders", json=order(250), headers=BOB)
+    assert r.status_code == 201 and r.json()["cost"] == 3
+    assert_limit_headers(r, 10, 7)
+    assert client.post("/orders", json=order(0), headers=BOB).status_code == 422
+    assert client.post("/orders", content=b"{", headers=BOB).status_code == 422
+    orders = client.get("/limits", headers=BOB).json()["limits"]["orders"]
+    assert orders[0]["remaining"] == 7
+
+
+def test_limits_peeks_without_spending(client, db):
+    for _ in range(5):
+        r = client.get("/limits")
+        assert r.status_code == 200
+        body = r.json()
+        assert body["tier"] == "anonymous"
+        assert body["limits"]["quotes"][0]["remaining"] == 100
+        assert body["limits"]["login"][0]["remaining"] == 5
+    assert db.dbsize() == 0  # a peek never creates a key
+    client.get("/quotes/ACME")
+    for _ in range(3):
+        assert client.get("/limits").json()["limits"]["quotes"][0]["remaining"] == 99
+    paid = client.get("/limits", headers=ALICE).json()
+    assert paid["tier"] == "paid"
+    assert [q["policy"] for q in paid["limits"]["quotes"]] == ["minute", "day"]
+    assert [q["remaining"] for q in paid["limits"]["quotes"]] == [1000, 150]
+    assert paid["limits"]["orders"][0]["remaining"] == 10
+    assert client.get("/quotes/ACME", headers=ALICE).headers["X-RateLimit-Remaining"] == "149"
+
+
+def test_exactly_20_of_100_concurrent_requests_pass(redis_server, db, start_app):
+    a = start_app(redis_server.url, RL_ANON_RATE="20/minute")
+
+    async def burst() -> list[int]:
+        limits = httpx.Limits(max_connections=100)
+        async with httpx.AsyncClient(base_url=a.base_url, limits=limits, timeout=30) as c:
+            rs = await asyncio.gather(*(c.get("/quotes/ACME") for _ in range(100)))
+        return [r.status_code for r in rs]
+
+    codes = asyncio.run(burst())
+    assert codes.count(200) == 20 and codes.count(429) == 80, codes
+
+
+def test_forwarded_for_only_from_trusted_proxy(redis_server, db, start_app):
+    a = start_app(redis_server.url, RL_ANON_RATE="2/minute", RL_TRUSTED_PROXIES="1")
+    with a.client() as c:
+        via = {"X-Forwarded-For": "198.51.100.7"}
+        assert [c.get("/quotes/ACME", headers=via).status_code for _ in range(3)] == [200, 200, 429]
+        # A client-supplied address left of the proxy's does not help.
+        spoof = {"X-Forwarded-For": "203.0.113.1, 198.51.100.7"}
+        assert c.get("/quotes/ACME", headers=spoof).status_code == 429
+        other = {"X-Forwarded-For": "198.51.100.8"}
+        assert c.get("/quotes/ACME", headers=other).status_code == 200
+
+
+def test_redis_down_fails_open(own_redis, start_app):
+    a = start_app(own_redis.url)  # RL_FAIL_MODE defaults to open
+    with a.client() as c:
+        r = c.get("/quotes/ACME")
+        assert r.status_code == 200 and r.headers["X-RateLimit-Remaining"] == "99"
+        own_redis.stop()
+        for _ in range(3):
+            r = c.get("/quotes/ACME")
+            assert r.status_code == 200 and r.json()["symbol"] == "ACME"
+            assert "RateLimit" not in r.headers
+        assert c.post("/login", json={"username": "bob", "password": "builder"}).status_code == 200
+        r = c.get("/limits")
+        assert r.status_code == 503 and r.json() == {"detail": "Rate limiter unavailable"}
+        own_redis.start()  # same port, empty: limits apply again
+        r = c.get("/quotes/ACME")
+        assert r.status_code == 200 and r.headers["X-RateLimit-Remaining"] == "99"
+    log = a.log_text()
+    assert "rate limiter unavailable, serving without limits" in log
+    assert "Traceback" not in log
+
+
+def test_redis_down_fails_closed(own_redis, start_app):
+    a = start_app(own_redis.url, RL_FAIL_MODE="closed")
+    with a.client() as c:
+        assert c.get("/quotes/ACME").status_code == 200
+        own_redis.stop()
+        unavailable = {"detail": "Rate limiter unavailable"}
+        r = c.get("/quotes/ACME", headers=ALICE)
+        assert r.status_code == 503 and r.json() == unavailable
+        r = c.post("/login", json={"username": "bob", "password": "builder"})
+        assert r.status_code == 503 and r.json() == unavailable
+        r = c.post("/orders", json=order(1), headers=BOB)
+        assert r.status_code == 503 and r.json() == unavailable
+        own_redis.start()
+        assert c.get("/quotes/ACME").status_code == 200
+    assert "Traceback" not in a.log_text()
