@@ -1,2 +1,158 @@
-// Placeholder so the [[bench]] target resolves; issue 6 fills it in.
-fn main() {}
+//! Micro-benchmarks of the pure algorithms (no Redis): `cargo bench`.
+//!
+//! - `decide/<algo>/allowed`: steady state where every call is allowed and
+//!   writes (time advances 1 µs per call);
+//! - `decide/<algo>/denied`: a limiter at its limit, every call denied;
+//! - `log_full/allowed/<limit>`: RL.LOG with a full log where each call drops
+//!   the oldest entry and adds one; `log_full/denied/<limit>`: a full log;
+//! - `codec/encode|decode/<algo>`: the RDB/RESTORE encoding of one limiter.
+//!
+//! `cargo bench -- decide` runs one group; scripts/bench measures the module
+//! inside redis-server.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use ratelimit::algo::{BucketParams, Limiter, Micros, Params, WindowParams};
+use ratelimit::codec;
+
+const BIG: u64 = 1_000_000_000_000;
+const SECOND: Micros = 1_000_000;
+const HOUR: Micros = 3_600 * SECOND;
+const T0: Micros = 1_700_000_000_000_000;
+
+fn window(limit: u64, window: Micros) -> WindowParams {
+    WindowParams { limit, window }
+}
+
+fn bucket(capacity: u64, rate: u64, period: Micros) -> BucketParams {
+    BucketParams {
+        capacity,
+        rate,
+        period,
+    }
+}
+
+/// Parameters under which every call is allowed at 1 call per µs.
+fn allowing() -> Vec<(&'static str, Params)> {
+    vec![
+        ("fixed", Params::Fixed(window(BIG, HOUR))),
+        ("sliding", Params::Sliding(window(BIG, HOUR))),
+        // window = limit µs: once full, each call expires exactly one entry.
+        ("log", Params::Log(window(1000, 1000))),
+        ("token", Params::Token(bucket(BIG, 1_000_000, SECOND))),
+        ("leaky", Params::Leaky(bucket(BIG, 1_000_000, SECOND))),
+        ("gcra", Params::Gcra(bucket(BIG, 1_000_000, SECOND))),
+    ]
+}
+
+/// Small limits that a burst at one instant exhausts.
+fn denying() -> Vec<(&'static str, Params)> {
+    vec![
+        ("fixed", Params::Fixed(window(100, HOUR))),
+        ("sliding", Params::Sliding(window(100, HOUR))),
+        ("log", Params::Log(window(100, HOUR))),
+        ("token", Params::Token(bucket(100, 1, HOUR))),
+        ("leaky", Params::Leaky(bucket(100, 1, HOUR))),
+        ("gcra", Params::Gcra(bucket(100, 1, HOUR))),
+    ]
+}
+
+/// A limiter whose next call at `T0` is denied.
+fn exhausted(p: &Params, limit: u64) -> Limiter {
+    let mut l = Limiter::new(p);
+    let d = l.decide(p, limit, T0).unwrap();
+    assert!(d.allowed);
+    assert!(!l.decide(p, 1, T0).unwrap().allowed);
+    l
+}
+
+fn decide(c: &mut Criterion) {
+    let mut g = c.benchmark_group("decide");
+    for (name, p) in allowing() {
+        let mut l = Limiter::new(&p);
+        let mut now = T0;
+        // Reach the steady state first (the log fills up).
+        for _ in 0..2000 {
+            now += 1;
+            assert!(l.decide(&p, 1, now).unwrap().allowed);
+        }
+        g.bench_function(BenchmarkId::new(name, "allowed"), |b| {
+            b.iter(|| {
+                now += 1;
+                let d = l.decide(black_box(&p), black_box(1), now).unwrap();
+                debug_assert!(d.allowed);
+                d
+            })
+        });
+    }
+    for (name, p) in denying() {
+        let mut l = exhausted(&p, 100);
+        g.bench_function(BenchmarkId::new(name, "denied"), |b| {
+            b.iter(|| {
+                let d = l
+                    .decide(black_box(&p), black_box(1), black_box(T0))
+                    .unwrap();
+                debug_assert!(!d.allowed);
+                d
+            })
+        });
+    }
+    g.finish();
+}
+
+fn log_full(c: &mut Criterion) {
+    let mut g = c.benchmark_group("log_full");
+    for limit in [10u64, 100, 1000, 10_000] {
+        // Allowed on a full log: window = limit µs, time +1 µs per call.
+        let p = Params::Log(window(limit, limit));
+        let mut l = Limiter::new(&p);
+        let mut now = T0;
+        for _ in 0..limit {
+            now += 1;
+            l.decide(&p, 1, now).unwrap();
+        }
+        g.bench_with_input(BenchmarkId::new("allowed", limit), &limit, |b, _| {
+            b.iter(|| {
+                now += 1;
+                let d = l.decide(black_box(&p), 1, now).unwrap();
+                debug_assert!(d.allowed && d.remaining == 0);
+                d
+            })
+        });
+        // Denied on a full log.
+        let p = Params::Log(window(limit, HOUR));
+        let mut l = exhausted(&p, limit);
+        g.bench_with_input(BenchmarkId::new("denied", limit), &limit, |b, _| {
+            b.iter(|| l.decide(black_box(&p), 1, black_box(T0 + 1)).unwrap())
+        });
+    }
+    g.finish();
+}
+
+fn codec_bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("codec");
+    let mut cases: Vec<(String, Limiter)> = Vec::new();
+    for (name, p) in denying() {
+        cases.push((name.to_string(), exhausted(&p, 100)));
+    }
+    let p = Params::Log(window(1000, HOUR));
+    cases.push(("log_1000".to_string(), exhausted(&p, 1000)));
+    for (name, l) in &cases {
+        g.bench_function(BenchmarkId::new("encode", name), |b| {
+            b.iter(|| codec::encode(black_box(l)))
+        });
+        let bytes = codec::encode(l);
+        assert_eq!(
+            codec::decode(&bytes, codec::ENCODING_VERSION).as_ref(),
+            Ok(l)
+        );
+        g.bench_function(BenchmarkId::new("decode", name), |b| {
+            b.iter(|| codec::decode(black_box(&bytes), codec::ENCODING_VERSION).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, decide, log_full, codec_bench);
+criterion_main!(benches);
