@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,8 @@ const T0: i64 = 1_700_000_000_000;
 struct Cluster {
     nodes: Vec<Server>,
     clients: HashMap<u16, Client>,
+    /// Nodes killed on purpose.
+    dead: HashSet<u16>,
 }
 
 impl Cluster {
@@ -49,6 +51,7 @@ impl Cluster {
         let mut cluster = Cluster {
             nodes,
             clients: HashMap::new(),
+            dead: HashSet::new(),
         };
         cluster.wait_ok();
         cluster
@@ -56,7 +59,7 @@ impl Cluster {
 
     fn wait_ok(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        for port in self.nodes.iter().map(|n| n.port).collect::<Vec<_>>() {
+        for port in self.live() {
             while !self
                 .node(port)
                 .cmd("CLUSTER INFO")
@@ -69,6 +72,36 @@ impl Cluster {
         }
     }
 
+    fn live(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .map(|n| n.port)
+            .filter(|p| !self.dead.contains(p))
+            .collect()
+    }
+
+    /// Kills the node on `port` with SIGKILL: a crashed or lost machine.
+    fn crash(&mut self, port: u16) {
+        self.clients.remove(&port);
+        self.dead.insert(port);
+        let node = self.nodes.iter_mut().find(|n| n.port == port).unwrap();
+        node.crash();
+    }
+
+    /// Waits until `port` is a master.
+    fn wait_master(&mut self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self
+            .node(port)
+            .cmd("INFO replication")
+            .text()
+            .contains("role:master")
+        {
+            assert!(Instant::now() < deadline, "{port} was never promoted");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn node(&mut self, port: u16) -> &mut Client {
         self.clients
             .entry(port)
@@ -78,7 +111,7 @@ impl Cluster {
     /// Sends a command like a cluster client: to any node, then wherever
     /// `MOVED` points. Returns the reply and the port that answered.
     fn call(&mut self, line: &str) -> (Value, u16) {
-        let mut port = self.nodes[0].port;
+        let mut port = self.live()[0];
         for _ in 0..5 {
             let reply = self.node(port).cmd(line);
             if let Value::Error(e) = &reply {
@@ -186,16 +219,7 @@ fn cluster_routes_every_command_and_survives_failover() {
         cluster.node(replica).cmd("CLUSTER FAILOVER"),
         Value::Simple("OK".into())
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cluster
-        .node(replica)
-        .cmd("INFO replication")
-        .text()
-        .contains("role:master")
-    {
-        assert!(Instant::now() < deadline, "failover did not happen");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    cluster.wait_master(replica);
     cluster.wait_ok();
     assert_eq!(digests(cluster.node(replica)), master_digests);
     let after: Vec<Value> = lines
@@ -210,5 +234,26 @@ fn cluster_routes_every_command_and_survives_failover() {
         })
         .collect();
     assert_eq!(after, before, "the promoted replica answers differently");
+
+    // Now the new master is lost outright (SIGKILL): the cluster promotes
+    // the old master, which has been its replica since, and it too answers
+    // exactly the same.
+    assert_eq!(cluster.node(replica).cmd("WAIT 1 10000").int(), 1);
+    cluster.crash(replica);
+    cluster.wait_master(master);
+    cluster.wait_ok();
+    assert_eq!(digests(cluster.node(master)), master_digests);
+    let after: Vec<Value> = lines
+        .iter()
+        .map(|l| {
+            let (reply, port) = cluster.call(&format!("{l} COST 0 AT {at}"));
+            assert_eq!(port, master, "the slot should be back on {master}");
+            reply
+        })
+        .collect();
+    assert_eq!(after, before, "the promoted old master answers differently");
+    // And it keeps deciding: the next request spends from the same state.
+    let (reply, _) = cluster.call(&format!("{} AT {at}", lines[0]));
+    assert_eq!(reply.ints()[2], before[0].ints()[2] - 1, "{reply:?}");
     drop(cluster.nodes);
 }

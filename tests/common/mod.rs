@@ -383,6 +383,12 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// Kills the process at once (SIGKILL), as a crash or a lost machine
+    /// would; its files stay until drop.
+    pub fn crash(&mut self) {
+        self.kill();
+    }
+
     /// Stops the server the way an operator would (SHUTDOWN, saving if
     /// persistence is configured), leaving its files for [`Server::start_again`].
     pub fn stop(&mut self) {
