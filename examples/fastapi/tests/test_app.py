@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
+import time
 
 import httpx
 
@@ -176,6 +178,22 @@ def test_redis_down_fails_open(own_redis, start_app):
         own_redis.start()  # same port, empty: limits apply again
         r = c.get("/quotes/ACME")
         assert r.status_code == 200 and r.headers["X-RateLimit-Remaining"] == "99"
+        # A Redis that accepts connections but never answers: the short
+        # socket timeout (0.25 s) keeps requests fast.
+        own_redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            start = time.monotonic()
+            r = c.get("/quotes/ACME")
+            assert time.monotonic() - start < 2
+            assert r.status_code == 200 and "RateLimit" not in r.headers
+        finally:
+            own_redis.proc.send_signal(signal.SIGCONT)
+        # The timed-out call had been sent: Redis ran it on resuming, so the
+        # request served without an answer still counted.
+        with own_redis.client() as direct:
+            direct.ping()  # Redis has resumed and read what was queued
+        r = c.get("/quotes/ACME")
+        assert r.status_code == 200 and r.headers["X-RateLimit-Remaining"] == "97"
     log = a.log_text()
     assert "rate limiter unavailable, serving without limits" in log
     assert "Traceback" not in log
