@@ -7,28 +7,11 @@ use std::time::{Duration, Instant};
 
 use common::{Client, Server, Value};
 
-fn keys(c: &mut Client) -> Vec<String> {
-    let Value::Array(items) = c.cmd("KEYS *") else {
-        panic!()
-    };
-    let mut keys: Vec<String> = items.iter().map(Value::text).collect();
-    keys.sort();
-    keys
-}
-
-/// Each key's exact bytes (digest) and absolute expiry.
+/// Every key's exact bytes and absolute expiry.
 fn snapshot(c: &mut Client) -> Vec<(String, Value, Value)> {
-    let keys = keys(c);
+    let keys = common::keys(c);
     assert!(!keys.is_empty());
-    keys.iter()
-        .map(|k| {
-            (
-                k.clone(),
-                c.call(&args!["DEBUG", "DIGEST-VALUE", k.as_str()]),
-                c.call(&args!["PEXPIRETIME", k.as_str()]),
-            )
-        })
-        .collect()
+    common::snapshot(c, &keys)
 }
 
 fn workload(c: &mut Client, tag: &str) {

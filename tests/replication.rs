@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Client, Server, Value};
+use common::{keys, snapshot, Client, Server, Value};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -34,29 +34,6 @@ fn sync(master: &mut Client, replicas: i64) {
         replicas,
         "replicas did not acknowledge"
     );
-}
-
-fn keys(c: &mut Client) -> Vec<String> {
-    let Value::Array(items) = c.cmd("KEYS *") else {
-        panic!()
-    };
-    let mut keys: Vec<String> = items.iter().map(Value::text).collect();
-    keys.sort();
-    keys
-}
-
-/// Everything a key's state is: its exact bytes (digest), its absolute
-/// expiry, and its type.
-fn snapshot(c: &mut Client, keys: &[String]) -> Vec<(String, Value, Value)> {
-    keys.iter()
-        .map(|k| {
-            (
-                k.clone(),
-                c.call(&args!["DEBUG", "DIGEST-VALUE", k.as_str()]),
-                c.call(&args!["PEXPIRETIME", k.as_str()]),
-            )
-        })
-        .collect()
 }
 
 /// A mix of every command, with and without AT, costs, denials, peeks,
@@ -116,7 +93,7 @@ fn replicas_hold_byte_identical_state() {
     let mut r = replica.client();
     let keys = keys(&mut m);
     assert!(keys.len() > 25, "{keys:?}");
-    assert_eq!(self::keys(&mut r), keys);
+    assert_eq!(common::keys(&mut r), keys);
     let on_master = snapshot(&mut m, &keys);
     let on_replica = snapshot(&mut r, &keys);
     for (a, b) in on_master.iter().zip(&on_replica) {

@@ -421,30 +421,9 @@ impl Server {
     /// persistence is configured) and starts it again on the same port and
     /// directory, so it reloads its RDB/AOF.
     pub fn restart(&mut self) {
-        if let Ok(mut c) = Client::connect(self.port) {
-            c.send(&[b"SHUTDOWN".to_vec()]);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline && self.alive() {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.kill();
-        let port = self.port;
-        self.child = Command::new(redis_server_binary())
-            .args([
-                "--port",
-                &port.to_string(),
-                "--dir",
-                &self.dir.display().to_string(),
-            ])
-            .args(["--logfile", "redis.log"])
-            .args(&self.args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("restart redis-server");
+        self.stop();
         assert!(
-            self.wait_ready(),
+            self.start_again(),
             "redis-server did not restart: {}",
             self.log()
         );
@@ -458,4 +437,32 @@ impl Drop for Server {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Every key of the selected database, sorted.
+pub fn keys(c: &mut Client) -> Vec<String> {
+    let Value::Array(items) = c.cmd("KEYS *") else {
+        panic!("KEYS did not answer an array")
+    };
+    let mut keys: Vec<String> = items.iter().map(Value::text).collect();
+    keys.sort();
+    keys
+}
+
+/// What a key's state is, for comparing servers: its name, its exact bytes
+/// (`DEBUG DIGEST-VALUE`) and its absolute expiry (`PEXPIRETIME`).
+pub fn snapshot(c: &mut Client, keys: &[String]) -> Vec<(String, Value, Value)> {
+    keys.iter()
+        .map(|k| {
+            (
+                k.clone(),
+                c.call(&[
+                    b"DEBUG".to_vec(),
+                    b"DIGEST-VALUE".to_vec(),
+                    k.as_bytes().to_vec(),
+                ]),
+                c.call(&[b"PEXPIRETIME".to_vec(), k.as_bytes().to_vec()]),
+            )
+        })
+        .collect()
 }
