@@ -5,7 +5,8 @@
 //! - `decide/<algo>/denied`: a limiter at its limit, every call denied;
 //! - `log_full/allowed/<limit>`: RL.LOG with a full log where each call drops
 //!   the oldest entry and adds one; `log_full/denied/<limit>`: a full log;
-//! - `codec/encode|decode/<algo>`: the RDB/RESTORE encoding of one limiter.
+//! - `codec/encode|decode/<algo>`: the RDB/RESTORE encoding of one limiter;
+//! - `args/<command>`: parsing a typical command line (runs on every call).
 //!
 //! `cargo bench -- decide` runs one group; scripts/bench measures the module
 //! inside redis-server.
@@ -13,8 +14,8 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use ratelimit::algo::{BucketParams, Limiter, Micros, Params, WindowParams};
-use ratelimit::codec;
+use ratelimit::algo::{Algorithm, BucketParams, Limiter, Micros, Params, WindowParams};
+use ratelimit::{args, codec};
 
 const BIG: u64 = 1_000_000_000_000;
 const SECOND: Micros = 1_000_000;
@@ -154,5 +155,28 @@ fn codec_bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decide, log_full, codec_bench);
+fn args_bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("args");
+    let limits = args::Limits {
+        log_max: args::DEFAULT_LOG_MAX,
+    };
+    let cases: [(&str, Algorithm, &[&[u8]]); 3] = [
+        ("RL.FIXED", Algorithm::Fixed, &[b"100", b"1m"]),
+        ("RL.TOKEN", Algorithm::Token, &[b"10", b"5", b"1s"]),
+        (
+            "RL.GCRA+options",
+            Algorithm::Gcra,
+            &[b"15", b"30", b"60s", b"COST", b"2", b"AT", b"1700000000000"],
+        ),
+    ];
+    for (name, algo, line) in cases {
+        args::request(algo, name, line, &limits).unwrap();
+        g.bench_function(name, |b| {
+            b.iter(|| args::request(algo, name, black_box(line), &limits).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, decide, log_full, codec_bench, args_bench);
 criterion_main!(benches);
