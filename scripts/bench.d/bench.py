@@ -456,8 +456,8 @@ def section_log_scaling(b, out, cfg, incr_us):
     out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for limit, res in rows:
         (ra, rd), (za, zd) = res["RL.LOG"], res["ZSET"]
-        out.append(f"| {limit:,} | {fmt(ra)} | {ratio(ra, incr_us)} | {fmt(za)} | {ratio(ra, za)} | "
-                   f"{fmt(rd)} | {ratio(rd, incr_us)} | {fmt(zd)} | {ratio(rd, zd)} |")
+        out.append(f"| {limit:,} | {fmt(ra)} | {ratio(ra, incr_us)} | {fmt(za)} | {ratio(za, ra)} | "
+                   f"{fmt(rd)} | {ratio(rd, incr_us)} | {fmt(zd)} | {ratio(zd, rd)} |")
     out.append("")
     return rows
 
