@@ -596,8 +596,8 @@ def section_instructions(cg, out, cfg):
                "10,000, updated in place). *Server*: every instruction the server ran during the "
                "batch ÷ calls (reading, parsing, dispatching, the command, writing the reply; what "
                "bounds throughput). *Command*: inside Redis' `call()` (what `usec_per_call` times). "
-               "Exact and repeatable, so this is the figure to compare two builds with; it ignores "
-               "cache misses, so it is not a time.\n")
+               "Repeatable to about 1% between runs, so this is the figure to compare two builds "
+               "with; it ignores cache misses, so it is not a time.\n")
     out.append("| command | server instr/call | ×INCR | Lua ÷ | command instr/call | ×INCR | Lua ÷ |")
     out.append("|---|---:|---:|---:|---:|---:|---:|")
     for name, _, _, base in specs:
