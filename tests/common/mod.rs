@@ -115,7 +115,12 @@ pub struct Client {
 
 impl Client {
     pub fn connect(port: u16) -> std::io::Result<Client> {
-        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        Client::on(TcpStream::connect(("127.0.0.1", port))?)
+    }
+
+    /// A client on a connection made elsewhere (such as one a replica opened
+    /// to a fake master: it then reads the replica's commands).
+    pub fn on(stream: TcpStream) -> std::io::Result<Client> {
         stream.set_read_timeout(Some(Duration::from_secs(60)))?;
         stream.set_nodelay(true)?;
         Ok(Client {

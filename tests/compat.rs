@@ -1,0 +1,409 @@
+//! Data written by released versions still loads: the fixtures in
+//! `tests/fixtures/v0.1.0/` (an RDB file, an AOF directory without the RDB
+//! preamble, and a replication stream, all written by ratelimit 0.1.0 on
+//! Redis 7.0) are loaded by the module under test, and every key must show
+//! what `expected.txt` recorded when 0.1.0 wrote it: the same digest, the
+//! same absolute expiry, the same `RL.INFO` state and the same answers to
+//! peeks at fixed instants.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{Client, Server, Value};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v0.1.0")
+}
+
+/// One check `expected.txt` makes on a key.
+#[derive(Debug)]
+enum Check {
+    Type(String),
+    Get(String),
+    Digest(String),
+    PExpireTime(i64),
+    /// An `RL.INFO` field that does not depend on the clock.
+    Info(String, String),
+    /// A `COST 0 AT ...` command and its five integers.
+    Peek(String, Vec<i64>),
+}
+
+#[derive(Debug, Default)]
+struct Fixture {
+    name: String,
+    dbsize: i64,
+    limiters: i64,
+    replid: Option<String>,
+    keys: Vec<(String, Vec<Check>)>,
+}
+
+/// Parses `expected.txt` (its format is described in the fixtures' README).
+fn expected() -> Vec<Fixture> {
+    let path = fixtures().join("expected.txt");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut out: Vec<Fixture> = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let bad = || -> ! { panic!("{}:{}: cannot read {raw:?}", path.display(), n + 1) };
+        let int = |s: &str| s.parse::<i64>().unwrap_or_else(|_| bad());
+        if word == "fixture" {
+            out.push(Fixture {
+                name: rest.to_string(),
+                ..Fixture::default()
+            });
+            continue;
+        }
+        let fixture = out.last_mut().unwrap_or_else(|| bad());
+        match word {
+            "dbsize" => fixture.dbsize = int(rest),
+            "limiters" => fixture.limiters = int(rest),
+            "replid" => fixture.replid = Some(rest.to_string()),
+            "key" => fixture.keys.push((rest.to_string(), Vec::new())),
+            _ => {
+                let checks = &mut fixture.keys.last_mut().unwrap_or_else(|| bad()).1;
+                checks.push(match word {
+                    "type" => Check::Type(rest.to_string()),
+                    "get" => Check::Get(rest.to_string()),
+                    "digest" => Check::Digest(rest.to_string()),
+                    "pexpiretime" => Check::PExpireTime(int(rest)),
+                    "info" => {
+                        let (name, value) = rest.split_once(' ').unwrap_or_else(|| bad());
+                        Check::Info(name.to_string(), value.to_string())
+                    }
+                    "peek" => {
+                        let (cmd, reply) = rest.split_once(" => ").unwrap_or_else(|| bad());
+                        Check::Peek(cmd.to_string(), reply.split(' ').map(int).collect())
+                    }
+                    _ => bad(),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn fixture(name: &str) -> Fixture {
+    let f = expected()
+        .into_iter()
+        .find(|f| f.name == name)
+        .unwrap_or_else(|| panic!("no fixture {name} in expected.txt"));
+    assert!(f.keys.len() > 10, "{name}: too few keys in expected.txt");
+    f
+}
+
+/// A reply as the text `expected.txt` holds.
+fn as_text(v: &Value) -> String {
+    match v {
+        Value::Int(i) => i.to_string(),
+        Value::Bulk(_) | Value::Simple(_) => v.text(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Checks every key of `f` on the server; peeks are writes as far as a
+/// replica is concerned (it refuses them), so they can be left out.
+/// Collects every difference before failing, so one run shows them all.
+fn check(c: &mut Client, f: &Fixture, peeks: bool) {
+    let mut wrong = Vec::new();
+    let dbsize = c.cmd("DBSIZE").int();
+    if dbsize != f.dbsize {
+        wrong.push(format!("DBSIZE is {dbsize}, not {}", f.dbsize));
+    }
+    let limiters = c.cmd("INFO ratelimit").info_int("ratelimit_keys");
+    if limiters != f.limiters {
+        wrong.push(format!("ratelimit_keys is {limiters}, not {}", f.limiters));
+    }
+    let mut checked = 0;
+    for (key, checks) in &f.keys {
+        let info = if checks.iter().any(|c| matches!(c, Check::Info(..))) {
+            c.call(&args!["RL.INFO", key.as_str()])
+        } else {
+            Value::Null
+        };
+        for check in checks {
+            let (what, want, got) = match check {
+                Check::Type(t) => (
+                    "TYPE",
+                    t.clone(),
+                    as_text(&c.call(&args!["TYPE", key.as_str()])),
+                ),
+                Check::Get(v) => (
+                    "GET",
+                    v.clone(),
+                    as_text(&c.call(&args!["GET", key.as_str()])),
+                ),
+                Check::Digest(d) => {
+                    let got = match c.call(&args!["DEBUG", "DIGEST-VALUE", key.as_str()]) {
+                        Value::Array(items) if items.len() == 1 => as_text(&items[0]),
+                        other => as_text(&other),
+                    };
+                    ("DEBUG DIGEST-VALUE", d.clone(), got)
+                }
+                Check::PExpireTime(t) => (
+                    "PEXPIRETIME",
+                    t.to_string(),
+                    as_text(&c.call(&args!["PEXPIRETIME", key.as_str()])),
+                ),
+                Check::Info(name, value) => {
+                    let got = match &info {
+                        Value::Array(items) => items
+                            .chunks(2)
+                            .find(|kv| kv[0] == Value::Bulk(name.as_bytes().to_vec()))
+                            .map(|kv| as_text(&kv[1]))
+                            .unwrap_or_else(|| "(missing)".into()),
+                        other => format!("{other:?}"),
+                    };
+                    (
+                        "RL.INFO",
+                        format!("{name} {value}"),
+                        format!("{name} {got}"),
+                    )
+                }
+                Check::Peek(cmd, reply) => {
+                    if !peeks {
+                        continue;
+                    }
+                    let got = match c.cmd(cmd) {
+                        Value::Array(items) => {
+                            format!("{:?}", items.iter().map(as_text).collect::<Vec<_>>())
+                        }
+                        other => format!("{other:?}"),
+                    };
+                    let want =
+                        format!("{:?}", reply.iter().map(i64::to_string).collect::<Vec<_>>());
+                    (
+                        "peek",
+                        format!("{cmd} => {want}"),
+                        format!("{cmd} => {got}"),
+                    )
+                }
+            };
+            checked += 1;
+            if want != got {
+                wrong.push(format!("{key}: {what}: expected {want}, got {got}"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "fixture {}: {} of {checked} checks differ from what 0.1.0 wrote:\n  {}",
+        f.name,
+        wrong.len(),
+        wrong.join("\n  ")
+    );
+}
+
+/// The server log must show no value refused and no crash.
+fn assert_clean_log(s: &Server) {
+    let log = s.log();
+    for needle in [
+        "refusing",
+        "ratelimit:",
+        "BUG REPORT",
+        "Bad data format",
+        "Bad file format",
+        "Short read",
+        "Unrecoverable",
+    ] {
+        assert!(!log.contains(needle), "the log says {needle:?}:\n{log}");
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A server started with `extra` on the files `prepare` puts in its
+/// directory: started once (which makes the directory and finds a port),
+/// stopped, emptied, filled, and started again to load them.
+fn server_on(extra: &[&str], prepare: impl FnOnce(&Path)) -> Server {
+    let mut s = Server::start_with(extra);
+    s.stop();
+    for entry in std::fs::read_dir(&s.dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).unwrap();
+        } else {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    prepare(&s.dir);
+    assert!(s.start_again(), "did not load the fixture: {}", s.log());
+    s
+}
+
+#[test]
+fn an_rdb_written_by_0_1_0_loads_exactly() {
+    let f = fixture("dump.rdb");
+    let s = server_on(&[], |dir| {
+        std::fs::copy(fixtures().join("dump.rdb"), dir.join("dump.rdb")).unwrap();
+    });
+    assert!(s.log().contains("DB loaded from disk"), "{}", s.log());
+    check(&mut s.client(), &f, true);
+    assert_clean_log(&s);
+}
+
+#[test]
+fn an_aof_written_by_0_1_0_loads_exactly() {
+    let f = fixture("appendonlydir");
+    let s = server_on(&["--appendonly", "yes"], |dir| {
+        copy_dir(
+            &fixtures().join("appendonlydir"),
+            &dir.join("appendonlydir"),
+        );
+    });
+    let log = s.log();
+    assert!(
+        log.contains("appendonly.aof.2.base.aof") && log.contains("appendonly.aof.2.incr.aof"),
+        "the fixture's base and incr files were not both loaded:\n{log}"
+    );
+    check(&mut s.client(), &f, true);
+    assert_clean_log(&s);
+}
+
+/// The replica's `slave_repl_offset` and whether its link is up.
+fn replica_progress(c: &mut Client) -> (i64, bool) {
+    let info = c.cmd("INFO replication");
+    let up = info.text().contains("master_link_status:up");
+    let offset = if info.text().contains("slave_repl_offset:") {
+        info.info_int("slave_repl_offset")
+    } else {
+        -1
+    };
+    (offset, up)
+}
+
+#[test]
+fn a_replica_applies_what_a_0_1_0_master_sent() {
+    let f = fixture("repl");
+    let replid = f.replid.clone().expect("a replid in expected.txt");
+    let rdb = std::fs::read(fixtures().join("repl.rdb")).unwrap();
+    let stream = std::fs::read(fixtures().join("repl.stream")).unwrap();
+
+    // The fake master: answers the handshake as a 0.1.0 master on Redis
+    // 7.0 did, then sends what that master sent.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let replica = Server::start();
+    let mut c = replica.client();
+    assert_eq!(
+        c.cmd(&format!("REPLICAOF 127.0.0.1 {port}")),
+        Value::Simple("OK".into())
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let link = loop {
+        match listener.accept() {
+            Ok((link, _)) => break link,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(Instant::now() < deadline, "the replica never connected");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    link.set_nonblocking(false).unwrap();
+    let mut to_replica = link.try_clone().unwrap();
+    let mut from_replica = Client::on(link).unwrap();
+    let mut handshake = Vec::new();
+    loop {
+        // Replicas send their commands as RESP arrays.
+        let cmd: Vec<String> = match from_replica.read() {
+            Value::Array(items) => items.iter().map(Value::text).collect(),
+            other => panic!("unexpected command from the replica: {other:?}"),
+        };
+        let name = cmd
+            .first()
+            .map(|s| s.to_ascii_uppercase())
+            .unwrap_or_default();
+        handshake.push(cmd.join(" "));
+        match name.as_str() {
+            "PING" => to_replica.write_all(b"+PONG\r\n").unwrap(),
+            "REPLCONF" | "AUTH" => to_replica.write_all(b"+OK\r\n").unwrap(),
+            "PSYNC" | "SYNC" => {
+                if name == "PSYNC" {
+                    let reply = format!("+FULLRESYNC {replid} 0\r\n");
+                    to_replica.write_all(reply.as_bytes()).unwrap();
+                }
+                // Disk-based transfer: `$<len>\r\n` and the RDB, with no
+                // CRLF after it, then the command stream.
+                to_replica
+                    .write_all(format!("${}\r\n", rdb.len()).as_bytes())
+                    .unwrap();
+                to_replica.write_all(&rdb).unwrap();
+                to_replica.write_all(&stream).unwrap();
+                break;
+            }
+            _ => panic!("unexpected command from the replica: {handshake:?}"),
+        }
+    }
+    // The replica acknowledges (REPLCONF ACK) every second: read and drop
+    // that until it closes the link.
+    drop(from_replica);
+    let mut acks = to_replica.try_clone().unwrap();
+    acks.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let drain = std::thread::spawn(move || {
+        let mut sink = [0u8; 4096];
+        loop {
+            match acks.read(&mut sink) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    });
+
+    // Applied when the replica's offset covers the whole stream.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let want = stream.len() as i64;
+    loop {
+        let (offset, up) = replica_progress(&mut c);
+        if up && offset == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica did not apply the stream (offset {offset} of {want}, link up: {up}):\n{}",
+            replica.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        handshake.last().is_some_and(|h| h.starts_with("PSYNC")),
+        "{handshake:?}"
+    );
+    check(&mut c, &f, false);
+
+    // Peeks are refused on a replica: promote it, which closes the link.
+    assert_eq!(c.cmd("REPLICAOF NO ONE"), Value::Simple("OK".into()));
+    drain
+        .join()
+        .unwrap()
+        .expect("the replica closed the link cleanly");
+    drop(to_replica);
+    check(&mut c, &f, true);
+    let log = replica.log();
+    assert!(
+        log.contains("MASTER <-> REPLICA sync: Finished with success"),
+        "{log}"
+    );
+    assert_clean_log(&replica);
+}
