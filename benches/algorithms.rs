@@ -14,24 +14,24 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use ratelimit::algo::{Algorithm, BucketParams, Limiter, Micros, Params, WindowParams};
+use ratelimit::algo::{Algorithm, BucketParams, Instant, Limiter, Params, WindowParams};
 use ratelimit::{args, codec};
 
 const BIG: u64 = 1_000_000_000_000;
-const SECOND: Micros = 1_000_000;
-const HOUR: Micros = 3_600 * SECOND;
-const T0: Micros = 1_700_000_000_000_000;
+const SECOND: u64 = 1_000_000;
+const HOUR: u64 = 3_600 * SECOND;
+const T0: u64 = 1_700_000_000_000_000;
 
-fn window(limit: u64, window: Micros) -> WindowParams {
-    WindowParams { limit, window }
+fn t(us: u64) -> Instant {
+    Instant::from_micros(us)
 }
 
-fn bucket(capacity: u64, rate: u64, period: Micros) -> BucketParams {
-    BucketParams {
-        capacity,
-        rate,
-        period,
-    }
+fn window(limit: u64, window: u64) -> WindowParams {
+    WindowParams::new(limit, window).unwrap()
+}
+
+fn bucket(capacity: u64, rate: u64, period: u64) -> BucketParams {
+    BucketParams::new(capacity, rate, period).unwrap()
 }
 
 /// Parameters under which every call is allowed at 1 call per µs.
@@ -43,7 +43,10 @@ fn allowing() -> Vec<(&'static str, Params)> {
         ("log", Params::Log(window(1000, 1000))),
         ("token", Params::Token(bucket(BIG, 1_000_000, SECOND))),
         ("leaky", Params::Leaky(bucket(BIG, 1_000_000, SECOND))),
-        ("gcra", Params::Gcra(bucket(BIG, 1_000_000, SECOND))),
+        (
+            "gcra",
+            Params::bucket(Algorithm::Gcra, bucket(BIG, 1_000_000, SECOND)).unwrap(),
+        ),
     ]
 }
 
@@ -55,16 +58,19 @@ fn denying() -> Vec<(&'static str, Params)> {
         ("log", Params::Log(window(100, HOUR))),
         ("token", Params::Token(bucket(100, 1, HOUR))),
         ("leaky", Params::Leaky(bucket(100, 1, HOUR))),
-        ("gcra", Params::Gcra(bucket(100, 1, HOUR))),
+        (
+            "gcra",
+            Params::bucket(Algorithm::Gcra, bucket(100, 1, HOUR)).unwrap(),
+        ),
     ]
 }
 
 /// A limiter whose next call at `T0` is denied.
 fn exhausted(p: &Params, limit: u64) -> Limiter {
     let mut l = Limiter::new(p);
-    let d = l.decide(p, limit, T0).unwrap();
+    let d = l.decide(p, limit, t(T0)).unwrap();
     assert!(d.allowed);
-    assert!(!l.decide(p, 1, T0).unwrap().allowed);
+    assert!(!l.decide(p, 1, t(T0)).unwrap().allowed);
     l
 }
 
@@ -76,12 +82,12 @@ fn decide(c: &mut Criterion) {
         // Reach the steady state first (the log fills up).
         for _ in 0..2000 {
             now += 1;
-            assert!(l.decide(&p, 1, now).unwrap().allowed);
+            assert!(l.decide(&p, 1, t(now)).unwrap().allowed);
         }
         g.bench_function(BenchmarkId::new(name, "allowed"), |b| {
             b.iter(|| {
                 now += 1;
-                let d = l.decide(black_box(&p), black_box(1), now).unwrap();
+                let d = l.decide(black_box(&p), black_box(1), t(now)).unwrap();
                 debug_assert!(d.allowed);
                 d
             })
@@ -92,7 +98,7 @@ fn decide(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new(name, "denied"), |b| {
             b.iter(|| {
                 let d = l
-                    .decide(black_box(&p), black_box(1), black_box(T0))
+                    .decide(black_box(&p), black_box(1), black_box(t(T0)))
                     .unwrap();
                 debug_assert!(!d.allowed);
                 d
@@ -111,12 +117,12 @@ fn log_full(c: &mut Criterion) {
         let mut now = T0;
         for _ in 0..limit {
             now += 1;
-            l.decide(&p, 1, now).unwrap();
+            l.decide(&p, 1, t(now)).unwrap();
         }
         g.bench_with_input(BenchmarkId::new("allowed", limit), &limit, |b, _| {
             b.iter(|| {
                 now += 1;
-                let d = l.decide(black_box(&p), 1, now).unwrap();
+                let d = l.decide(black_box(&p), 1, t(now)).unwrap();
                 debug_assert!(d.allowed && d.remaining == 0);
                 d
             })
@@ -125,7 +131,12 @@ fn log_full(c: &mut Criterion) {
         let p = Params::Log(window(limit, HOUR));
         let mut l = exhausted(&p, limit);
         g.bench_with_input(BenchmarkId::new("denied", limit), &limit, |b, _| {
-            b.iter(|| l.decide(black_box(&p), 1, black_box(T0 + 1)).unwrap())
+            b.iter(|| l.decide(black_box(&p), 1, black_box(t(T0 + 1))).unwrap())
+        });
+        // A peek (RL.INFO, RL.ALL ... COST 0) on a full log: evaluated on
+        // the borrowed state, nothing copied.
+        g.bench_with_input(BenchmarkId::new("peek", limit), &limit, |b, _| {
+            b.iter(|| l.evaluate(black_box(&p), 0, black_box(t(T0 + 1))).unwrap())
         });
     }
     g.finish();

@@ -82,3 +82,14 @@ OPS = {
 }
 for name, body in OPS.items():
     write("decode_op", name, b"\x01" + body)
+
+# --- decode_op also takes RL.APPLYALL ops: version 2, cost, now, count, then
+# per limit its params and expire_at_ms.
+ALL_OPS = {
+    "all-two": q(1, T) + bytes([2]) + b"\x04" + q(10, 10, S) + q(T // 1000 + 1_000)
+    + b"\x01" + W + q(0),
+    "all-peek": q(0, T) + bytes([1]) + b"\x06" + q(16, 30, 60 * S) + q(0),
+    "all-empty": q(1, T) + bytes([0]),
+}
+for name, body in ALL_OPS.items():
+    write("decode_op", name, b"\x02" + body)

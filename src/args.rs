@@ -2,8 +2,10 @@
 //! a precise error message out. Pure Rust (no Redis types), so it is unit
 //! tested and fuzzed directly.
 
+use crate::algo::limiter::Shape;
 use crate::algo::{
-    Algorithm, BucketParams, Micros, Params, WindowParams, MAX_COUNT, MAX_DURATION_US, MAX_TIME_US,
+    Algorithm, BucketParams, Burst, Count, GcraParams, Instant, Params, Period, WindowParams,
+    MAX_COUNT, MAX_DURATION_US, MAX_TIME_US,
 };
 
 /// Default and hard ceiling of `RL.LOG`'s limit: the log costs 8 bytes per
@@ -15,8 +17,8 @@ pub const DEFAULT_LOG_MAX: u64 = 10_000;
 pub struct Request {
     pub params: Params,
     pub cost: u64,
-    /// `AT unix_ms`, converted to µs.
-    pub at: Option<Micros>,
+    /// `AT unix_ms`.
+    pub at: Option<Instant>,
 }
 
 /// Settings that bound what a command may ask.
@@ -33,20 +35,26 @@ impl Default for Limits {
     }
 }
 
-/// A client error; the text is the full reply, `ERR` prefix included.
+/// A client error: the message only; the Redis layer adds the `ERR` code.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArgError(pub String);
 
 impl ArgError {
     fn new(msg: impl Into<String>) -> Self {
-        ArgError(format!("ERR {}", msg.into()))
+        ArgError(msg.into())
+    }
+}
+
+impl std::fmt::Display for ArgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
 /// Redis' own wording, so clients and tools recognise it.
 pub fn arity_error(command: &str) -> ArgError {
     ArgError(format!(
-        "ERR wrong number of arguments for '{}' command",
+        "wrong number of arguments for '{}' command",
         command.to_ascii_lowercase()
     ))
 }
@@ -126,9 +134,15 @@ pub fn count(name: &str, arg: &[u8], min: u64) -> Result<u64, ArgError> {
     Ok(v as u64)
 }
 
+/// A positive count (a limit, capacity or rate).
+fn positive(name: &str, arg: &[u8]) -> Result<Count, ArgError> {
+    let v = count(name, arg, 1)?;
+    Count::new(v).ok_or_else(|| ArgError::new(format!("{name} must be greater than 0")))
+}
+
 /// A duration: an integer with an optional unit (`us`, `ms`, `s`, `m`, `h`,
-/// `d`); a bare integer is seconds. Returned in µs.
-pub fn duration(name: &str, arg: &[u8]) -> Result<Micros, ArgError> {
+/// `d`); a bare integer is seconds.
+pub fn duration(name: &str, arg: &[u8]) -> Result<Period, ArgError> {
     let split = arg
         .iter()
         .position(|&c| !(c.is_ascii_digit() || c == b'-'))
@@ -161,80 +175,73 @@ pub fn duration(name: &str, arg: &[u8]) -> Result<Micros, ArgError> {
     if v <= 0 {
         return Err(ArgError::new(format!("{name} must be greater than 0")));
     }
-    let us = v.checked_mul(scale as i128).unwrap_or(i128::MAX);
-    if us > MAX_DURATION_US as i128 {
-        return Err(ArgError::new(format!(
+    let too_long = || {
+        ArgError::new(format!(
             "{name} is too long (at most {} days)",
             MAX_DURATION_US / 86_400_000_000
-        )));
-    }
-    Ok(us as Micros)
+        ))
+    };
+    let us = v.checked_mul(scale as i128).ok_or_else(too_long)?;
+    u64::try_from(us)
+        .ok()
+        .and_then(Period::from_micros)
+        .ok_or_else(too_long)
 }
 
 /// Names of the positional parameters of each algorithm, in order.
 pub fn param_names(algo: Algorithm) -> &'static [&'static str] {
-    match algo {
-        Algorithm::Fixed | Algorithm::Sliding | Algorithm::Log => &["limit", "window"],
-        Algorithm::Token | Algorithm::Leaky => &["capacity", "rate", "period"],
-        Algorithm::Gcra => &["max_burst", "rate", "period"],
-    }
+    algo.shape().param_names()
 }
 
 /// Parses the positional parameters of `algo` (exactly `param_names(algo).len()` args).
 pub fn params(algo: Algorithm, args: &[&[u8]], limits: &Limits) -> Result<Params, ArgError> {
-    let window = |args: &[&[u8]]| -> Result<WindowParams, ArgError> {
-        Ok(WindowParams {
-            limit: count("limit", args[0], 1)?,
-            window: duration("window", args[1])?,
-        })
+    let wrong = || arity_error(algo.name());
+    let [first, second, rest @ ..] = args else {
+        return Err(wrong());
     };
-    let bucket = |args: &[&[u8]], first: &str, min: u64| -> Result<(u64, u64, Micros), ArgError> {
-        Ok((
-            count(first, args[0], min)?,
-            count("rate", args[1], 1)?,
-            duration("period", args[2])?,
-        ))
-    };
-    Ok(match algo {
-        Algorithm::Fixed => Params::Fixed(window(args)?),
-        Algorithm::Sliding => Params::Sliding(window(args)?),
-        Algorithm::Log => {
-            let p = window(args)?;
-            if p.limit > limits.log_max {
+    let params = match algo.shape() {
+        Shape::Window => {
+            let p = WindowParams {
+                limit: positive("limit", first)?,
+                window: duration("window", second)?,
+            };
+            if algo == Algorithm::Log && p.limit.get() > limits.log_max {
                 return Err(ArgError::new(format!(
                     "limit is too large for RL.LOG (at most {}, see ratelimit.log-max)",
                     limits.log_max
                 )));
             }
-            Params::Log(p)
+            Params::window(algo, p)
         }
-        Algorithm::Token | Algorithm::Leaky => {
-            let (capacity, rate, period) = bucket(args, "capacity", 1)?;
-            let p = BucketParams {
-                capacity,
-                rate,
-                period,
-            };
-            if algo == Algorithm::Token {
-                Params::Token(p)
-            } else {
-                Params::Leaky(p)
-            }
+        Shape::Bucket => {
+            let [third] = rest else { return Err(wrong()) };
+            Params::bucket(
+                algo,
+                BucketParams {
+                    capacity: positive("capacity", first)?,
+                    rate: positive("rate", second)?,
+                    period: duration("period", third)?,
+                },
+            )
         }
-        Algorithm::Gcra => {
-            let (burst, rate, period) = bucket(args, "max_burst", 0)?;
-            if burst >= MAX_COUNT {
-                return Err(ArgError::new(format!(
-                    "max_burst is too large (at most {})",
-                    MAX_COUNT - 1
-                )));
-            }
-            Params::Gcra(BucketParams {
-                capacity: burst + 1,
-                rate,
-                period,
-            })
+        Shape::Gcra => {
+            let [third] = rest else { return Err(wrong()) };
+            Some(Params::Gcra(GcraParams {
+                max_burst: burst(first)?,
+                rate: positive("rate", second)?,
+                period: duration("period", third)?,
+            }))
         }
+    };
+    params.ok_or_else(wrong)
+}
+
+fn burst(arg: &[u8]) -> Result<Burst, ArgError> {
+    Burst::new(count("max_burst", arg, 0)?).ok_or_else(|| {
+        ArgError::new(format!(
+            "max_burst is too large (at most {})",
+            MAX_COUNT - 1
+        ))
     })
 }
 
@@ -242,7 +249,7 @@ pub fn params(algo: Algorithm, args: &[&[u8]], limits: &Limits) -> Result<Params
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Options {
     pub cost: Option<u64>,
-    pub at: Option<Micros>,
+    pub at: Option<Instant>,
 }
 
 /// Parses `COST n` and `AT unix_ms`, each at most once, in any order.
@@ -275,14 +282,14 @@ pub fn options(args: &[&[u8]]) -> Result<Options, ArgError> {
     Ok(opts)
 }
 
-fn at(arg: &[u8]) -> Result<Micros, ArgError> {
+fn at(arg: &[u8]) -> Result<Instant, ArgError> {
     let max_ms = MAX_TIME_US / 1000;
     let what = "a Unix time in milliseconds";
     let v = integer("AT", arg, what)?;
     if !(0..=max_ms as i128).contains(&v) {
         return Err(ArgError::new(format!("AT must be between 0 and {max_ms}")));
     }
-    Ok(v as Micros * 1000)
+    Ok(Instant::from_micros(v as u64 * 1000))
 }
 
 /// Parses everything after the key of `RL.<algo> key ...`.
@@ -316,7 +323,7 @@ pub struct AllRequest {
     pub numkeys: usize,
     pub params: Vec<Params>,
     pub cost: u64,
-    pub at: Option<Micros>,
+    pub at: Option<Instant>,
 }
 
 /// Parses everything after `RL.ALL` (so `args[0]` is numkeys). Keys are
@@ -371,13 +378,8 @@ pub fn all_request(args: &[&[u8]], limits: &Limits) -> Result<AllRequest, ArgErr
                 names.join(", ")
             )));
         }
-        let p = self::params(algo, &tail[..names.len()], limits).map_err(|e| {
-            ArgError(format!(
-                "ERR limit {n} ({}): {}",
-                algo.name(),
-                e.0.strip_prefix("ERR ").unwrap_or(&e.0)
-            ))
-        })?;
+        let p = self::params(algo, &tail[..names.len()], limits)
+            .map_err(|e| ArgError(format!("limit {n} ({}): {e}", algo.name())))?;
         params.push(p);
         rest = &tail[names.len()..];
     }
@@ -398,30 +400,24 @@ pub fn throttle_request(args: &[&[u8]]) -> Result<Request, ArgError> {
     if !(3..=4).contains(&args.len()) {
         return Err(arity_error(COMMAND));
     }
-    let burst = count("max_burst", args[0], 0)?;
-    if burst >= MAX_COUNT {
-        return Err(ArgError::new(format!(
-            "max_burst is too large (at most {})",
-            MAX_COUNT - 1
-        )));
-    }
-    let rate = count("count", args[1], 1)?;
+    let max_burst = burst(args[0])?;
+    let rate = positive("count", args[1])?;
     let max_period_s = MAX_DURATION_US / 1_000_000;
     let period_s = count("period", args[2], 1)?;
-    if period_s > max_period_s {
-        return Err(ArgError::new(format!(
+    let period = Period::from_micros(period_s.saturating_mul(1_000_000)).ok_or_else(|| {
+        ArgError::new(format!(
             "period is too long (at most {max_period_s} seconds)"
-        )));
-    }
+        ))
+    })?;
     let cost = match args.get(3) {
         Some(q) => count("quantity", q, 0)?,
         None => 1,
     };
     Ok(Request {
-        params: Params::Gcra(BucketParams {
-            capacity: burst + 1,
+        params: Params::Gcra(GcraParams {
+            max_burst,
             rate,
-            period: period_s * 1_000_000,
+            period,
         }),
         cost,
         at: None,
@@ -452,7 +448,7 @@ pub fn module_args(args: &[&[u8]], log_max_ceiling: u64) -> Result<ModuleArgs, S
         let value = String::from_utf8_lossy(pair[1]);
         match name {
             "log-max" => {
-                let v = count("log-max", pair[1], 1).map_err(|e| e.0[4..].to_string())?;
+                let v = count("log-max", pair[1], 1).map_err(|e| e.0)?;
                 if v > log_max_ceiling {
                     return Err(format!(
                         "log-max is too large (at most {log_max_ceiling}), got '{value}'"
@@ -487,12 +483,12 @@ mod tests {
     use super::*;
 
     fn err(r: Result<impl std::fmt::Debug, ArgError>) -> String {
-        r.expect_err("expected an error").0
+        format!("ERR {}", r.expect_err("expected an error"))
     }
 
     #[test]
     fn durations() {
-        let cases: &[(&str, Micros)] = &[
+        let cases: &[(&str, u64)] = &[
             ("1", 1_000_000),
             ("60s", 60_000_000),
             ("500ms", 500_000),
@@ -504,7 +500,11 @@ mod tests {
             ("36500d", 3_153_600_000_000_000),
         ];
         for &(text, us) in cases {
-            assert_eq!(duration("window", text.as_bytes()), Ok(us), "{text}");
+            assert_eq!(
+                duration("window", text.as_bytes()).map(|p| p.micros()),
+                Ok(us),
+                "{text}"
+            );
         }
     }
 
@@ -588,23 +588,17 @@ mod tests {
         assert_eq!(
             r,
             Request {
-                params: Params::Token(BucketParams {
-                    capacity: 10,
-                    rate: 5,
-                    period: 1_000_000
-                }),
+                params: Params::Token(BucketParams::new(10, 5, 1_000_000).unwrap()),
                 cost: 3,
-                at: Some(1_000_000),
+                at: Some(Instant::from_micros(1_000_000)),
             }
         );
         let r = request(Algorithm::Gcra, "RL.GCRA", &[b"0", b"1", b"1"], &l).unwrap();
         assert_eq!(
             r.params,
-            Params::Gcra(BucketParams {
-                capacity: 1,
-                rate: 1,
-                period: 1_000_000
-            })
+            Params::Gcra(GcraParams::of_bucket(
+                &BucketParams::new(1, 1, 1_000_000).unwrap()
+            ))
         );
         assert_eq!(
             err(request(Algorithm::Fixed, "RL.FIXED", &[b"10"], &l)),
@@ -680,14 +674,11 @@ mod tests {
         let r = all("2 a b TOKEN 10 10 1s FIXED 1000 1d COST 2 AT 5").unwrap();
         assert_eq!(r.numkeys, 2);
         assert_eq!(r.cost, 2);
-        assert_eq!(r.at, Some(5000));
+        assert_eq!(r.at, Some(Instant::from_micros(5000)));
         assert_eq!(r.params[0].algorithm(), Algorithm::Token);
         assert_eq!(
             r.params[1],
-            Params::Fixed(WindowParams {
-                limit: 1000,
-                window: 86_400_000_000
-            })
+            Params::Fixed(WindowParams::new(1000, 86_400_000_000).unwrap())
         );
         let cases = [
             ("1 a", "ERR wrong number of arguments for 'rl.all' command"),
@@ -734,11 +725,9 @@ mod tests {
         assert_eq!(r.cost, 1);
         assert_eq!(
             r.params,
-            Params::Gcra(BucketParams {
-                capacity: 16,
-                rate: 30,
-                period: 60_000_000
-            })
+            Params::Gcra(GcraParams::of_bucket(
+                &BucketParams::new(16, 30, 60_000_000).unwrap()
+            ))
         );
         assert_eq!(t("0 1 1 0").unwrap().cost, 0);
         assert_eq!(

@@ -11,15 +11,21 @@
 use std::collections::VecDeque;
 
 use crate::algo::{
-    Algorithm, BucketParams, BucketState, FixedState, Limiter, LogState, Micros, Params,
-    SlidingState, WindowParams, MAX_COUNT, MAX_DURATION_US, MAX_TIME_US,
+    Algorithm, BucketParams, BucketState, Count, FixedState, Instant, Limiter, LogState, Params,
+    Period, SlidingState, WindowParams, MAX_TIME_US,
 };
 
 /// The encoding version written to RDB; `decode` accepts versions up to it.
 pub const ENCODING_VERSION: i32 = 1;
 
-/// Version byte leading a replicated operation.
+/// Version byte leading a replicated single-key operation (`RL.APPLY`).
 const OP_VERSION: u8 = 1;
+
+/// Version byte leading a replicated `RL.ALL` operation (`RL.APPLYALL`).
+const ALL_OP_VERSION: u8 = 2;
+
+/// Most limits one `RL.ALL` op carries (the parser's own bound).
+pub const ALL_OP_MAX_LIMITS: usize = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DecodeError {
@@ -51,7 +57,7 @@ impl std::fmt::Display for DecodeError {
 
 /// Where encoded bytes go: a `Vec` for states (a log can be large), a
 /// fixed buffer for replication ops, which are small and made on every
-/// allowed call.
+/// write.
 trait Sink {
     fn put(&mut self, bytes: &[u8]);
 }
@@ -62,27 +68,44 @@ impl Sink for Vec<u8> {
     }
 }
 
-/// Longest op: version, tag, three parameters, cost, time, expiry.
-const OP_MAX_LEN: usize = 2 + 6 * 8;
+/// Longest encoded parameters: tag and three numbers.
+const PARAMS_MAX_LEN: usize = 1 + 3 * 8;
+
+/// Longest single-key op: version, parameters, cost, time, expiry.
+pub const OP_MAX_LEN: usize = 1 + PARAMS_MAX_LEN + 3 * 8;
+
+/// Longest `RL.ALL` op: version, cost, time, count, then parameters and
+/// expiry per limit.
+pub const ALL_OP_MAX_LEN: usize = 1 + 2 * 8 + 1 + ALL_OP_MAX_LIMITS * (PARAMS_MAX_LEN + 8);
 
 /// An encoded op, held on the stack.
-pub struct OpBytes {
-    buf: [u8; OP_MAX_LEN],
+pub struct OpBytes<const N: usize> {
+    buf: [u8; N],
     len: usize,
 }
 
-impl Sink for OpBytes {
+impl<const N: usize> OpBytes<N> {
+    fn new() -> Self {
+        OpBytes {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+}
+
+impl<const N: usize> Sink for OpBytes<N> {
     fn put(&mut self, bytes: &[u8]) {
         // Ops are bounded by construction; an overflow would be a bug, and is
-        // truncated rather than allowed to panic inside the server.
-        let end = (self.len + bytes.len()).min(OP_MAX_LEN);
+        // truncated (then refused by the decoder) rather than a panic inside
+        // the server.
+        let end = (self.len + bytes.len()).min(N);
         let n = end - self.len;
         self.buf[self.len..end].copy_from_slice(&bytes[..n]);
         self.len = end;
     }
 }
 
-impl std::ops::Deref for OpBytes {
+impl<const N: usize> std::ops::Deref for OpBytes<N> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         &self.buf[..self.len]
@@ -100,6 +123,9 @@ impl<S: Sink> Writer<S> {
     }
     fn u128(&mut self, v: u128) {
         self.0.put(&v.to_le_bytes());
+    }
+    fn time(&mut self, t: Instant) {
+        self.u64(t.as_micros());
     }
 }
 
@@ -123,12 +149,28 @@ impl Reader<'_> {
     fn u128(&mut self) -> Result<u128, DecodeError> {
         Ok(u128::from_le_bytes(self.take()?))
     }
-    fn time(&mut self) -> Result<Micros, DecodeError> {
+    fn time(&mut self) -> Result<Instant, DecodeError> {
         let t = self.u64()?;
         if t > MAX_TIME_US {
             return Err(DecodeError::BadState);
         }
-        Ok(t)
+        Ok(Instant::from_micros(t))
+    }
+    fn count(&mut self) -> Result<Count, DecodeError> {
+        Count::new(self.u64()?).ok_or(DecodeError::BadParameter)
+    }
+    fn period(&mut self) -> Result<Period, DecodeError> {
+        Period::from_micros(self.u64()?).ok_or(DecodeError::BadParameter)
+    }
+    /// A cost: 0 (a peek) up to the largest count.
+    fn cost(&mut self) -> Result<u64, DecodeError> {
+        let v = self.u64()?;
+        if v == 0 {
+            return Ok(0);
+        }
+        Count::new(v)
+            .map(Count::get)
+            .ok_or(DecodeError::BadParameter)
     }
     fn finish(&self) -> Result<(), DecodeError> {
         if self.0.is_empty() {
@@ -139,61 +181,46 @@ impl Reader<'_> {
     }
 }
 
-fn count_in_range(v: u64, min: u64) -> Result<u64, DecodeError> {
-    if (min..=MAX_COUNT).contains(&v) {
-        Ok(v)
-    } else {
-        Err(DecodeError::BadParameter)
-    }
-}
-
-fn duration_in_range(v: u64) -> Result<u64, DecodeError> {
-    if (1..=MAX_DURATION_US).contains(&v) {
-        Ok(v)
-    } else {
-        Err(DecodeError::BadParameter)
-    }
-}
-
+/// Every algorithm's parameters as stored: GCRA's as the bucket's capacity
+/// (`max_burst + 1`), as the first release wrote them.
 fn write_params<S: Sink>(w: &mut Writer<S>, params: &Params) {
     w.u8(params.algorithm().tag());
+    let bucket = |w: &mut Writer<S>, p: &BucketParams| {
+        w.u64(p.capacity.get());
+        w.u64(p.rate.get());
+        w.u64(p.period.micros());
+    };
     match params {
         Params::Fixed(p) | Params::Sliding(p) | Params::Log(p) => {
-            w.u64(p.limit);
-            w.u64(p.window);
+            w.u64(p.limit.get());
+            w.u64(p.window.micros());
         }
-        Params::Token(p) | Params::Leaky(p) | Params::Gcra(p) => {
-            w.u64(p.capacity);
-            w.u64(p.rate);
-            w.u64(p.period);
-        }
+        Params::Token(p) | Params::Leaky(p) => bucket(w, p),
+        Params::Gcra(p) => bucket(w, &p.bucket()),
     }
 }
 
 fn read_params(r: &mut Reader) -> Result<Params, DecodeError> {
     let tag = r.u8()?;
     let algo = Algorithm::from_tag(tag).ok_or(DecodeError::UnknownAlgorithm(tag))?;
-    let window = |r: &mut Reader| -> Result<WindowParams, DecodeError> {
-        Ok(WindowParams {
-            limit: count_in_range(r.u64()?, 1)?,
-            window: duration_in_range(r.u64()?)?,
-        })
+    let params = match algo.shape() {
+        crate::algo::limiter::Shape::Window => {
+            let w = WindowParams {
+                limit: r.count()?,
+                window: r.period()?,
+            };
+            Params::window(algo, w)
+        }
+        _ => {
+            let b = BucketParams {
+                capacity: r.count()?,
+                rate: r.count()?,
+                period: r.period()?,
+            };
+            Params::bucket(algo, b)
+        }
     };
-    let bucket = |r: &mut Reader| -> Result<BucketParams, DecodeError> {
-        Ok(BucketParams {
-            capacity: count_in_range(r.u64()?, 1)?,
-            rate: count_in_range(r.u64()?, 1)?,
-            period: duration_in_range(r.u64()?)?,
-        })
-    };
-    Ok(match algo {
-        Algorithm::Fixed => Params::Fixed(window(r)?),
-        Algorithm::Sliding => Params::Sliding(window(r)?),
-        Algorithm::Log => Params::Log(window(r)?),
-        Algorithm::Token => Params::Token(bucket(r)?),
-        Algorithm::Leaky => Params::Leaky(bucket(r)?),
-        Algorithm::Gcra => Params::Gcra(bucket(r)?),
-    })
+    params.ok_or(DecodeError::UnknownAlgorithm(tag))
 }
 
 /// Encodes a limiter (the stored value of a key).
@@ -202,23 +229,23 @@ pub fn encode(limiter: &Limiter) -> Vec<u8> {
     write_params(&mut w, &limiter.params());
     match limiter {
         Limiter::Fixed(s) => {
-            w.u64(s.start);
+            w.time(s.start);
             w.u64(s.count);
         }
         Limiter::Sliding(s) => {
-            w.u64(s.start);
+            w.time(s.start);
             w.u64(s.prev);
             w.u64(s.curr);
         }
         Limiter::Log(s) => {
             w.u64(s.entries.len() as u64);
             for &t in &s.entries {
-                w.u64(t);
+                w.time(t);
             }
         }
         Limiter::Token(s) | Limiter::Leaky(s) | Limiter::Gcra(s) => {
-            w.u128(s.scaled);
-            w.u64(s.last);
+            w.u128(s.scaled.get());
+            w.time(s.last);
         }
     }
     w.0
@@ -231,32 +258,32 @@ pub fn decode(bytes: &[u8], version: i32) -> Result<Limiter, DecodeError> {
     }
     let mut r = Reader(bytes);
     let limiter = match read_params(&mut r)? {
-        Params::Fixed(params) => Limiter::Fixed(FixedState {
+        Params::Fixed(params) => Limiter::Fixed(Box::new(FixedState {
             params,
             start: r.time()?,
             count: r.u64()?,
-        }),
-        Params::Sliding(params) => Limiter::Sliding(SlidingState {
+        })),
+        Params::Sliding(params) => Limiter::Sliding(Box::new(SlidingState {
             params,
             start: r.time()?,
             prev: r.u64()?,
             curr: r.u64()?,
-        }),
+        })),
         Params::Log(params) => {
             let n = r.u64()?;
             // Check the length against the bytes present before allocating.
-            if n > params.limit || n > (r.0.len() / 8) as u64 {
+            if n > crate::algo::MAX_LOG_ENTRIES || n > (r.0.len() / 8) as u64 {
                 return Err(DecodeError::BadState);
             }
             let mut entries = VecDeque::with_capacity(n as usize);
             for _ in 0..n {
                 entries.push_back(r.time()?);
             }
-            Limiter::Log(LogState { params, entries })
+            Limiter::Log(Box::new(LogState { params, entries }))
         }
         Params::Token(p) => Limiter::Token(read_bucket(&mut r, p)?),
         Params::Leaky(p) => Limiter::Leaky(read_bucket(&mut r, p)?),
-        Params::Gcra(p) => Limiter::Gcra(read_bucket(&mut r, p)?),
+        Params::Gcra(p) => Limiter::Gcra(read_bucket(&mut r, p.bucket())?),
     };
     r.finish()?;
     if !limiter.is_valid() {
@@ -265,34 +292,31 @@ pub fn decode(bytes: &[u8], version: i32) -> Result<Limiter, DecodeError> {
     Ok(limiter)
 }
 
-fn read_bucket(r: &mut Reader, params: BucketParams) -> Result<BucketState, DecodeError> {
-    Ok(BucketState {
+fn read_bucket(r: &mut Reader, params: BucketParams) -> Result<Box<BucketState>, DecodeError> {
+    Ok(Box::new(BucketState {
         params,
-        scaled: r.u128()?,
+        scaled: crate::algo::bucket::Wide::new(r.u128()?),
         last: r.time()?,
-    })
+    }))
 }
 
-/// One decided, allowed request as sent to replicas and the AOF: replaying it
-/// needs no clock, so every copy computes the very same state.
+/// One decided request as sent to replicas and the AOF: replaying it needs
+/// no clock, so every copy computes the very same state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Op {
     pub params: Params,
     pub cost: u64,
-    pub now: Micros,
+    pub now: Instant,
     /// Absolute expiry of the key in Unix milliseconds, as set on the master.
     pub expire_at_ms: u64,
 }
 
-pub fn encode_op(op: &Op) -> OpBytes {
-    let mut w = Writer(OpBytes {
-        buf: [0; OP_MAX_LEN],
-        len: 0,
-    });
+pub fn encode_op(op: &Op) -> OpBytes<OP_MAX_LEN> {
+    let mut w = Writer(OpBytes::new());
     w.u8(OP_VERSION);
     write_params(&mut w, &op.params);
     w.u64(op.cost);
-    w.u64(op.now);
+    w.time(op.now);
     w.u64(op.expire_at_ms);
     w.0
 }
@@ -306,7 +330,7 @@ pub fn decode_op(bytes: &[u8]) -> Result<Op, DecodeError> {
     let params = read_params(&mut r)?;
     let op = Op {
         params,
-        cost: count_in_range(r.u64()?, 0)?,
+        cost: r.cost()?,
         now: r.time()?,
         expire_at_ms: r.u64()?,
     };
@@ -314,20 +338,64 @@ pub fn decode_op(bytes: &[u8]) -> Result<Op, DecodeError> {
     Ok(op)
 }
 
+/// One `RL.ALL` call as sent to replicas and the AOF, in a single op: the
+/// shared cost and time, and per key (in order) its parameters and the
+/// absolute expiry the master set if it wrote the key (0 if it did not).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllOp {
+    pub cost: u64,
+    pub now: Instant,
+    pub limits: Vec<(Params, u64)>,
+}
+
+/// Encodes an `RL.ALL` op from its parts, without allocating.
+pub fn encode_all_op<'a>(
+    cost: u64,
+    now: Instant,
+    limits: impl ExactSizeIterator<Item = (&'a Params, u64)>,
+) -> OpBytes<ALL_OP_MAX_LEN> {
+    let mut w = Writer(OpBytes::new());
+    w.u8(ALL_OP_VERSION);
+    w.u64(cost);
+    w.time(now);
+    // At most ALL_OP_MAX_LIMITS; more would be truncated and refused.
+    w.u8(u8::try_from(limits.len()).unwrap_or(u8::MAX));
+    for (params, expire_at_ms) in limits {
+        write_params(&mut w, params);
+        w.u64(expire_at_ms);
+    }
+    w.0
+}
+
+pub fn decode_all_op(bytes: &[u8]) -> Result<AllOp, DecodeError> {
+    let mut r = Reader(bytes);
+    let version = r.u8()?;
+    if version != ALL_OP_VERSION {
+        return Err(DecodeError::UnsupportedVersion(version.into()));
+    }
+    let cost = r.cost()?;
+    let now = r.time()?;
+    let n = usize::from(r.u8()?);
+    if n == 0 || n > ALL_OP_MAX_LIMITS {
+        return Err(DecodeError::BadParameter);
+    }
+    let mut limits = Vec::with_capacity(n);
+    for _ in 0..n {
+        let params = read_params(&mut r)?;
+        limits.push((params, r.u64()?));
+    }
+    r.finish()?;
+    Ok(AllOp { cost, now, limits })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::algo::GcraParams;
 
     fn samples() -> Vec<Limiter> {
-        let w = WindowParams {
-            limit: 5,
-            window: 1_000_000,
-        };
-        let b = BucketParams {
-            capacity: 7,
-            rate: 3,
-            period: 60_000_000,
-        };
+        let w = WindowParams::new(5, 1_000_000).unwrap();
+        let b = BucketParams::new(7, 3, 60_000_000).unwrap();
         let mut out = Vec::new();
         for params in [
             Params::Fixed(w),
@@ -335,11 +403,13 @@ mod tests {
             Params::Log(w),
             Params::Token(b),
             Params::Leaky(b),
-            Params::Gcra(b),
+            Params::Gcra(GcraParams::of_bucket(&b)),
         ] {
             let mut l = Limiter::new(&params);
-            l.decide(&params, 2, 1_700_000_000_000_000).unwrap();
-            l.decide(&params, 1, 1_700_000_000_500_000).unwrap();
+            l.decide(&params, 2, Instant::from_micros(1_700_000_000_000_000))
+                .unwrap();
+            l.decide(&params, 1, Instant::from_micros(1_700_000_000_500_000))
+                .unwrap();
             out.push(l);
         }
         out
@@ -378,10 +448,11 @@ mod tests {
         let mut bad = bytes.clone();
         bad[0] = 99;
         assert_eq!(decode(&bad, 1), Err(DecodeError::UnknownAlgorithm(99)));
-        // Count above the limit.
+        // A count above any limit (one above the stored limit is valid: a
+        // denied request lowered the limit).
         let mut bad = bytes.clone();
         let n = bad.len();
-        bad[n - 8..].copy_from_slice(&6u64.to_le_bytes());
+        bad[n - 8..].copy_from_slice(&(crate::algo::MAX_COUNT + 1).to_le_bytes());
         assert_eq!(decode(&bad, 1), Err(DecodeError::BadState));
         // Zero window.
         let mut bad = bytes;
@@ -391,30 +462,58 @@ mod tests {
 
     #[test]
     fn log_length_cannot_force_a_huge_allocation() {
-        let params = Params::Log(WindowParams {
-            limit: MAX_COUNT,
-            window: 1,
-        });
+        let params = Params::Log(WindowParams::new(crate::algo::MAX_COUNT, 1).unwrap());
         let mut bytes = encode(&Limiter::new(&params));
         let n = bytes.len();
-        bytes[n - 8..].copy_from_slice(&(MAX_COUNT).to_le_bytes());
+        bytes[n - 8..].copy_from_slice(&(crate::algo::MAX_COUNT).to_le_bytes());
         assert_eq!(decode(&bytes, 1), Err(DecodeError::BadState));
     }
 
     #[test]
     fn op_round_trips() {
         let op = Op {
-            params: Params::Gcra(BucketParams {
-                capacity: 16,
-                rate: 30,
-                period: 60_000_000,
-            }),
+            params: Params::Gcra(GcraParams::of_bucket(
+                &BucketParams::new(16, 30, 60_000_000).unwrap(),
+            )),
             cost: 3,
-            now: 1_700_000_000_123_000,
+            now: Instant::from_micros(1_700_000_000_123_000),
             expire_at_ms: 1_700_000_006_123,
         };
         let bytes = encode_op(&op);
         assert_eq!(decode_op(&bytes), Ok(op));
         assert!(decode_op(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn all_op_round_trips_and_is_strict() {
+        let a = Params::Token(BucketParams::new(10, 10, 1_000_000).unwrap());
+        let b = Params::Fixed(WindowParams::new(1000, 86_400_000_000).unwrap());
+        let now = Instant::from_micros(1_700_000_000_123_000);
+        let bytes = encode_all_op(2, now, [(&a, 1_700_000_001_000), (&b, 0)].into_iter());
+        let op = decode_all_op(&bytes).unwrap();
+        assert_eq!(
+            op,
+            AllOp {
+                cost: 2,
+                now,
+                limits: vec![(a, 1_700_000_001_000), (b, 0)],
+            }
+        );
+        for n in 0..bytes.len() {
+            assert!(decode_all_op(&bytes[..n]).is_err(), "cut at {n}");
+        }
+        // A single-key op is not an RL.ALL op, nor the other way round.
+        assert!(decode_op(&bytes).is_err());
+        let single = encode_op(&Op {
+            params: a,
+            cost: 1,
+            now,
+            expire_at_ms: 5,
+        });
+        assert!(decode_all_op(&single).is_err());
+        // The largest RL.ALL fits the stack buffer.
+        let many = vec![b; ALL_OP_MAX_LIMITS];
+        let bytes = encode_all_op(1, now, many.iter().map(|p| (p, 7)));
+        assert_eq!(decode_all_op(&bytes).map(|op| op.limits.len()), Ok(64));
     }
 }

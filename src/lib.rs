@@ -5,6 +5,9 @@
 //! - [`codec`]: binary encodings of the state and of replicated operations;
 //! - [`module`]: the thin Redis layer (commands, data type, clock, replies).
 
+// Every `unsafe` block says why it is sound.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod algo;
 pub mod args;
 pub mod codec;

@@ -1,59 +1,58 @@
 //! Checks shared by the fuzz targets.
 #![allow(dead_code)]
 
-use ratelimit::algo::{
-    BucketParams, Limiter, Micros, Params, WindowParams, MAX_COUNT, MAX_DURATION_US, MAX_TIME_US,
-};
+use ratelimit::algo::{Instant, Limiter, Params, MAX_COUNT, MAX_DURATION_US, MAX_TIME_US};
 use ratelimit::codec;
 
 /// A present-day instant, in µs.
-pub const EPOCH: Micros = 1_700_000_000_000_000;
+pub const EPOCH: u64 = 1_700_000_000_000_000;
 
 /// The log holds one entry per unit; the module never lets a command ask for
 /// more than its `log-max` ceiling, so neither do the targets.
 pub const LOG_COST_CAP: u64 = 10_000;
 
-/// Parameters are within the bounds every algorithm relies on.
+/// Parameters are within the bounds every algorithm relies on (the types
+/// make others unrepresentable; this checks the figures they report).
 pub fn check_params(p: &Params) {
-    let window = |w: &WindowParams| {
-        assert!((1..=MAX_COUNT).contains(&w.limit), "{p:?}");
-        assert!((1..=MAX_DURATION_US).contains(&w.window), "{p:?}");
+    assert!((1..=MAX_COUNT).contains(&p.limit()), "{p:?}");
+    let period = match p {
+        Params::Fixed(w) | Params::Sliding(w) | Params::Log(w) => w.window,
+        Params::Token(b) | Params::Leaky(b) => b.period,
+        Params::Gcra(g) => g.period,
     };
-    let bucket = |b: &BucketParams| {
-        assert!((1..=MAX_COUNT).contains(&b.capacity), "{p:?}");
-        assert!((1..=MAX_COUNT).contains(&b.rate), "{p:?}");
-        assert!((1..=MAX_DURATION_US).contains(&b.period), "{p:?}");
-    };
-    match p {
-        Params::Fixed(w) | Params::Sliding(w) | Params::Log(w) => window(w),
-        Params::Token(b) | Params::Leaky(b) | Params::Gcra(b) => bucket(b),
-    }
-}
-
-fn limit_of(p: &Params) -> u64 {
-    match p {
-        Params::Fixed(w) | Params::Sliding(w) | Params::Log(w) => w.limit,
-        Params::Token(b) | Params::Leaky(b) | Params::Gcra(b) => b.capacity,
-    }
+    assert!((1..=MAX_DURATION_US).contains(&period.micros()), "{p:?}");
 }
 
 /// Decides `cost` at `now` on `limiter` and checks what must always hold:
-/// no panic (overflow checks are on), a denial changes nothing, the state
-/// stays valid and round-trips through the codec.
-pub fn decide(limiter: &mut Limiter, p: &Params, cost: u64, now: Micros) {
+/// no panic (overflow checks are on), a request that does not write changes
+/// nothing, the state stays valid and round-trips through the codec.
+pub fn decide(limiter: &mut Limiter, p: &Params, cost: u64, now: u64) {
     let cost = match p {
         Params::Log(_) => cost.min(LOG_COST_CAP),
         _ => cost,
     };
-    let now = now.min(MAX_TIME_US);
+    let now = Instant::from_micros(now.min(MAX_TIME_US));
     let before = limiter.clone();
-    let Ok(d) = limiter.decide(p, cost, now) else {
-        assert_eq!(*limiter, before);
+    let Ok(v) = limiter.evaluate(p, cost, now) else {
         return;
     };
-    assert_eq!(d.changed, d.allowed && cost > 0);
-    assert!(d.remaining <= limit_of(p));
-    if !d.changed {
+    let d = v.decision;
+    assert_eq!(
+        v.writes,
+        cost > 0 && (d.allowed || before.params() != *p),
+        "{d:?}"
+    );
+    assert!(d.remaining <= p.limit());
+    assert!(d.at >= now);
+    if v.writes {
+        limiter.apply(&v.next);
+        assert_eq!(limiter.params(), *p);
+    }
+    // A peek never writes.
+    let peeked = limiter.clone();
+    let _ = limiter.decide(p, 0, now);
+    assert_eq!(*limiter, peeked);
+    if !v.writes {
         assert_eq!(*limiter, before);
     }
     assert!(limiter.is_valid(), "{limiter:?}");

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ratelimit::algo::{BucketParams, Micros, Params, WindowParams, MAX_TIME_US};
+use ratelimit::algo::{Algorithm, BucketParams, Params, WindowParams, MAX_TIME_US};
 use ratelimit::codec;
 
 #[path = "common.rs"]
@@ -15,23 +15,12 @@ mod common;
 
 /// A small configuration of the same algorithm, as a command could give.
 fn other(p: &Params) -> Params {
-    let w = WindowParams {
-        limit: 3,
-        window: 1_000_000,
-    };
-    let b = BucketParams {
-        capacity: 3,
-        rate: 2,
-        period: 1_000_000,
-    };
-    match p {
-        Params::Fixed(_) => Params::Fixed(w),
-        Params::Sliding(_) => Params::Sliding(w),
-        Params::Log(_) => Params::Log(w),
-        Params::Token(_) => Params::Token(b),
-        Params::Leaky(_) => Params::Leaky(b),
-        Params::Gcra(_) => Params::Gcra(b),
-    }
+    let w = WindowParams::new(3, 1_000_000);
+    let b = BucketParams::new(3, 2, 1_000_000);
+    let algo: Algorithm = p.algorithm();
+    w.and_then(|w| Params::window(algo, w))
+        .or_else(|| b.and_then(|b| Params::bucket(algo, b)))
+        .unwrap_or(*p)
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -44,16 +33,13 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!(limiter.is_valid());
     assert_eq!(codec::encode(&limiter), bytes, "decoding is not strict");
-    let _ = limiter.describe();
+    limiter.describe(|_, _| {});
     let stored = limiter.params();
-    let times: [Micros; 5] = [0, 1, common::EPOCH, MAX_TIME_US - 1, MAX_TIME_US];
+    let times: [u64; 5] = [0, 1, common::EPOCH, MAX_TIME_US - 1, MAX_TIME_US];
     for p in [stored, other(&stored)] {
         for now in times {
             for cost in [0, 1, 2, u64::MAX] {
-                let cost = cost.min(match p {
-                    Params::Fixed(w) | Params::Sliding(w) | Params::Log(w) => w.limit + 1,
-                    Params::Token(b) | Params::Leaky(b) | Params::Gcra(b) => b.capacity + 1,
-                });
+                let cost = cost.min(p.limit() + 1);
                 let mut l = limiter.clone();
                 common::decide(&mut l, &p, cost, now);
             }

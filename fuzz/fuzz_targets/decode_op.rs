@@ -1,6 +1,7 @@
-//! The decoder of replicated operations (`RL.APPLY key <op>`,
-//! `ratelimit::codec::decode_op`): any bytes in, either an error or an op
-//! within bounds that re-encodes to the same bytes and replays cleanly.
+//! The decoders of replicated operations (`RL.APPLY key <op>`,
+//! `ratelimit::codec::decode_op`, and `RL.APPLYALL numkeys key... <op>`,
+//! `decode_all_op`): any bytes in, either an error or an op within bounds
+//! that re-encodes to the same bytes and replays cleanly.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -11,14 +12,27 @@ use ratelimit::codec;
 mod common;
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(op) = codec::decode_all_op(data) {
+        assert!((1..=codec::ALL_OP_MAX_LIMITS).contains(&op.limits.len()));
+        assert!(op.cost <= MAX_COUNT);
+        assert!(op.now.as_micros() <= MAX_TIME_US);
+        let again = codec::encode_all_op(op.cost, op.now, op.limits.iter().map(|(p, e)| (p, *e)));
+        assert_eq!(&*again, data, "decoding is not strict");
+        for (p, _) in &op.limits {
+            common::check_params(p);
+            let mut l = Limiter::new(p);
+            common::decide(&mut l, p, op.cost, op.now.as_micros());
+        }
+        return;
+    }
     let Ok(op) = codec::decode_op(data) else {
         return;
     };
     common::check_params(&op.params);
     assert!(op.cost <= MAX_COUNT);
-    assert!(op.now <= MAX_TIME_US);
+    assert!(op.now.as_micros() <= MAX_TIME_US);
     assert_eq!(&*codec::encode_op(&op), data, "decoding is not strict");
     let mut l = Limiter::new(&op.params);
-    common::decide(&mut l, &op.params, op.cost, op.now);
-    common::decide(&mut l, &op.params, op.cost, op.now);
+    common::decide(&mut l, &op.params, op.cost, op.now.as_micros());
+    common::decide(&mut l, &op.params, op.cost, op.now.as_micros());
 });

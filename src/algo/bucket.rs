@@ -14,13 +14,55 @@
 //! period in µs: `scaled = level * period`. Draining for `dt` µs then removes
 //! exactly `dt * rate`, with no division and no rounding.
 
-use super::{div_ceil_u128, to_u64, Decision, Micros};
+use super::{div_ceil_u128, to_u64, Burst, Count, Decision, Duration, Instant, Period, MAX_COUNT};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BucketParams {
-    pub capacity: u64,
-    pub rate: u64,
-    pub period: Micros,
+    pub capacity: Count,
+    pub rate: Count,
+    pub period: Period,
+}
+
+impl BucketParams {
+    /// From raw figures (µs for the period), if they are in bounds.
+    pub fn new(capacity: u64, rate: u64, period_us: u64) -> Option<BucketParams> {
+        Some(BucketParams {
+            capacity: Count::new(capacity)?,
+            rate: Count::new(rate)?,
+            period: Period::from_micros(period_us)?,
+        })
+    }
+
+    fn full(&self) -> u128 {
+        self.capacity.wide() * self.period.wide()
+    }
+}
+
+/// GCRA's parameters as given (`RL.GCRA key max_burst rate period`); the
+/// bucket they stand for has capacity `max_burst + 1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GcraParams {
+    pub max_burst: Burst,
+    pub rate: Count,
+    pub period: Period,
+}
+
+impl GcraParams {
+    pub fn bucket(&self) -> BucketParams {
+        BucketParams {
+            capacity: self.max_burst.capacity(),
+            rate: self.rate,
+            period: self.period,
+        }
+    }
+
+    pub fn of_bucket(b: &BucketParams) -> GcraParams {
+        GcraParams {
+            max_burst: Burst::of_capacity(b.capacity),
+            rate: b.rate,
+            period: b.period,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,100 +72,150 @@ pub enum Flavor {
     Gcra,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BucketState {
-    pub params: BucketParams,
-    /// Level times the period (units·µs); at most `capacity * period`.
-    pub scaled: u128,
-    /// When `scaled` was last computed; the latest time this limiter saw.
-    pub last: Micros,
+/// A `u128` stored as two words, so a bucket is 8-byte aligned and 48
+/// bytes rather than 64.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Wide([u64; 2]);
+
+impl Wide {
+    pub fn new(v: u128) -> Wide {
+        Wide([v as u64, (v >> 64) as u64])
+    }
+
+    pub fn get(self) -> u128 {
+        (self.0[1] as u128) << 64 | self.0[0] as u128
+    }
 }
 
-impl BucketParams {
-    fn full(&self) -> u128 {
-        self.capacity as u128 * self.period as u128
-    }
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BucketState {
+    pub params: BucketParams,
+    /// Level times the period (units·µs); at most `MAX_COUNT * period`. It
+    /// exceeds `capacity * period` only after a denied request lowered the
+    /// capacity: the level is kept whole (it is seen capped at the capacity),
+    /// so raising the capacity again grants nothing that was spent.
+    pub scaled: Wide,
+    /// When `scaled` was last computed; the latest time this limiter saw.
+    pub last: Instant,
 }
 
 impl BucketState {
     pub fn new(params: BucketParams) -> Self {
         BucketState {
             params,
-            scaled: 0,
-            last: 0,
+            scaled: Wide::default(),
+            last: Instant::EPOCH,
         }
     }
 
     /// The stored level expressed with the period of `p`, rounded up so that
-    /// a parameter change never frees capacity that was not drained; capped
-    /// at `p`'s capacity (a bucket is never more than full).
+    /// a parameter change never frees capacity that was not drained.
     fn level_for(&self, p: &BucketParams) -> u128 {
-        let old = self.params.period as u128;
-        let new = p.period as u128;
+        let old = self.params.period.wide();
+        let new = p.period.wide();
+        let scaled = self.scaled.get();
         let scaled = if old == new {
-            self.scaled
+            scaled
         } else {
             // Split to keep every product within u128 for the largest inputs.
-            let (q, r) = (self.scaled / old, self.scaled % old);
+            let (q, r) = (scaled / old, scaled % old);
             q * new + div_ceil_u128(r * new, old)
         };
-        scaled.min(p.full())
+        scaled.min(MAX_COUNT as u128 * new)
     }
 
-    pub fn decide(&mut self, flavor: Flavor, p: &BucketParams, cost: u64, now: Micros) -> Decision {
+    /// Decides a request and returns the state it leaves when it writes:
+    /// spent when allowed with a cost, else the same level (re-expressed in
+    /// `p`'s period, rounded up) at the same time under `p`.
+    pub fn evaluate(
+        &self,
+        flavor: Flavor,
+        p: &BucketParams,
+        cost: u64,
+        now: Instant,
+    ) -> (Decision, BucketState) {
         let now = now.max(self.last);
-        let rate = p.rate as u128;
-        let period = p.period as u128;
-        let drained = (now - self.last) as u128 * rate;
-        let level = self.level_for(p).saturating_sub(drained);
+        let rate = p.rate.wide();
+        let period = p.period.wide();
+        let drained = (now - self.last).as_micros() as u128 * rate;
+        let stored = self.level_for(p);
+        let whole = stored.saturating_sub(drained);
         let need = cost as u128 * period;
         let full = p.full();
-        let allowed = cost <= p.capacity && level + need <= full;
-        let after = if allowed { level + need } else { level };
+        // A bucket is never seen more than full.
+        let level = whole.min(full);
+        let allowed = cost <= p.capacity.get() && level + need <= full;
+        // Allowed with a cost, `whole == level`; a peek or a denial keeps
+        // the whole level.
+        let after = if allowed { whole + need } else { whole };
 
         let retry_after = if !allowed {
-            (cost <= p.capacity).then(|| to_u64(div_ceil_u128(level + need - full, rate)))
+            // The whole level must drain to make room, not only the part
+            // seen within a lowered capacity.
+            (cost <= p.capacity.get())
+                .then(|| Duration::capped(div_ceil_u128(whole + need - full, rate)))
         } else if flavor == Flavor::Leaky {
-            Some(to_u64(div_ceil_u128(level, rate)))
+            Some(Duration::capped(div_ceil_u128(level, rate)))
         } else {
-            Some(0)
+            Some(Duration::ZERO)
         };
-        let empty_in = to_u64(div_ceil_u128(after, rate));
-        let changed = allowed && cost > 0;
-        if changed {
-            *self = BucketState {
+        let next = if allowed && cost > 0 {
+            BucketState {
                 params: *p,
-                scaled: after,
+                scaled: Wide::new(after),
                 last: now,
-            };
-        }
-        Decision {
+            }
+        } else {
+            BucketState {
+                params: *p,
+                scaled: Wide::new(stored),
+                last: self.last,
+            }
+        };
+        let d = Decision {
             allowed,
-            limit: p.capacity,
-            remaining: to_u64((full - after) / period),
+            limit: p.capacity.get(),
+            remaining: to_u64(full.saturating_sub(after) / period),
             retry_after,
-            reset_after: empty_in,
-            changed,
-        }
+            // Until the whole level has drained, not just the part within
+            // the capacity: only then is the bucket as good as new.
+            reset_after: Duration::capped(div_ceil_u128(after, rate)),
+            at: now,
+        };
+        (d, next)
+    }
+
+    /// Whole units in the bucket, rounded up (the state keeps fractions).
+    pub fn level(&self) -> u64 {
+        to_u64(self.scaled.get().div_ceil(self.params.period.wide()))
     }
 
     pub fn is_valid(&self) -> bool {
-        self.scaled <= self.params.full()
+        self.scaled.get() <= MAX_COUNT as u128 * self.params.period.wide()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::algo::{MAX_COUNT, MAX_DURATION_US, MAX_TIME_US};
+    use crate::algo::{MAX_COUNT, MAX_DURATION_US, MAX_TIME_US, MAX_WAIT_US};
 
-    const S: Micros = 1_000_000;
+    use crate::algo::testing::{raw, t, Raw};
 
-    fn p(capacity: u64, rate: u64, period: Micros) -> BucketParams {
-        BucketParams {
-            capacity,
-            rate,
-            period,
+    const S: u64 = 1_000_000;
+
+    fn p(capacity: u64, rate: u64, period: u64) -> BucketParams {
+        BucketParams::new(capacity, rate, period).unwrap()
+    }
+
+    impl BucketState {
+        fn decide(&mut self, flavor: Flavor, p: &BucketParams, cost: u64, now: u64) -> Raw {
+            let (d, next) = self.evaluate(flavor, p, cost, t(now));
+            let changed = cost > 0 && (d.allowed || self.params != *p);
+            if changed {
+                *self = next;
+            }
+            raw(&d, changed)
         }
     }
 
@@ -150,15 +242,13 @@ mod tests {
         let mut st = BucketState::new(params);
         assert!(st.decide(Flavor::Token, &params, 3000, 0).allowed);
         assert_eq!(
-            st.clone()
+            { st }
                 .decide(Flavor::Token, &params, 0, 1000 * S - 1)
                 .remaining,
             2999
         );
         assert_eq!(
-            st.clone()
-                .decide(Flavor::Token, &params, 0, 1000 * S)
-                .remaining,
+            { st }.decide(Flavor::Token, &params, 0, 1000 * S).remaining,
             3000
         );
         let d = st.decide(Flavor::Token, &params, 1, 1);
@@ -241,10 +331,20 @@ mod tests {
         let b = p(10, 600, 60 * S);
         let d = st.decide(Flavor::Token, &b, 1, 0);
         assert_eq!((d.allowed, d.retry_after), (false, Some(100_000)));
-        // A smaller capacity caps the level: the bucket is never over-full.
+        // A smaller capacity caps the level as seen: the bucket is never
+        // over-full. But all 10 units must drain (1 s) before it is as good
+        // as new: after 300 ms it would still be full under capacity 3.
         let c = p(3, 10, S);
         let d = st.decide(Flavor::Token, &c, 0, 0);
-        assert_eq!((d.remaining, d.reset_after), (0, 300_000));
+        assert_eq!((d.remaining, d.reset_after), (0, S));
+        assert_eq!(st.decide(Flavor::Token, &c, 0, 300_000).remaining, 0);
+        assert_eq!(st.decide(Flavor::Token, &c, 0, 700_000).remaining, 0);
+        assert_eq!(st.decide(Flavor::Token, &c, 0, 800_000).remaining, 1);
+        assert_eq!(st.decide(Flavor::Token, &c, 0, S).remaining, 3);
+        // Lowered then raised again: what was spent stays spent.
+        assert!(!st.decide(Flavor::Token, &c, 1, 0).allowed);
+        assert_eq!(st.params, c);
+        assert_eq!(st.decide(Flavor::Token, &a, 0, 0).remaining, 0);
     }
 
     #[test]
@@ -253,7 +353,8 @@ mod tests {
         let mut st = BucketState::new(params);
         let d = st.decide(Flavor::Token, &params, MAX_COUNT, MAX_TIME_US);
         assert!(d.allowed);
-        assert_eq!(d.reset_after, u64::MAX);
+        // 10^32 µs to drain: reported capped, not saturated.
+        assert_eq!(d.reset_after, MAX_WAIT_US);
         let fast = p(MAX_COUNT, MAX_COUNT, 1);
         assert!(!st.decide(Flavor::Token, &fast, 1, MAX_TIME_US).allowed);
         let d = st.decide(Flavor::Token, &fast, MAX_COUNT, MAX_TIME_US + 1);

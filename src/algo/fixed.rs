@@ -6,13 +6,13 @@
 //! that steps back inside the window changes nothing; one that steps back
 //! before the window's start is treated as the start.
 
-use super::{Decision, Micros, WindowParams};
+use super::{Decision, Duration, Instant, WindowParams};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FixedState {
     pub params: WindowParams,
     /// Start of the current window; meaningless while `count == 0`.
-    pub start: Micros,
+    pub start: Instant,
     pub count: u64,
 }
 
@@ -20,72 +20,97 @@ impl FixedState {
     pub fn new(params: WindowParams) -> Self {
         FixedState {
             params,
-            start: 0,
+            start: Instant::EPOCH,
             count: 0,
         }
     }
 
     /// Start and count of the window in force at `now` (a new, empty window
     /// starting at `now` when the stored one has closed).
-    fn window_at(&self, p: &WindowParams, now: Micros) -> (Micros, u64) {
+    fn window_at(&self, p: &WindowParams, now: Instant) -> (Instant, u64) {
         if self.count > 0 {
             let now = now.max(self.start);
-            if now < self.start + p.window {
+            if now < self.start + p.window.duration() {
                 return (self.start, self.count);
             }
         }
         (now, 0)
     }
 
-    pub fn decide(&mut self, p: &WindowParams, cost: u64, now: Micros) -> Decision {
+    /// Decides a request and returns the state it leaves when it writes:
+    /// spent when allowed with a cost, else the same state under `p`.
+    pub fn evaluate(&self, p: &WindowParams, cost: u64, now: Instant) -> (Decision, FixedState) {
+        let limit = p.limit.get();
         let (start, count) = self.window_at(p, now);
         let now = now.max(start);
-        let end = start + p.window;
-        let allowed = cost <= p.limit && count <= p.limit - cost;
+        let end = start + p.window.duration();
+        let allowed = cost <= limit && count <= limit - cost;
         let after = if allowed { count + cost } else { count };
         let retry_after = if allowed {
-            Some(0)
-        } else if cost > p.limit {
+            Some(Duration::ZERO)
+        } else if cost > limit {
             None
         } else {
             Some(end - now)
         };
-        let changed = allowed && cost > 0;
-        if changed {
-            *self = FixedState {
+        let next = if allowed && cost > 0 {
+            FixedState {
                 params: *p,
                 start,
                 count: after,
-            };
-        }
-        Decision {
+            }
+        } else {
+            FixedState {
+                params: *p,
+                ..*self
+            }
+        };
+        let d = Decision {
             allowed,
-            limit: p.limit,
-            remaining: p.limit.saturating_sub(after),
+            limit,
+            remaining: limit.saturating_sub(after),
             retry_after,
-            reset_after: if after > 0 { end - now } else { 0 },
-            changed,
-        }
+            reset_after: if after > 0 { end - now } else { Duration::ZERO },
+            at: now,
+        };
+        (d, next)
     }
 
-    /// Whether the stored fields satisfy the invariants `decide` keeps.
+    /// Whether the stored fields satisfy the invariants `evaluate` keeps.
+    /// The count may exceed the limit: a denied request that lowered the
+    /// limit keeps the count it found, so raising the limit again later
+    /// grants nothing that was already spent.
     pub fn is_valid(&self) -> bool {
-        self.count <= self.params.limit
+        self.count <= super::MAX_COUNT
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::algo::testing::{step, t, Raw};
+    use crate::algo::{MAX_COUNT, MAX_DURATION_US, MAX_TIME_US};
 
-    const S: Micros = 1_000_000;
+    const S: u64 = 1_000_000;
 
-    fn p(limit: u64, window: Micros) -> WindowParams {
-        WindowParams { limit, window }
+    fn p(limit: u64, window: u64) -> WindowParams {
+        WindowParams::new(limit, window).unwrap()
+    }
+
+    impl FixedState {
+        fn decide(&mut self, p: &WindowParams, cost: u64, now: u64) -> Raw {
+            step(
+                self,
+                |s| s.params,
+                *p,
+                cost,
+                |s| s.evaluate(p, cost, t(now)),
+            )
+        }
     }
 
     /// (now, cost, allowed, remaining, retry_after, reset_after)
-    type Row = (Micros, u64, bool, u64, Option<Micros>, Micros);
+    type Row = (u64, u64, bool, u64, Option<u64>, u64);
 
     fn run(params: WindowParams, rows: &[Row]) -> FixedState {
         let mut st = FixedState::new(params);
@@ -136,11 +161,23 @@ mod tests {
         let params = p(1, 10 * S);
         let mut st = FixedState::new(params);
         assert!(st.decide(&params, 1, 0).changed);
-        let before = st.clone();
+        let before = st;
         let d = st.decide(&params, 1, S);
         assert!(!d.allowed && !d.changed);
         assert!(!st.decide(&params, 0, S).changed);
         assert_eq!(st, before);
+    }
+
+    #[test]
+    fn a_denial_under_new_parameters_persists_them() {
+        let mut st = FixedState::new(p(1, S));
+        assert!(st.decide(&p(1, S), 1, 0).changed);
+        let d = st.decide(&p(1, 3600 * S), 1, S / 2);
+        assert!(!d.allowed && d.changed);
+        assert_eq!(d.retry_after, Some(3600 * S - S / 2));
+        assert_eq!((st.params, st.count, st.start), (p(1, 3600 * S), 1, t(0)));
+        // A peek never writes, even with other parameters.
+        assert!(!st.decide(&p(1, 2 * S), 0, S).changed);
     }
 
     #[test]
@@ -171,13 +208,13 @@ mod tests {
 
     #[test]
     fn huge_values_do_not_overflow() {
-        let params = p(super::super::MAX_COUNT, super::super::MAX_DURATION_US);
+        let params = p(MAX_COUNT, MAX_DURATION_US);
         let mut st = FixedState::new(params);
-        let now = super::super::MAX_TIME_US;
-        let d = st.decide(&params, super::super::MAX_COUNT, now);
+        let now = MAX_TIME_US;
+        let d = st.decide(&params, MAX_COUNT, now);
         assert!(d.allowed);
-        assert_eq!(d.reset_after, super::super::MAX_DURATION_US);
+        assert_eq!(d.reset_after, MAX_DURATION_US);
         let d = st.decide(&params, 1, now);
-        assert_eq!(d.retry_after, Some(super::super::MAX_DURATION_US));
+        assert_eq!(d.retry_after, Some(MAX_DURATION_US));
     }
 }

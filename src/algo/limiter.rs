@@ -1,19 +1,96 @@
-//! One limiter of any algorithm: what a Redis key holds.
+//! One limiter of any algorithm: what a Redis key holds, and the one table of
+//! algorithms every other layer reads (names, parameters, encoding tags,
+//! counter slots).
 
 use super::bucket::Flavor;
+use super::log::LogNext;
 use super::{
-    to_u64, BucketParams, BucketState, Decision, FixedState, LogState, Micros, SlidingState,
+    BucketParams, BucketState, Decision, FixedState, GcraParams, Instant, LogState, SlidingState,
     WindowParams,
 };
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The six algorithms. The discriminant is the algorithm's slot in
+/// [`TABLE`] and in per-algorithm counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub enum Algorithm {
-    Fixed,
-    Sliding,
-    Log,
-    Token,
-    Leaky,
+    Fixed = 0,
+    Sliding = 1,
+    Log = 2,
+    Token = 3,
+    Leaky = 4,
+    Gcra = 5,
+}
+
+/// How an algorithm's parameters read on a command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// `limit window`
+    Window,
+    /// `capacity rate period`
+    Bucket,
+    /// `max_burst rate period`
     Gcra,
+}
+
+pub struct AlgorithmInfo {
+    /// As in `RL.ALL` and in messages.
+    pub name: &'static str,
+    /// The algorithm's own command.
+    pub command: &'static str,
+    /// Lower case, for `INFO ratelimit` fields.
+    pub lower: &'static str,
+    pub shape: Shape,
+}
+
+const TABLE: [AlgorithmInfo; 6] = [
+    AlgorithmInfo {
+        name: "FIXED",
+        command: "RL.FIXED",
+        lower: "fixed",
+        shape: Shape::Window,
+    },
+    AlgorithmInfo {
+        name: "SLIDING",
+        command: "RL.SLIDING",
+        lower: "sliding",
+        shape: Shape::Window,
+    },
+    AlgorithmInfo {
+        name: "LOG",
+        command: "RL.LOG",
+        lower: "log",
+        shape: Shape::Window,
+    },
+    AlgorithmInfo {
+        name: "TOKEN",
+        command: "RL.TOKEN",
+        lower: "token",
+        shape: Shape::Bucket,
+    },
+    AlgorithmInfo {
+        name: "LEAKY",
+        command: "RL.LEAKY",
+        lower: "leaky",
+        shape: Shape::Bucket,
+    },
+    AlgorithmInfo {
+        name: "GCRA",
+        command: "RL.GCRA",
+        lower: "gcra",
+        shape: Shape::Gcra,
+    },
+];
+
+impl Shape {
+    /// Names of the positional parameters, in order.
+    pub fn param_names(self) -> &'static [&'static str] {
+        match self {
+            Shape::Window => &["limit", "window"],
+            Shape::Bucket => &["capacity", "rate", "period"],
+            Shape::Gcra => &["max_burst", "rate", "period"],
+        }
+    }
 }
 
 impl Algorithm {
@@ -26,16 +103,21 @@ impl Algorithm {
         Algorithm::Gcra,
     ];
 
-    /// The name used in commands (`RL.<NAME>`) and in messages.
+    /// Slot in [`Algorithm::ALL`] and in per-algorithm counters.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn info(self) -> &'static AlgorithmInfo {
+        &TABLE[self.index()]
+    }
+
     pub fn name(self) -> &'static str {
-        match self {
-            Algorithm::Fixed => "FIXED",
-            Algorithm::Sliding => "SLIDING",
-            Algorithm::Log => "LOG",
-            Algorithm::Token => "TOKEN",
-            Algorithm::Leaky => "LEAKY",
-            Algorithm::Gcra => "GCRA",
-        }
+        self.info().name
+    }
+
+    pub fn shape(self) -> Shape {
+        self.info().shape
     }
 
     pub fn from_name(name: &[u8]) -> Option<Algorithm> {
@@ -44,20 +126,23 @@ impl Algorithm {
             .find(|a| a.name().as_bytes().eq_ignore_ascii_case(name))
     }
 
-    /// Stable tag used by the binary encodings; never reuse a number.
-    pub fn tag(self) -> u8 {
-        match self {
-            Algorithm::Fixed => 1,
-            Algorithm::Sliding => 2,
-            Algorithm::Log => 3,
-            Algorithm::Token => 4,
-            Algorithm::Leaky => 5,
-            Algorithm::Gcra => 6,
-        }
+    /// Stable tag used by the binary encodings (1 to 6); never reuse one.
+    pub const fn tag(self) -> u8 {
+        self as u8 + 1
     }
 
     pub fn from_tag(tag: u8) -> Option<Algorithm> {
-        Algorithm::ALL.into_iter().find(|a| a.tag() == tag)
+        Algorithm::ALL
+            .get(usize::from(tag).checked_sub(1)?)
+            .copied()
+    }
+
+    fn flavor(self) -> Flavor {
+        match self {
+            Algorithm::Leaky => Flavor::Leaky,
+            Algorithm::Gcra => Flavor::Gcra,
+            _ => Flavor::Token,
+        }
     }
 }
 
@@ -69,8 +154,7 @@ pub enum Params {
     Log(WindowParams),
     Token(BucketParams),
     Leaky(BucketParams),
-    /// GCRA keeps redis-cell's meaning: `capacity` here is `max_burst + 1`.
-    Gcra(BucketParams),
+    Gcra(GcraParams),
 }
 
 impl Params {
@@ -84,17 +168,74 @@ impl Params {
             Params::Gcra(_) => Algorithm::Gcra,
         }
     }
+
+    /// The limit as replies report it (limit, capacity, `max_burst + 1`).
+    pub fn limit(&self) -> u64 {
+        match self {
+            Params::Fixed(w) | Params::Sliding(w) | Params::Log(w) => w.limit.get(),
+            Params::Token(b) | Params::Leaky(b) => b.capacity.get(),
+            Params::Gcra(g) => g.max_burst.capacity().get(),
+        }
+    }
+
+    /// Window parameters under the window algorithm `algo`.
+    pub fn window(algo: Algorithm, w: WindowParams) -> Option<Params> {
+        match algo {
+            Algorithm::Fixed => Some(Params::Fixed(w)),
+            Algorithm::Sliding => Some(Params::Sliding(w)),
+            Algorithm::Log => Some(Params::Log(w)),
+            _ => None,
+        }
+    }
+
+    /// Bucket parameters under the bucket algorithm `algo` (GCRA's capacity
+    /// is `max_burst + 1`).
+    pub fn bucket(algo: Algorithm, b: BucketParams) -> Option<Params> {
+        match algo {
+            Algorithm::Token => Some(Params::Token(b)),
+            Algorithm::Leaky => Some(Params::Leaky(b)),
+            Algorithm::Gcra => Some(Params::Gcra(GcraParams::of_bucket(&b))),
+            _ => None,
+        }
+    }
 }
 
-/// The state of one limiter, with the parameters last written to it.
+/// The state of one limiter, with the parameters last written to it. Each
+/// state lives in its own allocation of exactly its size (the Redis layer
+/// stores the algorithm beside the pointer), so a bucket costs 48 bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Limiter {
+    Fixed(Box<FixedState>),
+    Sliding(Box<SlidingState>),
+    Log(Box<LogState>),
+    Token(Box<BucketState>),
+    Leaky(Box<BucketState>),
+    Gcra(Box<BucketState>),
+}
+
+/// The state a request leaves when it writes: the whole new state for the
+/// fixed-size algorithms, the change for the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
     Fixed(FixedState),
     Sliding(SlidingState),
-    Log(LogState),
-    Token(BucketState),
-    Leaky(BucketState),
-    Gcra(BucketState),
+    Log(LogNext),
+    Bucket(BucketState),
+}
+
+/// A decision and what installing it would write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub decision: Decision,
+    pub next: Next,
+    /// Whether the request spends something (allowed, cost > 0).
+    pub spends: bool,
+    /// Whether the request writes: it spends, or it carries other parameters
+    /// than the stored ones (cost > 0, even denied). Such a denial keeps the
+    /// new parameters and leaves the state itself as it was, so a tightened
+    /// limit is never forgotten early by the key's expiry, and a denial never
+    /// makes a later request more likely to pass. A peek never writes.
+    pub writes: bool,
 }
 
 /// A key holds a limiter of another algorithm than the command's.
@@ -105,15 +246,15 @@ pub struct Mismatch {
 }
 
 impl Limiter {
-    /// The state of a key that does not exist yet.
+    /// A new, empty limiter.
     pub fn new(params: &Params) -> Limiter {
         match *params {
-            Params::Fixed(p) => Limiter::Fixed(FixedState::new(p)),
-            Params::Sliding(p) => Limiter::Sliding(SlidingState::new(p)),
-            Params::Log(p) => Limiter::Log(LogState::new(p)),
-            Params::Token(p) => Limiter::Token(BucketState::new(p)),
-            Params::Leaky(p) => Limiter::Leaky(BucketState::new(p)),
-            Params::Gcra(p) => Limiter::Gcra(BucketState::new(p)),
+            Params::Fixed(p) => Limiter::Fixed(Box::new(FixedState::new(p))),
+            Params::Sliding(p) => Limiter::Sliding(Box::new(SlidingState::new(p))),
+            Params::Log(p) => Limiter::Log(Box::new(LogState::new(p))),
+            Params::Token(p) => Limiter::Token(Box::new(BucketState::new(p))),
+            Params::Leaky(p) => Limiter::Leaky(Box::new(BucketState::new(p))),
+            Params::Gcra(p) => Limiter::Gcra(Box::new(BucketState::new(p.bucket()))),
         }
     }
 
@@ -136,92 +277,171 @@ impl Limiter {
             Limiter::Log(s) => Params::Log(s.params),
             Limiter::Token(s) => Params::Token(s.params),
             Limiter::Leaky(s) => Params::Leaky(s.params),
-            Limiter::Gcra(s) => Params::Gcra(s.params),
+            Limiter::Gcra(s) => Params::Gcra(GcraParams::of_bucket(&s.params)),
         }
     }
 
-    /// Decides one request; the state changes only if `decision.changed`.
+    /// Decides one request on this limiter without changing it.
+    pub fn evaluate(&self, params: &Params, cost: u64, now: Instant) -> Result<Verdict, Mismatch> {
+        let (decision, next) = match (self, params) {
+            (Limiter::Fixed(s), Params::Fixed(p)) => {
+                let (d, n) = s.evaluate(p, cost, now);
+                (d, Next::Fixed(n))
+            }
+            (Limiter::Sliding(s), Params::Sliding(p)) => {
+                let (d, n) = s.evaluate(p, cost, now);
+                (d, Next::Sliding(n))
+            }
+            (Limiter::Log(s), Params::Log(p)) => {
+                let (d, n) = s.evaluate(p, cost, now);
+                (d, Next::Log(n))
+            }
+            (Limiter::Token(s), Params::Token(p)) | (Limiter::Leaky(s), Params::Leaky(p)) => {
+                let (d, n) = s.evaluate(params.algorithm().flavor(), p, cost, now);
+                (d, Next::Bucket(n))
+            }
+            (Limiter::Gcra(s), Params::Gcra(p)) => {
+                let (d, n) = s.evaluate(Flavor::Gcra, &p.bucket(), cost, now);
+                (d, Next::Bucket(n))
+            }
+            _ => {
+                return Err(Mismatch {
+                    stored: self.algorithm(),
+                    requested: params.algorithm(),
+                })
+            }
+        };
+        let spends = decision.allowed && cost > 0;
+        Ok(Verdict {
+            decision,
+            next,
+            spends,
+            writes: spends || (cost > 0 && self.params() != *params),
+        })
+    }
+
+    /// Decides one request on a key that holds nothing, without allocating.
+    pub fn evaluate_fresh(params: &Params, cost: u64, now: Instant) -> Verdict {
+        let (decision, next) = match params {
+            Params::Fixed(p) => {
+                let (d, n) = FixedState::new(*p).evaluate(p, cost, now);
+                (d, Next::Fixed(n))
+            }
+            Params::Sliding(p) => {
+                let (d, n) = SlidingState::new(*p).evaluate(p, cost, now);
+                (d, Next::Sliding(n))
+            }
+            Params::Log(p) => {
+                let (d, n) = LogState::new(*p).evaluate(p, cost, now);
+                (d, Next::Log(n))
+            }
+            Params::Token(p) | Params::Leaky(p) => {
+                let (d, n) =
+                    BucketState::new(*p).evaluate(params.algorithm().flavor(), p, cost, now);
+                (d, Next::Bucket(n))
+            }
+            Params::Gcra(g) => {
+                let p = g.bucket();
+                let (d, n) = BucketState::new(p).evaluate(Flavor::Gcra, &p, cost, now);
+                (d, Next::Bucket(n))
+            }
+        };
+        let spends = decision.allowed && cost > 0;
+        Verdict {
+            decision,
+            next,
+            spends,
+            writes: spends,
+        }
+    }
+
+    /// Installs what [`Limiter::evaluate`] on this limiter returned.
+    pub fn apply(&mut self, next: &Next) {
+        match (self, next) {
+            (Limiter::Fixed(s), Next::Fixed(n)) => **s = *n,
+            (Limiter::Sliding(s), Next::Sliding(n)) => **s = *n,
+            (Limiter::Log(s), Next::Log(n)) => s.apply(n),
+            (Limiter::Token(s) | Limiter::Leaky(s) | Limiter::Gcra(s), Next::Bucket(n)) => **s = *n,
+            // `next` always comes from evaluating this very limiter.
+            _ => debug_assert!(false, "a verdict applied to another algorithm"),
+        }
+    }
+
+    /// The limiter a request on an absent key leaves (from
+    /// [`Limiter::evaluate_fresh`]).
+    pub fn create(params: &Params, next: &Next) -> Limiter {
+        let mut l = Limiter::new(params);
+        l.apply(next);
+        l
+    }
+
+    /// Evaluates and installs when the request writes: the whole request on
+    /// an owned limiter (tests, benches; the Redis layer uses the two steps).
     pub fn decide(
         &mut self,
         params: &Params,
         cost: u64,
-        now: Micros,
+        now: Instant,
     ) -> Result<Decision, Mismatch> {
-        Ok(match (self, params) {
-            (Limiter::Fixed(s), Params::Fixed(p)) => s.decide(p, cost, now),
-            (Limiter::Sliding(s), Params::Sliding(p)) => s.decide(p, cost, now),
-            (Limiter::Log(s), Params::Log(p)) => s.decide(p, cost, now),
-            (Limiter::Token(s), Params::Token(p)) => s.decide(Flavor::Token, p, cost, now),
-            (Limiter::Leaky(s), Params::Leaky(p)) => s.decide(Flavor::Leaky, p, cost, now),
-            (Limiter::Gcra(s), Params::Gcra(p)) => s.decide(Flavor::Gcra, p, cost, now),
-            (s, p) => {
-                return Err(Mismatch {
-                    stored: s.algorithm(),
-                    requested: p.algorithm(),
-                })
-            }
-        })
+        let v = self.evaluate(params, cost, now)?;
+        if v.writes {
+            self.apply(&v.next);
+        }
+        Ok(v.decision)
     }
 
     /// The parameters in force and the stored state as named integers, for
     /// `RL.INFO`. Times are µs since the Unix epoch, durations µs.
-    pub fn describe(&self) -> Vec<(&'static str, u64)> {
-        let window = |p: &WindowParams| [("limit", p.limit), ("window_us", p.window)];
-        let bucket = |first: &'static str, p: &BucketParams, s: &BucketState| {
-            let first_value = if first == "max_burst" {
-                p.capacity - 1
-            } else {
-                p.capacity
-            };
-            [
-                (first, first_value),
-                ("rate", p.rate),
-                ("period_us", p.period),
-                // Whole units in the bucket, rounded up (the state keeps
-                // fractions of a unit).
-                ("level", to_u64(s.scaled.div_ceil(p.period.max(1) as u128))),
-                ("updated_at_us", s.last),
-            ]
+    pub fn describe(&self, mut field: impl FnMut(&'static str, u64)) {
+        let mut window = |p: &WindowParams| {
+            field("limit", p.limit.get());
+            field("window_us", p.window.micros());
         };
         match self {
             Limiter::Fixed(s) => {
-                let mut v = window(&s.params).to_vec();
-                v.extend([("window_start_us", s.start), ("count", s.count)]);
-                v
+                window(&s.params);
+                field("window_start_us", s.start.as_micros());
+                field("count", s.count);
             }
             Limiter::Sliding(s) => {
-                let mut v = window(&s.params).to_vec();
-                v.extend([
-                    ("window_start_us", s.start),
-                    ("previous", s.prev),
-                    ("current", s.curr),
-                ]);
-                v
+                window(&s.params);
+                field("window_start_us", s.start.as_micros());
+                field("previous", s.prev);
+                field("current", s.curr);
             }
             Limiter::Log(s) => {
-                let mut v = window(&s.params).to_vec();
-                v.extend([
-                    ("entries", s.entries.len() as u64),
-                    ("oldest_us", s.entries.front().copied().unwrap_or(0)),
-                    ("newest_us", s.entries.back().copied().unwrap_or(0)),
-                ]);
-                v
+                window(&s.params);
+                field("entries", s.entries.len() as u64);
+                let micros = |t: Option<&Instant>| t.map_or(0, |t| t.as_micros());
+                field("oldest_us", micros(s.entries.front()));
+                field("newest_us", micros(s.entries.back()));
             }
-            Limiter::Token(s) => bucket("capacity", &s.params, s).to_vec(),
-            Limiter::Leaky(s) => bucket("capacity", &s.params, s).to_vec(),
-            Limiter::Gcra(s) => bucket("max_burst", &s.params, s).to_vec(),
+            Limiter::Token(s) | Limiter::Leaky(s) | Limiter::Gcra(s) => {
+                let p = &s.params;
+                if let Limiter::Gcra(_) = self {
+                    field("max_burst", p.capacity.get() - 1);
+                } else {
+                    field("capacity", p.capacity.get());
+                }
+                field("rate", p.rate.get());
+                field("period_us", p.period.micros());
+                field("level", s.level());
+                field("updated_at_us", s.last.as_micros());
+            }
         }
     }
 
-    /// Heap bytes owned beyond the limiter itself (for `MEMORY USAGE`).
-    pub fn heap_size(&self) -> usize {
+    /// Bytes owned by the limiter (for `MEMORY USAGE`).
+    pub fn memory(&self) -> usize {
         match self {
-            Limiter::Log(s) => s.entries.capacity() * std::mem::size_of::<Micros>(),
-            _ => 0,
+            Limiter::Fixed(_) => size_of::<FixedState>(),
+            Limiter::Sliding(_) => size_of::<SlidingState>(),
+            Limiter::Log(s) => size_of::<LogState>() + s.entries.capacity() * size_of::<Instant>(),
+            Limiter::Token(_) | Limiter::Leaky(_) | Limiter::Gcra(_) => size_of::<BucketState>(),
         }
     }
 
-    /// Whether the state satisfies the invariants `decide` keeps; decoded
+    /// Whether the state satisfies the invariants `evaluate` keeps; decoded
     /// data must pass this before it is used.
     pub fn is_valid(&self) -> bool {
         match self {
@@ -230,5 +450,30 @@ impl Limiter {
             Limiter::Log(s) => s.is_valid(),
             Limiter::Token(s) | Limiter::Leaky(s) | Limiter::Gcra(s) => s.is_valid(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_table_of_algorithms() {
+        for (i, a) in Algorithm::ALL.into_iter().enumerate() {
+            assert_eq!(a.index(), i);
+            assert_eq!(Algorithm::from_tag(a.tag()), Some(a));
+            assert_eq!(Algorithm::from_name(a.name().as_bytes()), Some(a));
+            assert_eq!(a.info().lower, a.name().to_ascii_lowercase());
+        }
+        assert_eq!(Algorithm::from_tag(0), None);
+        assert_eq!(Algorithm::from_tag(7), None);
+    }
+
+    #[test]
+    fn states_are_compact() {
+        assert!(size_of::<FixedState>() <= 48);
+        assert!(size_of::<SlidingState>() <= 48);
+        assert_eq!(size_of::<BucketState>(), 48);
+        assert_eq!(size_of::<LogState>(), 48);
     }
 }

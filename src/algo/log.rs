@@ -14,13 +14,23 @@
 
 use std::collections::VecDeque;
 
-use super::{Decision, Micros, WindowParams};
+use super::{Decision, Duration, Instant, WindowParams};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogState {
     pub params: WindowParams,
-    /// Accepted units' timestamps, non-decreasing.
-    pub entries: VecDeque<Micros>,
+    /// Times of the accepted units, oldest first.
+    pub entries: VecDeque<Instant>,
+}
+
+/// How a write changes a log: drop the oldest `drop` entries (expired), then
+/// log `push` units at `at`, under `params`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogNext {
+    pub params: WindowParams,
+    pub drop: usize,
+    pub push: u64,
+    pub at: Instant,
 }
 
 impl LogState {
@@ -31,34 +41,38 @@ impl LogState {
         }
     }
 
-    pub fn decide(&mut self, p: &WindowParams, cost: u64, now: Micros) -> Decision {
-        let w = p.window;
-        // The newest entry is the latest time this limiter has seen.
+    /// Decides a request and returns the change it makes when it writes:
+    /// spent when allowed with a cost, else only the parameters change.
+    pub fn evaluate(&self, p: &WindowParams, cost: u64, now: Instant) -> (Decision, LogNext) {
+        let limit = p.limit.get();
+        let w = p.window.duration();
+        // Entries are never in the future of the log's own time: a clock
+        // that went back is treated as the newest entry's time.
         let now = match self.entries.back() {
             Some(&last) => now.max(last),
             None => now,
         };
-        // Entries at or before `now - W` have left the window.
-        let first_live = self.entries.partition_point(|&t| t + w <= now);
-        let live = (self.entries.len() - first_live) as u64;
-        // With a lowered limit only the newest `limit` entries still matter.
-        let live = live.min(p.limit);
+        let expired = self.entries.partition_point(|&t| t + w <= now);
+        // Under a lowered limit only the newest `limit` entries count; the
+        // others stay, so raising the limit again grants nothing that was
+        // already spent.
+        let live = ((self.entries.len() - expired) as u64).min(limit);
         let first_live = self.entries.len() - live as usize;
 
-        let allowed = cost <= p.limit && live <= p.limit - cost;
+        let allowed = cost <= limit && live <= limit - cost;
         let retry_after = if allowed {
-            Some(0)
-        } else if cost > p.limit {
+            Some(Duration::ZERO)
+        } else if cost > limit {
             None
         } else {
-            // The oldest live entries must leave until `cost` fits: the
-            // (live - (limit - cost))-th oldest one's expiry is the answer.
-            let must_leave = (live - (p.limit - cost)) as usize;
+            // The entry whose expiry makes room for `cost` more units.
+            let must_leave = (live - (limit - cost)) as usize;
             let t = self.entries[first_live + must_leave - 1];
             Some(t + w - now)
         };
-        let after = if allowed { live + cost } else { live };
-        let newest = if allowed && cost > 0 {
+        let spends = allowed && cost > 0;
+        let push = if spends { cost } else { 0 };
+        let newest = if push > 0 {
             Some(now)
         } else if live > 0 {
             self.entries.back().copied()
@@ -66,23 +80,34 @@ impl LogState {
             None
         };
         let empty_at = newest.map_or(now, |t| t + w);
-        let changed = allowed && cost > 0;
-        if changed {
-            self.entries.drain(..first_live);
-            self.reserve_for(after, p.limit);
-            // `cost <= limit <= MAX_COUNT` and fits in the log, so this is
-            // bounded by the log's own size limit.
-            self.entries.extend(std::iter::repeat_n(now, cost as usize));
-            self.params = *p;
-        }
-        Decision {
+        let d = Decision {
             allowed,
-            limit: p.limit,
-            remaining: p.limit - after,
+            limit,
+            remaining: limit - (live + push),
             retry_after,
             reset_after: empty_at - now,
-            changed,
-        }
+            at: now,
+        };
+        let next = LogNext {
+            params: *p,
+            // Entries expired under `p` may still count under other
+            // parameters: only a spending request drops them.
+            drop: if spends { expired } else { 0 },
+            push,
+            at: now,
+        };
+        (d, next)
+    }
+
+    pub fn apply(&mut self, next: &LogNext) {
+        let drop = next.drop.min(self.entries.len());
+        self.entries.drain(..drop);
+        let after = self.entries.len() as u64 + next.push;
+        self.reserve_for(after, next.params.limit.get());
+        // `push <= limit`, which the parser bounds by `log-max`.
+        self.entries
+            .extend(std::iter::repeat_n(next.at, next.push as usize));
+        self.params = next.params;
     }
 
     /// Grows the ring geometrically but never beyond `limit`, so a full log
@@ -98,7 +123,7 @@ impl LogState {
     }
 
     pub fn is_valid(&self) -> bool {
-        self.entries.len() as u64 <= self.params.limit
+        self.entries.len() as u64 <= super::MAX_LOG_ENTRIES
             && self
                 .entries
                 .iter()
@@ -111,10 +136,23 @@ impl LogState {
 mod tests {
     use super::*;
 
-    const S: Micros = 1_000_000;
+    use crate::algo::testing::{raw, t, Raw};
 
-    fn p(limit: u64, window: Micros) -> WindowParams {
-        WindowParams { limit, window }
+    const S: u64 = 1_000_000;
+
+    impl LogState {
+        fn decide(&mut self, p: &WindowParams, cost: u64, now: u64) -> Raw {
+            let (d, next) = self.evaluate(p, cost, t(now));
+            let changed = cost > 0 && (d.allowed || self.params != *p);
+            if changed {
+                self.apply(&next);
+            }
+            raw(&d, changed)
+        }
+    }
+
+    fn p(limit: u64, window: u64) -> WindowParams {
+        WindowParams::new(limit, window).unwrap()
     }
 
     #[test]
@@ -159,23 +197,23 @@ mod tests {
     fn lowering_the_limit_keeps_the_newest_entries() {
         let big = p(5, 60 * S);
         let mut st = LogState::new(big);
-        for t in 0..5 {
-            st.decide(&big, 1, t * S);
+        for i in 0..5 {
+            st.decide(&big, 1, i * S);
         }
         let small = p(2, 60 * S);
         let d = st.decide(&small, 1, 10 * S);
         assert_eq!((d.allowed, d.retry_after), (false, Some(53 * S)));
         let d = st.decide(&small, 1, 63 * S);
         assert!(d.allowed);
-        assert_eq!(st.entries, VecDeque::from([4 * S, 63 * S]));
+        assert_eq!(st.entries, VecDeque::from([t(4 * S), t(63 * S)]));
     }
 
     #[test]
     fn capacity_never_exceeds_limit() {
         let params = p(1000, 3600 * S);
         let mut st = LogState::new(params);
-        for t in 0..1000 {
-            assert!(st.decide(&params, 1, t).allowed);
+        for i in 0..1000 {
+            assert!(st.decide(&params, 1, i).allowed);
         }
         assert_eq!(st.entries.capacity(), 1000);
     }

@@ -1,49 +1,55 @@
 //! The rate-limit algorithms, as pure functions of (state, parameters, cost, now).
 //!
-//! Nothing in here knows about Redis: every algorithm is a state type with a
-//! `decide` method that takes the parameters in force, the cost and the time,
-//! and answers a [`Decision`]. The state is changed only when the request is
-//! allowed with a non-zero cost, so a denied request or a peek (`cost == 0`)
-//! leaves it bit-for-bit identical: that is what lets the Redis layer skip
-//! writing and replicating in those cases.
+//! Nothing in here knows about Redis. Every algorithm is a state type that
+//! answers in two steps, in the style of governor's "decide on a snapshot,
+//! then install":
+//! - `evaluate(&self, params, cost, now)` decides from a borrowed state and
+//!   returns the [`Decision`] plus the next state (small and `Copy`, or for
+//!   the log a description of the change), without touching anything;
+//! - `apply(next)` installs it, which the caller does only when the request
+//!   writes (see [`Verdict::writes`]).
 //!
-//! Time is an integer number of microseconds since the Unix epoch. Durations
-//! are microseconds too. All products are done in `u128` on values bounded by
-//! [`MAX_COUNT`] and [`MAX_DURATION_US`], so none of them can overflow; the
-//! bounds are checked once, when arguments are parsed or state is decoded.
+//! So a denial, a peek or one limit of a denied `RL.ALL` never copies or
+//! allocates a state, and a missing key is evaluated as a fresh state on the
+//! stack.
+//!
+//! Time and quotas are typed ([`units`]): microsecond [`Instant`]s and
+//! [`Duration`]s, positive [`Count`]s and [`Period`]s. All products are done
+//! in `u128` on values bounded by those types, so none can overflow.
 
 pub mod bucket;
 pub mod fixed;
 pub mod limiter;
 pub mod log;
 pub mod sliding;
+pub mod units;
 
-pub use bucket::{BucketParams, BucketState};
+pub use bucket::{BucketParams, BucketState, GcraParams};
 pub use fixed::FixedState;
-pub use limiter::{Algorithm, Limiter, Params};
+pub use limiter::{Algorithm, Limiter, Mismatch, Next, Params, Verdict};
 pub use log::LogState;
 pub use sliding::SlidingState;
-
-/// Microseconds, used both for instants (since the Unix epoch) and durations.
-pub type Micros = u64;
-
-/// Largest limit, capacity, rate or cost accepted (10^15). With durations
-/// bounded by [`MAX_DURATION_US`] and instants by [`MAX_TIME_US`], every
-/// intermediate product stays far below `u128::MAX`.
-pub const MAX_COUNT: u64 = 1_000_000_000_000_000;
-
-/// Longest window or period accepted: 10^17 µs, a little over 3,000 years.
-pub const MAX_DURATION_US: Micros = 100_000_000_000_000_000;
-
-/// Latest instant accepted (the last millisecond of year 9999), in µs.
-pub const MAX_TIME_US: Micros = 253_402_300_799_999_000;
+pub use units::{
+    Burst, Count, Duration, Instant, Period, MAX_COUNT, MAX_DURATION_US, MAX_LOG_ENTRIES,
+    MAX_TIME_US, MAX_WAIT_US,
+};
 
 /// Parameters shared by the three window algorithms: at most `limit` units in
 /// any `window`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WindowParams {
-    pub limit: u64,
-    pub window: Micros,
+    pub limit: Count,
+    pub window: Period,
+}
+
+impl WindowParams {
+    /// From raw figures (µs for the window), if they are in bounds.
+    pub fn new(limit: u64, window_us: u64) -> Option<WindowParams> {
+        Some(WindowParams {
+            limit: Count::new(limit)?,
+            window: Period::from_micros(window_us)?,
+        })
+    }
 }
 
 /// What an algorithm answers for one request.
@@ -57,50 +63,43 @@ pub struct Decision {
     /// Denied: time until the same request would be allowed, `None` if never.
     /// Allowed: zero, except for the leaky bucket, where it is the wait before
     /// this request's turn.
-    pub retry_after: Option<Micros>,
-    /// Time until the limiter is back to its initial (empty/full) state.
-    pub reset_after: Micros,
-    /// Whether the state was changed (allowed and cost > 0); when it was,
-    /// `reset_after` is also when the new state becomes equivalent to an
-    /// absent key, which is when the key should expire.
-    pub changed: bool,
+    pub retry_after: Option<Duration>,
+    /// Time from `at` until the limiter is back to its initial state, as it
+    /// stands after this request.
+    pub reset_after: Duration,
+    /// The instant the decision was made at: the request's time, or the
+    /// latest time the limiter has seen if that is later (a clock that went
+    /// back never makes a limiter forget).
+    pub at: Instant,
 }
 
 impl Decision {
+    /// When the limiter, as it stands after this request, is equivalent to
+    /// an absent one.
+    pub fn empty_at(&self) -> Instant {
+        self.at + self.reset_after
+    }
+
     /// The answer of several limits decided together (`RL.ALL`): allowed
     /// only if all allow; limit, remaining and reset of the tightest one (the
     /// least remaining, then the longest reset); the longest wait, "never"
-    /// outweighing any wait. `decisions` must not be empty.
-    pub fn combine(decisions: &[Decision]) -> Decision {
+    /// outweighing any wait. `None` for no decisions.
+    pub fn combine(decisions: &[Decision]) -> Option<Decision> {
         let allowed = decisions.iter().all(|d| d.allowed);
-        let tightest = decisions
-            .iter()
-            .min_by(|a, b| {
-                a.remaining
-                    .cmp(&b.remaining)
-                    .then(b.reset_after.cmp(&a.reset_after))
-            })
-            .copied()
-            .unwrap_or(Decision {
-                allowed: true,
-                limit: 0,
-                remaining: 0,
-                retry_after: Some(0),
-                reset_after: 0,
-                changed: false,
-            });
+        let tightest = decisions.iter().min_by(|a, b| {
+            a.remaining
+                .cmp(&b.remaining)
+                .then(b.reset_after.cmp(&a.reset_after))
+        })?;
         // Denied: only the denying limits say how long to wait; allowed: the
         // waits are the leaky buckets' queueing delays.
         let mut waits = decisions.iter().filter(|d| allowed || !d.allowed);
-        let retry_after = waits.try_fold(0, |acc: Micros, d| Some(acc.max(d.retry_after?)));
-        Decision {
+        let retry_after = waits.try_fold(Duration::ZERO, |acc, d| Some(acc.max(d.retry_after?)));
+        Some(Decision {
             allowed,
-            limit: tightest.limit,
-            remaining: tightest.remaining,
             retry_after,
-            reset_after: tightest.reset_after,
-            changed: decisions.iter().any(|d| d.changed) && allowed,
-        }
+            ..*tightest
+        })
     }
 }
 
@@ -110,8 +109,7 @@ pub(crate) fn div_ceil_u128(n: u128, d: u128) -> u128 {
     n.div_ceil(d)
 }
 
-/// Narrows a value known to be bounded by the module's limits to `u64`,
-/// saturating instead of wrapping if an invariant were ever broken.
+/// Narrows a count known to be bounded by the module's limits to `u64`.
 #[inline]
 pub(crate) fn to_u64(v: u128) -> u64 {
     u64::try_from(v).unwrap_or(u64::MAX)
@@ -121,20 +119,14 @@ pub(crate) fn to_u64(v: u128) -> u64 {
 mod tests {
     use super::*;
 
-    fn d(
-        allowed: bool,
-        limit: u64,
-        remaining: u64,
-        retry: Option<Micros>,
-        reset: Micros,
-    ) -> Decision {
+    fn d(allowed: bool, limit: u64, remaining: u64, retry: Option<u64>, reset: u64) -> Decision {
         Decision {
             allowed,
             limit,
             remaining,
-            retry_after: retry,
-            reset_after: reset,
-            changed: allowed,
+            retry_after: retry.map(Duration::from_micros),
+            reset_after: Duration::from_micros(reset),
+            at: Instant::EPOCH,
         }
     }
 
@@ -144,22 +136,76 @@ mod tests {
             d(true, 10, 4, Some(0), 900),
             d(true, 1000, 2, Some(0), 5000),
         ]);
-        assert_eq!(c, d(true, 1000, 2, Some(0), 5000));
+        assert_eq!(c, Some(d(true, 1000, 2, Some(0), 5000)));
 
         let c = Decision::combine(&[
             d(false, 10, 0, Some(300), 900),
             d(true, 1000, 7, Some(0), 5000),
             d(false, 5, 0, Some(700), 400),
-        ]);
-        assert!(!c.allowed && !c.changed);
-        assert_eq!(c.retry_after, Some(700));
-        assert_eq!((c.limit, c.remaining, c.reset_after), (10, 0, 900));
+        ])
+        .unwrap();
+        assert!(!c.allowed);
+        assert_eq!(c.retry_after, Some(Duration::from_micros(700)));
+        assert_eq!(
+            (c.limit, c.remaining, c.reset_after.as_micros()),
+            (10, 0, 900)
+        );
 
         let c = Decision::combine(&[d(false, 10, 0, Some(300), 900), d(false, 3, 3, None, 0)]);
-        assert_eq!(c.retry_after, None);
+        assert_eq!(c.unwrap().retry_after, None);
 
         // Allowed: a leaky bucket's queueing delay is the wait to report.
         let c = Decision::combine(&[d(true, 10, 4, Some(0), 900), d(true, 5, 3, Some(250), 800)]);
-        assert_eq!(c.retry_after, Some(250));
+        assert_eq!(c.unwrap().retry_after, Some(Duration::from_micros(250)));
+        assert_eq!(Decision::combine(&[]), None);
+    }
+}
+
+/// What the unit tables of each algorithm compare: a decision in raw µs, and
+/// whether the request wrote the state (by the module's rule,
+/// [`Verdict::writes`]).
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Decision, Instant};
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Raw {
+        pub allowed: bool,
+        pub limit: u64,
+        pub remaining: u64,
+        pub retry_after: Option<u64>,
+        pub reset_after: u64,
+        pub changed: bool,
+    }
+
+    pub fn raw(d: &Decision, changed: bool) -> Raw {
+        Raw {
+            allowed: d.allowed,
+            limit: d.limit,
+            remaining: d.remaining,
+            retry_after: d.retry_after.map(|r| r.as_micros()),
+            reset_after: d.reset_after.as_micros(),
+            changed,
+        }
+    }
+
+    pub fn t(us: u64) -> Instant {
+        Instant::from_micros(us)
+    }
+
+    /// Evaluates, then installs when the request writes, like the module.
+    pub fn step<S: Copy, P: PartialEq>(
+        state: &mut S,
+        params_of: impl Fn(&S) -> P,
+        p: P,
+        cost: u64,
+        eval: impl Fn(&S) -> (Decision, S),
+    ) -> Raw {
+        let (d, next) = eval(state);
+        let changed = cost > 0 && (d.allowed || params_of(state) != p);
+        if changed {
+            *state = next;
+        }
+        raw(&d, changed)
     }
 }

@@ -13,145 +13,183 @@
 //! one window's units at its very end, then a full window's worth), and the
 //! count in any *fixed* window never exceeds `limit`.
 
-use super::{div_ceil_u128, to_u64, Decision, Micros, WindowParams};
+use super::{div_ceil_u128, to_u64, Decision, Duration, Instant, WindowParams};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SlidingState {
     pub params: WindowParams,
     /// Start of the current window; meaningless while both counts are zero.
-    pub start: Micros,
+    pub start: Instant,
     pub prev: u64,
     pub curr: u64,
+}
+
+/// The window in force at some instant.
+struct Rolled {
+    start: Instant,
+    prev: u64,
+    curr: u64,
 }
 
 impl SlidingState {
     pub fn new(params: WindowParams) -> Self {
         SlidingState {
             params,
-            start: 0,
+            start: Instant::EPOCH,
             prev: 0,
             curr: 0,
         }
     }
 
-    /// (start, prev, curr) of the window in force at `now`. When everything
-    /// has rolled out the state is the same as an absent key, whose first
-    /// window opens at `now`.
-    fn roll(&self, w: Micros, now: Micros) -> (Micros, u64, u64) {
+    /// The window in force at `now`. When everything has rolled out the
+    /// state is the same as an absent key, whose first window opens at `now`.
+    fn roll(&self, w: Duration, now: Instant) -> Rolled {
+        let fresh = Rolled {
+            start: now,
+            prev: 0,
+            curr: 0,
+        };
         if self.prev == 0 && self.curr == 0 {
-            return (now, 0, 0);
+            return fresh;
         }
         let now = now.max(self.start);
-        let k = (now - self.start) / w;
-        match k {
-            0 => (self.start, self.prev, self.curr),
-            1 if self.curr > 0 => (self.start + w, self.curr, 0),
-            _ => (now, 0, 0),
+        match (now - self.start).as_micros() / w.as_micros() {
+            0 => Rolled {
+                start: self.start,
+                prev: self.prev,
+                curr: self.curr,
+            },
+            1 if self.curr > 0 => Rolled {
+                start: self.start + w,
+                prev: self.curr,
+                curr: 0,
+            },
+            _ => fresh,
         }
     }
 
-    pub fn decide(&mut self, p: &WindowParams, cost: u64, now: Micros) -> Decision {
-        let w = p.window;
-        let (start, prev, curr) = self.roll(w, now);
-        let now = now.max(start);
-        let e = now - start;
-        let w128 = w as u128;
-        // prev's weighted share, scaled by W.
-        let prev_part = prev as u128 * (w - e) as u128;
-        let budget = p.limit as u128 * w128;
-        let allowed = cost <= p.limit && prev_part + (curr as u128 + cost as u128) * w128 <= budget;
-        let after = if allowed { curr + cost } else { curr };
+    /// Decides a request and returns the state it leaves when it writes:
+    /// spent when allowed with a cost, else the same state under `p`.
+    pub fn evaluate(&self, p: &WindowParams, cost: u64, now: Instant) -> (Decision, SlidingState) {
+        let limit = p.limit.get();
+        let w = p.window.duration();
+        let r = self.roll(w, now);
+        let now = now.max(r.start);
+        let e = (now - r.start).as_micros();
+        let w128 = p.window.wide();
+        let prev_part = r.prev as u128 * (w.as_micros() - e) as u128;
+        let budget = p.limit.wide() * w128;
+        let allowed = cost <= limit && prev_part + (r.curr as u128 + cost as u128) * w128 <= budget;
+        let after = if allowed { r.curr + cost } else { r.curr };
 
         let retry_after = if allowed {
-            Some(0)
-        } else if cost > p.limit {
+            Some(Duration::ZERO)
+        } else if cost > limit {
             None
         } else {
-            Some(Self::retry(p, start, prev, curr, cost, now))
+            Some(Self::retry(p, &r, cost, now))
         };
         let used = prev_part + after as u128 * w128;
         let remaining = to_u64(budget.saturating_sub(used) / w128);
+        // Units fade out of the estimate a window after their own window
+        // closed.
         let empty_at = if after > 0 {
-            start + 2 * w
-        } else if prev > 0 {
-            start + w
+            r.start + w + w
+        } else if r.prev > 0 {
+            r.start + w
         } else {
             now
         };
-        let changed = allowed && cost > 0;
-        if changed {
-            *self = SlidingState {
+        let next = if allowed && cost > 0 {
+            SlidingState {
                 params: *p,
-                start,
-                prev,
+                start: r.start,
+                prev: r.prev,
                 curr: after,
-            };
-        }
-        Decision {
+            }
+        } else {
+            SlidingState {
+                params: *p,
+                ..*self
+            }
+        };
+        let d = Decision {
             allowed,
-            limit: p.limit,
+            limit,
             remaining,
             retry_after,
             reset_after: empty_at - now,
-            changed,
-        }
+            at: now,
+        };
+        (d, next)
     }
 
-    /// Earliest wait after which `cost` (at most the limit) fits, given the
-    /// request is denied at `now`.
-    fn retry(
-        p: &WindowParams,
-        start: Micros,
-        prev: u64,
-        curr: u64,
-        cost: u64,
-        now: Micros,
-    ) -> Micros {
-        let w = p.window as u128;
-        let limit = p.limit;
-        // Inside the current window the previous window's weight shrinks
-        // linearly: we need prev * (W - e) <= (limit - curr - cost) * W.
-        if curr + cost <= limit && prev > 0 {
-            let slack = (limit - curr - cost) as u128 * w;
-            let keep = (slack / prev as u128).min(w);
-            let at = start as u128 + w - keep;
-            return to_u64(at).saturating_sub(now);
+    /// Exact time until `cost` more units fit (`cost <= limit`).
+    fn retry(p: &WindowParams, r: &Rolled, cost: u64, now: Instant) -> Duration {
+        let w = p.window.wide();
+        let limit = p.limit.get();
+        let start = r.start.as_micros() as u128;
+        // Still in the current window: wait until enough of the previous
+        // window's weight has slid out.
+        if r.curr + cost <= limit && r.prev > 0 {
+            let slack = (limit - r.curr - cost) as u128 * w;
+            let keep = (slack / r.prev as u128).min(w);
+            let at = start + w - keep;
+            return Duration::capped(at.saturating_sub(now.as_micros() as u128));
         }
-        // Otherwise wait for the next window, where curr becomes the previous
-        // one: curr * (W - e') <= (limit - cost) * W.
-        let next = start as u128 + w;
-        let wait_in_next = if curr == 0 {
+        // Otherwise the current window's units must fade as the previous
+        // ones in the next window.
+        let next = start + w;
+        let wait_in_next = if r.curr == 0 {
             0
         } else {
             let slack = (limit - cost) as u128 * w;
-            w - (slack / curr as u128).min(w)
+            w - (slack / r.curr as u128).min(w)
         };
-        to_u64(next + wait_in_next).saturating_sub(now)
+        Duration::capped((next + wait_in_next).saturating_sub(now.as_micros() as u128))
     }
 
     pub fn is_valid(&self) -> bool {
-        // `prev` may exceed a limit lowered since it was counted: it only fades out.
-        self.prev <= super::MAX_COUNT && self.curr <= self.params.limit
+        // Both counts may exceed a limit lowered since they were counted:
+        // they only fade out.
+        self.prev <= super::MAX_COUNT && self.curr <= super::MAX_COUNT
     }
 }
 
 /// Units the estimate attributes to the sliding window at `now`, rounded up;
 /// exposed for the property tests' error-bound check.
-pub fn estimate(state: &SlidingState, now: Micros) -> u64 {
+pub fn estimate(state: &SlidingState, now: Instant) -> u64 {
     let w = state.params.window;
-    let (start, prev, curr) = state.roll(w, now);
-    let e = now.max(start) - start;
-    curr + to_u64(div_ceil_u128(prev as u128 * (w - e) as u128, w as u128))
+    let r = state.roll(w.duration(), now);
+    let e = (now.max(r.start) - r.start).as_micros();
+    r.curr
+        + to_u64(div_ceil_u128(
+            r.prev as u128 * (w.micros() - e) as u128,
+            w.wide(),
+        ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::algo::testing::{step, t, Raw};
 
-    const S: Micros = 1_000_000;
+    const S: u64 = 1_000_000;
 
-    fn p(limit: u64, window: Micros) -> WindowParams {
-        WindowParams { limit, window }
+    fn p(limit: u64, window: u64) -> WindowParams {
+        WindowParams::new(limit, window).unwrap()
+    }
+
+    impl SlidingState {
+        fn decide(&mut self, p: &WindowParams, cost: u64, now: u64) -> Raw {
+            step(
+                self,
+                |s| s.params,
+                *p,
+                cost,
+                |s| s.evaluate(p, cost, t(now)),
+            )
+        }
     }
 
     #[test]
@@ -182,18 +220,15 @@ mod tests {
         st.decide(&params, 2, 2 * S);
         // In window 2 (3s..6s) prev=7.
         for now in [3 * S, 3 * S + 1, 4 * S + 123_457, 7 * S] {
-            let mut probe = st.clone();
+            let mut probe = st;
             let d = probe.decide(&params, 3, now);
             if d.allowed {
                 continue;
             }
             let wait = d.retry_after.unwrap();
+            assert!({ st }.decide(&params, 3, now + wait).allowed, "now={now}");
             assert!(
-                st.clone().decide(&params, 3, now + wait).allowed,
-                "now={now}"
-            );
-            assert!(
-                !st.clone().decide(&params, 3, now + wait - 1).allowed,
+                !{ st }.decide(&params, 3, now + wait - 1).allowed,
                 "now={now}"
             );
         }
@@ -209,7 +244,7 @@ mod tests {
         // A new first window opens at the next request.
         let d = st.decide(&params, 1, 26 * S);
         assert_eq!(d.reset_after, 20 * S);
-        assert_eq!(st.start, 26 * S);
+        assert_eq!(st.start, t(26 * S));
     }
 
     #[test]

@@ -9,18 +9,17 @@
 //! time. Replicated operations carry their time and never get here.
 
 use std::ffi::c_int;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use redis_module::raw;
 
-use super::ffi::Ctx;
-use crate::algo::{Micros, MAX_TIME_US};
+use super::ffi;
+use crate::algo::{Instant, MAX_TIME_US};
 
 const NO_SNAPSHOT: i64 = -1;
 
-/// Only the Redis main thread touches these; atomics just avoid `static mut`.
+/// Only the Redis main thread touches this; an atomic just avoids `static mut`.
 static SNAPSHOT_MS: AtomicI64 = AtomicI64::new(NO_SNAPSHOT);
-static SNAPSHOTS_ENABLED: AtomicBool = AtomicBool::new(false);
 
 unsafe extern "C" fn on_event_loop(
     _ctx: *mut raw::RedisModuleCtx,
@@ -31,52 +30,40 @@ unsafe extern "C" fn on_event_loop(
     SNAPSHOT_MS.store(NO_SNAPSHOT, Ordering::Relaxed);
 }
 
-/// Subscribes to the event loop so snapshots can be dropped; without that
-/// (older servers) transactions just read the clock on every call.
-pub fn init(ctx: Ctx) {
+/// Subscribes to the event loop so snapshots are dropped between
+/// iterations. `false` if the server refused.
+pub fn init(ctx: &redis_module::Context) -> bool {
     let event = raw::RedisModuleEvent {
         id: raw::REDISMODULE_EVENT_EVENTLOOP,
         dataver: 1,
     };
-    let ok = unsafe {
-        raw::RedisModule_SubscribeToServerEvent.map(|sub| sub(ctx, event, Some(on_event_loop)))
+    // SAFETY: the load-time context; the API exists (checked at load).
+    let status = unsafe {
+        raw::RedisModule_SubscribeToServerEvent.unwrap()(ctx.ctx, event, Some(on_event_loop))
     };
-    SNAPSHOTS_ENABLED.store(ok == Some(raw::Status::Ok as c_int), Ordering::Relaxed);
+    status == raw::Status::Ok as c_int
 }
 
-fn wall_ms() -> i64 {
-    unsafe { raw::RedisModule_Milliseconds.unwrap()() }
-}
-
-/// The time of this call in µs: `at` when the client gave one, else the
-/// server's clock (a shared snapshot inside transactions and scripts).
-pub fn now(ctx_flags: c_int, at: Option<Micros>) -> Micros {
+/// The time of this call: `at` when the client gave one, else the server's
+/// clock (a shared snapshot inside transactions and scripts).
+pub fn now(ctx_flags: c_int, at: Option<Instant>) -> Instant {
     if let Some(at) = at {
         return at;
     }
     let in_transaction = ctx_flags
         & (raw::REDISMODULE_CTX_FLAGS_MULTI | raw::REDISMODULE_CTX_FLAGS_LUA) as c_int
         != 0;
-    let ms = if in_transaction && SNAPSHOTS_ENABLED.load(Ordering::Relaxed) {
+    let ms = if in_transaction {
         match SNAPSHOT_MS.load(Ordering::Relaxed) {
             NO_SNAPSHOT => {
-                let ms = wall_ms();
+                let ms = ffi::wall_ms();
                 SNAPSHOT_MS.store(ms, Ordering::Relaxed);
                 ms
             }
             ms => ms,
         }
     } else {
-        wall_ms()
+        ffi::wall_ms()
     };
-    to_micros(ms)
-}
-
-/// The wall clock in Unix ms, for absolute expiry times.
-pub fn wall_now_ms() -> i64 {
-    wall_ms()
-}
-
-fn to_micros(ms: i64) -> Micros {
-    (ms.max(0) as u64).saturating_mul(1000).min(MAX_TIME_US)
+    Instant::from_millis(ms).min(Instant::from_micros(MAX_TIME_US))
 }

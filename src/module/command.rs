@@ -1,461 +1,506 @@
-//! Command handlers: parse, open the key, decide, store, expire, replicate,
-//! reply.
+//! Command handlers: parse, open the keys, evaluate, install, expire,
+//! replicate, reply.
 //!
-//! Replication is by effect, not by command: an allowed request is sent to
-//! replicas and the AOF as `RL.APPLY key <op>`, where the op carries the
-//! parameters, the cost, the exact time used and the absolute expiry. A
-//! replica (or an AOF being loaded) replays it without reading any clock,
-//! so it computes the very same state. Denied requests and peeks change
-//! nothing and send nothing.
+//! Replication is by effect, not by command: a request that writes is sent
+//! to replicas and the AOF as `RL.APPLY key <op>` (or, for `RL.ALL`, one
+//! `RL.APPLYALL numkeys key... <op>`), where the op carries the parameters,
+//! the cost, the exact time used and the absolute expiry. A replica (or an
+//! AOF being loaded) replays it through the same code without reading any
+//! clock, so it computes the very same state. Requests that don't write
+//! (denials under unchanged parameters, peeks) send nothing.
 
 use std::ffi::{c_int, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::ptr::NonNull;
 
 use redis_module::raw;
 
 use super::config::{self, LOG_MAX_CEILING};
-use super::datatype::{self, raw_type};
-use super::ffi::{self, Ctx, Holding, Key, RString};
+use super::ffi::{self, Ctx, NotStored, RStr, WriteKey, WrongType};
 use super::{clock, reply, stats};
-use crate::algo::{Algorithm, Decision, Limiter, Micros, Params};
+use crate::algo::{Algorithm, Decision, Instant, Limiter, Mismatch, Params, Verdict};
 use crate::args::{self, ArgError};
-use crate::codec::{self, Op};
+use crate::codec;
 
 pub const APPLY: &CStr = c"RL.APPLY";
+pub const APPLY_ALL: &CStr = c"RL.APPLYALL";
 
 /// Keyspace event fired on the key of every denied request.
 const DENIED_EVENT: &CStr = c"rl.denied";
 
-const WRONGTYPE: &CStr = c"WRONGTYPE Operation against a key holding the wrong kind of value";
-
-enum Failure {
+/// Why a command failed; the reply adds the error code.
+pub enum Error {
     Arg(ArgError),
     WrongType,
-    Mismatch(Algorithm, Algorithm),
-    Corrupt(String),
+    Mismatch(Mismatch),
+    NotStored,
+    /// A replicated or rewritten operation that can't be applied.
+    BadOp(String),
 }
 
-impl From<ArgError> for Failure {
+impl From<ArgError> for Error {
     fn from(e: ArgError) -> Self {
-        Failure::Arg(e)
+        Error::Arg(e)
     }
 }
 
-fn reply_failure(ctx: Ctx, f: Failure) -> c_int {
-    match f {
-        Failure::Arg(e) => ffi::reply_error(ctx, &e.0),
-        Failure::WrongType => ffi::reply_error_static(ctx, WRONGTYPE),
-        Failure::Mismatch(stored, requested) => ffi::reply_error(
-            ctx,
-            &format!(
-                "ERR the key holds a {} limiter, not {}: use another key, or DEL it to change algorithm",
-                stored.name(),
-                requested.name()
+impl From<WrongType> for Error {
+    fn from(_: WrongType) -> Self {
+        Error::WrongType
+    }
+}
+
+impl From<Mismatch> for Error {
+    fn from(m: Mismatch) -> Self {
+        Error::Mismatch(m)
+    }
+}
+
+impl From<NotStored> for Error {
+    fn from(_: NotStored) -> Self {
+        Error::NotStored
+    }
+}
+
+impl Error {
+    fn reply(&self, ctx: Ctx) {
+        match self {
+            Error::WrongType => ctx.reply_error_static(
+                c"WRONGTYPE Operation against a key holding the wrong kind of value",
             ),
-        ),
-        Failure::Corrupt(msg) => ffi::reply_error(ctx, &format!("ERR {msg}")),
-    }
-}
-
-/// Runs a handler, turning a panic (a bug, never expected) into an error
-/// reply instead of taking the whole server down.
-fn guarded(ctx: Ctx, f: impl FnOnce() -> Result<c_int, Failure>) -> c_int {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(status)) => status,
-        Ok(Err(failure)) => reply_failure(ctx, failure),
-        Err(_) => {
-            ffi::log_warning(ctx, "ratelimit: internal error while running a command");
-            ffi::reply_error_static(
-                ctx,
-                c"ERR internal error in the ratelimit module, see the server log",
-            )
+            Error::Arg(e) => ctx.reply_error(&format!("ERR {e}")),
+            Error::Mismatch(m) => ctx.reply_error(&format!(
+                "ERR the key holds a {} limiter, not {}: use another key, or DEL it to change algorithm",
+                m.stored.name(),
+                m.requested.name()
+            )),
+            Error::NotStored => ctx.reply_error_static(c"ERR could not store the limiter"),
+            Error::BadOp(msg) => ctx.reply_error(&format!("ERR {msg}")),
         }
     }
 }
 
-/// # Safety
-/// `argv`/`argc` must be what Redis passed to a command handler.
-unsafe fn argv<'a>(argv: *mut RString, argc: c_int) -> &'a [RString] {
-    if argv.is_null() || argc <= 0 {
-        return &[];
+type Outcome = Result<(), Error>;
+
+/// Runs a handler, turning a panic (a bug, never expected; the panic hook
+/// has logged it with its location) into an error reply instead of taking
+/// the whole server down.
+fn guarded(ctx: Ctx, f: impl FnOnce() -> Outcome) -> c_int {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => e.reply(ctx),
+        Err(_) => ctx
+            .reply_error_static(c"ERR internal error in the ratelimit module, see the server log"),
     }
-    std::slice::from_raw_parts(argv, argc as usize)
+    raw::Status::Ok as c_int
+}
+
+/// Defines `extern "C"` command handlers over safe bodies taking the
+/// context and the arguments.
+macro_rules! handlers {
+    ($($name:ident => $body:expr;)*) => {$(
+        pub(crate) unsafe extern "C" fn $name(
+            ctx: *mut raw::RedisModuleCtx,
+            argv: *mut *mut raw::RedisModuleString,
+            argc: c_int,
+        ) -> c_int {
+            // SAFETY: Redis calls a command handler with its live context
+            // and arguments, which are used only during this call.
+            match unsafe { Ctx::enter(ctx, argv, argc) } {
+                Some((ctx, args)) => guarded(ctx, || $body(ctx, args)),
+                None => raw::Status::Err as c_int,
+            }
+        }
+    )*};
+}
+
+handlers! {
+    rl_fixed => |ctx, args| limit_command(ctx, args, Algorithm::Fixed);
+    rl_sliding => |ctx, args| limit_command(ctx, args, Algorithm::Sliding);
+    rl_log => |ctx, args| limit_command(ctx, args, Algorithm::Log);
+    rl_token => |ctx, args| limit_command(ctx, args, Algorithm::Token);
+    rl_leaky => |ctx, args| limit_command(ctx, args, Algorithm::Leaky);
+    rl_gcra => |ctx, args| limit_command(ctx, args, Algorithm::Gcra);
+    rl_apply => apply_command;
+    rl_setstate => setstate_command;
+    rl_info => info_command;
+    cl_throttle => throttle_command;
 }
 
 /// Calls `f` with the bytes of `strings`, without allocating for the usual
 /// short argument lists.
-fn with_bytes<R>(strings: &[RString], f: impl FnOnce(&[&[u8]]) -> R) -> R {
+fn with_bytes<R>(strings: &[RStr], f: impl FnOnce(&[&[u8]]) -> R) -> R {
     const INLINE: usize = 12;
     if strings.len() <= INLINE {
         let mut buf: [&[u8]; INLINE] = [&[]; INLINE];
-        for (slot, &s) in buf.iter_mut().zip(strings) {
-            *slot = unsafe { ffi::bytes(s) };
+        for (slot, s) in buf.iter_mut().zip(strings) {
+            *slot = s.bytes();
         }
         f(&buf[..strings.len()])
     } else {
-        let v: Vec<&[u8]> = strings.iter().map(|&s| unsafe { ffi::bytes(s) }).collect();
+        let v: Vec<&[u8]> = strings.iter().map(|s| s.bytes()).collect();
         f(&v)
     }
-}
-
-/// How a change is propagated.
-enum Propagate {
-    /// A client call: send the decided op.
-    Op,
-    /// Already an op (from a master or the AOF): pass it on unchanged.
-    Verbatim,
-}
-
-/// Decides one request on one key and, if the state changed, stores it,
-/// sets its expiry and propagates the change.
-fn decide_key(
-    ctx: Ctx,
-    name: RString,
-    params: &Params,
-    cost: u64,
-    now: Micros,
-    expire_at_ms: Option<i64>,
-    propagate: Propagate,
-) -> Result<Decision, Failure> {
-    let ty = raw_type();
-    let key = Key::open(ctx, name, cost > 0);
-    let mut fresh: Option<Box<Limiter>> = None;
-    let limiter: &mut Limiter = match key.holding::<Limiter>(ty) {
-        Holding::Other => return Err(Failure::WrongType),
-        // Redis owns the value and nothing else touches it during the call.
-        Holding::Ours(p) => unsafe { &mut *p.as_ptr() },
-        Holding::Nothing => fresh.insert(Box::new(Limiter::new(params))),
-    };
-    let d = limiter
-        .decide(params, cost, now)
-        .map_err(|m| Failure::Mismatch(m.stored, m.requested))?;
-    if d.changed {
-        let change = Change {
-            params,
-            cost,
-            now,
-            expire_at_ms,
-        };
-        commit(ctx, &key, name, fresh, &d, &change, propagate)?;
-    }
-    Ok(d)
-}
-
-/// What an allowed request did, as replicas must replay it.
-struct Change<'a> {
-    params: &'a Params,
-    cost: u64,
-    now: Micros,
-    /// Set when replaying; computed from the decision otherwise.
-    expire_at_ms: Option<i64>,
-}
-
-/// Stores a changed limiter (`fresh` when the key did not exist, else it was
-/// changed in place), sets the expiry, signals and propagates.
-fn commit(
-    ctx: Ctx,
-    key: &Key,
-    name: RString,
-    fresh: Option<Box<Limiter>>,
-    d: &Decision,
-    change: &Change,
-    propagate: Propagate,
-) -> Result<(), Failure> {
-    if let Some(value) = fresh {
-        if !key.set_value(raw_type(), value) {
-            return Err(Failure::Corrupt("could not store the limiter".into()));
-        }
-        stats::key_created();
-    }
-    let at_ms = change.expire_at_ms.unwrap_or_else(|| {
-        clock::wall_now_ms().saturating_add(reply::ms_ceil(d.reset_after).max(1))
-    });
-    key.expire_at(at_ms);
-    key.signal_modified(ctx, name);
-    match propagate {
-        Propagate::Op => {
-            let op = Op {
-                params: *change.params,
-                cost: change.cost,
-                now: change.now,
-                expire_at_ms: at_ms.max(0) as u64,
-            };
-            ffi::replicate(ctx, APPLY, name, &codec::encode_op(&op));
-        }
-        Propagate::Verbatim => ffi::replicate_verbatim(ctx),
-    }
-    Ok(())
 }
 
 fn is_resp3(flags: c_int) -> bool {
     flags & raw::REDISMODULE_CTX_FLAGS_RESP3 as c_int != 0
 }
 
-/// `RL.<ALGO> key params... [COST n] [AT unix_ms]`
-fn limit_command(
-    ctx: Ctx,
-    args: &[RString],
-    algo: Algorithm,
-    command: &str,
-) -> Result<c_int, Failure> {
-    if args.len() < 2 {
-        return Err(args::arity_error(command).into());
+/// Decides on what a key holds, or on a fresh state if it holds nothing.
+fn evaluate(
+    held: Option<&Limiter>,
+    params: &Params,
+    cost: u64,
+    now: Instant,
+) -> Result<Verdict, Error> {
+    match held {
+        Some(l) => Ok(l.evaluate(params, cost, now)?),
+        None => Ok(Limiter::evaluate_fresh(params, cost, now)),
     }
-    let req = with_bytes(&args[2..], |a| {
-        args::request(algo, command, a, &config::limits())
-    })?;
-    let flags = ffi::context_flags(ctx);
-    let d = client_decide(ctx, flags, args[1], &req)?;
-    reply::decision(ctx, &d, is_resp3(flags));
-    Ok(raw::Status::Ok as c_int)
+}
+
+/// When a key written by a client's request expires: when its state is
+/// equivalent to an absent key, counted from the decision's time or the
+/// wall clock, whichever is later (a limiter ahead of the clock keeps its
+/// key that much longer), and never in the past. A write that spends nothing
+/// (a denial keeping new parameters) never shortens the key's life: the
+/// state it leaves still counts under the parameters it had.
+fn expiry_ms(key: &WriteKey, v: &Verdict) -> u64 {
+    let wall = Instant::from_millis(ffi::wall_ms());
+    let d = &v.decision;
+    let at = (d.at.max(wall) + d.reset_after)
+        .ceil_millis()
+        .max(wall.ceil_millis() + 1);
+    match key.expire_at_ms() {
+        Some(current) if !v.spends => at.max(current),
+        _ => at,
+    }
+}
+
+/// Installs a verdict that writes, sets the expiry and signals the change.
+fn install(key: &mut WriteKey, params: &Params, v: &Verdict, expire_at_ms: u64) -> Outcome {
+    match key.limiter_mut() {
+        Some(l) => l.apply(&v.next),
+        None => key.store(Limiter::create(params, &v.next))?,
+    }
+    key.expire_at(i64::try_from(expire_at_ms).unwrap_or(i64::MAX));
+    key.signal_modified();
+    Ok(())
+}
+
+/// Who decided the request: a client (compute the expiry, replicate the
+/// op) or a replayed op (use its expiry, pass it on verbatim).
+#[derive(Clone, Copy)]
+enum Source {
+    Client,
+    Replay { expire_at_ms: u64 },
+}
+
+/// One request on one key, from a client or replayed.
+fn decide_one(
+    ctx: Ctx,
+    name: RStr,
+    params: &Params,
+    cost: u64,
+    now: Instant,
+    source: Source,
+) -> Result<Decision, Error> {
+    if cost == 0 {
+        // A peek never writes: read only.
+        let key = ctx.open_read(name)?;
+        return Ok(evaluate(key.limiter(), params, 0, now)?.decision);
+    }
+    let mut key = ctx.open_write(name)?;
+    let v = evaluate(key.limiter(), params, cost, now)?;
+    if v.writes {
+        match source {
+            Source::Client => {
+                let expire_at_ms = expiry_ms(&key, &v);
+                install(&mut key, params, &v, expire_at_ms)?;
+                let op = codec::encode_op(&codec::Op {
+                    params: *params,
+                    cost,
+                    now,
+                    expire_at_ms,
+                });
+                ctx.replicate(APPLY, name, &op);
+            }
+            Source::Replay { expire_at_ms } => {
+                install(&mut key, params, &v, expire_at_ms)?;
+                ctx.replicate_verbatim();
+            }
+        }
+    }
+    Ok(v.decision)
 }
 
 /// A client's request on one key: decide, count, report a denial.
 fn client_decide(
     ctx: Ctx,
     flags: c_int,
-    key: RString,
+    key: RStr,
     req: &args::Request,
-) -> Result<Decision, Failure> {
+) -> Result<Decision, Error> {
     let now = clock::now(flags, req.at);
-    let d = decide_key(ctx, key, &req.params, req.cost, now, None, Propagate::Op)?;
+    let d = decide_one(ctx, key, &req.params, req.cost, now, Source::Client)?;
     stats::count(req.params.algorithm(), d.allowed);
     if !d.allowed {
-        ffi::notify(ctx, DENIED_EVENT, key);
+        ctx.notify(DENIED_EVENT, key);
     }
     Ok(d)
 }
 
-macro_rules! limit_handlers {
-    ($($fn_name:ident => $algo:ident, $cmd:literal;)*) => {$(
-        pub(crate) unsafe extern "C" fn $fn_name(ctx: Ctx, argv_: *mut RString, argc: c_int) -> c_int {
-            let args = argv(argv_, argc);
-            guarded(ctx, || limit_command(ctx, args, Algorithm::$algo, $cmd))
-        }
-    )*};
-}
-
-limit_handlers! {
-    rl_fixed => Fixed, "RL.FIXED";
-    rl_sliding => Sliding, "RL.SLIDING";
-    rl_log => Log, "RL.LOG";
-    rl_token => Token, "RL.TOKEN";
-    rl_leaky => Leaky, "RL.LEAKY";
-    rl_gcra => Gcra, "RL.GCRA";
-}
-
-/// `RL.APPLY key op`: replays a decided request (what replicas and the AOF
-/// receive). Needs no clock; a denied replay changes nothing.
-pub(crate) unsafe extern "C" fn rl_apply(ctx: Ctx, argv_: *mut RString, argc: c_int) -> c_int {
-    let args = argv(argv_, argc);
-    guarded(ctx, || {
-        if args.len() != 3 {
-            return Err(args::arity_error("RL.APPLY").into());
-        }
-        let op = codec::decode_op(unsafe { ffi::bytes(args[2]) })
-            .map_err(|e| Failure::Corrupt(format!("invalid RL.APPLY operation: {e}")))?;
-        if let Params::Log(p) = op.params {
-            if p.limit > LOG_MAX_CEILING {
-                return Err(Failure::Corrupt(format!(
-                    "invalid RL.APPLY operation: log limit above {LOG_MAX_CEILING}"
-                )));
-            }
-        }
-        let expire = i64::try_from(op.expire_at_ms).unwrap_or(i64::MAX);
-        let d = decide_key(
-            ctx,
-            args[1],
-            &op.params,
-            op.cost,
-            op.now,
-            Some(expire),
-            Propagate::Verbatim,
-        )?;
-        reply::decision(ctx, &d, is_resp3(ffi::context_flags(ctx)));
-        Ok(raw::Status::Ok as c_int)
-    })
-}
-
-/// `RL.SETSTATE key encoding-version blob`: what an AOF rewrite emits to
-/// recreate a key (its expiry follows as a separate `PEXPIREAT`).
-pub(crate) unsafe extern "C" fn rl_setstate(ctx: Ctx, argv_: *mut RString, argc: c_int) -> c_int {
-    let args = argv(argv_, argc);
-    guarded(ctx, || {
-        if args.len() != 4 {
-            return Err(args::arity_error("RL.SETSTATE").into());
-        }
-        let version = with_bytes(&args[2..3], |a| args::count("encoding version", a[0], 1))?;
-        let version = i32::try_from(version).unwrap_or(i32::MAX);
-        let limiter = codec::decode(unsafe { ffi::bytes(args[3]) }, version)
-            .map_err(|e| Failure::Corrupt(format!("invalid RL.SETSTATE value: {e}")))?;
-        let ty = datatype::raw_type();
-        let key = Key::open(ctx, args[1], true);
-        if let Holding::Other = key.holding::<Limiter>(ty) {
-            return Err(Failure::WrongType);
-        }
-        if !key.set_value(ty, Box::new(limiter)) {
-            return Err(Failure::Corrupt("could not store the limiter".into()));
-        }
-        stats::key_created();
-        key.signal_modified(ctx, args[1]);
-        ffi::replicate_verbatim(ctx);
-        Ok(ffi::reply_ok(ctx))
-    })
-}
-
-/// One key of an `RL.ALL` call while it is being decided.
-struct Slot {
-    key: Key,
-    name: RString,
-    /// The stored limiter, if the key exists.
-    stored: Option<NonNull<Limiter>>,
-    /// The state the decision was made on: a copy of the stored one (or a
-    /// new one), so nothing is touched until every limit has allowed.
-    work: Limiter,
-}
-
-/// `RL.ALL numkeys key [key ...] ALGO params [ALGO params ...] [COST n] [AT ms]`:
-/// allowed only if every limit allows, and then every one is spent; a denial
-/// by any of them changes none.
-fn all_command(ctx: Ctx, args: &[RString]) -> Result<c_int, Failure> {
-    if args.len() < 2 {
-        return Err(args::arity_error("RL.ALL").into());
-    }
-    let req = with_bytes(&args[1..], |a| args::all_request(a, &config::limits()))?;
-    let names = &args[2..2 + req.numkeys];
-    let flags = ffi::context_flags(ctx);
-    let now = clock::now(flags, req.at);
-    let ty = raw_type();
-
-    let mut slots = Vec::with_capacity(names.len());
-    let mut decisions = Vec::with_capacity(names.len());
-    for (&name, params) in names.iter().zip(&req.params) {
-        let key = Key::open(ctx, name, req.cost > 0);
-        let (stored, mut work) = match key.holding::<Limiter>(ty) {
-            Holding::Other => return Err(Failure::WrongType),
-            Holding::Ours(p) => (Some(p), unsafe { p.as_ref() }.clone()),
-            Holding::Nothing => (None, Limiter::new(params)),
-        };
-        let d = work
-            .decide(params, req.cost, now)
-            .map_err(|m| Failure::Mismatch(m.stored, m.requested))?;
-        decisions.push(d);
-        slots.push(Slot {
-            key,
-            name,
-            stored,
-            work,
-        });
-    }
-
-    if !decisions.iter().all(|d| d.allowed) && req.cost > 0 {
-        // Nothing will be spent, so a limit that would have allowed reports
-        // what it has now rather than what it would have had after.
-        for ((slot, d), params) in slots.iter().zip(&mut decisions).zip(&req.params) {
-            if d.allowed {
-                let mut current = match slot.stored {
-                    Some(p) => unsafe { p.as_ref() }.clone(),
-                    None => Limiter::new(params),
-                };
-                if let Ok(peek) = current.decide(params, 0, now) {
-                    *d = peek;
-                }
-            }
-        }
-    }
-    let combined = Decision::combine(&decisions);
-    for ((slot, d), params) in slots.iter().zip(&decisions).zip(&req.params) {
-        stats::count(params.algorithm(), d.allowed);
-        if !d.allowed {
-            ffi::notify(ctx, DENIED_EVENT, slot.name);
-        }
-    }
-    stats::count_all(combined.allowed);
-
-    if combined.allowed && req.cost > 0 {
-        for ((slot, d), params) in slots.into_iter().zip(&decisions).zip(&req.params) {
-            let fresh = match slot.stored {
-                Some(p) => {
-                    // Same instant, same parameters: the copy is exactly
-                    // what deciding on the stored value would have made.
-                    unsafe { *p.as_ptr() = slot.work };
-                    None
-                }
-                None => Some(Box::new(slot.work)),
-            };
-            let change = Change {
-                params,
-                cost: req.cost,
-                now,
-                expire_at_ms: None,
-            };
-            commit(ctx, &slot.key, slot.name, fresh, d, &change, Propagate::Op)?;
-        }
-    }
-    reply::all(ctx, &combined, &decisions, is_resp3(flags));
-    Ok(raw::Status::Ok as c_int)
-}
-
-pub(crate) unsafe extern "C" fn rl_all(ctx: Ctx, argv_: *mut RString, argc: c_int) -> c_int {
-    let args = argv(argv_, argc);
-    if raw::RedisModule_IsKeysPositionRequest.is_some_and(|f| f(ctx) != 0) {
-        // Redis 7.0's cluster routing asks the handler rather than reading
-        // the key spec: answer with the same `numkeys key...` positions.
-        let numkeys = args
-            .get(1)
-            .and_then(|n| with_bytes(&[*n], |a| args::count("numkeys", a[0], 1).ok()))
-            .unwrap_or(0);
-        let last = (numkeys as usize).min(args.len().saturating_sub(2));
-        if let Some(key_at) = raw::RedisModule_KeyAtPos {
-            for pos in 2..2 + last {
-                key_at(ctx, pos as c_int);
-            }
-        }
-        return raw::Status::Ok as c_int;
-    }
-    guarded(ctx, || all_command(ctx, args))
+/// `RL.<ALGO> key params... [COST n] [AT unix_ms]`
+fn limit_command(ctx: Ctx, args: &[RStr], algo: Algorithm) -> Outcome {
+    let command = algo.info().command;
+    let [_, key, rest @ ..] = args else {
+        return Err(args::arity_error(command).into());
+    };
+    let req = with_bytes(rest, |a| args::request(algo, command, a, &config::limits()))?;
+    // Context flags cost a few hundred instructions: read them once.
+    let flags = ctx.flags();
+    let d = client_decide(ctx, flags, *key, &req)?;
+    reply::decision(ctx, &d, is_resp3(flags));
+    Ok(())
 }
 
 /// `CL.THROTTLE key max_burst count period [quantity]`: redis-cell's command
 /// and reply, decided by our GCRA and replicated by effect like the rest.
-pub(crate) unsafe extern "C" fn cl_throttle(ctx: Ctx, argv_: *mut RString, argc: c_int) -> c_int {
-    let args = argv(argv_, argc);
-    guarded(ctx, || {
-        if args.len() < 2 {
-            return Err(args::arity_error("CL.THROTTLE").into());
+fn throttle_command(ctx: Ctx, args: &[RStr]) -> Outcome {
+    let [_, key, rest @ ..] = args else {
+        return Err(args::arity_error("CL.THROTTLE").into());
+    };
+    let req = with_bytes(rest, args::throttle_request)?;
+    let d = client_decide(ctx, ctx.flags(), *key, &req)?;
+    reply::cell(ctx, &d);
+    Ok(())
+}
+
+/// Ops come from our own master or AOF, but are checked like client input.
+fn check_replayed(params: &Params) -> Result<(), Error> {
+    if let Params::Log(p) = params {
+        if p.limit.get() > LOG_MAX_CEILING {
+            return Err(Error::BadOp(format!(
+                "invalid replicated operation: log limit above {LOG_MAX_CEILING}"
+            )));
         }
-        let req = with_bytes(&args[2..], args::throttle_request)?;
-        let flags = ffi::context_flags(ctx);
-        let d = client_decide(ctx, flags, args[1], &req)?;
-        reply::cell(ctx, &d);
-        Ok(raw::Status::Ok as c_int)
-    })
+    }
+    Ok(())
+}
+
+/// `RL.APPLY key op`: replays a decided request (what replicas and the AOF
+/// receive). Needs no clock.
+fn apply_command(ctx: Ctx, args: &[RStr]) -> Outcome {
+    let [_, key, op] = args else {
+        return Err(args::arity_error("RL.APPLY").into());
+    };
+    let op = codec::decode_op(op.bytes())
+        .map_err(|e| Error::BadOp(format!("invalid RL.APPLY operation: {e}")))?;
+    check_replayed(&op.params)?;
+    let source = Source::Replay {
+        expire_at_ms: op.expire_at_ms,
+    };
+    let d = decide_one(ctx, *key, &op.params, op.cost, op.now, source)?;
+    reply::decision(ctx, &d, is_resp3(ctx.flags()));
+    Ok(())
+}
+
+/// `RL.SETSTATE key encoding-version blob`: what an AOF rewrite emits to
+/// recreate a key (its expiry follows as a separate `PEXPIREAT`).
+fn setstate_command(ctx: Ctx, args: &[RStr]) -> Outcome {
+    let [_, key, version, blob] = args else {
+        return Err(args::arity_error("RL.SETSTATE").into());
+    };
+    let version = args::count("encoding version", version.bytes(), 1)?;
+    let version = i32::try_from(version).unwrap_or(i32::MAX);
+    let limiter = codec::decode(blob.bytes(), version)
+        .map_err(|e| Error::BadOp(format!("invalid RL.SETSTATE value: {e}")))?;
+    let mut key = ctx.open_write(*key)?;
+    key.store(limiter)?;
+    key.signal_modified();
+    ctx.replicate_verbatim();
+    ctx.reply_ok();
+    Ok(())
 }
 
 /// `RL.INFO key`: the algorithm, parameters, state, what a request could
-/// spend now and the TTL, without changing anything.
-pub(crate) unsafe extern "C" fn rl_info(ctx: Ctx, argv_: *mut RString, argc: c_int) -> c_int {
-    let args = argv(argv_, argc);
-    guarded(ctx, || {
-        if args.len() != 2 {
-            return Err(args::arity_error("RL.INFO").into());
+/// spend now and the TTL, without changing or copying anything.
+fn info_command(ctx: Ctx, args: &[RStr]) -> Outcome {
+    let [_, name] = args else {
+        return Err(args::arity_error("RL.INFO").into());
+    };
+    let key = ctx.open_read(*name)?;
+    let Some(limiter) = key.limiter() else {
+        ctx.reply_null();
+        return Ok(());
+    };
+    let now = clock::now(ctx.flags(), None);
+    let peek = limiter.evaluate(&limiter.params(), 0, now)?.decision;
+    reply::info(ctx, limiter, &peek, key.ttl_ms());
+    Ok(())
+}
+
+/// What an `RL.ALL` call decided.
+struct AllDecided {
+    combined: Decision,
+    each: Vec<Decision>,
+}
+
+/// Decides several limits together, all or nothing: every limit is
+/// evaluated on the state it holds, and only if all allow is any spent. A
+/// denied call still keeps changed parameters (like a single-key denial);
+/// the limits that would have allowed then report what they hold now.
+/// `expiries` are a replayed op's (0 for a key the master did not write);
+/// `None` for a client's call, which computes them and replicates one op.
+fn decide_all(
+    ctx: Ctx,
+    names: &[RStr],
+    params: &[Params],
+    cost: u64,
+    now: Instant,
+    expiries: Option<&[u64]>,
+) -> Result<AllDecided, Error> {
+    if cost == 0 {
+        let mut each = Vec::with_capacity(names.len());
+        for (name, p) in names.iter().zip(params) {
+            let key = ctx.open_read(*name)?;
+            each.push(evaluate(key.limiter(), p, 0, now)?.decision);
         }
-        let key = Key::open(ctx, args[1], false);
-        let limiter: &Limiter = match key.holding::<Limiter>(raw_type()) {
-            Holding::Other => return Err(Failure::WrongType),
-            Holding::Nothing => return Ok(ffi::reply_null(ctx)),
-            Holding::Ours(p) => unsafe { p.as_ref() },
+        let combined = Decision::combine(&each).ok_or(Error::BadOp("no keys".into()))?;
+        return Ok(AllDecided { combined, each });
+    }
+    let mut keys = Vec::with_capacity(names.len());
+    let mut verdicts = Vec::with_capacity(names.len());
+    for (name, p) in names.iter().zip(params) {
+        let key = ctx.open_write(*name)?;
+        verdicts.push(evaluate(key.limiter(), p, cost, now)?);
+        keys.push(key);
+    }
+    if !verdicts.iter().all(|v| v.decision.allowed) {
+        for ((key, v), p) in keys.iter().zip(&mut verdicts).zip(params) {
+            if v.decision.allowed {
+                // Nothing is spent: report (and keep) what the key holds
+                // now, under these parameters if they changed.
+                let changed = key.limiter().is_some_and(|l| l.params() != *p);
+                *v = Verdict {
+                    writes: changed,
+                    ..evaluate(key.limiter(), p, 0, now)?
+                };
+            }
+        }
+    }
+    let mut expire = [0u64; codec::ALL_OP_MAX_LIMITS];
+    let mut wrote = false;
+    for (i, ((key, v), p)) in keys.iter_mut().zip(&verdicts).zip(params).enumerate() {
+        if !v.writes {
+            continue;
+        }
+        let at = match expiries {
+            None => expiry_ms(key, v),
+            // A replica whose state differs from its master's would write a
+            // key the master did not: leave it as it is.
+            Some(given) => match given.get(i) {
+                Some(&ms) if ms > 0 => ms,
+                _ => continue,
+            },
         };
-        let now = clock::now(ffi::context_flags(ctx), None);
-        // A peek on a copy: `decide` with cost 0 never changes the state,
-        // but the stored value is only borrowed here.
-        let params = limiter.params();
-        let peek = limiter
-            .clone()
-            .decide(&params, 0, now)
-            .map_err(|m| Failure::Mismatch(m.stored, m.requested))?;
-        reply::info(ctx, limiter, &peek, key.ttl_ms());
-        Ok(raw::Status::Ok as c_int)
-    })
+        install(key, p, v, at)?;
+        if let Some(slot) = expire.get_mut(i) {
+            *slot = at;
+        }
+        wrote = true;
+    }
+    if wrote {
+        match expiries {
+            None => {
+                let op = codec::encode_all_op(cost, now, params.iter().zip(expire));
+                ctx.replicate_keys(APPLY_ALL, names, &op);
+            }
+            Some(_) => ctx.replicate_verbatim(),
+        }
+    }
+    let each: Vec<Decision> = verdicts.iter().map(|v| v.decision).collect();
+    let combined = Decision::combine(&each).ok_or(Error::BadOp("no keys".into()))?;
+    Ok(AllDecided { combined, each })
+}
+
+/// `RL.ALL numkeys key [key ...] ALGO params [ALGO params ...] [COST n] [AT ms]`.
+fn all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
+    let Some(rest) = args.get(1..).filter(|r| r.len() >= 2) else {
+        return Err(args::arity_error("RL.ALL").into());
+    };
+    let req = with_bytes(rest, |a| args::all_request(a, &config::limits()))?;
+    let names = &rest[1..=req.numkeys];
+    let flags = ctx.flags();
+    let now = clock::now(flags, req.at);
+    let decided = decide_all(ctx, names, &req.params, req.cost, now, None)?;
+    for ((name, d), p) in names.iter().zip(&decided.each).zip(&req.params) {
+        stats::count(p.algorithm(), d.allowed);
+        if !d.allowed {
+            ctx.notify(DENIED_EVENT, *name);
+        }
+    }
+    stats::count_all(decided.combined.allowed);
+    reply::all(ctx, &decided.combined, &decided.each, is_resp3(flags));
+    Ok(())
+}
+
+/// `RL.APPLYALL numkeys key [key ...] op`: replays one `RL.ALL` call.
+fn apply_all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
+    let bad = |why: &str| Error::BadOp(format!("invalid RL.APPLYALL operation: {why}"));
+    let [_, numkeys, rest @ ..] = args else {
+        return Err(args::arity_error("RL.APPLYALL").into());
+    };
+    let n = args::count("numkeys", numkeys.bytes(), 1)?;
+    let Some((op, names)) = rest.split_last() else {
+        return Err(args::arity_error("RL.APPLYALL").into());
+    };
+    if names.len() as u64 != n {
+        return Err(args::arity_error("RL.APPLYALL").into());
+    }
+    let op = codec::decode_all_op(op.bytes()).map_err(|e| bad(&e.to_string()))?;
+    if op.limits.len() != names.len() {
+        return Err(bad("one limit per key is needed"));
+    }
+    // Two handles on one key would alias its value.
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].iter().any(|other| other.bytes() == name.bytes()) {
+            return Err(bad("a key is repeated"));
+        }
+    }
+    let mut params = Vec::with_capacity(op.limits.len());
+    let mut expiries = Vec::with_capacity(op.limits.len());
+    for (p, at) in &op.limits {
+        check_replayed(p)?;
+        params.push(*p);
+        expiries.push(*at);
+    }
+    let decided = decide_all(ctx, names, &params, op.cost, op.now, Some(&expiries))?;
+    reply::all(ctx, &decided.combined, &decided.each, is_resp3(ctx.flags()));
+    Ok(())
+}
+
+/// The handler of commands whose keys are `numkeys key [key ...]` after the
+/// name: answers Redis 7.0's key-position requests (its cluster routing asks
+/// the handler rather than reading the key spec) with the same keys.
+fn numkeys_command(ctx: Ctx, args: &[RStr], body: impl FnOnce(Ctx, &[RStr]) -> Outcome) -> Outcome {
+    if ctx.keys_position_request() {
+        let numkeys = args
+            .get(1)
+            .and_then(|n| args::count("numkeys", n.bytes(), 1).ok())
+            .unwrap_or(0);
+        let last = usize::try_from(numkeys)
+            .unwrap_or(usize::MAX)
+            .min(args.len().saturating_sub(2));
+        for pos in 2..2 + last {
+            ctx.key_at(pos);
+        }
+        return Ok(());
+    }
+    body(ctx, args)
+}
+
+handlers! {
+    rl_all => |ctx, args| numkeys_command(ctx, args, all_command);
+    rl_apply_all => |ctx, args| numkeys_command(ctx, args, apply_all_command);
 }

@@ -1,15 +1,22 @@
-//! The `ratelimit` native data type: RDB, AOF rewrite, digest, memory, copy.
+//! The `ratelimit` native data type: how a limiter is held as a Redis value,
+//! and its callbacks (RDB, AOF rewrite, digest, memory, copy, free).
+//!
+//! A value is one allocation of exactly the algorithm's state (48 bytes for a
+//! bucket), with the algorithm in the pointer's low bits: states are 8-byte
+//! aligned, so those bits are free, and no separate tag word is needed.
 //!
 //! Every callback goes through [`crate::codec`], so RDB files, `DUMP`
 //! payloads, AOF rewrites and digests all share one strictly validated
 //! encoding.
 
-use std::ffi::{c_int, c_void};
+use std::ffi::{c_int, c_void, CStr};
+use std::mem::ManuallyDrop;
 
 use redis_module::native_types::RedisType;
 use redis_module::raw;
 
-use crate::algo::Limiter;
+use super::ffi;
+use crate::algo::{Algorithm, BucketState, FixedState, Limiter, LogState, SlidingState};
 use crate::codec;
 
 pub static RATELIMIT_TYPE: RedisType = RedisType::new(
@@ -40,16 +47,81 @@ pub static RATELIMIT_TYPE: RedisType = RedisType::new(
 
 /// The command an AOF rewrite emits to recreate a key:
 /// `RL.SETSTATE key encoding-version blob`.
-pub const SETSTATE: &std::ffi::CStr = c"RL.SETSTATE";
+pub const SETSTATE: &CStr = c"RL.SETSTATE";
 
 pub fn raw_type() -> *mut raw::RedisModuleType {
     *RATELIMIT_TYPE.raw_type.borrow()
 }
 
+/// Low pointer bits that hold the algorithm.
+const TAG_MASK: usize = 0b111;
+
+const _: () = {
+    // The tag needs the states' alignment to leave those bits free.
+    assert!(align_of::<FixedState>() > TAG_MASK);
+    assert!(align_of::<SlidingState>() > TAG_MASK);
+    assert!(align_of::<LogState>() > TAG_MASK);
+    assert!(align_of::<BucketState>() > TAG_MASK);
+    assert!(Algorithm::ALL.len() <= TAG_MASK + 1);
+};
+
+/// Hands a limiter over as a Redis value.
+pub fn into_raw(limiter: Limiter) -> ffi::Value {
+    let algo = limiter.algorithm();
+    let ptr: *mut u8 = match limiter {
+        Limiter::Fixed(s) => Box::into_raw(s).cast(),
+        Limiter::Sliding(s) => Box::into_raw(s).cast(),
+        Limiter::Log(s) => Box::into_raw(s).cast(),
+        Limiter::Token(s) | Limiter::Leaky(s) | Limiter::Gcra(s) => Box::into_raw(s).cast(),
+    };
+    ptr.map_addr(|a| a | algo.index()).cast()
+}
+
+/// Takes a value back: the caller owns the limiter again.
+///
 /// # Safety
-/// `value` must be a pointer this module stored as a value of this type.
-unsafe fn limiter<'a>(value: *mut c_void) -> &'a Limiter {
-    &*value.cast::<Limiter>()
+/// `value` must come from [`into_raw`] and not have been taken back yet;
+/// the caller then owns it (Redis must not use it again), unless it is
+/// wrapped in `ManuallyDrop` as [`view`] does.
+pub unsafe fn take(value: ffi::Value) -> Limiter {
+    let tag = value.addr() & TAG_MASK;
+    let ptr = value.map_addr(|a| a & !TAG_MASK);
+    // SAFETY: `into_raw` stored the algorithm in the low bits of a pointer
+    // from `Box::into_raw` of that algorithm's state (caller's contract).
+    unsafe {
+        match Algorithm::ALL.get(tag) {
+            Some(Algorithm::Fixed) => Limiter::Fixed(Box::from_raw(ptr.cast())),
+            Some(Algorithm::Sliding) => Limiter::Sliding(Box::from_raw(ptr.cast())),
+            Some(Algorithm::Log) => Limiter::Log(Box::from_raw(ptr.cast())),
+            Some(Algorithm::Token) => Limiter::Token(Box::from_raw(ptr.cast())),
+            Some(Algorithm::Leaky) => Limiter::Leaky(Box::from_raw(ptr.cast())),
+            Some(Algorithm::Gcra) => Limiter::Gcra(Box::from_raw(ptr.cast())),
+            // `into_raw` never writes another tag.
+            None => unreachable!("ratelimit value with tag {tag}"),
+        }
+    }
+}
+
+/// A view of a value Redis owns: usable (also mutably) while Redis keeps
+/// the value, never dropped.
+///
+/// # Safety
+/// As [`take`], except that ownership stays with Redis: the view must not be
+/// used once Redis frees or replaces the value.
+pub unsafe fn view(value: ffi::Value) -> ManuallyDrop<Limiter> {
+    // SAFETY: the caller's contract; `ManuallyDrop` leaves the value to Redis.
+    ManuallyDrop::new(unsafe { take(value) })
+}
+
+/// Runs `f` on the limiter behind a value a callback received.
+///
+/// # Safety
+/// `value` must be a live value of this type, not used mutably elsewhere
+/// during the call.
+unsafe fn with<R>(value: *const c_void, f: impl FnOnce(&Limiter) -> R) -> R {
+    // SAFETY: the caller's contract.
+    let l = unsafe { view(value.cast_mut()) };
+    f(&l)
 }
 
 unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
@@ -60,18 +132,18 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
     match codec::decode(buffer.as_ref(), encver) {
         Ok(l) => {
             super::stats::key_created();
-            Box::into_raw(Box::new(l)).cast()
+            into_raw(l)
         }
         Err(e) => {
-            let ctx = raw::RedisModule_GetContextFromIO.map_or(std::ptr::null_mut(), |f| f(rdb));
-            raw::redis_log(ctx, &format!("ratelimit: refusing to load a value: {e}"));
+            ffi::log_warning(&format!("refusing to load a value: {e}"));
             std::ptr::null_mut()
         }
     }
 }
 
 unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
-    raw::save_slice(rdb, &codec::encode(limiter(value)));
+    // SAFETY: Redis passes a live value of this type and a live IO handle.
+    unsafe { with(value, |l| raw::save_slice(rdb, &codec::encode(l))) };
 }
 
 unsafe extern "C" fn aof_rewrite(
@@ -79,31 +151,41 @@ unsafe extern "C" fn aof_rewrite(
     key: *mut raw::RedisModuleString,
     value: *mut c_void,
 ) {
-    let blob = codec::encode(limiter(value));
-    raw::RedisModule_EmitAOF.unwrap()(
-        aof,
-        SETSTATE.as_ptr(),
-        c"slb".as_ptr(),
-        key,
-        codec::ENCODING_VERSION as std::ffi::c_longlong,
-        blob.as_ptr(),
-        blob.len(),
-    );
+    // SAFETY: Redis passes a live value of this type.
+    let blob = unsafe { with(value, codec::encode) };
+    // SAFETY: a live IO handle and key; "slb" takes a RedisModuleString, a
+    // long long and a buffer with its length.
+    unsafe {
+        raw::RedisModule_EmitAOF.unwrap()(
+            aof,
+            SETSTATE.as_ptr(),
+            c"slb".as_ptr(),
+            key,
+            codec::ENCODING_VERSION as std::ffi::c_longlong,
+            blob.as_ptr(),
+            blob.len(),
+        );
+    }
 }
 
 unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
-    let l = &*value.cast::<Limiter>();
-    std::mem::size_of::<Limiter>() + l.heap_size()
+    // SAFETY: Redis passes a live value of this type.
+    unsafe { with(value, Limiter::memory) }
 }
 
 unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
-    let mut blob = codec::encode(limiter(value));
-    raw::RedisModule_DigestAddStringBuffer.unwrap()(md, blob.as_mut_ptr().cast(), blob.len());
-    raw::RedisModule_DigestEndSequence.unwrap()(md);
+    // SAFETY: Redis passes a live value of this type.
+    let mut blob = unsafe { with(value, codec::encode) };
+    // SAFETY: a live digest handle; Redis reads `blob.len()` bytes.
+    unsafe {
+        raw::RedisModule_DigestAddStringBuffer.unwrap()(md, blob.as_mut_ptr().cast(), blob.len());
+        raw::RedisModule_DigestEndSequence.unwrap()(md);
+    }
 }
 
 unsafe extern "C" fn free(value: *mut c_void) {
-    drop(Box::from_raw(value.cast::<Limiter>()));
+    // SAFETY: Redis hands back a value of this type it no longer uses.
+    drop(unsafe { take(value) });
     super::stats::key_freed();
 }
 
@@ -112,7 +194,40 @@ unsafe extern "C" fn copy(
     _to: *mut raw::RedisModuleString,
     value: *const c_void,
 ) -> *mut c_void {
-    let l = &*value.cast::<Limiter>();
+    // SAFETY: Redis passes a live value of this type.
+    let l = unsafe { with(value, Limiter::clone) };
     super::stats::key_created();
-    Box::into_raw(Box::new(l.clone())).cast()
+    into_raw(l)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algo::{BucketParams, Instant, Params, WindowParams};
+
+    #[test]
+    fn a_value_round_trips_through_its_tagged_pointer() {
+        let w = WindowParams::new(3, 1000).unwrap();
+        let b = BucketParams::new(3, 1, 1000).unwrap();
+        for params in [
+            Params::Fixed(w),
+            Params::Sliding(w),
+            Params::Log(w),
+            Params::Token(b),
+            Params::Leaky(b),
+            Params::bucket(Algorithm::Gcra, b).unwrap(),
+        ] {
+            let mut l = Limiter::new(&params);
+            l.decide(&params, 2, Instant::from_micros(5)).unwrap();
+            let raw = into_raw(l.clone());
+            // SAFETY: made by `into_raw` just above, taken back once.
+            let mut v = unsafe { view(raw) };
+            assert_eq!(*v, l);
+            v.decide(&params, 1, Instant::from_micros(6)).unwrap();
+            // SAFETY: as above; this takes ownership back for good.
+            let back = unsafe { take(raw) };
+            assert_eq!(back, *v);
+            assert_ne!(back, l);
+        }
+    }
 }

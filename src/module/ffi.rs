@@ -1,226 +1,503 @@
-//! The few raw Redis module API calls the hot path needs, wrapped once.
+//! The Redis module API, wrapped once, soundly.
 //!
-//! The command handlers use the API directly rather than the crate's
-//! high-level `Context`: that saves an allocation per argument and per reply
-//! on a path whose whole budget is about one `INCR`.
+//! Every raw pointer Redis hands a command lives for the duration of that
+//! callback, so the wrappers carry that lifetime: [`Ctx<'a>`] for the
+//! context, [`RStr<'a>`] for arguments, [`ReadKey<'a>`] and [`WriteKey<'a>`]
+//! for open keys (separate types, because a read-only open of a missing key
+//! has no handle at all). Nothing outside this file and the data type's
+//! callbacks dereferences a pointer from Redis.
+//!
+//! The command handlers use these rather than the `redis-module` crate's
+//! `Context`, whose argument and reply helpers allocate on every call: this
+//! path's whole budget is about that of the module API's own work. Off the hot
+//! path (configs, `INFO`, module options, the server version) the crate's own
+//! support is used.
 
-use std::ffi::{c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_long, c_longlong, c_void, CStr};
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 
 use redis_module::raw;
 
-pub type Ctx = *mut raw::RedisModuleCtx;
-pub type RString = *mut raw::RedisModuleString;
+use super::datatype;
+use crate::algo::Limiter;
 
-/// Bytes of a Redis string; valid while the string is (for the duration of
-/// the command for arguments).
+/// Functions of the module API this module calls; checked once at load
+/// (see [`missing_api`]), so the `unwrap`s on them below cannot fail.
+macro_rules! api {
+    ($name:ident) => {
+        raw::$name.unwrap()
+    };
+}
+
+/// The first module API function this module needs that the server lacks.
+pub fn missing_api() -> Option<&'static str> {
+    macro_rules! check {
+        ($($name:ident),* $(,)?) => {
+            $(
+                // SAFETY: Redis fills the API table once, before calling
+                // the module; it is only read afterwards.
+                if unsafe { (*std::ptr::addr_of!(raw::$name)).is_none() } {
+                    return Some(stringify!($name));
+                }
+            )*
+        };
+    }
+    check!(
+        RedisModule_StringPtrLen,
+        RedisModule_GetContextFlags,
+        RedisModule_ReplyWithError,
+        RedisModule_ReplyWithLongLong,
+        RedisModule_ReplyWithArray,
+        RedisModule_ReplyWithMap,
+        RedisModule_ReplyWithBool,
+        RedisModule_ReplyWithSimpleString,
+        RedisModule_ReplyWithStringBuffer,
+        RedisModule_ReplyWithNull,
+        RedisModule_OpenKey,
+        RedisModule_CloseKey,
+        RedisModule_KeyType,
+        RedisModule_ModuleTypeGetType,
+        RedisModule_ModuleTypeGetValue,
+        RedisModule_ModuleTypeSetValue,
+        RedisModule_SetAbsExpire,
+        RedisModule_GetExpire,
+        RedisModule_GetAbsExpire,
+        RedisModule_SignalModifiedKey,
+        RedisModule_Replicate,
+        RedisModule_ReplicateVerbatim,
+        RedisModule_NotifyKeyspaceEvent,
+        RedisModule_Milliseconds,
+        RedisModule_Log,
+        RedisModule_IsKeysPositionRequest,
+        RedisModule_KeyAtPos,
+        RedisModule_CreateCommand,
+        RedisModule_GetCommand,
+        RedisModule_SetCommandInfo,
+        RedisModule_SubscribeToServerEvent,
+        RedisModule_EmitAOF,
+        RedisModule_DigestAddStringBuffer,
+        RedisModule_DigestEndSequence,
+        RedisModule_GetContextFromIO,
+    );
+    None
+}
+
+const OK: c_int = raw::Status::Ok as c_int;
+
+/// A command's context; valid for the callback that received it.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    raw: NonNull<raw::RedisModuleCtx>,
+    _callback: PhantomData<&'a raw::RedisModuleCtx>,
+}
+
+/// A Redis string argument of the current command.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub struct RStr<'a> {
+    raw: NonNull<raw::RedisModuleString>,
+    _callback: PhantomData<&'a raw::RedisModuleString>,
+}
+
+impl<'a> RStr<'a> {
+    /// The string's bytes, valid for the callback.
+    pub fn bytes(self) -> &'a [u8] {
+        let mut len = 0usize;
+        // SAFETY: `self` is a live string for 'a (see `Ctx::enter`);
+        // StringPtrLen returns its buffer and length, which Redis does not
+        // change while the command runs.
+        unsafe {
+            let p = api!(RedisModule_StringPtrLen)(self.raw.as_ptr(), &mut len);
+            if p.is_null() || len == 0 {
+                return &[];
+            }
+            std::slice::from_raw_parts(p.cast::<u8>(), len)
+        }
+    }
+
+    fn ptr(self) -> *mut raw::RedisModuleString {
+        self.raw.as_ptr()
+    }
+}
+
+/// A key holds a value of another type.
+pub struct WrongType;
+
+/// Redis refused to store a value in a key.
+pub struct NotStored;
+
+impl<'a> Ctx<'a> {
+    /// The context and arguments of a command callback.
+    ///
+    /// # Safety
+    /// `ctx`, `argv` and `argc` must be what Redis passed to a command
+    /// handler, and the results must not outlive that call.
+    pub unsafe fn enter(
+        ctx: *mut raw::RedisModuleCtx,
+        argv: *mut *mut raw::RedisModuleString,
+        argc: c_int,
+    ) -> Option<(Ctx<'a>, &'a [RStr<'a>])> {
+        let raw = NonNull::new(ctx)?;
+        let args = match usize::try_from(argc) {
+            Ok(n) if n > 0 && !argv.is_null() => {
+                // SAFETY: Redis passes `argc` non-null strings alive for the
+                // call, and `RStr` is a transparent non-null pointer.
+                unsafe { std::slice::from_raw_parts(argv.cast::<RStr<'a>>(), n) }
+            }
+            _ => &[],
+        };
+        Some((
+            Ctx {
+                raw,
+                _callback: PhantomData,
+            },
+            args,
+        ))
+    }
+
+    fn ptr(self) -> *mut raw::RedisModuleCtx {
+        self.raw.as_ptr()
+    }
+
+    pub fn flags(self) -> c_int {
+        // SAFETY: a live context (see `enter`).
+        unsafe { api!(RedisModule_GetContextFlags)(self.ptr()) }
+    }
+
+    pub fn reply_i64(self, v: i64) {
+        // SAFETY: a live context; replying never fails for integers.
+        unsafe { api!(RedisModule_ReplyWithLongLong)(self.ptr(), v) };
+    }
+
+    pub fn reply_u64(self, v: u64) {
+        self.reply_i64(i64::try_from(v).unwrap_or(i64::MAX));
+    }
+
+    pub fn reply_array(self, len: usize) {
+        // SAFETY: a live context; the caller writes `len` elements next.
+        unsafe { api!(RedisModule_ReplyWithArray)(self.ptr(), len as c_long) };
+    }
+
+    /// A map under RESP3, a flat array of `2 * len` under RESP2 (Redis
+    /// does that conversion).
+    pub fn reply_map(self, len: usize) {
+        // SAFETY: a live context; the caller writes `len` pairs next.
+        unsafe { api!(RedisModule_ReplyWithMap)(self.ptr(), len as c_long) };
+    }
+
+    pub fn reply_bool(self, v: bool) {
+        // SAFETY: a live context (RESP2 clients get an integer).
+        unsafe { api!(RedisModule_ReplyWithBool)(self.ptr(), v as c_int) };
+    }
+
+    pub fn reply_simple(self, s: &CStr) {
+        // SAFETY: a live context and a NUL-terminated string.
+        unsafe { api!(RedisModule_ReplyWithSimpleString)(self.ptr(), s.as_ptr()) };
+    }
+
+    pub fn reply_bulk(self, s: &[u8]) {
+        // SAFETY: a live context; Redis copies `s.len()` bytes from `s`.
+        unsafe { api!(RedisModule_ReplyWithStringBuffer)(self.ptr(), s.as_ptr().cast(), s.len()) };
+    }
+
+    pub fn reply_null(self) {
+        // SAFETY: a live context.
+        unsafe { api!(RedisModule_ReplyWithNull)(self.ptr()) };
+    }
+
+    pub fn reply_ok(self) {
+        self.reply_simple(c"OK");
+    }
+
+    /// An error reply; `text` starts with the error code (`ERR ...`).
+    pub fn reply_error(self, text: &str) {
+        // Messages are our own text plus printable client bytes, so they
+        // hold no NUL; fall back to a fixed text rather than panic.
+        let c = std::ffi::CString::new(text).unwrap_or_else(|_| c"ERR invalid argument".into());
+        self.reply_error_static(&c);
+    }
+
+    pub fn reply_error_static(self, text: &CStr) {
+        // SAFETY: a live context and a NUL-terminated string Redis copies.
+        unsafe { api!(RedisModule_ReplyWithError)(self.ptr(), text.as_ptr()) };
+    }
+
+    /// Opens `name` for reading; a missing key holds nothing.
+    pub fn open_read(self, name: RStr<'a>) -> Result<ReadKey<'a>, WrongType> {
+        // SAFETY: a live context and argument; the key is closed on drop.
+        let key = unsafe {
+            api!(RedisModule_OpenKey)(self.ptr(), name.ptr(), raw::REDISMODULE_READ as c_int)
+        };
+        let mut out = ReadKey {
+            key: NonNull::new(key.cast::<raw::RedisModuleKey>()),
+            held: None,
+            _callback: PhantomData,
+        };
+        // SAFETY: the key is open (or absent); the view lives in the
+        // `ReadKey`, which closes the key only when dropped, after the view,
+        // and nothing replaces a value during a read.
+        out.held = unsafe { held(out.key) }?;
+        Ok(out)
+    }
+
+    /// Opens `name` for writing.
+    pub fn open_write(self, name: RStr<'a>) -> Result<WriteKey<'a>, WrongType> {
+        let mode = (raw::REDISMODULE_READ | raw::REDISMODULE_WRITE) as c_int;
+        // SAFETY: a live context and argument; the key is closed on drop.
+        let key = unsafe { api!(RedisModule_OpenKey)(self.ptr(), name.ptr(), mode) };
+        // A write open always gives a handle; be safe if it did not.
+        let Some(key) = NonNull::new(key.cast::<raw::RedisModuleKey>()) else {
+            return Err(WrongType);
+        };
+        // SAFETY: `key` is open; the view lives in the `WriteKey`, which
+        // closes the key only when dropped, after the view.
+        let held = unsafe { held(Some(key)) };
+        let mut out = WriteKey {
+            ctx: self,
+            name,
+            key,
+            held: None,
+        };
+        out.held = held?;
+        Ok(out)
+    }
+
+    /// Propagates `cmd key blob` to replicas and the AOF instead of the
+    /// command that ran.
+    pub fn replicate(self, cmd: &CStr, key: RStr<'a>, blob: &[u8]) {
+        // SAFETY: a live context; "sb" takes a RedisModuleString and a
+        // buffer with its length, which Redis copies.
+        unsafe {
+            api!(RedisModule_Replicate)(
+                self.ptr(),
+                cmd.as_ptr(),
+                c"sb".as_ptr(),
+                key.ptr(),
+                blob.as_ptr(),
+                blob.len(),
+            );
+        }
+    }
+
+    /// Propagates `cmd numkeys key... blob`.
+    pub fn replicate_keys(self, cmd: &CStr, keys: &[RStr<'a>], blob: &[u8]) {
+        // SAFETY: a live context; "lvb" takes a long long, an array of
+        // RedisModuleString pointers with its length (`RStr` is a
+        // transparent pointer), and a buffer with its length.
+        unsafe {
+            api!(RedisModule_Replicate)(
+                self.ptr(),
+                cmd.as_ptr(),
+                c"lvb".as_ptr(),
+                keys.len() as c_longlong,
+                keys.as_ptr().cast::<*mut raw::RedisModuleString>(),
+                keys.len(),
+                blob.as_ptr(),
+                blob.len(),
+            );
+        }
+    }
+
+    pub fn replicate_verbatim(self) {
+        // SAFETY: a live context.
+        unsafe { api!(RedisModule_ReplicateVerbatim)(self.ptr()) };
+    }
+
+    /// Fires a keyspace event of the module class (`notify-keyspace-events`
+    /// flag `d`); costs next to nothing when notifications are off.
+    pub fn notify(self, event: &CStr, key: RStr<'a>) {
+        // SAFETY: a live context, a NUL-terminated event name and a live key
+        // name.
+        unsafe {
+            api!(RedisModule_NotifyKeyspaceEvent)(
+                self.ptr(),
+                raw::REDISMODULE_NOTIFY_MODULE as c_int,
+                event.as_ptr(),
+                key.ptr(),
+            );
+        }
+    }
+
+    /// Whether Redis only asks for the positions of the keys (getkeys-api).
+    pub fn keys_position_request(self) -> bool {
+        // SAFETY: a live context.
+        unsafe { api!(RedisModule_IsKeysPositionRequest)(self.ptr()) != 0 }
+    }
+
+    pub fn key_at(self, pos: usize) {
+        // SAFETY: a live context that is a keys-position request.
+        unsafe { api!(RedisModule_KeyAtPos)(self.ptr(), pos as c_int) };
+    }
+}
+
+/// The limiter an open key holds, as a view of the value Redis owns.
 ///
 /// # Safety
-/// `s` must be a live `RedisModuleString`.
-pub unsafe fn bytes<'a>(s: RString) -> &'a [u8] {
-    let mut len = 0usize;
-    let p = raw::RedisModule_StringPtrLen.unwrap()(s, &mut len);
-    if p.is_null() || len == 0 {
-        return &[];
-    }
-    std::slice::from_raw_parts(p.cast::<u8>(), len)
-}
-
-pub fn context_flags(ctx: Ctx) -> c_int {
-    unsafe { raw::RedisModule_GetContextFlags.unwrap()(ctx) }
-}
-
-pub fn reply_error(ctx: Ctx, msg: &str) -> c_int {
-    // Messages are built from our own text and printable client bytes, so
-    // they hold no NUL; fall back to a fixed text rather than panic.
-    let c = std::ffi::CString::new(msg).unwrap_or_else(|_| c"ERR invalid argument".to_owned());
-    unsafe { raw::RedisModule_ReplyWithError.unwrap()(ctx, c.as_ptr()) }
-}
-
-pub fn reply_error_static(ctx: Ctx, msg: &CStr) -> c_int {
-    unsafe { raw::RedisModule_ReplyWithError.unwrap()(ctx, msg.as_ptr()) }
-}
-
-pub fn reply_i64(ctx: Ctx, v: i64) {
+/// `key` must be an open key, and the view must not be used after the key
+/// or its value changes hands (closing, deleting or replacing it).
+unsafe fn held(
+    key: Option<NonNull<raw::RedisModuleKey>>,
+) -> Result<Option<ManuallyDrop<Limiter>>, WrongType> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let key = key.as_ptr();
+    // SAFETY: `key` is open (caller's contract).
     unsafe {
-        raw::RedisModule_ReplyWithLongLong.unwrap()(ctx, v);
-    }
-}
-
-pub fn reply_array(ctx: Ctx, len: usize) {
-    unsafe {
-        raw::RedisModule_ReplyWithArray.unwrap()(ctx, len as _);
-    }
-}
-
-pub fn reply_map(ctx: Ctx, len: usize) {
-    unsafe {
-        raw::RedisModule_ReplyWithMap.unwrap()(ctx, len as _);
-    }
-}
-
-pub fn reply_bool(ctx: Ctx, v: bool) {
-    unsafe {
-        raw::RedisModule_ReplyWithBool.unwrap()(ctx, v as c_int);
-    }
-}
-
-pub fn reply_simple(ctx: Ctx, s: &CStr) {
-    unsafe {
-        raw::RedisModule_ReplyWithSimpleString.unwrap()(ctx, s.as_ptr());
-    }
-}
-
-pub fn reply_bulk(ctx: Ctx, s: &[u8]) {
-    unsafe {
-        raw::RedisModule_ReplyWithStringBuffer.unwrap()(ctx, s.as_ptr().cast(), s.len());
-    }
-}
-
-pub fn reply_ok(ctx: Ctx) -> c_int {
-    reply_simple(ctx, c"OK");
-    raw::Status::Ok as c_int
-}
-
-/// What an opened key holds.
-pub enum Holding<T> {
-    Nothing,
-    Ours(NonNull<T>),
-    Other,
-}
-
-/// An open key, closed when dropped (also while unwinding from a panic).
-pub struct Key(*mut raw::RedisModuleKey);
-
-impl Key {
-    pub fn open(ctx: Ctx, name: RString, write: bool) -> Key {
-        let mode = if write {
-            raw::REDISMODULE_READ | raw::REDISMODULE_WRITE
-        } else {
-            raw::REDISMODULE_READ
-        };
-        Key(unsafe { raw::RedisModule_OpenKey.unwrap()(ctx, name, mode as c_int).cast() })
-    }
-
-    pub fn holding<T>(&self, ty: *mut raw::RedisModuleType) -> Holding<T> {
-        // A read-only open of a missing key gives no handle at all.
-        if self.0.is_null() {
-            return Holding::Nothing;
+        let kind = api!(RedisModule_KeyType)(key);
+        if kind == raw::REDISMODULE_KEYTYPE_EMPTY as c_int {
+            return Ok(None);
         }
-        unsafe {
-            let kind = raw::RedisModule_KeyType.unwrap()(self.0);
-            if kind == raw::REDISMODULE_KEYTYPE_EMPTY as c_int {
-                return Holding::Nothing;
-            }
-            if kind != raw::REDISMODULE_KEYTYPE_MODULE as c_int
-                || raw::RedisModule_ModuleTypeGetType.unwrap()(self.0) != ty
-            {
-                return Holding::Other;
-            }
-            match NonNull::new(raw::RedisModule_ModuleTypeGetValue.unwrap()(self.0).cast::<T>()) {
-                Some(p) => Holding::Ours(p),
-                None => Holding::Other,
-            }
+        if kind != raw::REDISMODULE_KEYTYPE_MODULE as c_int
+            || api!(RedisModule_ModuleTypeGetType)(key) != datatype::raw_type()
+        {
+            return Err(WrongType);
         }
+        let value = api!(RedisModule_ModuleTypeGetValue)(key);
+        if value.is_null() {
+            return Err(WrongType);
+        }
+        // SAFETY: a value of our type is a pointer made by `datatype::into_raw`.
+        Ok(Some(datatype::view(value)))
     }
+}
 
-    /// Stores `value` (boxed, owned by Redis from now on) in the key.
-    pub fn set_value<T>(&self, ty: *mut raw::RedisModuleType, value: Box<T>) -> bool {
-        let p = Box::into_raw(value).cast::<c_void>();
-        let status = unsafe { raw::RedisModule_ModuleTypeSetValue.unwrap()(self.0, ty, p) };
-        if status != raw::Status::Ok as c_int {
-            // Redis did not take it: reclaim it.
-            drop(unsafe { Box::from_raw(p.cast::<T>()) });
-            return false;
-        }
-        true
-    }
+/// A key opened for reading.
+pub struct ReadKey<'a> {
+    /// `None` when the key does not exist.
+    key: Option<NonNull<raw::RedisModuleKey>>,
+    held: Option<ManuallyDrop<Limiter>>,
+    _callback: PhantomData<&'a ()>,
+}
 
-    /// Sets the key's expiry to the absolute Unix time `at_ms`. Redis 7.2+
-    /// takes it as is. On 7.0 only a relative TTL exists, which Redis adds to
-    /// its own clock reading; reading the same clock just before and just
-    /// after, and redoing the rare call during which the millisecond ticked,
-    /// makes the stored time exactly `at_ms`, so master, replicas and reloads
-    /// agree to the millisecond.
-    pub fn expire_at(&self, at_ms: i64) {
-        unsafe {
-            if let Some(set_abs) = raw::RedisModule_SetAbsExpire {
-                set_abs(self.0, at_ms);
-                return;
-            }
-            let set = raw::RedisModule_SetExpire.unwrap();
-            for _ in 0..8 {
-                let before = super::clock::wall_now_ms();
-                set(self.0, (at_ms - before).max(1));
-                if super::clock::wall_now_ms() == before {
-                    return;
-                }
-            }
-        }
+impl ReadKey<'_> {
+    /// The limiter the key holds, if any.
+    pub fn limiter(&self) -> Option<&Limiter> {
+        self.held.as_deref()
     }
 
     /// Remaining time to live in ms, or `None` without an expiry.
     pub fn ttl_ms(&self) -> Option<i64> {
-        if self.0.is_null() {
-            return None;
-        }
-        let ttl = unsafe { raw::RedisModule_GetExpire.unwrap()(self.0) };
+        let key = self.key?;
+        // SAFETY: an open key.
+        let ttl = unsafe { api!(RedisModule_GetExpire)(key.as_ptr()) };
         (ttl >= 0).then_some(ttl)
     }
-
-    pub fn signal_modified(&self, ctx: Ctx, name: RString) {
-        unsafe {
-            raw::RedisModule_SignalModifiedKey.unwrap()(ctx, name);
-        }
-    }
 }
 
-impl Drop for Key {
+impl Drop for ReadKey<'_> {
     fn drop(&mut self) {
-        if !self.0.is_null() {
-            unsafe { raw::RedisModule_CloseKey.unwrap()(self.0) }
+        self.held = None;
+        if let Some(key) = self.key {
+            // SAFETY: opened by us and not closed yet.
+            unsafe { api!(RedisModule_CloseKey)(key.as_ptr()) };
         }
     }
 }
 
-/// Propagates `cmd key blob` to replicas and the AOF instead of the command
-/// that ran.
-pub fn replicate(ctx: Ctx, cmd: &CStr, key: RString, blob: &[u8]) {
-    unsafe {
-        raw::RedisModule_Replicate.unwrap()(
-            ctx,
-            cmd.as_ptr(),
-            c"sb".as_ptr(),
-            key,
-            blob.as_ptr(),
-            blob.len(),
-        );
+/// A key opened for writing, with a view of the limiter it holds.
+pub struct WriteKey<'a> {
+    ctx: Ctx<'a>,
+    name: RStr<'a>,
+    key: NonNull<raw::RedisModuleKey>,
+    /// Kept in step with the key's value by `store`.
+    held: Option<ManuallyDrop<Limiter>>,
+}
+
+impl<'a> WriteKey<'a> {
+    pub fn name(&self) -> RStr<'a> {
+        self.name
+    }
+
+    pub fn limiter(&self) -> Option<&Limiter> {
+        self.held.as_deref()
+    }
+
+    pub fn limiter_mut(&mut self) -> Option<&mut Limiter> {
+        self.held.as_deref_mut()
+    }
+
+    /// Stores `limiter` as the key's value, replacing (and freeing) any
+    /// value it held.
+    pub fn store(&mut self, limiter: Limiter) -> Result<(), NotStored> {
+        let value = datatype::into_raw(limiter);
+        // The old value, if any, is freed by Redis below: forget the view first.
+        self.held = None;
+        // SAFETY: an open key; on success Redis owns `value` and frees it
+        // through our type's `free` callback.
+        let status = unsafe {
+            api!(RedisModule_ModuleTypeSetValue)(self.key.as_ptr(), datatype::raw_type(), value)
+        };
+        if status != OK {
+            // SAFETY: Redis did not take `value`; it is still ours.
+            drop(unsafe { datatype::take(value) });
+            return Err(NotStored);
+        }
+        super::stats::key_created();
+        // SAFETY: the value just stored, owned by Redis for as long as the
+        // key holds it, and only replaced through `self`.
+        self.held = Some(unsafe { datatype::view(value) });
+        Ok(())
+    }
+
+    /// Sets the key's expiry to the absolute Unix time `at_ms`, so master,
+    /// replicas and reloads expire it at the same millisecond.
+    pub fn expire_at(&self, at_ms: i64) {
+        // SAFETY: an open key holding a value.
+        unsafe { api!(RedisModule_SetAbsExpire)(self.key.as_ptr(), at_ms) };
+    }
+
+    /// The key's absolute expiry in Unix ms, if it has one.
+    pub fn expire_at_ms(&self) -> Option<u64> {
+        // SAFETY: an open key.
+        let at = unsafe { api!(RedisModule_GetAbsExpire)(self.key.as_ptr()) };
+        u64::try_from(at).ok()
+    }
+
+    /// Tells `WATCH` and client-side caching that the key changed.
+    pub fn signal_modified(&self) {
+        // SAFETY: a live context and key name.
+        unsafe { api!(RedisModule_SignalModifiedKey)(self.ctx.ptr(), self.name.ptr()) };
     }
 }
 
-pub fn replicate_verbatim(ctx: Ctx) {
-    unsafe {
-        raw::RedisModule_ReplicateVerbatim.unwrap()(ctx);
+impl Drop for WriteKey<'_> {
+    fn drop(&mut self) {
+        self.held = None;
+        // SAFETY: opened by us and not closed yet.
+        unsafe { api!(RedisModule_CloseKey)(self.key.as_ptr()) };
     }
 }
 
-pub fn log_warning(ctx: Ctx, msg: &str) {
-    raw::redis_log(ctx, msg);
+/// The server's clock, in Unix milliseconds.
+pub fn wall_ms() -> i64 {
+    // SAFETY: takes nothing, reads the server's cached clock.
+    unsafe { api!(RedisModule_Milliseconds)() }
 }
 
-/// Fires a keyspace event of the module class (`notify-keyspace-events` flag
-/// `d`); costs next to nothing when notifications are off.
-pub fn notify(ctx: Ctx, event: &CStr, key: RString) {
+/// Writes `msg` to the server log at warning level; usable with no context
+/// (from a panic hook or a type callback).
+pub fn log_warning(msg: &str) {
+    let Ok(msg) = std::ffi::CString::new(msg) else {
+        return;
+    };
+    // SAFETY: Redis fills the API table once, before calling the module.
+    let Some(log) = (unsafe { *std::ptr::addr_of!(raw::RedisModule_Log) }) else {
+        return;
+    };
+    // SAFETY: a NULL context is allowed; "%s" makes `msg` data, not a
+    // format.
     unsafe {
-        raw::RedisModule_NotifyKeyspaceEvent.unwrap()(
-            ctx,
-            raw::REDISMODULE_NOTIFY_MODULE,
-            event.as_ptr(),
-            key,
-        );
-    }
+        log(
+            std::ptr::null_mut(),
+            c"warning".as_ptr(),
+            c"ratelimit: %s".as_ptr(),
+            msg.as_ptr() as *const c_char,
+        )
+    };
 }
 
-pub fn reply_null(ctx: Ctx) -> c_int {
-    unsafe { raw::RedisModule_ReplyWithNull.unwrap()(ctx) }
-}
+/// Opaque pointer type of Redis values, re-exported for the data type.
+pub type Value = *mut c_void;

@@ -1,9 +1,10 @@
 //! The Redis layer: registration, commands, the data type, clock, replies.
-
-// Every raw pointer handled here (contexts, keys, strings) comes from Redis
-// for the duration of a callback; wrapping each use in an `unsafe fn` would
-// only move the same `unsafe` blocks to the callers.
-#![allow(clippy::not_unsafe_ptr_arg_deref)]
+//!
+//! - [`command`]: the handlers (parse, evaluate, install, replicate, reply);
+//! - [`ffi`]: the module API wrapped with lifetimes, the only place that
+//!   dereferences Redis' pointers on the command path;
+//! - [`datatype`]: how a limiter is held as a Redis value, and its callbacks;
+//! - [`reply`], [`clock`], [`config`], [`stats`]: one concern each.
 
 pub mod clock;
 pub mod command;
@@ -17,12 +18,17 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::ffi::{c_int, CStr};
 
 use redis_module::alloc::RedisAlloc;
-use redis_module::{raw, redis_module, Context, RedisString, Status};
+use redis_module::raw::{self, ModuleOptions, Version};
+use redis_module::{redis_module, Context, RedisString, Status};
 
 use datatype::RATELIMIT_TYPE;
 
 /// Shown in `INFO ratelimit`.
-pub const VERSION: &CStr = c"0.1.0";
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The oldest server the module runs on: module configs, command info and
+/// `SetAbsExpire` all exist from Redis 7.0 (Valkey reports 7.2.4).
+pub const MIN_SERVER: (c_int, c_int) = (7, 0);
 
 /// Redis' allocator once the module is loaded (so memory shows in
 /// `used_memory` and `maxmemory` applies), the system one otherwise: unit
@@ -30,126 +36,149 @@ pub const VERSION: &CStr = c"0.1.0";
 pub struct ModuleAlloc;
 
 fn in_redis() -> bool {
-    // Written once by Redis when the module is initialised, before any
-    // allocation of ours.
+    // SAFETY: written once by Redis when the module is initialised, before
+    // any allocation of ours, and never again.
     unsafe { (*std::ptr::addr_of!(raw::RedisModule_Alloc)).is_some() }
 }
 
+// SAFETY: both allocators honour the layout; a pointer is always freed by
+// the allocator that made it, since `in_redis` never changes once the
+// module's first allocation is made.
 unsafe impl GlobalAlloc for ModuleAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if in_redis() {
-            RedisAlloc.alloc(layout)
-        } else {
-            System.alloc(layout)
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe {
+            if in_redis() {
+                RedisAlloc.alloc(layout)
+            } else {
+                System.alloc(layout)
+            }
         }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if in_redis() {
-            RedisAlloc.dealloc(ptr, layout)
-        } else {
-            System.dealloc(ptr, layout)
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe {
+            if in_redis() {
+                RedisAlloc.dealloc(ptr, layout)
+            } else {
+                System.dealloc(ptr, layout)
+            }
         }
     }
 }
 
-type Handler = unsafe extern "C" fn(ffi::Ctx, *mut ffi::RString, c_int) -> c_int;
+type Handler = unsafe extern "C" fn(
+    *mut raw::RedisModuleCtx,
+    *mut *mut raw::RedisModuleString,
+    c_int,
+) -> c_int;
 
-/// name, handler, flags, first key, last key, key step.
-const COMMANDS: &[(&CStr, Handler, &CStr, c_int, c_int, c_int)] = &[
-    (
-        c"RL.FIXED",
-        command::rl_fixed,
-        c"write deny-oom fast",
-        1,
-        1,
-        1,
-    ),
-    (
-        c"RL.SLIDING",
-        command::rl_sliding,
-        c"write deny-oom fast",
-        1,
-        1,
-        1,
-    ),
-    (c"RL.LOG", command::rl_log, c"write deny-oom fast", 1, 1, 1),
-    (
-        c"RL.TOKEN",
-        command::rl_token,
-        c"write deny-oom fast",
-        1,
-        1,
-        1,
-    ),
-    (
-        c"RL.LEAKY",
-        command::rl_leaky,
-        c"write deny-oom fast",
-        1,
-        1,
-        1,
-    ),
-    (
-        c"RL.GCRA",
-        command::rl_gcra,
-        c"write deny-oom fast",
-        1,
-        1,
-        1,
-    ),
-    (
-        c"RL.APPLY",
-        command::rl_apply,
-        c"write deny-oom fast",
-        1,
-        1,
-        1,
-    ),
-    (
+/// Where a command's keys are.
+#[derive(Clone, Copy)]
+enum Keys {
+    /// One key, right after the name.
+    One,
+    /// `numkeys key [key ...]` right after the name.
+    Numkeys,
+}
+
+struct CommandDef {
+    name: &'static CStr,
+    handler: Handler,
+    flags: &'static CStr,
+    keys: Keys,
+}
+
+const fn def(
+    name: &'static CStr,
+    handler: Handler,
+    flags: &'static CStr,
+    keys: Keys,
+) -> CommandDef {
+    CommandDef {
+        name,
+        handler,
+        flags,
+        keys,
+    }
+}
+
+const DECIDE: &CStr = c"write deny-oom fast";
+
+/// Every command, with its metadata next to it.
+const COMMANDS: &[CommandDef] = &[
+    def(c"RL.FIXED", command::rl_fixed, DECIDE, Keys::One),
+    def(c"RL.SLIDING", command::rl_sliding, DECIDE, Keys::One),
+    def(c"RL.LOG", command::rl_log, DECIDE, Keys::One),
+    def(c"RL.TOKEN", command::rl_token, DECIDE, Keys::One),
+    def(c"RL.LEAKY", command::rl_leaky, DECIDE, Keys::One),
+    def(c"RL.GCRA", command::rl_gcra, DECIDE, Keys::One),
+    def(c"RL.ALL", command::rl_all, DECIDE, Keys::Numkeys),
+    def(c"RL.INFO", command::rl_info, c"readonly fast", Keys::One),
+    // What replicas and the AOF receive.
+    def(c"RL.APPLY", command::rl_apply, DECIDE, Keys::One),
+    def(c"RL.APPLYALL", command::rl_apply_all, DECIDE, Keys::Numkeys),
+    def(
         c"RL.SETSTATE",
         command::rl_setstate,
         c"write deny-oom",
-        1,
-        1,
-        1,
+        Keys::One,
     ),
-    (c"RL.INFO", command::rl_info, c"readonly fast", 1, 1, 1),
 ];
 
-/// Registers `name` with movable keys `numkeys key [key ...]` right after the
-/// command name, both as a key spec (what `COMMAND INFO` shows clients) and
-/// through the getkeys API (what Redis 7.0's own cluster routing and CROSSSLOT
-/// check use), so every path finds the same keys.
-fn create_numkeys_command(ctx: *mut raw::RedisModuleCtx, name: &CStr, handler: Handler) -> bool {
+/// Only with `cell-compat yes`.
+const CELL: CommandDef = def(c"CL.THROTTLE", command::cl_throttle, DECIDE, Keys::One);
+
+fn register(ctx: &Context, c: &CommandDef) -> bool {
     let ok = raw::Status::Ok as c_int;
+    let (flags, (first, last, step)) = match c.keys {
+        Keys::One => (c.flags.to_bytes().to_vec(), (1, 1, 1)),
+        Keys::Numkeys => ([c.flags.to_bytes(), b" getkeys-api"].concat(), (0, 0, 0)),
+    };
+    let Ok(flags) = std::ffi::CString::new(flags) else {
+        return false;
+    };
+    // SAFETY: the load-time context, NUL-terminated strings that Redis
+    // copies, and a handler with the command signature.
+    let created = unsafe {
+        raw::RedisModule_CreateCommand.unwrap()(
+            ctx.ctx,
+            c.name.as_ptr(),
+            Some(c.handler),
+            flags.as_ptr(),
+            first,
+            last,
+            step,
+        )
+    };
+    if created != ok {
+        return false;
+    }
+    match c.keys {
+        Keys::One => true,
+        Keys::Numkeys => set_numkeys_spec(ctx, c.name),
+    }
+}
+
+/// Declares keys `numkeys key [key ...]` right after the command name as a
+/// key spec (what `COMMAND INFO` shows clients); the handler answers the
+/// getkeys API too (what Redis 7.0's own cluster routing uses).
+fn set_numkeys_spec(ctx: &Context, name: &CStr) -> bool {
+    let ok = raw::Status::Ok as c_int;
+    // SAFETY: the load-time context and a command just created; the spec
+    // structures are zeroed C structs (all-zero is their documented
+    // "unset") that live until SetCommandInfo, which copies them, returns.
     unsafe {
-        if raw::RedisModule_CreateCommand.unwrap()(
-            ctx,
-            name.as_ptr(),
-            Some(handler),
-            c"write deny-oom fast getkeys-api".as_ptr(),
-            0,
-            0,
-            0,
-        ) != ok
-        {
-            return false;
-        }
-        let (Some(get), Some(set_info)) =
-            (raw::RedisModule_GetCommand, raw::RedisModule_SetCommandInfo)
-        else {
-            return false;
-        };
-        let command = get(ctx, name.as_ptr());
+        let command = raw::RedisModule_GetCommand.unwrap()(ctx.ctx, name.as_ptr());
         if command.is_null() {
             return false;
         }
         let version = raw::RedisModuleCommandInfoVersion {
             version: 1,
-            sizeof_historyentry: std::mem::size_of::<raw::RedisModuleCommandHistoryEntry>(),
-            sizeof_keyspec: std::mem::size_of::<raw::RedisModuleCommandKeySpec>(),
-            sizeof_arg: std::mem::size_of::<raw::RedisModuleCommandArg>(),
+            sizeof_historyentry: size_of::<raw::RedisModuleCommandHistoryEntry>(),
+            sizeof_keyspec: size_of::<raw::RedisModuleCommandKeySpec>(),
+            sizeof_arg: size_of::<raw::RedisModuleCommandArg>(),
         };
         let mut specs: [raw::RedisModuleCommandKeySpec; 2] = std::mem::zeroed();
         specs[0].flags = (raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE) as u64;
@@ -166,67 +195,84 @@ fn create_numkeys_command(ctx: *mut raw::RedisModuleCtx, name: &CStr, handler: H
         // precisely what is missing.
         info.arity = -2;
         info.key_specs = specs.as_mut_ptr();
-        set_info(command, &info) == ok
+        raw::RedisModule_SetCommandInfo.unwrap()(command, &info) == ok
     }
 }
 
+/// Logs a panic's message and location before it unwinds into the
+/// handler's guard, which answers an error instead of failing the server.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+            .unwrap_or_else(|| "an unknown location".into());
+        ffi::log_warning(&format!("panic at {at}: {msg}"));
+    }));
+}
+
+/// Refuses servers the module can't run on, with the reason.
+fn check_server(ctx: &Context) -> Result<(), String> {
+    if let Some(name) = ffi::missing_api() {
+        return Err(format!(
+            "this server lacks {name}: Redis {}.{} or later is needed",
+            MIN_SERVER.0, MIN_SERVER.1
+        ));
+    }
+    let Version {
+        major,
+        minor,
+        patch,
+    } = ctx
+        .get_redis_version()
+        .map_err(|e| format!("could not read the server version: {e}"))?;
+    if (major, minor) < MIN_SERVER {
+        return Err(format!(
+            "Redis {}.{} or later is needed, this server is {major}.{minor}.{patch}",
+            MIN_SERVER.0, MIN_SERVER.1
+        ));
+    }
+    Ok(())
+}
+
 fn init(ctx: &Context, args: &[RedisString]) -> Status {
-    let raw_ctx = ctx.ctx;
-    if let Err(why) = config::load(ctx, args) {
+    let refuse = |why: &str| {
         ctx.log_warning(&format!("not loading: {why}"));
-        return Status::Err;
-    }
-    unsafe {
-        // Corrupt RDB/RESTORE input must come back to us as an error, not
-        // abort the server; and we signal modified keys ourselves, only when
-        // a request really changed one (a denied call must not fire WATCH).
-        raw::RedisModule_SetModuleOptions.unwrap()(
-            raw_ctx,
-            (raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS
-                | raw::REDISMODULE_OPTION_NO_IMPLICIT_SIGNAL_MODIFIED) as c_int,
-        );
-    }
-    let cell: &[_] = if config::cell_compat() {
-        &[(
-            c"CL.THROTTLE",
-            command::cl_throttle as Handler,
-            c"write deny-oom fast",
-            1,
-            1,
-            1,
-        )]
-    } else {
-        &[]
+        Status::Err
     };
-    for &(name, handler, flags, first, last, step) in COMMANDS.iter().chain(cell) {
-        let status = unsafe {
-            raw::RedisModule_CreateCommand.unwrap()(
-                raw_ctx,
-                name.as_ptr(),
-                Some(handler),
-                flags.as_ptr(),
-                first,
-                last,
-                step,
-            )
-        };
-        if status != raw::Status::Ok as c_int {
-            ctx.log_warning(&format!(
-                "ratelimit: could not register {} (is another module using that name?)",
-                name.to_string_lossy()
+    if let Err(why) = check_server(ctx) {
+        return refuse(&why);
+    }
+    install_panic_hook();
+    if let Err(why) = config::load(ctx, args) {
+        return refuse(&why);
+    }
+    // Corrupt RDB/RESTORE input must come back to us as an error, not abort
+    // the server; and we signal modified keys ourselves, only when a request
+    // really changed one (a denied call must not fire WATCH).
+    ctx.set_module_options(
+        ModuleOptions::HANDLE_IO_ERRORS | ModuleOptions::NO_IMPLICIT_SIGNAL_MODIFIED,
+    );
+    let cell = config::cell_compat().then_some(&CELL);
+    for c in COMMANDS.iter().chain(cell) {
+        if !register(ctx, c) {
+            return refuse(&format!(
+                "could not register {} (is another module using that name?)",
+                c.name.to_string_lossy()
             ));
-            return Status::Err;
         }
     }
-    if !create_numkeys_command(raw_ctx, c"RL.ALL", command::rl_all) {
-        ctx.log_warning("ratelimit: could not register RL.ALL");
-        return Status::Err;
+    // Replaces the crate's default handler: the section is ours.
+    raw::register_info_function(ctx.ctx, Some(stats::info));
+    if !clock::init(ctx) {
+        return refuse("could not subscribe to the event loop");
     }
-    unsafe {
-        // Replaces the crate's default handler: the section is ours.
-        raw::RedisModule_RegisterInfoFunc.unwrap()(raw_ctx, Some(stats::info));
-    }
-    clock::init(raw_ctx);
     Status::Ok
 }
 

@@ -7,8 +7,8 @@
 
 use std::ffi::CStr;
 
-use super::ffi::{self, Ctx};
-use crate::algo::{Decision, Limiter, Micros};
+use super::ffi::Ctx;
+use crate::algo::{Decision, Duration, Limiter};
 
 pub const FIELDS: [&CStr; 5] = [
     c"allowed",
@@ -18,58 +18,61 @@ pub const FIELDS: [&CStr; 5] = [
     c"reset_after_ms",
 ];
 
-/// A duration in µs as whole milliseconds, rounded up.
-pub fn ms_ceil(us: Micros) -> i64 {
-    i64::try_from(us.div_ceil(1000)).unwrap_or(i64::MAX)
+/// A duration as whole milliseconds, rounded up.
+pub fn ms(d: Duration) -> i64 {
+    i64::try_from(d.ceil_millis()).unwrap_or(i64::MAX)
+}
+
+fn count(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// The five integers of a decision, in reply order.
 pub fn fields(d: &Decision) -> [i64; 5] {
     [
         d.allowed as i64,
-        i64::try_from(d.limit).unwrap_or(i64::MAX),
-        i64::try_from(d.remaining).unwrap_or(i64::MAX),
-        d.retry_after.map_or(-1, ms_ceil),
-        ms_ceil(d.reset_after),
+        count(d.limit),
+        count(d.remaining),
+        d.retry_after.map_or(-1, ms),
+        ms(d.reset_after),
     ]
-}
-
-/// Writes one decision (without returning a status, so callers can nest it).
-pub fn decision(ctx: Ctx, d: &Decision, resp3: bool) {
-    five(ctx, d, resp3, 0);
 }
 
 /// The five fields of `d`, as an array (RESP2) or a map (RESP3) with
 /// `extra` more entries that the caller writes next.
-fn five(ctx: Ctx, d: &Decision, resp3: bool, extra: usize) {
-    let values = fields(d);
+fn five(ctx: Ctx, values: [i64; 5], resp3: bool, extra: usize) {
     if resp3 {
-        ffi::reply_map(ctx, FIELDS.len() + extra);
+        ctx.reply_map(FIELDS.len() + extra);
         for (i, (name, v)) in FIELDS.iter().zip(values).enumerate() {
-            ffi::reply_simple(ctx, name);
+            ctx.reply_simple(name);
             if i == 0 {
-                ffi::reply_bool(ctx, v != 0);
+                ctx.reply_bool(v != 0);
             } else {
-                ffi::reply_i64(ctx, v);
+                ctx.reply_i64(v);
             }
         }
     } else {
-        ffi::reply_array(ctx, FIELDS.len() + extra);
+        ctx.reply_array(FIELDS.len() + extra);
         for v in values {
-            ffi::reply_i64(ctx, v);
+            ctx.reply_i64(v);
         }
     }
+}
+
+/// One decision.
+pub fn decision(ctx: Ctx, d: &Decision, resp3: bool) {
+    five(ctx, fields(d), resp3, 0);
 }
 
 /// `RL.ALL`: the combined decision's five fields, then one decision per key.
 /// RESP3: a map of the combined fields plus `limits`, a list of maps.
 pub fn all(ctx: Ctx, combined: &Decision, each: &[Decision], resp3: bool) {
     if resp3 {
-        five(ctx, combined, true, 1);
-        ffi::reply_simple(ctx, c"limits");
-        ffi::reply_array(ctx, each.len());
+        five(ctx, fields(combined), true, 1);
+        ctx.reply_simple(c"limits");
+        ctx.reply_array(each.len());
     } else {
-        five(ctx, combined, false, each.len());
+        five(ctx, fields(combined), false, each.len());
     }
     for d in each {
         decision(ctx, d, resp3);
@@ -78,10 +81,11 @@ pub fn all(ctx: Ctx, combined: &Decision, each: &[Decision], resp3: bool) {
 
 /// Whole seconds the way redis-cell reports them: rounded up when at least
 /// a millisecond is left over, down otherwise.
-fn cell_seconds(us: Micros) -> i64 {
+fn cell_seconds(d: Duration) -> i64 {
+    let us = d.as_micros();
     let s = us / 1_000_000;
     let extra = (us % 1_000_000 / 1000 > 0) as u64;
-    i64::try_from(s + extra).unwrap_or(i64::MAX)
+    count(s + extra)
 }
 
 /// redis-cell's `CL.THROTTLE` reply: `[limited, limit, remaining,
@@ -89,58 +93,54 @@ fn cell_seconds(us: Micros) -> i64 {
 pub fn cell_fields(d: &Decision) -> [i64; 5] {
     [
         (!d.allowed) as i64,
-        i64::try_from(d.limit).unwrap_or(i64::MAX),
-        i64::try_from(d.remaining).unwrap_or(i64::MAX),
+        count(d.limit),
+        count(d.remaining),
         match (d.allowed, d.retry_after) {
-            (false, Some(us)) => cell_seconds(us),
+            (false, Some(wait)) => cell_seconds(wait),
             _ => -1,
         },
         cell_seconds(d.reset_after),
     ]
 }
 
+/// `CL.THROTTLE`: always an array, whatever the protocol, as redis-cell.
 pub fn cell(ctx: Ctx, d: &Decision) {
-    ffi::reply_array(ctx, 5);
-    for v in cell_fields(d) {
-        ffi::reply_i64(ctx, v);
-    }
+    five(ctx, cell_fields(d), false, 0);
 }
 
 /// `RL.INFO`: `algorithm`, the parameters and state as named integers, then
 /// what could be spent now, the reset time and the key's TTL (-1 if none).
 pub fn info(ctx: Ctx, limiter: &Limiter, peek: &Decision, ttl_ms: Option<i64>) {
-    let described = limiter.describe();
-    ffi::reply_map(ctx, described.len() + 4);
-    ffi::reply_bulk(ctx, b"algorithm");
-    ffi::reply_bulk(ctx, limiter.algorithm().name().as_bytes());
-    for (name, v) in described {
-        ffi::reply_bulk(ctx, name.as_bytes());
-        ffi::reply_i64(ctx, i64::try_from(v).unwrap_or(i64::MAX));
-    }
-    ffi::reply_bulk(ctx, b"remaining");
-    ffi::reply_i64(ctx, i64::try_from(peek.remaining).unwrap_or(i64::MAX));
-    ffi::reply_bulk(ctx, b"reset_after_ms");
-    ffi::reply_i64(ctx, ms_ceil(peek.reset_after));
-    ffi::reply_bulk(ctx, b"ttl_ms");
-    ffi::reply_i64(ctx, ttl_ms.unwrap_or(-1));
+    let mut described = 0;
+    limiter.describe(|_, _| described += 1);
+    ctx.reply_map(described + 4);
+    ctx.reply_bulk(b"algorithm");
+    ctx.reply_bulk(limiter.algorithm().name().as_bytes());
+    limiter.describe(|name, v| {
+        ctx.reply_bulk(name.as_bytes());
+        ctx.reply_u64(v);
+    });
+    ctx.reply_bulk(b"remaining");
+    ctx.reply_u64(peek.remaining);
+    ctx.reply_bulk(b"reset_after_ms");
+    ctx.reply_i64(ms(peek.reset_after));
+    ctx.reply_bulk(b"ttl_ms");
+    ctx.reply_i64(ttl_ms.unwrap_or(-1));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::algo::{BucketParams, Params};
+    use crate::algo::{Algorithm, BucketParams, Instant, Params};
 
     /// The reference case table redis-cell documents for its GCRA (limit 5,
     /// one per second), checked through our GCRA and the cell reply mapping:
     /// (ms since start, quantity, limited, remaining, retry_s, reset_s).
     #[test]
     fn cell_replies_follow_the_gcra_reference_table() {
-        let params = Params::Gcra(BucketParams {
-            capacity: 5,
-            rate: 1,
-            period: 1_000_000,
-        });
-        let start: Micros = 1_700_000_000_000_000;
+        let params =
+            Params::bucket(Algorithm::Gcra, BucketParams::new(5, 1, 1_000_000).unwrap()).unwrap();
+        let start: u64 = 1_700_000_000_000_000;
         let cases: [(u64, u64, i64, i64, i64, i64); 15] = [
             (0, 6, 1, 5, -1, 0),
             (0, 1, 0, 4, -1, 1),
@@ -161,7 +161,7 @@ mod tests {
         let mut limiter = Limiter::new(&params);
         for (i, &(ms, quantity, limited, remaining, retry, reset)) in cases.iter().enumerate() {
             let d = limiter
-                .decide(&params, quantity, start + ms * 1000)
+                .decide(&params, quantity, Instant::from_micros(start + ms * 1000))
                 .unwrap();
             assert_eq!(
                 cell_fields(&d),
@@ -173,11 +173,12 @@ mod tests {
 
     #[test]
     fn cell_seconds_round_up_from_a_millisecond() {
-        assert_eq!(cell_seconds(0), 0);
-        assert_eq!(cell_seconds(999), 0);
-        assert_eq!(cell_seconds(1000), 1);
-        assert_eq!(cell_seconds(1_000_000), 1);
-        assert_eq!(cell_seconds(1_000_999), 1);
-        assert_eq!(cell_seconds(1_001_000), 2);
+        let s = |us| cell_seconds(Duration::from_micros(us));
+        assert_eq!(s(0), 0);
+        assert_eq!(s(999), 0);
+        assert_eq!(s(1000), 1);
+        assert_eq!(s(1_000_000), 1);
+        assert_eq!(s(1_000_999), 1);
+        assert_eq!(s(1_001_000), 2);
     }
 }

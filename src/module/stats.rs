@@ -4,10 +4,10 @@
 //! lazy-free thread, so everything is an atomic; relaxed ordering is enough
 //! for figures that are only ever read as a snapshot.
 
-use std::ffi::{c_int, CStr};
+use std::ffi::c_int;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use redis_module::raw;
+use redis_module::{raw, InfoContext, RedisResult};
 
 use crate::algo::Algorithm;
 
@@ -33,41 +33,18 @@ impl Counters {
     }
 }
 
-/// One set per algorithm, in `Algorithm::ALL` order, then one for `RL.ALL`.
-static COUNTERS: [Counters; 7] = [
-    Counters::new(),
-    Counters::new(),
-    Counters::new(),
-    Counters::new(),
-    Counters::new(),
-    Counters::new(),
-    Counters::new(),
-];
-const ALL_INDEX: usize = 6;
+/// One set per algorithm, at `Algorithm::index()`, then one for `RL.ALL`.
+static COUNTERS: [Counters; ALL_INDEX + 1] = [const { Counters::new() }; ALL_INDEX + 1];
+const ALL_INDEX: usize = Algorithm::ALL.len();
 
 /// Limiter values currently held by Redis (created, loaded or copied, and
 /// not yet freed).
 static KEYS: AtomicI64 = AtomicI64::new(0);
 
-fn index(algo: Algorithm) -> usize {
-    match algo {
-        Algorithm::Fixed => 0,
-        Algorithm::Sliding => 1,
-        Algorithm::Log => 2,
-        Algorithm::Token => 3,
-        Algorithm::Leaky => 4,
-        Algorithm::Gcra => 5,
-    }
-}
-
-const NAMES: [&CStr; 7] = [
-    c"fixed", c"sliding", c"log", c"token", c"leaky", c"gcra", c"all",
-];
-
 /// A client's request to one limit (an `RL.ALL` call counts once per limit
 /// here, and once more as a whole with [`count_all`]).
 pub fn count(algo: Algorithm, allowed: bool) {
-    COUNTERS[index(algo)].count(allowed);
+    COUNTERS[algo.index()].count(allowed);
 }
 
 pub fn count_all(allowed: bool) {
@@ -82,44 +59,33 @@ pub fn key_freed() {
     KEYS.fetch_sub(1, Ordering::Relaxed);
 }
 
-fn add_u64(ctx: *mut raw::RedisModuleInfoCtx, name: &str, v: u64) {
-    if let Ok(name) = std::ffi::CString::new(name) {
-        unsafe {
-            raw::RedisModule_InfoAddFieldULongLong.unwrap()(ctx, name.as_ptr(), v);
-        }
+/// Fills `INFO ratelimit`; Redis prefixes every field with `ratelimit_`.
+fn section(ctx: &InfoContext) -> RedisResult<()> {
+    let mut s = ctx
+        .builder()
+        .add_section("")
+        .field("version", super::VERSION)?
+        .field("keys", KEYS.load(Ordering::Relaxed).max(0))?;
+    let names = Algorithm::ALL.iter().map(|a| a.info().lower).chain(["all"]);
+    for (name, c) in names.zip(&COUNTERS) {
+        s = s
+            .field(&format!("{name}_calls"), c.calls.load(Ordering::Relaxed))?
+            .field(
+                &format!("{name}_allowed"),
+                c.allowed.load(Ordering::Relaxed),
+            )?
+            .field(&format!("{name}_denied"), c.denied.load(Ordering::Relaxed))?;
     }
+    s.field("log_max", super::config::log_max())?
+        .field("cell_compat", super::config::cell_compat() as u64)?
+        .build_section()?
+        .build_info()?;
+    Ok(())
 }
 
-/// Fills `INFO ratelimit`; Redis prefixes every field with `ratelimit_`.
-///
-/// # Safety
 /// Called by Redis with a live info context.
-pub(crate) unsafe extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) {
-    raw::RedisModule_InfoAddSection.unwrap()(ctx, c"".as_ptr());
-    raw::RedisModule_InfoAddFieldCString.unwrap()(
-        ctx,
-        c"version".as_ptr(),
-        super::VERSION.as_ptr(),
-    );
-    add_u64(ctx, "keys", KEYS.load(Ordering::Relaxed).max(0) as u64);
-    for (name, c) in NAMES.iter().zip(&COUNTERS) {
-        let name = name.to_string_lossy();
-        add_u64(
-            ctx,
-            &format!("{name}_calls"),
-            c.calls.load(Ordering::Relaxed),
-        );
-        add_u64(
-            ctx,
-            &format!("{name}_allowed"),
-            c.allowed.load(Ordering::Relaxed),
-        );
-        add_u64(
-            ctx,
-            &format!("{name}_denied"),
-            c.denied.load(Ordering::Relaxed),
-        );
+pub(crate) extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) {
+    if let Err(e) = section(&InfoContext::new(ctx)) {
+        super::ffi::log_warning(&format!("could not fill INFO ratelimit: {e}"));
     }
-    add_u64(ctx, "log_max", super::config::log_max());
-    add_u64(ctx, "cell_compat", super::config::cell_compat() as u64);
 }

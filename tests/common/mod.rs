@@ -471,3 +471,31 @@ pub fn snapshot(c: &mut Client, keys: &[String]) -> Vec<(String, Value, Value)> 
         })
         .collect()
 }
+
+/// Starts a replica of `master` and waits until it has synced.
+pub fn start_replica(master: &Server, extra: &[&str]) -> Server {
+    let port = master.port.to_string();
+    let mut args = vec!["--replicaof", "127.0.0.1", port.as_str()];
+    args.extend_from_slice(extra);
+    let replica = Server::start_with(&args);
+    let mut c = replica.client();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !c
+        .cmd("INFO replication")
+        .text()
+        .contains("master_link_status:up")
+    {
+        assert!(Instant::now() < deadline, "replica never synced");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    replica
+}
+
+/// Waits until every replica has processed everything sent so far.
+pub fn sync(master: &mut Client, replicas: i64) {
+    assert_eq!(
+        master.cmd(&format!("WAIT {replicas} 10000")).int(),
+        replicas,
+        "replicas did not acknowledge"
+    );
+}
