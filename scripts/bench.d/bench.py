@@ -324,7 +324,7 @@ def section_memory(b, out, cfg):
         if make is None:  # Lua sliding: two calls per limiter
             w = 3_600_000
 
-            def gen():
+            def gen(w=w):
                 for i in range(n):
                     yield ["EVALSHA", sha["sliding"], 1, f"m:{i}", 100, w, 1, now_ms - w]
                     yield ["EVALSHA", sha["sliding"], 1, f"m:{i}", 100, w, 1, now_ms]
@@ -549,7 +549,7 @@ class Callgrind:
         total = None
         with open(path) as f:
             for line in f:
-                if line.startswith("totals:") or line.startswith("summary:"):
+                if line.startswith(("totals:", "summary:")):
                     total = int(line.split()[1]) or total
         fns = {}
         text = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", path],
@@ -720,14 +720,15 @@ def main():
     ap.add_argument("--cg-dir")
     a = ap.parse_args()
     if a.quick:
-        cfg = dict(n16=50_000, n1=10_000, keyspace=100_000, mem_keys=20_000,
-                   log_keys={10: 2000, 100: 2000, 1000: 200}, log_calls=10_000,
-                   n_denied=20_000, sizes=[1000, 10_000, 100_000], n_keys=30_000, n_instr=1600)
+        cfg = {"n16": 50_000, "n1": 10_000, "keyspace": 100_000, "mem_keys": 20_000,
+               "log_keys": {10: 2000, 100: 2000, 1000: 200}, "log_calls": 10_000,
+               "n_denied": 20_000, "sizes": [1000, 10_000, 100_000], "n_keys": 30_000,
+               "n_instr": 1600}
     else:
-        cfg = dict(n16=500_000, n1=100_000, keyspace=100_000, mem_keys=1_000_000,
-                   log_keys={10: 100_000, 100: 20_000, 1000: 2000}, log_calls=100_000,
-                   n_denied=200_000, sizes=[1000, 10_000, 100_000, 1_000_000], n_keys=300_000,
-                   n_instr=9600)
+        cfg = {"n16": 500_000, "n1": 100_000, "keyspace": 100_000, "mem_keys": 1_000_000,
+               "log_keys": {10: 100_000, 100: 20_000, 1000: 2000}, "log_calls": 100_000,
+               "n_denied": 200_000, "sizes": [1000, 10_000, 100_000, 1_000_000],
+               "n_keys": 300_000, "n_instr": 9600}
     b = Bench(a.port, a.quick)
     only = set(filter(None, a.only.split(",")))
     start = time.time()
