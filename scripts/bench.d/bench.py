@@ -759,6 +759,101 @@ def section_instructions(cg, out, cfg):
     return {"hot": results, "dist": distinct}
 
 
+# The big log: one RL.LOG key holding 100,000 entries (scripts/bench loads
+# the module with log-max 100000), read whole by RL.INFO and RL.ALL.
+BIG_LOG = 100_000
+# (row name, command); the first row is the yardstick: a peek on a small key
+# that exists (1h rather than 1s, so the key made once outlives every run).
+BIG_ROWS = [
+    ("peek: RL.TOKEN small 10 1 1h COST 0", ["RL.TOKEN", "small", 10, 1, "1h", "COST", 0]),
+    ("RL.INFO big", ["RL.INFO", "big"]),
+    (f"RL.ALL 1 big LOG {BIG_LOG} 1d COST 0", ["RL.ALL", 1, "big", "LOG", BIG_LOG, "1d", "COST", 0]),
+    (f"RL.LOG big {BIG_LOG} 1d COST 0", ["RL.LOG", "big", BIG_LOG, "1d", "COST", 0]),
+]
+
+
+def build_big_log(b):
+    """From an empty database: `big`, a full RL.LOG of 100,000 entries one
+    millisecond apart (the last 100 s, each call allowed), and `small`, a
+    token bucket with one call in it. Checks that the log is full."""
+    b.flush()
+    t0 = int(time.time() * 1000) - BIG_LOG - 1000
+    b.pipe_gen((["RL.LOG", "big", BIG_LOG, "1d", "AT", t0 + i] for i in range(BIG_LOG)), BIG_LOG)
+    b.r.call("RL.TOKEN", "small", 10, 1, "1h")
+    if big_log_entries(b) != BIG_LOG:
+        raise RuntimeError(f"the big log is not full: {b.r.call('RL.INFO', 'big')}")
+
+
+def big_log_entries(b):
+    info = b.r.call("RL.INFO", "big")  # a flat array of names and values (RESP2)
+    return dict(zip(info[::2], info[1::2])).get(b"entries") if isinstance(info, list) else None
+
+
+def section_big_log(b, cg, out, cfg):
+    """RL.INFO and RL.ALL on a full 100,000-entry RL.LOG, against a peek on a
+    small key: µs per call, and instructions when the callgrind server runs."""
+    build_big_log(b)
+    timed = {}
+    for name, cmd in BIG_ROWS:
+        # A first estimate, so a slow row gets fewer calls (about
+        # cfg["big_seconds"] of server time, within [1,000, n_big]).
+        b.r.call("CONFIG", "RESETSTAT")
+        b.r.sock.sendall(Redis.encode(cmd) * 100)
+        for _ in range(100):
+            b.r.read()
+        estimate = b.usec_per_call(cmd[0]) or 1.0
+        n = min(cfg["n_big"], max(1000, int(cfg["big_seconds"] * 1e6 / max(estimate, 0.01))))
+        n -= n % 16
+        _, us = b.benchmark(cmd, n, 16)
+        timed[name] = (us, n)
+        log(f"  {name:40} {us} µs/call ({n:,} calls)")
+    if not b.r.call("EXISTS", "small") or big_log_entries(b) != BIG_LOG:
+        raise RuntimeError("the keys of the big-log section changed while measured")
+    b.flush()
+    counted = {}
+    if cg:
+        build_big_log(cg.b)
+        for i, (name, cmd) in enumerate(BIG_ROWS):
+            tag = f"biglog{i}"
+            if i == 0:
+                counted[name] = cg.measure(tag, cmd, cfg["n_instr"], flush=False, allowed=False)
+            else:
+                counted[name] = cg.measure(tag, cmd, cfg["n_instr_big"], flush=False, warm=2,
+                                           allowed=False)
+            log(f"  {name:40} {counted[name][0]:,.0f} instructions/call, "
+                f"{counted[name][1]:,.0f} in call()")
+        cg.b.flush()
+    peek = BIG_ROWS[0][0]
+    out.append(f"### A full {BIG_LOG:,}-entry log: RL.INFO and RL.ALL against a peek\n")
+    out.append(f"One RL.LOG key `big`, limit {BIG_LOG:,} and window 1d, filled by {BIG_LOG:,} calls "
+               "(`AT` one millisecond apart, over the last 100 s), so the log holds "
+               f"{BIG_LOG:,} entries; `small` a token bucket with one call in it. µs per call from "
+               "`INFO commandstats` under `redis-benchmark -c 50 -P 16` on the same key "
+               f"({cfg['n_big']:,} calls a row, fewer for a slow command: about "
+               f"{cfg['big_seconds']} s of server time)"
+               + (f"; instructions by callgrind as above ({cfg['n_instr_big']:,} calls on the big "
+                  f"log, {cfg['n_instr']:,} for the peek)" if cg else "")
+               + ". ÷ peek: this ÷ the peek on the small key.\n")
+    head = "| command | calls | µs/call | ÷ peek |"
+    rule = "|---|---:|---:|---:|"
+    if cg:
+        head += " command instr/call | ÷ peek | server instr/call | ÷ peek |"
+        rule += "---:|---:|---:|---:|"
+    out.append(head)
+    out.append(rule)
+    for name, _ in BIG_ROWS:
+        us, n = timed[name]
+        cells = [name, f"{n:,}", fmt(us), ratio(us, timed[peek][0])]
+        if cg:
+            c = counted[name]
+            cells += [fmt(c[1], 0), ratio(c[1], counted[peek][1]),
+                      fmt(c[0], 0), ratio(c[0], counted[peek][0])]
+        out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    return {"peek": peek, "us": {k: v[0] for k, v in timed.items()},
+            "instr": {k: (v[0], v[1]) for k, v in counted.items()}}
+
+
 # --------------------------------------------------------------------------
 
 
@@ -788,9 +883,10 @@ def machine():
 
 FLOOR_TARGET = 1.15  # every single-key RL.* ≤ this × the floor
 ALL_TARGET = 2.5  # RL.ALL of 4 limits ≤ this × one single-key call
+BIG_TARGET = 2.0  # RL.INFO / RL.ALL on a full 100,000-entry log ≤ this × a peek
 
 
-def targets(out, calls, mem, logmem, logscale, instr):
+def targets(out, calls, mem, logmem, logscale, instr, big):
     """Met or missed, with the numbers, for what this run measured. The
     module's own targets are against the module-API floor (INCR pays none of
     the module API, so INCR and Lua ratios are information only)."""
@@ -835,6 +931,21 @@ def targets(out, calls, mem, logmem, logscale, instr):
               f"{name} instructions in the command ≤ {ALL_TARGET}x one single-key call, the mean "
               f"of {parts} (hot {x(ch)}, distinct {x(cd)}; whole server hot {x(sh)}, "
               f"distinct {x(sd)})")
+    if big:
+        peek = big["peek"]
+        for name, _ in BIG_ROWS[1:3]:
+            us = big["us"][name] / big["us"][peek]
+            text = (f"{name} on a full {BIG_LOG:,}-entry log ≤ {BIG_TARGET}x a peek on a small key: "
+                    f"µs {big['us'][name]:.2f} vs {big['us'][peek]:.2f} = {x(us)}")
+            worst = us
+            if big["instr"]:
+                ci = big["instr"][name][1] / big["instr"][peek][1]
+                si = big["instr"][name][0] / big["instr"][peek][0]
+                text += f"; instructions in the command {x(ci)}, whole server {x(si)}"
+                worst = max(worst, ci)
+            check(worst <= BIG_TARGET, text)
+    else:
+        skipped.append(f"RL.INFO / RL.ALL on a {BIG_LOG:,}-entry log (biglog)")
     if logscale:
         first = logscale[0][1]["RL.LOG"][0]
         last = logscale[-1][1]["RL.LOG"][0]
@@ -877,7 +988,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", required=True)
     ap.add_argument("--only", default="",
-                    help="comma list of sections (calls,memory,log,keys,instr)")
+                    help="comma list of sections (calls,memory,log,keys,instr,biglog)")
     ap.add_argument("--cg-port", type=int, help="a redis-server running under callgrind")
     ap.add_argument("--cg-pid", type=int)
     ap.add_argument("--cg-dir")
@@ -886,12 +997,14 @@ def main():
         cfg = {"n16": 50_000, "n1": 10_000, "keyspace": 100_000, "mem_keys": 20_000,
                "log_keys": {10: 2000, 100: 2000, 1000: 200}, "log_calls": 10_000,
                "n_denied": 20_000, "sizes": [1000, 10_000, 100_000], "n_keys": 30_000,
-               "n_instr": 1600, "instr_keys": 20_000}
+               "n_instr": 1600, "instr_keys": 20_000, "n_big": 20_000, "big_seconds": 0.5,
+               "n_instr_big": 64}
     else:
         cfg = {"n16": 500_000, "n1": 100_000, "keyspace": 100_000, "mem_keys": 1_000_000,
                "log_keys": {10: 100_000, 100: 20_000, 1000: 2000}, "log_calls": 100_000,
                "n_denied": 200_000, "sizes": [1000, 10_000, 100_000, 1_000_000],
-               "n_keys": 300_000, "n_instr": 9600, "instr_keys": 100_000}
+               "n_keys": 300_000, "n_instr": 9600, "instr_keys": 100_000, "n_big": 200_000,
+               "big_seconds": 2, "n_instr_big": 320}
     b = Bench(a.port, a.quick)
     only = set(filter(None, a.only.split(",")))
     start = time.time()
@@ -900,9 +1013,10 @@ def main():
     out.append(f"## Benchmark {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC"
                f"{' (quick)' if a.quick else ''}\n")
     out.append(f"Machine: {machine()}; Redis {info.get('redis_version')}, "
-               "module built with `cargo build --release`, loaded beside the floor module "
-               "(`scripts/bench.d/floor`); redis-benchmark on the same machine.\n")
-    calls = mem = logmem = logscale = None
+               f"module built with `cargo build --release` and loaded with `log-max {BIG_LOG}`, "
+               "beside the floor module (`scripts/bench.d/floor`); redis-benchmark on the same "
+               "machine.\n")
+    calls = mem = logmem = logscale = big = None
     if not only or "calls" in only:
         log(f"==> [{time.time() - start:.0f} s] per call and throughput")
         calls = section_calls(b, out, cfg)
@@ -922,7 +1036,10 @@ def main():
     if (not only or "instr" in only) and cg:
         log(f"==> [{time.time() - start:.0f} s] instructions per call (callgrind)")
         instr = section_instructions(cg, out, cfg)
-    targets(out, calls, mem, logmem, logscale, instr)
+    if not only or "biglog" in only:
+        log(f"==> [{time.time() - start:.0f} s] RL.INFO and RL.ALL on a full {BIG_LOG:,}-entry log")
+        big = section_big_log(b, cg, out, cfg)
+    targets(out, calls, mem, logmem, logscale, instr, big)
     log(f"==> [{time.time() - start:.0f} s] done")
     out.append(f"_Run took {time.time() - start:.0f} s._\n")
     text = "\n".join(out)
