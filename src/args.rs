@@ -2,6 +2,8 @@
 //! a precise error message out. Pure Rust (no Redis types), so it is unit
 //! tested and fuzzed directly.
 
+use smallvec::SmallVec;
+
 use crate::algo::limiter::Shape;
 use crate::algo::{
     Algorithm, BucketParams, Burst, Count, GcraParams, Instant, Params, Period, WindowParams,
@@ -111,8 +113,31 @@ fn shown_or_empty(arg: &[u8]) -> String {
     }
 }
 
+/// Plain decimal digits, at most 16 of them (so below 10^16: no overflow,
+/// and above `MAX_COUNT` only by the last few): the common case, parsed in
+/// one pass. Anything else (signs, long or bad input) takes the careful
+/// path, which also words the errors.
+#[inline]
+fn plain_digits(arg: &[u8]) -> Option<u64> {
+    if arg.is_empty() || arg.len() > 16 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in arg {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + d as u64;
+    }
+    Some(v)
+}
+
 /// A count between `min` and `MAX_COUNT`.
 pub fn count(name: &str, arg: &[u8], min: u64) -> Result<u64, ArgError> {
+    if let Some(v) = plain_digits(arg).filter(|v| (min..=MAX_COUNT).contains(v)) {
+        return Ok(v);
+    }
     let what = if min == 0 {
         "a non-negative integer"
     } else {
@@ -143,6 +168,9 @@ fn positive(name: &str, arg: &[u8]) -> Result<Count, ArgError> {
 /// A duration: an integer with an optional unit (`us`, `ms`, `s`, `m`, `h`,
 /// `d`); a bare integer is seconds.
 pub fn duration(name: &str, arg: &[u8]) -> Result<Period, ArgError> {
+    if let Some(p) = plain_duration(arg) {
+        return Ok(p);
+    }
     let split = arg
         .iter()
         .position(|&c| !(c.is_ascii_digit() || c == b'-'))
@@ -186,6 +214,24 @@ pub fn duration(name: &str, arg: &[u8]) -> Result<Period, ArgError> {
         .ok()
         .and_then(Period::from_micros)
         .ok_or_else(too_long)
+}
+
+/// The common case of [`duration`]: digits and a lower-case unit, in one
+/// pass; `None` sends anything else (and every error) to the careful path.
+#[inline]
+fn plain_duration(arg: &[u8]) -> Option<Period> {
+    let digits = arg.iter().take_while(|b| b.is_ascii_digit()).count();
+    let (number, unit) = arg.split_at(digits);
+    let scale: u64 = match unit {
+        b"" | b"s" => 1_000_000,
+        b"ms" => 1_000,
+        b"us" => 1,
+        b"m" => 60_000_000,
+        b"h" => 3_600_000_000,
+        b"d" => 86_400_000_000,
+        _ => return None,
+    };
+    Period::from_micros(plain_digits(number)?.checked_mul(scale)?)
 }
 
 /// Names of the positional parameters of each algorithm, in order.
@@ -321,7 +367,8 @@ pub const ALL_MAX_KEYS: usize = 64;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AllRequest {
     pub numkeys: usize,
-    pub params: Vec<Params>,
+    /// Inline up to 8 limits: no allocation on a call's path.
+    pub params: SmallVec<[Params; 8]>,
     pub cost: u64,
     pub at: Option<Instant>,
 }
@@ -357,7 +404,7 @@ pub fn all_request(args: &[&[u8]], limits: &Limits) -> Result<AllRequest, ArgErr
         }
     }
     let mut rest = &args[1 + numkeys..];
-    let mut params = Vec::with_capacity(numkeys);
+    let mut params = SmallVec::with_capacity(numkeys);
     for n in 1..=numkeys {
         let Some((&name, tail)) = rest.split_first() else {
             return Err(ArgError::new(format!(

@@ -96,12 +96,12 @@ impl<const N: usize> OpBytes<N> {
 impl<const N: usize> Sink for OpBytes<N> {
     fn put(&mut self, bytes: &[u8]) {
         // Ops are bounded by construction; an overflow would be a bug, and is
-        // truncated (then refused by the decoder) rather than a panic inside
+        // dropped (then refused by the decoder) rather than a panic inside
         // the server.
-        let end = (self.len + bytes.len()).min(N);
-        let n = end - self.len;
-        self.buf[self.len..end].copy_from_slice(&bytes[..n]);
-        self.len = end;
+        if let Some(dst) = self.buf.get_mut(self.len..self.len + bytes.len()) {
+            dst.copy_from_slice(bytes);
+            self.len += bytes.len();
+        }
     }
 }
 

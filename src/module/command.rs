@@ -13,6 +13,7 @@ use std::ffi::{c_int, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use redis_module::raw;
+use smallvec::SmallVec;
 
 use super::config::{self, LOG_MAX_CEILING};
 use super::ffi::{self, Ctx, NotStored, RStr, WriteKey, WrongType};
@@ -126,20 +127,14 @@ handlers! {
     cl_throttle => throttle_command;
 }
 
-/// Calls `f` with the bytes of `strings`, without allocating for the usual
-/// short argument lists.
+/// Inline room for the limits of an `RL.ALL` call: no allocation up to 8.
+type PerKey<T> = SmallVec<[T; 8]>;
+
+/// Calls `f` with the bytes of `strings`, without allocating for argument
+/// lists up to an `RL.ALL` of 8 limits.
 fn with_bytes<R>(strings: &[RStr], f: impl FnOnce(&[&[u8]]) -> R) -> R {
-    const INLINE: usize = 12;
-    if strings.len() <= INLINE {
-        let mut buf: [&[u8]; INLINE] = [&[]; INLINE];
-        for (slot, s) in buf.iter_mut().zip(strings) {
-            *slot = s.bytes();
-        }
-        f(&buf[..strings.len()])
-    } else {
-        let v: Vec<&[u8]> = strings.iter().map(|s| s.bytes()).collect();
-        f(&v)
-    }
+    let bytes: SmallVec<[&[u8]; 48]> = strings.iter().map(|s| s.bytes()).collect();
+    f(&bytes)
 }
 
 fn is_resp3(flags: c_int) -> bool {
@@ -171,10 +166,10 @@ fn expiry_ms(key: &WriteKey, v: &Verdict) -> u64 {
     let at = (d.at.max(wall) + d.reset_after)
         .ceil_millis()
         .max(wall.ceil_millis() + 1);
-    match key.expire_at_ms() {
-        Some(current) if !v.spends => at.max(current),
-        _ => at,
+    if v.spends {
+        return at;
     }
+    key.expire_at_ms().map_or(at, |current| at.max(current))
 }
 
 /// Installs a verdict that writes, sets the expiry and signals the change.
@@ -343,7 +338,7 @@ fn info_command(ctx: Ctx, args: &[RStr]) -> Outcome {
 /// What an `RL.ALL` call decided.
 struct AllDecided {
     combined: Decision,
-    each: Vec<Decision>,
+    each: PerKey<Decision>,
 }
 
 /// Decides several limits together, all or nothing: every limit is
@@ -361,7 +356,7 @@ fn decide_all(
     expiries: Option<&[u64]>,
 ) -> Result<AllDecided, Error> {
     if cost == 0 {
-        let mut each = Vec::with_capacity(names.len());
+        let mut each = PerKey::with_capacity(names.len());
         for (name, p) in names.iter().zip(params) {
             let key = ctx.open_read(*name)?;
             each.push(evaluate(key.limiter(), p, 0, now)?.decision);
@@ -369,8 +364,8 @@ fn decide_all(
         let combined = Decision::combine(&each).ok_or(Error::BadOp("no keys".into()))?;
         return Ok(AllDecided { combined, each });
     }
-    let mut keys = Vec::with_capacity(names.len());
-    let mut verdicts = Vec::with_capacity(names.len());
+    let mut keys: PerKey<WriteKey> = PerKey::with_capacity(names.len());
+    let mut verdicts: PerKey<Verdict> = PerKey::with_capacity(names.len());
     for (name, p) in names.iter().zip(params) {
         let key = ctx.open_write(*name)?;
         verdicts.push(evaluate(key.limiter(), p, cost, now)?);
@@ -419,7 +414,7 @@ fn decide_all(
             Some(_) => ctx.replicate_verbatim(),
         }
     }
-    let each: Vec<Decision> = verdicts.iter().map(|v| v.decision).collect();
+    let each: PerKey<Decision> = verdicts.iter().map(|v| v.decision).collect();
     let combined = Decision::combine(&each).ok_or(Error::BadOp("no keys".into()))?;
     Ok(AllDecided { combined, each })
 }
@@ -468,8 +463,8 @@ fn apply_all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
             return Err(bad("a key is repeated"));
         }
     }
-    let mut params = Vec::with_capacity(op.limits.len());
-    let mut expiries = Vec::with_capacity(op.limits.len());
+    let mut params: PerKey<Params> = PerKey::with_capacity(op.limits.len());
+    let mut expiries: PerKey<u64> = PerKey::with_capacity(op.limits.len());
     for (p, at) in &op.limits {
         check_replayed(p)?;
         params.push(*p);
