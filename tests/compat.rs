@@ -8,12 +8,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use common::{Client, Server, Value};
+use common::{Client, FakeMaster, Server, Value};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v0.1.0")
@@ -279,17 +276,6 @@ fn an_aof_written_by_0_1_0_loads_exactly() {
 }
 
 /// The replica's `slave_repl_offset` and whether its link is up.
-fn replica_progress(c: &mut Client) -> (i64, bool) {
-    let info = c.cmd("INFO replication");
-    let up = info.text().contains("master_link_status:up");
-    let offset = if info.text().contains("slave_repl_offset:") {
-        info.info_int("slave_repl_offset")
-    } else {
-        -1
-    };
-    (offset, up)
-}
-
 #[test]
 fn a_replica_applies_what_a_0_1_0_master_sent() {
     let f = fixture("repl");
@@ -299,93 +285,10 @@ fn a_replica_applies_what_a_0_1_0_master_sent() {
 
     // The fake master: answers the handshake as a 0.1.0 master on Redis
     // 7.0 did, then sends what that master sent.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
     let replica = Server::start();
     let mut c = replica.client();
-    assert_eq!(
-        c.cmd(&format!("REPLICAOF 127.0.0.1 {port}")),
-        Value::Simple("OK".into())
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let link = loop {
-        match listener.accept() {
-            Ok((link, _)) => break link,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                assert!(Instant::now() < deadline, "the replica never connected");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => panic!("accept: {e}"),
-        }
-    };
-    link.set_nonblocking(false).unwrap();
-    let mut to_replica = link.try_clone().unwrap();
-    let mut from_replica = Client::on(link).unwrap();
-    let mut handshake = Vec::new();
-    loop {
-        // Replicas send their commands as RESP arrays.
-        let cmd: Vec<String> = match from_replica.read() {
-            Value::Array(items) => items.iter().map(Value::text).collect(),
-            other => panic!("unexpected command from the replica: {other:?}"),
-        };
-        let name = cmd
-            .first()
-            .map(|s| s.to_ascii_uppercase())
-            .unwrap_or_default();
-        handshake.push(cmd.join(" "));
-        match name.as_str() {
-            "PING" => to_replica.write_all(b"+PONG\r\n").unwrap(),
-            "REPLCONF" | "AUTH" => to_replica.write_all(b"+OK\r\n").unwrap(),
-            "PSYNC" | "SYNC" => {
-                if name == "PSYNC" {
-                    let reply = format!("+FULLRESYNC {replid} 0\r\n");
-                    to_replica.write_all(reply.as_bytes()).unwrap();
-                }
-                // Disk-based transfer: `$<len>\r\n` and the RDB, with no
-                // CRLF after it, then the command stream.
-                to_replica
-                    .write_all(format!("${}\r\n", rdb.len()).as_bytes())
-                    .unwrap();
-                to_replica.write_all(&rdb).unwrap();
-                to_replica.write_all(&stream).unwrap();
-                break;
-            }
-            _ => panic!("unexpected command from the replica: {handshake:?}"),
-        }
-    }
-    // The replica acknowledges (REPLCONF ACK) every second: read and drop
-    // that until it closes the link.
-    drop(from_replica);
-    let mut acks = to_replica.try_clone().unwrap();
-    acks.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let drain = std::thread::spawn(move || {
-        let mut sink = [0u8; 4096];
-        loop {
-            match acks.read(&mut sink) {
-                Ok(0) => return Ok(()),
-                Ok(_) => {}
-                Err(e) => return Err(e),
-            }
-        }
-    });
-
-    // Applied when the replica's offset covers the whole stream.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let want = stream.len() as i64;
-    loop {
-        let (offset, up) = replica_progress(&mut c);
-        if up && offset == want {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the replica did not apply the stream (offset {offset} of {want}, link up: {up}):\n{}",
-            replica.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let master = FakeMaster::feed(&replica, &replid, &rdb, &stream);
+    let handshake = master.handshake.clone();
     assert!(
         handshake.last().is_some_and(|h| h.starts_with("PSYNC")),
         "{handshake:?}"
@@ -393,12 +296,7 @@ fn a_replica_applies_what_a_0_1_0_master_sent() {
     check(&mut c, &f, false);
 
     // Peeks are refused on a replica: promote it, which closes the link.
-    assert_eq!(c.cmd("REPLICAOF NO ONE"), Value::Simple("OK".into()));
-    drain
-        .join()
-        .unwrap()
-        .expect("the replica closed the link cleanly");
-    drop(to_replica);
+    master.detach(&mut c);
     check(&mut c, &f, true);
     let log = replica.log();
     assert!(

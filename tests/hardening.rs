@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, Server, Value};
+use common::{resp, Client, FakeMaster, Server, Value};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -455,7 +455,41 @@ const COMMANDS: &[(&str, &[(&str, &str)])] = &[
     ),
 ];
 
+/// Replication and AOF commands, which only a master or the AOF may send.
+fn is_internal(args: &[Vec<u8>]) -> bool {
+    args.first().is_some_and(|c| {
+        [&b"RL.APPLY"[..], b"RL.APPLYALL", b"RL.SETSTATE"]
+            .iter()
+            .any(|i| c.eq_ignore_ascii_case(i))
+    })
+}
+
+/// Every malformed call a client can send, with what the reply must say:
+/// the replication and AOF commands are refused as internal, whatever they
+/// carry (what they carry is checked by `replays_are_checked_like_client_input`).
 fn catalogue() -> Vec<(Vec<Vec<u8>>, String)> {
+    every_case()
+        .into_iter()
+        .map(|(args, want)| {
+            if is_internal(&args) {
+                (args, "is internal".into())
+            } else {
+                (args, want)
+            }
+        })
+        .collect()
+}
+
+/// The malformed replication and AOF commands, with the reason each is
+/// refused when a master or the AOF sends it.
+fn replay_catalogue() -> Vec<(Vec<Vec<u8>>, String)> {
+    every_case()
+        .into_iter()
+        .filter(|(args, _)| is_internal(args))
+        .collect()
+}
+
+fn every_case() -> Vec<(Vec<Vec<u8>>, String)> {
     let mut cases: Vec<(Vec<Vec<u8>>, String)> = Vec::new();
     let line = |tokens: &[&str]| tokens.iter().map(|t| arg(t)).collect::<Vec<_>>();
     for &(cmd, params) in COMMANDS {
@@ -845,10 +879,16 @@ fn memcheck_workload() {
     std::thread::sleep(Duration::from_secs(3));
     c.cmd("BGREWRITEAOF");
     std::thread::sleep(Duration::from_secs(5));
-    let op = fixed_op(5, 60_000_000, 1, T0 as u64 * 1000, T0 as u64 + 60_000);
-    assert!(!c.call(&args!["RL.APPLY", "ap", op]).is_error());
-    let st = fixed_state(5, 60_000_000, T0 as u64 * 1000, 2);
-    assert_eq!(c.call(&args!["RL.SETSTATE", "ss", "1", st]).text(), "OK");
+    // Replays (RL.APPLY, RL.APPLYALL, RL.SETSTATE) through the AOF.
+    assert_eq!(c.cmd("RL.FIXED ap 5 1m").ints()[0], 1);
+    assert!(!c
+        .cmd("RL.ALL 2 {a}:1 {a}:2 FIXED 5 1m TOKEN 5 1 1s")
+        .is_error());
+    assert_eq!(c.cmd("DEBUG LOADAOF").text(), "OK");
+    assert!(matches!(
+        c.cmd("RL.INFO ap"),
+        Value::Array(_) | Value::Map(_)
+    ));
     assert_eq!(c.cmd("SET str x").text(), "OK");
     assert_eq!(c.cmd("RL.FIXED fx 10 1m").ints()[0], 1);
     // Every malformed input.
@@ -896,4 +936,65 @@ fn memcheck_workload() {
     drop(c);
     let status = s.shutdown_gracefully(Duration::from_secs(120));
     assert!(status.is_some(), "the server did not exit on SHUTDOWN");
+}
+
+#[test]
+fn replays_are_checked_like_client_input() {
+    // The dataset the fake master hands over: a string and one limiter.
+    let origin = Server::start();
+    let mut o = origin.client();
+    assert_eq!(o.cmd("SET str hello").text(), "OK");
+    assert_eq!(o.cmd(&format!("RL.FIXED fx 10 1m AT {T0}")).ints()[0], 1);
+    assert_eq!(o.cmd("SAVE").text(), "OK");
+    let rdb = std::fs::read(origin.dir.join("dump.rdb")).unwrap();
+    let fx = o.cmd("DUMP fx");
+
+    let replica = Server::start();
+    let mut c = replica.client();
+    let replid = "0123456789abcdef0123456789abcdef01234567";
+    let mut master = FakeMaster::feed(&replica, replid, &rdb, b"");
+    assert_eq!(
+        c.cmd("INFO ratelimit").info_int("ratelimit_replay_errors"),
+        0
+    );
+
+    let cases = replay_catalogue();
+    assert!(cases.len() > 25, "{} cases", cases.len());
+    let mut stream = Vec::new();
+    for (args, _) in &cases {
+        let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        stream.extend(resp(&args));
+    }
+    // A well-formed op the replica can't apply: its state differs (the
+    // master would never send a denied request under the same limit).
+    let denied = fixed_op(10, 60_000_000, 11, T0 as u64 * 1000, T0 as u64 + 60_000);
+    stream.extend(resp(&[b"RL.APPLY", b"fx", &denied]));
+    master.send(&mut c, &stream, &replica);
+
+    // Every one refused and counted, nothing created or changed, and the
+    // reason logged with the key (at most once a second).
+    assert_eq!(
+        c.cmd("INFO ratelimit").info_int("ratelimit_replay_errors"),
+        cases.len() as i64 + 1
+    );
+    assert_eq!(c.cmd("DBSIZE").int(), 2);
+    assert_eq!(c.cmd("DUMP fx"), fx);
+    assert_eq!(c.cmd("GET str").text(), "hello");
+    let log = replica.log();
+    assert!(
+        log.contains("ratelimit: could not apply RL.APPLY on key 'key': ERR invalid RL.APPLY operation: truncated"),
+        "{log}"
+    );
+    // A divergence after a quiet second is logged too.
+    std::thread::sleep(Duration::from_millis(1200));
+    master.send(&mut c, &resp(&[b"RL.APPLY", b"fx", &denied]), &replica);
+    assert!(
+        replica
+            .log()
+            .contains("could not apply RL.APPLY on key 'fx': ERR the replica's state differs from its master's"),
+        "{}",
+        replica.log()
+    );
+    master.detach(&mut c);
+    assert_eq!(c.cmd("PING"), Value::Simple("PONG".into()));
 }

@@ -15,10 +15,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use redis_module::raw;
 use smallvec::SmallVec;
 
-use super::config::{self, LOG_MAX_CEILING};
+use super::config;
 use super::ffi::{self, Ctx, NotStored, RStr, WriteKey, WrongType};
 use super::{clock, reply, stats};
-use crate::algo::{Algorithm, Decision, Instant, Limiter, Mismatch, Params, Verdict};
+use crate::algo::{
+    Algorithm, Decision, Instant, Limiter, Mismatch, Params, Verdict, MAX_TIME_US, MAX_WAIT_US,
+};
 use crate::args::{self, ArgError};
 use crate::codec;
 
@@ -36,6 +38,8 @@ pub enum Error {
     NotStored,
     /// A replicated or rewritten operation that can't be applied.
     BadOp(String),
+    /// A replication or AOF command sent by an ordinary client.
+    Internal(&'static str),
 }
 
 impl From<ArgError> for Error {
@@ -63,20 +67,28 @@ impl From<NotStored> for Error {
 }
 
 impl Error {
-    fn reply(&self, ctx: Ctx) {
+    /// The reply, error code first.
+    fn text(&self) -> String {
         match self {
-            Error::WrongType => ctx.reply_error_static(
-                c"WRONGTYPE Operation against a key holding the wrong kind of value",
-            ),
-            Error::Arg(e) => ctx.reply_error(&format!("ERR {e}")),
-            Error::Mismatch(m) => ctx.reply_error(&format!(
+            Error::WrongType => {
+                "WRONGTYPE Operation against a key holding the wrong kind of value".into()
+            }
+            Error::Arg(e) => format!("ERR {e}"),
+            Error::Mismatch(m) => format!(
                 "ERR the key holds a {} limiter, not {}: use another key, or DEL it to change algorithm",
                 m.stored.name(),
                 m.requested.name()
-            )),
-            Error::NotStored => ctx.reply_error_static(c"ERR could not store the limiter"),
-            Error::BadOp(msg) => ctx.reply_error(&format!("ERR {msg}")),
+            ),
+            Error::NotStored => "ERR could not store the limiter".into(),
+            Error::BadOp(msg) => format!("ERR {msg}"),
+            Error::Internal(command) => format!(
+                "ERR {command} is internal: only a master's replication stream and AOF loading may send it"
+            ),
         }
+    }
+
+    fn reply(&self, ctx: Ctx) {
+        ctx.reply_error(&self.text());
     }
 }
 
@@ -207,6 +219,9 @@ fn decide_one(
     }
     let mut key = ctx.open_write(name)?;
     let v = evaluate(key.limiter(), params, cost, now)?;
+    if !v.writes && matches!(source, Source::Replay { .. }) {
+        return Err(diverged("the operation changes nothing here"));
+    }
     if v.writes {
         match source {
             Source::Client => {
@@ -271,27 +286,92 @@ fn throttle_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     Ok(())
 }
 
-/// Ops come from our own master or AOF, but are checked like client input.
-fn check_replayed(params: &Params) -> Result<(), Error> {
+/// Ops come from our own master or AOF, but are checked like client input:
+/// the same `log-max`, and an expiry a master can have set.
+fn check_replayed(params: &Params, expire_at_ms: u64) -> Result<(), Error> {
     if let Params::Log(p) = params {
-        if p.limit.get() > LOG_MAX_CEILING {
+        let log_max = config::log_max();
+        if p.limit.get() > log_max {
             return Err(Error::BadOp(format!(
-                "invalid replicated operation: log limit above {LOG_MAX_CEILING}"
+                "invalid replicated operation: log limit {} above log-max {log_max}",
+                p.limit.get()
             )));
         }
     }
+    if expire_at_ms > MAX_EXPIRE_MS {
+        return Err(Error::BadOp(format!(
+            "invalid replicated operation: expiry {expire_at_ms} is beyond year 9999 plus the longest wait"
+        )));
+    }
     Ok(())
+}
+
+/// Latest expiry a master can set: the latest instant plus the longest wait.
+const MAX_EXPIRE_MS: u64 = (MAX_TIME_US + MAX_WAIT_US) / 1000 + 1;
+
+/// Runs a replication or AOF command: only for a master's stream or while
+/// loading. A replay that can't be applied is the sign of a replica whose
+/// state differs from its master's: it is counted and logged (at most once
+/// a second) with the key and the reason, since nobody reads the reply.
+fn internal(
+    ctx: Ctx,
+    args: &[RStr],
+    command: &'static str,
+    body: impl FnOnce(Ctx, &[RStr]) -> Outcome,
+) -> Outcome {
+    let from = raw::REDISMODULE_CTX_FLAGS_REPLICATED | raw::REDISMODULE_CTX_FLAGS_LOADING;
+    if ctx.flags() & from as c_int == 0 {
+        return Err(Error::Internal(command));
+    }
+    let result = body(ctx, args);
+    if let Err(e) = &result {
+        stats::replay_failed();
+        let key = args.get(if command == "RL.APPLYALL" { 2 } else { 1 });
+        let key = key.map_or(String::new(), |k| args::shown(k.bytes()));
+        log_throttled(&format!(
+            "could not apply {command} on key{key}: {}",
+            e.text()
+        ));
+    }
+    result
+}
+
+/// Logs at most once a second (a diverged replica could fail every op).
+fn log_throttled(msg: &str) {
+    static LAST_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(i64::MIN);
+    let now = ffi::wall_ms();
+    let last = LAST_MS.load(std::sync::atomic::Ordering::Relaxed);
+    if now.saturating_sub(last) >= 1000 {
+        LAST_MS.store(now, std::sync::atomic::Ordering::Relaxed);
+        ffi::log_warning(msg);
+    }
+}
+
+/// A replayed op must write exactly where its master wrote.
+fn diverged(what: &str) -> Error {
+    Error::BadOp(format!(
+        "the replica's state differs from its master's: {what}"
+    ))
 }
 
 /// `RL.APPLY key op`: replays a decided request (what replicas and the AOF
 /// receive). Needs no clock.
 fn apply_command(ctx: Ctx, args: &[RStr]) -> Outcome {
+    internal(ctx, args, "RL.APPLY", apply_op)
+}
+
+fn apply_op(ctx: Ctx, args: &[RStr]) -> Outcome {
     let [_, key, op] = args else {
         return Err(args::arity_error("RL.APPLY").into());
     };
     let op = codec::decode_op(op.bytes())
         .map_err(|e| Error::BadOp(format!("invalid RL.APPLY operation: {e}")))?;
-    check_replayed(&op.params)?;
+    check_replayed(&op.params, op.expire_at_ms)?;
+    if op.cost == 0 {
+        return Err(Error::BadOp(
+            "invalid RL.APPLY operation: a peek is never replicated".into(),
+        ));
+    }
     let source = Source::Replay {
         expire_at_ms: op.expire_at_ms,
     };
@@ -303,6 +383,10 @@ fn apply_command(ctx: Ctx, args: &[RStr]) -> Outcome {
 /// `RL.SETSTATE key encoding-version blob`: what an AOF rewrite emits to
 /// recreate a key (its expiry follows as a separate `PEXPIREAT`).
 fn setstate_command(ctx: Ctx, args: &[RStr]) -> Outcome {
+    internal(ctx, args, "RL.SETSTATE", setstate)
+}
+
+fn setstate(ctx: Ctx, args: &[RStr]) -> Outcome {
     let [_, key, version, blob] = args else {
         return Err(args::arity_error("RL.SETSTATE").into());
     };
@@ -386,17 +470,20 @@ fn decide_all(
     }
     let mut expire = [0u64; codec::ALL_OP_MAX_LIMITS];
     let mut wrote = false;
+    let mut disagree = false;
     for (i, ((key, v), p)) in keys.iter_mut().zip(&verdicts).zip(params).enumerate() {
-        if !v.writes {
-            continue;
-        }
         let at = match expiries {
-            None => expiry_ms(key, v),
-            // A replica whose state differs from its master's would write a
-            // key the master did not: leave it as it is.
+            None if v.writes => expiry_ms(key, v),
+            None => continue,
+            // A replica writes exactly the keys its master wrote; where the
+            // two disagree, its state differs: leave that key as it is.
             Some(given) => match given.get(i) {
-                Some(&ms) if ms > 0 => ms,
-                _ => continue,
+                Some(&ms) if ms > 0 && v.writes => ms,
+                Some(&ms) => {
+                    disagree |= (ms > 0) != v.writes;
+                    continue;
+                }
+                None => continue,
             },
         };
         install(key, p, v, at)?;
@@ -413,6 +500,9 @@ fn decide_all(
             }
             Some(_) => ctx.replicate_verbatim(),
         }
+    }
+    if disagree {
+        return Err(diverged("the operation writes other keys here"));
     }
     let each: PerKey<Decision> = verdicts.iter().map(|v| v.decision).collect();
     let combined = Decision::combine(&each).ok_or(Error::BadOp("no keys".into()))?;
@@ -442,6 +532,10 @@ fn all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
 
 /// `RL.APPLYALL numkeys key [key ...] op`: replays one `RL.ALL` call.
 fn apply_all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
+    internal(ctx, args, "RL.APPLYALL", apply_all_op)
+}
+
+fn apply_all_op(ctx: Ctx, args: &[RStr]) -> Outcome {
     let bad = |why: &str| Error::BadOp(format!("invalid RL.APPLYALL operation: {why}"));
     let [_, numkeys, rest @ ..] = args else {
         return Err(args::arity_error("RL.APPLYALL").into());
@@ -465,8 +559,11 @@ fn apply_all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     }
     let mut params: PerKey<Params> = PerKey::with_capacity(op.limits.len());
     let mut expiries: PerKey<u64> = PerKey::with_capacity(op.limits.len());
+    if op.cost == 0 {
+        return Err(bad("a peek is never replicated"));
+    }
     for (p, at) in &op.limits {
-        check_replayed(p)?;
+        check_replayed(p, *at)?;
         params.push(*p);
         expiries.push(*at);
     }

@@ -37,6 +37,9 @@ impl Counters {
 static COUNTERS: [Counters; ALL_INDEX + 1] = [const { Counters::new() }; ALL_INDEX + 1];
 const ALL_INDEX: usize = Algorithm::ALL.len();
 
+/// Replayed operations (from a master or the AOF) that could not be applied.
+static REPLAY_ERRORS: AtomicU64 = AtomicU64::new(0);
+
 /// Limiter values currently held by Redis (created, loaded or copied, and
 /// not yet freed).
 static KEYS: AtomicI64 = AtomicI64::new(0);
@@ -49,6 +52,10 @@ pub fn count(algo: Algorithm, allowed: bool) {
 
 pub fn count_all(allowed: bool) {
     COUNTERS[ALL_INDEX].count(allowed);
+}
+
+pub fn replay_failed() {
+    REPLAY_ERRORS.fetch_add(1, Ordering::Relaxed);
 }
 
 pub fn key_created() {
@@ -76,7 +83,8 @@ fn section(ctx: &InfoContext) -> RedisResult<()> {
             )?
             .field(&format!("{name}_denied"), c.denied.load(Ordering::Relaxed))?;
     }
-    s.field("log_max", super::config::log_max())?
+    s.field("replay_errors", REPLAY_ERRORS.load(Ordering::Relaxed))?
+        .field("log_max", super::config::log_max())?
         .field("cell_compat", super::config::cell_compat() as u64)?
         .build_section()?
         .build_info()?;

@@ -499,3 +499,156 @@ pub fn sync(master: &mut Client, replicas: i64) {
         "replicas did not acknowledge"
     );
 }
+
+/// A master played by the test: a replica syncs from a socket the test
+/// holds, gets `rdb` and then a command stream of the test's choosing, as a
+/// real master's replication link would carry it.
+pub struct FakeMaster {
+    to_replica: TcpStream,
+    /// Bytes of command stream sent so far (the replica's offset once it has
+    /// applied everything).
+    sent: i64,
+    drain: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+    /// What the replica said during the handshake.
+    pub handshake: Vec<String>,
+}
+
+fn replica_progress(c: &mut Client) -> (i64, bool) {
+    let info = c.cmd("INFO replication");
+    let up = info.text().contains("master_link_status:up");
+    let offset = if info.text().contains("slave_repl_offset:") {
+        info.info_int("slave_repl_offset")
+    } else {
+        -1
+    };
+    (offset, up)
+}
+
+impl FakeMaster {
+    /// Makes `replica` replicate from the test, answers its handshake
+    /// (`+FULLRESYNC replid 0`), sends `rdb` and `stream`, and returns once
+    /// the replica has applied the whole stream.
+    pub fn feed(replica: &Server, replid: &str, rdb: &[u8], stream: &[u8]) -> FakeMaster {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let mut c = replica.client();
+        assert_eq!(
+            c.cmd(&format!("REPLICAOF 127.0.0.1 {port}")),
+            Value::Simple("OK".into())
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let link = loop {
+            match listener.accept() {
+                Ok((link, _)) => break link,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(Instant::now() < deadline, "the replica never connected");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        link.set_nonblocking(false).unwrap();
+        let mut to_replica = link.try_clone().unwrap();
+        let mut from_replica = Client::on(link).unwrap();
+        let mut handshake = Vec::new();
+        loop {
+            // Replicas send their commands as RESP arrays.
+            let cmd: Vec<String> = match from_replica.read() {
+                Value::Array(items) => items.iter().map(Value::text).collect(),
+                other => panic!("unexpected command from the replica: {other:?}"),
+            };
+            let name = cmd
+                .first()
+                .map(|s| s.to_ascii_uppercase())
+                .unwrap_or_default();
+            handshake.push(cmd.join(" "));
+            match name.as_str() {
+                "PING" => to_replica.write_all(b"+PONG\r\n").unwrap(),
+                "REPLCONF" | "AUTH" => to_replica.write_all(b"+OK\r\n").unwrap(),
+                "PSYNC" | "SYNC" => {
+                    if name == "PSYNC" {
+                        let reply = format!("+FULLRESYNC {replid} 0\r\n");
+                        to_replica.write_all(reply.as_bytes()).unwrap();
+                    }
+                    // Disk-based transfer: `$<len>\r\n` and the RDB, with no
+                    // CRLF after it, then the command stream.
+                    to_replica
+                        .write_all(format!("${}\r\n", rdb.len()).as_bytes())
+                        .unwrap();
+                    to_replica.write_all(rdb).unwrap();
+                    break;
+                }
+                _ => panic!("unexpected command from the replica: {handshake:?}"),
+            }
+        }
+        // The replica acknowledges (REPLCONF ACK) every second: read and
+        // drop that until it closes the link.
+        drop(from_replica);
+        let mut acks = to_replica.try_clone().unwrap();
+        acks.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let drain = std::thread::spawn(move || {
+            let mut sink = [0u8; 4096];
+            loop {
+                match acks.read(&mut sink) {
+                    Ok(0) => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        });
+        let mut master = FakeMaster {
+            to_replica,
+            sent: 0,
+            drain: Some(drain),
+            handshake,
+        };
+        master.send(&mut c, stream, replica);
+        master
+    }
+
+    /// Sends more of the command stream and waits until the replica has
+    /// applied it.
+    pub fn send(&mut self, c: &mut Client, stream: &[u8], replica: &Server) {
+        self.to_replica.write_all(stream).unwrap();
+        self.sent += stream.len() as i64;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (offset, up) = replica_progress(c);
+            if up && offset == self.sent {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the replica did not apply the stream (offset {offset} of {}, link up: {up}):\n{}",
+                self.sent,
+                replica.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Promotes the replica (`REPLICAOF NO ONE`), which closes the link
+    /// cleanly.
+    pub fn detach(mut self, c: &mut Client) {
+        assert_eq!(c.cmd("REPLICAOF NO ONE"), Value::Simple("OK".into()));
+        if let Some(drain) = self.drain.take() {
+            drain
+                .join()
+                .unwrap()
+                .expect("the replica closed the link cleanly");
+        }
+    }
+}
+
+/// One command in RESP, as a master's stream carries it.
+pub fn resp(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
