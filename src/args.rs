@@ -53,12 +53,10 @@ impl std::fmt::Display for ArgError {
     }
 }
 
-/// Redis' own wording, so clients and tools recognise it.
+/// Redis' own wording, so clients and tools recognise it; module commands
+/// are named as registered, as Redis' own arity check names them.
 pub fn arity_error(command: &str) -> ArgError {
-    ArgError(format!(
-        "wrong number of arguments for '{}' command",
-        command.to_ascii_lowercase()
-    ))
+    ArgError(format!("wrong number of arguments for '{command}' command"))
 }
 
 /// Shows a client's bytes in a message only when they are short printable
@@ -649,7 +647,7 @@ mod tests {
         );
         assert_eq!(
             err(request(Algorithm::Fixed, "RL.FIXED", &[b"10"], &l)),
-            "ERR wrong number of arguments for 'rl.fixed' command"
+            "ERR wrong number of arguments for 'RL.FIXED' command"
         );
         assert_eq!(
             err(request(
@@ -728,7 +726,7 @@ mod tests {
             Params::Fixed(WindowParams::new(1000, 86_400_000_000).unwrap())
         );
         let cases = [
-            ("1 a", "ERR wrong number of arguments for 'rl.all' command"),
+            ("1 a", "ERR wrong number of arguments for 'RL.ALL' command"),
             ("0 a FIXED 1 1", "ERR numkeys must be greater than 0"),
             ("x a FIXED 1 1", "ERR numkeys must be a positive integer, got 'x'"),
             ("65 a b", "ERR numkeys is too large for RL.ALL (at most 64)"),
@@ -779,7 +777,7 @@ mod tests {
         assert_eq!(t("0 1 1 0").unwrap().cost, 0);
         assert_eq!(
             err(t("15 30")),
-            "ERR wrong number of arguments for 'cl.throttle' command"
+            "ERR wrong number of arguments for 'CL.THROTTLE' command"
         );
         assert_eq!(
             err(t("15 30 1s")),

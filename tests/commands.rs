@@ -325,11 +325,11 @@ fn bad_input_gets_a_precise_error() {
     let s = Server::start();
     let mut c = s.client();
     let cases: &[(&str, &str)] = &[
-        ("RL.FIXED", "ERR wrong number of arguments for 'rl.fixed' command"),
-        ("RL.FIXED k", "ERR wrong number of arguments for 'rl.fixed' command"),
-        ("RL.FIXED k 10", "ERR wrong number of arguments for 'rl.fixed' command"),
-        ("RL.TOKEN k 10 1", "ERR wrong number of arguments for 'rl.token' command"),
-        ("RL.GCRA k 10 1", "ERR wrong number of arguments for 'rl.gcra' command"),
+        ("RL.FIXED", "ERR wrong number of arguments for 'RL.FIXED' command"),
+        ("RL.FIXED k", "ERR wrong number of arguments for 'RL.FIXED' command"),
+        ("RL.FIXED k 10", "ERR wrong number of arguments for 'RL.FIXED' command"),
+        ("RL.TOKEN k 10 1", "ERR wrong number of arguments for 'RL.TOKEN' command"),
+        ("RL.GCRA k 10 1", "ERR wrong number of arguments for 'RL.GCRA' command"),
         ("RL.FIXED k 10 1 COST", "ERR COST needs a value"),
         ("RL.FIXED k 10 1 AT", "ERR AT needs a value"),
         ("RL.FIXED k 10 1 BURST 3", "ERR unknown option 'BURST' (expected COST or AT)"),
@@ -400,14 +400,19 @@ fn bad_input_gets_a_precise_error() {
             args!["RL.APPLYALL", "1", "k", ""],
             "ERR RL.APPLYALL is internal",
         ),
-        (args!["RL.APPLY", "k"], "ERR RL.APPLY is internal"),
+        (
+            args!["RL.APPLY", "k"],
+            "ERR wrong number of arguments for 'RL.APPLY' command",
+        ),
     ];
     for (args, msg) in raw {
         let reply = c.call(&args);
         assert!(
             reply.err().starts_with(msg),
             "{:?}: {reply:?}",
-            String::from_utf8_lossy(&args[2])
+            args.iter()
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect::<Vec<_>>()
         );
     }
     // Binary keys are fine: keys are not text.

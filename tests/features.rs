@@ -134,7 +134,7 @@ fn all_checks_every_key_before_touching_any() {
             "RL.ALL 1 {k}:a FIXED 5 1s FIXED",
             "ERR unknown option 'FIXED' (expected COST or AT)",
         ),
-        ("RL.ALL 1", "ERR wrong number of arguments for 'rl.all' command"),
+        ("RL.ALL 1", "ERR wrong number of arguments for 'RL.ALL' command"),
         (
             "RL.ALL 3 {k}:a {k}:b",
             "ERR numkeys is greater than the number of keys given",
@@ -237,7 +237,7 @@ fn info_reports_without_changing_anything() {
     assert!(c.cmd("RL.INFO str").err().starts_with("WRONGTYPE"));
     assert_eq!(
         c.cmd("RL.INFO a b"),
-        Value::Error("ERR wrong number of arguments for 'rl.info' command".into())
+        Value::Error("ERR wrong number of arguments for 'RL.INFO' command".into())
     );
 
     c.cmd("RL.GCRA g 4 2 1s COST 3");
@@ -497,7 +497,7 @@ fn cell_compat_answers_like_redis_cell() {
     for (line, want) in [
         (
             "CL.THROTTLE k 1 1",
-            "ERR wrong number of arguments for 'cl.throttle' command",
+            "ERR wrong number of arguments for 'CL.THROTTLE' command",
         ),
         ("CL.THROTTLE k -1 1 1", "ERR max_burst must not be negative"),
         ("CL.THROTTLE k 1 0 1", "ERR count must be greater than 0"),

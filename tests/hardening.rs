@@ -471,7 +471,8 @@ fn catalogue() -> Vec<(Vec<Vec<u8>>, String)> {
     every_case()
         .into_iter()
         .map(|(args, want)| {
-            if is_internal(&args) {
+            // Redis checks the arity first, then the command refuses.
+            if is_internal(&args) && !want.contains("wrong number of arguments") {
                 (args, "is internal".into())
             } else {
                 (args, want)
@@ -485,7 +486,7 @@ fn catalogue() -> Vec<(Vec<Vec<u8>>, String)> {
 fn replay_catalogue() -> Vec<(Vec<Vec<u8>>, String)> {
     every_case()
         .into_iter()
-        .filter(|(args, _)| is_internal(args))
+        .filter(|(args, want)| is_internal(args) && !want.contains("wrong number of arguments"))
         .collect()
 }
 
@@ -540,10 +541,10 @@ fn every_case() -> Vec<(Vec<Vec<u8>>, String)> {
     ));
     // RL.ALL
     for (l, msg) in [
-        ("RL.ALL", "wrong number of arguments for 'rl.all' command"),
+        ("RL.ALL", "wrong number of arguments for 'RL.ALL' command"),
         (
             "RL.ALL 1 a",
-            "wrong number of arguments for 'rl.all' command",
+            "wrong number of arguments for 'RL.ALL' command",
         ),
         ("RL.ALL 0 a FIXED 1 1", "numkeys must be greater than 0"),
         ("RL.ALL -1 a FIXED 1 1", "numkeys must be greater than 0"),
@@ -642,7 +643,7 @@ fn every_case() -> Vec<(Vec<Vec<u8>>, String)> {
         let tokens: Vec<&str> = l.split(' ').collect();
         cases.push((
             line(&tokens),
-            "wrong number of arguments for 'rl.apply' command".into(),
+            "wrong number of arguments for 'RL.APPLY' command".into(),
         ));
     }
     // RL.SETSTATE: what an AOF rewrite emits.
@@ -711,7 +712,7 @@ fn every_case() -> Vec<(Vec<Vec<u8>>, String)> {
         let tokens: Vec<&str> = l.split(' ').collect();
         cases.push((
             line(&tokens),
-            "wrong number of arguments for 'rl.setstate' command".into(),
+            "wrong number of arguments for 'RL.SETSTATE' command".into(),
         ));
     }
     // RL.INFO
@@ -719,7 +720,7 @@ fn every_case() -> Vec<(Vec<Vec<u8>>, String)> {
         let tokens: Vec<&str> = l.split(' ').collect();
         cases.push((
             line(&tokens),
-            "wrong number of arguments for 'rl.info' command".into(),
+            "wrong number of arguments for 'RL.INFO' command".into(),
         ));
     }
     // Keys of the wrong type (set up by the test) and of another algorithm.
@@ -959,7 +960,7 @@ fn replays_are_checked_like_client_input() {
     );
 
     let cases = replay_catalogue();
-    assert!(cases.len() > 25, "{} cases", cases.len());
+    assert!(cases.len() > 20, "{} cases", cases.len());
     let mut stream = Vec::new();
     for (args, _) in &cases {
         let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();

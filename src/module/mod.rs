@@ -10,6 +10,7 @@ pub mod clock;
 pub mod command;
 pub mod config;
 pub mod datatype;
+pub mod docs;
 pub mod ffi;
 pub mod reply;
 pub mod stats;
@@ -22,6 +23,7 @@ use redis_module::raw::{self, ModuleOptions, Version};
 use redis_module::{redis_module, Context, RedisString, Status};
 
 use datatype::RATELIMIT_TYPE;
+use docs::{Access, Doc, Keys};
 
 /// Shown in `INFO ratelimit`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -74,66 +76,175 @@ type Handler = unsafe extern "C" fn(
     c_int,
 ) -> c_int;
 
-/// Where a command's keys are.
-#[derive(Clone, Copy)]
-enum Keys {
-    /// One key, right after the name.
-    One,
-    /// `numkeys key [key ...]` right after the name.
-    Numkeys,
-}
-
 struct CommandDef {
     name: &'static CStr,
     handler: Handler,
     flags: &'static CStr,
-    keys: Keys,
+    doc: Doc,
 }
 
-const fn def(
+const DECIDE: &CStr = c"write deny-oom fast";
+const SINCE: &CStr = c"0.1.0";
+const O1: &CStr = c"O(1)";
+
+const fn decision(
     name: &'static CStr,
     handler: Handler,
-    flags: &'static CStr,
-    keys: Keys,
+    summary: &'static CStr,
+    complexity: &'static CStr,
+    args: &'static [docs::Arg],
 ) -> CommandDef {
     CommandDef {
         name,
         handler,
-        flags,
-        keys,
+        flags: DECIDE,
+        doc: Doc {
+            summary,
+            complexity,
+            since: SINCE,
+            // The name, then every argument that is not optional.
+            arity: -(1 + args.len() as c_int - 2),
+            keys: Keys::One(Access::Update),
+            args,
+        },
     }
 }
 
-const DECIDE: &CStr = c"write deny-oom fast";
-
 /// Every command, with its metadata next to it.
 const COMMANDS: &[CommandDef] = &[
-    def(c"RL.FIXED", command::rl_fixed, DECIDE, Keys::One),
-    def(c"RL.SLIDING", command::rl_sliding, DECIDE, Keys::One),
-    def(c"RL.LOG", command::rl_log, DECIDE, Keys::One),
-    def(c"RL.TOKEN", command::rl_token, DECIDE, Keys::One),
-    def(c"RL.LEAKY", command::rl_leaky, DECIDE, Keys::One),
-    def(c"RL.GCRA", command::rl_gcra, DECIDE, Keys::One),
-    def(c"RL.ALL", command::rl_all, DECIDE, Keys::Numkeys),
-    def(c"RL.INFO", command::rl_info, c"readonly fast", Keys::One),
-    // What replicas and the AOF receive.
-    def(c"RL.APPLY", command::rl_apply, DECIDE, Keys::One),
-    def(c"RL.APPLYALL", command::rl_apply_all, DECIDE, Keys::Numkeys),
-    def(
-        c"RL.SETSTATE",
-        command::rl_setstate,
-        c"write deny-oom",
-        Keys::One,
+    decision(
+        c"RL.FIXED",
+        command::rl_fixed,
+        c"Fixed window counter: at most limit units per window, the window opening at the first request.",
+        O1,
+        docs::WINDOW,
     ),
+    decision(
+        c"RL.SLIDING",
+        command::rl_sliding,
+        c"Sliding window counter: the current window plus the previous one weighted by its overlap.",
+        O1,
+        docs::WINDOW,
+    ),
+    decision(
+        c"RL.LOG",
+        command::rl_log,
+        c"Sliding window log: exactly at most limit units in any window.",
+        c"O(log N) where N is the limit, plus O(M) where M is the cost when allowed",
+        docs::WINDOW,
+    ),
+    decision(
+        c"RL.TOKEN",
+        command::rl_token,
+        c"Token bucket: capacity tokens, refilled continuously at rate per period.",
+        O1,
+        docs::BUCKET,
+    ),
+    decision(
+        c"RL.LEAKY",
+        command::rl_leaky,
+        c"Leaky bucket as a queue: up to capacity units waiting, drained at rate per period.",
+        O1,
+        docs::BUCKET,
+    ),
+    decision(
+        c"RL.GCRA",
+        command::rl_gcra,
+        c"GCRA: max_burst + 1 at once, then rate per period.",
+        O1,
+        docs::GCRA,
+    ),
+    CommandDef {
+        name: c"RL.ALL",
+        handler: command::rl_all,
+        flags: DECIDE,
+        doc: Doc {
+            summary: c"Several limits on several keys in one atomic call: allowed only if all allow.",
+            complexity: c"O(N) where N is the number of keys, plus the log's cost for LOG limits",
+            since: SINCE,
+            // Only the name and numkeys: the handler says precisely what
+            // else is missing.
+            arity: -2,
+            keys: Keys::Numkeys,
+            args: docs::ALL,
+        },
+    },
+    CommandDef {
+        name: c"RL.INFO",
+        handler: command::rl_info,
+        flags: c"readonly fast",
+        doc: Doc {
+            summary: c"What a limiter holds: algorithm, parameters, state, remaining, reset and TTL.",
+            complexity: O1,
+            since: SINCE,
+            arity: 2,
+            keys: Keys::One(Access::Read),
+            args: docs::INFO,
+        },
+    },
+    // What replicas and the AOF receive; closed to clients.
+    CommandDef {
+        name: c"RL.APPLY",
+        handler: command::rl_apply,
+        flags: DECIDE,
+        doc: Doc {
+            summary: c"Internal: replays a decided request (replication and AOF only).",
+            complexity: c"O(1), O(M) for a log where M is the cost",
+            since: SINCE,
+            arity: 3,
+            keys: Keys::One(Access::Update),
+            args: docs::APPLY,
+        },
+    },
+    CommandDef {
+        name: c"RL.APPLYALL",
+        handler: command::rl_apply_all,
+        flags: DECIDE,
+        doc: Doc {
+            summary: c"Internal: replays a decided RL.ALL call (replication and AOF only).",
+            complexity: c"O(N) where N is the number of keys",
+            since: c"0.2.0",
+            arity: -4,
+            keys: Keys::Numkeys,
+            args: docs::APPLY_ALL,
+        },
+    },
+    CommandDef {
+        name: c"RL.SETSTATE",
+        handler: command::rl_setstate,
+        flags: c"write deny-oom",
+        doc: Doc {
+            summary: c"Internal: recreates a limiter from its encoding (AOF rewrite only).",
+            complexity: c"O(N) where N is the size of the state",
+            since: SINCE,
+            arity: 4,
+            keys: Keys::One(Access::Overwrite),
+            args: docs::SETSTATE,
+        },
+    },
 ];
 
 /// Only with `cell-compat yes`.
-const CELL: CommandDef = def(c"CL.THROTTLE", command::cl_throttle, DECIDE, Keys::One);
+const CELL: CommandDef = CommandDef {
+    name: c"CL.THROTTLE",
+    handler: command::cl_throttle,
+    flags: DECIDE,
+    doc: Doc {
+        summary: c"redis-cell's CL.THROTTLE, decided by RL.GCRA's limiter.",
+        complexity: O1,
+        since: SINCE,
+        arity: -5,
+        keys: Keys::One(Access::Update),
+        args: docs::THROTTLE,
+    },
+};
 
-fn register(ctx: &Context, c: &CommandDef) -> bool {
+fn register(ctx: &Context, c: &CommandDef, own_category: bool) -> bool {
     let ok = raw::Status::Ok as c_int;
-    let (flags, (first, last, step)) = match c.keys {
-        Keys::One => (c.flags.to_bytes().to_vec(), (1, 1, 1)),
+    let (flags, (first, last, step)) = match c.doc.keys {
+        Keys::One(_) => (c.flags.to_bytes().to_vec(), (1, 1, 1)),
+        // Redis 7.0's cluster routing asks the handler for the keys
+        // (getkeys-api) rather than reading the key spec.
         Keys::Numkeys => ([c.flags.to_bytes(), b" getkeys-api"].concat(), (0, 0, 0)),
     };
     let Ok(flags) = std::ffi::CString::new(flags) else {
@@ -152,51 +263,24 @@ fn register(ctx: &Context, c: &CommandDef) -> bool {
             step,
         )
     };
-    if created != ok {
+    // The core categories follow the flags; O(N) commands are not `fast`.
+    let mut categories = if c.flags.to_bytes().starts_with(b"readonly") {
+        String::from("read")
+    } else {
+        String::from("write")
+    };
+    categories.push_str(if c.flags.to_bytes().ends_with(b"fast") {
+        " fast"
+    } else {
+        " slow"
+    });
+    if own_category {
+        categories.push_str(" ratelimit");
+    }
+    let Ok(categories) = std::ffi::CString::new(categories) else {
         return false;
-    }
-    match c.keys {
-        Keys::One => true,
-        Keys::Numkeys => set_numkeys_spec(ctx, c.name),
-    }
-}
-
-/// Declares keys `numkeys key [key ...]` right after the command name as a
-/// key spec (what `COMMAND INFO` shows clients); the handler answers the
-/// getkeys API too (what Redis 7.0's own cluster routing uses).
-fn set_numkeys_spec(ctx: &Context, name: &CStr) -> bool {
-    let ok = raw::Status::Ok as c_int;
-    // SAFETY: the load-time context and a command just created; the spec
-    // structures are zeroed C structs (all-zero is their documented
-    // "unset") that live until SetCommandInfo, which copies them, returns.
-    unsafe {
-        let command = raw::RedisModule_GetCommand.unwrap()(ctx.ctx, name.as_ptr());
-        if command.is_null() {
-            return false;
-        }
-        let version = raw::RedisModuleCommandInfoVersion {
-            version: 1,
-            sizeof_historyentry: size_of::<raw::RedisModuleCommandHistoryEntry>(),
-            sizeof_keyspec: size_of::<raw::RedisModuleCommandKeySpec>(),
-            sizeof_arg: size_of::<raw::RedisModuleCommandArg>(),
-        };
-        let mut specs: [raw::RedisModuleCommandKeySpec; 2] = std::mem::zeroed();
-        specs[0].flags = (raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE) as u64;
-        specs[0].begin_search_type =
-            raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX;
-        specs[0].bs.index.pos = 1;
-        specs[0].find_keys_type = raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_KEYNUM;
-        specs[0].fk.keynum.keynumidx = 0;
-        specs[0].fk.keynum.firstkey = 1;
-        specs[0].fk.keynum.keystep = 1;
-        let mut info: raw::RedisModuleCommandInfo = std::mem::zeroed();
-        info.version = &version;
-        // Only the name and numkeys: the handler checks the rest and says
-        // precisely what is missing.
-        info.arity = -2;
-        info.key_specs = specs.as_mut_ptr();
-        raw::RedisModule_SetCommandInfo.unwrap()(command, &info) == ok
-    }
+    };
+    created == ok && docs::declare(ctx, c.name, &c.doc, &categories)
 }
 
 /// Logs a panic's message and location before it unwinds into the
@@ -260,8 +344,9 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         ModuleOptions::HANDLE_IO_ERRORS | ModuleOptions::NO_IMPLICIT_SIGNAL_MODIFIED,
     );
     let cell = config::cell_compat().then_some(&CELL);
+    let own_category = docs::add_acl_category(ctx);
     for c in COMMANDS.iter().chain(cell) {
-        if !register(ctx, c) {
+        if !register(ctx, c, own_category) {
             return refuse(&format!(
                 "could not register {} (is another module using that name?)",
                 c.name.to_string_lossy()
