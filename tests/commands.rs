@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{Client, Server, Value};
 
 const T0: i64 = 1_700_000_000_000;
@@ -526,17 +528,44 @@ fn fifty_connections_race_for_one_hundred_units() {
 fn keys_expire_when_equivalent_to_absent() {
     let s = Server::start();
     let mut c = s.client();
-    let r = c.cmd("RL.TOKEN e 10 10 1s COST 3").ints();
-    assert_eq!(r[4], 300);
-    let pttl = c.cmd("PTTL e").int();
-    assert!((290..=300).contains(&pttl), "{pttl}");
-    c.cmd("RL.FIXED f 10 150ms");
-    c.cmd("RL.LOG l 10 150ms");
-    c.cmd("RL.SLIDING s 10 100ms");
-    std::thread::sleep(std::time::Duration::from_millis(450));
-    for k in ["e", "f", "l", "s"] {
-        assert_eq!(c.cmd(&format!("EXISTS {k}")).int(), 0, "{k}");
+    // One transaction, so nothing expires before its expiry time is read:
+    // the server's clock before the calls, the calls, each key's absolute
+    // expiry, the clock after. Each key must expire exactly its reported
+    // reset time after the call (whose time lies between the two readings),
+    // however slow the machine.
+    let cases = [
+        ("e", "RL.TOKEN e 10 10 1s COST 3", 300),
+        ("f", "RL.FIXED f 10 150ms", 150),
+        ("l", "RL.LOG l 10 150ms", 150),
+        ("s", "RL.SLIDING s 10 100ms", 200),
+    ];
+    assert_eq!(c.cmd("MULTI"), Value::Simple("OK".into()));
+    c.cmd("TIME");
+    for (_, line, _) in cases {
+        c.cmd(line);
     }
+    for (key, _, _) in cases {
+        c.cmd(&format!("PEXPIRETIME {key}"));
+    }
+    c.cmd("TIME");
+    let Value::Array(replies) = c.cmd("EXEC") else {
+        panic!("EXEC failed")
+    };
+    let n = cases.len();
+    let before = common::time_ms(&replies[0]);
+    let after = common::time_ms(&replies[2 * n + 1]);
+    for (i, (key, line, reset)) in cases.iter().enumerate() {
+        assert_eq!(replies[1 + i].ints()[4], *reset, "{line}");
+        let expires = replies[1 + n + i].int();
+        assert!(
+            (before + reset..=after + reset).contains(&expires),
+            "{key} expires at {expires}, not {reset} ms after the call (clock {before}..={after})"
+        );
+    }
+    // And then they are gone.
+    common::wait_until("the keys expire", Duration::from_secs(10), || {
+        c.cmd("EXISTS e f l s").int() == 0
+    });
 }
 
 #[test]

@@ -439,6 +439,32 @@ impl Drop for Server {
     }
 }
 
+/// Polls `cond` every 20 ms until it holds, failing with `what` if it still
+/// does not after `timeout`. For things that happen "soon" (expiry, a
+/// server's housekeeping): the timeout is a generous safety limit, never a
+/// margin an assertion depends on.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still not the case after {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `TIME` reply as Unix milliseconds, rounded down like the server's own
+/// millisecond clock (the one key expiry uses).
+pub fn time_ms(reply: &Value) -> i64 {
+    let Value::Array(parts) = reply else {
+        panic!("TIME answered {reply:?}")
+    };
+    let secs: i64 = parts[0].text().parse().expect("TIME seconds");
+    let micros: i64 = parts[1].text().parse().expect("TIME microseconds");
+    secs * 1000 + micros / 1000
+}
+
 /// Every key of the selected database, sorted.
 pub fn keys(c: &mut Client) -> Vec<String> {
     let Value::Array(items) = c.cmd("KEYS *") else {
