@@ -20,6 +20,26 @@ fn info(c: &mut Client, section: &str, field: &str) -> i64 {
     c.cmd(&format!("INFO {section}")).info_int(field)
 }
 
+/// How many keys a full `SCAN ... MATCH pattern` returns.
+fn scan_count(c: &mut Client, pattern: &str) -> usize {
+    let mut cursor = "0".to_string();
+    let mut n = 0;
+    loop {
+        let reply = c.cmd(&format!("SCAN {cursor} MATCH {pattern} COUNT 1000"));
+        let Value::Array(parts) = reply else {
+            panic!("SCAN answered {reply:?}")
+        };
+        let Value::Array(keys) = &parts[1] else {
+            panic!("SCAN answered {parts:?}")
+        };
+        n += keys.len();
+        cursor = parts[0].text();
+        if cursor == "0" {
+            return n;
+        }
+    }
+}
+
 /// An `RL.APPLY` op as the codec lays it out: a FIXED limit of `limit` per
 /// `window_us`, `cost` units at `now_us`, expiring at `expire_ms`.
 fn fixed_op(limit: u64, window_us: u64, cost: u64, now_us: u64, expire_ms: u64) -> Vec<u8> {
@@ -318,10 +338,14 @@ fn microsecond_windows_work_and_expire() {
         assert_eq!(replies[0], vec![1, 1, 0, 0, 1], "{line}");
         assert_eq!(replies[1], vec![0, 1, 0, 1, 1], "{line}");
         assert_eq!(replies[2][0], 1, "{line}");
-        assert!(c.cmd(&format!("PTTL {key}")).int() <= 2);
+        let pttl = c.cmd(&format!("PTTL {key}")).int();
+        assert!(pttl <= 2 && pttl != -1, "{line}: PTTL {pttl}");
     }
-    std::thread::sleep(Duration::from_millis(50));
-    assert_eq!(c.cmd("EXISTS f s l t y g").int(), 0);
+    // Every key expires within 2 ms (above); wait for that to be seen rather
+    // than sleeping a fixed time with a few ms to spare.
+    common::wait_until("the keys expire", Duration::from_secs(10), || {
+        c.cmd("EXISTS f s l t y g").int() == 0
+    });
 }
 
 /// Regression (src/algo/sliding.rs): a sliding limit lowered below the
@@ -839,10 +863,24 @@ fn memcheck_workload() {
         assert!(c.cmd(&format!("MEMORY USAGE {k}")).int() > 0);
     }
     assert_eq!(c.cmd("DEBUG RELOAD").text(), "OK");
+    // Turning the AOF on starts a rewrite; then one more on request. Each
+    // is waited for (valgrind makes everything slow: a generous bound).
+    let rewrite_done = |c: &mut Client| {
+        common::wait_until("the AOF rewrite ends", Duration::from_secs(300), || {
+            info(c, "persistence", "aof_rewrite_in_progress") == 0
+                && info(c, "persistence", "aof_rewrite_scheduled") == 0
+        });
+        let status = c.cmd("INFO persistence").text();
+        assert!(
+            status.contains("aof_last_bgrewrite_status:ok"),
+            "the AOF rewrite failed: {status}"
+        );
+    };
     assert_eq!(c.cmd("CONFIG SET appendonly yes").text(), "OK");
-    std::thread::sleep(Duration::from_secs(3));
-    c.cmd("BGREWRITEAOF");
-    std::thread::sleep(Duration::from_secs(5));
+    rewrite_done(&mut c);
+    let reply = c.cmd("BGREWRITEAOF");
+    assert!(reply.text().contains("rewriting"), "{reply:?}");
+    rewrite_done(&mut c);
     let op = fixed_op(5, 60_000_000, 1, T0 as u64 * 1000, T0 as u64 + 60_000);
     assert!(!c.call(&args!["RL.APPLY", "ap", op]).is_error());
     let st = fixed_state(5, 60_000_000, T0 as u64 * 1000, 2);
@@ -872,7 +910,13 @@ fn memcheck_workload() {
     for t in threads {
         t.join().unwrap();
     }
-    std::thread::sleep(Duration::from_secs(2));
+    // They live at most 200 ms; wait until every one has been expired (by
+    // the server's expiry cycle, or by SCAN meeting it past its time).
+    common::wait_until(
+        "the short-lived keys expire",
+        Duration::from_secs(300),
+        || scan_count(&mut c, "e:*") == 0,
+    );
     // Eviction frees values too.
     assert_eq!(
         c.cmd("CONFIG SET maxmemory-policy allkeys-random").text(),
