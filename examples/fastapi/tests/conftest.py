@@ -31,7 +31,9 @@ def free_port() -> int:
             return port
 
 
-def _wait(what: str, ready, proc: subprocess.Popen, log: pathlib.Path, timeout: float = 15):
+def _wait(what: str, ready, proc: subprocess.Popen, log: pathlib.Path, timeout: float = 60):
+    """Polls until ready (returning at once); the timeout is only a safety
+    limit, generous for a loaded machine."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -124,8 +126,15 @@ def redis_server(tmp_path_factory):
 @pytest.fixture(scope="session")
 def app(redis_server, tmp_path_factory):
     """The app with its default limits, except a small daily cap for the paid
-    tier so that the tests can reach it."""
-    a = App(tmp_path_factory.mktemp("app"), redis_server.url, RL_PAID_DAILY="150/day")
+    tier so that the tests can reach it, and orders refilling 1/hour instead
+    of 1/second (still a burst of 10), so that no check depends on the next
+    request coming within a second: at 1/second a unit came back after 1 s."""
+    a = App(
+        tmp_path_factory.mktemp("app"),
+        redis_server.url,
+        RL_PAID_DAILY="150/day",
+        RL_ORDER_RATE="1/hour",
+    )
     yield a
     a.stop()
 
