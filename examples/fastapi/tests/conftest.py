@@ -71,11 +71,20 @@ class RedisServer:
     def __init__(self, workdir: pathlib.Path):
         if not os.path.isfile(MODULE):
             raise RuntimeError(f"module not found at {MODULE}: run 'cargo build' or set RL_MODULE")
-        self.port = free_port()
         self.dir = workdir
-        self.log = workdir / f"redis-{self.port}.log"
         self.proc: subprocess.Popen | None = None
-        self.start()
+        # The free port can be taken by another process before the server
+        # binds it (the server then exits): try another.
+        for attempt in range(5):
+            self.port = free_port()
+            self.log = workdir / f"redis-{self.port}.log"
+            try:
+                self.start()
+                return
+            except RuntimeError:
+                _stop(self.proc)
+                if attempt == 4:
+                    raise
 
     @property
     def url(self) -> str:
@@ -91,7 +100,10 @@ class RedisServer:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
         with self.client() as c:
-            _wait("redis-server", c.ping, self.proc, self.log)
+            # This process's answer, not another server's that holds the port
+            # (this one then exits, but could answer PING first).
+            _wait("redis-server", lambda: c.info("server")["process_id"] == self.proc.pid,
+                  self.proc, self.log)  # fmt: skip
 
     def stop(self) -> None:
         _stop(self.proc)
