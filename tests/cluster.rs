@@ -57,8 +57,10 @@ impl Cluster {
         cluster
     }
 
+    /// Polls (returning as soon as it holds); the deadlines of these waits
+    /// are safety limits, generous for a slow shared machine.
     fn wait_ok(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(120);
         for port in self.live() {
             while !self
                 .node(port)
@@ -90,7 +92,7 @@ impl Cluster {
 
     /// Waits until `port` is a master.
     fn wait_master(&mut self, port: u16) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(120);
         while !self
             .node(port)
             .cmd("INFO replication")
@@ -133,7 +135,7 @@ impl Cluster {
     /// The port of the replica of the master on `port`.
     fn replica_of(&mut self, port: u16) -> u16 {
         let id = self.node_id(port);
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let nodes = self.node(port).cmd("CLUSTER NODES").text();
             for line in nodes.lines() {
@@ -154,15 +156,17 @@ fn cluster_routes_every_command_and_survives_failover() {
     let mut cluster = Cluster::start();
 
     // Every command, on keys spread over all slots and so all masters.
+    // Periods of an hour: each key must still be there for RL.INFO (with
+    // 1 s periods the buckets' keys expired a second after the call).
     let mut answered_by = std::collections::HashSet::new();
     for i in 0..120 {
         let line = match i % 6 {
             0 => format!("RL.FIXED key:{i} 5 1h"),
             1 => format!("RL.SLIDING key:{i} 5 1h"),
             2 => format!("RL.LOG key:{i} 5 1h"),
-            3 => format!("RL.TOKEN key:{i} 5 1 1s"),
-            4 => format!("RL.LEAKY key:{i} 5 1 1s"),
-            _ => format!("RL.GCRA key:{i} 5 1 1s"),
+            3 => format!("RL.TOKEN key:{i} 5 1 1h"),
+            4 => format!("RL.LEAKY key:{i} 5 1 1h"),
+            _ => format!("RL.GCRA key:{i} 5 1 1h"),
         };
         let (reply, port) = cluster.call(&line);
         assert_eq!(reply.ints()[0], 1, "{line}: {reply:?}");
@@ -182,15 +186,16 @@ fn cluster_routes_every_command_and_survives_failover() {
     assert!(reply.err().starts_with("CROSSSLOT"), "{reply:?}");
 
     // Failover: fill keys in one slot, remember what the master answers at
-    // a fixed instant, promote its replica, and ask the same there.
+    // a fixed instant, promote its replica, and ask the same there. The
+    // keys live at least an hour: none expires during the two failovers.
     let lines: Vec<String> = (0..12)
         .map(|i| match i % 6 {
             0 => format!("RL.FIXED {{fo}}:{i} 10 1h"),
             1 => format!("RL.SLIDING {{fo}}:{i} 10 1h"),
             2 => format!("RL.LOG {{fo}}:{i} 10 1h"),
-            3 => format!("RL.TOKEN {{fo}}:{i} 10 1 1m"),
-            4 => format!("RL.LEAKY {{fo}}:{i} 10 1 1m"),
-            _ => format!("RL.GCRA {{fo}}:{i} 9 1 1m"),
+            3 => format!("RL.TOKEN {{fo}}:{i} 10 1 1h"),
+            4 => format!("RL.LEAKY {{fo}}:{i} 10 1 1h"),
+            _ => format!("RL.GCRA {{fo}}:{i} 9 1 1h"),
         })
         .collect();
     let mut master = 0;
@@ -212,7 +217,7 @@ fn cluster_routes_every_command_and_survives_failover() {
             .collect()
     };
     let master_digests = digests(cluster.node(master));
-    assert_eq!(cluster.node(master).cmd("WAIT 1 10000").int(), 1);
+    assert_eq!(cluster.node(master).cmd("WAIT 1 60000").int(), 1);
 
     let replica = cluster.replica_of(master);
     assert_eq!(
@@ -238,7 +243,7 @@ fn cluster_routes_every_command_and_survives_failover() {
     // Now the new master is lost outright (SIGKILL): the cluster promotes
     // the old master, which has been its replica since, and it too answers
     // exactly the same.
-    assert_eq!(cluster.node(replica).cmd("WAIT 1 10000").int(), 1);
+    assert_eq!(cluster.node(replica).cmd("WAIT 1 60000").int(), 1);
     cluster.crash(replica);
     cluster.wait_master(master);
     cluster.wait_ok();

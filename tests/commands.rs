@@ -1,7 +1,14 @@
 //! Every RL.* command against a real redis-server with the module loaded.
 //! Times are given with `AT` so every figure is exact.
+//!
+//! Keys still expire on the server's clock (`AT` only sets the decision's
+//! time), so a test that needs a key to outlive the next command either
+//! gives it a life far longer than any test or sends the calls in one
+//! transaction ([`rl_tx`]), inside which nothing expires.
 
 mod common;
+
+use std::time::Duration;
 
 use common::{Client, Server, Value};
 
@@ -14,6 +21,29 @@ fn rl(c: &mut Client, line: &str, at: i64) -> Vec<i64> {
         Value::Array(_) => reply.ints(),
         other => panic!("{line} AT {at}: {other:?}"),
     }
+}
+
+/// Several `(line, at)` calls in one `MULTI`/`EXEC`, as the five reply
+/// integers of each. Nothing expires inside a transaction, so a key living
+/// a second or less is still there for the next call however slow the
+/// machine; each call still decides at its own `AT`.
+fn rl_tx(c: &mut Client, calls: &[(&str, i64)]) -> Vec<Vec<i64>> {
+    assert_eq!(c.cmd("MULTI"), Value::Simple("OK".into()));
+    for (line, at) in calls {
+        let queued = c.cmd(&format!("{line} AT {at}"));
+        assert_eq!(queued, Value::Simple("QUEUED".into()), "{line} AT {at}");
+    }
+    let Value::Array(replies) = c.cmd("EXEC") else {
+        panic!("EXEC failed")
+    };
+    replies
+        .iter()
+        .zip(calls)
+        .map(|(reply, (line, at))| match reply {
+            Value::Array(_) => reply.ints(),
+            other => panic!("{line} AT {at}: {other:?}"),
+        })
+        .collect()
 }
 
 fn digest(c: &mut Client, key: &str) -> String {
@@ -119,41 +149,44 @@ fn sliding_log_is_exact() {
 fn token_bucket_refills_continuously() {
     let s = Server::start();
     let mut c = s.client();
-    assert_eq!(
-        rl(&mut c, "RL.TOKEN k 10 5 1s COST 10", T0),
-        vec![1, 10, 0, 0, 2_000]
+    // The key lives 2 s: one transaction.
+    let r = rl_tx(
+        &mut c,
+        &[
+            ("RL.TOKEN k 10 5 1s COST 10", T0),
+            ("RL.TOKEN k 10 5 1s", T0),
+            ("RL.TOKEN k 10 5 1s", T0 + 199),
+            ("RL.TOKEN k 10 5 1s", T0 + 200),
+            ("RL.TOKEN k 10 5 1s COST 0", T0 + 1_200),
+        ],
     );
-    assert_eq!(
-        rl(&mut c, "RL.TOKEN k 10 5 1s", T0),
-        vec![0, 10, 0, 200, 2_000]
-    );
-    assert_eq!(rl(&mut c, "RL.TOKEN k 10 5 1s", T0 + 199)[0], 0);
-    assert_eq!(
-        rl(&mut c, "RL.TOKEN k 10 5 1s", T0 + 200),
-        vec![1, 10, 0, 0, 2_000]
-    );
-    assert_eq!(
-        rl(&mut c, "RL.TOKEN k 10 5 1s COST 0", T0 + 1_200),
-        vec![1, 10, 5, 0, 1_000]
-    );
+    assert_eq!(r[0], vec![1, 10, 0, 0, 2_000]);
+    assert_eq!(r[1], vec![0, 10, 0, 200, 2_000]);
+    assert_eq!(r[2][0], 0);
+    assert_eq!(r[3], vec![1, 10, 0, 0, 2_000]);
+    assert_eq!(r[4], vec![1, 10, 5, 0, 1_000]);
 }
 
 #[test]
 fn leaky_bucket_tells_each_request_its_wait() {
     let s = Server::start();
     let mut c = s.client();
-    let waits: Vec<i64> = (0..3)
-        .map(|_| rl(&mut c, "RL.LEAKY k 3 2 1s", T0)[3])
-        .collect();
+    // The key lives 1.5 s: one transaction.
+    let line = "RL.LEAKY k 3 2 1s";
+    let r = rl_tx(
+        &mut c,
+        &[
+            (line, T0),
+            (line, T0),
+            (line, T0),
+            (line, T0),
+            (line, T0 + 500),
+        ],
+    );
+    let waits: Vec<i64> = r[..3].iter().map(|r| r[3]).collect();
     assert_eq!(waits, vec![0, 500, 1_000]);
-    assert_eq!(
-        rl(&mut c, "RL.LEAKY k 3 2 1s", T0),
-        vec![0, 3, 0, 500, 1_500]
-    );
-    assert_eq!(
-        rl(&mut c, "RL.LEAKY k 3 2 1s", T0 + 500),
-        vec![1, 3, 0, 1_000, 1_500]
-    );
+    assert_eq!(r[3], vec![0, 3, 0, 500, 1_500]);
+    assert_eq!(r[4], vec![1, 3, 0, 1_000, 1_500]);
 }
 
 #[test]
@@ -161,31 +194,34 @@ fn gcra_matches_redis_cell() {
     // redis-cell: CL.THROTTLE user123 15 30 60 -> limit 16, 15 left, resets in 2 s.
     let s = Server::start();
     let mut c = s.client();
-    assert_eq!(
-        rl(&mut c, "RL.GCRA user123 15 30 60", T0),
-        vec![1, 16, 15, 0, 2_000]
-    );
-    for _ in 0..15 {
-        assert_eq!(rl(&mut c, "RL.GCRA user123 15 30 60", T0)[0], 1);
+    // After the first call the key lives 2 s: one transaction.
+    let line = "RL.GCRA user123 15 30 60";
+    let mut calls = vec![(line, T0); 17];
+    calls.push(("RL.GCRA user123 15 30 60 COST 17", T0));
+    let r = rl_tx(&mut c, &calls);
+    assert_eq!(r[0], vec![1, 16, 15, 0, 2_000]);
+    for r in &r[1..16] {
+        assert_eq!(r[0], 1);
     }
-    assert_eq!(
-        rl(&mut c, "RL.GCRA user123 15 30 60", T0),
-        vec![0, 16, 0, 2_000, 32_000]
-    );
-    assert_eq!(rl(&mut c, "RL.GCRA user123 15 30 60 COST 17", T0)[3], -1);
+    assert_eq!(r[16], vec![0, 16, 0, 2_000, 32_000]);
+    assert_eq!(r[17][3], -1);
 }
 
 #[test]
 fn retry_after_is_exact_for_every_algorithm() {
     let s = Server::start();
     let mut c = s.client();
+    // Hour-long periods: with 1 s ones a bucket emptied by the last allowed
+    // call expired 3/7 s later, and the denial, peek and early call that
+    // follow had to come within that (or met a fresh key). The waits are
+    // still fractions of a millisecond before rounding (3600 s / 7).
     let cases = [
-        "RL.FIXED {k} 3 1s",
-        "RL.SLIDING {k} 3 1s",
-        "RL.LOG {k} 3 1s",
-        "RL.TOKEN {k} 3 7 1s",
-        "RL.LEAKY {k} 3 7 1s",
-        "RL.GCRA {k} 2 7 1s",
+        "RL.FIXED {k} 3 1h",
+        "RL.SLIDING {k} 3 1h",
+        "RL.LOG {k} 3 1h",
+        "RL.TOKEN {k} 3 7 1h",
+        "RL.LEAKY {k} 3 7 1h",
+        "RL.GCRA {k} 2 7 1h",
     ];
     for (n, case) in cases.iter().enumerate() {
         let key = format!("retry{n}");
@@ -215,13 +251,15 @@ fn retry_after_is_exact_for_every_algorithm() {
 fn peek_never_creates_or_changes_a_key() {
     let s = Server::start();
     let mut c = s.client();
+    // Each key must outlive the five commands after it is made: the
+    // buckets' periods are an hour (at 1 s they lived 2 s).
     for cmd in [
         "RL.FIXED p 5 10s",
         "RL.SLIDING p 5 10s",
         "RL.LOG p 5 10s",
-        "RL.TOKEN p 5 1 1s",
-        "RL.LEAKY p 5 1 1s",
-        "RL.GCRA p 4 1 1s",
+        "RL.TOKEN p 5 1 1h",
+        "RL.LEAKY p 5 1 1h",
+        "RL.GCRA p 4 1 1h",
     ] {
         let r = rl(&mut c, &format!("{cmd} COST 0"), T0);
         assert_eq!(r, vec![1, 5, 5, 0, 0], "{cmd}");
@@ -241,7 +279,9 @@ fn peek_never_creates_or_changes_a_key() {
 fn denied_requests_change_nothing() {
     let s = Server::start();
     let mut c = s.client();
-    for cmd in ["RL.FIXED d 2 10s", "RL.LOG d 2 10s", "RL.TOKEN d 2 1 1s"] {
+    // The bucket refills 1 per hour (at 1 per second its key lived 2 s,
+    // less than the eleven commands after it might take).
+    for cmd in ["RL.FIXED d 2 10s", "RL.LOG d 2 10s", "RL.TOKEN d 2 1 1h"] {
         rl(&mut c, &format!("{cmd} COST 2"), T0);
         let before = digest(&mut c, "d");
         for i in 0..10 {
@@ -274,12 +314,16 @@ fn new_parameters_apply_to_the_existing_state() {
 fn at_never_moves_a_limiter_back_in_time() {
     let s = Server::start();
     let mut c = s.client();
-    rl(&mut c, "RL.TOKEN b 2 1 1s COST 2", T0 + 10_000);
-    // Earlier than the limiter has seen: treated as its latest time.
-    assert_eq!(
-        rl(&mut c, "RL.TOKEN b 2 1 1s", T0),
-        vec![0, 2, 0, 1_000, 2_000]
+    // The bucket's key lives 2 s: one transaction.
+    let r = rl_tx(
+        &mut c,
+        &[
+            ("RL.TOKEN b 2 1 1s COST 2", T0 + 10_000),
+            // Earlier than the limiter has seen: treated as its latest time.
+            ("RL.TOKEN b 2 1 1s", T0),
+        ],
     );
+    assert_eq!(r[1], vec![0, 2, 0, 1_000, 2_000]);
     rl(&mut c, "RL.LOG l 2 10s COST 2", T0 + 10_000);
     assert_eq!(rl(&mut c, "RL.LOG l 2 10s", T0 + 19_999)[0], 0);
     assert_eq!(rl(&mut c, "RL.LOG l 2 10s", T0)[0], 0);
@@ -305,7 +349,9 @@ fn wrong_type_and_other_algorithm() {
             "{cmd}"
         );
     }
-    c.cmd("RL.FIXED f 1 1");
+    // A window of an hour, so f is still there for the next three commands
+    // (with 1 s it could expire, and RL.TOKEN would then make a new key).
+    c.cmd("RL.FIXED f 1 1h");
     assert_eq!(
         c.cmd("RL.TOKEN f 1 1 1").err(),
         "ERR the key holds a FIXED limiter, not TOKEN: use another key, or DEL it to change algorithm"
@@ -530,17 +576,44 @@ fn fifty_connections_race_for_one_hundred_units() {
 fn keys_expire_when_equivalent_to_absent() {
     let s = Server::start();
     let mut c = s.client();
-    let r = c.cmd("RL.TOKEN e 10 10 1s COST 3").ints();
-    assert_eq!(r[4], 300);
-    let pttl = c.cmd("PTTL e").int();
-    assert!((290..=300).contains(&pttl), "{pttl}");
-    c.cmd("RL.FIXED f 10 150ms");
-    c.cmd("RL.LOG l 10 150ms");
-    c.cmd("RL.SLIDING s 10 100ms");
-    std::thread::sleep(std::time::Duration::from_millis(450));
-    for k in ["e", "f", "l", "s"] {
-        assert_eq!(c.cmd(&format!("EXISTS {k}")).int(), 0, "{k}");
+    // One transaction, so nothing expires before its expiry time is read:
+    // the server's clock before the calls, the calls, each key's absolute
+    // expiry, the clock after. Each key must expire exactly its reported
+    // reset time after the call (whose time lies between the two readings),
+    // however slow the machine.
+    let cases = [
+        ("e", "RL.TOKEN e 10 10 1s COST 3", 300),
+        ("f", "RL.FIXED f 10 150ms", 150),
+        ("l", "RL.LOG l 10 150ms", 150),
+        ("s", "RL.SLIDING s 10 100ms", 200),
+    ];
+    assert_eq!(c.cmd("MULTI"), Value::Simple("OK".into()));
+    c.cmd("TIME");
+    for (_, line, _) in cases {
+        c.cmd(line);
     }
+    for (key, _, _) in cases {
+        c.cmd(&format!("PEXPIRETIME {key}"));
+    }
+    c.cmd("TIME");
+    let Value::Array(replies) = c.cmd("EXEC") else {
+        panic!("EXEC failed")
+    };
+    let n = cases.len();
+    let before = common::time_ms(&replies[0]);
+    let after = common::time_ms(&replies[2 * n + 1]);
+    for (i, (key, line, reset)) in cases.iter().enumerate() {
+        assert_eq!(replies[1 + i].ints()[4], *reset, "{line}");
+        let expires = replies[1 + n + i].int();
+        assert!(
+            (before + reset..=after + reset).contains(&expires),
+            "{key} expires at {expires}, not {reset} ms after the call (clock {before}..={after})"
+        );
+    }
+    // And then they are gone.
+    common::wait_until("the keys expire", Duration::from_secs(10), || {
+        c.cmd("EXISTS e f l s").int() == 0
+    });
 }
 
 #[test]

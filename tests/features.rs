@@ -26,7 +26,11 @@ fn map(v: &Value) -> HashMap<String, Value> {
 
 /// `RL.ALL` in RESP2: the combined five integers, then one array per key.
 fn all(c: &mut Client, line: &str) -> (Vec<i64>, Vec<Vec<i64>>) {
-    match c.cmd(line) {
+    split_all(&c.cmd(line), line)
+}
+
+fn split_all(reply: &Value, line: &str) -> (Vec<i64>, Vec<Vec<i64>>) {
+    match reply {
         Value::Array(items) => {
             let combined = items[..5].iter().map(Value::int).collect();
             let each = items[5..].iter().map(Value::ints).collect();
@@ -53,7 +57,17 @@ fn all_or_nothing_across_limits() {
     let line = |cost: i64, at: i64| {
         format!("RL.ALL 2 {{u}}:s {{u}}:d TOKEN 10 10 1s FIXED 12 1d COST {cost} AT {at}")
     };
-    let (combined, each) = all(&mut c, &line(4, T0));
+    // The bucket's key lives 400 ms (AT does not change that): the first
+    // three calls go in one transaction, inside which nothing expires.
+    let lines = [line(4, T0), line(7, T0), line(0, T0)];
+    assert_eq!(c.cmd("MULTI"), Value::Simple("OK".into()));
+    for l in &lines {
+        assert_eq!(c.cmd(l), Value::Simple("QUEUED".into()), "{l}");
+    }
+    let Value::Array(replies) = c.cmd("EXEC") else {
+        panic!("EXEC failed")
+    };
+    let (combined, each) = split_all(&replies[0], &lines[0]);
     assert_eq!(each[0], vec![1, 10, 6, 0, 400]);
     assert_eq!(each[1], vec![1, 12, 8, 0, 86_400_000]);
     // The tightest limit is the one with the least remaining.
@@ -61,11 +75,11 @@ fn all_or_nothing_across_limits() {
 
     // The token bucket would allow 6 more, the daily cap only 8: a request
     // of 9 is denied by both, 7 by the bucket only; neither spends anything.
-    let (combined, each) = all(&mut c, &line(7, T0));
+    let (combined, each) = split_all(&replies[1], &lines[1]);
     assert_eq!(combined, vec![0, 10, 6, 100, 400]);
     assert_eq!(each[0], vec![0, 10, 6, 100, 400]);
     assert_eq!(each[1], vec![1, 12, 8, 0, 86_400_000]);
-    let (_, each) = all(&mut c, &line(0, T0));
+    let (_, each) = split_all(&replies[2], &lines[2]);
     assert_eq!(each[0][2], 6, "a denied RL.ALL must not spend the bucket");
     assert_eq!(
         each[1][2], 8,
@@ -111,7 +125,9 @@ fn all_checks_every_key_before_touching_any() {
     let s = Server::start();
     let mut c = s.client();
     c.cmd("SET {k}:str hello");
-    c.cmd(&format!("RL.TOKEN {{k}}:tok 5 1 1s AT {T0}"));
+    // Refilling per hour, so the key lives an hour and is still there for
+    // every case and the final digest (at 1 per second it lived 1 s).
+    c.cmd(&format!("RL.TOKEN {{k}}:tok 5 1 1h AT {T0}"));
     let before = c.cmd("DEBUG DIGEST");
     let cases = [
         (
@@ -240,17 +256,20 @@ fn info_reports_without_changing_anything() {
         Value::Error("ERR wrong number of arguments for 'RL.INFO' command".into())
     );
 
-    c.cmd("RL.GCRA g 4 2 1s COST 3");
+    // RL.INFO reads the server's clock: with 2 per hour a unit drains every
+    // 30 minutes, so the level and what remains cannot move while the test
+    // runs (with 2 per second they changed after 500 ms).
+    c.cmd("RL.GCRA g 4 2 1h COST 3");
     c.cmd("RL.LOG l 10 1m COST 4");
     let digest = c.cmd("DEBUG DIGEST");
     let g = map(&c.cmd("RL.INFO g"));
     assert_eq!(g["algorithm"].text(), "GCRA");
     assert_eq!(g["max_burst"].int(), 4);
     assert_eq!(g["rate"].int(), 2);
-    assert_eq!(g["period_us"].int(), 1_000_000);
+    assert_eq!(g["period_us"].int(), 3_600_000_000);
     assert_eq!(g["level"].int(), 3);
     assert!((0..=2).contains(&g["remaining"].int()));
-    assert!(g["ttl_ms"].int() > 0 && g["ttl_ms"].int() <= 1_500);
+    assert!(g["ttl_ms"].int() > 0 && g["ttl_ms"].int() <= 5_400_000);
     let l = map(&c.cmd("RL.INFO l"));
     assert_eq!(l["algorithm"].text(), "LOG");
     assert_eq!(l["entries"].int(), 4);
@@ -362,7 +381,9 @@ fn refused(module_args: &[&str], config_lines: &str) -> String {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // A refusal exits within milliseconds; the deadline only stops a server
+    // that wrongly accepted, so it can be generous for a loaded machine.
+    let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
@@ -474,9 +495,17 @@ fn cell_compat_answers_like_redis_cell() {
     for q in calls {
         c.cmd(&format!("CL.THROTTLE ref 4 1 1 {q}"));
     }
-    let Value::Array(replies) = c.cmd("EXEC") else {
+    // The same key answers RL.GCRA too: it is one GCRA limiter. Asked in
+    // the same transaction, so at the same instant (a second later the
+    // bucket would have a unit back, and the key lives 5 s).
+    c.cmd("RL.GCRA ref 4 1 1s COST 0");
+    c.cmd("TYPE ref");
+    let Value::Array(mut replies) = c.cmd("EXEC") else {
         panic!()
     };
+    assert_eq!(replies.pop().unwrap(), Value::Simple("ratelimit".into()));
+    let peek = replies.pop().unwrap();
+    assert_eq!(peek.ints()[2], 0);
     let got: Vec<Vec<i64>> = replies.iter().map(Value::ints).collect();
     assert_eq!(
         got,
@@ -491,9 +520,6 @@ fn cell_compat_answers_like_redis_cell() {
             vec![0, 5, 0, -1, 5], // quantity 0 peeks
         ]
     );
-    // The same key answers RL.GCRA too: it is one GCRA limiter.
-    assert_eq!(c.cmd("RL.GCRA ref 4 1 1s COST 0").ints()[2], 0);
-    assert_eq!(c.cmd("TYPE ref"), Value::Simple("ratelimit".into()));
     for (line, want) in [
         (
             "CL.THROTTLE k 1 1",

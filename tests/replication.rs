@@ -11,6 +11,12 @@ const T0: i64 = 1_700_000_000_000;
 
 /// A mix of every command, with and without AT, costs, denials, peeks,
 /// transactions and scripts.
+///
+/// Every key it writes lives at least 12 minutes (the shortest: 1 unit of a
+/// bucket refilling 5 per hour), so none can expire while the tests compare
+/// master and replica key by key, however slow the machine (with periods of
+/// a second, keys expired within 1 to 10 s, and one that expired between
+/// reading the master and reading the replica failed the comparison).
 fn workload(c: &mut Client) {
     for i in 0..40 {
         let cost = 1 + i % 3;
@@ -18,16 +24,16 @@ fn workload(c: &mut Client) {
             format!("RL.FIXED f:{} 10 1h COST {cost}", i % 4),
             format!("RL.SLIDING s:{} 10 1h COST {cost}", i % 4),
             format!("RL.LOG l:{} 10 1h COST {cost}", i % 4),
-            format!("RL.TOKEN t:{} 10 1 1s COST {cost}", i % 4),
-            format!("RL.LEAKY k:{} 10 1 1s COST {cost}", i % 4),
-            format!("RL.GCRA g:{} 5 1 1s COST {cost}", i % 4),
+            format!("RL.TOKEN t:{} 10 1 1h COST {cost}", i % 4),
+            format!("RL.LEAKY k:{} 10 1 1h COST {cost}", i % 4),
+            format!("RL.GCRA g:{} 5 1 1h COST {cost}", i % 4),
             format!(
-                "RL.TOKEN at:{} 10 1 1s COST {cost} AT {}",
+                "RL.TOKEN at:{} 10 1 1h COST {cost} AT {}",
                 i % 4,
                 T0 + i * 150
             ),
             format!(
-                "RL.ALL 2 {{u{}}}:s {{u{}}}:d TOKEN 5 5 1s FIXED 30 1d COST {cost}",
+                "RL.ALL 2 {{u{}}}:s {{u{}}}:d TOKEN 5 5 1h FIXED 30 1d COST {cost}",
                 i % 3,
                 i % 3
             ),
@@ -44,11 +50,11 @@ fn workload(c: &mut Client) {
     c.cmd("MULTI");
     for _ in 0..5 {
         c.cmd("RL.FIXED tx 3 1h");
-        c.cmd("RL.ALL 2 {tx}:a {tx}:b LOG 4 1h GCRA 2 1 1m");
+        c.cmd("RL.ALL 2 {tx}:a {tx}:b LOG 4 1h GCRA 2 1 1h");
     }
     assert!(matches!(c.cmd("EXEC"), Value::Array(_)));
-    let script = "for i=1,5 do redis.call('RL.LEAKY',KEYS[1],3,1,'1s') end \
-                  return redis.call('RL.TOKEN',KEYS[2],4,1,'1m','COST',2)";
+    let script = "for i=1,5 do redis.call('RL.LEAKY',KEYS[1],3,1,'1h') end \
+                  return redis.call('RL.TOKEN',KEYS[2],4,1,'1h','COST',2)";
     assert!(matches!(
         c.call(&args!["EVAL", script, "2", "lua:a", "lua:b"]),
         Value::Array(_)
@@ -157,8 +163,13 @@ fn replicas_never_use_their_own_clock() {
 
 #[test]
 fn denials_and_peeks_send_nothing_to_replicas() {
-    let master = Server::start();
-    let replica = start_replica(&master, &[]);
+    // The master also writes a keep-alive PING into the replication stream
+    // every repl-ping-replica-period (10 s by default), which moves the
+    // offset this test compares: one landing inside the measured window
+    // failed it. An hour apart (the replica waiting as long before giving
+    // up on a quiet link), none can.
+    let master = Server::start_with(&["--repl-ping-replica-period", "3600"]);
+    let replica = start_replica(&master, &["--repl-timeout", "7200"]);
     let mut m = master.client();
     m.cmd("RL.FIXED d 1 1h");
     m.cmd("RL.ALL 2 {d}:a {d}:b FIXED 1 1h FIXED 5 1h");
@@ -201,7 +212,7 @@ fn a_replica_that_reconnects_catches_up_exactly() {
     workload(&mut m);
     assert!(replica.start_again(), "{}", replica.log());
     let mut r = replica.client();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !r
         .cmd("INFO replication")
         .text()
@@ -240,8 +251,13 @@ fn every_write_reaches_replicas_as_an_effect() {
     let replica = start_replica(&master, &[]);
     let mut m = master.client();
     workload(&mut m);
+    // Periods of an hour (3600 s), so no key expires before the comparison.
     for i in 0..30 {
-        let reply = m.cmd(&format!("CL.THROTTLE cell:{} 3 2 1 {}", i % 3, 1 + i % 2));
+        let reply = m.cmd(&format!(
+            "CL.THROTTLE cell:{} 3 2 3600 {}",
+            i % 3,
+            1 + i % 2
+        ));
         assert_eq!(reply.ints().len(), 5, "{reply:?}");
     }
     sync(&mut m, 1);
@@ -251,7 +267,7 @@ fn every_write_reaches_replicas_as_an_effect() {
         replicated_module_commands(&mut r),
         ["rl.apply", "rl.applyall"]
     );
-    assert!(r.cmd("CL.THROTTLE cell:0 3 2 1").is_error());
+    assert!(r.cmd("CL.THROTTLE cell:0 3 2 3600").is_error());
     let keys = keys(&mut m);
     assert!(keys.iter().any(|k| k == "cell:2"), "{keys:?}");
     assert_eq!(snapshot(&mut m, &keys), snapshot(&mut r, &keys));

@@ -326,7 +326,9 @@ impl Server {
     }
 
     fn wait_ready(&mut self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // Returns as soon as the server answers (or exits); the deadline is
+        // only a safety limit, generous for a slow shared machine.
+        let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false;
@@ -400,7 +402,9 @@ impl Server {
         if let Ok(mut c) = Client::connect(self.port) {
             c.send(&[b"SHUTDOWN".to_vec()]);
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // Killing it before it has saved would lose data the restart tests
+        // check: wait as long as a slow machine may need.
+        let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline && self.alive() {
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -444,6 +448,32 @@ impl Drop for Server {
     }
 }
 
+/// Polls `cond` every 20 ms until it holds, failing with `what` if it still
+/// does not after `timeout`. For things that happen "soon" (expiry, a
+/// server's housekeeping): the timeout is a generous safety limit, never a
+/// margin an assertion depends on.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still not the case after {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `TIME` reply as Unix milliseconds, rounded down like the server's own
+/// millisecond clock (the one key expiry uses).
+pub fn time_ms(reply: &Value) -> i64 {
+    let Value::Array(parts) = reply else {
+        panic!("TIME answered {reply:?}")
+    };
+    let secs: i64 = parts[0].text().parse().expect("TIME seconds");
+    let micros: i64 = parts[1].text().parse().expect("TIME microseconds");
+    secs * 1000 + micros / 1000
+}
+
 /// Every key of the selected database, sorted.
 pub fn keys(c: &mut Client) -> Vec<String> {
     let Value::Array(items) = c.cmd("KEYS *") else {
@@ -479,7 +509,7 @@ pub fn start_replica(master: &Server, extra: &[&str]) -> Server {
     args.extend_from_slice(extra);
     let replica = Server::start_with(&args);
     let mut c = replica.client();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !c
         .cmd("INFO replication")
         .text()
@@ -491,10 +521,11 @@ pub fn start_replica(master: &Server, extra: &[&str]) -> Server {
     replica
 }
 
-/// Waits until every replica has processed everything sent so far.
+/// Waits until every replica has processed everything sent so far (WAIT
+/// answers as soon as they have; its timeout is only a safety limit).
 pub fn sync(master: &mut Client, replicas: i64) {
     assert_eq!(
-        master.cmd(&format!("WAIT {replicas} 10000")).int(),
+        master.cmd(&format!("WAIT {replicas} 60000")).int(),
         replicas,
         "replicas did not acknowledge"
     );
