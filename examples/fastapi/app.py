@@ -153,7 +153,6 @@ def create_app() -> FastAPI:
     async def lifespan(app: FastAPI):
         client = Redis.from_url(
             redis_url,
-            protocol=2,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),  # fail fast; the limiter decides what to do

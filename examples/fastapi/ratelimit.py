@@ -226,10 +226,8 @@ class Decision:
 
 
 def _five(value: Any) -> list[int]:
-    if isinstance(value, dict):  # RESP3
-        value = {(k.decode() if isinstance(k, bytes) else k): v for k, v in value.items()}
-        fields = ("allowed", "limit", "remaining", "retry_after_ms", "reset_after_ms")
-        return [int(value[f]) for f in fields]
+    # [allowed, limit, remaining, retry_after_ms, reset_after_ms], the same
+    # array under RESP2 and RESP3.
     return [int(v) for v in value[:5]]
 
 
@@ -333,10 +331,7 @@ class RateLimit:
         return args + ["COST", cost]
 
     def decision(self, reply: Any) -> Decision:
-        if isinstance(reply, dict):  # RESP3
-            subs = reply.get("limits", reply.get(b"limits")) or [reply]
-        else:
-            subs = reply[5:] if len(self.rates) > 1 else [reply]
+        subs = reply[5:] if len(self.rates) > 1 else [reply]
         combined = _five(reply)
         quotas = [
             Quota(rate, algo, bool(s[0]), *s[1:])

@@ -46,11 +46,12 @@ pub fn init(ctx: &redis_module::Context) -> bool {
 
 /// The time of this call: `at` when the client gave one, else the server's
 /// clock (a shared snapshot inside transactions and scripts).
-pub fn now(ctx_flags: c_int, at: Option<Instant>) -> Instant {
+pub fn now(ctx: ffi::Ctx, at: Option<Instant>) -> Instant {
     if let Some(at) = at {
         return at;
     }
-    let in_transaction = ctx_flags
+    // Only the clock needs the context's flags (a few hundred instructions).
+    let in_transaction = ctx.flags()
         & (raw::REDISMODULE_CTX_FLAGS_MULTI | raw::REDISMODULE_CTX_FLAGS_LUA) as c_int
         != 0;
     let ms = if in_transaction {

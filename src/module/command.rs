@@ -149,10 +149,6 @@ fn with_bytes<R>(strings: &[RStr], f: impl FnOnce(&[&[u8]]) -> R) -> R {
     f(&bytes)
 }
 
-fn is_resp3(flags: c_int) -> bool {
-    flags & raw::REDISMODULE_CTX_FLAGS_RESP3 as c_int != 0
-}
-
 /// Decides on what a key holds, or on a fresh state if it holds nothing.
 fn evaluate(
     held: Option<&Limiter>,
@@ -245,13 +241,8 @@ fn decide_one(
 }
 
 /// A client's request on one key: decide, count, report a denial.
-fn client_decide(
-    ctx: Ctx,
-    flags: c_int,
-    key: RStr,
-    req: &args::Request,
-) -> Result<Decision, Error> {
-    let now = clock::now(flags, req.at);
+fn client_decide(ctx: Ctx, key: RStr, req: &args::Request) -> Result<Decision, Error> {
+    let now = clock::now(ctx, req.at);
     let d = decide_one(ctx, key, &req.params, req.cost, now, Source::Client)?;
     stats::count(req.params.algorithm(), d.allowed);
     if !d.allowed {
@@ -267,10 +258,8 @@ fn limit_command(ctx: Ctx, args: &[RStr], algo: Algorithm) -> Outcome {
         return Err(args::arity_error(command).into());
     };
     let req = with_bytes(rest, |a| args::request(algo, command, a, &config::limits()))?;
-    // Context flags cost a few hundred instructions: read them once.
-    let flags = ctx.flags();
-    let d = client_decide(ctx, flags, *key, &req)?;
-    reply::decision(ctx, &d, is_resp3(flags));
+    let d = client_decide(ctx, *key, &req)?;
+    reply::decision(ctx, &d);
     Ok(())
 }
 
@@ -281,7 +270,7 @@ fn throttle_command(ctx: Ctx, args: &[RStr]) -> Outcome {
         return Err(args::arity_error("CL.THROTTLE").into());
     };
     let req = with_bytes(rest, args::throttle_request)?;
-    let d = client_decide(ctx, ctx.flags(), *key, &req)?;
+    let d = client_decide(ctx, *key, &req)?;
     reply::cell(ctx, &d);
     Ok(())
 }
@@ -376,7 +365,7 @@ fn apply_op(ctx: Ctx, args: &[RStr]) -> Outcome {
         expire_at_ms: op.expire_at_ms,
     };
     let d = decide_one(ctx, *key, &op.params, op.cost, op.now, source)?;
-    reply::decision(ctx, &d, is_resp3(ctx.flags()));
+    reply::decision(ctx, &d);
     Ok(())
 }
 
@@ -413,7 +402,7 @@ fn info_command(ctx: Ctx, args: &[RStr]) -> Outcome {
         ctx.reply_null();
         return Ok(());
     };
-    let now = clock::now(ctx.flags(), None);
+    let now = clock::now(ctx, None);
     let peek = limiter.evaluate(&limiter.params(), 0, now)?.decision;
     reply::info(ctx, limiter, &peek, key.ttl_ms());
     Ok(())
@@ -516,8 +505,7 @@ fn all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     };
     let req = with_bytes(rest, |a| args::all_request(a, &config::limits()))?;
     let names = &rest[1..=req.numkeys];
-    let flags = ctx.flags();
-    let now = clock::now(flags, req.at);
+    let now = clock::now(ctx, req.at);
     let decided = decide_all(ctx, names, &req.params, req.cost, now, None)?;
     for ((name, d), p) in names.iter().zip(&decided.each).zip(&req.params) {
         stats::count(p.algorithm(), d.allowed);
@@ -526,7 +514,7 @@ fn all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
         }
     }
     stats::count_all(decided.combined.allowed);
-    reply::all(ctx, &decided.combined, &decided.each, is_resp3(flags));
+    reply::all(ctx, &decided.combined, &decided.each);
     Ok(())
 }
 
@@ -568,7 +556,7 @@ fn apply_all_op(ctx: Ctx, args: &[RStr]) -> Outcome {
         expiries.push(*at);
     }
     let decided = decide_all(ctx, names, &params, op.cost, op.now, Some(&expiries))?;
-    reply::all(ctx, &decided.combined, &decided.each, is_resp3(ctx.flags()));
+    reply::all(ctx, &decided.combined, &decided.each);
     Ok(())
 }
 

@@ -51,7 +51,6 @@ pub fn missing_api() -> Option<&'static str> {
         RedisModule_ReplyWithLongLong,
         RedisModule_ReplyWithArray,
         RedisModule_ReplyWithMap,
-        RedisModule_ReplyWithBool,
         RedisModule_ReplyWithSimpleString,
         RedisModule_ReplyWithStringBuffer,
         RedisModule_ReplyWithNull,
@@ -185,11 +184,6 @@ impl<'a> Ctx<'a> {
     pub fn reply_map(self, len: usize) {
         // SAFETY: a live context; the caller writes `len` pairs next.
         unsafe { api!(RedisModule_ReplyWithMap)(self.ptr(), len as c_long) };
-    }
-
-    pub fn reply_bool(self, v: bool) {
-        // SAFETY: a live context (RESP2 clients get an integer).
-        unsafe { api!(RedisModule_ReplyWithBool)(self.ptr(), v as c_int) };
     }
 
     pub fn reply_simple(self, s: &CStr) {

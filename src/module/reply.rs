@@ -1,22 +1,11 @@
-//! The one place that defines the reply shape of every `RL.*` decision.
-//!
-//! RESP2: `[allowed, limit, remaining, retry_after_ms, reset_after_ms]`, all
-//! integers. RESP3: a map with those names, `allowed` a boolean. Durations
-//! are rounded *up* to whole milliseconds, so a client that waits the
-//! figure it was given is never early.
-
-use std::ffi::CStr;
+//! The one place that defines the reply shape of every `RL.*` decision:
+//! `[allowed, limit, remaining, retry_after_ms, reset_after_ms]`, all
+//! integers, under RESP2 and RESP3 alike. Durations are rounded *up* to
+//! whole milliseconds, so a client that waits the figure it was given is
+//! never early.
 
 use super::ffi::Ctx;
 use crate::algo::{Decision, Duration, Limiter};
-
-pub const FIELDS: [&CStr; 5] = [
-    c"allowed",
-    c"limit",
-    c"remaining",
-    c"retry_after_ms",
-    c"reset_after_ms",
-];
 
 /// A duration as whole milliseconds, rounded up.
 pub fn ms(d: Duration) -> i64 {
@@ -27,7 +16,8 @@ fn count(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// The five integers of a decision, in reply order.
+/// The five integers of a decision, in reply order:
+/// `[allowed, limit, remaining, retry_after_ms, reset_after_ms]`.
 pub fn fields(d: &Decision) -> [i64; 5] {
     [
         d.allowed as i64,
@@ -38,44 +28,26 @@ pub fn fields(d: &Decision) -> [i64; 5] {
     ]
 }
 
-/// The five fields of `d`, as an array (RESP2) or a map (RESP3) with
-/// `extra` more entries that the caller writes next.
-fn five(ctx: Ctx, values: [i64; 5], resp3: bool, extra: usize) {
-    if resp3 {
-        ctx.reply_map(FIELDS.len() + extra);
-        for (i, (name, v)) in FIELDS.iter().zip(values).enumerate() {
-            ctx.reply_simple(name);
-            if i == 0 {
-                ctx.reply_bool(v != 0);
-            } else {
-                ctx.reply_i64(v);
-            }
-        }
-    } else {
-        ctx.reply_array(FIELDS.len() + extra);
-        for v in values {
-            ctx.reply_i64(v);
-        }
+/// An array of five integers, then `extra` more elements the caller writes.
+/// The same under RESP2 and RESP3: no client mapping can reorder or flatten
+/// a positional array of integers.
+fn five(ctx: Ctx, values: [i64; 5], extra: usize) {
+    ctx.reply_array(values.len() + extra);
+    for v in values {
+        ctx.reply_i64(v);
     }
 }
 
 /// One decision.
-pub fn decision(ctx: Ctx, d: &Decision, resp3: bool) {
-    five(ctx, fields(d), resp3, 0);
+pub fn decision(ctx: Ctx, d: &Decision) {
+    five(ctx, fields(d), 0);
 }
 
 /// `RL.ALL`: the combined decision's five fields, then one decision per key.
-/// RESP3: a map of the combined fields plus `limits`, a list of maps.
-pub fn all(ctx: Ctx, combined: &Decision, each: &[Decision], resp3: bool) {
-    if resp3 {
-        five(ctx, fields(combined), true, 1);
-        ctx.reply_simple(c"limits");
-        ctx.reply_array(each.len());
-    } else {
-        five(ctx, fields(combined), false, each.len());
-    }
+pub fn all(ctx: Ctx, combined: &Decision, each: &[Decision]) {
+    five(ctx, fields(combined), each.len());
     for d in each {
-        decision(ctx, d, resp3);
+        decision(ctx, d);
     }
 }
 
@@ -103,9 +75,9 @@ pub fn cell_fields(d: &Decision) -> [i64; 5] {
     ]
 }
 
-/// `CL.THROTTLE`: always an array, whatever the protocol, as redis-cell.
+/// `CL.THROTTLE`: redis-cell's array.
 pub fn cell(ctx: Ctx, d: &Decision) {
-    five(ctx, cell_fields(d), false, 0);
+    five(ctx, cell_fields(d), 0);
 }
 
 /// `RL.INFO`: `algorithm`, the parameters and state as named integers, then
