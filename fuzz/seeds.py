@@ -45,6 +45,8 @@ ARGS = {
         "2 a a FIXED 1 1 FIXED 1 1", "3 a b", "1 a BUCKET 1 1", "65 a"],
     7: ["15 30 60", "15 30 60 3", "15 30 1s"],
     8: ["log-max 5 cell-compat yes", "ratelimit.log-max 0", "speed 9"],
+    9: ["TOKEN 10 5 1s COST 3", "fixed 5 1m AT 1700000000000", "LOG 10001 1s",
+        "BUCKET 1 1", "GCRA 0 1"],
 }
 for cmd, lines in ARGS.items():
     for i, line in enumerate(lines):

@@ -437,6 +437,37 @@ pub fn all_request(args: &[&[u8]], limits: &Limits) -> Result<AllRequest, ArgErr
     })
 }
 
+/// `RL.PEEK key ALGO params... [COST n] [AT unix_ms]`: parses what follows
+/// the key. The algorithm is named, as in `RL.ALL`, since the command is
+/// the same for all of them.
+pub fn peek_request(args: &[&[u8]], limits: &Limits) -> Result<Request, ArgError> {
+    const COMMAND: &str = "RL.PEEK";
+    let Some((&name, tail)) = args.split_first() else {
+        return Err(arity_error(COMMAND));
+    };
+    let algo = Algorithm::from_name(name).ok_or_else(|| {
+        ArgError::new(format!(
+            "the algorithm must be FIXED, SLIDING, LOG, TOKEN, LEAKY or GCRA, got{}",
+            shown_or_empty(name)
+        ))
+    })?;
+    let names = param_names(algo);
+    if tail.len() < names.len() {
+        return Err(ArgError::new(format!(
+            "{} needs {}",
+            algo.name(),
+            names.join(", ")
+        )));
+    }
+    let params = self::params(algo, &tail[..names.len()], limits)?;
+    let opts = options(&tail[names.len()..])?;
+    Ok(Request {
+        params,
+        cost: opts.cost.unwrap_or(1),
+        at: opts.at,
+    })
+}
+
 /// `CL.THROTTLE key max_burst count period [quantity]`, redis-cell's syntax:
 /// `period` is whole seconds, `quantity` defaults to 1. Parses what follows
 /// the key.
@@ -757,6 +788,38 @@ mod tests {
         ];
         for (line, want) in cases {
             assert_eq!(err(all(line)), want, "{line}");
+        }
+    }
+
+    #[test]
+    fn peek_requests() {
+        let l = Limits::default();
+        let p = |line: &str| {
+            let v: Vec<&[u8]> = line.split_whitespace().map(str::as_bytes).collect();
+            peek_request(&v, &l)
+        };
+        let r = p("token 10 5 1s COST 3").unwrap();
+        assert_eq!(
+            r.params,
+            Params::Token(BucketParams::new(10, 5, 1_000_000).unwrap())
+        );
+        assert_eq!((r.cost, r.at), (3, None));
+        assert_eq!(p("FIXED 5 1m").unwrap().cost, 1);
+        for (line, want) in [
+            ("", "ERR wrong number of arguments for 'RL.PEEK' command"),
+            (
+                "BUCKET 1 1",
+                "ERR the algorithm must be FIXED, SLIDING, LOG, TOKEN, LEAKY or GCRA, got 'BUCKET'",
+            ),
+            ("TOKEN 1 1", "ERR TOKEN needs capacity, rate, period"),
+            ("FIXED 0 1s", "ERR limit must be greater than 0"),
+            ("FIXED 1 1s COST", "ERR COST needs a value"),
+            (
+                "LOG 10001 1s",
+                "ERR limit is too large for RL.LOG (at most 10000, see ratelimit.log-max)",
+            ),
+        ] {
+            assert_eq!(err(p(line)), want, "{line}");
         }
     }
 

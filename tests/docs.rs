@@ -44,6 +44,7 @@ fn every_command_is_documented() {
         ("RL.GCRA", -5),
         ("RL.ALL", -2),
         ("RL.INFO", 2),
+        ("RL.PEEK", -5),
         ("RL.APPLY", 3),
         ("RL.APPLYALL", -4),
         ("RL.SETSTATE", 4),

@@ -47,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
     } else {
         Limits::default()
     };
-    match which % 9 {
+    match which % 10 {
         i @ 0..=5 => {
             let algo = Algorithm::ALL[i as usize];
             let name = format!("RL.{}", algo.name());
@@ -73,6 +73,15 @@ fuzz_target!(|data: &[u8]| {
         },
         7 => match args::throttle_request(&argv) {
             Ok(r) => run(&[r.params], r.cost, r.at),
+            Err(e) => check_error(&e),
+        },
+        9 => match args::peek_request(&argv, &limits) {
+            Ok(r) => {
+                if let Params::Log(w) = r.params {
+                    assert!(w.limit.get() <= limits.log_max);
+                }
+                run(&[r.params], r.cost, r.at)
+            }
             Err(e) => check_error(&e),
         },
         _ => {

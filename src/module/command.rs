@@ -136,6 +136,7 @@ handlers! {
     rl_apply => apply_command;
     rl_setstate => setstate_command;
     rl_info => info_command;
+    rl_peek => peek_command;
     cl_throttle => throttle_command;
 }
 
@@ -259,6 +260,21 @@ fn limit_command(ctx: Ctx, args: &[RStr], algo: Algorithm) -> Outcome {
     };
     let req = with_bytes(rest, |a| args::request(algo, command, a, &config::limits()))?;
     let d = client_decide(ctx, *key, &req)?;
+    reply::decision(ctx, &d);
+    Ok(())
+}
+
+/// `RL.PEEK key ALGO params... [COST n] [AT unix_ms]`: what a call would
+/// get, without writing anything. Read-only, so it runs on read-only
+/// replicas and in `EVAL_RO`, where a `COST 0` call (a write command) can't.
+fn peek_command(ctx: Ctx, args: &[RStr]) -> Outcome {
+    let [_, key, rest @ ..] = args else {
+        return Err(args::arity_error("RL.PEEK").into());
+    };
+    let req = with_bytes(rest, |a| args::peek_request(a, &config::limits()))?;
+    let now = clock::now(ctx, req.at);
+    let key = ctx.open_read(*key)?;
+    let d = evaluate(key.limiter(), &req.params, req.cost, now)?.decision;
     reply::decision(ctx, &d);
     Ok(())
 }

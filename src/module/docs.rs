@@ -104,6 +104,13 @@ pub const ALL: &[Arg] = &[
     AT,
 ];
 pub const INFO: &[Arg] = &[KEY];
+pub const PEEK: &[Arg] = &[
+    KEY,
+    arg(c"algorithm", Kind::String),
+    many(c"parameters", Kind::String),
+    COST,
+    AT,
+];
 pub const APPLY: &[Arg] = &[KEY, arg(c"operation", Kind::String)];
 pub const APPLY_ALL: &[Arg] = &[
     arg(c"numkeys", Kind::Integer),

@@ -182,6 +182,19 @@ const COMMANDS: &[CommandDef] = &[
             args: docs::INFO,
         },
     },
+    CommandDef {
+        name: c"RL.PEEK",
+        handler: command::rl_peek,
+        flags: c"readonly fast",
+        doc: Doc {
+            summary: c"What a call with these parameters and cost would get, without writing: for replicas and read-only scripts.",
+            complexity: c"O(1), O(log N) for a log where N is the limit",
+            since: c"0.2.0",
+            arity: -5,
+            keys: Keys::One(Access::Read),
+            args: docs::PEEK,
+        },
+    },
     // What replicas and the AOF receive; closed to clients.
     CommandDef {
         name: c"RL.APPLY",
