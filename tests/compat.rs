@@ -299,8 +299,10 @@ fn a_replica_applies_what_a_0_1_0_master_sent() {
     master.detach(&mut c);
     check(&mut c, &f, true);
     let log = replica.log();
+    // (Valkey says PRIMARY.)
     assert!(
-        log.contains("MASTER <-> REPLICA sync: Finished with success"),
+        log.contains("MASTER <-> REPLICA sync: Finished with success")
+            || log.contains("PRIMARY <-> REPLICA sync: Finished with success"),
         "{log}"
     );
     assert_clean_log(&replica);

@@ -47,9 +47,13 @@ pub fn init(ctx: &redis_module::Context) -> bool {
 /// The time of this call: `at` when the client gave one, else the server's
 /// clock (a shared snapshot inside transactions and scripts).
 pub fn now(ctx: ffi::Ctx, at: Option<Instant>) -> Instant {
-    if let Some(at) = at {
-        return at;
-    }
+    at.unwrap_or_else(|| wall(ctx))
+}
+
+/// The server's clock as this call sees it: a shared snapshot inside
+/// transactions and scripts, so an expiry counted from it agrees with the
+/// time the call decided at (and with `TIME` there on servers that freeze it).
+pub fn wall(ctx: ffi::Ctx) -> Instant {
     // Only the clock needs the context's flags (a few hundred instructions).
     let in_transaction = ctx.flags()
         & (raw::REDISMODULE_CTX_FLAGS_MULTI | raw::REDISMODULE_CTX_FLAGS_LUA) as c_int

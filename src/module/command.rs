@@ -169,8 +169,7 @@ fn evaluate(
 /// key that much longer), and never in the past. A write that spends nothing
 /// (a denial keeping new parameters) never shortens the key's life: the
 /// state it leaves still counts under the parameters it had.
-fn expiry_ms(key: &WriteKey, v: &Verdict) -> u64 {
-    let wall = Instant::from_millis(ffi::wall_ms());
+fn expiry_ms(key: &WriteKey, v: &Verdict, wall: Instant) -> u64 {
     let d = &v.decision;
     let at = (d.at.max(wall) + d.reset_after)
         .ceil_millis()
@@ -196,8 +195,13 @@ fn install(key: &mut WriteKey, params: &Params, v: &Verdict, expire_at_ms: u64) 
 /// op) or a replayed op (use its expiry, pass it on verbatim).
 #[derive(Clone, Copy)]
 enum Source {
-    Client,
-    Replay { expire_at_ms: u64 },
+    /// With the server's clock as the call sees it.
+    Client {
+        wall: Instant,
+    },
+    Replay {
+        expire_at_ms: u64,
+    },
 }
 
 /// One request on one key, from a client or replayed.
@@ -221,8 +225,8 @@ fn decide_one(
     }
     if v.writes {
         match source {
-            Source::Client => {
-                let expire_at_ms = expiry_ms(&key, &v);
+            Source::Client { wall } => {
+                let expire_at_ms = expiry_ms(&key, &v, wall);
                 install(&mut key, params, &v, expire_at_ms)?;
                 let op = codec::encode_op(&codec::Op {
                     params: *params,
@@ -243,8 +247,16 @@ fn decide_one(
 
 /// A client's request on one key: decide, count, report a denial.
 fn client_decide(ctx: Ctx, key: RStr, req: &args::Request) -> Result<Decision, Error> {
-    let now = clock::now(ctx, req.at);
-    let d = decide_one(ctx, key, &req.params, req.cost, now, Source::Client)?;
+    let wall = clock::wall(ctx);
+    let now = req.at.unwrap_or(wall);
+    let d = decide_one(
+        ctx,
+        key,
+        &req.params,
+        req.cost,
+        now,
+        Source::Client { wall },
+    )?;
     stats::count(req.params.algorithm(), d.allowed);
     if !d.allowed {
         ctx.notify(DENIED_EVENT, key);
@@ -473,12 +485,17 @@ fn decide_all(
             }
         }
     }
+    // A replay takes its master's expiries and reads no clock.
+    let wall = match expiries {
+        None => clock::wall(ctx),
+        Some(_) => Instant::EPOCH,
+    };
     let mut expire = [0u64; codec::ALL_OP_MAX_LIMITS];
     let mut wrote = false;
     let mut disagree = false;
     for (i, ((key, v), p)) in keys.iter_mut().zip(&verdicts).zip(params).enumerate() {
         let at = match expiries {
-            None if v.writes => expiry_ms(key, v),
+            None if v.writes => expiry_ms(key, v, wall),
             None => continue,
             // A replica writes exactly the keys its master wrote; where the
             // two disagree, its state differs: leave that key as it is.

@@ -155,6 +155,12 @@ pub fn add_acl_category(ctx: &redis_module::Context) -> bool {
     unsafe { add(ctx.ctx, c"ratelimit".as_ptr()) == raw::Status::Ok as c_int }
 }
 
+/// Whether the server lets a module set its commands' ACL categories.
+pub fn can_set_acl_categories() -> bool {
+    // SAFETY: Redis fills the API table once, before calling the module.
+    unsafe { (*std::ptr::addr_of!(raw::RedisModule_SetCommandACLCategories)).is_some() }
+}
+
 /// Puts the command in ACL categories (`write fast`, plus `ratelimit` when
 /// the server has it), where the server lets a module do so (Redis 7.2 and
 /// later); Redis 7.0 puts module commands in none, see README.

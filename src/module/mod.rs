@@ -358,6 +358,11 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
     );
     let cell = config::cell_compat().then_some(&CELL);
     let own_category = docs::add_acl_category(ctx);
+    if !docs::can_set_acl_categories() {
+        ctx.log_notice(
+            "this server cannot put module commands in ACL categories (Redis 7.2+ can): grant RL.* commands by name",
+        );
+    }
     for c in COMMANDS.iter().chain(cell) {
         if !register(ctx, c, own_category) {
             return refuse(&format!(
