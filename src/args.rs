@@ -404,29 +404,20 @@ pub fn all_request(args: &[&[u8]], limits: &Limits) -> Result<AllRequest, ArgErr
     let mut rest = &args[1 + numkeys..];
     let mut params = SmallVec::with_capacity(numkeys);
     for n in 1..=numkeys {
-        let Some((&name, tail)) = rest.split_first() else {
-            return Err(ArgError::new(format!(
+        let (p, tail) = limit(rest, limits).map_err(|e| match e {
+            LimitError::Missing => ArgError::new(format!(
                 "RL.ALL needs one limit per key: limit {n} of {numkeys} is missing"
-            )));
-        };
-        let algo = Algorithm::from_name(name).ok_or_else(|| {
-            ArgError::new(format!(
-                "limit {n} must start with FIXED, SLIDING, LOG, TOKEN, LEAKY or GCRA, got{}",
-                shown_or_empty(name)
-            ))
+            )),
+            LimitError::UnknownAlgorithm(got) => ArgError::new(format!(
+                "limit {n} must start with FIXED, SLIDING, LOG, TOKEN, LEAKY or GCRA, got{got}"
+            )),
+            LimitError::Short(algo, needs) => {
+                ArgError::new(format!("limit {n} ({}) needs {needs}", algo.name()))
+            }
+            LimitError::Bad(algo, e) => ArgError(format!("limit {n} ({}): {e}", algo.name())),
         })?;
-        let names = param_names(algo);
-        if tail.len() < names.len() {
-            return Err(ArgError::new(format!(
-                "limit {n} ({}) needs {}",
-                algo.name(),
-                names.join(", ")
-            )));
-        }
-        let p = self::params(algo, &tail[..names.len()], limits)
-            .map_err(|e| ArgError(format!("limit {n} ({}): {e}", algo.name())))?;
         params.push(p);
-        rest = &tail[names.len()..];
+        rest = tail;
     }
     let opts = options(rest)?;
     Ok(AllRequest {
@@ -437,30 +428,48 @@ pub fn all_request(args: &[&[u8]], limits: &Limits) -> Result<AllRequest, ArgErr
     })
 }
 
+/// Why `ALGO params...` could not be read; each command words it.
+enum LimitError {
+    Missing,
+    /// The name as shown in a message (` 'X'`, or a description).
+    UnknownAlgorithm(String),
+    /// The parameters it needs, comma-separated.
+    Short(Algorithm, String),
+    Bad(Algorithm, ArgError),
+}
+
+/// `ALGO params...` at the start of `args`: the parameters, and what follows.
+fn limit<'a, 'b>(
+    args: &'a [&'b [u8]],
+    limits: &Limits,
+) -> Result<(Params, &'a [&'b [u8]]), LimitError> {
+    let Some((&name, tail)) = args.split_first() else {
+        return Err(LimitError::Missing);
+    };
+    let algo = Algorithm::from_name(name)
+        .ok_or_else(|| LimitError::UnknownAlgorithm(shown_or_empty(name)))?;
+    let names = param_names(algo);
+    if tail.len() < names.len() {
+        return Err(LimitError::Short(algo, names.join(", ")));
+    }
+    let (given, rest) = tail.split_at(names.len());
+    let p = self::params(algo, given, limits).map_err(|e| LimitError::Bad(algo, e))?;
+    Ok((p, rest))
+}
+
 /// `RL.PEEK key ALGO params... [COST n] [AT unix_ms]`: parses what follows
 /// the key. The algorithm is named, as in `RL.ALL`, since the command is
 /// the same for all of them.
 pub fn peek_request(args: &[&[u8]], limits: &Limits) -> Result<Request, ArgError> {
-    const COMMAND: &str = "RL.PEEK";
-    let Some((&name, tail)) = args.split_first() else {
-        return Err(arity_error(COMMAND));
-    };
-    let algo = Algorithm::from_name(name).ok_or_else(|| {
-        ArgError::new(format!(
-            "the algorithm must be FIXED, SLIDING, LOG, TOKEN, LEAKY or GCRA, got{}",
-            shown_or_empty(name)
-        ))
+    let (params, rest) = limit(args, limits).map_err(|e| match e {
+        LimitError::Missing => arity_error("RL.PEEK"),
+        LimitError::UnknownAlgorithm(got) => ArgError::new(format!(
+            "the algorithm must be FIXED, SLIDING, LOG, TOKEN, LEAKY or GCRA, got{got}"
+        )),
+        LimitError::Short(algo, needs) => ArgError::new(format!("{} needs {needs}", algo.name())),
+        LimitError::Bad(_, e) => e,
     })?;
-    let names = param_names(algo);
-    if tail.len() < names.len() {
-        return Err(ArgError::new(format!(
-            "{} needs {}",
-            algo.name(),
-            names.join(", ")
-        )));
-    }
-    let params = self::params(algo, &tail[..names.len()], limits)?;
-    let opts = options(&tail[names.len()..])?;
+    let opts = options(rest)?;
     Ok(Request {
         params,
         cost: opts.cost.unwrap_or(1),
