@@ -453,8 +453,11 @@ fn bad_input_gets_a_precise_error() {
     ];
     for (args, msg) in raw {
         let reply = c.call(&args);
+        // Redis 8 hides internal commands from clients altogether.
+        let internal = [&b"RL.APPLY"[..], b"RL.APPLYALL", b"RL.SETSTATE"].contains(&&args[0][..]);
+        let hidden = internal && reply.err().starts_with("ERR unknown command");
         assert!(
-            reply.err().starts_with(msg),
+            reply.err().starts_with(msg) || hidden,
             "{:?}: {reply:?}",
             args.iter()
                 .map(|a| String::from_utf8_lossy(a).into_owned())
@@ -601,7 +604,10 @@ fn keys_expire_when_equivalent_to_absent() {
     };
     let n = cases.len();
     let before = common::time_ms(&replies[0]);
-    let after = common::time_ms(&replies[2 * n + 1]);
+    // Valkey answers TIME inside a transaction from a snapshot taken when it
+    // began, while the module reads the clock at its first call: take the
+    // later of that and a reading after EXEC as the upper bound.
+    let after = common::time_ms(&replies[2 * n + 1]).max(common::time_ms(&c.cmd("TIME")));
     for (i, (key, line, reset)) in cases.iter().enumerate() {
         assert_eq!(replies[1 + i].ints()[4], *reset, "{line}");
         let expires = replies[1 + n + i].int();

@@ -50,6 +50,14 @@ fn every_command_is_documented() {
         ("RL.SETSTATE", 4),
         ("CL.THROTTLE", -5),
     ] {
+        if c.cmd(&format!("COMMAND INFO {name}")) == Value::Array(vec![Value::Null]) {
+            // Internal commands are hidden from clients on Redis 8.
+            assert!(
+                name.starts_with("RL.APPLY") || name == "RL.SETSTATE",
+                "{name}"
+            );
+            continue;
+        }
         let docs = flat(&c.cmd(&format!("COMMAND DOCS {name}")));
         for field in ["summary", "since", "complexity", "arguments"] {
             assert!(

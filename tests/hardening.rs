@@ -98,8 +98,11 @@ fn oom_with_noeviction_refuses_every_write_and_changes_nothing() {
     ];
     for args in &refused {
         let reply = c.call(args);
+        // (Redis 8 hides the internal commands from clients altogether.)
+        let hidden = is_internal(args)
+            && matches!(&reply, Value::Error(e) if e.starts_with("ERR unknown command"));
         assert!(
-            matches!(&reply, Value::Error(e) if e.starts_with("OOM ")),
+            hidden || matches!(&reply, Value::Error(e) if e.starts_with("OOM ")),
             "{:?}: {reply:?}",
             String::from_utf8_lossy(&args[0])
         );
@@ -496,8 +499,9 @@ fn catalogue() -> Vec<(Vec<Vec<u8>>, String)> {
         .into_iter()
         .map(|(args, want)| {
             // Redis checks the arity first, then the command refuses.
+            // (Redis 8 hides them from clients: an unknown command.)
             if is_internal(&args) && !want.contains("wrong number of arguments") {
-                (args, "is internal".into())
+                (args, "is internal || unknown command".into())
             } else {
                 (args, want)
             }
@@ -825,6 +829,9 @@ fn bad_input_catalogue() {
             })
         };
         let ok = match &reply {
+            // Redis 8 hides the internal commands: its own reply then
+            // echoes the arguments as they came.
+            Value::Error(e) if is_internal(args) && e.starts_with("ERR unknown command") => true,
             Value::Error(e) => {
                 (e.starts_with("ERR ") || e.starts_with("WRONGTYPE "))
                     && says(e)

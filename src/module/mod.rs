@@ -80,6 +80,9 @@ struct CommandDef {
     name: &'static CStr,
     handler: Handler,
     flags: &'static CStr,
+    /// Replication and AOF only: also flagged `internal` where the server
+    /// knows that flag (Redis 8), which hides it from clients altogether.
+    internal: bool,
     doc: Doc,
 }
 
@@ -98,6 +101,7 @@ const fn decision(
         name,
         handler,
         flags: DECIDE,
+        internal: false,
         doc: Doc {
             summary,
             complexity,
@@ -158,6 +162,7 @@ const COMMANDS: &[CommandDef] = &[
         name: c"RL.ALL",
         handler: command::rl_all,
         flags: DECIDE,
+        internal: false,
         doc: Doc {
             summary: c"Several limits on several keys in one atomic call: allowed only if all allow.",
             complexity: c"O(N) where N is the number of keys, plus the log's cost for LOG limits",
@@ -173,6 +178,7 @@ const COMMANDS: &[CommandDef] = &[
         name: c"RL.INFO",
         handler: command::rl_info,
         flags: c"readonly fast",
+        internal: false,
         doc: Doc {
             summary: c"What a limiter holds: algorithm, parameters, state, remaining, reset and TTL.",
             complexity: O1,
@@ -186,6 +192,7 @@ const COMMANDS: &[CommandDef] = &[
         name: c"RL.PEEK",
         handler: command::rl_peek,
         flags: c"readonly fast",
+        internal: false,
         doc: Doc {
             summary: c"What a call with these parameters and cost would get, without writing: for replicas and read-only scripts.",
             complexity: c"O(1), O(log N) for a log where N is the limit",
@@ -200,6 +207,7 @@ const COMMANDS: &[CommandDef] = &[
         name: c"RL.APPLY",
         handler: command::rl_apply,
         flags: DECIDE,
+        internal: true,
         doc: Doc {
             summary: c"Internal: replays a decided request (replication and AOF only).",
             complexity: c"O(1), O(M) for a log where M is the cost",
@@ -213,6 +221,7 @@ const COMMANDS: &[CommandDef] = &[
         name: c"RL.APPLYALL",
         handler: command::rl_apply_all,
         flags: DECIDE,
+        internal: true,
         doc: Doc {
             summary: c"Internal: replays a decided RL.ALL call (replication and AOF only).",
             complexity: c"O(N) where N is the number of keys",
@@ -226,6 +235,7 @@ const COMMANDS: &[CommandDef] = &[
         name: c"RL.SETSTATE",
         handler: command::rl_setstate,
         flags: c"write deny-oom",
+        internal: true,
         doc: Doc {
             summary: c"Internal: recreates a limiter from its encoding (AOF rewrite only).",
             complexity: c"O(N) where N is the size of the state",
@@ -242,6 +252,7 @@ const CELL: CommandDef = CommandDef {
     name: c"CL.THROTTLE",
     handler: command::cl_throttle,
     flags: DECIDE,
+    internal: false,
     doc: Doc {
         summary: c"redis-cell's CL.THROTTLE, decided by RL.GCRA's limiter.",
         complexity: O1,
@@ -252,13 +263,13 @@ const CELL: CommandDef = CommandDef {
     },
 };
 
-fn register(ctx: &Context, c: &CommandDef, own_category: bool) -> bool {
-    let ok = raw::Status::Ok as c_int;
+/// Creates the command with `flags`; `false` if the server refused them.
+fn create(ctx: &Context, c: &CommandDef, flags: &[u8]) -> bool {
     let (flags, (first, last, step)) = match c.doc.keys {
-        Keys::One(_) => (c.flags.to_bytes().to_vec(), (1, 1, 1)),
+        Keys::One(_) => (flags.to_vec(), (1, 1, 1)),
         // Redis 7.0's cluster routing asks the handler for the keys
         // (getkeys-api) rather than reading the key spec.
-        Keys::Numkeys => ([c.flags.to_bytes(), b" getkeys-api"].concat(), (0, 0, 0)),
+        Keys::Numkeys => ([flags, b" getkeys-api"].concat(), (0, 0, 0)),
     };
     let Ok(flags) = std::ffi::CString::new(flags) else {
         return false;
@@ -276,6 +287,15 @@ fn register(ctx: &Context, c: &CommandDef, own_category: bool) -> bool {
             step,
         )
     };
+    created == raw::Status::Ok as c_int
+}
+
+fn register(ctx: &Context, c: &CommandDef, own_category: bool) -> bool {
+    let flags = c.flags.to_bytes();
+    // Servers that don't know the `internal` flag refuse it, and create
+    // nothing: the command then refuses clients itself.
+    let created =
+        (c.internal && create(ctx, c, &[flags, b" internal"].concat())) || create(ctx, c, flags);
     // The core categories follow the flags; O(N) commands are not `fast`.
     let mut categories = if c.flags.to_bytes().starts_with(b"readonly") {
         String::from("read")
@@ -293,7 +313,7 @@ fn register(ctx: &Context, c: &CommandDef, own_category: bool) -> bool {
     let Ok(categories) = std::ffi::CString::new(categories) else {
         return false;
     };
-    created == ok && docs::declare(ctx, c.name, &c.doc, &categories)
+    created && docs::declare(ctx, c.name, &c.doc, &categories)
 }
 
 /// Logs a panic's message and location before it unwinds into the

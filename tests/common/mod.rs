@@ -154,8 +154,12 @@ impl Client {
     }
 
     fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("read from redis");
+        // Error lines may echo a client's bytes (`unknown command ...`).
+        let mut raw = Vec::new();
+        self.reader
+            .read_until(b'\n', &mut raw)
+            .expect("read from redis");
+        let mut line = String::from_utf8_lossy(&raw).into_owned();
         assert!(line.ends_with("\r\n"), "truncated reply line {line:?}");
         line.truncate(line.len() - 2);
         line
