@@ -10,15 +10,16 @@
 Run it with run.sh; every setting is an environment variable (README.md).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the endpoints'
+# Annotated[..., Depends(f)] at run time, and f is local to create_app().
 import hashlib
 import logging
 import math
 import os
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Literal, Optional
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response
 from pydantic import BaseModel, Field, ValidationError
@@ -85,7 +86,7 @@ def create_app() -> FastAPI:
 
     # -- identities
 
-    def user_of(request: Request) -> Optional[str]:
+    def user_of(request: Request) -> str | None:
         token = bearer_token(request)
         return api_keys.get(token) if token else None
 
@@ -97,11 +98,11 @@ def create_app() -> FastAPI:
             )
         return user
 
-    def by_user(request: Request) -> Optional[str]:
+    def by_user(request: Request) -> str | None:
         user = user_of(request)
         return f"user:{user}" if user else None
 
-    def by_valid_key(request: Request) -> Optional[str]:
+    def by_valid_key(request: Request) -> str | None:
         return by_api_key(request) if user_of(request) else None
 
     async def order_cost(request: Request) -> int:
@@ -135,7 +136,7 @@ def create_app() -> FastAPI:
         scope="orders",
     )
 
-    async def quote_limit(request: Request, response: Response) -> Optional[Decision]:
+    async def quote_limit(request: Request, response: Response) -> Decision | None:
         """Paid tier for a valid API key; otherwise the anonymous limit per IP,
         which also throttles guessing API keys."""
         if user_of(request):
@@ -150,7 +151,7 @@ def create_app() -> FastAPI:
     # -- app
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = Redis.from_url(
             redis_url,
             socket_timeout=timeout,
@@ -172,15 +173,15 @@ def create_app() -> FastAPI:
 
     @app.get("/quotes/{symbol}")
     async def quote(
-        symbol: str = Path(pattern=r"^[A-Z]{1,5}$"),
-        _: Optional[Decision] = Depends(quote_limit),
-    ) -> dict:
+        symbol: Annotated[str, Path(pattern=r"^[A-Z]{1,5}$")],
+        _: Annotated[Decision | None, Depends(quote_limit)],
+    ) -> dict[str, Any]:
         # A made-up but stable price per symbol.
         cents = int.from_bytes(hashlib.sha256(symbol.encode()).digest()[:4], "big") % 100000
         return {"symbol": symbol, "price": round(10 + cents / 100, 2), "currency": "USD"}
 
     @app.post("/login", dependencies=[Depends(login_limit)])
-    async def login(creds: Credentials) -> dict:
+    async def login(creds: Credentials) -> dict[str, str]:
         if USERS.get(creds.username) != creds.password:
             raise HTTPException(401, detail="Wrong username or password")
         key = next((k for k, u in api_keys.items() if u == creds.username), None)
@@ -191,13 +192,13 @@ def create_app() -> FastAPI:
     @app.post("/orders", status_code=201)
     async def place_order(
         order: Order,
-        user: str = Depends(require_user),
-        _: Optional[Decision] = Depends(order_limit),
-    ) -> dict:
+        user: Annotated[str, Depends(require_user)],
+        _: Annotated[Decision | None, Depends(order_limit)],
+    ) -> dict[str, Any]:
         return {"id": str(uuid.uuid4()), "user": user, **order.model_dump(), "cost": order.cost}
 
     @app.get("/limits")
-    async def limits(request: Request) -> dict:
+    async def limits(request: Request) -> dict[str, Any]:
         """Peek at every limit that applies to the caller, in one pipeline."""
         paid = user_of(request) is not None
         candidates = [

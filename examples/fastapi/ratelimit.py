@@ -21,28 +21,30 @@ import logging
 import math
 import re
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Optional, Sequence, Union
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, Response
 from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("ratelimit")
 
 __all__ = [
-    "Rate",
-    "Quota",
     "Decision",
+    "LimiterUnavailable",
+    "Quota",
+    "Rate",
     "RateLimit",
     "RateLimitConfig",
     "RateLimitHeaders",
-    "LimiterUnavailable",
+    "bearer_token",
+    "by_api_key",
+    "by_ip",
+    "client_ip",
     "parse_rates",
     "setup",
-    "client_ip",
-    "bearer_token",
-    "by_ip",
-    "by_api_key",
 ]
 
 # ---------------------------------------------------------------- rate strings
@@ -54,7 +56,7 @@ _UNITS = {
     "day": 86400, "days": 86400, "d": 86400,
 }  # fmt: skip
 _UNIT_NAMES = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}
-_RATE = re.compile(r"^\s*(\d{1,16})\s*(?:/|\s+per\s+)\s*(\d{1,9})?\s*([A-Za-z]+)\s*$", re.I)
+_RATE = re.compile(r"^\s*(\d{1,16})\s*(?:/|\s+per\s+)\s*(\d{1,9})?\s*([A-Za-z]+)\s*$", re.IGNORECASE)
 MAX_AMOUNT = 10**15  # the module's largest limit
 
 
@@ -114,14 +116,17 @@ class RateLimitConfig:
 
 def setup(app: FastAPI, redis: Any, **settings: Any) -> RateLimitConfig:
     """Attach the Redis client and settings to the app; call it in lifespan."""
-    app.state.ratelimit = RateLimitConfig(redis=redis, **settings)
-    return app.state.ratelimit
+    config = RateLimitConfig(redis=redis, **settings)
+    app.state.ratelimit = config
+    return config
 
 
 def _config(request: Request) -> RateLimitConfig:
     cfg = getattr(request.app.state, "ratelimit", None)
     if cfg is None:
         raise RuntimeError("ratelimit.setup(app, redis) was not called (in lifespan)")
+    if not isinstance(cfg, RateLimitConfig):
+        raise TypeError(f"app.state.ratelimit is a {type(cfg).__name__}, not a RateLimitConfig")
     return cfg
 
 
@@ -149,7 +154,7 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def bearer_token(request: Request) -> Optional[str]:
+def bearer_token(request: Request) -> str | None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
@@ -159,7 +164,7 @@ def by_ip(request: Request) -> str:
     return "ip:" + client_ip(request)
 
 
-def by_api_key(request: Request) -> Optional[str]:
+def by_api_key(request: Request) -> str | None:
     """The API key, hashed so that secrets never appear in Redis key names.
     None without a key: the limit is then not applied."""
     token = bearer_token(request)
@@ -200,7 +205,7 @@ class Decision:
     quotas: list[Quota]
 
     @property
-    def retry_after_s(self) -> Optional[int]:
+    def retry_after_s(self) -> int | None:
         """Seconds to wait, rounded up; None if the request can never pass."""
         if self.retry_after_ms < 0:
             return None
@@ -233,8 +238,8 @@ def _five(value: Any) -> list[int]:
 
 # ---------------------------------------------------------------- the dependency
 
-KeyFunc = Callable[[Request], Union[Optional[str], Awaitable[Optional[str]]]]
-CostFunc = Callable[[Request], Union[int, Awaitable[int]]]
+KeyFunc = Callable[[Request], str | None | Awaitable[str | None]]
+CostFunc = Callable[[Request], int | Awaitable[int]]
 _ALGORITHMS = ("fixed", "sliding", "log", "token", "leaky", "gcra")
 
 
@@ -273,13 +278,13 @@ class RateLimit:
 
     def __init__(
         self,
-        rates: Union[str, Sequence[Rate]],
+        rates: str | Sequence[Rate],
         *,
-        algorithm: Union[str, Sequence[str]] = "sliding",
+        algorithm: str | Sequence[str] = "sliding",
         key: KeyFunc = by_ip,
-        cost: Union[int, CostFunc] = 1,
-        burst: Union[None, int, Sequence[Optional[int]]] = None,
-        scope: Optional[str] = None,
+        cost: int | CostFunc = 1,
+        burst: None | int | Sequence[int | None] = None,
+        scope: str | None = None,
     ) -> None:
         self.rates = parse_rates(rates) if isinstance(rates, str) else list(rates)
         if not self.rates:
@@ -332,20 +337,23 @@ class RateLimit:
 
     def decision(self, reply: Any) -> Decision:
         subs = reply[5:] if len(self.rates) > 1 else [reply]
-        combined = _five(reply)
+        allowed, limit, remaining, retry_after_ms, reset_after_ms = _five(reply)
         quotas = [
             Quota(rate, algo, bool(s[0]), *s[1:])
             for rate, algo, s in zip(self.rates, self.algorithms, map(_five, subs))
         ]
-        return Decision(bool(combined[0]), *combined[1:], quotas=quotas)
+        return Decision(
+            bool(allowed), limit, remaining, retry_after_ms, reset_after_ms, quotas=quotas
+        )
 
     # -- asking Redis
 
-    async def identity(self, request: Request) -> Optional[str]:
+    async def identity(self, request: Request) -> str | None:
         """What the key function says for this request (None: not limited)."""
-        return await _resolve(self.key(request))
+        ident: str | None = await _resolve(self.key(request))
+        return ident
 
-    async def ask(self, request: Request, cost: int) -> Optional[Decision]:
+    async def ask(self, request: Request, cost: int) -> Decision | None:
         """One round trip; None if the key function returned None. Raises
         LimiterUnavailable when Redis cannot answer."""
         ident = await self.identity(request)
@@ -360,13 +368,13 @@ class RateLimit:
             raise LimiterUnavailable(str(e) or type(e).__name__) from e
         return self.decision(reply)
 
-    async def peek(self, request: Request) -> Optional[Decision]:
+    async def peek(self, request: Request) -> Decision | None:
         """The caller's quotas without spending anything (COST 0)."""
         return await self.ask(request, 0)
 
     async def hit(
-        self, request: Request, response: Optional[Response] = None, cost: Optional[int] = None
-    ) -> Optional[Decision]:
+        self, request: Request, response: Response | None = None, cost: int | None = None
+    ) -> Decision | None:
         if cost is None:
             cost = self.cost if isinstance(self.cost, int) else await _resolve(self.cost(request))
         try:
@@ -393,7 +401,7 @@ class RateLimit:
             response.headers.update(headers)
         return d
 
-    async def __call__(self, request: Request, response: Response) -> Optional[Decision]:
+    async def __call__(self, request: Request, response: Response) -> Decision | None:
         return await self.hit(request, response)
 
 
@@ -405,14 +413,14 @@ class RateLimitHeaders:
     new response without them. This middleware adds the headers of the
     request's last decision to whatever response goes out, unless present."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
 
-        async def send_with_headers(message: dict) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 extra = (scope.get("state") or {}).get("ratelimit_headers")
                 if extra:
