@@ -17,24 +17,24 @@ import logging
 import math
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response
 from pydantic import BaseModel, Field, ValidationError
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from ratelimit import (
+    CircuitBreaker,
     Decision,
+    LimiterUnavailable,
     RateLimit,
+    RateLimitConfig,
     RateLimitHeaders,
     bearer_token,
     by_api_key,
     by_ip,
+    redis_client,
     setup,
 )
 
@@ -43,6 +43,21 @@ log = logging.getLogger("quotes")
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default).strip() or default
+
+
+N = TypeVar("N", int, float)
+
+
+def _number(name: str, default: str, kind: Callable[[str], N], least: N) -> N:
+    """A numeric setting, at least `least`; ValueError naming the variable."""
+    text = _env(name, default)
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r}: not a number") from None
+    if not value >= least:  # also refuses NaN
+        raise ValueError(f"{name}={text!r}: must be at least {least}")
+    return value
 
 
 def _api_keys(text: str) -> dict[str, str]:
@@ -77,11 +92,19 @@ class Order(BaseModel):
 
 def create_app() -> FastAPI:
     redis_url = _env("REDIS_URL", "redis://127.0.0.1:6379")
-    timeout = float(_env("RL_REDIS_TIMEOUT", "0.25"))
+    # Defaults that a healthy Redis on the host never trips, even under a
+    # burst on a loaded machine (README.md, "When Redis is down").
+    timeout = _number("RL_REDIS_TIMEOUT", "2", float, 0.001)
+    connect_timeout = _number("RL_REDIS_CONNECT_TIMEOUT", "5", float, 0.001)
+    pool_size = _number("RL_REDIS_POOL_SIZE", "20", int, 1)
+    pool_timeout = _number("RL_REDIS_POOL_TIMEOUT", "10", float, 0.001)
+    breaker_failures = _number("RL_BREAKER_FAILURES", "5", int, 1)
+    breaker_cooldown = _number("RL_BREAKER_COOLDOWN", "5", float, 0.001)
+    log_interval = _number("RL_LOG_INTERVAL", "10", float, 0.0)
     fail_mode = _env("RL_FAIL_MODE", "open").lower()
     if fail_mode not in ("open", "closed"):
         raise ValueError("RL_FAIL_MODE must be 'open' or 'closed'")
-    trusted_proxies = int(_env("RL_TRUSTED_PROXIES", "0"))
+    trusted_proxies = _number("RL_TRUSTED_PROXIES", "0", int, 0)
     api_keys = _api_keys(_env("API_KEYS", "demo-key-alice:alice,demo-key-bob:bob"))
 
     # -- identities
@@ -152,16 +175,24 @@ def create_app() -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = Redis.from_url(
+        client = redis_client(
             redis_url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),  # fail fast; the limiter decides what to do
+            pool_size=pool_size,
+            pool_timeout=pool_timeout,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
         )
-        setup(app, client, fail_open=fail_mode == "open", trusted_proxies=trusted_proxies)
+        config = setup(
+            app,
+            client,
+            fail_open=fail_mode == "open",
+            trusted_proxies=trusted_proxies,
+            breaker=CircuitBreaker(breaker_failures, breaker_cooldown),
+            log_interval=log_interval,
+        )
         try:
-            await client.ping()
-        except RedisError as e:
+            await config.call(client.ping)
+        except LimiterUnavailable as e:
             log.warning("Redis at %s is not reachable yet: %s", redis_url, e)
         try:
             yield
@@ -206,18 +237,18 @@ def create_app() -> FastAPI:
             ("login", login_limit),
             ("orders", order_limit),  # per user: applies with an API key only
         ]
-        config = request.app.state.ratelimit
+        config: RateLimitConfig = request.app.state.ratelimit
         pipe = config.redis.pipeline(transaction=False)
-        named = []
+        named: list[tuple[str, RateLimit]] = []
         for name, lim in candidates:
             ident = await lim.identity(request)
             if ident is not None:
                 named.append((name, lim))
                 pipe.execute_command(*lim.command(request, ident, 0))
         try:
-            replies = await pipe.execute()
-        except (RedisError, OSError) as e:
-            log.warning("rate limiter unavailable for /limits: %s", e)
+            replies = await config.call(pipe.execute)
+        except LimiterUnavailable as e:
+            config.logs.warning(f"limits:{e.kind}", "rate limiter unavailable for /limits: %s", e)
             raise HTTPException(503, detail="Rate limiter unavailable") from None
         out = {}
         for (name, lim), reply in zip(named, replies):
