@@ -10,30 +10,31 @@
 Run it with run.sh; every setting is an environment variable (README.md).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the endpoints'
+# Annotated[..., Depends(f)] at run time, and f is local to create_app().
 import hashlib
 import logging
 import math
 import os
 import uuid
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Literal, Optional
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response
 from pydantic import BaseModel, Field, ValidationError
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from ratelimit import (
+    CircuitBreaker,
     Decision,
+    LimiterUnavailable,
     RateLimit,
+    RateLimitConfig,
     RateLimitHeaders,
     bearer_token,
     by_api_key,
     by_ip,
+    redis_client,
     setup,
 )
 
@@ -42,6 +43,21 @@ log = logging.getLogger("quotes")
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default).strip() or default
+
+
+N = TypeVar("N", int, float)
+
+
+def _number(name: str, default: str, kind: Callable[[str], N], least: N) -> N:
+    """A numeric setting, at least `least`; ValueError naming the variable."""
+    text = _env(name, default)
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r}: not a number") from None
+    if not value >= least:  # also refuses NaN
+        raise ValueError(f"{name}={text!r}: must be at least {least}")
+    return value
 
 
 def _api_keys(text: str) -> dict[str, str]:
@@ -76,16 +92,24 @@ class Order(BaseModel):
 
 def create_app() -> FastAPI:
     redis_url = _env("REDIS_URL", "redis://127.0.0.1:6379")
-    timeout = float(_env("RL_REDIS_TIMEOUT", "0.25"))
+    # Defaults that a healthy Redis on the host never trips, even under a
+    # burst on a loaded machine (README.md, "When Redis is down").
+    timeout = _number("RL_REDIS_TIMEOUT", "2", float, 0.001)
+    connect_timeout = _number("RL_REDIS_CONNECT_TIMEOUT", "5", float, 0.001)
+    pool_size = _number("RL_REDIS_POOL_SIZE", "20", int, 1)
+    pool_timeout = _number("RL_REDIS_POOL_TIMEOUT", "10", float, 0.001)
+    breaker_failures = _number("RL_BREAKER_FAILURES", "5", int, 1)
+    breaker_cooldown = _number("RL_BREAKER_COOLDOWN", "5", float, 0.001)
+    log_interval = _number("RL_LOG_INTERVAL", "10", float, 0.0)
     fail_mode = _env("RL_FAIL_MODE", "open").lower()
     if fail_mode not in ("open", "closed"):
         raise ValueError("RL_FAIL_MODE must be 'open' or 'closed'")
-    trusted_proxies = int(_env("RL_TRUSTED_PROXIES", "0"))
+    trusted_proxies = _number("RL_TRUSTED_PROXIES", "0", int, 0)
     api_keys = _api_keys(_env("API_KEYS", "demo-key-alice:alice,demo-key-bob:bob"))
 
     # -- identities
 
-    def user_of(request: Request) -> Optional[str]:
+    def user_of(request: Request) -> str | None:
         token = bearer_token(request)
         return api_keys.get(token) if token else None
 
@@ -97,11 +121,11 @@ def create_app() -> FastAPI:
             )
         return user
 
-    def by_user(request: Request) -> Optional[str]:
+    def by_user(request: Request) -> str | None:
         user = user_of(request)
         return f"user:{user}" if user else None
 
-    def by_valid_key(request: Request) -> Optional[str]:
+    def by_valid_key(request: Request) -> str | None:
         return by_api_key(request) if user_of(request) else None
 
     async def order_cost(request: Request) -> int:
@@ -135,7 +159,7 @@ def create_app() -> FastAPI:
         scope="orders",
     )
 
-    async def quote_limit(request: Request, response: Response) -> Optional[Decision]:
+    async def quote_limit(request: Request, response: Response) -> Decision | None:
         """Paid tier for a valid API key; otherwise the anonymous limit per IP,
         which also throttles guessing API keys."""
         if user_of(request):
@@ -150,17 +174,25 @@ def create_app() -> FastAPI:
     # -- app
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        client = Redis.from_url(
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = redis_client(
             redis_url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),  # fail fast; the limiter decides what to do
+            pool_size=pool_size,
+            pool_timeout=pool_timeout,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
         )
-        setup(app, client, fail_open=fail_mode == "open", trusted_proxies=trusted_proxies)
+        config = setup(
+            app,
+            client,
+            fail_open=fail_mode == "open",
+            trusted_proxies=trusted_proxies,
+            breaker=CircuitBreaker(breaker_failures, breaker_cooldown),
+            log_interval=log_interval,
+        )
         try:
-            await client.ping()
-        except RedisError as e:
+            await config.call(client.ping)
+        except LimiterUnavailable as e:
             log.warning("Redis at %s is not reachable yet: %s", redis_url, e)
         try:
             yield
@@ -172,15 +204,15 @@ def create_app() -> FastAPI:
 
     @app.get("/quotes/{symbol}")
     async def quote(
-        symbol: str = Path(pattern=r"^[A-Z]{1,5}$"),
-        _: Optional[Decision] = Depends(quote_limit),
-    ) -> dict:
+        symbol: Annotated[str, Path(pattern=r"^[A-Z]{1,5}$")],
+        _: Annotated[Decision | None, Depends(quote_limit)],
+    ) -> dict[str, Any]:
         # A made-up but stable price per symbol.
         cents = int.from_bytes(hashlib.sha256(symbol.encode()).digest()[:4], "big") % 100000
         return {"symbol": symbol, "price": round(10 + cents / 100, 2), "currency": "USD"}
 
     @app.post("/login", dependencies=[Depends(login_limit)])
-    async def login(creds: Credentials) -> dict:
+    async def login(creds: Credentials) -> dict[str, str]:
         if USERS.get(creds.username) != creds.password:
             raise HTTPException(401, detail="Wrong username or password")
         key = next((k for k, u in api_keys.items() if u == creds.username), None)
@@ -191,13 +223,13 @@ def create_app() -> FastAPI:
     @app.post("/orders", status_code=201)
     async def place_order(
         order: Order,
-        user: str = Depends(require_user),
-        _: Optional[Decision] = Depends(order_limit),
-    ) -> dict:
+        user: Annotated[str, Depends(require_user)],
+        _: Annotated[Decision | None, Depends(order_limit)],
+    ) -> dict[str, Any]:
         return {"id": str(uuid.uuid4()), "user": user, **order.model_dump(), "cost": order.cost}
 
     @app.get("/limits")
-    async def limits(request: Request) -> dict:
+    async def limits(request: Request) -> dict[str, Any]:
         """Peek at every limit that applies to the caller, in one pipeline."""
         paid = user_of(request) is not None
         candidates = [
@@ -205,18 +237,18 @@ def create_app() -> FastAPI:
             ("login", login_limit),
             ("orders", order_limit),  # per user: applies with an API key only
         ]
-        config = request.app.state.ratelimit
+        config: RateLimitConfig = request.app.state.ratelimit
         pipe = config.redis.pipeline(transaction=False)
-        named = []
+        named: list[tuple[str, RateLimit]] = []
         for name, lim in candidates:
             ident = await lim.identity(request)
             if ident is not None:
                 named.append((name, lim))
                 pipe.execute_command(*lim.command(request, ident, 0))
         try:
-            replies = await pipe.execute()
-        except (RedisError, OSError) as e:
-            log.warning("rate limiter unavailable for /limits: %s", e)
+            replies = await config.call(pipe.execute)
+        except LimiterUnavailable as e:
+            config.logs.warning(f"limits:{e.kind}", "rate limiter unavailable for /limits: %s", e)
             raise HTTPException(503, detail="Rate limiter unavailable") from None
         out = {}
         for (name, lim), reply in zip(named, replies):

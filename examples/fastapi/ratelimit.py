@@ -11,38 +11,54 @@ Copy this file into your service. Usage:
 Each request costs exactly one Redis round trip: one RL.<ALGO> call for a
 single limit, or one atomic RL.ALL call when the rate string holds several
 ("1/second;100/day"): the request is allowed only if every limit allows it.
+
+When Redis cannot answer, the request takes the fail mode (served without
+limits, or 503). redis_client() makes a client that waits for a free
+connection instead of failing during bursts, and a CircuitBreaker stops
+asking a Redis that keeps failing, so that a stalled one does not cost every
+request the full timeout. Needs Python 3.11 or later.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import inspect
 import logging
 import math
 import re
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Optional, Sequence, Union
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, HTTPException, Request, Response
-from redis.exceptions import RedisError
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MaxConnectionsError, RedisError, ResponseError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("ratelimit")
 
 __all__ = [
-    "Rate",
-    "Quota",
+    "CircuitBreaker",
     "Decision",
+    "LimiterUnavailable",
+    "LogThrottle",
+    "Quota",
+    "Rate",
     "RateLimit",
     "RateLimitConfig",
     "RateLimitHeaders",
-    "LimiterUnavailable",
-    "parse_rates",
-    "setup",
-    "client_ip",
     "bearer_token",
-    "by_ip",
     "by_api_key",
+    "by_ip",
+    "client_ip",
+    "parse_rates",
+    "redis_client",
+    "setup",
 ]
 
 # ---------------------------------------------------------------- rate strings
@@ -54,7 +70,7 @@ _UNITS = {
     "day": 86400, "days": 86400, "d": 86400,
 }  # fmt: skip
 _UNIT_NAMES = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}
-_RATE = re.compile(r"^\s*(\d{1,16})\s*(?:/|\s+per\s+)\s*(\d{1,9})?\s*([A-Za-z]+)\s*$", re.I)
+_RATE = re.compile(r"^\s*(\d{1,16})\s*(?:/|\s+per\s+)\s*(\d{1,9})?\s*([A-Za-z]+)\s*$", re.IGNORECASE)
 MAX_AMOUNT = 10**15  # the module's largest limit
 
 
@@ -98,6 +114,225 @@ def parse_rates(text: str) -> list[Rate]:
     return rates
 
 
+# ---------------------------------------------------------------- Redis client
+
+
+def redis_client(
+    url: str,
+    *,
+    pool_size: int = 20,
+    pool_timeout: float = 10.0,
+    timeout: float = 2.0,
+    connect_timeout: float = 5.0,
+    **kwargs: Any,
+) -> Redis:
+    """A redis.asyncio client suited to the limiter.
+
+    pool_size        connections at most. A burst of requests beyond it waits
+                     for a free connection (a BlockingConnectionPool) instead
+                     of failing as redis-py's default pool does
+    pool_timeout     how long a request waits for a free connection, at most
+    timeout          for one command's reply (socket read/write)
+    connect_timeout  for opening a connection
+
+    The defaults leave a healthy Redis on the same host a wide margin: during
+    a burst of 1,000 requests on a loaded 2-core machine, replies took at
+    most 0.09 s, opening a connection 1.3 s (the event loop is busy) and
+    waiting for a free one 2.5 s. No retries: the limiter decides what a
+    failed call means (the fail mode).
+    """
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=pool_size,
+        timeout=pool_timeout,
+        socket_timeout=timeout,
+        socket_connect_timeout=connect_timeout,
+        retry=Retry(NoBackoff(), 0),
+        **kwargs,
+    )
+    return Redis.from_pool(pool)
+
+
+# ---------------------------------------------------------------- failures
+
+UNREACHABLE = "unreachable"  # connection refused or lost, timeout: counts for the breaker
+CIRCUIT_OPEN = "circuit-open"  # not asked: the breaker is open
+POOL_EXHAUSTED = "pool-exhausted"  # no free connection within the pool's timeout
+ERROR_REPLY = "error-reply"  # Redis answered with an error (module not loaded, ...)
+
+
+class LimiterUnavailable(Exception):
+    """Redis could not answer the limiter; `kind` says why (one of the
+    constants above)."""
+
+    def __init__(self, message: str, kind: str = UNREACHABLE) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def failure_kind(error: BaseException) -> str | None:
+    """What a Redis call's exception means; None if it is not a Redis problem."""
+    if isinstance(error, ResponseError):
+        return ERROR_REPLY
+    # The default pool raises MaxConnectionsError when full; the waiting
+    # pool, ConnectionError("No connection available.") from the timeout of
+    # its wait. Neither is Redis failing: when Redis is really down or
+    # stalled, the calls holding the connections fail and say so.
+    if isinstance(error, MaxConnectionsError) or (
+        isinstance(error, RedisConnectionError)
+        and isinstance(error.__cause__, asyncio.TimeoutError)
+        and "No connection available" in str(error)
+    ):
+        return POOL_EXHAUSTED
+    if isinstance(error, (RedisError, OSError)):  # OSError: TimeoutError too
+        return UNREACHABLE
+    return None
+
+
+T = TypeVar("T")
+
+
+class CircuitBreaker:
+    """Stops asking a Redis that keeps failing.
+
+    closed     calls go to Redis; `failures` consecutive failures (connection
+               errors, timeouts) open the breaker
+    open       for `cooldown` seconds every call fails at once with
+               LimiterUnavailable(kind=CIRCUIT_OPEN), without a Redis call;
+               the calls still waiting (for a connection or a reply) when it
+               opens fail at once too
+    half-open  after the cooldown the next call is a trial, the only one let
+               through: its success closes the breaker, its failure opens it
+               again for another cooldown
+
+    A reply, an error reply included, is a success. A call that found no
+    free connection in the pool is neither: the pool was busy, not Redis down.
+    """
+
+    def __init__(
+        self,
+        failures: int = 5,
+        cooldown: float = 5.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if failures < 1:
+            raise ValueError(f"failures must be at least 1, not {failures!r}")
+        if not cooldown > 0:
+            raise ValueError(f"cooldown must be positive, not {cooldown!r}")
+        self.failures = failures
+        self.cooldown = cooldown
+        self._clock = clock
+        self._failed = 0  # consecutive failures while closed
+        self._opened_at: float | None = None
+        self._trial = False  # a trial call is in flight
+        self._waiting: set[asyncio.Timeout] = set()  # calls in flight
+
+    @property
+    def state(self) -> str:
+        if self._opened_at is None:
+            return "closed"
+        if self._trial or self._clock() - self._opened_at < self.cooldown:
+            return "open"
+        return "half-open"
+
+    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """await fn() unless the breaker is open. Raises LimiterUnavailable
+        for a Redis failure; other exceptions pass through."""
+        trial = False
+        if self._opened_at is not None:
+            left = self._opened_at + self.cooldown - self._clock()
+            if left > 0 or self._trial:
+                why = f"{max(left, 0):.1f} s to the next trial" if left > 0 else "a trial call is in flight"
+                raise LimiterUnavailable(f"circuit open ({why})", CIRCUIT_OPEN)
+            self._trial = trial = True
+        try:
+            return await self._call(fn, trial)
+        finally:
+            if trial:
+                self._trial = False
+
+    async def _call(self, fn: Callable[[], Awaitable[T]], trial: bool) -> T:
+        cut = asyncio.timeout(None)  # rescheduled to now when the breaker opens
+        try:
+            async with cut:
+                self._waiting.add(cut)
+                try:
+                    result = await fn()
+                finally:
+                    self._waiting.discard(cut)
+        except Exception as e:
+            if cut.expired():
+                raise LimiterUnavailable("circuit opened during the call", CIRCUIT_OPEN) from None
+            kind = failure_kind(e)
+            if kind is None:
+                raise
+            if kind == UNREACHABLE:
+                self._failure(e, trial)
+            elif kind == ERROR_REPLY:
+                self._success(trial)
+            raise LimiterUnavailable(str(e) or type(e).__name__, kind) from e
+        self._success(trial)
+        return result
+
+    def _success(self, trial: bool) -> None:
+        if self._opened_at is None:
+            self._failed = 0
+        elif trial:
+            self._opened_at, self._failed = None, 0
+            log.warning("rate limiter circuit closed: Redis answers again")
+
+    def _failure(self, error: Exception, trial: bool) -> None:
+        if trial:
+            self._opened_at = self._clock()
+            log.warning(
+                "rate limiter circuit stays open: the trial call failed (%s); next trial in %g s",
+                error, self.cooldown,
+            )  # fmt: skip
+            return
+        if self._opened_at is not None:
+            return  # already open
+        self._failed += 1
+        if self._failed < self.failures:
+            return
+        self._opened_at = self._clock()
+        log.warning(
+            "rate limiter circuit open after %d consecutive failures (last: %s): "
+            "requests take the fail mode without asking Redis for %g s",
+            self._failed, error, self.cooldown,
+        )  # fmt: skip
+        now = asyncio.get_running_loop().time()
+        for waiting in list(self._waiting):
+            waiting.reschedule(now)
+
+
+class LogThrottle:
+    """At most one warning per `interval` seconds for each kind of message;
+    the next one says how many were left out."""
+
+    def __init__(self, interval: float = 10.0, *, clock: Callable[[], float] = time.monotonic):
+        self.interval = interval
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._skipped: dict[str, int] = {}
+
+    def warning(self, kind: str, message: str, *args: Any) -> bool:
+        """Logs unless one of this kind was logged less than `interval` ago;
+        True if logged."""
+        now = self._clock()
+        last = self._last.get(kind)  # None: never logged, whatever the clock says
+        if last is not None and now - last < self.interval:
+            self._skipped[kind] = self._skipped.get(kind, 0) + 1
+            return False
+        self._last[kind] = now
+        skipped = self._skipped.pop(kind, 0)
+        if skipped:
+            message += " (and %d more in the last %.0f s)"
+            args = (*args, skipped, now - last if last is not None else 0)
+        log.warning(message, *args)
+        return True
+
+
 # ---------------------------------------------------------------- configuration
 
 
@@ -105,28 +340,52 @@ def parse_rates(text: str) -> list[Rate]:
 class RateLimitConfig:
     """Per-app settings, kept in app.state.ratelimit (see setup())."""
 
-    redis: Any  # a redis.asyncio.Redis
-    fail_open: bool = True  # Redis unreachable: serve (True) or answer 503 (False)
+    redis: Any  # a redis.asyncio.Redis, from redis_client()
+    fail_open: bool = True  # Redis unavailable: serve (True) or answer 503 (False)
     trusted_proxies: int = 0  # reverse proxies in front that append X-Forwarded-For
     prefix: str = "rl"
-    _last_warning: float = field(default=0.0, repr=False)
+    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+    log_interval: float = 10.0  # at most one warning per kind per this many seconds
+    logs: LogThrottle = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.logs = LogThrottle(self.log_interval)
+
+    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """await fn() (a Redis call) through the circuit breaker; raises
+        LimiterUnavailable when Redis cannot answer."""
+        return await self.breaker.call(fn)
+
+    def unavailable(self, error: LimiterUnavailable) -> None:
+        """Takes the fail mode for a request that got no answer: returns
+        (serve it) when failing open, raises the 503 when failing closed.
+        Logs at most one warning per kind of failure per log_interval."""
+        if self.fail_open:
+            self.logs.warning(
+                f"open:{error.kind}", "rate limiter unavailable, serving without limits: %s", error
+            )
+            return
+        self.logs.warning(
+            f"closed:{error.kind}", "rate limiter unavailable, answering 503: %s", error
+        )
+        raise HTTPException(503, detail="Rate limiter unavailable") from None
 
 
 def setup(app: FastAPI, redis: Any, **settings: Any) -> RateLimitConfig:
-    """Attach the Redis client and settings to the app; call it in lifespan."""
-    app.state.ratelimit = RateLimitConfig(redis=redis, **settings)
-    return app.state.ratelimit
+    """Attach the Redis client and settings (RateLimitConfig's fields) to the
+    app; call it in lifespan."""
+    config = RateLimitConfig(redis=redis, **settings)
+    app.state.ratelimit = config
+    return config
 
 
 def _config(request: Request) -> RateLimitConfig:
     cfg = getattr(request.app.state, "ratelimit", None)
     if cfg is None:
         raise RuntimeError("ratelimit.setup(app, redis) was not called (in lifespan)")
+    if not isinstance(cfg, RateLimitConfig):
+        raise TypeError(f"app.state.ratelimit is a {type(cfg).__name__}, not a RateLimitConfig")
     return cfg
-
-
-class LimiterUnavailable(Exception):
-    """Redis could not be asked (down, timeout, or an error reply)."""
 
 
 # ---------------------------------------------------------------- key functions
@@ -149,7 +408,7 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def bearer_token(request: Request) -> Optional[str]:
+def bearer_token(request: Request) -> str | None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
@@ -159,7 +418,7 @@ def by_ip(request: Request) -> str:
     return "ip:" + client_ip(request)
 
 
-def by_api_key(request: Request) -> Optional[str]:
+def by_api_key(request: Request) -> str | None:
     """The API key, hashed so that secrets never appear in Redis key names.
     None without a key: the limit is then not applied."""
     token = bearer_token(request)
@@ -200,7 +459,7 @@ class Decision:
     quotas: list[Quota]
 
     @property
-    def retry_after_s(self) -> Optional[int]:
+    def retry_after_s(self) -> int | None:
         """Seconds to wait, rounded up; None if the request can never pass."""
         if self.retry_after_ms < 0:
             return None
@@ -233,8 +492,8 @@ def _five(value: Any) -> list[int]:
 
 # ---------------------------------------------------------------- the dependency
 
-KeyFunc = Callable[[Request], Union[Optional[str], Awaitable[Optional[str]]]]
-CostFunc = Callable[[Request], Union[int, Awaitable[int]]]
+KeyFunc = Callable[[Request], str | None | Awaitable[str | None]]
+CostFunc = Callable[[Request], int | Awaitable[int]]
 _ALGORITHMS = ("fixed", "sliding", "log", "token", "leaky", "gcra")
 
 
@@ -273,13 +532,13 @@ class RateLimit:
 
     def __init__(
         self,
-        rates: Union[str, Sequence[Rate]],
+        rates: str | Sequence[Rate],
         *,
-        algorithm: Union[str, Sequence[str]] = "sliding",
+        algorithm: str | Sequence[str] = "sliding",
         key: KeyFunc = by_ip,
-        cost: Union[int, CostFunc] = 1,
-        burst: Union[None, int, Sequence[Optional[int]]] = None,
-        scope: Optional[str] = None,
+        cost: int | CostFunc = 1,
+        burst: None | int | Sequence[int | None] = None,
+        scope: str | None = None,
     ) -> None:
         self.rates = parse_rates(rates) if isinstance(rates, str) else list(rates)
         if not self.rates:
@@ -332,20 +591,23 @@ class RateLimit:
 
     def decision(self, reply: Any) -> Decision:
         subs = reply[5:] if len(self.rates) > 1 else [reply]
-        combined = _five(reply)
+        allowed, limit, remaining, retry_after_ms, reset_after_ms = _five(reply)
         quotas = [
             Quota(rate, algo, bool(s[0]), *s[1:])
             for rate, algo, s in zip(self.rates, self.algorithms, map(_five, subs))
         ]
-        return Decision(bool(combined[0]), *combined[1:], quotas=quotas)
+        return Decision(
+            bool(allowed), limit, remaining, retry_after_ms, reset_after_ms, quotas=quotas
+        )
 
     # -- asking Redis
 
-    async def identity(self, request: Request) -> Optional[str]:
+    async def identity(self, request: Request) -> str | None:
         """What the key function says for this request (None: not limited)."""
-        return await _resolve(self.key(request))
+        ident: str | None = await _resolve(self.key(request))
+        return ident
 
-    async def ask(self, request: Request, cost: int) -> Optional[Decision]:
+    async def ask(self, request: Request, cost: int) -> Decision | None:
         """One round trip; None if the key function returned None. Raises
         LimiterUnavailable when Redis cannot answer."""
         ident = await self.identity(request)
@@ -354,32 +616,23 @@ class RateLimit:
         if isinstance(cost, bool) or not isinstance(cost, int) or cost < 0:
             raise ValueError(f"cost must be a non-negative integer, not {cost!r}")
         cfg = _config(request)
-        try:
-            reply = await cfg.redis.execute_command(*self.command(request, ident, cost))
-        except (RedisError, OSError, TimeoutError) as e:
-            raise LimiterUnavailable(str(e) or type(e).__name__) from e
+        args = self.command(request, ident, cost)
+        reply = await cfg.call(lambda: cfg.redis.execute_command(*args))
         return self.decision(reply)
 
-    async def peek(self, request: Request) -> Optional[Decision]:
+    async def peek(self, request: Request) -> Decision | None:
         """The caller's quotas without spending anything (COST 0)."""
         return await self.ask(request, 0)
 
     async def hit(
-        self, request: Request, response: Optional[Response] = None, cost: Optional[int] = None
-    ) -> Optional[Decision]:
+        self, request: Request, response: Response | None = None, cost: int | None = None
+    ) -> Decision | None:
         if cost is None:
             cost = self.cost if isinstance(self.cost, int) else await _resolve(self.cost(request))
         try:
             d = await self.ask(request, cost)
         except LimiterUnavailable as e:
-            cfg = _config(request)
-            if not cfg.fail_open:
-                log.error("rate limiter unavailable, refusing the request: %s", e)
-                raise HTTPException(503, detail="Rate limiter unavailable") from None
-            now = time.monotonic()
-            if now - cfg._last_warning >= 10:  # at most one warning per 10 s
-                cfg._last_warning = now
-                log.warning("rate limiter unavailable, serving without limits: %s", e)
+            _config(request).unavailable(e)  # raises the 503 when failing closed
             return None
         if d is None:
             return None
@@ -393,7 +646,7 @@ class RateLimit:
             response.headers.update(headers)
         return d
 
-    async def __call__(self, request: Request, response: Response) -> Optional[Decision]:
+    async def __call__(self, request: Request, response: Response) -> Decision | None:
         return await self.hit(request, response)
 
 
@@ -405,14 +658,14 @@ class RateLimitHeaders:
     new response without them. This middleware adds the headers of the
     request's last decision to whatever response goes out, unless present."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
 
-        async def send_with_headers(message: dict) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 extra = (scope.get("state") or {}).get("ratelimit_headers")
                 if extra:

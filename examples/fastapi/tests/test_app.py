@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import signal
 import time
+from collections import Counter
 
 import httpx
+import pytest
 
 ALICE = {"Authorization": "Bearer demo-key-alice"}
 BOB = {"Authorization": "Bearer demo-key-bob"}
@@ -167,9 +170,10 @@ def test_forwarded_for_only_from_trusted_proxy(redis_server, db, start_app):
 
 def test_redis_down_fails_open(own_redis, start_app):
     # RL_FAIL_MODE defaults to open. A 1 s Redis timeout: short, for the
-    # stalled Redis below, yet 4x the default's slack for the calls that
-    # must succeed on a loaded machine.
-    a = start_app(own_redis.url, RL_REDIS_TIMEOUT="1")
+    # stalled Redis below, yet 10x the slowest reply seen on a loaded
+    # machine. No circuit breaker here (it would open after the 5 failures
+    # below): each request asks Redis, as the breaker's own tests do not.
+    a = start_app(own_redis.url, RL_REDIS_TIMEOUT="1", RL_BREAKER_FAILURES="1000")
     with a.client() as c:
         r = c.get("/quotes/ACME")
         assert r.status_code == 200 and r.headers["X-RateLimit-Remaining"] == "99"
@@ -184,8 +188,8 @@ def test_redis_down_fails_open(own_redis, start_app):
         own_redis.start()  # same port, empty: limits apply again
         r = c.get("/quotes/ACME")
         assert r.status_code == 200 and r.headers["X-RateLimit-Remaining"] == "99"
-        # A Redis that accepts connections but never answers: the short
-        # socket timeout (1 s here, 0.25 s by default) keeps requests fast.
+        # A Redis that accepts connections but never answers: the socket
+        # timeout (1 s here, 2 s by default) bounds the request.
         # Without it the request would hang until the client's own 10 s
         # timeout; the bound leaves a loaded machine seconds of slack.
         own_redis.proc.send_signal(signal.SIGSTOP)
@@ -222,3 +226,123 @@ def test_redis_down_fails_closed(own_redis, start_app):
         own_redis.start()
         assert c.get("/quotes/ACME").status_code == 200
     assert "Traceback" not in a.log_text()
+
+
+async def burst(base_url: str, n: int, path: str = "/quotes/ACME") -> list[httpx.Response]:
+    """n requests at once, each on its own connection. Spread over clients
+    of 100 connections: one httpx client's pool costs more per request the
+    more connections it holds (a third of the time of a 1,000 burst)."""
+    limits = httpx.Limits(max_connections=100)
+    clients = [
+        httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60)
+        for _ in range(math.ceil(n / 100))
+    ]
+    try:
+        return await asyncio.gather(*(clients[i // 100].get(path) for i in range(n)))
+    finally:
+        for c in clients:
+            await c.aclose()
+
+
+def statuses(responses: list[httpx.Response]) -> dict[int, int]:
+    return dict(Counter(r.status_code for r in responses))
+
+
+FAILED_OPEN = "serving without limits"
+FAILED_CLOSED = "answering 503"
+
+
+@pytest.mark.parametrize("fail_mode", ["open", "closed"])
+def test_bursts_against_a_healthy_redis_pass_exactly_the_limit(own_redis, start_app, fail_mode):
+    # The app's defaults: pool of 20, timeouts. 300 and 1,000 requests at
+    # once: more than redis-py's default pool of 100, so exhausting the pool
+    # must wait, not fail open (or 503).
+    a = start_app(own_redis.url, RL_FAIL_MODE=fail_mode)
+    with own_redis.client() as db:
+        for n in (300, 1000):
+            db.flushall()
+            rs = asyncio.run(burst(a.base_url, n))
+            assert statuses(rs) == {200: 100, 429: n - 100}, n
+            assert all(r.headers["X-RateLimit-Limit"] == "100" for r in rs)
+            # The app's pool bounds its connections (and this client is one).
+            assert db.info("clients")["connected_clients"] <= 20 + 1
+    log = a.log_text()
+    for sign in (FAILED_OPEN, FAILED_CLOSED, "circuit", "Traceback"):
+        assert sign not in log
+
+
+def test_breaker_opens_on_a_stalled_redis_and_closes_when_it_resumes(own_redis, start_app):
+    # Fail-open. The first 2 requests wait for the 2 s reply timeout, then
+    # the circuit opens for 3 s: requests are served at once, without asking
+    # Redis; after the cool-down a trial request closes it.
+    a = start_app(own_redis.url, RL_BREAKER_FAILURES="2", RL_BREAKER_COOLDOWN="3")
+    with a.client() as c:
+        r = c.get("/quotes/ACME")
+        assert r.status_code == 200 and r.headers["X-RateLimit-Remaining"] == "99"
+        own_redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            for _ in range(2):
+                start = time.monotonic()
+                r = c.get("/quotes/ACME")
+                assert r.status_code == 200 and "RateLimit" not in r.headers
+                assert time.monotonic() - start >= 1.5  # waited for the timeout
+            # Open: no Redis call, no wait (the 3 s cool-down leaves these
+            # requests seconds of slack before a trial could ask Redis).
+            for _ in range(5):
+                start = time.monotonic()
+                r = c.get("/quotes/ACME")
+                assert time.monotonic() - start < 1
+                assert r.status_code == 200 and "RateLimit" not in r.headers
+        finally:
+            own_redis.proc.send_signal(signal.SIGCONT)
+        with own_redis.client() as direct:
+            direct.ping()  # Redis has resumed and run what was queued
+        # Requests keep being served without limits until the cool-down
+        # ends; then the trial asks Redis and the circuit closes.
+        deadline = time.monotonic() + 30
+        while "RateLimit" not in r.headers and time.monotonic() < deadline:
+            time.sleep(0.2)
+            r = c.get("/quotes/ACME")
+            assert r.status_code == 200
+        assert "RateLimit" in r.headers, "the circuit did not close"
+        # Only the calls sent before the circuit opened were counted (the
+        # first stalled request's at least; a second one may not have got
+        # past opening its connection), none of the requests served while
+        # it was open: those would have left at most 91.
+        assert int(r.headers["X-RateLimit-Remaining"]) in (96, 97)
+    log = a.log_text()
+    assert "rate limiter circuit open after 2 consecutive failures" in log
+    assert "rate limiter circuit closed" in log
+    # One warning per kind: the timeouts, then the circuit being open.
+    assert log.count(FAILED_OPEN) == 2, log
+    assert "Traceback" not in log
+
+
+def test_breaker_stops_a_burst_waiting_on_a_stalled_redis(own_redis, start_app):
+    # Fail-closed, 4 connections, 40 requests at once while Redis is
+    # stopped: 4 hold the connections until the 2 s timeout, 36 wait for
+    # one. Without the breaker's cut they would then take their turn on the
+    # stalled Redis, 4 at a time, 2 s each: 18 s or more (the pool timeout
+    # is raised to 20 s for that). Once the circuit opens they all answer.
+    a = start_app(
+        own_redis.url,
+        RL_FAIL_MODE="closed",
+        RL_REDIS_POOL_SIZE="4",
+        RL_REDIS_POOL_TIMEOUT="20",
+        RL_BREAKER_FAILURES="2",
+    )
+    with a.client() as c:
+        assert c.get("/quotes/ACME").status_code == 200
+    own_redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        rs = asyncio.run(burst(a.base_url, 40))
+        elapsed = time.monotonic() - start
+    finally:
+        own_redis.proc.send_signal(signal.SIGCONT)
+    assert statuses(rs) == {503: 40}
+    assert elapsed < 10, elapsed  # 2 to 5 s (loaded machine); 18 s without the cut
+    log = a.log_text()
+    assert "rate limiter circuit open after 2 consecutive failures" in log
+    assert log.count(FAILED_CLOSED) <= 2, log  # one per kind: timeouts, circuit open
+    assert "Traceback" not in log

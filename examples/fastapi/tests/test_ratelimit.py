@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from types import SimpleNamespace
 
 import pytest
 import redis
+import redis.asyncio
+from conftest import free_port
+from fastapi import HTTPException
+from redis.asyncio import BlockingConnectionPool
 
-from ratelimit import Rate, RateLimit, RateLimitConfig, parse_rates
+from ratelimit import (
+    CIRCUIT_OPEN,
+    ERROR_REPLY,
+    POOL_EXHAUSTED,
+    UNREACHABLE,
+    CircuitBreaker,
+    LimiterUnavailable,
+    LogThrottle,
+    Rate,
+    RateLimit,
+    RateLimitConfig,
+    failure_kind,
+    parse_rates,
+    redis_client,
+)
 
 
 @pytest.mark.parametrize(
@@ -139,3 +159,231 @@ def test_resp3_and_resp2_replies_read_the_same(redis_server):
 def test_cost_above_the_limit_has_no_retry_after():
     d = RateLimit("5/minute", scope="s").decision([0, 5, 5, -1, 0])
     assert d.retry_after_s is None and "Retry-After" not in d.headers()
+
+
+# ---------------------------------------------------------------- failures, breaker, logs
+
+
+class Clock:
+    """A hand-moved clock for the breaker and the log throttle."""
+
+    def __init__(self, now: float = 0.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def refused() -> Exception:
+    return redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+
+
+async def fail(error: Exception):
+    raise error
+
+
+async def answer(value="OK"):
+    return value
+
+
+async def outcome(breaker: CircuitBreaker, fn) -> str:
+    """'ok', or the kind of LimiterUnavailable raised."""
+    try:
+        await breaker.call(fn)
+        return "ok"
+    except LimiterUnavailable as e:
+        return e.kind
+
+
+def test_breaker_opens_after_consecutive_failures_then_does_not_ask():
+    async def run():
+        clock = Clock()
+        b = CircuitBreaker(3, 5.0, clock=clock)
+        kinds = [await outcome(b, lambda: fail(refused())) for _ in range(3)]
+        assert kinds == [UNREACHABLE] * 3 and b.state == "open"
+        calls = []
+
+        async def counted():
+            calls.append(1)
+            return "OK"
+
+        assert await outcome(b, counted) == CIRCUIT_OPEN
+        clock.now = 4.9
+        assert await outcome(b, counted) == CIRCUIT_OPEN
+        assert calls == []  # Redis not asked while open
+
+    asyncio.run(run())
+
+
+def test_breaker_counts_only_consecutive_failures():
+    async def run():
+        b = CircuitBreaker(3, 5.0, clock=Clock())
+        for _ in range(4):
+            assert await outcome(b, lambda: fail(refused())) == UNREACHABLE
+            assert await outcome(b, lambda: fail(redis.exceptions.TimeoutError("t"))) == UNREACHABLE
+            assert await outcome(b, answer) == "ok"
+        assert b.state == "closed"
+
+    asyncio.run(run())
+
+
+def test_breaker_half_open_lets_one_trial_through():
+    async def run():
+        clock = Clock()
+        b = CircuitBreaker(1, 5.0, clock=clock)
+        await outcome(b, lambda: fail(refused()))
+        clock.now = 5.0
+        assert b.state == "half-open"
+        release = asyncio.Event()
+
+        async def slow_answer():
+            await release.wait()
+            return "OK"
+
+        trial = asyncio.create_task(outcome(b, slow_answer))
+        await asyncio.sleep(0)  # the trial is in flight
+        assert b.state == "open"
+        assert await outcome(b, answer) == CIRCUIT_OPEN  # not a second trial
+        release.set()
+        assert await trial == "ok"
+        assert b.state == "closed"
+        assert await outcome(b, answer) == "ok"
+
+    asyncio.run(run())
+
+
+def test_breaker_failed_trial_opens_for_another_cooldown():
+    async def run():
+        clock = Clock()
+        b = CircuitBreaker(2, 5.0, clock=clock)
+        await outcome(b, lambda: fail(refused()))
+        await outcome(b, lambda: fail(refused()))
+        clock.now = 6.0
+        assert await outcome(b, lambda: fail(refused())) == UNREACHABLE  # the trial
+        assert b.state == "open"
+        clock.now = 10.9
+        assert await outcome(b, answer) == CIRCUIT_OPEN
+        clock.now = 11.0
+        assert await outcome(b, answer) == "ok" and b.state == "closed"
+
+    asyncio.run(run())
+
+
+def test_breaker_cuts_calls_in_flight_when_it_opens():
+    async def run():
+        b = CircuitBreaker(1, 5.0, clock=Clock())
+        never = asyncio.Event()
+
+        async def stalled():  # waiting for a connection or a reply
+            await never.wait()
+
+        waiting = [asyncio.create_task(outcome(b, stalled)) for _ in range(3)]
+        await asyncio.sleep(0)
+        assert await outcome(b, lambda: fail(refused())) == UNREACHABLE
+        # (The bound only turns a breaker that does not cut into a failure
+        # instead of a hang.)
+        assert await asyncio.wait_for(asyncio.gather(*waiting), 30) == [CIRCUIT_OPEN] * 3
+
+    asyncio.run(run())
+
+
+def test_error_replies_and_pool_waits_do_not_open_the_breaker():
+    async def run():
+        b = CircuitBreaker(1, 5.0, clock=Clock())
+        unknown = redis.exceptions.ResponseError("unknown command 'RL.SLIDING'")
+        assert await outcome(b, lambda: fail(unknown)) == ERROR_REPLY
+        busy = redis.exceptions.MaxConnectionsError("Too many connections")
+        assert await outcome(b, lambda: fail(busy)) == POOL_EXHAUSTED
+        assert b.state == "closed"
+        with pytest.raises(ValueError):  # not a Redis failure: passes through
+            await b.call(lambda: fail(ValueError("bug")))
+        assert b.state == "closed"
+
+    asyncio.run(run())
+
+
+def test_failure_kinds_of_real_redis_py_errors(redis_server):
+    """redis-py's waiting pool says it ran out of connections only through
+    the exception's message and cause: check that it still does."""
+
+    async def run():
+        pool = BlockingConnectionPool(port=redis_server.port, max_connections=1, timeout=0.05)
+        client = redis.asyncio.Redis.from_pool(pool)
+        try:
+            held = await pool.get_connection()
+            with pytest.raises(redis.exceptions.ConnectionError) as busy:
+                await client.ping()
+            assert failure_kind(busy.value) == POOL_EXHAUSTED
+            await pool.release(held)
+            assert await client.ping()
+        finally:
+            await client.aclose()
+        port = free_port()  # nothing listens there
+        down = redis_client(f"redis://127.0.0.1:{port}")
+        try:
+            with pytest.raises(redis.exceptions.ConnectionError) as refused_:
+                await down.ping()
+            assert failure_kind(refused_.value) == UNREACHABLE
+        finally:
+            await down.aclose()
+
+    asyncio.run(run())
+
+
+def test_breaker_settings():
+    with pytest.raises(ValueError, match="failures must be at least 1"):
+        CircuitBreaker(0)
+    with pytest.raises(ValueError, match="cooldown must be positive"):
+        CircuitBreaker(5, 0)
+
+
+def test_log_throttle_first_warning_always_then_one_per_interval(caplog):
+    clock = Clock(0.0)  # a machine up for less than the interval
+    logs = LogThrottle(10.0, clock=clock)
+    with caplog.at_level("WARNING", logger="ratelimit"):
+        assert logs.warning("a", "down: %s", "x")
+        clock.now = 9.9
+        assert not logs.warning("a", "down: %s", "y")
+        assert not logs.warning("a", "down: %s", "z")
+        assert logs.warning("b", "other kind")  # each kind on its own
+        clock.now = 10.0
+        assert logs.warning("a", "down: %s", "w")
+    assert [r.getMessage() for r in caplog.records] == [
+        "down: x",
+        "other kind",
+        "down: w (and 2 more in the last 10 s)",
+    ]
+
+
+def test_fail_mode_logs_are_throttled_in_both_modes(caplog):
+    error = LimiterUnavailable("Timeout reading from 127.0.0.1:1")
+    for fail_open in (True, False):
+        cfg = RateLimitConfig(redis=None, fail_open=fail_open)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="ratelimit"):
+            for _ in range(100):
+                if fail_open:
+                    cfg.unavailable(error)
+                else:
+                    with pytest.raises(HTTPException) as refused_:
+                        cfg.unavailable(error)
+                    assert refused_.value.status_code == 503
+        assert len(caplog.records) == 1, caplog.records
+        assert caplog.records[0].levelname == "WARNING"
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("RL_REDIS_POOL_SIZE", "0", "RL_REDIS_POOL_SIZE='0': must be at least 1"),
+        ("RL_REDIS_TIMEOUT", "soon", "RL_REDIS_TIMEOUT='soon': not a number"),
+        ("RL_BREAKER_COOLDOWN", "nan", "RL_BREAKER_COOLDOWN='nan': must be at least"),
+        ("RL_BREAKER_FAILURES", "1.5", "RL_BREAKER_FAILURES='1.5': not a number"),
+    ],
+)
+def test_bad_settings_stop_the_app(monkeypatch, name, value, message):
+    import app
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        app.create_app()
