@@ -211,7 +211,7 @@ mod tests {
     impl BucketState {
         fn decide(&mut self, flavor: Flavor, p: &BucketParams, cost: u64, now: u64) -> Raw {
             let (d, next) = self.evaluate(flavor, p, cost, t(now));
-            let changed = cost > 0 && (d.allowed || self.params != *p);
+            let changed = crate::algo::writes(d.allowed, cost, self.params != *p);
             if changed {
                 *self = next;
             }

@@ -316,7 +316,8 @@ impl Limiter {
             decision,
             next,
             spends,
-            writes: spends || (cost > 0 && self.params() != *params),
+            // `spends` short-cuts the comparison on the common path.
+            writes: spends || super::writes(false, cost, self.params() != *params),
         })
     }
 

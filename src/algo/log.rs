@@ -143,7 +143,7 @@ mod tests {
     impl LogState {
         fn decide(&mut self, p: &WindowParams, cost: u64, now: u64) -> Raw {
             let (d, next) = self.evaluate(p, cost, t(now));
-            let changed = cost > 0 && (d.allowed || self.params != *p);
+            let changed = crate::algo::writes(d.allowed, cost, self.params != *p);
             if changed {
                 self.apply(&next);
             }

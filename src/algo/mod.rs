@@ -103,6 +103,14 @@ impl Decision {
     }
 }
 
+/// The rule for when a request writes its limiter: it spends something, or
+/// (with a cost) it carries other parameters than the stored ones; see
+/// [`Verdict::writes`].
+#[inline]
+pub fn writes(allowed: bool, cost: u64, other_params: bool) -> bool {
+    cost > 0 && (allowed || other_params)
+}
+
 /// Integer ceiling division on `u128`; `d` must not be zero.
 #[inline]
 pub(crate) fn div_ceil_u128(n: u128, d: u128) -> u128 {
@@ -202,7 +210,7 @@ pub(crate) mod testing {
         eval: impl Fn(&S) -> (Decision, S),
     ) -> Raw {
         let (d, next) = eval(state);
-        let changed = cost > 0 && (d.allowed || params_of(state) != p);
+        let changed = super::writes(d.allowed, cost, params_of(state) != p);
         if changed {
             *state = next;
         }
