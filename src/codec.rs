@@ -397,14 +397,7 @@ mod tests {
         let w = WindowParams::new(5, 1_000_000).unwrap();
         let b = BucketParams::new(7, 3, 60_000_000).unwrap();
         let mut out = Vec::new();
-        for params in [
-            Params::Fixed(w),
-            Params::Sliding(w),
-            Params::Log(w),
-            Params::Token(b),
-            Params::Leaky(b),
-            Params::Gcra(GcraParams::of_bucket(&b)),
-        ] {
+        for params in crate::algo::testing::every_algorithm(w, b) {
             let mut l = Limiter::new(&params);
             l.decide(&params, 2, Instant::from_micros(1_700_000_000_000_000))
                 .unwrap();

@@ -88,14 +88,10 @@ impl FixedState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::algo::testing::{step, t, Raw};
+    use crate::algo::testing::{step, t, window as p, Raw};
     use crate::algo::{MAX_COUNT, MAX_DURATION_US, MAX_TIME_US};
 
     const S: u64 = 1_000_000;
-
-    fn p(limit: u64, window: u64) -> WindowParams {
-        WindowParams::new(limit, window).unwrap()
-    }
 
     impl FixedState {
         fn decide(&mut self, p: &WindowParams, cost: u64, now: u64) -> Raw {

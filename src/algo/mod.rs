@@ -201,6 +201,25 @@ pub(crate) mod testing {
         Instant::from_micros(us)
     }
 
+    /// Window parameters from raw figures (µs), known to be in bounds.
+    pub fn window(limit: u64, window_us: u64) -> super::WindowParams {
+        super::WindowParams::new(limit, window_us).unwrap()
+    }
+
+    /// One parameter set per algorithm, window ones from `w`, bucket ones
+    /// from `b` (GCRA's capacity `b.capacity`).
+    pub fn every_algorithm(w: super::WindowParams, b: super::BucketParams) -> [super::Params; 6] {
+        use super::Params;
+        [
+            Params::Fixed(w),
+            Params::Sliding(w),
+            Params::Log(w),
+            Params::Token(b),
+            Params::Leaky(b),
+            Params::Gcra(super::GcraParams::of_bucket(&b)),
+        ]
+    }
+
     /// Evaluates, then installs when the request writes, like the module.
     pub fn step<S: Copy, P: PartialEq>(
         state: &mut S,

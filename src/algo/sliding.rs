@@ -172,13 +172,9 @@ pub fn estimate(state: &SlidingState, now: Instant) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::algo::testing::{step, t, Raw};
+    use crate::algo::testing::{step, t, window as p, Raw};
 
     const S: u64 = 1_000_000;
-
-    fn p(limit: u64, window: u64) -> WindowParams {
-        WindowParams::new(limit, window).unwrap()
-    }
 
     impl SlidingState {
         fn decide(&mut self, p: &WindowParams, cost: u64, now: u64) -> Raw {

@@ -203,20 +203,14 @@ unsafe extern "C" fn copy(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::algo::{BucketParams, Instant, Params, WindowParams};
+    use crate::algo::testing::every_algorithm;
+    use crate::algo::{BucketParams, Instant, WindowParams};
 
     #[test]
     fn a_value_round_trips_through_its_tagged_pointer() {
         let w = WindowParams::new(3, 1000).unwrap();
         let b = BucketParams::new(3, 1, 1000).unwrap();
-        for params in [
-            Params::Fixed(w),
-            Params::Sliding(w),
-            Params::Log(w),
-            Params::Token(b),
-            Params::Leaky(b),
-            Params::bucket(Algorithm::Gcra, b).unwrap(),
-        ] {
+        for params in every_algorithm(w, b) {
             let mut l = Limiter::new(&params);
             l.decide(&params, 2, Instant::from_micros(5)).unwrap();
             let raw = into_raw(l.clone());
