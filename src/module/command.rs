@@ -437,6 +437,15 @@ fn info_command(ctx: Ctx, args: &[RStr]) -> Outcome {
 }
 
 /// What an `RL.ALL` call decided.
+/// Who decided an `RL.ALL` call, as [`Source`] for one key.
+#[derive(Clone, Copy)]
+enum AllSource<'e> {
+    /// A client's call: computes the expiries and replicates one op.
+    Client { wall: Instant },
+    /// A replayed op's expiries (0 for a key the master did not write).
+    Replay { expiries: &'e [u64] },
+}
+
 struct AllDecided {
     combined: Decision,
     each: PerKey<Decision>,
@@ -446,15 +455,13 @@ struct AllDecided {
 /// evaluated on the state it holds, and only if all allow is any spent. A
 /// denied call still keeps changed parameters (like a single-key denial);
 /// the limits that would have allowed then report what they hold now.
-/// `expiries` are a replayed op's (0 for a key the master did not write);
-/// `None` for a client's call, which computes them and replicates one op.
 fn decide_all(
     ctx: Ctx,
     names: &[RStr],
     params: &[Params],
     cost: u64,
     now: Instant,
-    expiries: Option<&[u64]>,
+    source: AllSource,
 ) -> Result<AllDecided, Error> {
     if cost == 0 {
         let mut each = PerKey::with_capacity(names.len());
@@ -485,21 +492,16 @@ fn decide_all(
             }
         }
     }
-    // A replay takes its master's expiries and reads no clock.
-    let wall = match expiries {
-        None => clock::wall(ctx),
-        Some(_) => Instant::EPOCH,
-    };
     let mut expire = [0u64; codec::ALL_OP_MAX_LIMITS];
     let mut wrote = false;
     let mut disagree = false;
     for (i, ((key, v), p)) in keys.iter_mut().zip(&verdicts).zip(params).enumerate() {
-        let at = match expiries {
-            None if v.writes => expiry_ms(key, v, wall),
-            None => continue,
+        let at = match source {
+            AllSource::Client { wall } if v.writes => expiry_ms(key, v, wall),
+            AllSource::Client { .. } => continue,
             // A replica writes exactly the keys its master wrote; where the
             // two disagree, its state differs: leave that key as it is.
-            Some(given) => match given.get(i) {
+            AllSource::Replay { expiries } => match expiries.get(i) {
                 Some(&ms) if ms > 0 && v.writes => ms,
                 Some(&ms) => {
                     disagree |= (ms > 0) != v.writes;
@@ -515,12 +517,12 @@ fn decide_all(
         wrote = true;
     }
     if wrote {
-        match expiries {
-            None => {
+        match source {
+            AllSource::Client { .. } => {
                 let op = codec::encode_all_op(cost, now, params.iter().zip(expire));
                 ctx.replicate_keys(APPLY_ALL, names, &op);
             }
-            Some(_) => ctx.replicate_verbatim(),
+            AllSource::Replay { .. } => ctx.replicate_verbatim(),
         }
     }
     if disagree {
@@ -538,8 +540,11 @@ fn all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     };
     let req = with_bytes(rest, |a| args::all_request(a, &config::limits()))?;
     let names = &rest[1..=req.numkeys];
-    let now = clock::now(ctx, req.at);
-    let decided = decide_all(ctx, names, &req.params, req.cost, now, None)?;
+    // The clock is read once: for the decision (unless AT) and the expiries.
+    let wall = clock::wall(ctx);
+    let now = req.at.unwrap_or(wall);
+    let source = AllSource::Client { wall };
+    let decided = decide_all(ctx, names, &req.params, req.cost, now, source)?;
     for ((name, d), p) in names.iter().zip(&decided.each).zip(&req.params) {
         stats::count(p.algorithm(), d.allowed);
         if !d.allowed {
@@ -588,7 +593,10 @@ fn apply_all_op(ctx: Ctx, args: &[RStr]) -> Outcome {
         params.push(*p);
         expiries.push(*at);
     }
-    let decided = decide_all(ctx, names, &params, op.cost, op.now, Some(&expiries))?;
+    let source = AllSource::Replay {
+        expiries: &expiries,
+    };
+    let decided = decide_all(ctx, names, &params, op.cost, op.now, source)?;
     reply::all(ctx, &decided.combined, &decided.each);
     Ok(())
 }

@@ -401,10 +401,6 @@ pub struct WriteKey<'a> {
 }
 
 impl<'a> WriteKey<'a> {
-    pub fn name(&self) -> RStr<'a> {
-        self.name
-    }
-
     pub fn limiter(&self) -> Option<&Limiter> {
         self.held.as_deref()
     }
