@@ -6,8 +6,8 @@ use smallvec::SmallVec;
 
 use crate::algo::limiter::Shape;
 use crate::algo::{
-    Algorithm, BucketParams, Burst, Count, GcraParams, Instant, Params, Period, WindowParams,
-    MAX_COUNT, MAX_DURATION_US, MAX_TIME_US,
+    Algorithm, BucketParams, Burst, Count, Duration, GcraParams, Instant, Params, Period,
+    WindowParams, MAX_COUNT, MAX_DURATION_US, MAX_TIME_US,
 };
 
 /// Default and hard ceiling of `RL.LOG`'s limit: the log costs 8 bytes per
@@ -21,6 +21,8 @@ pub struct Request {
     pub cost: u64,
     /// `AT unix_ms`.
     pub at: Option<Instant>,
+    /// `PENALTY duration`.
+    pub penalty: Option<Duration>,
 }
 
 /// Settings that bound what a command may ask.
@@ -289,41 +291,59 @@ fn burst(arg: &[u8]) -> Result<Burst, ArgError> {
     })
 }
 
-/// Optional trailing arguments shared by every command.
+/// Optional trailing arguments of the commands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Options {
     pub cost: Option<u64>,
     pub at: Option<Instant>,
+    pub penalty: Option<Duration>,
 }
 
-/// Parses `COST n` and `AT unix_ms`, each at most once, in any order.
-pub fn options(args: &[&[u8]]) -> Result<Options, ArgError> {
+/// The options of the decision commands and `RL.ALL`.
+pub const DECIDE_OPTIONS: &[&str] = &["COST", "AT", "PENALTY"];
+
+/// Parses the options named in `accepted` (from `COST n`, `AT unix_ms` and
+/// `PENALTY duration`), each at most once, in any order.
+pub fn options(args: &[&[u8]], accepted: &[&str]) -> Result<Options, ArgError> {
     let mut opts = Options::default();
     let mut i = 0;
     while i < args.len() {
         let name = args[i];
-        let value = args.get(i + 1).copied();
-        if name.eq_ignore_ascii_case(b"COST") {
-            let v = value.ok_or_else(|| ArgError::new("COST needs a value"))?;
-            if opts.cost.is_some() {
-                return Err(ArgError::new("COST given more than once"));
-            }
-            opts.cost = Some(count("COST", v, 0)?);
-        } else if name.eq_ignore_ascii_case(b"AT") {
-            let v = value.ok_or_else(|| ArgError::new("AT needs a value"))?;
-            if opts.at.is_some() {
-                return Err(ArgError::new("AT given more than once"));
-            }
-            opts.at = Some(at(v)?);
-        } else {
+        let known = accepted
+            .iter()
+            .find(|a| a.as_bytes().eq_ignore_ascii_case(name));
+        let Some(&option) = known else {
             return Err(ArgError::new(format!(
-                "unknown option{} (expected COST or AT)",
-                shown(name)
+                "unknown option{} (expected {})",
+                shown(name),
+                listed(accepted)
             )));
+        };
+        let v = args
+            .get(i + 1)
+            .copied()
+            .ok_or_else(|| ArgError::new(format!("{option} needs a value")))?;
+        let twice = || ArgError::new(format!("{option} given more than once"));
+        match option {
+            "COST" if opts.cost.is_none() => opts.cost = Some(count("COST", v, 0)?),
+            "AT" if opts.at.is_none() => opts.at = Some(at(v)?),
+            "PENALTY" if opts.penalty.is_none() => {
+                opts.penalty = Some(duration("PENALTY", v)?.duration())
+            }
+            _ => return Err(twice()),
         }
         i += 2;
     }
     Ok(opts)
+}
+
+/// `A`, `A or B`, `A, B or C`.
+fn listed(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
 }
 
 fn at(arg: &[u8]) -> Result<Instant, ArgError> {
@@ -348,11 +368,12 @@ pub fn request(
         return Err(arity_error(command));
     }
     let params = params(algo, &args[..n], limits)?;
-    let opts = options(&args[n..])?;
+    let opts = options(&args[n..], DECIDE_OPTIONS)?;
     Ok(Request {
         params,
         cost: opts.cost.unwrap_or(1),
         at: opts.at,
+        penalty: opts.penalty,
     })
 }
 
@@ -369,6 +390,7 @@ pub struct AllRequest {
     pub params: SmallVec<[Params; 8]>,
     pub cost: u64,
     pub at: Option<Instant>,
+    pub penalty: Option<Duration>,
 }
 
 /// Parses everything after `RL.ALL` (so `args[0]` is numkeys). Keys are
@@ -419,12 +441,13 @@ pub fn all_request(args: &[&[u8]], limits: &Limits) -> Result<AllRequest, ArgErr
         params.push(p);
         rest = tail;
     }
-    let opts = options(rest)?;
+    let opts = options(rest, DECIDE_OPTIONS)?;
     Ok(AllRequest {
         numkeys,
         params,
         cost: opts.cost.unwrap_or(1),
         at: opts.at,
+        penalty: opts.penalty,
     })
 }
 
@@ -469,12 +492,33 @@ pub fn peek_request(args: &[&[u8]], limits: &Limits) -> Result<Request, ArgError
         LimitError::Short(algo, needs) => ArgError::new(format!("{} needs {needs}", algo.name())),
         LimitError::Bad(_, e) => e,
     })?;
-    let opts = options(rest)?;
+    // A peek writes nothing, so it can start no block.
+    let opts = options(rest, &["COST", "AT"])?;
     Ok(Request {
         params,
         cost: opts.cost.unwrap_or(1),
         at: opts.at,
+        penalty: None,
     })
+}
+
+/// `RL.REFUND key n [AT unix_ms]`, once parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refund {
+    /// Units to give back; 0 gives back nothing, so a client can refund a
+    /// computed cost without a special case.
+    pub n: u64,
+    pub at: Option<Instant>,
+}
+
+/// Parses what follows the key of `RL.REFUND`.
+pub fn refund_request(args: &[&[u8]]) -> Result<Refund, ArgError> {
+    let Some((n, rest)) = args.split_first() else {
+        return Err(arity_error("RL.REFUND"));
+    };
+    let n = count("n", n, 0)?;
+    let opts = options(rest, &["AT"])?;
+    Ok(Refund { n, at: opts.at })
 }
 
 /// `CL.THROTTLE key max_burst count period [quantity]`, redis-cell's syntax:
@@ -506,6 +550,7 @@ pub fn throttle_request(args: &[&[u8]]) -> Result<Request, ArgError> {
         }),
         cost,
         at: None,
+        penalty: None,
     })
 }
 
@@ -661,6 +706,28 @@ mod tests {
     }
 
     #[test]
+    fn refund_requests() {
+        assert_eq!(refund_request(&[b"3"]), Ok(Refund { n: 3, at: None }));
+        assert_eq!(
+            refund_request(&[b"0", b"at", b"5"]),
+            Ok(Refund {
+                n: 0,
+                at: Some(Instant::from_micros(5000))
+            })
+        );
+        assert_eq!(
+            err(refund_request(&[])),
+            "ERR wrong number of arguments for 'RL.REFUND' command"
+        );
+        assert_eq!(err(refund_request(&[b"-1"])), "ERR n must not be negative");
+        assert_eq!(
+            err(refund_request(&[b"1", b"COST", b"2"])),
+            "ERR unknown option 'COST' (expected AT)"
+        );
+        assert_eq!(err(refund_request(&[b"1", b"AT"])), "ERR AT needs a value");
+    }
+
+    #[test]
     fn requests() {
         let l = Limits::default();
         let r = request(
@@ -676,7 +743,34 @@ mod tests {
                 params: Params::Token(BucketParams::new(10, 5, 1_000_000).unwrap()),
                 cost: 3,
                 at: Some(Instant::from_micros(1_000_000)),
+                penalty: None,
             }
+        );
+        let r = request(
+            Algorithm::Fixed,
+            "RL.FIXED",
+            &[b"10", b"1m", b"penalty", b"15m"],
+            &l,
+        )
+        .unwrap();
+        assert_eq!(r.penalty, Some(Duration::from_micros(900_000_000)));
+        let fixed = |opts: &[&[u8]]| {
+            let mut a: Vec<&[u8]> = vec![b"10", b"1m"];
+            a.extend_from_slice(opts);
+            err(request(Algorithm::Fixed, "RL.FIXED", &a, &l))
+        };
+        assert_eq!(
+            fixed(&[b"PENALTY", b"0"]),
+            "ERR PENALTY must be greater than 0"
+        );
+        assert_eq!(fixed(&[b"PENALTY"]), "ERR PENALTY needs a value");
+        assert_eq!(
+            fixed(&[b"PENALTY", b"1s", b"PENALTY", b"2s"]),
+            "ERR PENALTY given more than once"
+        );
+        assert_eq!(
+            fixed(&[b"LIMIT", b"2"]),
+            "ERR unknown option 'LIMIT' (expected COST, AT or PENALTY)"
         );
         let r = request(Algorithm::Gcra, "RL.GCRA", &[b"0", b"1", b"1"], &l).unwrap();
         assert_eq!(
@@ -714,7 +808,7 @@ mod tests {
                 &[b"10", b"1", b"FOO", b"1"],
                 &l
             )),
-            "ERR unknown option 'FOO' (expected COST or AT)"
+            "ERR unknown option 'FOO' (expected COST, AT or PENALTY)"
         );
         assert_eq!(
             err(request(
@@ -791,7 +885,7 @@ mod tests {
             ),
             (
                 "1 a FIXED 1 1s FIXED 1 1s",
-                "ERR unknown option 'FIXED' (expected COST or AT)",
+                "ERR unknown option 'FIXED' (expected COST, AT or PENALTY)",
             ),
             ("1 a FIXED 1 1s COST -1", "ERR COST must not be negative"),
         ];

@@ -1,8 +1,10 @@
 //! Binary encodings of limiters (RDB, DUMP/RESTORE, AOF, digests) and of the
 //! replicated operation. Pure Rust, so the decoder can be fuzzed.
 //!
-//! Layout (encoding version 1, little-endian): a tag byte naming the
-//! algorithm, its parameters, then its state. Decoding is strict: every
+//! Layout (little-endian): a tag byte naming the algorithm, its parameters,
+//! then its state. That is all of version 1, and still how version 2 writes
+//! a plain limiter, byte for byte; version 2 adds a wrapper for a limiter in
+//! the penalty box (its own tag, the block's end, then the limiter). Decoding is strict: every
 //! bound the parser enforces on parameters is enforced again, the state must
 //! satisfy the algorithm's invariants, and trailing bytes are an error.
 //! Anything else would let a crafted `RESTORE` payload put a state into the
@@ -10,19 +12,34 @@
 
 use std::collections::VecDeque;
 
+use crate::algo::value::latest_block_end;
 use crate::algo::{
-    Algorithm, BucketParams, BucketState, Count, FixedState, Instant, Limiter, LogState, Params,
-    Period, SlidingState, WindowParams, MAX_TIME_US,
+    Algorithm, Blocked, BucketParams, BucketState, Count, Duration, FixedState, Instant, Limiter,
+    LogState, Params, Period, SlidingState, Value, WindowParams, MAX_TIME_US,
 };
 
 /// The encoding version written to RDB; `decode` accepts versions up to it.
-pub const ENCODING_VERSION: i32 = 1;
+/// Version 2 adds the penalty box; a plain limiter is written as version 1
+/// wrote it, so its digest and `DUMP` payload are unchanged.
+pub const ENCODING_VERSION: i32 = 2;
 
-/// Version byte leading a replicated single-key operation (`RL.APPLY`).
-const OP_VERSION: u8 = 1;
+/// Tag of a blocked limiter (version 2); algorithms are 1 to 6.
+const BLOCKED_TAG: u8 = 0x10;
 
-/// Version byte leading a replicated `RL.ALL` operation (`RL.APPLYALL`).
-const ALL_OP_VERSION: u8 = 2;
+/// The byte leading a replicated operation, naming its kind. 1 and 2 are
+/// what the first releases sent; a kind is never reused.
+mod kind {
+    /// A decided request (`RL.APPLY`).
+    pub const DECIDE: u8 = 1;
+    /// A decided `RL.ALL` call (`RL.APPLYALL`).
+    pub const ALL: u8 = 2;
+    /// A decided request that started a penalty block.
+    pub const DECIDE_PENALTY: u8 = 3;
+    /// A decided `RL.ALL` call that started penalty blocks.
+    pub const ALL_PENALTY: u8 = 4;
+    /// A refund (`RL.APPLY`).
+    pub const REFUND: u8 = 5;
+}
 
 /// Most limits one `RL.ALL` op carries (the parser's own bound).
 pub const ALL_OP_MAX_LIMITS: usize = 64;
@@ -35,6 +52,8 @@ pub enum DecodeError {
     BadParameter,
     BadState,
     UnsupportedVersion(i32),
+    /// An op of a kind this module does not know (or for another command).
+    UnknownOp(u8),
 }
 
 impl std::fmt::Display for DecodeError {
@@ -45,6 +64,10 @@ impl std::fmt::Display for DecodeError {
             DecodeError::UnknownAlgorithm(t) => write!(f, "unknown ratelimit algorithm tag {t}"),
             DecodeError::BadParameter => write!(f, "ratelimit parameter out of range"),
             DecodeError::BadState => write!(f, "inconsistent ratelimit state"),
+            DecodeError::UnknownOp(k) => write!(
+                f,
+                "operation kind {k} is unknown here (replicas must be upgraded before their master)"
+            ),
             DecodeError::UnsupportedVersion(v) => {
                 write!(
                     f,
@@ -71,12 +94,12 @@ impl Sink for Vec<u8> {
 /// Longest encoded parameters: tag and three numbers.
 const PARAMS_MAX_LEN: usize = 1 + 3 * 8;
 
-/// Longest single-key op: version, parameters, cost, time, expiry.
-pub const OP_MAX_LEN: usize = 1 + PARAMS_MAX_LEN + 3 * 8;
+/// Longest single-key op: kind, parameters, cost, time, expiry, penalty.
+pub const OP_MAX_LEN: usize = 1 + PARAMS_MAX_LEN + 4 * 8;
 
-/// Longest `RL.ALL` op: version, cost, time, count, then parameters and
-/// expiry per limit.
-pub const ALL_OP_MAX_LEN: usize = 1 + 2 * 8 + 1 + ALL_OP_MAX_LIMITS * (PARAMS_MAX_LEN + 8);
+/// Longest `RL.ALL` op: kind, cost, time, penalty, count, then parameters
+/// and expiry per limit.
+pub const ALL_OP_MAX_LEN: usize = 1 + 3 * 8 + 1 + ALL_OP_MAX_LIMITS * (PARAMS_MAX_LEN + 8);
 
 /// An encoded op, held on the stack.
 pub struct OpBytes<const N: usize> {
@@ -155,6 +178,16 @@ impl Reader<'_> {
             return Err(DecodeError::BadState);
         }
         Ok(Instant::from_micros(t))
+    }
+    fn block_end(&mut self) -> Result<Instant, DecodeError> {
+        let t = self.u64()?;
+        if t > latest_block_end().as_micros() {
+            return Err(DecodeError::BadState);
+        }
+        Ok(Instant::from_micros(t))
+    }
+    fn period_duration(&mut self) -> Result<Duration, DecodeError> {
+        Ok(self.period()?.duration())
     }
     fn count(&mut self) -> Result<Count, DecodeError> {
         Count::new(self.u64()?).ok_or(DecodeError::BadParameter)
@@ -292,6 +325,33 @@ pub fn decode(bytes: &[u8], version: i32) -> Result<Limiter, DecodeError> {
     Ok(limiter)
 }
 
+/// Encodes what a key holds.
+pub fn encode_value(value: &Value) -> Vec<u8> {
+    match value {
+        Value::Limiter(l) => encode(l),
+        Value::Blocked(b) => {
+            let mut w = Writer(Vec::with_capacity(72));
+            w.u8(BLOCKED_TAG);
+            w.time(b.until);
+            w.0.extend_from_slice(&encode(&b.limiter));
+            w.0
+        }
+    }
+}
+
+/// Decodes what `encode_value` wrote, under encoding version `version`.
+pub fn decode_value(bytes: &[u8], version: i32) -> Result<Value, DecodeError> {
+    match bytes.first() {
+        Some(&BLOCKED_TAG) if version >= 2 => {
+            let mut r = Reader(&bytes[1..]);
+            let until = r.block_end()?;
+            let limiter = decode(r.0, version)?;
+            Ok(Value::Blocked(Box::new(Blocked { until, limiter })))
+        }
+        _ => decode(bytes, version).map(Value::Limiter),
+    }
+}
+
 fn read_bucket(r: &mut Reader, params: BucketParams) -> Result<Box<BucketState>, DecodeError> {
     Ok(Box::new(BucketState {
         params,
@@ -309,33 +369,87 @@ pub struct Op {
     pub now: Instant,
     /// Absolute expiry of the key in Unix milliseconds, as set on the master.
     pub expire_at_ms: u64,
+    /// The request's `PENALTY`, sent only when it started a block (so the
+    /// op of every other request is what the first release sent).
+    pub penalty: Option<Duration>,
 }
 
 pub fn encode_op(op: &Op) -> OpBytes<OP_MAX_LEN> {
     let mut w = Writer(OpBytes::new());
-    w.u8(OP_VERSION);
+    w.u8(match op.penalty {
+        None => kind::DECIDE,
+        Some(_) => kind::DECIDE_PENALTY,
+    });
     write_params(&mut w, &op.params);
     w.u64(op.cost);
+    w.time(op.now);
+    w.u64(op.expire_at_ms);
+    if let Some(p) = op.penalty {
+        w.u64(p.as_micros());
+    }
+    w.0
+}
+
+/// A refund, as sent to replicas and the AOF: the units the master gave
+/// back (a replica must give back exactly as many), at that time, and the
+/// key's expiry after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RefundOp {
+    pub given: u64,
+    pub now: Instant,
+    pub expire_at_ms: u64,
+}
+
+pub fn encode_refund_op(op: &RefundOp) -> OpBytes<OP_MAX_LEN> {
+    let mut w = Writer(OpBytes::new());
+    w.u8(kind::REFUND);
+    w.u64(op.given);
     w.time(op.now);
     w.u64(op.expire_at_ms);
     w.0
 }
 
-pub fn decode_op(bytes: &[u8]) -> Result<Op, DecodeError> {
+/// Any single-key op (`RL.APPLY key <op>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnyOp {
+    Decide(Op),
+    Refund(RefundOp),
+}
+
+pub fn decode_any_op(bytes: &[u8]) -> Result<AnyOp, DecodeError> {
     let mut r = Reader(bytes);
-    let version = r.u8()?;
-    if version != OP_VERSION {
-        return Err(DecodeError::UnsupportedVersion(version.into()));
-    }
-    let params = read_params(&mut r)?;
-    let op = Op {
-        params,
-        cost: r.cost()?,
-        now: r.time()?,
-        expire_at_ms: r.u64()?,
+    let op = match r.u8()? {
+        k @ (kind::DECIDE | kind::DECIDE_PENALTY) => {
+            let params = read_params(&mut r)?;
+            AnyOp::Decide(Op {
+                params,
+                cost: r.cost()?,
+                now: r.time()?,
+                expire_at_ms: r.u64()?,
+                penalty: if k == kind::DECIDE_PENALTY {
+                    Some(r.period_duration()?)
+                } else {
+                    None
+                },
+            })
+        }
+        kind::REFUND => AnyOp::Refund(RefundOp {
+            given: r.count()?.get(),
+            now: r.time()?,
+            expire_at_ms: r.u64()?,
+        }),
+        k => return Err(DecodeError::UnknownOp(k)),
     };
     r.finish()?;
     Ok(op)
+}
+
+/// A decided request's op (what `RL.APPLY` carried before refunds).
+pub fn decode_op(bytes: &[u8]) -> Result<Op, DecodeError> {
+    match decode_any_op(bytes)? {
+        AnyOp::Decide(op) => Ok(op),
+        _ => Err(DecodeError::UnknownOp(bytes[0])),
+    }
 }
 
 /// One `RL.ALL` call as sent to replicas and the AOF, in a single op: the
@@ -345,6 +459,8 @@ pub fn decode_op(bytes: &[u8]) -> Result<Op, DecodeError> {
 pub struct AllOp {
     pub cost: u64,
     pub now: Instant,
+    /// The call's `PENALTY`, sent only when it started a block.
+    pub penalty: Option<Duration>,
     pub limits: Vec<(Params, u64)>,
 }
 
@@ -352,12 +468,19 @@ pub struct AllOp {
 pub fn encode_all_op<'a>(
     cost: u64,
     now: Instant,
+    penalty: Option<Duration>,
     limits: impl ExactSizeIterator<Item = (&'a Params, u64)>,
 ) -> OpBytes<ALL_OP_MAX_LEN> {
     let mut w = Writer(OpBytes::new());
-    w.u8(ALL_OP_VERSION);
+    w.u8(match penalty {
+        None => kind::ALL,
+        Some(_) => kind::ALL_PENALTY,
+    });
     w.u64(cost);
     w.time(now);
+    if let Some(p) = penalty {
+        w.u64(p.as_micros());
+    }
     // At most ALL_OP_MAX_LIMITS; more would be truncated and refused.
     w.u8(u8::try_from(limits.len()).unwrap_or(u8::MAX));
     for (params, expire_at_ms) in limits {
@@ -369,12 +492,17 @@ pub fn encode_all_op<'a>(
 
 pub fn decode_all_op(bytes: &[u8]) -> Result<AllOp, DecodeError> {
     let mut r = Reader(bytes);
-    let version = r.u8()?;
-    if version != ALL_OP_VERSION {
-        return Err(DecodeError::UnsupportedVersion(version.into()));
+    let k = r.u8()?;
+    if k != kind::ALL && k != kind::ALL_PENALTY {
+        return Err(DecodeError::UnknownOp(k));
     }
     let cost = r.cost()?;
     let now = r.time()?;
+    let penalty = if k == kind::ALL_PENALTY {
+        Some(r.period_duration()?)
+    } else {
+        None
+    };
     let n = usize::from(r.u8()?);
     if n == 0 || n > ALL_OP_MAX_LIMITS {
         return Err(DecodeError::BadParameter);
@@ -385,7 +513,12 @@ pub fn decode_all_op(bytes: &[u8]) -> Result<AllOp, DecodeError> {
         limits.push((params, r.u64()?));
     }
     r.finish()?;
-    Ok(AllOp { cost, now, limits })
+    Ok(AllOp {
+        cost,
+        now,
+        penalty,
+        limits,
+    })
 }
 
 #[cfg(test)]
@@ -417,6 +550,33 @@ mod tests {
     }
 
     #[test]
+    fn a_blocked_limiter_round_trips_and_a_plain_one_is_written_as_version_1() {
+        for l in samples() {
+            let plain = Value::Limiter(l.clone());
+            assert_eq!(encode_value(&plain), encode(&l));
+            assert_eq!(decode_value(&encode(&l), 1), Ok(plain));
+            let blocked = Value::Blocked(Box::new(Blocked {
+                until: Instant::from_micros(1_700_000_900_000_000),
+                limiter: l,
+            }));
+            let bytes = encode_value(&blocked);
+            assert_eq!(decode_value(&bytes, 2), Ok(blocked.clone()));
+            // Version 1 knew no blocks.
+            assert!(decode_value(&bytes, 1).is_err());
+            for n in 0..bytes.len() {
+                assert!(decode_value(&bytes[..n], 2).is_err(), "cut at {n}");
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(decode_value(&longer, 2).is_err());
+            // A block ending beyond any a penalty can set.
+            let mut bad = bytes;
+            bad[1..9].copy_from_slice(&u64::MAX.to_le_bytes());
+            assert_eq!(decode_value(&bad, 2), Err(DecodeError::BadState));
+        }
+    }
+
+    #[test]
     fn rejects_every_truncation_and_extension() {
         for l in samples() {
             let bytes = encode(&l);
@@ -437,7 +597,7 @@ mod tests {
     fn rejects_newer_versions_and_bad_values() {
         let l = &samples()[0];
         let bytes = encode(l);
-        assert_eq!(decode(&bytes, 2), Err(DecodeError::UnsupportedVersion(2)));
+        assert_eq!(decode(&bytes, 3), Err(DecodeError::UnsupportedVersion(3)));
         let mut bad = bytes.clone();
         bad[0] = 99;
         assert_eq!(decode(&bad, 1), Err(DecodeError::UnknownAlgorithm(99)));
@@ -471,10 +631,43 @@ mod tests {
             cost: 3,
             now: Instant::from_micros(1_700_000_000_123_000),
             expire_at_ms: 1_700_000_006_123,
+            penalty: None,
         };
         let bytes = encode_op(&op);
+        // Without a penalty, byte for byte what 0.1.0 sent.
+        assert_eq!(bytes[0], 1);
+        assert_eq!(bytes.len(), 50);
         assert_eq!(decode_op(&bytes), Ok(op));
         assert!(decode_op(&bytes[..bytes.len() - 1]).is_err());
+        let op = Op {
+            penalty: Some(Duration::from_micros(900_000_000)),
+            ..op
+        };
+        let bytes = encode_op(&op);
+        assert_eq!(bytes[0], 3);
+        assert_eq!(decode_op(&bytes), Ok(op));
+        for n in 0..bytes.len() {
+            assert!(decode_any_op(&bytes[..n]).is_err(), "cut at {n}");
+        }
+        // A zero penalty is no penalty: refused.
+        let mut bad = bytes.to_vec();
+        let n = bad.len();
+        bad[n - 8..].copy_from_slice(&0u64.to_le_bytes());
+        assert!(decode_any_op(&bad).is_err());
+        let refund = RefundOp {
+            given: 2,
+            now: Instant::from_micros(1_700_000_000_123_000),
+            expire_at_ms: 1_700_000_006_123,
+        };
+        let bytes = encode_refund_op(&refund);
+        assert_eq!(decode_any_op(&bytes), Ok(AnyOp::Refund(refund)));
+        assert!(decode_op(&bytes).is_err());
+        for n in 0..bytes.len() {
+            assert!(decode_any_op(&bytes[..n]).is_err(), "cut at {n}");
+        }
+        let mut bad = bytes.to_vec();
+        bad[1..9].copy_from_slice(&0u64.to_le_bytes());
+        assert!(decode_any_op(&bad).is_err(), "a refund of nothing");
     }
 
     #[test]
@@ -482,16 +675,23 @@ mod tests {
         let a = Params::Token(BucketParams::new(10, 10, 1_000_000).unwrap());
         let b = Params::Fixed(WindowParams::new(1000, 86_400_000_000).unwrap());
         let now = Instant::from_micros(1_700_000_000_123_000);
-        let bytes = encode_all_op(2, now, [(&a, 1_700_000_001_000), (&b, 0)].into_iter());
+        let bytes = encode_all_op(2, now, None, [(&a, 1_700_000_001_000), (&b, 0)].into_iter());
         let op = decode_all_op(&bytes).unwrap();
         assert_eq!(
             op,
             AllOp {
                 cost: 2,
                 now,
+                penalty: None,
                 limits: vec![(a, 1_700_000_001_000), (b, 0)],
             }
         );
+        let penalty = Some(Duration::from_micros(60_000_000));
+        let blocking = encode_all_op(2, now, penalty, [(&a, 5)].into_iter());
+        assert_eq!(decode_all_op(&blocking).map(|op| op.penalty), Ok(penalty));
+        for n in 0..blocking.len() {
+            assert!(decode_all_op(&blocking[..n]).is_err(), "cut at {n}");
+        }
         for n in 0..bytes.len() {
             assert!(decode_all_op(&bytes[..n]).is_err(), "cut at {n}");
         }
@@ -502,11 +702,12 @@ mod tests {
             cost: 1,
             now,
             expire_at_ms: 5,
+            penalty: None,
         });
         assert!(decode_all_op(&single).is_err());
         // The largest RL.ALL fits the stack buffer.
         let many = vec![b; ALL_OP_MAX_LIMITS];
-        let bytes = encode_all_op(1, now, many.iter().map(|p| (p, 7)));
+        let bytes = encode_all_op(1, now, penalty, many.iter().map(|p| (p, 7)));
         assert_eq!(decode_all_op(&bytes).map(|op| op.limits.len()), Ok(64));
     }
 }

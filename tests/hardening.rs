@@ -456,11 +456,23 @@ const BAD_OPTIONS: &[(&str, &str)] = &[
     ),
     ("AT 1.5", "AT must be a Unix time in milliseconds"),
     ("AT <binary>", "AT is not valid UTF-8"),
-    ("FOO 1", "unknown option 'FOO' (expected COST or AT)"),
+    (
+        "FOO 1",
+        "unknown option 'FOO' (expected COST, AT or PENALTY)",
+    ),
     ("<empty> 1", "unknown option"),
-    ("<binary> 1", "unknown option (expected COST or AT)"),
-    ("<huge-text> 1", "unknown option (expected COST or AT)"),
-    ("COST 1 1", "unknown option '1' (expected COST or AT)"),
+    (
+        "<binary> 1",
+        "unknown option (expected COST, AT or PENALTY)",
+    ),
+    (
+        "<huge-text> 1",
+        "unknown option (expected COST, AT or PENALTY)",
+    ),
+    (
+        "COST 1 1",
+        "unknown option '1' (expected COST, AT or PENALTY)",
+    ),
 ];
 
 /// Every single-key command with valid parameters, and their names.
@@ -627,7 +639,7 @@ fn every_case() -> Vec<(Vec<Vec<u8>>, String)> {
         ),
         (
             "RL.ALL 1 a FIXED 1 1s FIXED 1 1s",
-            "unknown option 'FIXED' (expected COST or AT)",
+            "unknown option 'FIXED' (expected COST, AT or PENALTY)",
         ),
         ("RL.ALL 1 a FIXED 1 1s COST -1", "COST must not be negative"),
         (
@@ -651,9 +663,17 @@ fn every_case() -> Vec<(Vec<Vec<u8>>, String)> {
             "unexpected bytes after",
         ),
     ];
-    let mut v2 = good_op.clone();
-    v2[0] = 2;
-    bad_ops.push((v2, "version 2"));
+    // An RL.ALL op is not a single-key one; a kind from a newer module is
+    // refused, naming the upgrade order.
+    let mut all = good_op.clone();
+    all[0] = 2;
+    bad_ops.push((all, "operation kind 2 is unknown here"));
+    let mut newer = good_op.clone();
+    newer[0] = 99;
+    bad_ops.push((
+        newer,
+        "operation kind 99 is unknown here (replicas must be upgraded",
+    ));
     let mut tag = good_op.clone();
     tag[1] = 99;
     bad_ops.push((tag, "unknown ratelimit algorithm tag 99"));
@@ -698,8 +718,8 @@ fn every_case() -> Vec<(Vec<Vec<u8>>, String)> {
             "encoding version must be a positive integer",
         ),
         (
-            setstate(b"2", good.clone()),
-            "encoding version 2 is newer than this module",
+            setstate(b"3", good.clone()),
+            "encoding version 3 is newer than this module",
         ),
         (
             setstate(b"99999999999", good.clone()),

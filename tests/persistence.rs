@@ -179,11 +179,11 @@ fn corrupt_or_newer_payloads_are_refused() {
     );
     assert_eq!(dump[1], 0x81, "64-bit length marker before the module id");
     let id = u64::from_be_bytes(dump[2..10].try_into().unwrap());
-    assert_eq!(id & 0x3ff, 1, "our encoding version");
+    assert_eq!(id & 0x3ff, 2, "our encoding version");
 
     // A payload from a future version of the module: a clear error.
     let mut newer = body.to_vec();
-    newer[2..10].copy_from_slice(&((id & !0x3ff) | 2).to_be_bytes());
+    newer[2..10].copy_from_slice(&((id & !0x3ff) | 3).to_be_bytes());
     newer.extend_from_slice(&crc64(&newer).to_le_bytes());
     let reply = c.call(&args!["RESTORE", "newer", "0", newer]);
     assert!(reply.err().contains("Bad data format"), "{reply:?}");
@@ -276,7 +276,7 @@ fn an_rdb_from_a_newer_module_version_is_refused_cleanly() {
         .windows(8)
         .position(|w| w == id.as_slice())
         .expect("the module id in the RDB file");
-    let bumped = (u64::from_be_bytes(id.clone().try_into().unwrap()) & !0x3ff) | 2;
+    let bumped = (u64::from_be_bytes(id.clone().try_into().unwrap()) & !0x3ff) | 3;
     rdb[at..at + 8].copy_from_slice(&bumped.to_be_bytes());
     let n = rdb.len() - 8;
     let crc = crc64(&rdb[..n]);
@@ -287,7 +287,7 @@ fn an_rdb_from_a_newer_module_version_is_refused_cleanly() {
     let log = s.log();
     assert!(!log.contains("BUG REPORT"), "{log}");
     assert!(
-        log.contains("ratelimit encoding version 2 is newer than this module (1)"),
+        log.contains("ratelimit encoding version 3 is newer than this module (2)"),
         "the log should say why: {log}"
     );
 }

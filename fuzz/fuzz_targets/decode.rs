@@ -7,7 +7,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ratelimit::algo::{Algorithm, BucketParams, Params, WindowParams, MAX_TIME_US};
+use ratelimit::algo::value;
+use ratelimit::algo::{
+    Algorithm, BucketParams, Duration, Instant, Params, WindowParams, MAX_DURATION_US, MAX_TIME_US,
+};
 use ratelimit::codec;
 
 #[path = "common.rs"]
@@ -28,11 +31,28 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let version = v as i32 - 1;
-    let Ok(limiter) = codec::decode(bytes, version) else {
+    let Ok(value) = codec::decode_value(bytes, version) else {
         return;
     };
-    assert!(limiter.is_valid());
-    assert_eq!(codec::encode(&limiter), bytes, "decoding is not strict");
+    assert!(value.is_valid());
+    assert_eq!(codec::encode_value(&value), bytes, "decoding is not strict");
+    // Blocked or not, every request and refund computes.
+    for now in [0, common::EPOCH, MAX_TIME_US] {
+        let now = Instant::from_micros(now);
+        let stored = value.limiter().params();
+        for penalty in [None, Some(Duration::from_micros(1)), Some(Duration::from_micros(MAX_DURATION_US))] {
+            if let Ok(g) = value::evaluate(Some(&value), &stored, 1, now, penalty) {
+                assert!(g.verdict.decision.allowed || g.verdict.decision.remaining <= stored.limit());
+            }
+        }
+        let mut refunded = value.clone();
+        let given = refunded.limiter_mut().refund(u64::MAX, now);
+        assert!(refunded.is_valid());
+        if given == 0 {
+            assert_eq!(refunded, value);
+        }
+    }
+    let limiter = value.limiter();
     limiter.describe(|_, _| {});
     let stored = limiter.params();
     let times: [u64; 5] = [0, 1, common::EPOCH, MAX_TIME_US - 1, MAX_TIME_US];

@@ -1,5 +1,6 @@
 //! The decoders of replicated operations (`RL.APPLY key <op>`,
-//! `ratelimit::codec::decode_op`, and `RL.APPLYALL numkeys key... <op>`,
+//! `ratelimit::codec::decode_any_op`: decisions, with or without a penalty,
+//! and refunds; and `RL.APPLYALL numkeys key... <op>`,
 //! `decode_all_op`): any bytes in, either an error or an op within bounds
 //! that re-encodes to the same bytes and replays cleanly.
 #![no_main]
@@ -16,7 +17,12 @@ fuzz_target!(|data: &[u8]| {
         assert!((1..=codec::ALL_OP_MAX_LIMITS).contains(&op.limits.len()));
         assert!(op.cost <= MAX_COUNT);
         assert!(op.now.as_micros() <= MAX_TIME_US);
-        let again = codec::encode_all_op(op.cost, op.now, op.limits.iter().map(|(p, e)| (p, *e)));
+        let again = codec::encode_all_op(
+            op.cost,
+            op.now,
+            op.penalty,
+            op.limits.iter().map(|(p, e)| (p, *e)),
+        );
         assert_eq!(&*again, data, "decoding is not strict");
         for (p, _) in &op.limits {
             common::check_params(p);
@@ -25,8 +31,15 @@ fuzz_target!(|data: &[u8]| {
         }
         return;
     }
-    let Ok(op) = codec::decode_op(data) else {
-        return;
+    let op = match codec::decode_any_op(data) {
+        Ok(codec::AnyOp::Decide(op)) => op,
+        Ok(codec::AnyOp::Refund(op)) => {
+            assert!((1..=MAX_COUNT).contains(&op.given));
+            assert!(op.now.as_micros() <= MAX_TIME_US);
+            assert_eq!(&*codec::encode_refund_op(&op), data, "decoding is not strict");
+            return;
+        }
+        Err(_) => return,
     };
     common::check_params(&op.params);
     assert!(op.cost <= MAX_COUNT);

@@ -185,6 +185,25 @@ impl BucketState {
         (d, next)
     }
 
+    /// Takes up to `n` units out of the level as it stands at `now`, never
+    /// below empty: tokens come back (token bucket), the queue shortens
+    /// (leaky bucket), or the theoretical arrival time moves back by `n`
+    /// emission intervals but not before `now` (GCRA). Answers how many
+    /// whole units went, a partly drained unit counting as one.
+    pub fn refund(&mut self, n: u64, now: Instant) -> u64 {
+        let now = now.max(self.last);
+        let period = self.params.period.wide();
+        let drained = (now - self.last).as_micros() as u128 * self.params.rate.wide();
+        let whole = self.scaled.get().saturating_sub(drained);
+        let given = (n as u128 * period).min(whole);
+        if given == 0 {
+            return 0;
+        }
+        self.scaled = Wide::new(whole - given);
+        self.last = now;
+        to_u64(given.div_ceil(period))
+    }
+
     /// Whole units in the bucket, rounded up (the state keeps fractions).
     pub fn level(&self) -> u64 {
         to_u64(self.scaled.get().div_ceil(self.params.period.wide()))

@@ -76,6 +76,19 @@ impl FixedState {
         (d, next)
     }
 
+    /// Gives back up to `n` units of the window in force at `now`, never
+    /// into a closed one; answers how many. A window emptied this way is as
+    /// if never opened: the next request opens a new one.
+    pub fn refund(&mut self, n: u64, now: Instant) -> u64 {
+        let (_, count) = self.window_at(&self.params, now);
+        let given = n.min(count);
+        // A closed window reads as empty: only an open one is written.
+        if given > 0 {
+            self.count -= given;
+        }
+        given
+    }
+
     /// Whether the stored fields satisfy the invariants `evaluate` keeps.
     /// The count may exceed the limit: a denied request that lowered the
     /// limit keeps the count it found, so raising the limit again later

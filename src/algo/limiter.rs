@@ -391,6 +391,18 @@ impl Limiter {
         Ok(v.decision)
     }
 
+    /// Gives back up to `n` units spent at or before `now`, by the
+    /// algorithm's own rule (see each state's `refund`), and answers how
+    /// many; the limiter changes only when that is more than zero.
+    pub fn refund(&mut self, n: u64, now: Instant) -> u64 {
+        match self {
+            Limiter::Fixed(s) => s.refund(n, now),
+            Limiter::Sliding(s) => s.refund(n, now),
+            Limiter::Log(s) => s.refund(n, now),
+            Limiter::Token(s) | Limiter::Leaky(s) | Limiter::Gcra(s) => s.refund(n, now),
+        }
+    }
+
     /// The parameters in force and the stored state as named integers, for
     /// `RL.INFO`. Times are µs since the Unix epoch, durations µs.
     pub fn describe(&self, mut field: impl FnMut(&'static str, u64)) {
@@ -468,6 +480,111 @@ mod tests {
         }
         assert_eq!(Algorithm::from_tag(0), None);
         assert_eq!(Algorithm::from_tag(7), None);
+    }
+
+    /// Refunds per algorithm, on a fake clock: (now s, op, answer, remaining
+    /// after), op `Spend(n)` answering allowed (1/0) or `Refund(n)`
+    /// answering the units given back.
+    #[test]
+    fn refunds_follow_each_algorithms_rule() {
+        use crate::algo::testing::{every_algorithm, t, window};
+        use crate::algo::BucketParams;
+        #[derive(Clone, Copy)]
+        enum Op {
+            Spend(u64),
+            Refund(u64),
+        }
+        use Op::*;
+        const S: u64 = 1_000_000;
+        let w = window(5, 10 * S);
+        let b = BucketParams::new(5, 1, S).unwrap();
+        let [fixed, sliding, log, token, leaky, gcra] = every_algorithm(w, b);
+        type Row = (u64, Op, u64, u64);
+        let window_rows: &[Row] = &[
+            (0, Spend(3), 1, 2),
+            (1, Refund(2), 2, 4),
+            (2, Refund(5), 1, 5),
+            (2, Refund(1), 0, 5),
+            (3, Spend(5), 1, 0),
+        ];
+        let bucket_rows: &[Row] = &[
+            (0, Spend(5), 1, 0),
+            // Two units drained: three can come back, not more.
+            (2, Refund(10), 3, 5),
+            (2, Refund(1), 0, 5),
+            (2, Spend(5), 1, 0),
+            (2, Refund(1), 1, 1),
+        ];
+        let cases: [(&Params, &[Row]); 6] = [
+            (&fixed, window_rows),
+            (&sliding, window_rows),
+            (&log, window_rows),
+            (&token, bucket_rows),
+            (&leaky, bucket_rows),
+            (&gcra, bucket_rows),
+        ];
+        for (params, rows) in cases {
+            let mut l = Limiter::new(params);
+            for (i, &(now, op, answer, remaining)) in rows.iter().enumerate() {
+                let got = match op {
+                    Spend(n) => l.decide(params, n, t(now * S)).unwrap().allowed as u64,
+                    Refund(n) => {
+                        let before = l.clone();
+                        let given = l.refund(n, t(now * S));
+                        if given == 0 {
+                            assert_eq!(l, before, "a refund of nothing changes nothing");
+                        }
+                        given
+                    }
+                };
+                let left = l.decide(params, 0, t(now * S)).unwrap().remaining;
+                assert_eq!(
+                    (got, left),
+                    (answer, remaining),
+                    "{:?} row {i}",
+                    params.algorithm()
+                );
+            }
+        }
+    }
+
+    /// Never into a closed window, nor entries that no longer count.
+    #[test]
+    fn refunds_stay_in_the_current_window() {
+        use crate::algo::testing::{t, window};
+        const S: u64 = 1_000_000;
+        let w = window(5, 10 * S);
+        for params in [Params::Fixed(w), Params::Sliding(w), Params::Log(w)] {
+            let mut l = Limiter::new(&params);
+            l.decide(&params, 3, t(0)).unwrap();
+            assert_eq!(l.refund(1, t(10 * S)), 0, "{:?}", params.algorithm());
+            assert_eq!(l.refund(1, t(9 * S)), 1, "{:?}", params.algorithm());
+        }
+        // The log gives back the newest entries.
+        let params = Params::Log(w);
+        let mut l = Limiter::new(&params);
+        for s in 0..3 {
+            l.decide(&params, 1, t(s * S)).unwrap();
+        }
+        assert_eq!(l.refund(2, t(3 * S)), 2);
+        let Limiter::Log(s) = &l else { unreachable!() };
+        assert_eq!(s.entries, [t(0)]);
+        // GCRA: the arrival time never goes before now.
+        let params = Params::Gcra(crate::algo::GcraParams::of_bucket(
+            &crate::algo::BucketParams::new(3, 1, S).unwrap(),
+        ));
+        let mut l = Limiter::new(&params);
+        l.decide(&params, 2, t(0)).unwrap();
+        assert_eq!(l.refund(1, t(S / 2)), 1);
+        // 0.5 unit left: it counts as one, and the level is then empty.
+        assert_eq!(l.refund(5, t(S / 2)), 1);
+        assert_eq!(
+            l.decide(&params, 0, t(S / 2))
+                .unwrap()
+                .reset_after
+                .as_micros(),
+            0
+        );
     }
 
     #[test]

@@ -110,6 +110,21 @@ impl LogState {
         self.params = next.params;
     }
 
+    /// Removes up to `n` of the newest entries still counting at `now` (under
+    /// a lowered limit, only the newest `limit` count); answers how many.
+    pub fn refund(&mut self, n: u64, now: Instant) -> u64 {
+        let w = self.params.window.duration();
+        let now = match self.entries.back() {
+            Some(&last) => now.max(last),
+            None => return 0,
+        };
+        let expired = self.entries.partition_point(|&t| t + w <= now);
+        let live = ((self.entries.len() - expired) as u64).min(self.params.limit.get());
+        let given = n.min(live);
+        self.entries.truncate(self.entries.len() - given as usize);
+        given
+    }
+
     /// Grows the ring geometrically but never beyond `limit`, so a full log
     /// of `limit` units costs `8 * limit` bytes, not up to twice that.
     fn reserve_for(&mut self, len: u64, limit: u64) {

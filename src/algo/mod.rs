@@ -23,6 +23,7 @@ pub mod limiter;
 pub mod log;
 pub mod sliding;
 pub mod units;
+pub mod value;
 
 pub use bucket::{BucketParams, BucketState, GcraParams};
 pub use fixed::FixedState;
@@ -33,6 +34,7 @@ pub use units::{
     Burst, Count, Duration, Instant, Period, MAX_COUNT, MAX_DURATION_US, MAX_LOG_ENTRIES,
     MAX_TIME_US, MAX_WAIT_US,
 };
+pub use value::{BlockChange, Blocked, Guarded, Value};
 
 /// Parameters shared by the three window algorithms: at most `limit` units in
 /// any `window`.

@@ -124,6 +124,19 @@ impl SlidingState {
         (d, next)
     }
 
+    /// Gives back up to `n` units of the current window at `now`, never of
+    /// the previous one (its units are already fading); answers how many.
+    pub fn refund(&mut self, n: u64, now: Instant) -> u64 {
+        let w = self.params.window.duration();
+        let now = now.max(self.start);
+        if self.curr == 0 || now - self.start >= w {
+            return 0;
+        }
+        let given = n.min(self.curr);
+        self.curr -= given;
+        given
+    }
+
     /// Exact time until `cost` more units fit (`cost <= limit`).
     fn retry(p: &WindowParams, r: &Rolled, cost: u64, now: Instant) -> Duration {
         let w = p.window.wide();

@@ -18,8 +18,10 @@ use smallvec::SmallVec;
 use super::config;
 use super::ffi::{self, Ctx, NotStored, RStr, WriteKey, WrongType};
 use super::{clock, reply, stats};
+use crate::algo::value::{self, BlockChange, Guarded};
 use crate::algo::{
-    Algorithm, Decision, Instant, Limiter, Mismatch, Params, Verdict, MAX_TIME_US, MAX_WAIT_US,
+    Algorithm, Decision, Duration, Instant, Limiter, Mismatch, Params, Value, Verdict, MAX_TIME_US,
+    MAX_WAIT_US,
 };
 use crate::args::{self, ArgError};
 use crate::codec;
@@ -29,6 +31,9 @@ pub const APPLY_ALL: &CStr = c"RL.APPLYALL";
 
 /// Keyspace event fired on the key of every denied request.
 const DENIED_EVENT: &CStr = c"rl.denied";
+
+/// Keyspace event fired when a `PENALTY` blocks a key.
+const PENALTY_EVENT: &CStr = c"rl.penalty";
 
 /// Why a command failed; the reply adds the error code.
 pub enum Error {
@@ -137,6 +142,7 @@ handlers! {
     rl_setstate => setstate_command;
     rl_info => info_command;
     rl_peek => peek_command;
+    rl_refund => refund_command;
     cl_throttle => throttle_command;
 }
 
@@ -150,17 +156,16 @@ fn with_bytes<R>(strings: &[RStr], f: impl FnOnce(&[&[u8]]) -> R) -> R {
     f(&bytes)
 }
 
-/// Decides on what a key holds, or on a fresh state if it holds nothing.
+/// Decides on what a key holds (or on a fresh state if it holds nothing),
+/// under its penalty block and the request's `penalty`.
 fn evaluate(
-    held: Option<&Limiter>,
+    held: Option<&Value>,
     params: &Params,
     cost: u64,
     now: Instant,
-) -> Result<Verdict, Error> {
-    match held {
-        Some(l) => Ok(l.evaluate(params, cost, now)?),
-        None => Ok(Limiter::evaluate_fresh(params, cost, now)),
-    }
+    penalty: Option<Duration>,
+) -> Result<Guarded, Error> {
+    Ok(value::evaluate(held, params, cost, now, penalty)?)
 }
 
 /// When a key written by a client's request expires: when its state is
@@ -180,11 +185,17 @@ fn expiry_ms(key: &WriteKey, v: &Verdict, wall: Instant) -> u64 {
     key.expire_at_ms().map_or(at, |current| at.max(current))
 }
 
-/// Installs a verdict that writes, sets the expiry and signals the change.
-fn install(key: &mut WriteKey, params: &Params, v: &Verdict, expire_at_ms: u64) -> Outcome {
-    match key.limiter_mut() {
-        Some(l) => l.apply(&v.next),
-        None => key.store(Limiter::create(params, &v.next))?,
+/// Installs a verdict that writes, with its block change, sets the expiry
+/// and signals the change.
+fn install(key: &mut WriteKey, params: &Params, g: &Guarded, expire_at_ms: u64) -> Outcome {
+    match key.value_mut() {
+        Some(held) => held.limiter_mut().apply(&g.verdict.next),
+        None => key.store(Value::Limiter(Limiter::create(params, &g.verdict.next)))?,
+    }
+    match g.block {
+        BlockChange::Keep => {}
+        BlockChange::Start(until) => key.set_block(Some(until))?,
+        BlockChange::Lift => key.set_block(None)?,
     }
     key.expire_at(i64::try_from(expire_at_ms).unwrap_or(i64::MAX));
     key.signal_modified();
@@ -204,62 +215,77 @@ enum Source {
     },
 }
 
-/// One request on one key, from a client or replayed.
+/// One request on one key, from a client or replayed. Answers the decision
+/// and whether it started a penalty block.
 fn decide_one(
     ctx: Ctx,
     name: RStr,
     params: &Params,
     cost: u64,
     now: Instant,
+    penalty: Option<Duration>,
     source: Source,
-) -> Result<Decision, Error> {
+) -> Result<(Decision, bool), Error> {
     if cost == 0 {
         // A peek never writes: read only.
         let key = ctx.open_read(name)?;
-        return Ok(evaluate(key.limiter(), params, 0, now)?.decision);
+        let g = evaluate(key.value(), params, 0, now, None)?;
+        return Ok((g.verdict.decision, false));
     }
     let mut key = ctx.open_write(name)?;
-    let v = evaluate(key.limiter(), params, cost, now)?;
+    let g = evaluate(key.value(), params, cost, now, penalty)?;
+    let v = &g.verdict;
+    let blocks = matches!(g.block, BlockChange::Start(_));
     if !v.writes && matches!(source, Source::Replay { .. }) {
         return Err(diverged("the operation changes nothing here"));
     }
     if v.writes {
         match source {
             Source::Client { wall } => {
-                let expire_at_ms = expiry_ms(&key, &v, wall);
-                install(&mut key, params, &v, expire_at_ms)?;
+                let expire_at_ms = expiry_ms(&key, v, wall);
+                install(&mut key, params, &g, expire_at_ms)?;
                 let op = codec::encode_op(&codec::Op {
                     params: *params,
                     cost,
                     now,
                     expire_at_ms,
+                    penalty: penalty.filter(|_| blocks),
                 });
                 ctx.replicate(APPLY, name, &op);
             }
             Source::Replay { expire_at_ms } => {
-                install(&mut key, params, &v, expire_at_ms)?;
+                install(&mut key, params, &g, expire_at_ms)?;
                 ctx.replicate_verbatim();
+                if blocks != penalty.is_some() {
+                    return Err(diverged("the penalty box differs here"));
+                }
             }
         }
     }
-    Ok(v.decision)
+    Ok((v.decision, blocks))
 }
 
-/// A client's request on one key: decide, count, report a denial.
+/// A client's request on one key: decide, count, report a denial and a
+/// block.
 fn client_decide(ctx: Ctx, key: RStr, req: &args::Request) -> Result<Decision, Error> {
     let wall = clock::wall(ctx);
     let now = req.at.unwrap_or(wall);
-    let d = decide_one(
+    let (d, blocked) = decide_one(
         ctx,
         key,
         &req.params,
         req.cost,
         now,
+        req.penalty,
         Source::Client { wall },
     )?;
     stats::count(req.params.algorithm(), d.allowed);
     if !d.allowed {
         ctx.notify(DENIED_EVENT, key);
+    }
+    if blocked {
+        stats::penalty_started();
+        ctx.notify(PENALTY_EVENT, key);
     }
     Ok(d)
 }
@@ -286,8 +312,76 @@ fn peek_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     let req = with_bytes(rest, |a| args::peek_request(a, &config::limits()))?;
     let now = clock::now(ctx, req.at);
     let key = ctx.open_read(*key)?;
-    let d = evaluate(key.limiter(), &req.params, req.cost, now)?.decision;
+    let d = evaluate(key.value(), &req.params, req.cost, now, None)?
+        .verdict
+        .decision;
     reply::decision(ctx, &d);
+    Ok(())
+}
+
+/// `RL.REFUND key n [AT unix_ms]`: gives back up to `n` units to the
+/// limiter at `key` and answers how many went back. Never creates a key.
+fn refund_command(ctx: Ctx, args: &[RStr]) -> Outcome {
+    let [_, name, rest @ ..] = args else {
+        return Err(args::arity_error("RL.REFUND").into());
+    };
+    let req = with_bytes(rest, args::refund_request)?;
+    let wall = clock::wall(ctx);
+    let now = req.at.unwrap_or(wall);
+    let mut key = ctx.open_write(*name)?;
+    let given = match key.value_mut() {
+        Some(held) => held.limiter_mut().refund(req.n, now),
+        None => 0,
+    };
+    if given > 0 {
+        let expire_at_ms = refund_expiry_ms(&key, now, wall)?;
+        key.expire_at(i64::try_from(expire_at_ms).unwrap_or(i64::MAX));
+        key.signal_modified();
+        let op = codec::encode_refund_op(&codec::RefundOp {
+            given,
+            now,
+            expire_at_ms,
+        });
+        ctx.replicate(APPLY, *name, &op);
+        stats::refunded(given);
+    }
+    ctx.reply_u64(given);
+    Ok(())
+}
+
+/// When a refunded key expires: when what is left is as good as nothing
+/// (or its block ends), by the rule of [`expiry_ms`], never later than the
+/// expiry it had (a refund only takes away).
+fn refund_expiry_ms(key: &WriteKey, now: Instant, wall: Instant) -> Result<u64, Error> {
+    let held = key.value();
+    let params = held.map(|v| v.limiter().params());
+    let Some(params) = params else {
+        return Err(Error::BadOp("no limiter to refund".into()));
+    };
+    let d = evaluate(held, &params, 0, now, None)?.verdict.decision;
+    let at = (d.at.max(wall) + d.reset_after)
+        .ceil_millis()
+        .max(wall.ceil_millis() + 1);
+    Ok(key.expire_at_ms().map_or(at, |current| at.min(current)))
+}
+
+/// Replays a refund: it must give back exactly what the master did.
+fn apply_refund(ctx: Ctx, name: RStr, op: &codec::RefundOp) -> Outcome {
+    check_replayed_expiry(op.expire_at_ms)?;
+    let mut key = ctx.open_write(name)?;
+    let given = match key.value_mut() {
+        Some(held) => held.limiter_mut().refund(op.given, op.now),
+        None => 0,
+    };
+    if given > 0 {
+        key.expire_at(i64::try_from(op.expire_at_ms).unwrap_or(i64::MAX));
+        key.signal_modified();
+        ctx.replicate_verbatim();
+    }
+    if given != op.given {
+        return Err(diverged("the refund gives back another amount here"));
+    }
+    ctx.reply_u64(given);
     Ok(())
 }
 
@@ -315,6 +409,10 @@ fn check_replayed(params: &Params, expire_at_ms: u64) -> Result<(), Error> {
             )));
         }
     }
+    check_replayed_expiry(expire_at_ms)
+}
+
+fn check_replayed_expiry(expire_at_ms: u64) -> Result<(), Error> {
     if expire_at_ms > MAX_EXPIRE_MS {
         return Err(Error::BadOp(format!(
             "invalid replicated operation: expiry {expire_at_ms} is beyond year 9999 plus the longest wait"
@@ -381,8 +479,12 @@ fn apply_op(ctx: Ctx, args: &[RStr]) -> Outcome {
     let [_, key, op] = args else {
         return Err(args::arity_error("RL.APPLY").into());
     };
-    let op = codec::decode_op(op.bytes())
+    let op = codec::decode_any_op(op.bytes())
         .map_err(|e| Error::BadOp(format!("invalid RL.APPLY operation: {e}")))?;
+    let op = match op {
+        codec::AnyOp::Decide(op) => op,
+        codec::AnyOp::Refund(op) => return apply_refund(ctx, *key, &op),
+    };
     check_replayed(&op.params, op.expire_at_ms)?;
     if op.cost == 0 {
         return Err(Error::BadOp(
@@ -392,7 +494,7 @@ fn apply_op(ctx: Ctx, args: &[RStr]) -> Outcome {
     let source = Source::Replay {
         expire_at_ms: op.expire_at_ms,
     };
-    let d = decide_one(ctx, *key, &op.params, op.cost, op.now, source)?;
+    let (d, _) = decide_one(ctx, *key, &op.params, op.cost, op.now, op.penalty, source)?;
     reply::decision(ctx, &d);
     Ok(())
 }
@@ -409,10 +511,10 @@ fn setstate(ctx: Ctx, args: &[RStr]) -> Outcome {
     };
     let version = args::count("encoding version", version.bytes(), 1)?;
     let version = i32::try_from(version).unwrap_or(i32::MAX);
-    let limiter = codec::decode(blob.bytes(), version)
+    let value = codec::decode_value(blob.bytes(), version)
         .map_err(|e| Error::BadOp(format!("invalid RL.SETSTATE value: {e}")))?;
     let mut key = ctx.open_write(*key)?;
-    key.store(limiter)?;
+    key.store(value)?;
     key.signal_modified();
     ctx.replicate_verbatim();
     ctx.reply_ok();
@@ -426,17 +528,24 @@ fn info_command(ctx: Ctx, args: &[RStr]) -> Outcome {
         return Err(args::arity_error("RL.INFO").into());
     };
     let key = ctx.open_read(*name)?;
-    let Some(limiter) = key.limiter() else {
+    let Some(held) = key.value() else {
         ctx.reply_null();
         return Ok(());
     };
     let now = clock::now(ctx, None);
-    let peek = limiter.evaluate(&limiter.params(), 0, now)?.decision;
-    reply::info(ctx, limiter, &peek, key.ttl_ms());
+    let limiter = held.limiter();
+    let peek = evaluate(Some(held), &limiter.params(), 0, now, None)?
+        .verdict
+        .decision;
+    // Only a block still in force at the decision's time is shown.
+    let blocked_until_ms = held
+        .block()
+        .filter(|&until| until > peek.at)
+        .map_or(0, |until| until.ceil_millis());
+    reply::info(ctx, limiter, &peek, blocked_until_ms, key.ttl_ms());
     Ok(())
 }
 
-/// What an `RL.ALL` call decided.
 /// Who decided an `RL.ALL` call, as [`Source`] for one key.
 #[derive(Clone, Copy)]
 enum AllSource<'e> {
@@ -446,56 +555,69 @@ enum AllSource<'e> {
     Replay { expiries: &'e [u64] },
 }
 
+/// What an `RL.ALL` call decided.
 struct AllDecided {
     combined: Decision,
     each: PerKey<Decision>,
+    /// Per key, whether the call put it in the penalty box.
+    blocked: PerKey<bool>,
 }
 
 /// Decides several limits together, all or nothing: every limit is
 /// evaluated on the state it holds, and only if all allow is any spent. A
-/// denied call still keeps changed parameters (like a single-key denial);
-/// the limits that would have allowed then report what they hold now.
+/// denied call still keeps changed parameters (like a single-key denial),
+/// and with a `penalty` blocks each key whose own limit denied; the limits
+/// that would have allowed then report what they hold now.
 fn decide_all(
     ctx: Ctx,
     names: &[RStr],
     params: &[Params],
     cost: u64,
     now: Instant,
+    penalty: Option<Duration>,
     source: AllSource,
 ) -> Result<AllDecided, Error> {
+    let mut blocked = PerKey::from_elem(false, names.len());
     if cost == 0 {
         let mut each = PerKey::with_capacity(names.len());
         for (name, p) in names.iter().zip(params) {
             let key = ctx.open_read(*name)?;
-            each.push(evaluate(key.limiter(), p, 0, now)?.decision);
+            each.push(evaluate(key.value(), p, 0, now, None)?.verdict.decision);
         }
         let combined = Decision::combine(&each).ok_or(Error::BadOp("no keys".into()))?;
-        return Ok(AllDecided { combined, each });
+        return Ok(AllDecided {
+            combined,
+            each,
+            blocked,
+        });
     }
     let mut keys: PerKey<WriteKey> = PerKey::with_capacity(names.len());
-    let mut verdicts: PerKey<Verdict> = PerKey::with_capacity(names.len());
+    let mut guarded: PerKey<Guarded> = PerKey::with_capacity(names.len());
     for (name, p) in names.iter().zip(params) {
         let key = ctx.open_write(*name)?;
-        verdicts.push(evaluate(key.limiter(), p, cost, now)?);
+        guarded.push(evaluate(key.value(), p, cost, now, penalty)?);
         keys.push(key);
     }
-    if !verdicts.iter().all(|v| v.decision.allowed) {
-        for ((key, v), p) in keys.iter().zip(&mut verdicts).zip(params) {
-            if v.decision.allowed {
+    if !guarded.iter().all(|g| g.verdict.decision.allowed) {
+        for ((key, g), p) in keys.iter().zip(&mut guarded).zip(params) {
+            if g.verdict.decision.allowed {
                 // Nothing is spent: report (and keep) what the key holds
                 // now, under these parameters if they changed.
-                let changed = key.limiter().is_some_and(|l| l.params() != *p);
-                *v = Verdict {
-                    writes: changed,
-                    ..evaluate(key.limiter(), p, 0, now)?
-                };
+                let changed = key.value().is_some_and(|v| v.limiter().params() != *p);
+                let mut now_held = evaluate(key.value(), p, 0, now, None)?;
+                now_held.verdict.writes = changed;
+                if !changed {
+                    now_held.block = BlockChange::Keep;
+                }
+                *g = now_held;
             }
         }
     }
     let mut expire = [0u64; codec::ALL_OP_MAX_LIMITS];
     let mut wrote = false;
     let mut disagree = false;
-    for (i, ((key, v), p)) in keys.iter_mut().zip(&verdicts).zip(params).enumerate() {
+    for (i, ((key, g), p)) in keys.iter_mut().zip(&guarded).zip(params).enumerate() {
+        let v = &g.verdict;
         let at = match source {
             AllSource::Client { wall } if v.writes => expiry_ms(key, v, wall),
             AllSource::Client { .. } => continue,
@@ -510,16 +632,25 @@ fn decide_all(
                 None => continue,
             },
         };
-        install(key, p, v, at)?;
+        install(key, p, g, at)?;
         if let Some(slot) = expire.get_mut(i) {
             *slot = at;
         }
+        if let (Some(b), BlockChange::Start(_)) = (blocked.get_mut(i), g.block) {
+            *b = true;
+        }
         wrote = true;
     }
+    let blocks = blocked.iter().any(|&b| b);
     if wrote {
         match source {
             AllSource::Client { .. } => {
-                let op = codec::encode_all_op(cost, now, params.iter().zip(expire));
+                let op = codec::encode_all_op(
+                    cost,
+                    now,
+                    penalty.filter(|_| blocks),
+                    params.iter().zip(expire),
+                );
                 ctx.replicate_keys(APPLY_ALL, names, &op);
             }
             AllSource::Replay { .. } => ctx.replicate_verbatim(),
@@ -528,9 +659,16 @@ fn decide_all(
     if disagree {
         return Err(diverged("the operation writes other keys here"));
     }
-    let each: PerKey<Decision> = verdicts.iter().map(|v| v.decision).collect();
+    if matches!(source, AllSource::Replay { .. }) && blocks != penalty.is_some() {
+        return Err(diverged("the penalty box differs here"));
+    }
+    let each: PerKey<Decision> = guarded.iter().map(|g| g.verdict.decision).collect();
     let combined = Decision::combine(&each).ok_or(Error::BadOp("no keys".into()))?;
-    Ok(AllDecided { combined, each })
+    Ok(AllDecided {
+        combined,
+        each,
+        blocked,
+    })
 }
 
 /// `RL.ALL numkeys key [key ...] ALGO params [ALGO params ...] [COST n] [AT ms]`.
@@ -544,11 +682,20 @@ fn all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     let wall = clock::wall(ctx);
     let now = req.at.unwrap_or(wall);
     let source = AllSource::Client { wall };
-    let decided = decide_all(ctx, names, &req.params, req.cost, now, source)?;
-    for ((name, d), p) in names.iter().zip(&decided.each).zip(&req.params) {
+    let decided = decide_all(ctx, names, &req.params, req.cost, now, req.penalty, source)?;
+    for (((name, d), p), &blocked) in names
+        .iter()
+        .zip(&decided.each)
+        .zip(&req.params)
+        .zip(&decided.blocked)
+    {
         stats::count(p.algorithm(), d.allowed);
         if !d.allowed {
             ctx.notify(DENIED_EVENT, *name);
+        }
+        if blocked {
+            stats::penalty_started();
+            ctx.notify(PENALTY_EVENT, *name);
         }
     }
     stats::count_all(decided.combined.allowed);
@@ -596,7 +743,7 @@ fn apply_all_op(ctx: Ctx, args: &[RStr]) -> Outcome {
     let source = AllSource::Replay {
         expiries: &expiries,
     };
-    let decided = decide_all(ctx, names, &params, op.cost, op.now, source)?;
+    let decided = decide_all(ctx, names, &params, op.cost, op.now, op.penalty, source)?;
     reply::all(ctx, &decided.combined, &decided.each);
     Ok(())
 }

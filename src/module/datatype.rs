@@ -16,7 +16,9 @@ use redis_module::native_types::RedisType;
 use redis_module::raw;
 
 use super::ffi;
-use crate::algo::{Algorithm, BucketState, FixedState, Limiter, LogState, SlidingState};
+use crate::algo::{
+    Algorithm, Blocked, BucketState, FixedState, Limiter, LogState, SlidingState, Value,
+};
 use crate::codec;
 
 pub static RATELIMIT_TYPE: RedisType = RedisType::new(
@@ -53,8 +55,11 @@ pub fn raw_type() -> *mut raw::RedisModuleType {
     *RATELIMIT_TYPE.raw_type.borrow()
 }
 
-/// Low pointer bits that hold the algorithm.
+/// Low pointer bits that hold the algorithm (0 to 5), or [`BLOCKED`].
 const TAG_MASK: usize = 0b111;
+
+/// The tag of a limiter in the penalty box: the pointer is a `Blocked`.
+const BLOCKED: usize = 6;
 
 const _: () = {
     // The tag needs the states' alignment to leave those bits free.
@@ -62,43 +67,51 @@ const _: () = {
     assert!(align_of::<SlidingState>() > TAG_MASK);
     assert!(align_of::<LogState>() > TAG_MASK);
     assert!(align_of::<BucketState>() > TAG_MASK);
-    assert!(Algorithm::ALL.len() <= TAG_MASK + 1);
+    assert!(align_of::<Blocked>() > TAG_MASK);
+    assert!(Algorithm::ALL.len() <= BLOCKED);
 };
 
-/// Hands a limiter over as a Redis value.
-pub fn into_raw(limiter: Limiter) -> ffi::Value {
-    let algo = limiter.algorithm();
-    let ptr: *mut u8 = match limiter {
-        Limiter::Fixed(s) => Box::into_raw(s).cast(),
-        Limiter::Sliding(s) => Box::into_raw(s).cast(),
-        Limiter::Log(s) => Box::into_raw(s).cast(),
-        Limiter::Token(s) | Limiter::Leaky(s) | Limiter::Gcra(s) => Box::into_raw(s).cast(),
-    };
-    ptr.map_addr(|a| a | algo.index()).cast()
+/// Hands a value over to Redis.
+pub fn into_raw(value: Value) -> ffi::RawValue {
+    match value {
+        Value::Limiter(l) => {
+            let algo = l.algorithm();
+            let ptr: *mut u8 = match l {
+                Limiter::Fixed(s) => Box::into_raw(s).cast(),
+                Limiter::Sliding(s) => Box::into_raw(s).cast(),
+                Limiter::Log(s) => Box::into_raw(s).cast(),
+                Limiter::Token(s) | Limiter::Leaky(s) | Limiter::Gcra(s) => Box::into_raw(s).cast(),
+            };
+            ptr.map_addr(|a| a | algo.index()).cast()
+        }
+        Value::Blocked(b) => Box::into_raw(b).map_addr(|a| a | BLOCKED).cast(),
+    }
 }
 
-/// Takes a value back: the caller owns the limiter again.
+/// Takes a value back: the caller owns it again.
 ///
 /// # Safety
 /// `value` must come from [`into_raw`] and not have been taken back yet;
 /// the caller then owns it (Redis must not use it again), unless it is
 /// wrapped in `ManuallyDrop` as [`view`] does.
-pub unsafe fn take(value: ffi::Value) -> Limiter {
+pub unsafe fn take(value: ffi::RawValue) -> Value {
     let tag = value.addr() & TAG_MASK;
     let ptr = value.map_addr(|a| a & !TAG_MASK);
-    // SAFETY: `into_raw` stored the algorithm in the low bits of a pointer
-    // from `Box::into_raw` of that algorithm's state (caller's contract).
+    // SAFETY: `into_raw` stored the tag in the low bits of a pointer from
+    // `Box::into_raw` of that algorithm's state, or of a `Blocked` (caller's
+    // contract).
     unsafe {
-        match Algorithm::ALL.get(tag) {
+        Value::Limiter(match Algorithm::ALL.get(tag) {
             Some(Algorithm::Fixed) => Limiter::Fixed(Box::from_raw(ptr.cast())),
             Some(Algorithm::Sliding) => Limiter::Sliding(Box::from_raw(ptr.cast())),
             Some(Algorithm::Log) => Limiter::Log(Box::from_raw(ptr.cast())),
             Some(Algorithm::Token) => Limiter::Token(Box::from_raw(ptr.cast())),
             Some(Algorithm::Leaky) => Limiter::Leaky(Box::from_raw(ptr.cast())),
             Some(Algorithm::Gcra) => Limiter::Gcra(Box::from_raw(ptr.cast())),
+            None if tag == BLOCKED => return Value::Blocked(Box::from_raw(ptr.cast())),
             // `into_raw` never writes another tag.
             None => unreachable!("ratelimit value with tag {tag}"),
-        }
+        })
     }
 }
 
@@ -108,7 +121,7 @@ pub unsafe fn take(value: ffi::Value) -> Limiter {
 /// # Safety
 /// As [`take`], except that ownership stays with Redis: the view must not be
 /// used once Redis frees or replaces the value.
-pub unsafe fn view(value: ffi::Value) -> ManuallyDrop<Limiter> {
+pub unsafe fn view(value: ffi::RawValue) -> ManuallyDrop<Value> {
     // SAFETY: the caller's contract; `ManuallyDrop` leaves the value to Redis.
     ManuallyDrop::new(unsafe { take(value) })
 }
@@ -118,7 +131,7 @@ pub unsafe fn view(value: ffi::Value) -> ManuallyDrop<Limiter> {
 /// # Safety
 /// `value` must be a live value of this type, not used mutably elsewhere
 /// during the call.
-unsafe fn with<R>(value: *const c_void, f: impl FnOnce(&Limiter) -> R) -> R {
+unsafe fn with<R>(value: *const c_void, f: impl FnOnce(&Value) -> R) -> R {
     // SAFETY: the caller's contract.
     let l = unsafe { view(value.cast_mut()) };
     f(&l)
@@ -129,7 +142,7 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
         Ok(b) => b,
         Err(_) => return std::ptr::null_mut(),
     };
-    match codec::decode(buffer.as_ref(), encver) {
+    match codec::decode_value(buffer.as_ref(), encver) {
         Ok(l) => {
             super::stats::key_created();
             into_raw(l)
@@ -143,7 +156,7 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
 
 unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
     // SAFETY: Redis passes a live value of this type and a live IO handle.
-    unsafe { with(value, |l| raw::save_slice(rdb, &codec::encode(l))) };
+    unsafe { with(value, |l| raw::save_slice(rdb, &codec::encode_value(l))) };
 }
 
 unsafe extern "C" fn aof_rewrite(
@@ -152,7 +165,7 @@ unsafe extern "C" fn aof_rewrite(
     value: *mut c_void,
 ) {
     // SAFETY: Redis passes a live value of this type.
-    let blob = unsafe { with(value, codec::encode) };
+    let blob = unsafe { with(value, codec::encode_value) };
     // SAFETY: a live IO handle and key; "slb" takes a RedisModuleString, a
     // long long and a buffer with its length.
     unsafe {
@@ -170,12 +183,12 @@ unsafe extern "C" fn aof_rewrite(
 
 unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
     // SAFETY: Redis passes a live value of this type.
-    unsafe { with(value, Limiter::memory) }
+    unsafe { with(value, Value::memory) }
 }
 
 unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
     // SAFETY: Redis passes a live value of this type.
-    let mut blob = unsafe { with(value, codec::encode) };
+    let mut blob = unsafe { with(value, codec::encode_value) };
     // SAFETY: a live digest handle; Redis reads `blob.len()` bytes.
     unsafe {
         raw::RedisModule_DigestAddStringBuffer.unwrap()(md, blob.as_mut_ptr().cast(), blob.len());
@@ -195,7 +208,7 @@ unsafe extern "C" fn copy(
     value: *const c_void,
 ) -> *mut c_void {
     // SAFETY: Redis passes a live value of this type.
-    let l = unsafe { with(value, Limiter::clone) };
+    let l = unsafe { with(value, Value::clone) };
     super::stats::key_created();
     into_raw(l)
 }
@@ -213,15 +226,24 @@ mod tests {
         for params in every_algorithm(w, b) {
             let mut l = Limiter::new(&params);
             l.decide(&params, 2, Instant::from_micros(5)).unwrap();
-            let raw = into_raw(l.clone());
-            // SAFETY: made by `into_raw` just above, taken back once.
-            let mut v = unsafe { view(raw) };
-            assert_eq!(*v, l);
-            v.decide(&params, 1, Instant::from_micros(6)).unwrap();
-            // SAFETY: as above; this takes ownership back for good.
-            let back = unsafe { take(raw) };
-            assert_eq!(back, *v);
-            assert_ne!(back, l);
+            let blocked = Value::Blocked(Box::new(Blocked {
+                until: Instant::from_micros(99),
+                limiter: l.clone(),
+            }));
+            for value in [Value::Limiter(l.clone()), blocked] {
+                let raw = into_raw(value.clone());
+                // SAFETY: made by `into_raw` just above, taken back once.
+                let mut v = unsafe { view(raw) };
+                assert_eq!(*v, value);
+                v.limiter_mut()
+                    .decide(&params, 1, Instant::from_micros(6))
+                    .unwrap();
+                // SAFETY: as above; this takes ownership back for good.
+                let back = unsafe { take(raw) };
+                assert_eq!(back, *v);
+                assert_ne!(back, value);
+                assert_eq!(back.block(), value.block());
+            }
         }
     }
 }

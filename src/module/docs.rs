@@ -72,6 +72,7 @@ const fn option(token: &'static CStr, name: &'static CStr, kind: Kind) -> Arg {
 pub const KEY: Arg = arg(c"key", Kind::Key);
 pub const COST: Arg = option(c"COST", c"cost", Kind::Integer);
 pub const AT: Arg = option(c"AT", c"unix-time-milliseconds", Kind::UnixTime);
+pub const PENALTY: Arg = option(c"PENALTY", c"duration", Kind::String);
 
 pub const WINDOW: &[Arg] = &[
     KEY,
@@ -79,6 +80,7 @@ pub const WINDOW: &[Arg] = &[
     arg(c"window", Kind::String),
     COST,
     AT,
+    PENALTY,
 ];
 pub const BUCKET: &[Arg] = &[
     KEY,
@@ -87,6 +89,7 @@ pub const BUCKET: &[Arg] = &[
     arg(c"period", Kind::String),
     COST,
     AT,
+    PENALTY,
 ];
 pub const GCRA: &[Arg] = &[
     KEY,
@@ -95,6 +98,7 @@ pub const GCRA: &[Arg] = &[
     arg(c"period", Kind::String),
     COST,
     AT,
+    PENALTY,
 ];
 pub const ALL: &[Arg] = &[
     arg(c"numkeys", Kind::Integer),
@@ -102,8 +106,10 @@ pub const ALL: &[Arg] = &[
     many(c"algorithm-and-parameters", Kind::String),
     COST,
     AT,
+    PENALTY,
 ];
 pub const INFO: &[Arg] = &[KEY];
+pub const REFUND: &[Arg] = &[KEY, arg(c"n", Kind::Integer), AT];
 pub const PEEK: &[Arg] = &[
     KEY,
     arg(c"algorithm", Kind::String),

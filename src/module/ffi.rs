@@ -21,7 +21,7 @@ use std::ptr::NonNull;
 use redis_module::raw;
 
 use super::datatype;
-use crate::algo::Limiter;
+use crate::algo::{Blocked, Instant, Value};
 
 /// Functions of the module API this module calls; checked once at load
 /// (see [`missing_api`]), so the `unwrap`s on them below cannot fail.
@@ -326,14 +326,14 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// The limiter an open key holds, as a view of the value Redis owns.
+/// What an open key holds, as a view of the value Redis owns.
 ///
 /// # Safety
 /// `key` must be an open key, and the view must not be used after the key
 /// or its value changes hands (closing, deleting or replacing it).
 unsafe fn held(
     key: Option<NonNull<raw::RedisModuleKey>>,
-) -> Result<Option<ManuallyDrop<Limiter>>, WrongType> {
+) -> Result<Option<ManuallyDrop<Value>>, WrongType> {
     let Some(key) = key else {
         return Ok(None);
     };
@@ -362,13 +362,13 @@ unsafe fn held(
 pub struct ReadKey<'a> {
     /// `None` when the key does not exist.
     key: Option<NonNull<raw::RedisModuleKey>>,
-    held: Option<ManuallyDrop<Limiter>>,
+    held: Option<ManuallyDrop<Value>>,
     _callback: PhantomData<&'a ()>,
 }
 
 impl ReadKey<'_> {
-    /// The limiter the key holds, if any.
-    pub fn limiter(&self) -> Option<&Limiter> {
+    /// What the key holds, if anything.
+    pub fn value(&self) -> Option<&Value> {
         self.held.as_deref()
     }
 
@@ -391,28 +391,48 @@ impl Drop for ReadKey<'_> {
     }
 }
 
-/// A key opened for writing, with a view of the limiter it holds.
+/// A key opened for writing, with a view of what it holds.
 pub struct WriteKey<'a> {
     ctx: Ctx<'a>,
     name: RStr<'a>,
     key: NonNull<raw::RedisModuleKey>,
     /// Kept in step with the key's value by `store`.
-    held: Option<ManuallyDrop<Limiter>>,
+    held: Option<ManuallyDrop<Value>>,
 }
 
 impl<'a> WriteKey<'a> {
-    pub fn limiter(&self) -> Option<&Limiter> {
+    pub fn value(&self) -> Option<&Value> {
         self.held.as_deref()
     }
 
-    pub fn limiter_mut(&mut self) -> Option<&mut Limiter> {
+    pub fn value_mut(&mut self) -> Option<&mut Value> {
         self.held.as_deref_mut()
     }
 
-    /// Stores `limiter` as the key's value, replacing (and freeing) any
+    /// Puts the key's limiter in the penalty box until `until`, or takes
+    /// it out (`None`). Changing a wrapper's end is done in place; adding or
+    /// removing one stores a new value with a copy of the limiter, which is
+    /// rare (once per block) and keeps every value one Redis owns whole.
+    pub fn set_block(&mut self, until: Option<Instant>) -> Result<(), NotStored> {
+        let new = match (self.value_mut(), until) {
+            (Some(Value::Blocked(b)), Some(until)) => {
+                b.until = until;
+                return Ok(());
+            }
+            (Some(Value::Blocked(b)), None) => Value::Limiter(b.limiter.clone()),
+            (Some(Value::Limiter(l)), Some(until)) => Value::Blocked(Box::new(Blocked {
+                until,
+                limiter: l.clone(),
+            })),
+            (_, None) | (None, _) => return Ok(()),
+        };
+        self.store(new)
+    }
+
+    /// Stores `value` as the key's value, replacing (and freeing) any
     /// value it held.
-    pub fn store(&mut self, limiter: Limiter) -> Result<(), NotStored> {
-        let value = datatype::into_raw(limiter);
+    pub fn store(&mut self, value: Value) -> Result<(), NotStored> {
+        let value = datatype::into_raw(value);
         // The old value, if any, is freed by Redis below: forget the view first.
         self.held = None;
         // SAFETY: an open key; on success Redis owns `value` and frees it
@@ -490,4 +510,4 @@ pub fn log_warning(msg: &str) {
 }
 
 /// Opaque pointer type of Redis values, re-exported for the data type.
-pub type Value = *mut c_void;
+pub type RawValue = *mut c_void;

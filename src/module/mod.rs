@@ -107,7 +107,7 @@ const fn decision(
             complexity,
             since: SINCE,
             // The name, then every argument that is not optional.
-            arity: -(1 + args.len() as c_int - 2),
+            arity: -(1 + args.len() as c_int - 3),
             keys: Keys::One(Access::Update),
             args,
         },
@@ -200,6 +200,20 @@ const COMMANDS: &[CommandDef] = &[
             arity: -5,
             keys: Keys::One(Access::Read),
             args: docs::PEEK,
+        },
+    },
+    CommandDef {
+        name: c"RL.REFUND",
+        handler: command::rl_refund,
+        flags: c"write fast",
+        internal: false,
+        doc: Doc {
+            summary: c"Gives back up to n units to a limiter (never creating one) and answers how many went back.",
+            complexity: c"O(1), O(N) for a log where N is the units given back",
+            since: c"0.3.0",
+            arity: -3,
+            keys: Keys::One(Access::Update),
+            args: docs::REFUND,
         },
     },
     // What replicas and the AOF receive; closed to clients.

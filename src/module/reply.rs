@@ -81,11 +81,18 @@ pub fn cell(ctx: Ctx, d: &Decision) {
 }
 
 /// `RL.INFO`: `algorithm`, the parameters and state as named integers, then
-/// what could be spent now, the reset time and the key's TTL (-1 if none).
-pub fn info(ctx: Ctx, limiter: &Limiter, peek: &Decision, ttl_ms: Option<i64>) {
+/// what could be spent now, the reset time, the end of a penalty block in
+/// force (Unix ms, 0 if none) and the key's TTL (-1 if none).
+pub fn info(
+    ctx: Ctx,
+    limiter: &Limiter,
+    peek: &Decision,
+    blocked_until_ms: u64,
+    ttl_ms: Option<i64>,
+) {
     let mut described = 0;
     limiter.describe(|_, _| described += 1);
-    ctx.reply_map(described + 4);
+    ctx.reply_map(described + 5);
     ctx.reply_bulk(b"algorithm");
     ctx.reply_bulk(limiter.algorithm().name().as_bytes());
     limiter.describe(|name, v| {
@@ -96,6 +103,8 @@ pub fn info(ctx: Ctx, limiter: &Limiter, peek: &Decision, ttl_ms: Option<i64>) {
     ctx.reply_u64(peek.remaining);
     ctx.reply_bulk(b"reset_after_ms");
     ctx.reply_i64(ms(peek.reset_after));
+    ctx.reply_bulk(b"blocked_until_ms");
+    ctx.reply_u64(blocked_until_ms);
     ctx.reply_bulk(b"ttl_ms");
     ctx.reply_i64(ttl_ms.unwrap_or(-1));
 }

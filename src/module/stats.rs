@@ -40,6 +40,13 @@ const ALL_INDEX: usize = Algorithm::ALL.len();
 /// Replayed operations (from a master or the AOF) that could not be applied.
 static REPLAY_ERRORS: AtomicU64 = AtomicU64::new(0);
 
+/// Penalty blocks started by clients' calls.
+static PENALTIES: AtomicU64 = AtomicU64::new(0);
+
+/// Refunds that gave something back, and the units they gave back.
+static REFUNDS: AtomicU64 = AtomicU64::new(0);
+static REFUNDED: AtomicU64 = AtomicU64::new(0);
+
 /// Limiter values currently held by Redis (created, loaded or copied, and
 /// not yet freed).
 static KEYS: AtomicI64 = AtomicI64::new(0);
@@ -56,6 +63,15 @@ pub fn count_all(allowed: bool) {
 
 pub fn replay_failed() {
     REPLAY_ERRORS.fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn penalty_started() {
+    PENALTIES.fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn refunded(units: u64) {
+    REFUNDS.fetch_add(1, Ordering::Relaxed);
+    REFUNDED.fetch_add(units, Ordering::Relaxed);
 }
 
 pub fn key_created() {
@@ -83,7 +99,10 @@ fn section(ctx: &InfoContext) -> RedisResult<()> {
             )?
             .field(&format!("{name}_denied"), c.denied.load(Ordering::Relaxed))?;
     }
-    s.field("replay_errors", REPLAY_ERRORS.load(Ordering::Relaxed))?
+    s.field("penalties", PENALTIES.load(Ordering::Relaxed))?
+        .field("refunds", REFUNDS.load(Ordering::Relaxed))?
+        .field("refunded_units", REFUNDED.load(Ordering::Relaxed))?
+        .field("replay_errors", REPLAY_ERRORS.load(Ordering::Relaxed))?
         .field("log_max", super::config::log_max())?
         .field("cell_compat", super::config::cell_compat() as u64)?
         .build_section()?

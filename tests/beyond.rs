@@ -1,0 +1,346 @@
+//! Beyond windows, against a real server: refunds (`RL.REFUND`) and the
+//! penalty box (`PENALTY d`), through every path a key takes (replicas,
+//! RDB, AOF).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{keys, snapshot, start_replica, sync, Client, Server, Value};
+
+const T0: i64 = 1_700_000_000_000;
+
+/// A base time ahead of the wall clock (2096), for blocks that `RL.INFO`
+/// (which reads the wall clock) must see in force.
+const T1: i64 = 4_000_000_000_000;
+
+/// The five integers of the combined decision of an `RL.ALL` reply.
+fn combined(v: &Value) -> Vec<i64> {
+    let Value::Array(items) = v else {
+        panic!("{v:?}")
+    };
+    items[..5].iter().map(Value::int).collect()
+}
+
+fn info_field(c: &mut Client, key: &str, field: &str) -> i64 {
+    let Value::Array(items) = c.call(&args!["RL.INFO", key]) else {
+        panic!("RL.INFO {key}")
+    };
+    items
+        .chunks(2)
+        .find(|kv| kv[0].text() == field)
+        .map(|kv| kv[1].int())
+        .unwrap_or_else(|| panic!("{field} missing"))
+}
+
+#[test]
+fn refunds_give_back_by_each_algorithms_rule() {
+    let s = Server::start();
+    let mut c = s.client();
+    // (command prefix, params, what a spend of 3 then a refund of 2 leaves
+    // in RL.INFO's remaining)
+    let cases = [
+        ("RL.FIXED", "5 1h"),
+        ("RL.SLIDING", "5 1h"),
+        ("RL.LOG", "5 1h"),
+        ("RL.TOKEN", "5 1 1h"),
+        ("RL.LEAKY", "5 1 1h"),
+        ("RL.GCRA", "4 1 1h"),
+    ];
+    for (cmd, params) in cases {
+        let k = format!("r:{cmd}");
+        let d = c.cmd(&format!("{cmd} {k} {params} COST 3 AT {T0}")).ints();
+        assert_eq!(&d[..3], &[1, 5, 2], "{cmd}");
+        let ttl_before = c.cmd(&format!("PEXPIRETIME {k}")).int();
+        assert_eq!(c.cmd(&format!("RL.REFUND {k} 2 AT {T0}")).int(), 2, "{cmd}");
+        let d = c.cmd(&format!("{cmd} {k} {params} COST 0 AT {T0}")).ints();
+        assert_eq!(&d[..3], &[1, 5, 4], "{cmd} after the refund");
+        // Only what is there comes back.
+        assert_eq!(
+            c.cmd(&format!("RL.REFUND {k} 10 AT {T0}")).int(),
+            1,
+            "{cmd}"
+        );
+        assert_eq!(
+            c.cmd(&format!("RL.REFUND {k} 10 AT {T0}")).int(),
+            0,
+            "{cmd}"
+        );
+        let d = c.cmd(&format!("{cmd} {k} {params} COST 0 AT {T0}")).ints();
+        assert_eq!(d, vec![1, 5, 5, 0, 0], "{cmd} is empty again");
+        // The key's life follows what it holds: never longer than before.
+        let ttl_after = c.cmd(&format!("PEXPIRETIME {k}")).int();
+        assert!(ttl_after > 0 && ttl_after <= ttl_before, "{cmd}");
+    }
+    // A refund never creates a key, and answers 0.
+    assert_eq!(c.cmd("RL.REFUND nothing 5").int(), 0);
+    assert_eq!(c.cmd("EXISTS nothing").int(), 0);
+    assert_eq!(c.cmd("RL.REFUND nothing 0").int(), 0);
+    // Not into a closed window.
+    c.cmd(&format!("RL.FIXED w 5 1s COST 2 AT {T0}"));
+    assert_eq!(c.cmd(&format!("RL.REFUND w 1 AT {}", T0 + 1000)).int(), 0);
+    assert_eq!(c.cmd(&format!("RL.REFUND w 1 AT {}", T0 + 999)).int(), 1);
+    // The counters.
+    let info = c.cmd("INFO ratelimit");
+    assert_eq!(info.info_int("ratelimit_refunds"), 13);
+    assert_eq!(info.info_int("ratelimit_refunded_units"), 19);
+}
+
+#[test]
+fn refund_errors_are_precise() {
+    let s = Server::start();
+    let mut c = s.client();
+    c.cmd("SET str x");
+    for (line, want) in [
+        (
+            "RL.REFUND",
+            "ERR wrong number of arguments for 'RL.REFUND' command",
+        ),
+        (
+            "RL.REFUND k",
+            "ERR wrong number of arguments for 'RL.REFUND' command",
+        ),
+        (
+            "RL.REFUND k x",
+            "ERR n must be a non-negative integer, got 'x'",
+        ),
+        ("RL.REFUND k -1", "ERR n must not be negative"),
+        (
+            "RL.REFUND k 1 COST 1",
+            "ERR unknown option 'COST' (expected AT)",
+        ),
+        ("RL.REFUND k 1 AT", "ERR AT needs a value"),
+        (
+            "RL.REFUND k 1 AT -5",
+            "ERR AT must be between 0 and 253402300799999",
+        ),
+        (
+            "RL.REFUND str 1",
+            "WRONGTYPE Operation against a key holding the wrong kind of value",
+        ),
+        (
+            "RL.FIXED k 1 1s PENALTY 0",
+            "ERR PENALTY must be greater than 0",
+        ),
+        (
+            "RL.FIXED k 1 1s PENALTY 1x",
+            "ERR PENALTY has an unknown unit 'x' (use us, ms, s, m, h or d)",
+        ),
+        (
+            "RL.PEEK k FIXED 1 1s PENALTY 1s",
+            "ERR unknown option 'PENALTY' (expected COST or AT)",
+        ),
+        (
+            "RL.ALL 1 k FIXED 1 1s PENALTY 1s PENALTY 2s",
+            "ERR PENALTY given more than once",
+        ),
+    ] {
+        assert_eq!(c.cmd(line).err(), want, "{line}");
+    }
+    assert_eq!(c.cmd("EXISTS k").int(), 0);
+}
+
+#[test]
+fn a_penalty_blocks_a_key_until_it_ends() {
+    let s = Server::start_with(&["--notify-keyspace-events", "Kd"]);
+    let mut c = s.client();
+    let mut sub = s.client();
+    assert!(matches!(
+        sub.cmd("PSUBSCRIBE __keyspace@0__:*"),
+        Value::Array(_)
+    ));
+
+    let at = |ms: i64| format!("AT {}", T1 + ms);
+    let fixed = |c: &mut Client, ms: i64, pen: &str| {
+        c.cmd(&format!("RL.FIXED login:1 2 1m {pen} {}", at(ms)))
+            .ints()
+    };
+    assert_eq!(fixed(&mut c, 0, "PENALTY 15m"), vec![1, 2, 1, 0, 60_000]);
+    assert_eq!(fixed(&mut c, 0, "PENALTY 15m"), vec![1, 2, 0, 0, 60_000]);
+    // Denied with a penalty: blocked for 15 minutes from now.
+    assert_eq!(
+        fixed(&mut c, 1000, "PENALTY 15m"),
+        vec![0, 2, 0, 900_000, 900_000]
+    );
+    assert_eq!(
+        info_field(&mut c, "login:1", "blocked_until_ms"),
+        T1 + 1000 + 900_000
+    );
+    // The window has reset, but the block holds, and is not extended.
+    assert_eq!(
+        fixed(&mut c, 120_000, "PENALTY 15m"),
+        vec![0, 2, 0, 781_000, 781_000]
+    );
+    assert_eq!(fixed(&mut c, 120_000, ""), vec![0, 2, 0, 781_000, 781_000]);
+    // A peek sees it, and RL.PEEK too.
+    assert_eq!(
+        c.cmd(&format!("RL.FIXED login:1 2 1m COST 0 {}", at(900_000)))
+            .ints(),
+        vec![0, 2, 0, 1000, 1000]
+    );
+    assert_eq!(
+        c.cmd(&format!("RL.PEEK login:1 FIXED 2 1m {}", at(900_000)))
+            .ints(),
+        vec![0, 2, 0, 1000, 1000]
+    );
+    // It ends exactly at its end.
+    assert_eq!(fixed(&mut c, 901_000, ""), vec![1, 2, 1, 0, 60_000]);
+    assert_eq!(info_field(&mut c, "login:1", "blocked_until_ms"), 0);
+    assert_eq!(c.cmd("INFO ratelimit").info_int("ratelimit_penalties"), 1);
+
+    // One rl.penalty event, when the block started.
+    let mut events = Vec::new();
+    c.cmd("PING");
+    loop {
+        let Value::Array(m) = sub.read() else {
+            panic!()
+        };
+        let event = m[3].text();
+        if event == "rl.penalty" || events.len() > 20 {
+            events.push(event);
+            break;
+        }
+        events.push(event);
+    }
+    assert_eq!(events, ["rl.denied", "rl.penalty"]);
+
+    // Without a penalty a denial changes nothing; a call that can never
+    // pass blocks nothing.
+    c.cmd(&format!("RL.FIXED plain 1 1m {}", at(0)));
+    let before = c.cmd("DUMP plain");
+    assert_eq!(
+        c.cmd(&format!("RL.FIXED plain 1 1m {}", at(1))).ints()[0],
+        0
+    );
+    assert_eq!(
+        c.cmd(&format!("RL.FIXED plain 1 1m COST 5 PENALTY 1h {}", at(1)))
+            .ints()[3],
+        -1
+    );
+    assert_eq!(c.cmd("DUMP plain"), before);
+}
+
+#[test]
+fn a_block_keeps_its_key_alive_and_is_lifted_by_del() {
+    let s = Server::start();
+    let mut c = s.client();
+    // Wall-clock calls: the key would expire in a second without the
+    // block; with it, it lives the whole hour.
+    c.cmd("RL.TOKEN b 1 1 1s");
+    let d = c.cmd("RL.TOKEN b 1 1 1s PENALTY 1h").ints();
+    assert_eq!((d[0], d[3]), (0, 3_600_000));
+    let ttl = c.cmd("PTTL b").int();
+    assert!(ttl > 3_500_000 && ttl <= 3_600_000, "{ttl}");
+    assert_eq!(c.cmd("DEL b").int(), 1);
+    assert_eq!(c.cmd("RL.TOKEN b 1 1 1s").ints()[0], 1);
+}
+
+#[test]
+fn rl_all_blocks_the_keys_that_denied() {
+    let s = Server::start();
+    let mut c = s.client();
+    let all = |c: &mut Client, ms: i64| {
+        c.cmd(&format!(
+            "RL.ALL 2 {{u}}:min {{u}}:day TOKEN 2 2 1m FIXED 100 1d PENALTY 10m AT {}",
+            T1 + ms
+        ))
+    };
+    assert_eq!(combined(&all(&mut c, 0))[0], 1);
+    assert_eq!(combined(&all(&mut c, 0))[0], 1);
+    let d = combined(&all(&mut c, 0));
+    assert_eq!(&d[..5], &[0, 2, 0, 600_000, 600_000]);
+    assert_eq!(
+        info_field(&mut c, "{u}:min", "blocked_until_ms"),
+        T1 + 600_000
+    );
+    assert_eq!(info_field(&mut c, "{u}:day", "blocked_until_ms"), 0);
+    // A minute later the bucket is full again, but the block holds.
+    let d = combined(&all(&mut c, 60_000));
+    assert_eq!(&d[..5], &[0, 2, 0, 540_000, 540_000]);
+    assert_eq!(combined(&all(&mut c, 600_000))[0], 1);
+    // The daily quota counted only the allowed calls.
+    assert_eq!(info_field(&mut c, "{u}:day", "count"), 3);
+}
+
+/// A random mix of refunds and penalties on a master: the replica holds the
+/// very same keys, and so do the RDB and the AOF after a restart.
+#[test]
+fn refunds_and_blocks_reach_replicas_rdb_and_aof_exactly() {
+    let mut master = Server::start_with(&["--appendonly", "yes", "--aof-use-rdb-preamble", "no"]);
+    let replica = start_replica(&master, &[]);
+    let mut m = master.client();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let algos = [
+        ("RL.FIXED", "3 1h"),
+        ("RL.SLIDING", "3 1h"),
+        ("RL.LOG", "3 1h"),
+        ("RL.TOKEN", "3 1 1h"),
+        ("RL.LEAKY", "3 1 1h"),
+        ("RL.GCRA", "2 1 1h"),
+    ];
+    for i in 0..600 {
+        let (cmd, params) = algos[next(6) as usize];
+        let k = format!("m:{}:{}", &cmd[3..], next(4));
+        let at = T1 + i * 1000;
+        let line = match next(4) {
+            0 => format!("RL.REFUND {k} {} AT {at}", next(3)),
+            1 => format!(
+                "{cmd} {k} {params} COST {} PENALTY {}m AT {at}",
+                1 + next(2),
+                1 + next(5)
+            ),
+            2 => format!(
+                "RL.ALL 2 {{a}}:{} {{a}}:x TOKEN 3 1 1h FIXED 9 1h PENALTY 2m AT {at}",
+                next(3)
+            ),
+            _ => format!("{cmd} {k} {params} COST {} AT {at}", next(3)),
+        };
+        let reply = m.cmd(&line);
+        assert!(
+            !reply.is_error() || reply.err().starts_with("ERR the key holds"),
+            "{line}: {reply:?}"
+        );
+    }
+    sync(&mut m, 1);
+    let info = m.cmd("INFO ratelimit");
+    assert!(info.info_int("ratelimit_penalties") > 5);
+    assert!(info.info_int("ratelimit_refunds") > 5);
+    let keys = keys(&mut m);
+    let blocked = keys
+        .iter()
+        .filter(|k| info_field(&mut m, k, "blocked_until_ms") > 0)
+        .count();
+    assert!(blocked > 0, "no key is blocked at the end");
+    let on_master = snapshot(&mut m, &keys);
+    let mut r = replica.client();
+    assert_eq!(snapshot(&mut r, &keys), on_master, "the replica differs");
+    assert_eq!(m.cmd("DEBUG DIGEST"), r.cmd("DEBUG DIGEST"));
+
+    // From the AOF (commands as sent: APPLY ops), then after a rewrite
+    // (SETSTATE of the blocked values), then from the RDB.
+    let digest = m.cmd("DEBUG DIGEST");
+    drop(m);
+    master.restart();
+    let mut m = master.client();
+    assert_eq!(snapshot(&mut m, &keys), on_master, "from the AOF");
+    assert!(!m.cmd("BGREWRITEAOF").is_error());
+    common::wait_until("the AOF rewrite ends", Duration::from_secs(60), || {
+        m.cmd("INFO persistence")
+            .info_int("aof_rewrite_in_progress")
+            == 0
+            && m.cmd("INFO persistence").info_int("aof_rewrite_scheduled") == 0
+    });
+    drop(m);
+    master.restart();
+    let mut m = master.client();
+    assert_eq!(snapshot(&mut m, &keys), on_master, "from the rewritten AOF");
+    assert_eq!(m.cmd("DEBUG RELOAD").text(), "OK");
+    assert_eq!(snapshot(&mut m, &keys), on_master, "from the RDB");
+    assert_eq!(m.cmd("DEBUG DIGEST"), digest);
+}
