@@ -15,6 +15,8 @@ use crate::algo::{
     Period, SlidingState, WindowParams, MAX_TIME_US,
 };
 
+mod lease;
+
 /// The encoding version written to RDB; `decode` accepts versions up to it.
 pub const ENCODING_VERSION: i32 = 1;
 
@@ -178,6 +180,15 @@ impl Reader<'_> {
         } else {
             Err(DecodeError::TrailingBytes)
         }
+    }
+}
+
+impl<'a> Reader<'a> {
+    /// The next `n` bytes, borrowed.
+    fn bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let (head, rest) = self.0.split_at_checked(n).ok_or(DecodeError::Truncated)?;
+        self.0 = rest;
+        Ok(head)
     }
 }
 
