@@ -18,6 +18,8 @@ use crate::algo::{
     LogState, Params, Period, SlidingState, Value, WindowParams, MAX_TIME_US,
 };
 
+mod lease;
+
 /// The encoding version written to RDB; `decode` accepts versions up to it.
 /// Version 2 adds the penalty box; a plain limiter is written as version 1
 /// wrote it, so its digest and `DUMP` payload are unchanged.
@@ -211,6 +213,15 @@ impl Reader<'_> {
         } else {
             Err(DecodeError::TrailingBytes)
         }
+    }
+}
+
+impl<'a> Reader<'a> {
+    /// The next `n` bytes, borrowed.
+    fn bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let (head, rest) = self.0.split_at_checked(n).ok_or(DecodeError::Truncated)?;
+        self.0 = rest;
+        Ok(head)
     }
 }
 
