@@ -29,7 +29,7 @@ pub mod value;
 pub use bucket::{BucketParams, BucketState, GcraParams};
 pub use fixed::FixedState;
 pub use lease::{Acquired, Lease, LeaseState, MAX_LEASES, MAX_LEASE_ID_LEN};
-pub use limiter::{Algorithm, Limiter, Mismatch, Next, Params, Verdict};
+pub use limiter::{Algorithm, Kind, Limiter, Mismatch, Next, Params, Verdict};
 pub use log::LogState;
 pub use sliding::SlidingState;
 pub use units::{

@@ -19,7 +19,6 @@ const MIN_LEASE_LEN: usize = 8 + 8 + 1 + 1;
 /// Latest expiry a lease may have: the latest time plus the longest ttl.
 const MAX_EXPIRES_US: u64 = MAX_TIME_US + MAX_DURATION_US;
 
-#[cfg_attr(not(test), allow(dead_code, reason = "wired in by the lease commands"))]
 pub(super) fn write_leases<S: Sink>(w: &mut Writer<S>, s: &LeaseState) {
     w.u64(s.limit.get());
     w.time(s.last);
@@ -34,7 +33,6 @@ pub(super) fn write_leases<S: Sink>(w: &mut Writer<S>, s: &LeaseState) {
     }
 }
 
-#[cfg_attr(not(test), allow(dead_code, reason = "wired in by the lease commands"))]
 pub(super) fn read_leases(r: &mut Reader) -> Result<LeaseState, DecodeError> {
     let limit = r.count()?;
     let last = r.time()?;
