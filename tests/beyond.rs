@@ -525,3 +525,97 @@ fn racing_clients_get_exactly_the_limit() {
     let mut c = s.client();
     assert_eq!(info_field(&mut c, "race", "held"), 10);
 }
+
+/// Replayed refunds, penalties and lease ops are checked like a client's
+/// call: one that can't apply exactly as on its master changes nothing, and
+/// is counted.
+#[test]
+fn replayed_refunds_penalties_and_leases_are_checked() {
+    use common::{resp, FakeMaster};
+    use ratelimit::algo::{Count, Duration as Us, Instant, Params, WindowParams};
+    use ratelimit::codec::{self, LeaseAction, LeaseOp, Op, RefundOp};
+
+    let origin = Server::start();
+    let mut o = origin.client();
+    assert_eq!(o.cmd(&format!("RL.FIXED fx 10 1h AT {T1}")).ints()[0], 1);
+    assert_eq!(
+        lease(&mut o, &format!("RL.ACQUIRE sem 2 1h ID a AT {T1}")).0[0],
+        1
+    );
+    assert_eq!(o.cmd("SAVE").text(), "OK");
+    let rdb = std::fs::read(origin.dir.join("dump.rdb")).unwrap();
+    let (fx, sem) = (o.cmd("DUMP fx"), o.cmd("DUMP sem"));
+
+    let replica = Server::start();
+    let mut c = replica.client();
+    let mut master = FakeMaster::feed(&replica, &"0123456789abcdef".repeat(3)[..40], &rdb, b"");
+    let now = Instant::from_micros(T1 as u64 * 1000 + 1000);
+    let at = T1 as u64 + 3_600_000;
+    let refund = |given| {
+        codec::encode_refund_op(&RefundOp {
+            given,
+            now,
+            expire_at_ms: at,
+        })
+        .to_vec()
+    };
+    let lease_op = |what, id: &[u8], expire_at_ms| {
+        codec::encode_lease_op(&LeaseOp {
+            what,
+            id,
+            now,
+            expire_at_ms,
+        })
+        .to_vec()
+    };
+    let one_hour = Us::from_micros(3_600_000_000);
+    let acquire = |limit, units| LeaseAction::Acquire {
+        limit: Count::new(limit).unwrap(),
+        units,
+        ttl: one_hour,
+    };
+    // fx holds 1 of 10: a call of cost 1 is allowed, so a master's "denied
+    // and blocked" can't have come from this state.
+    let blocked = codec::encode_op(&Op {
+        params: Params::Fixed(WindowParams::new(10, 3_600_000_000).unwrap()),
+        cost: 1,
+        now,
+        expire_at_ms: at,
+        penalty: Some(Us::from_micros(60_000_000)),
+    })
+    .to_vec();
+    let bad: Vec<(&[u8], Vec<u8>)> = vec![
+        (b"fx", refund(5)),                                  // holds only 1
+        (b"none", refund(1)),                                // nothing to refund
+        (b"sem", refund(1)),                                 // leases, not a limiter
+        (b"fx", blocked),                                    // the penalty box differs
+        (b"sem", lease_op(LeaseAction::Release, b"zz", at)), // not held
+        (
+            b"sem",
+            lease_op(LeaseAction::Renew { ttl: one_hour }, b"zz", at),
+        ),
+        (b"sem", lease_op(acquire(2, 2), b"b", at)), // no room for 2
+        (b"sem", lease_op(acquire(20_000, 1), b"b", at)), // above lease-max
+        (b"sem", lease_op(LeaseAction::Release, b"a", at)), // the master kept the key
+        (b"fx", lease_op(acquire(2, 1), b"b", at)),  // a limiter, not leases
+    ];
+    let mut stream = Vec::new();
+    for (key, op) in &bad {
+        stream.extend(resp(&[b"RL.APPLY", key, op]));
+    }
+    // And one good op of each kind, so the stream is known to be applied.
+    stream.extend(resp(&[
+        b"RL.APPLY",
+        b"sem",
+        &lease_op(acquire(2, 1), b"b", at),
+    ]));
+    master.send(&mut c, &stream, &replica);
+    assert_eq!(
+        c.cmd("INFO ratelimit").info_int("ratelimit_replay_errors"),
+        bad.len() as i64
+    );
+    assert_eq!(c.cmd("DUMP fx"), fx);
+    assert_eq!(c.cmd("EXISTS none").int(), 0);
+    assert_eq!(info_field(&mut c, "sem", "held"), 2);
+    assert_ne!(c.cmd("DUMP sem"), sem);
+}

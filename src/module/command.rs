@@ -253,8 +253,13 @@ fn decide_one(
     let g = evaluate(key.value(), params, cost, now, penalty)?;
     let v = &g.verdict;
     let blocks = matches!(g.block, BlockChange::Start(_));
-    if !v.writes && matches!(source, Source::Replay { .. }) {
-        return Err(diverged("the operation changes nothing here"));
+    if let Source::Replay { .. } = source {
+        if !v.writes {
+            return Err(diverged("the operation changes nothing here"));
+        }
+        if blocks != penalty.is_some() {
+            return Err(diverged("the penalty box differs here"));
+        }
     }
     if v.writes {
         match source {
@@ -273,9 +278,6 @@ fn decide_one(
             Source::Replay { expire_at_ms } => {
                 install(&mut key, params, &g, expire_at_ms)?;
                 ctx.replicate_verbatim();
-                if blocks != penalty.is_some() {
-                    return Err(diverged("the penalty box differs here"));
-                }
             }
         }
     }
@@ -385,23 +387,23 @@ fn refund_expiry_ms(key: &WriteKey, now: Instant, wall: Instant) -> Result<u64, 
     Ok(key.expire_at_ms().map_or(at, |current| at.min(current)))
 }
 
-/// Replays a refund: it must give back exactly what the master did.
+/// Replays a refund: it must give back exactly what the master did, or it
+/// changes nothing.
 fn apply_refund(ctx: Ctx, name: RStr, op: &codec::RefundOp) -> Outcome {
     check_replayed_expiry(op.expire_at_ms)?;
     let mut key = ctx.open_write(name)?;
-    let given = match key.value_mut().and_then(Value::limiter_mut) {
-        Some(limiter) => limiter.refund(op.given, op.now),
-        None => 0,
+    let Some(limiter) = key.value_mut().and_then(Value::limiter_mut) else {
+        return Err(diverged("there is no limiter to refund here"));
     };
-    if given > 0 {
-        key.expire_at(i64::try_from(op.expire_at_ms).unwrap_or(i64::MAX));
-        key.signal_modified();
-        ctx.replicate_verbatim();
-    }
-    if given != op.given {
+    let mut refunded = limiter.clone();
+    if refunded.refund(op.given, op.now) != op.given {
         return Err(diverged("the refund gives back another amount here"));
     }
-    ctx.reply_u64(given);
+    *limiter = refunded;
+    key.expire_at(i64::try_from(op.expire_at_ms).unwrap_or(i64::MAX));
+    key.signal_modified();
+    ctx.replicate_verbatim();
+    ctx.reply_u64(op.given);
     Ok(())
 }
 

@@ -63,15 +63,14 @@ struct Acquired {
 }
 
 /// Acquires (or renews) a lease on an open key, creating the key when it
-/// holds nothing, and sets its expiry (`expire_at_ms`, or computed from
-/// the leases when `None`).
+/// holds nothing, and sets its expiry; answers the expiry (0 if nothing
+/// was written).
 fn acquire_on(
     key: &mut WriteKey,
     what: LeaseAction,
     id: &[u8],
     now: Instant,
     wall: Instant,
-    expire_at_ms: Option<u64>,
 ) -> Result<(Acquired, u64), Error> {
     let LeaseAction::Acquire { limit, units, ttl } = what else {
         return Err(Error::BadOp("not an acquire".into()));
@@ -90,10 +89,9 @@ fn acquire_on(
     let holds = a.granted || a.renewed;
     let mut at = 0;
     if holds {
-        at = match (expire_at_ms, key.value_mut()) {
-            (Some(at), _) => at,
-            (None, Some(held)) => expiry_ms(leases_of(held)?, wall),
-            (None, None) => return Err(Error::NotStored),
+        at = match key.value_mut() {
+            Some(held) => expiry_ms(leases_of(held)?, wall),
+            None => return Err(Error::NotStored),
         };
         key.expire_at(i64::try_from(at).unwrap_or(i64::MAX));
         key.signal_modified();
@@ -131,7 +129,7 @@ pub(super) fn acquire_command(ctx: Ctx, args: &[RStr]) -> Outcome {
         units: req.cost,
         ttl: req.ttl.duration(),
     };
-    let (a, expire_at_ms) = acquire_on(&mut key, what, id, now, wall, None)?;
+    let (a, expire_at_ms) = acquire_on(&mut key, what, id, now, wall)?;
     if a.holds {
         let op = codec::encode_lease_op(&LeaseOp {
             what,
@@ -149,15 +147,13 @@ pub(super) fn acquire_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     Ok(())
 }
 
-/// Releases or renews `id` on an open key; answers whether it was held.
-/// A release of the last lease deletes the key.
+/// Releases or renews `id` on an open key; answers whether it was held,
+/// and the key's expiry after it (0: the last lease went, and the key).
 fn end_or_extend(
     key: &mut WriteKey,
     what: LeaseAction,
     id: &[u8],
     now: Instant,
-    wall: Instant,
-    expire_at_ms: Option<u64>,
 ) -> Result<(bool, u64), Error> {
     let Some(held) = key.value_mut() else {
         return Ok((false, 0));
@@ -175,7 +171,7 @@ fn end_or_extend(
         key.delete();
         0
     } else {
-        let at = expire_at_ms.unwrap_or_else(|| expiry_ms(s, wall));
+        let at = expiry_ms(s, now);
         key.expire_at(i64::try_from(at).unwrap_or(i64::MAX));
         at
     };
@@ -188,7 +184,7 @@ fn end_or_extend(
 fn end_or_extend_command(ctx: Ctx, name: RStr, what: LeaseAction, id: &[u8]) -> Outcome {
     let wall = clock::wall(ctx);
     let mut key = ctx.open_write(name)?;
-    let (done, expire_at_ms) = end_or_extend(&mut key, what, id, wall, wall, None)?;
+    let (done, expire_at_ms) = end_or_extend(&mut key, what, id, wall)?;
     if done {
         let op = codec::encode_lease_op(&LeaseOp {
             what,
@@ -223,7 +219,8 @@ pub(super) fn renew_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     end_or_extend_command(ctx, *name, what, id)
 }
 
-/// Replays a lease op: it must do exactly what it did on the master.
+/// Replays a lease op: it must do exactly what it did on the master, or it
+/// changes nothing (it is tried on a copy first).
 pub(super) fn apply(ctx: Ctx, name: RStr, op: &LeaseOp) -> Outcome {
     if let LeaseAction::Acquire { limit, .. } = op.what {
         let lease_max = config::lease_max();
@@ -236,20 +233,31 @@ pub(super) fn apply(ctx: Ctx, name: RStr, op: &LeaseOp) -> Outcome {
     }
     super::command::check_replayed_expiry(op.expire_at_ms)?;
     let mut key = ctx.open_write(name)?;
-    let expiry = Some(op.expire_at_ms);
-    let (done, at) = match op.what {
-        LeaseAction::Acquire { .. } => {
-            let (a, at) = acquire_on(&mut key, op.what, op.id, op.now, op.now, expiry)?;
-            (a.holds, at)
-        }
-        _ => end_or_extend(&mut key, op.what, op.id, op.now, op.now, expiry)?,
+    let mut s = match (key.value_mut(), op.what) {
+        (Some(held), _) => leases_of(held)?.clone(),
+        (None, LeaseAction::Acquire { limit, .. }) => LeaseState::new(limit),
+        (None, _) => return Err(diverged("there are no leases here")),
     };
-    if done {
-        ctx.replicate_verbatim();
-    }
-    if !done || at != op.expire_at_ms {
+    let done = match op.what {
+        LeaseAction::Acquire { limit, units, ttl } => {
+            let a = s.acquire(limit, units, ttl, op.id, op.now);
+            a.granted || a.renewed
+        }
+        LeaseAction::Release => s.release(op.id, op.now),
+        LeaseAction::Renew { ttl } => s.renew(op.id, ttl, op.now),
+    };
+    // The master deleted the key (expiry 0) exactly when no lease is left.
+    if !done || s.leases.is_empty() != (op.expire_at_ms == 0) {
         return Err(diverged("the leases differ here"));
     }
+    if s.leases.is_empty() {
+        key.delete();
+    } else {
+        key.store(Value::Leases(Box::new(s)))?;
+        key.expire_at(i64::try_from(op.expire_at_ms).unwrap_or(i64::MAX));
+    }
+    key.signal_modified();
+    ctx.replicate_verbatim();
     ctx.reply_i64(1);
     Ok(())
 }
