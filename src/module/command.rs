@@ -395,11 +395,12 @@ fn apply_refund(ctx: Ctx, name: RStr, op: &codec::RefundOp) -> Outcome {
     let Some(limiter) = key.value_mut().and_then(Value::limiter_mut) else {
         return Err(diverged("there is no limiter to refund here"));
     };
-    let mut refunded = limiter.clone();
-    if refunded.refund(op.given, op.now) != op.given {
+    // Tried on a copy; then done in place, since the value is Redis' (the
+    // refund is deterministic, so both give back the same).
+    if limiter.clone().refund(op.given, op.now) != op.given {
         return Err(diverged("the refund gives back another amount here"));
     }
-    *limiter = refunded;
+    limiter.refund(op.given, op.now);
     key.expire_at(i64::try_from(op.expire_at_ms).unwrap_or(i64::MAX));
     key.signal_modified();
     ctx.replicate_verbatim();

@@ -407,6 +407,10 @@ impl<'a> WriteKey<'a> {
         self.held.as_deref()
     }
 
+    /// The value, to change in place through its states' own methods.
+    /// Never assign a new `Value` or `Limiter` through this reference: the
+    /// boxes belong to Redis, which would keep the old pointer; `store`
+    /// replaces a value.
     pub fn value_mut(&mut self) -> Option<&mut Value> {
         self.held.as_deref_mut()
     }
