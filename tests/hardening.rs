@@ -912,6 +912,29 @@ fn memcheck_workload() {
             .cmd("RL.ALL 3 a b l2 FIXED 5 1h GCRA 3 1 1h LOG 20 1h")
             .is_error());
     }
+    // Refunds, penalty blocks (started, hit, lifted), leases (taken,
+    // renewed, released, the last one deleting its key).
+    for l in [
+        "RL.REFUND l 5",
+        "RL.REFUND t 2",
+        "RL.REFUND nokey 1",
+        "RL.FIXED pb 1 1h AT 4000000000000",
+        "RL.FIXED pb 1 1h PENALTY 1h AT 4000000000000",
+        "RL.FIXED pb 1 1h PENALTY 1h AT 4000000001000",
+        "RL.FIXED pb 1 1h AT 4000007300000",
+        "RL.FIXED pb 1 1h PENALTY 1h AT 4000007300000",
+        "RL.LOG pl 2 1h COST 2",
+        "RL.LOG pl 2 1h PENALTY 1h",
+        "RL.ACQUIRE ls 3 1h ID a",
+        "RL.ACQUIRE ls 3 1h",
+        "RL.ACQUIRE ls 3 1h ID a",
+        "RL.RENEW ls a 2h",
+        "RL.RELEASE ls a",
+        "RL.ACQUIRE gone 1 1h ID x",
+        "RL.RELEASE gone x",
+    ] {
+        assert!(!c.cmd(l).is_error(), "{l}");
+    }
     // Lowered limits (states that shrink), peeks, info.
     for l in [
         "RL.LOG l 3 1h",
@@ -921,12 +944,12 @@ fn memcheck_workload() {
     ] {
         assert!(!c.cmd(l).is_error(), "{l}");
     }
-    for k in ["f", "s", "l", "t", "y", "g", "nokey"] {
+    for k in ["f", "s", "l", "t", "y", "g", "nokey", "pb", "pl", "ls"] {
         assert!(!c.cmd(&format!("RL.INFO {k}")).is_error());
     }
     assert!(!c.cmd("INFO ratelimit").is_error());
     // Persistence: DUMP/RESTORE, reload, AOF rewrite, replication ops.
-    for k in ["f", "s", "l", "t", "y", "g"] {
+    for k in ["f", "s", "l", "t", "y", "g", "pb", "pl", "ls"] {
         let dump = c.cmd(&format!("DUMP {k}")).bytes();
         let r = c.call(&args!["RESTORE", format!("{k}:copy"), 0i64, dump]);
         assert_eq!(r.text(), "OK");
