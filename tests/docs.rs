@@ -45,6 +45,10 @@ fn every_command_is_documented() {
         ("RL.ALL", -2),
         ("RL.INFO", 2),
         ("RL.PEEK", -5),
+        ("RL.REFUND", -3),
+        ("RL.ACQUIRE", -4),
+        ("RL.RELEASE", 3),
+        ("RL.RENEW", 4),
         ("RL.APPLY", 3),
         ("RL.APPLYALL", -4),
         ("RL.SETSTATE", 4),
@@ -85,9 +89,23 @@ fn every_command_is_documented() {
         "token COST flags optional",
         "type unix-time",
         "token AT flags optional",
+        "name duration type string",
+        "token PENALTY flags optional",
     ] {
         assert!(joined.contains(words), "{words}: {joined}");
     }
+    let docs = flat(&c.cmd("COMMAND DOCS RL.ACQUIRE")).join(" ");
+    for words in [
+        "name ttl type string",
+        "token ID flags optional",
+        "token COST flags optional",
+    ] {
+        assert!(docs.contains(words), "{words}: {docs}");
+    }
+    // The lease commands are O(n) in the leases a key holds: not `fast`.
+    let info = flat(&c.cmd("COMMAND INFO RL.ACQUIRE")).join(" ");
+    assert!(!info.contains("fast"), "{info}");
+    assert!(info.contains("flags RW access update"), "{info}");
     // Key specs: RL.INFO only reads, decisions read and update.
     let info = flat(&c.cmd("COMMAND INFO RL.INFO")).join(" ");
     assert!(info.contains("flags RO access"), "{info}");
