@@ -56,6 +56,7 @@ __all__ = [
     "by_api_key",
     "by_ip",
     "client_ip",
+    "parse_duration",
     "parse_rates",
     "redis_client",
     "setup",
@@ -112,6 +113,29 @@ def parse_rates(text: str) -> list[Rate]:
             raise ValueError(f"bad rate {text.strip()!r}: two limits over the same period")
         rates.append(Rate(amount, seconds, name))
     return rates
+
+
+_DURATION = re.compile(r"^\s*(\d{1,12})\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
+_DURATION_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+MAX_DURATION_MS = 36500 * 86_400_000  # 100 years: far below the module's limit
+
+
+def parse_duration(value: str | int) -> int:
+    """A duration in milliseconds, as the module writes them: "15m", "900s",
+    "500ms", "2h", "1d", or bare seconds ("900" or 900). At least 1 ms.
+    Raises ValueError saying what is wrong."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # bare seconds
+    m = _DURATION.match(value) if isinstance(value, str) else None
+    if not m:
+        raise ValueError(
+            f"bad duration {value!r}: expected a whole number with an optional unit "
+            "(ms, s, m, h, d), e.g. '15m', '900s' or '500ms'"
+        )
+    ms = int(m[1]) * _DURATION_MS[(m[2] or "s").lower()]
+    if not 1 <= ms <= MAX_DURATION_MS:
+        raise ValueError(f"bad duration {value!r}: must be from 1 ms to 36500 days")
+    return ms
 
 
 # ---------------------------------------------------------------- Redis client
@@ -524,10 +548,15 @@ class RateLimit:
     cost       an int or request -> int (may be async); 0 only peeks
     burst      bucket algorithms: capacity (default: the rate's amount)
     scope      namespace of the keys (default: method and route path)
+    penalty    a duration ("15m", "900s", "500ms", bare seconds): a request
+               denied by a limit puts its key in the penalty box for that
+               long (the module's PENALTY): every request is then denied,
+               with Retry-After up to the end of the box
 
     As a dependency it sets the headers on the response, raises 429 when a
     limit denies, and returns the Decision (None when not applied). Call
-    `await limit.hit(request, response, cost=n)` to use it by hand.
+    `await limit.hit(request, response, cost=n)` to use it by hand, and
+    `await limit.refund(request, response)` to give back what it spent.
     """
 
     def __init__(
@@ -539,6 +568,7 @@ class RateLimit:
         cost: int | CostFunc = 1,
         burst: None | int | Sequence[int | None] = None,
         scope: str | None = None,
+        penalty: str | int | None = None,
     ) -> None:
         self.rates = parse_rates(rates) if isinstance(rates, str) else list(rates)
         if not self.rates:
@@ -559,6 +589,7 @@ class RateLimit:
         self.key = key
         self.cost = cost
         self.scope = scope
+        self.penalty_ms = None if penalty is None else parse_duration(penalty)
 
     # -- building the command
 
@@ -572,7 +603,8 @@ class RateLimit:
             return [capacity - 1, rate.amount, window]
         return [capacity, rate.amount, window]
 
-    def command(self, request: Request, ident: str, cost: int) -> list[Any]:
+    def keys(self, request: Request, ident: str) -> list[str]:
+        """The Redis keys of this identity's limits, one per rate."""
         cfg = _config(request)
         scope = self.scope
         if scope is None:
@@ -580,14 +612,22 @@ class RateLimit:
             path = getattr(route, "path", None) or request.url.path
             scope = f"{request.method}:{path}"
         base = f"{cfg.prefix}:{{{_escape(ident)}}}:{_escape(scope)}"
-        keys = [f"{base}:{r.name}" for r in self.rates]
+        return [f"{base}:{r.name}" for r in self.rates]
+
+    def command(self, request: Request, ident: str, cost: int) -> list[Any]:
+        """The RL.<ALGO> (one limit) or RL.ALL (several) call spending `cost`.
+        A peek (cost 0) never carries the penalty: it must not start a box."""
+        keys = self.keys(request, ident)
+        options: list[Any] = ["COST", cost]
+        if self.penalty_ms is not None and cost > 0:
+            options += ["PENALTY", f"{self.penalty_ms}ms"]
         if len(keys) == 1:
             algo = self.algorithms[0].upper()
-            return [f"RL.{algo}", keys[0], *self._params(0), "COST", cost]
+            return [f"RL.{algo}", keys[0], *self._params(0), *options]
         args: list[Any] = ["RL.ALL", len(keys), *keys]
         for i in range(len(keys)):
             args += [self.algorithms[i].upper(), *self._params(i)]
-        return args + ["COST", cost]
+        return args + options
 
     def decision(self, reply: Any) -> Decision:
         subs = reply[5:] if len(self.rates) > 1 else [reply]
@@ -642,6 +682,42 @@ class RateLimit:
         request.state.ratelimit_headers = headers
         if not d.allowed:
             raise HTTPException(429, detail="Rate limit exceeded", headers=headers)
+        if response is not None:
+            response.headers.update(headers)
+        return d
+
+    async def refund(
+        self, request: Request, response: Response | None = None, cost: int = 1
+    ) -> Decision | None:
+        """Gives back `cost` units to each of the caller's limits (RL.REFUND,
+        by each algorithm's rule: never into a window that has closed, never
+        more than was spent) and sets the headers to the state afterwards,
+        read in the same round trip. Returns that state; None if the limit
+        does not apply to the request or Redis cannot answer.
+
+        Never raises for Redis: the request it follows has been served, and
+        a lost refund only leaves the request counted (logged, throttled)."""
+        if isinstance(cost, bool) or not isinstance(cost, int) or cost < 1:
+            raise ValueError(f"refund cost must be a positive integer, not {cost!r}")
+        ident = await self.identity(request)
+        if ident is None:
+            return None
+        cfg = _config(request)
+        pipe = cfg.redis.pipeline(transaction=False)
+        for key in self.keys(request, ident):
+            pipe.execute_command("RL.REFUND", key, cost)
+        pipe.execute_command(*self.command(request, ident, 0))
+        try:
+            replies = await cfg.call(pipe.execute)
+        except LimiterUnavailable as e:
+            cfg.logs.warning(f"refund:{e.kind}", "rate limiter refund lost: %s", e)
+            return None
+        d = self.decision(replies[-1])
+        headers = d.headers()
+        # The request was served: the state may say "denied" (the key went
+        # into the penalty box meanwhile), but no Retry-After on a success.
+        headers.pop("Retry-After", None)
+        request.state.ratelimit_headers = headers
         if response is not None:
             response.headers.update(headers)
         return d

@@ -25,6 +25,7 @@ from ratelimit import (
     RateLimit,
     RateLimitConfig,
     failure_kind,
+    parse_duration,
     parse_rates,
     redis_client,
 )
@@ -76,6 +77,43 @@ def test_parse_rates_rejects_non_strings():
 
 
 @pytest.mark.parametrize(
+    "value, ms",
+    [
+        ("15m", 900_000),
+        ("900s", 900_000),
+        ("900", 900_000),
+        (900, 900_000),
+        ("500ms", 500),
+        (" 2H ", 7_200_000),
+        ("1d", 86_400_000),
+        ("36500d", 36500 * 86_400_000),
+    ],
+)
+def test_parse_duration(value, ms):
+    assert parse_duration(value) == ms
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("", "expected a whole number"),
+        ("15 minutes", "expected a whole number"),
+        ("1.5s", "expected a whole number"),
+        ("-5s", "expected a whole number"),
+        ("5w", "expected a whole number"),
+        ("0", "from 1 ms to 36500 days"),
+        ("0ms", "from 1 ms to 36500 days"),
+        ("36501d", "from 1 ms to 36500 days"),
+        (True, "bad duration True"),
+        (None, "bad duration None"),
+    ],
+)
+def test_parse_duration_errors(value, message):
+    with pytest.raises(ValueError, match=message):
+        parse_duration(value)
+
+
+@pytest.mark.parametrize(
     "kwargs, message",
     [
         ({"algorithm": "bucket"}, "unknown algorithm 'bucket'"),
@@ -83,6 +121,7 @@ def test_parse_rates_rejects_non_strings():
         ({"burst": 0}, "burst must be an integer"),
         ({"cost": -1}, "cost must be a non-negative integer"),
         ({"cost": True}, "cost must be a non-negative integer"),
+        ({"penalty": "15 minutes"}, "bad duration '15 minutes'"),
     ],
 )
 def test_ratelimit_settings_errors(kwargs, message):
@@ -112,6 +151,66 @@ def test_several_limits_are_one_rl_all_with_a_common_hash_tag():
         "RL.ALL", 2, "rl:{key:ab}:q:minute", "rl:{key:ab}:q:day",
         "TOKEN", 1500, 1000, "60s", "FIXED", 20000, "86400s", "COST", 3,
     ]  # fmt: skip
+
+
+def test_penalty_on_spending_calls_only():
+    lim = RateLimit("5/minute", algorithm="fixed", scope="login", penalty="15m")
+    assert lim.command(fake_request(), "ip:10.0.0.1", 1) == [
+        "RL.FIXED", "rl:{ip:10.0.0.1}:login:minute", 5, "60s", "COST", 1, "PENALTY", "900000ms",
+    ]  # fmt: skip
+    # A peek (/limits) must never start or extend a penalty box.
+    assert "PENALTY" not in lim.command(fake_request(), "ip:10.0.0.1", 0)
+    several = RateLimit("1/second;100/day", scope="s", penalty=30)
+    assert several.command(fake_request(), "u", 2)[-4:] == ["COST", 2, "PENALTY", "30000ms"]
+
+
+def test_refund_gives_back_to_every_limit_and_never_creates_a_key(redis_server, db):
+    lim = RateLimit("2/minute;5/hour", algorithm="fixed", key=lambda r: "u", scope="s")
+
+    async def run() -> None:
+        client = redis.asyncio.Redis(port=redis_server.port, socket_timeout=5)
+        request = fake_request()
+        request.app.state.ratelimit = RateLimitConfig(redis=client)
+        request.state = SimpleNamespace()
+        try:
+            # Never charged: nothing to give back, and no key is made.
+            d = await lim.refund(request)
+            assert d is not None and d.allowed and [q.remaining for q in d.quotas] == [2, 5]
+            assert db.dbsize() == 0
+            for _ in range(2):
+                assert (await lim.hit(request)).allowed
+            d = await lim.refund(request)
+            assert [q.remaining for q in d.quotas] == [1, 4]
+            assert request.state.ratelimit_headers["X-RateLimit-Remaining"] == "1"
+            # At most what was spent comes back.
+            d = await lim.refund(request, cost=5)
+            assert [q.remaining for q in d.quotas] == [2, 5]
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
+    with pytest.raises(ValueError, match="refund cost must be a positive integer"):
+        asyncio.run(lim.refund(fake_request(), cost=0))
+
+
+def test_refund_without_redis_is_logged_not_raised(caplog):
+    lim = RateLimit("5/minute", key=lambda r: "u", scope="s")
+    request = fake_request()
+    request.app.state.ratelimit = RateLimitConfig(
+        redis=redis_client(f"redis://127.0.0.1:{free_port()}"), fail_open=False
+    )
+    request.state = SimpleNamespace()
+
+    async def run() -> None:
+        try:
+            assert await lim.refund(request) is None
+        finally:
+            await request.app.state.ratelimit.redis.aclose()
+
+    with caplog.at_level("WARNING", logger="ratelimit"):
+        asyncio.run(run())
+    assert "rate limiter refund lost" in caplog.text
+    assert not hasattr(request.state, "ratelimit_headers")
 
 
 def test_braces_in_identities_and_scopes_cannot_move_the_hash_tag():
@@ -379,6 +478,7 @@ def test_fail_mode_logs_are_throttled_in_both_modes(caplog):
         ("RL_REDIS_TIMEOUT", "soon", "RL_REDIS_TIMEOUT='soon': not a number"),
         ("RL_BREAKER_COOLDOWN", "nan", "RL_BREAKER_COOLDOWN='nan': must be at least"),
         ("RL_BREAKER_FAILURES", "1.5", "RL_BREAKER_FAILURES='1.5': not a number"),
+        ("RL_LOGIN_PENALTY", "15 min", "RL_LOGIN_PENALTY='15 min': bad duration"),
     ],
 )
 def test_bad_settings_stop_the_app(monkeypatch, name, value, message):
