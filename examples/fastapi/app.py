@@ -3,7 +3,9 @@
     GET  /quotes/{symbol}  anonymous: 100/minute per IP (RL.SLIDING)
                            API key (Authorization: Bearer ...): 1000/minute
                            token bucket AND a daily cap, one RL.ALL call
-    POST /login            5/minute per IP (RL.FIXED), against brute force
+    POST /login            5 failed attempts/minute per IP (RL.FIXED, a success
+                           is refunded: RL.REFUND); trying again after them
+                           puts the IP in a 15-minute penalty box (PENALTY)
     POST /orders           1/second per user, burst 10, cost by order size
     GET  /limits           the caller's quotas, spending nothing (COST 0)
 
@@ -34,6 +36,7 @@ from ratelimit import (
     bearer_token,
     by_api_key,
     by_ip,
+    parse_duration,
     redis_client,
     setup,
 )
@@ -58,6 +61,17 @@ def _number(name: str, default: str, kind: Callable[[str], N], least: N) -> N:
     if not value >= least:  # also refuses NaN
         raise ValueError(f"{name}={text!r}: must be at least {least}")
     return value
+
+
+def _duration(name: str, default: str) -> str:
+    """A duration setting ("15m", "900s", "500ms", bare seconds), checked
+    here so that a bad one stops the app naming the variable."""
+    text = _env(name, default)
+    try:
+        parse_duration(text)
+    except ValueError as e:
+        raise ValueError(f"{name}={text!r}: {e}") from None
+    return text
 
 
 def _api_keys(text: str) -> dict[str, str]:
@@ -147,8 +161,16 @@ def create_app() -> FastAPI:
         key=by_valid_key,
         scope="quotes-paid",
     )
+    # Every attempt is charged before the password is checked (so that
+    # concurrent guesses cannot overtake the count) and a successful one is
+    # refunded: only failures stay counted. An attempt refused by the limit
+    # puts the IP in the penalty box.
     login_limit = RateLimit(
-        _env("RL_LOGIN_RATE", "5/minute"), algorithm="fixed", key=by_ip, scope="login"
+        _env("RL_LOGIN_RATE", "5/minute"),
+        algorithm="fixed",
+        key=by_ip,
+        scope="login",
+        penalty=_duration("RL_LOGIN_PENALTY", "15m"),
     )
     order_limit = RateLimit(
         _env("RL_ORDER_RATE", "1/second"),
@@ -211,10 +233,17 @@ def create_app() -> FastAPI:
         cents = int.from_bytes(hashlib.sha256(symbol.encode()).digest()[:4], "big") % 100000
         return {"symbol": symbol, "price": round(10 + cents / 100, 2), "currency": "USD"}
 
-    @app.post("/login", dependencies=[Depends(login_limit)])
-    async def login(creds: Credentials) -> dict[str, str]:
+    @app.post("/login")
+    async def login(
+        creds: Credentials,
+        request: Request,
+        response: Response,
+        charged: Annotated[Decision | None, Depends(login_limit)],
+    ) -> dict[str, str]:
         if USERS.get(creds.username) != creds.password:
-            raise HTTPException(401, detail="Wrong username or password")
+            raise HTTPException(401, detail="Wrong username or password")  # stays counted
+        if charged is not None:  # None: not charged (Redis down, failing open)
+            await login_limit.refund(request, response)
         key = next((k for k, u in api_keys.items() if u == creds.username), None)
         if key is None:
             raise HTTPException(403, detail="No API key for this user")

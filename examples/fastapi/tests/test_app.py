@@ -81,24 +81,110 @@ def test_invalid_api_key_is_401_and_spends_the_ip_quota(client):
     assert r.headers["X-RateLimit-Remaining"] == "98"
 
 
-def test_login_5_per_minute_per_ip(client):
-    wrong = {"username": "alice", "password": "guess"}
+WRONG = {"username": "alice", "password": "guess"}
+RIGHT = {"username": "alice", "password": "wonderland"}
+LOGIN_KEY = "rl:{ip:127.0.0.1}:login:minute"
+
+
+def rl_info(db, key: str) -> dict[str, str]:
+    flat = db.execute_command("RL.INFO", key)
+    return {
+        k.decode(): v.decode() if isinstance(v, bytes) else str(v)
+        for k, v in zip(flat[::2], flat[1::2])
+    }
+
+
+def test_login_counts_only_failed_attempts(client, db):
+    # Each attempt is charged first; a success is refunded at once.
+    for _ in range(10):
+        r = client.post("/login", json=RIGHT)
+        assert r.status_code == 200 and r.json() == {"api_key": "demo-key-alice"}
+        assert r.headers["RateLimit-Policy"] == '"minute";q=5;w=60'
+        assert_limit_headers(r, 5, 5)
+        assert re.fullmatch(r'"minute";r=5;t=\d+', r.headers["RateLimit"])
+        assert "Retry-After" not in r.headers
+    # Failures stay counted (headers also on the 401), successes between
+    # them take nothing away.
+    for i in range(4):
+        r = client.post("/login", json=WRONG)
+        assert r.status_code == 401, r.text
+        assert_limit_headers(r, 5, 4 - i)
+        r = client.post("/login", json=RIGHT)
+        assert r.status_code == 200
+        assert_limit_headers(r, 5, 4 - i)
+    assert client.get("/limits").json()["limits"]["login"][0]["remaining"] == 1
+    r = client.post("/login", json={"username": "nobody", "password": "x"})
+    assert r.status_code == 401
+    assert_limit_headers(r, 5, 0)
+
+
+def test_five_failures_put_the_ip_in_a_15_minute_penalty_box(client, db):
     for i in range(5):
-        r = client.post("/login", json=wrong)
+        r = client.post("/login", json=WRONG)
         assert r.status_code == 401, r.text
         assert r.headers["RateLimit-Policy"] == '"minute";q=5;w=60'
         assert_limit_headers(r, 5, 4 - i)
-    # The right password does not help once the limit is reached.
-    r = client.post("/login", json={"username": "alice", "password": "wonderland"})
+        assert "Retry-After" not in r.headers
+    # The next attempt is refused, and refused with the right password too:
+    # it starts the box (PENALTY 15m), not just the rest of the minute.
+    start = time.time()
+    r = client.post("/login", json=RIGHT)
     assert r.status_code == 429 and r.json() == DENIED
-    assert 1 <= int(r.headers["Retry-After"]) <= 60
-    assert re.fullmatch(r'"minute";r=0;t=\d+', r.headers["RateLimit"])
+    assert 890 <= int(r.headers["Retry-After"]) <= 900
+    assert r.headers["RateLimit-Policy"] == '"minute";q=5;w=60'
+    assert re.fullmatch(r'"minute";r=0;t=(89\d|900)', r.headers["RateLimit"])
+    assert_limit_headers(r, 5, 0)
+    assert 890 <= int(r.headers["X-RateLimit-Reset"]) <= 900
+    blocked_until = int(rl_info(db, LOGIN_KEY)["blocked_until_ms"])
+    assert abs(blocked_until / 1000 - (start + 900)) < 10
+    # Attempts inside the box are refused without extending it.
+    for _ in range(3):
+        r = client.post("/login", json=RIGHT)
+        assert r.status_code == 429 and 890 <= int(r.headers["Retry-After"]) <= 900
+    assert int(rl_info(db, LOGIN_KEY)["blocked_until_ms"]) == blocked_until
+    # /limits shows the box (a peek, which neither starts nor extends it).
+    login = client.get("/limits").json()["limits"]["login"][0]
+    assert login["remaining"] == 0 and 890_000 <= login["reset_after_ms"] <= 900_000
+    assert int(rl_info(db, LOGIN_KEY)["blocked_until_ms"]) == blocked_until
+    # Per IP: another address logs in.
     with httpx.Client(
         base_url=str(client.base_url),
         transport=httpx.HTTPTransport(local_address="127.0.0.3"),
     ) as other:
-        r = other.post("/login", json={"username": "alice", "password": "wonderland"})
+        r = other.post("/login", json=RIGHT)
         assert r.status_code == 200 and r.json() == {"api_key": "demo-key-alice"}
+        assert_limit_headers(r, 5, 5)
+
+
+def test_penalty_box_outlasts_the_window_then_ends(redis_server, db, start_app):
+    # 2 failures per 2 s, a 5 s box: shorter, same rules.
+    a = start_app(redis_server.url, RL_LOGIN_RATE="2/2 seconds", RL_LOGIN_PENALTY="5s")
+    with a.client() as c:
+        assert [c.post("/login", json=WRONG).status_code for _ in range(2)] == [401, 401]
+        r = c.post("/login", json=RIGHT)
+        refused_at = time.monotonic()
+        assert r.status_code == 429 and r.headers["Retry-After"] == "5"
+        # The 2 s window is over, the box is not.
+        time.sleep(2.5)
+        r = c.post("/login", json=RIGHT)
+        assert r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= 3
+        assert r.headers["RateLimit-Policy"] == '"2second";q=2;w=2'
+        # Waiting Retry-After (rounded up) is enough.
+        time.sleep(max(0.0, refused_at + 5 - time.monotonic()) + 0.2)
+        r = c.post("/login", json=RIGHT)
+        assert r.status_code == 200 and r.json() == {"api_key": "demo-key-alice"}
+        assert_limit_headers(r, 2, 2)
+
+
+def test_login_without_an_api_key_is_403_and_refunded(redis_server, db, start_app):
+    # The password was right: not a failed attempt, even though the answer
+    # is an error (the headers reach it through RateLimitHeaders).
+    a = start_app(redis_server.url, API_KEYS="demo-key-alice:alice")
+    with a.client() as c:
+        for _ in range(6):
+            r = c.post("/login", json={"username": "bob", "password": "builder"})
+            assert r.status_code == 403, r.text
+            assert_limit_headers(r, 5, 5)
 
 
 def test_orders_cost_depends_on_size(client):
