@@ -293,18 +293,20 @@ fn burst(arg: &[u8]) -> Result<Burst, ArgError> {
 
 /// Optional trailing arguments of the commands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Options {
+pub struct Options<'a> {
     pub cost: Option<u64>,
     pub at: Option<Instant>,
     pub penalty: Option<Duration>,
+    /// `ID lease_id` (`RL.ACQUIRE`).
+    pub id: Option<&'a [u8]>,
 }
 
 /// The options of the decision commands and `RL.ALL`.
 pub const DECIDE_OPTIONS: &[&str] = &["COST", "AT", "PENALTY"];
 
-/// Parses the options named in `accepted` (from `COST n`, `AT unix_ms` and
-/// `PENALTY duration`), each at most once, in any order.
-pub fn options(args: &[&[u8]], accepted: &[&str]) -> Result<Options, ArgError> {
+/// Parses the options named in `accepted` (from `COST n`, `AT unix_ms`,
+/// `PENALTY duration` and `ID lease_id`), each at most once, in any order.
+pub fn options<'a>(args: &[&'a [u8]], accepted: &[&str]) -> Result<Options<'a>, ArgError> {
     let mut opts = Options::default();
     let mut i = 0;
     while i < args.len() {
@@ -330,6 +332,7 @@ pub fn options(args: &[&[u8]], accepted: &[&str]) -> Result<Options, ArgError> {
             "PENALTY" if opts.penalty.is_none() => {
                 opts.penalty = Some(duration("PENALTY", v)?.duration())
             }
+            "ID" if opts.id.is_none() => opts.id = Some(lease_id(v)?),
             _ => return Err(twice()),
         }
         i += 2;
@@ -521,6 +524,65 @@ pub fn refund_request(args: &[&[u8]]) -> Result<Refund, ArgError> {
     Ok(Refund { n, at: opts.at })
 }
 
+/// Default and hard ceiling of `RL.ACQUIRE`'s limit: each lease costs
+/// about 50 bytes, so this bounds one key at about 500 KB by default.
+pub const DEFAULT_LEASE_MAX: u64 = 10_000;
+
+/// `RL.ACQUIRE key limit ttl [ID lease_id] [COST n] [AT unix_ms]`, once
+/// parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Acquire<'a> {
+    pub limit: Count,
+    pub ttl: Period,
+    /// `ID lease_id`; the server makes one up without it.
+    pub id: Option<&'a [u8]>,
+    /// Slots the lease takes (default 1); 0 asks without taking.
+    pub cost: u64,
+    pub at: Option<Instant>,
+}
+
+/// A lease id: 1 to 64 bytes, any bytes.
+pub fn lease_id(arg: &[u8]) -> Result<&[u8], ArgError> {
+    if crate::algo::Lease::is_valid_id(arg) {
+        Ok(arg)
+    } else {
+        Err(ArgError::new(format!(
+            "lease_id must be 1 to {} bytes",
+            crate::algo::MAX_LEASE_ID_LEN
+        )))
+    }
+}
+
+/// Parses what follows the key of `RL.ACQUIRE`.
+pub fn acquire_request<'a>(args: &[&'a [u8]], lease_max: u64) -> Result<Acquire<'a>, ArgError> {
+    let [limit, ttl, rest @ ..] = args else {
+        return Err(arity_error("RL.ACQUIRE"));
+    };
+    let limit = positive("limit", limit)?;
+    if limit.get() > lease_max {
+        return Err(ArgError::new(format!(
+            "limit is too large for RL.ACQUIRE (at most {lease_max}, the lease-max setting)"
+        )));
+    }
+    let ttl = duration("ttl", ttl)?;
+    let opts = options(rest, &["ID", "COST", "AT"])?;
+    Ok(Acquire {
+        limit,
+        ttl,
+        id: opts.id,
+        cost: opts.cost.unwrap_or(1),
+        at: opts.at,
+    })
+}
+
+/// `RL.RENEW key lease_id ttl`: parses what follows the key.
+pub fn renew_request<'a>(args: &[&'a [u8]]) -> Result<(&'a [u8], Period), ArgError> {
+    let [id, ttl] = args else {
+        return Err(arity_error("RL.RENEW"));
+    };
+    Ok((lease_id(id)?, duration("ttl", ttl)?))
+}
+
 /// `CL.THROTTLE key max_burst count period [quantity]`, redis-cell's syntax:
 /// `period` is whole seconds, `quantity` defaults to 1. Parses what follows
 /// the key.
@@ -558,6 +620,7 @@ pub fn throttle_request(args: &[&[u8]]) -> Result<Request, ArgError> {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ModuleArgs {
     pub log_max: Option<u64>,
+    pub lease_max: Option<u64>,
     pub cell_compat: Option<bool>,
 }
 
@@ -565,6 +628,7 @@ pub struct ModuleArgs {
 /// written with the `ratelimit.` prefix `CONFIG SET` uses. The error says
 /// which argument is wrong, for the server log.
 pub fn module_args(args: &[&[u8]], log_max_ceiling: u64) -> Result<ModuleArgs, String> {
+    let lease_max_ceiling = crate::algo::MAX_LEASES;
     let mut out = ModuleArgs::default();
     if !args.len().is_multiple_of(2) {
         return Err(format!(
@@ -588,6 +652,17 @@ pub fn module_args(args: &[&[u8]], log_max_ceiling: u64) -> Result<ModuleArgs, S
                     return Err("log-max given more than once".into());
                 }
             }
+            "lease-max" => {
+                let v = count("lease-max", pair[1], 1).map_err(|e| e.0)?;
+                if v > lease_max_ceiling {
+                    return Err(format!(
+                        "lease-max is too large (at most {lease_max_ceiling}), got '{value}'"
+                    ));
+                }
+                if out.lease_max.replace(v).is_some() {
+                    return Err("lease-max given more than once".into());
+                }
+            }
             "cell-compat" => {
                 let v = match value.to_ascii_lowercase().as_str() {
                     "yes" | "on" | "1" | "true" => true,
@@ -600,8 +675,8 @@ pub fn module_args(args: &[&[u8]], log_max_ceiling: u64) -> Result<ModuleArgs, S
             }
             _ => {
                 return Err(format!(
-                    "unknown module argument '{raw_name}' (expected log-max or cell-compat)"
-                ))
+                "unknown module argument '{raw_name}' (expected log-max, lease-max or cell-compat)"
+            ))
             }
         }
     }
@@ -962,11 +1037,16 @@ mod tests {
         };
         assert_eq!(m("").unwrap(), ModuleArgs::default());
         assert_eq!(
-            m("log-max 5 ratelimit.cell-compat yes").unwrap(),
+            m("log-max 5 ratelimit.cell-compat yes lease-max 7").unwrap(),
             ModuleArgs {
                 log_max: Some(5),
+                lease_max: Some(7),
                 cell_compat: Some(true)
             }
+        );
+        assert_eq!(
+            m("lease-max 1000001").unwrap_err(),
+            "lease-max is too large (at most 1000000), got '1000001'"
         );
         assert_eq!(
             m("LOG-MAX 5 cell-compat off").unwrap().cell_compat,
@@ -990,7 +1070,7 @@ mod tests {
         );
         assert_eq!(
             m("speed 9").unwrap_err(),
-            "unknown module argument 'speed' (expected log-max or cell-compat)"
+            "unknown module argument 'speed' (expected log-max, lease-max or cell-compat)"
         );
     }
 }

@@ -18,6 +18,8 @@ use crate::algo::{
     LogState, Params, Period, SlidingState, Value, WindowParams, MAX_TIME_US,
 };
 
+mod lease;
+
 /// The encoding version written to RDB; `decode` accepts versions up to it.
 /// Version 2 adds the penalty box; a plain limiter is written as version 1
 /// wrote it, so its digest and `DUMP` payload are unchanged.
@@ -25,6 +27,9 @@ pub const ENCODING_VERSION: i32 = 2;
 
 /// Tag of a blocked limiter (version 2); algorithms are 1 to 6.
 const BLOCKED_TAG: u8 = 0x10;
+
+/// Tag of a key's concurrency leases (version 2).
+const LEASES_TAG: u8 = 0x11;
 
 /// The byte leading a replicated operation, naming its kind. 1 and 2 are
 /// what the first releases sent; a kind is never reused.
@@ -39,6 +44,12 @@ mod kind {
     pub const ALL_PENALTY: u8 = 4;
     /// A refund (`RL.APPLY`).
     pub const REFUND: u8 = 5;
+    /// An acquired or renewed lease (`RL.APPLY`).
+    pub const ACQUIRE: u8 = 6;
+    /// A released lease (`RL.APPLY`).
+    pub const RELEASE: u8 = 7;
+    /// A renewed lease (`RL.APPLY`).
+    pub const RENEW: u8 = 8;
 }
 
 /// Most limits one `RL.ALL` op carries (the parser's own bound).
@@ -94,8 +105,12 @@ impl Sink for Vec<u8> {
 /// Longest encoded parameters: tag and three numbers.
 const PARAMS_MAX_LEN: usize = 1 + 3 * 8;
 
-/// Longest single-key op: kind, parameters, cost, time, expiry, penalty.
-pub const OP_MAX_LEN: usize = 1 + PARAMS_MAX_LEN + 4 * 8;
+/// Longest single-key op: an acquire (kind, limit, units, ttl, time,
+/// expiry, and the lease id with its length), longer than a decision
+/// (kind, parameters, cost, time, expiry, penalty).
+pub const OP_MAX_LEN: usize = 1 + 5 * 8 + 1 + crate::algo::MAX_LEASE_ID_LEN;
+
+const _: () = assert!(OP_MAX_LEN >= 1 + PARAMS_MAX_LEN + 4 * 8);
 
 /// Longest `RL.ALL` op: kind, cost, time, penalty, count, then parameters
 /// and expiry per limit.
@@ -211,6 +226,15 @@ impl Reader<'_> {
         } else {
             Err(DecodeError::TrailingBytes)
         }
+    }
+}
+
+impl<'a> Reader<'a> {
+    /// The next `n` bytes, borrowed.
+    fn bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let (head, rest) = self.0.split_at_checked(n).ok_or(DecodeError::Truncated)?;
+        self.0 = rest;
+        Ok(head)
     }
 }
 
@@ -336,6 +360,12 @@ pub fn encode_value(value: &Value) -> Vec<u8> {
             w.0.extend_from_slice(&encode(&b.limiter));
             w.0
         }
+        Value::Leases(l) => {
+            let mut w = Writer(Vec::with_capacity(32 + l.leases.len() * 34));
+            w.u8(LEASES_TAG);
+            lease::write_leases(&mut w, l);
+            w.0
+        }
     }
 }
 
@@ -347,6 +377,12 @@ pub fn decode_value(bytes: &[u8], version: i32) -> Result<Value, DecodeError> {
             let until = r.block_end()?;
             let limiter = decode(r.0, version)?;
             Ok(Value::Blocked(Box::new(Blocked { until, limiter })))
+        }
+        Some(&LEASES_TAG) if version >= 2 => {
+            let mut r = Reader(&bytes[1..]);
+            let leases = lease::read_leases(&mut r)?;
+            r.finish()?;
+            Ok(Value::Leases(Box::new(leases)))
         }
         _ => decode(bytes, version).map(Value::Limiter),
     }
@@ -409,14 +445,62 @@ pub fn encode_refund_op(op: &RefundOp) -> OpBytes<OP_MAX_LEN> {
     w.0
 }
 
-/// Any single-key op (`RL.APPLY key <op>`).
+/// A lease operation, as sent to replicas and the AOF: enough to replay it
+/// without a clock, and the key's expiry after it (0: the key is gone).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AnyOp {
-    Decide(Op),
-    Refund(RefundOp),
+pub struct LeaseOp<'a> {
+    pub what: LeaseAction,
+    pub id: &'a [u8],
+    pub now: Instant,
+    pub expire_at_ms: u64,
 }
 
-pub fn decode_any_op(bytes: &[u8]) -> Result<AnyOp, DecodeError> {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseAction {
+    /// `RL.ACQUIRE`: a lease taken or renewed.
+    Acquire {
+        limit: Count,
+        units: u64,
+        ttl: Duration,
+    },
+    Release,
+    Renew {
+        ttl: Duration,
+    },
+}
+
+pub fn encode_lease_op(op: &LeaseOp) -> OpBytes<OP_MAX_LEN> {
+    let mut w = Writer(OpBytes::new());
+    match op.what {
+        LeaseAction::Acquire { limit, units, ttl } => {
+            w.u8(kind::ACQUIRE);
+            w.u64(limit.get());
+            w.u64(units);
+            w.u64(ttl.as_micros());
+        }
+        LeaseAction::Release => w.u8(kind::RELEASE),
+        LeaseAction::Renew { ttl } => {
+            w.u8(kind::RENEW);
+            w.u64(ttl.as_micros());
+        }
+    }
+    w.time(op.now);
+    w.u64(op.expire_at_ms);
+    // Ids are at most MAX_LEASE_ID_LEN bytes (the parser's bound).
+    w.u8(u8::try_from(op.id.len()).unwrap_or(u8::MAX));
+    w.0.put(op.id);
+    w.0
+}
+
+/// Any single-key op (`RL.APPLY key <op>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnyOp<'a> {
+    Decide(Op),
+    Refund(RefundOp),
+    Lease(LeaseOp<'a>),
+}
+
+pub fn decode_any_op(bytes: &[u8]) -> Result<AnyOp<'_>, DecodeError> {
     let mut r = Reader(bytes);
     let op = match r.u8()? {
         k @ (kind::DECIDE | kind::DECIDE_PENALTY) => {
@@ -438,6 +522,31 @@ pub fn decode_any_op(bytes: &[u8]) -> Result<AnyOp, DecodeError> {
             now: r.time()?,
             expire_at_ms: r.u64()?,
         }),
+        k @ (kind::ACQUIRE | kind::RELEASE | kind::RENEW) => {
+            let what = match k {
+                kind::ACQUIRE => LeaseAction::Acquire {
+                    limit: r.count()?,
+                    units: r.count()?.get(),
+                    ttl: r.period_duration()?,
+                },
+                kind::RENEW => LeaseAction::Renew {
+                    ttl: r.period_duration()?,
+                },
+                _ => LeaseAction::Release,
+            };
+            let now = r.time()?;
+            let expire_at_ms = r.u64()?;
+            let len = usize::from(r.u8()?);
+            if !(1..=crate::algo::MAX_LEASE_ID_LEN).contains(&len) {
+                return Err(DecodeError::BadParameter);
+            }
+            AnyOp::Lease(LeaseOp {
+                what,
+                id: r.bytes(len)?,
+                now,
+                expire_at_ms,
+            })
+        }
         k => return Err(DecodeError::UnknownOp(k)),
     };
     r.finish()?;

@@ -9,7 +9,8 @@
 use libfuzzer_sys::fuzz_target;
 use ratelimit::algo::value;
 use ratelimit::algo::{
-    Algorithm, BucketParams, Duration, Instant, Params, WindowParams, MAX_DURATION_US, MAX_TIME_US,
+    Algorithm, BucketParams, Duration, Instant, LeaseState, Params, Value, WindowParams,
+    MAX_DURATION_US, MAX_TIME_US,
 };
 use ratelimit::codec;
 
@@ -36,23 +37,37 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!(value.is_valid());
     assert_eq!(codec::encode_value(&value), bytes, "decoding is not strict");
+    if let Value::Leases(state) = &value {
+        leases(state);
+        return;
+    }
     // Blocked or not, every request and refund computes.
+    let Some(limiter) = value.limiter() else {
+        return;
+    };
     for now in [0, common::EPOCH, MAX_TIME_US] {
         let now = Instant::from_micros(now);
-        let stored = value.limiter().params();
-        for penalty in [None, Some(Duration::from_micros(1)), Some(Duration::from_micros(MAX_DURATION_US))] {
+        let stored = limiter.params();
+        for penalty in [
+            None,
+            Some(Duration::from_micros(1)),
+            Some(Duration::from_micros(MAX_DURATION_US)),
+        ] {
             if let Ok(g) = value::evaluate(Some(&value), &stored, 1, now, penalty) {
-                assert!(g.verdict.decision.allowed || g.verdict.decision.remaining <= stored.limit());
+                let d = g.verdict.decision;
+                assert!(d.allowed || d.remaining <= stored.limit());
             }
         }
         let mut refunded = value.clone();
-        let given = refunded.limiter_mut().refund(u64::MAX, now);
+        let given = match refunded.limiter_mut() {
+            Some(l) => l.refund(u64::MAX, now),
+            None => 0,
+        };
         assert!(refunded.is_valid());
         if given == 0 {
             assert_eq!(refunded, value);
         }
     }
-    let limiter = value.limiter();
     limiter.describe(|_, _| {});
     let stored = limiter.params();
     let times: [u64; 5] = [0, 1, common::EPOCH, MAX_TIME_US - 1, MAX_TIME_US];
@@ -66,3 +81,37 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
+
+/// Decoded leases take every operation and stay valid; a denial or a miss
+/// changes nothing.
+fn leases(state: &LeaseState) {
+    let ttl = Duration::from_micros(MAX_DURATION_US);
+    let ids: Vec<Vec<u8>> = state
+        .leases
+        .iter()
+        .map(|l| l.id.to_vec())
+        .chain([b"fresh".to_vec()])
+        .collect();
+    for now in [0, common::EPOCH, MAX_TIME_US] {
+        let now = Instant::from_micros(now);
+        for id in &ids {
+            let mut s = state.clone();
+            let a = s.acquire(state.limit, 1, ttl, id, now);
+            if !(a.granted || a.renewed) {
+                assert_eq!(&s, state);
+            }
+            assert!(s.is_valid());
+            let mut s = state.clone();
+            if !s.release(id, now) {
+                assert_eq!(&s, state);
+            }
+            assert!(s.is_valid());
+            let mut s = state.clone();
+            if !s.renew(id, ttl, now) {
+                assert_eq!(&s, state);
+            }
+            assert!(s.is_valid());
+            let _ = state.peek(state.limit, 1, now);
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! The decoders of replicated operations (`RL.APPLY key <op>`,
 //! `ratelimit::codec::decode_any_op`: decisions, with or without a penalty,
-//! and refunds; and `RL.APPLYALL numkeys key... <op>`,
+//! refunds and lease operations; and `RL.APPLYALL numkeys key... <op>`,
 //! `decode_all_op`): any bytes in, either an error or an op within bounds
 //! that re-encodes to the same bytes and replays cleanly.
 #![no_main]
@@ -37,6 +37,12 @@ fuzz_target!(|data: &[u8]| {
             assert!((1..=MAX_COUNT).contains(&op.given));
             assert!(op.now.as_micros() <= MAX_TIME_US);
             assert_eq!(&*codec::encode_refund_op(&op), data, "decoding is not strict");
+            return;
+        }
+        Ok(codec::AnyOp::Lease(op)) => {
+            assert!(op.now.as_micros() <= MAX_TIME_US);
+            assert!((1..=ratelimit::algo::MAX_LEASE_ID_LEN).contains(&op.id.len()));
+            assert_eq!(&*codec::encode_lease_op(&op), data, "decoding is not strict");
             return;
         }
         Err(_) => return,

@@ -238,11 +238,27 @@ pub struct Verdict {
     pub writes: bool,
 }
 
-/// A key holds a limiter of another algorithm than the command's.
+/// What a key of this module can hold, for messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Limiter(Algorithm),
+    Leases,
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Kind::Limiter(a) => write!(f, "a {} limiter", a.name()),
+            Kind::Leases => f.write_str("concurrency leases"),
+        }
+    }
+}
+
+/// A key holds another kind of value than the command works on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Mismatch {
-    pub stored: Algorithm,
-    pub requested: Algorithm,
+    pub stored: Kind,
+    pub requested: Kind,
 }
 
 impl Limiter {
@@ -306,8 +322,8 @@ impl Limiter {
             }
             _ => {
                 return Err(Mismatch {
-                    stored: self.algorithm(),
-                    requested: params.algorithm(),
+                    stored: Kind::Limiter(self.algorithm()),
+                    requested: Kind::Limiter(params.algorithm()),
                 })
             }
         };

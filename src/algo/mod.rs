@@ -19,6 +19,7 @@
 
 pub mod bucket;
 pub mod fixed;
+pub mod lease;
 pub mod limiter;
 pub mod log;
 pub mod sliding;
@@ -27,7 +28,8 @@ pub mod value;
 
 pub use bucket::{BucketParams, BucketState, GcraParams};
 pub use fixed::FixedState;
-pub use limiter::{Algorithm, Limiter, Mismatch, Next, Params, Verdict};
+pub use lease::{Acquired, Lease, LeaseState, MAX_LEASES, MAX_LEASE_ID_LEN};
+pub use limiter::{Algorithm, Kind, Limiter, Mismatch, Next, Params, Verdict};
 pub use log::LogState;
 pub use sliding::SlidingState;
 pub use units::{

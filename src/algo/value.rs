@@ -9,7 +9,7 @@
 //! A block is rare and short-lived, so it lives in a wrapper around the
 //! limiter rather than in every state: an unblocked key pays nothing for it.
 
-use super::{Decision, Duration, Instant, Limiter, Mismatch, Params, Verdict};
+use super::{Decision, Duration, Instant, Kind, LeaseState, Limiter, Mismatch, Params, Verdict};
 
 /// A limiter in the penalty box until `until` (the box is empty once
 /// `until` is past; the wrapper stays until the key is next written).
@@ -24,28 +24,65 @@ pub struct Blocked {
 pub enum Value {
     Limiter(Limiter),
     Blocked(Box<Blocked>),
+    /// Concurrency leases (`RL.ACQUIRE`).
+    Leases(Box<LeaseState>),
 }
 
 impl Value {
-    pub fn limiter(&self) -> &Limiter {
+    pub fn kind(&self) -> Kind {
         match self {
-            Value::Limiter(l) => l,
-            Value::Blocked(b) => &b.limiter,
+            Value::Limiter(l) => Kind::Limiter(l.algorithm()),
+            Value::Blocked(b) => Kind::Limiter(b.limiter.algorithm()),
+            Value::Leases(_) => Kind::Leases,
         }
     }
 
-    pub fn limiter_mut(&mut self) -> &mut Limiter {
+    /// The rate limiter held, or what the key holds instead for a command
+    /// that wanted `requested`.
+    pub fn limiter_for(&self, requested: Kind) -> Result<&Limiter, Mismatch> {
         match self {
-            Value::Limiter(l) => l,
-            Value::Blocked(b) => &mut b.limiter,
+            Value::Limiter(l) => Ok(l),
+            Value::Blocked(b) => Ok(&b.limiter),
+            Value::Leases(_) => Err(Mismatch {
+                stored: Kind::Leases,
+                requested,
+            }),
+        }
+    }
+
+    /// As [`Value::limiter_for`], to change it.
+    pub fn limiter_mut_for(&mut self, requested: Kind) -> Result<&mut Limiter, Mismatch> {
+        match self {
+            Value::Limiter(l) => Ok(l),
+            Value::Blocked(b) => Ok(&mut b.limiter),
+            Value::Leases(_) => Err(Mismatch {
+                stored: Kind::Leases,
+                requested,
+            }),
+        }
+    }
+
+    pub fn limiter(&self) -> Option<&Limiter> {
+        match self {
+            Value::Limiter(l) => Some(l),
+            Value::Blocked(b) => Some(&b.limiter),
+            Value::Leases(_) => None,
+        }
+    }
+
+    pub fn limiter_mut(&mut self) -> Option<&mut Limiter> {
+        match self {
+            Value::Limiter(l) => Some(l),
+            Value::Blocked(b) => Some(&mut b.limiter),
+            Value::Leases(_) => None,
         }
     }
 
     /// The end of the key's block, past or not.
     pub fn block(&self) -> Option<Instant> {
         match self {
-            Value::Limiter(_) => None,
             Value::Blocked(b) => Some(b.until),
+            _ => None,
         }
     }
 
@@ -54,6 +91,7 @@ impl Value {
         match self {
             Value::Limiter(l) => l.memory(),
             Value::Blocked(b) => size_of::<Blocked>() + b.limiter.memory(),
+            Value::Leases(s) => s.memory(),
         }
     }
 
@@ -61,6 +99,7 @@ impl Value {
         match self {
             Value::Limiter(l) => l.is_valid(),
             Value::Blocked(b) => b.until <= latest_block_end() && b.limiter.is_valid(),
+            Value::Leases(s) => s.is_valid(),
         }
     }
 }
@@ -105,7 +144,7 @@ pub fn evaluate(
             block: BlockChange::Keep,
         });
     };
-    let limiter = value.limiter();
+    let limiter = value.limiter_for(Kind::Limiter(params.algorithm()))?;
     let v = limiter.evaluate(params, cost, now)?;
     let at = v.decision.at;
     if let Some(until) = value.block().filter(|&u| u > at) {
@@ -194,7 +233,7 @@ mod tests {
         let old_block = held.as_ref().and_then(Value::block);
         if g.verdict.writes {
             let mut l = match held.take() {
-                Some(v) => v.limiter().clone(),
+                Some(v) => v.limiter().unwrap().clone(),
                 None => Limiter::new(params),
             };
             l.apply(&g.verdict.next);

@@ -20,8 +20,8 @@ use super::ffi::{self, Ctx, NotStored, RStr, WriteKey, WrongType};
 use super::{clock, reply, stats};
 use crate::algo::value::{self, BlockChange, Guarded};
 use crate::algo::{
-    Algorithm, Decision, Duration, Instant, Limiter, Mismatch, Params, Value, Verdict, MAX_TIME_US,
-    MAX_WAIT_US,
+    Algorithm, Decision, Duration, Instant, Kind, Limiter, Mismatch, Params, Value, Verdict,
+    MAX_TIME_US, MAX_WAIT_US,
 };
 use crate::args::{self, ArgError};
 use crate::codec;
@@ -36,7 +36,7 @@ const DENIED_EVENT: &CStr = c"rl.denied";
 const PENALTY_EVENT: &CStr = c"rl.penalty";
 
 /// Why a command failed; the reply adds the error code.
-pub enum Error {
+pub(super) enum Error {
     Arg(ArgError),
     WrongType,
     Mismatch(Mismatch),
@@ -45,6 +45,8 @@ pub enum Error {
     BadOp(String),
     /// A replication or AOF command sent by an ordinary client.
     Internal(&'static str),
+    /// A command meets a kind of value it does not work on.
+    Holds(&'static str, Kind),
 }
 
 impl From<ArgError> for Error {
@@ -79,11 +81,21 @@ impl Error {
                 "WRONGTYPE Operation against a key holding the wrong kind of value".into()
             }
             Error::Arg(e) => format!("ERR {e}"),
-            Error::Mismatch(m) => format!(
+            Error::Mismatch(Mismatch {
+                stored: Kind::Limiter(stored),
+                requested: Kind::Limiter(requested),
+            }) => format!(
                 "ERR the key holds a {} limiter, not {}: use another key, or DEL it to change algorithm",
-                m.stored.name(),
-                m.requested.name()
+                stored.name(),
+                requested.name()
             ),
+            Error::Mismatch(m) => format!(
+                "ERR the key holds {}, not {}: use another key, or DEL it",
+                m.stored, m.requested
+            ),
+            Error::Holds(command, stored) => {
+                format!("ERR the key holds {stored}, which {command} does not apply to: use another key")
+            }
             Error::NotStored => "ERR could not store the limiter".into(),
             Error::BadOp(msg) => format!("ERR {msg}"),
             Error::Internal(command) => format!(
@@ -97,7 +109,7 @@ impl Error {
     }
 }
 
-type Outcome = Result<(), Error>;
+pub(super) type Outcome = Result<(), Error>;
 
 /// Runs a handler, turning a panic (a bug, never expected; the panic hook
 /// has logged it with its location) into an error reply instead of taking
@@ -143,6 +155,9 @@ handlers! {
     rl_info => info_command;
     rl_peek => peek_command;
     rl_refund => refund_command;
+    rl_acquire => super::lease::acquire_command;
+    rl_release => super::lease::release_command;
+    rl_renew => super::lease::renew_command;
     cl_throttle => throttle_command;
 }
 
@@ -151,7 +166,7 @@ type PerKey<T> = SmallVec<[T; 8]>;
 
 /// Calls `f` with the bytes of `strings`, without allocating for argument
 /// lists up to an `RL.ALL` of 8 limits.
-fn with_bytes<R>(strings: &[RStr], f: impl FnOnce(&[&[u8]]) -> R) -> R {
+pub(super) fn with_bytes<R>(strings: &[RStr], f: impl FnOnce(&[&[u8]]) -> R) -> R {
     let bytes: SmallVec<[&[u8]; 48]> = strings.iter().map(|s| s.bytes()).collect();
     f(&bytes)
 }
@@ -189,7 +204,9 @@ fn expiry_ms(key: &WriteKey, v: &Verdict, wall: Instant) -> u64 {
 /// and signals the change.
 fn install(key: &mut WriteKey, params: &Params, g: &Guarded, expire_at_ms: u64) -> Outcome {
     match key.value_mut() {
-        Some(held) => held.limiter_mut().apply(&g.verdict.next),
+        Some(held) => held
+            .limiter_mut_for(Kind::Limiter(params.algorithm()))?
+            .apply(&g.verdict.next),
         None => key.store(Value::Limiter(Limiter::create(params, &g.verdict.next)))?,
     }
     match g.block {
@@ -330,7 +347,10 @@ fn refund_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     let now = req.at.unwrap_or(wall);
     let mut key = ctx.open_write(*name)?;
     let given = match key.value_mut() {
-        Some(held) => held.limiter_mut().refund(req.n, now),
+        Some(held) => held
+            .limiter_mut()
+            .ok_or(Error::Holds("RL.REFUND", Kind::Leases))?
+            .refund(req.n, now),
         None => 0,
     };
     if given > 0 {
@@ -354,7 +374,7 @@ fn refund_command(ctx: Ctx, args: &[RStr]) -> Outcome {
 /// expiry it had (a refund only takes away).
 fn refund_expiry_ms(key: &WriteKey, now: Instant, wall: Instant) -> Result<u64, Error> {
     let held = key.value();
-    let params = held.map(|v| v.limiter().params());
+    let params = held.and_then(Value::limiter).map(Limiter::params);
     let Some(params) = params else {
         return Err(Error::BadOp("no limiter to refund".into()));
     };
@@ -369,8 +389,8 @@ fn refund_expiry_ms(key: &WriteKey, now: Instant, wall: Instant) -> Result<u64, 
 fn apply_refund(ctx: Ctx, name: RStr, op: &codec::RefundOp) -> Outcome {
     check_replayed_expiry(op.expire_at_ms)?;
     let mut key = ctx.open_write(name)?;
-    let given = match key.value_mut() {
-        Some(held) => held.limiter_mut().refund(op.given, op.now),
+    let given = match key.value_mut().and_then(Value::limiter_mut) {
+        Some(limiter) => limiter.refund(op.given, op.now),
         None => 0,
     };
     if given > 0 {
@@ -412,7 +432,7 @@ fn check_replayed(params: &Params, expire_at_ms: u64) -> Result<(), Error> {
     check_replayed_expiry(expire_at_ms)
 }
 
-fn check_replayed_expiry(expire_at_ms: u64) -> Result<(), Error> {
+pub(super) fn check_replayed_expiry(expire_at_ms: u64) -> Result<(), Error> {
     if expire_at_ms > MAX_EXPIRE_MS {
         return Err(Error::BadOp(format!(
             "invalid replicated operation: expiry {expire_at_ms} is beyond year 9999 plus the longest wait"
@@ -463,7 +483,7 @@ fn log_throttled(msg: &str) {
 }
 
 /// A replayed op must write exactly where its master wrote.
-fn diverged(what: &str) -> Error {
+pub(super) fn diverged(what: &str) -> Error {
     Error::BadOp(format!(
         "the replica's state differs from its master's: {what}"
     ))
@@ -484,6 +504,7 @@ fn apply_op(ctx: Ctx, args: &[RStr]) -> Outcome {
     let op = match op {
         codec::AnyOp::Decide(op) => op,
         codec::AnyOp::Refund(op) => return apply_refund(ctx, *key, &op),
+        codec::AnyOp::Lease(op) => return super::lease::apply(ctx, *key, &op),
     };
     check_replayed(&op.params, op.expire_at_ms)?;
     if op.cost == 0 {
@@ -533,7 +554,14 @@ fn info_command(ctx: Ctx, args: &[RStr]) -> Outcome {
         return Ok(());
     };
     let now = clock::now(ctx, None);
-    let limiter = held.limiter();
+    let limiter = match held {
+        Value::Leases(s) => {
+            super::lease::info(ctx, s, now, key.ttl_ms());
+            return Ok(());
+        }
+        Value::Limiter(l) => l,
+        Value::Blocked(b) => &b.limiter,
+    };
     let peek = evaluate(Some(held), &limiter.params(), 0, now, None)?
         .verdict
         .decision;
@@ -603,7 +631,10 @@ fn decide_all(
             if g.verdict.decision.allowed {
                 // Nothing is spent: report (and keep) what the key holds
                 // now, under these parameters if they changed.
-                let changed = key.value().is_some_and(|v| v.limiter().params() != *p);
+                let changed = key
+                    .value()
+                    .and_then(Value::limiter)
+                    .is_some_and(|l| l.params() != *p);
                 let mut now_held = evaluate(key.value(), p, 0, now, None)?;
                 now_held.verdict.writes = changed;
                 if !changed {

@@ -1,4 +1,5 @@
-//! Module settings: `ratelimit.log-max` and `ratelimit.cell-compat`.
+//! Module settings: `ratelimit.log-max`, `ratelimit.lease-max` and
+//! `ratelimit.cell-compat`.
 //!
 //! Both can be given as `loadmodule` arguments (`log-max 5000`), or in
 //! redis.conf as `ratelimit.log-max 5000` after the `loadmodule` line;
@@ -14,7 +15,7 @@ use redis_module::configuration::{
 };
 use redis_module::{raw, Context, RedisString};
 
-use crate::args::{self, Limits, DEFAULT_LOG_MAX};
+use crate::args::{self, Limits, DEFAULT_LEASE_MAX, DEFAULT_LOG_MAX};
 
 /// Hard ceiling of `log-max`: one RL.LOG key stays under 8 MB.
 pub const LOG_MAX_CEILING: u64 = crate::algo::MAX_LOG_ENTRIES;
@@ -23,6 +24,18 @@ pub const LOG_MAX_CEILING: u64 = crate::algo::MAX_LOG_ENTRIES;
 /// (1..=LOG_MAX_CEILING), so this always holds a valid log limit.
 static LOG_MAX: AtomicI64 = AtomicI64::new(DEFAULT_LOG_MAX as i64);
 static CELL_COMPAT: AtomicBool = AtomicBool::new(false);
+
+/// Hard ceiling of `lease-max`: one RL.ACQUIRE key stays under about 50 MB.
+pub const LEASE_MAX_CEILING: u64 = crate::algo::MAX_LEASES;
+
+/// Like `LOG_MAX`, always a valid limit (Redis checks the bounds).
+static LEASE_MAX: AtomicI64 = AtomicI64::new(DEFAULT_LEASE_MAX as i64);
+
+pub fn lease_max() -> u64 {
+    LEASE_MAX
+        .load(Ordering::Relaxed)
+        .clamp(1, LEASE_MAX_CEILING as i64) as u64
+}
 
 pub fn log_max() -> u64 {
     LOG_MAX
@@ -53,6 +66,16 @@ pub fn load(ctx: &Context, module_args: &[RedisString]) -> Result<(), String> {
         ConfigurationFlags::DEFAULT,
         None,
     );
+    register_i64_configuration(
+        ctx,
+        "lease-max",
+        &LEASE_MAX,
+        DEFAULT_LEASE_MAX as i64,
+        1,
+        LEASE_MAX_CEILING as i64,
+        ConfigurationFlags::DEFAULT,
+        None,
+    );
     // Commands can only be added while loading, so this one is fixed for
     // the life of the server.
     register_bool_configuration(
@@ -71,6 +94,9 @@ pub fn load(ctx: &Context, module_args: &[RedisString]) -> Result<(), String> {
     }
     if let Some(v) = parsed.log_max {
         LOG_MAX.store(v as i64, Ordering::Relaxed);
+    }
+    if let Some(v) = parsed.lease_max {
+        LEASE_MAX.store(v as i64, Ordering::Relaxed);
     }
     if let Some(v) = parsed.cell_compat {
         CELL_COMPAT.store(v, Ordering::Relaxed);

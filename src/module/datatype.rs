@@ -17,7 +17,7 @@ use redis_module::raw;
 
 use super::ffi;
 use crate::algo::{
-    Algorithm, Blocked, BucketState, FixedState, Limiter, LogState, SlidingState, Value,
+    Algorithm, Blocked, BucketState, FixedState, LeaseState, Limiter, LogState, SlidingState, Value,
 };
 use crate::codec;
 
@@ -55,11 +55,15 @@ pub fn raw_type() -> *mut raw::RedisModuleType {
     *RATELIMIT_TYPE.raw_type.borrow()
 }
 
-/// Low pointer bits that hold the algorithm (0 to 5), or [`BLOCKED`].
+/// Low pointer bits that hold the algorithm (0 to 5), [`BLOCKED`] or
+/// [`LEASES`].
 const TAG_MASK: usize = 0b111;
 
 /// The tag of a limiter in the penalty box: the pointer is a `Blocked`.
 const BLOCKED: usize = 6;
+
+/// The tag of concurrency leases: the pointer is a `LeaseState`.
+const LEASES: usize = 7;
 
 const _: () = {
     // The tag needs the states' alignment to leave those bits free.
@@ -68,6 +72,7 @@ const _: () = {
     assert!(align_of::<LogState>() > TAG_MASK);
     assert!(align_of::<BucketState>() > TAG_MASK);
     assert!(align_of::<Blocked>() > TAG_MASK);
+    assert!(align_of::<LeaseState>() > TAG_MASK);
     assert!(Algorithm::ALL.len() <= BLOCKED);
 };
 
@@ -85,6 +90,7 @@ pub fn into_raw(value: Value) -> ffi::RawValue {
             ptr.map_addr(|a| a | algo.index()).cast()
         }
         Value::Blocked(b) => Box::into_raw(b).map_addr(|a| a | BLOCKED).cast(),
+        Value::Leases(l) => Box::into_raw(l).map_addr(|a| a | LEASES).cast(),
     }
 }
 
@@ -109,6 +115,7 @@ pub unsafe fn take(value: ffi::RawValue) -> Value {
             Some(Algorithm::Leaky) => Limiter::Leaky(Box::from_raw(ptr.cast())),
             Some(Algorithm::Gcra) => Limiter::Gcra(Box::from_raw(ptr.cast())),
             None if tag == BLOCKED => return Value::Blocked(Box::from_raw(ptr.cast())),
+            None if tag == LEASES => return Value::Leases(Box::from_raw(ptr.cast())),
             // `into_raw` never writes another tag.
             None => unreachable!("ratelimit value with tag {tag}"),
         })
@@ -236,6 +243,7 @@ mod tests {
                 let mut v = unsafe { view(raw) };
                 assert_eq!(*v, value);
                 v.limiter_mut()
+                    .unwrap()
                     .decide(&params, 1, Instant::from_micros(6))
                     .unwrap();
                 // SAFETY: as above; this takes ownership back for good.

@@ -110,6 +110,20 @@ pub const ALL: &[Arg] = &[
 ];
 pub const INFO: &[Arg] = &[KEY];
 pub const REFUND: &[Arg] = &[KEY, arg(c"n", Kind::Integer), AT];
+pub const ACQUIRE: &[Arg] = &[
+    KEY,
+    arg(c"limit", Kind::Integer),
+    arg(c"ttl", Kind::String),
+    option(c"ID", c"lease_id", Kind::String),
+    COST,
+    AT,
+];
+pub const RELEASE: &[Arg] = &[KEY, arg(c"lease_id", Kind::String)];
+pub const RENEW: &[Arg] = &[
+    KEY,
+    arg(c"lease_id", Kind::String),
+    arg(c"ttl", Kind::String),
+];
 pub const PEEK: &[Arg] = &[
     KEY,
     arg(c"algorithm", Kind::String),

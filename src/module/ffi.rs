@@ -79,6 +79,8 @@ pub fn missing_api() -> Option<&'static str> {
         RedisModule_DigestAddStringBuffer,
         RedisModule_DigestEndSequence,
         RedisModule_GetContextFromIO,
+        RedisModule_DeleteKey,
+        RedisModule_GetRandomHexChars,
     );
     None
 }
@@ -424,7 +426,7 @@ impl<'a> WriteKey<'a> {
                 until,
                 limiter: l.clone(),
             })),
-            (_, None) | (None, _) => return Ok(()),
+            (_, None) | (None, _) | (Some(Value::Leases(_)), _) => return Ok(()),
         };
         self.store(new)
     }
@@ -450,6 +452,13 @@ impl<'a> WriteKey<'a> {
         // key holds it, and only replaced through `self`.
         self.held = Some(unsafe { datatype::view(value) });
         Ok(())
+    }
+
+    /// Deletes the key (its value is freed through our `free` callback).
+    pub fn delete(&mut self) {
+        self.held = None;
+        // SAFETY: an open key; the view was dropped first.
+        unsafe { api!(RedisModule_DeleteKey)(self.key.as_ptr()) };
     }
 
     /// Sets the key's expiry to the absolute Unix time `at_ms`, so master,
@@ -479,6 +488,14 @@ impl Drop for WriteKey<'_> {
         // SAFETY: opened by us and not closed yet.
         unsafe { api!(RedisModule_CloseKey)(self.key.as_ptr()) };
     }
+}
+
+/// `N` random hex characters from the server's generator.
+pub fn random_hex<const N: usize>() -> [u8; N] {
+    let mut out = [b'0'; N];
+    // SAFETY: Redis writes exactly `N` bytes into the buffer.
+    unsafe { api!(RedisModule_GetRandomHexChars)(out.as_mut_ptr().cast(), N) };
+    out
 }
 
 /// The server's clock, in Unix milliseconds.

@@ -12,6 +12,7 @@ pub mod config;
 pub mod datatype;
 pub mod docs;
 pub mod ffi;
+pub mod lease;
 pub mod reply;
 pub mod stats;
 
@@ -214,6 +215,48 @@ const COMMANDS: &[CommandDef] = &[
             arity: -3,
             keys: Keys::One(Access::Update),
             args: docs::REFUND,
+        },
+    },
+    CommandDef {
+        name: c"RL.ACQUIRE",
+        handler: command::rl_acquire,
+        flags: c"write deny-oom",
+        internal: false,
+        doc: Doc {
+            summary: c"Takes cost (default 1) of limit concurrency slots for ttl under a lease id, made up unless given; the same id again renews its lease.",
+            complexity: c"O(N) where N is the number of leases held on the key",
+            since: c"0.3.0",
+            arity: -4,
+            keys: Keys::One(Access::Update),
+            args: docs::ACQUIRE,
+        },
+    },
+    CommandDef {
+        name: c"RL.RELEASE",
+        handler: command::rl_release,
+        flags: c"write",
+        internal: false,
+        doc: Doc {
+            summary: c"Frees a lease taken by RL.ACQUIRE: 1 if it was held, 0 otherwise.",
+            complexity: c"O(N) where N is the number of leases held on the key",
+            since: c"0.3.0",
+            arity: 3,
+            keys: Keys::One(Access::Update),
+            args: docs::RELEASE,
+        },
+    },
+    CommandDef {
+        name: c"RL.RENEW",
+        handler: command::rl_renew,
+        flags: c"write",
+        internal: false,
+        doc: Doc {
+            summary: c"Moves a held lease's expiry to ttl from now: 1 if it was held, 0 otherwise.",
+            complexity: c"O(N) where N is the number of leases held on the key",
+            since: c"0.3.0",
+            arity: 4,
+            keys: Keys::One(Access::Update),
+            args: docs::RENEW,
         },
     },
     // What replicas and the AOF receive; closed to clients.

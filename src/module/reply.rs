@@ -51,6 +51,16 @@ pub fn all(ctx: Ctx, combined: &Decision, each: &[Decision]) {
     }
 }
 
+/// `RL.ACQUIRE`: the decision's five integers, then the lease id (nil when
+/// no lease is held).
+pub fn lease(ctx: Ctx, d: &Decision, id: Option<&[u8]>) {
+    five(ctx, fields(d), 1);
+    match id {
+        Some(id) => ctx.reply_bulk(id),
+        None => ctx.reply_null(),
+    }
+}
+
 /// Whole seconds the way redis-cell reports them: rounded up when at least
 /// a millisecond is left over, down otherwise.
 fn cell_seconds(d: Duration) -> i64 {

@@ -47,6 +47,13 @@ static PENALTIES: AtomicU64 = AtomicU64::new(0);
 static REFUNDS: AtomicU64 = AtomicU64::new(0);
 static REFUNDED: AtomicU64 = AtomicU64::new(0);
 
+/// Leases: acquires allowed and denied, releases and renewals that found
+/// their lease.
+static ACQUIRED: AtomicU64 = AtomicU64::new(0);
+static ACQUIRE_DENIED: AtomicU64 = AtomicU64::new(0);
+static RELEASED: AtomicU64 = AtomicU64::new(0);
+static RENEWED: AtomicU64 = AtomicU64::new(0);
+
 /// Limiter values currently held by Redis (created, loaded or copied, and
 /// not yet freed).
 static KEYS: AtomicI64 = AtomicI64::new(0);
@@ -74,6 +81,19 @@ pub fn refunded(units: u64) {
     REFUNDED.fetch_add(units, Ordering::Relaxed);
 }
 
+pub fn count_lease(allowed: bool) {
+    let c = if allowed { &ACQUIRED } else { &ACQUIRE_DENIED };
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn count_lease_end(what: crate::codec::LeaseAction) {
+    let c = match what {
+        crate::codec::LeaseAction::Release => &RELEASED,
+        _ => &RENEWED,
+    };
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
 pub fn key_created() {
     KEYS.fetch_add(1, Ordering::Relaxed);
 }
@@ -99,11 +119,16 @@ fn section(ctx: &InfoContext) -> RedisResult<()> {
             )?
             .field(&format!("{name}_denied"), c.denied.load(Ordering::Relaxed))?;
     }
-    s.field("penalties", PENALTIES.load(Ordering::Relaxed))?
+    s.field("leases_acquired", ACQUIRED.load(Ordering::Relaxed))?
+        .field("leases_denied", ACQUIRE_DENIED.load(Ordering::Relaxed))?
+        .field("leases_released", RELEASED.load(Ordering::Relaxed))?
+        .field("leases_renewed", RENEWED.load(Ordering::Relaxed))?
+        .field("penalties", PENALTIES.load(Ordering::Relaxed))?
         .field("refunds", REFUNDS.load(Ordering::Relaxed))?
         .field("refunded_units", REFUNDED.load(Ordering::Relaxed))?
         .field("replay_errors", REPLAY_ERRORS.load(Ordering::Relaxed))?
         .field("log_max", super::config::log_max())?
+        .field("lease_max", super::config::lease_max())?
         .field("cell_compat", super::config::cell_compat() as u64)?
         .build_section()?
         .build_info()?;

@@ -1,0 +1,729 @@
+//! Concurrency leases: a counting semaphore whose slots expire.
+//!
+//! A worker acquires `units` of a key's `limit` under a lease id it chooses
+//! and holds them until it releases the lease or the lease's time to live
+//! runs out, so a worker that crashes gives its slots back by itself. A lease
+//! whose `expires` is at or before `now` is dead: it holds nothing, and is
+//! dropped by the next call that writes the state.
+//!
+//! The leases are kept sorted by expiry (ties in the order they were placed),
+//! so the dead ones are a prefix, the last one is the key's expiry, and the
+//! wait for `n` units to come free is one pass over a prefix. Every call is
+//! O(n) in the number of leases at most (a scan for the id, a sum, one
+//! `memmove`); a peek or a denial never allocates. The number of leases is
+//! at most the limit (each holds at least one unit), which the caller bounds
+//! by the `lease-max` config.
+//!
+//! Like the other limiters, a request is decided first and the state changed
+//! only if the request writes: a denial (or a peek) leaves the state exactly
+//! as it was, dead leases included, since the module replicates only writes.
+
+use super::{to_u64, Count, Decision, Duration, Instant, MAX_COUNT, MAX_DURATION_US, MAX_TIME_US};
+
+/// Longest lease id accepted (bytes; any bytes, binary-safe).
+pub const MAX_LEASE_ID_LEN: usize = 64;
+
+/// Hard ceiling of leases one key may hold (the ceiling of the `lease-max`
+/// config), bounds decoding.
+pub const MAX_LEASES: u64 = 1_000_000;
+
+/// One holder's share of a key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub id: Box<[u8]>,
+    /// At least 1.
+    pub units: u64,
+    /// The first instant the lease no longer holds its units.
+    pub expires: Instant,
+}
+
+impl Lease {
+    /// Whether `id` may name a lease: 1 to [`MAX_LEASE_ID_LEN`] bytes.
+    pub fn is_valid_id(id: &[u8]) -> bool {
+        (1..=MAX_LEASE_ID_LEN).contains(&id.len())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseState {
+    /// The limit of the last allowed acquire (what RL.INFO shows).
+    pub limit: Count,
+    /// Latest time this state has seen: a clock that goes back (AT in the
+    /// past) is treated as this time, as the other limiters do.
+    pub last: Instant,
+    /// Live and not-yet-reclaimed leases, sorted by `expires`; leases that
+    /// expire together are in the order they were acquired or renewed.
+    pub leases: Vec<Lease>,
+}
+
+/// What `acquire` answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Acquired {
+    pub decision: Decision,
+    /// A new lease was placed.
+    pub granted: bool,
+    /// The id already held a live lease, whose expiry was pushed back.
+    pub renewed: bool,
+}
+
+impl LeaseState {
+    pub fn new(limit: Count) -> Self {
+        LeaseState {
+            limit,
+            last: Instant::EPOCH,
+            leases: Vec::new(),
+        }
+    }
+
+    /// The instant a call at `now` is decided at: never before the latest
+    /// time seen, and never past [`MAX_TIME_US`], so that every expiry stays
+    /// within the bounds `is_valid` checks.
+    fn clock(&self, now: Instant) -> Instant {
+        now.min(Instant::MAX).max(self.last)
+    }
+
+    /// How many leading leases are dead at `now` (they are a prefix, since
+    /// the leases are sorted by expiry).
+    fn dead(&self, now: Instant) -> usize {
+        self.leases.partition_point(|l| l.expires <= now)
+    }
+
+    /// The leases live at `now` (already a clock reading).
+    fn live(&self, now: Instant) -> &[Lease] {
+        &self.leases[self.dead(now)..]
+    }
+
+    /// Index of the live lease named `id`, if any.
+    fn find(&self, id: &[u8], now: Instant) -> Option<usize> {
+        let dead = self.dead(now);
+        self.leases[dead..]
+            .iter()
+            .position(|l| *l.id == *id)
+            .map(|i| dead + i)
+    }
+
+    /// Acquires `units` of `limit` for `ttl` under `id`, or renews the live
+    /// lease `id` already names (its units unchanged, whatever `units` says).
+    ///
+    /// `units == 0` is a peek: the answer of [`peek`](Self::peek), nothing
+    /// renewed or written. An id the parser should have refused (empty or
+    /// longer than [`MAX_LEASE_ID_LEN`]) is denied for good. A `ttl` is read
+    /// as at least 1 µs (a granted lease is live when granted) and at most
+    /// [`MAX_DURATION_US`].
+    pub fn acquire(
+        &mut self,
+        limit: Count,
+        units: u64,
+        ttl: Duration,
+        id: &[u8],
+        now: Instant,
+    ) -> Acquired {
+        let now = self.clock(now);
+        let refused = |decision| Acquired {
+            decision,
+            granted: false,
+            renewed: false,
+        };
+        if units == 0 {
+            return refused(self.peek(limit, 0, now));
+        }
+        if !Lease::is_valid_id(id) {
+            return refused(Decision {
+                allowed: false,
+                retry_after: None,
+                ..self.peek(limit, 0, now)
+            });
+        }
+        if let Some(i) = self.find(id, now) {
+            self.extend(i, ttl, now);
+            self.limit = limit;
+            let decision = self.answer_after(limit, now);
+            return Acquired {
+                decision,
+                granted: false,
+                renewed: true,
+            };
+        }
+        let d = answer(self.live(now), limit, units, now);
+        if !d.allowed {
+            return refused(d);
+        }
+        self.reclaim_at(now);
+        self.reserve_one(limit);
+        self.place(Lease {
+            id: id.into(),
+            units,
+            expires: now + clamp_ttl(ttl),
+        });
+        self.limit = limit;
+        self.last = now;
+        Acquired {
+            decision: Decision {
+                // The new lease may now be the last to expire.
+                reset_after: reset(&self.leases, now),
+                ..d
+            },
+            granted: true,
+            renewed: false,
+        }
+    }
+
+    /// What `acquire` would answer for `units` under an id not held, changing
+    /// nothing (for `RL.INFO` and `COST 0`). `units == 0` asks whether the
+    /// leases held fit under `limit`. Its `reset_after` is that of the leases
+    /// held: a peek has no ttl for the lease it does not place.
+    pub fn peek(&self, limit: Count, units: u64, now: Instant) -> Decision {
+        let now = self.clock(now);
+        answer(self.live(now), limit, units, now)
+    }
+
+    /// Ends the live lease `id`: true if it was held and is now gone (dead
+    /// leases are reclaimed with it), false and no change if `id` holds no
+    /// live lease.
+    pub fn release(&mut self, id: &[u8], now: Instant) -> bool {
+        let now = self.clock(now);
+        let Some(i) = self.find(id, now) else {
+            return false;
+        };
+        self.leases.remove(i);
+        self.reclaim_at(now);
+        self.last = now;
+        true
+    }
+
+    /// Pushes the expiry of the live lease `id` to `now + ttl` (`ttl` read as
+    /// in [`acquire`](Self::acquire)): true if it was held, false and no
+    /// change otherwise. Dead leases are reclaimed on the way.
+    pub fn renew(&mut self, id: &[u8], ttl: Duration, now: Instant) -> bool {
+        let now = self.clock(now);
+        match self.find(id, now) {
+            Some(i) => {
+                self.extend(i, ttl, now);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops the leases dead at `now`; returns how many.
+    pub fn reclaim(&mut self, now: Instant) -> usize {
+        let now = self.clock(now);
+        let n = self.reclaim_at(now);
+        if n > 0 {
+            self.last = now;
+        }
+        n
+    }
+
+    /// Units held by the leases live at `now`.
+    pub fn held(&self, now: Instant) -> u64 {
+        to_u64(total(self.live(self.clock(now))))
+    }
+
+    /// When the last lease expires (the key's expiry), `None` without leases.
+    pub fn empty_at(&self) -> Option<Instant> {
+        self.leases.last().map(|l| l.expires)
+    }
+
+    /// Whether the state satisfies the invariants the methods keep; decoded
+    /// data must pass this before it is used. Beyond the bounds of each
+    /// field: ids unique, leases sorted by expiry (the methods rely on it),
+    /// and at most [`MAX_COUNT`] units in all (every grant fitted under a
+    /// limit, and the dead leases were reclaimed first). O(n log n), for
+    /// decoding only.
+    pub fn is_valid(&self) -> bool {
+        let max_expiry = Instant::MAX + Duration::from_micros(MAX_DURATION_US);
+        let fields = self.leases.iter().all(|l| {
+            Lease::is_valid_id(&l.id)
+                && (1..=MAX_COUNT).contains(&l.units)
+                && l.expires <= max_expiry
+        });
+        if !(fields
+            && self.leases.len() as u64 <= MAX_LEASES
+            && self.last.as_micros() <= MAX_TIME_US
+            && total(&self.leases) <= MAX_COUNT.into()
+            && self.leases.is_sorted_by_key(|l| l.expires))
+        {
+            return false;
+        }
+        let mut ids: Vec<&[u8]> = self.leases.iter().map(|l| &*l.id).collect();
+        ids.sort_unstable();
+        ids.windows(2).all(|w| w[0] != w[1])
+    }
+
+    /// Bytes owned by the state (for `MEMORY USAGE`).
+    pub fn memory(&self) -> usize {
+        size_of::<LeaseState>()
+            + self.leases.capacity() * size_of::<Lease>()
+            + self.leases.iter().map(|l| l.id.len()).sum::<usize>()
+    }
+
+    /// The answer to a renewing acquire, once installed (every lease live):
+    /// allowed even when a lowered limit is below what is held.
+    fn answer_after(&self, limit: Count, now: Instant) -> Decision {
+        Decision {
+            allowed: true,
+            limit: limit.get(),
+            remaining: to_u64(limit.wide().saturating_sub(total(&self.leases))),
+            retry_after: Some(Duration::ZERO),
+            reset_after: reset(&self.leases, now),
+            at: now,
+        }
+    }
+
+    /// Drops the leases dead at `now` (a clock reading); returns how many.
+    fn reclaim_at(&mut self, now: Instant) -> usize {
+        let n = self.dead(now);
+        self.leases.drain(..n);
+        n
+    }
+
+    /// Renews the live lease at `i`: reclaims the dead ones (all before it),
+    /// then moves it to its new place in expiry order.
+    fn extend(&mut self, i: usize, ttl: Duration, now: Instant) {
+        let dead = self.reclaim_at(now);
+        let mut lease = self.leases.remove(i - dead);
+        lease.expires = now + clamp_ttl(ttl);
+        self.place(lease);
+        self.last = now;
+    }
+
+    /// Inserts a lease after every lease expiring no later.
+    fn place(&mut self, lease: Lease) {
+        let at = self.leases.partition_point(|l| l.expires <= lease.expires);
+        self.leases.insert(at, lease);
+    }
+
+    /// Room for one more lease, growing geometrically but never beyond
+    /// `limit` leases (each holds a unit at least, so a granted lease always
+    /// fits): a key full at `limit` costs `limit` leases, not up to twice.
+    fn reserve_one(&mut self, limit: Count) {
+        let (len, cap) = (self.leases.len(), self.leases.capacity());
+        if len < cap {
+            return;
+        }
+        let cap_limit = usize::try_from(limit.get()).unwrap_or(usize::MAX);
+        let target = cap.saturating_mul(2).max(4).min(cap_limit).max(len + 1);
+        self.leases.reserve_exact(target - len);
+    }
+}
+
+/// A ttl as stored: 1 µs to [`MAX_DURATION_US`].
+fn clamp_ttl(ttl: Duration) -> Duration {
+    Duration::from_micros(ttl.as_micros().clamp(1, MAX_DURATION_US))
+}
+
+/// Units held by `leases`. At most [`MAX_LEASES`] * `u64::MAX`, far within
+/// `u128`, whatever the leases say.
+fn total(leases: &[Lease]) -> u128 {
+    leases.iter().map(|l| u128::from(l.units)).sum()
+}
+
+/// Time from `now` until the last of `leases` (sorted) expires.
+fn reset(leases: &[Lease], now: Instant) -> Duration {
+    leases.last().map_or(Duration::ZERO, |l| l.expires - now)
+}
+
+/// The answer to `units` more under `limit`, given the leases `live` at
+/// `now`, before anything is written. A new lease (`units > 0`) also needs
+/// a slot under [`MAX_LEASES`]; the caller's `lease-max` bounds the limit
+/// below it, so in practice only units count.
+fn answer(live: &[Lease], limit: Count, units: u64, now: Instant) -> Decision {
+    let cap = limit.wide();
+    let held = total(live);
+    let want = u128::from(units);
+    let slots = units == 0 || (live.len() as u64) < MAX_LEASES;
+    let allowed = want <= cap && held + want <= cap && slots;
+    let after = if allowed { held + want } else { held };
+    let retry_after = if allowed {
+        Some(Duration::ZERO)
+    } else if want > cap {
+        None
+    } else {
+        // The units that must come free; the longer of that wait and the
+        // wait for one slot (the earliest expiry) when slots are short.
+        let need = (held + want).saturating_sub(cap);
+        let units_wait = wait_for(live, need, now);
+        let slot_wait = if slots {
+            Duration::ZERO
+        } else {
+            wait_for(live, 1, now)
+        };
+        Some(units_wait.max(slot_wait))
+    };
+    Decision {
+        allowed,
+        limit: limit.get(),
+        // A lowered limit may be below what is held.
+        remaining: to_u64(cap.saturating_sub(after)),
+        retry_after,
+        reset_after: reset(live, now),
+        at: now,
+    }
+}
+
+/// Time from `now` until leases holding `need` units have expired, taking
+/// them in expiry order. `need` is at most what `live` holds when it is
+/// called, so the scan always ends inside `live`.
+fn wait_for(live: &[Lease], need: u128, now: Instant) -> Duration {
+    let mut freed = 0u128;
+    for l in live {
+        freed += u128::from(l.units);
+        if freed >= need {
+            return l.expires - now;
+        }
+    }
+    reset(live, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algo::testing::{raw, t, Raw};
+
+    const S: u64 = 1_000_000;
+
+    fn c(n: u64) -> Count {
+        Count::new(n).unwrap()
+    }
+
+    fn d(us: u64) -> Duration {
+        Duration::from_micros(us)
+    }
+
+    /// A state at `last` holding `(id, units, expires)`, as given (sorted).
+    fn state(limit: u64, last: u64, leases: &[(&str, u64, u64)]) -> LeaseState {
+        let st = LeaseState {
+            limit: c(limit),
+            last: t(last),
+            leases: leases
+                .iter()
+                .map(|&(id, units, expires)| Lease {
+                    id: id.as_bytes().into(),
+                    units,
+                    expires: t(expires),
+                })
+                .collect(),
+        };
+        assert!(st.is_valid());
+        st
+    }
+
+    fn ids(st: &LeaseState) -> Vec<(&str, u64, u64)> {
+        st.leases
+            .iter()
+            .map(|l| {
+                let id = std::str::from_utf8(&l.id).unwrap();
+                (id, l.units, l.expires.as_micros())
+            })
+            .collect()
+    }
+
+    /// (now, limit, id, units, ttl, allowed, remaining, retry_after,
+    /// reset_after); a row's `changed` must be its `allowed`.
+    type Row = (
+        u64,
+        u64,
+        &'static str,
+        u64,
+        u64,
+        bool,
+        u64,
+        Option<u64>,
+        u64,
+    );
+
+    fn run(st: &mut LeaseState, rows: &[Row]) {
+        for (i, &(now, limit, id, units, ttl, allowed, remaining, retry, reset)) in
+            rows.iter().enumerate()
+        {
+            let before = st.clone();
+            let a = st.acquire(c(limit), units, d(ttl), id.as_bytes(), t(now));
+            let changed = *st != before;
+            assert_eq!(
+                raw(&a.decision, changed),
+                Raw {
+                    allowed,
+                    limit,
+                    remaining,
+                    retry_after: retry,
+                    reset_after: reset,
+                    changed: allowed,
+                },
+                "row {i}: now={now} id={id} units={units}"
+            );
+            assert_eq!(a.decision.allowed, a.granted || a.renewed, "row {i}");
+            assert!(st.is_valid(), "row {i}");
+        }
+    }
+
+    #[test]
+    fn acquires_up_to_the_limit_then_waits_for_the_earliest_expiry() {
+        let mut st = LeaseState::new(c(3));
+        run(
+            &mut st,
+            &[
+                (0, 3, "a", 1, 10 * S, true, 2, Some(0), 10 * S),
+                (S, 3, "b", 1, 10 * S, true, 1, Some(0), 10 * S),
+                (2 * S, 3, "c", 1, 10 * S, true, 0, Some(0), 10 * S),
+                (3 * S, 3, "d", 1, 10 * S, false, 0, Some(7 * S), 9 * S),
+                (10 * S - 1, 3, "d", 1, 10 * S, false, 0, Some(1), 2 * S + 1),
+                // "a" expires exactly at 10 s: its slot is free then.
+                (10 * S, 3, "d", 1, 10 * S, true, 0, Some(0), 10 * S),
+            ],
+        );
+        assert_eq!(
+            ids(&st),
+            [("b", 1, 11 * S), ("c", 1, 12 * S), ("d", 1, 20 * S)]
+        );
+    }
+
+    #[test]
+    fn a_cost_waits_for_enough_units_in_expiry_order() {
+        // "b" expires first though acquired second.
+        let mut st = LeaseState::new(c(5));
+        run(
+            &mut st,
+            &[
+                (0, 5, "a", 2, 10 * S, true, 3, Some(0), 10 * S),
+                (S, 5, "b", 2, 5 * S, true, 1, Some(0), 9 * S),
+                (2 * S, 5, "c", 1, 20 * S, true, 0, Some(0), 20 * S),
+                // 1 unit: "b" at 6 s; 3 units: "b" then "a", at 10 s.
+                (3 * S, 5, "x", 1, S, false, 0, Some(3 * S), 19 * S),
+                (3 * S, 5, "x", 3, S, false, 0, Some(7 * S), 19 * S),
+                (3 * S, 5, "x", 5, S, false, 0, Some(19 * S), 19 * S),
+                // More than the limit: never.
+                (3 * S, 5, "x", 6, S, false, 0, None, 19 * S),
+                (6 * S, 5, "x", 2, S, true, 0, Some(0), 16 * S),
+            ],
+        );
+        assert_eq!(
+            ids(&st),
+            [("x", 2, 7 * S), ("a", 2, 10 * S), ("c", 1, 22 * S)]
+        );
+    }
+
+    #[test]
+    fn reacquiring_a_held_id_renews_it_and_takes_no_slot() {
+        let mut st = LeaseState::new(c(2));
+        run(
+            &mut st,
+            &[
+                (0, 2, "a", 1, 10 * S, true, 1, Some(0), 10 * S),
+                (5 * S, 2, "a", 1, 10 * S, true, 1, Some(0), 10 * S),
+                (6 * S, 2, "b", 1, S, true, 0, Some(0), 9 * S),
+                // Full, yet the holder renews; its units stay 1 whatever it
+                // asks now, and a shorter ttl moves it forward.
+                (6 * S, 2, "a", 2, 2 * S, true, 0, Some(0), 2 * S),
+            ],
+        );
+        assert_eq!(ids(&st), [("b", 1, 7 * S), ("a", 1, 8 * S)]);
+        let a = st.acquire(c(2), 1, d(S), b"a", t(6 * S));
+        assert!(a.renewed && !a.granted);
+        // Expired, the same id is a new lease.
+        let a = st.acquire(c(2), 2, d(S), b"b", t(7 * S));
+        assert!(a.granted && !a.renewed);
+        assert_eq!(ids(&st), [("b", 2, 8 * S)]);
+    }
+
+    #[test]
+    fn release_and_renew_answer_false_for_unknown_or_expired_ids() {
+        // "a" is dead at 10 s but not yet reclaimed.
+        let mut st = state(3, 5 * S, &[("a", 1, 10 * S), ("b", 1, 20 * S)]);
+        let before = st.clone();
+        for now in [10 * S, 15 * S, 3 * S] {
+            // A clock gone back reads as `last`, when "a" is still live:
+            // only then is it held.
+            let held = now < 10 * S;
+            assert_eq!(st.clone().release(b"a", t(now)), held, "{now}");
+            assert_eq!(st.clone().renew(b"a", d(S), t(now)), held, "{now}");
+            assert!(!st.release(b"zz", t(now)));
+            assert!(!st.renew(b"zz", d(S), t(now)));
+            assert!(!st.release(b"", t(now)));
+        }
+        assert!(!st.release(b"a", t(10 * S)));
+        assert!(!st.renew(b"a", d(S), t(10 * S)));
+        assert_eq!(st, before);
+        // Past its expiry "b" is gone too.
+        assert!(!st.renew(b"b", d(S), t(20 * S)));
+        assert_eq!(st, before);
+    }
+
+    #[test]
+    fn release_and_renew_of_a_held_id() {
+        let mut st = state(3, 0, &[("a", 1, 10 * S), ("b", 1, 20 * S)]);
+        assert!(st.renew(b"a", d(30 * S), t(S)));
+        assert_eq!(ids(&st), [("b", 1, 20 * S), ("a", 1, 31 * S)]);
+        assert_eq!(st.last, t(S));
+        assert!(st.release(b"a", t(2 * S)));
+        assert_eq!(ids(&st), [("b", 1, 20 * S)]);
+        assert!(!st.release(b"a", t(2 * S)));
+        // A release reclaims the dead leases with it.
+        let mut st = state(3, 0, &[("a", 1, 10 * S), ("b", 1, 20 * S)]);
+        assert!(st.release(b"b", t(10 * S)));
+        assert_eq!((st.leases.len(), st.last), (0, t(10 * S)));
+    }
+
+    #[test]
+    fn a_denial_changes_nothing() {
+        // A dead lease and an old `last`: a denial neither reclaims the one
+        // nor moves the other; nor does a peek or a zero-unit acquire.
+        let mut st = state(2, S, &[("a", 1, 2 * S), ("b", 2, 9 * S)]);
+        let before = st.clone();
+        let a = st.acquire(c(2), 1, d(S), b"c", t(3 * S));
+        assert_eq!(
+            (a.decision.allowed, a.decision.retry_after),
+            (false, Some(d(6 * S)))
+        );
+        assert_eq!(st, before);
+        // The same request under a higher limit is granted.
+        assert!(st.clone().acquire(c(5), 1, d(S), b"c", t(3 * S)).granted);
+        let p = st.peek(c(5), 1, t(3 * S));
+        let a = st.acquire(c(5), 0, d(S), b"c", t(3 * S));
+        assert_eq!(
+            (a.decision, a.granted, a.renewed),
+            (st.peek(c(5), 0, t(3 * S)), false, false)
+        );
+        assert_eq!((p.allowed, p.remaining, p.reset_after), (true, 2, d(6 * S)));
+        assert_eq!(st, before);
+        assert_eq!(st.reclaim(t(S)), 0);
+        assert_eq!(st, before);
+    }
+
+    #[test]
+    fn a_lowered_limit_counts_what_is_held() {
+        let mut st = LeaseState::new(c(5));
+        for (i, id) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+            st.acquire(c(5), 1, d(10 * S), id.as_bytes(), t(i as u64 * S));
+        }
+        run(
+            &mut st,
+            &[
+                // 5 held under 2: 4 must go for 1 more, the 4th at 13 s.
+                (5 * S, 2, "f", 1, 10 * S, false, 0, Some(8 * S), 9 * S),
+                (5 * S, 2, "f", 3, 10 * S, false, 0, None, 9 * S),
+                // Held ids still renew, and the limit shown follows.
+                (5 * S, 2, "a", 1, S, true, 0, Some(0), 9 * S),
+                (13 * S, 2, "f", 1, 10 * S, true, 0, Some(0), 10 * S),
+            ],
+        );
+        assert_eq!(st.limit, c(2));
+        assert_eq!(st.held(t(13 * S)), 2);
+        // A zero-unit peek is over the limit until enough leases expire.
+        let mut st = state(5, 0, &[("a", 1, S), ("b", 1, 2 * S), ("c", 1, 3 * S)]);
+        let p = st.peek(c(1), 0, t(0));
+        assert_eq!(
+            (p.allowed, p.remaining, p.retry_after),
+            (false, 0, Some(d(2 * S)))
+        );
+        let p = st.peek(c(3), 0, t(0));
+        assert_eq!((p.allowed, p.remaining), (true, 0));
+        assert_eq!(st.reclaim(t(2 * S)), 2);
+        assert_eq!((st.last, st.held(t(0))), (t(2 * S), 1));
+    }
+
+    #[test]
+    fn a_clock_going_back_reads_as_the_latest_time_seen() {
+        let mut st = LeaseState::new(c(2));
+        run(
+            &mut st,
+            &[
+                (100 * S, 2, "a", 1, 10 * S, true, 1, Some(0), 10 * S),
+                (50 * S, 2, "b", 1, 10 * S, true, 0, Some(0), 10 * S),
+                (60 * S, 2, "c", 1, 10 * S, false, 0, Some(10 * S), 10 * S),
+            ],
+        );
+        assert_eq!(ids(&st), [("a", 1, 110 * S), ("b", 1, 110 * S)]);
+        let a = st.acquire(c(2), 1, d(S), b"c", t(0));
+        assert_eq!(a.decision.at, t(100 * S));
+        assert_eq!(st.held(t(0)), 2);
+        assert!(st.renew(b"a", d(S), t(0)));
+        assert_eq!(ids(&st), [("a", 1, 101 * S), ("b", 1, 110 * S)]);
+    }
+
+    #[test]
+    fn empty_at_is_the_last_expiry() {
+        let mut st = LeaseState::new(c(3));
+        assert_eq!(st.empty_at(), None);
+        st.acquire(c(3), 1, d(30 * S), b"a", t(0));
+        st.acquire(c(3), 1, d(10 * S), b"b", t(0));
+        assert_eq!(st.empty_at(), Some(t(30 * S)));
+        let a = st.acquire(c(3), 1, d(S), b"c", t(S));
+        assert_eq!(a.decision.empty_at(), t(30 * S));
+        st.release(b"a", t(S));
+        assert_eq!(st.empty_at(), Some(t(10 * S)));
+        assert_eq!(st.reclaim(t(10 * S)), 2);
+        assert_eq!(st.empty_at(), None);
+    }
+
+    #[test]
+    fn bad_ids_and_ttls_never_make_an_invalid_state() {
+        let mut st = LeaseState::new(c(3));
+        let long = [b'x'; MAX_LEASE_ID_LEN + 1];
+        for id in [&b""[..], &long[..]] {
+            let a = st.acquire(c(3), 1, d(S), id, t(0));
+            assert_eq!((a.decision.allowed, a.decision.retry_after), (false, None));
+        }
+        assert_eq!(st, LeaseState::new(c(3)));
+        // A zero ttl lives 1 µs; an endless one is cut at the longest.
+        st.acquire(c(3), 1, Duration::ZERO, &[0, 255], t(5));
+        st.acquire(c(3), 1, d(u64::MAX), &[b'y'; MAX_LEASE_ID_LEN], t(5));
+        assert_eq!(st.held(t(5)), 2);
+        assert_eq!(st.held(t(6)), 1);
+        assert_eq!(st.empty_at(), Some(t(5 + MAX_DURATION_US)));
+        assert!(st.is_valid());
+    }
+
+    #[test]
+    fn huge_values_do_not_overflow() {
+        let mut st = LeaseState::new(c(MAX_COUNT));
+        let a = st.acquire(
+            c(MAX_COUNT),
+            MAX_COUNT,
+            d(MAX_DURATION_US),
+            b"a",
+            t(u64::MAX),
+        );
+        assert!(a.granted);
+        assert_eq!(a.decision.at, t(MAX_TIME_US));
+        assert_eq!(a.decision.reset_after, d(MAX_DURATION_US));
+        let a = st.acquire(c(MAX_COUNT), 1, d(1), b"b", t(u64::MAX));
+        assert_eq!(a.decision.retry_after, Some(d(MAX_DURATION_US)));
+        assert!(st
+            .acquire(c(MAX_COUNT), u64::MAX, d(1), b"b", t(0))
+            .decision
+            .retry_after
+            .is_none());
+        assert!(st.is_valid());
+    }
+
+    #[test]
+    fn is_valid_checks_every_invariant() {
+        let good = state(3, 0, &[("a", 1, 10), ("b", 2, 20)]);
+        let bad = |f: &dyn Fn(&mut LeaseState)| {
+            let mut st = good.clone();
+            f(&mut st);
+            assert!(!st.is_valid(), "{st:?}");
+        };
+        bad(&|s| s.leases[1].id = b"a"[..].into());
+        bad(&|s| s.leases[1].id = b""[..].into());
+        bad(&|s| s.leases[1].id = vec![0; MAX_LEASE_ID_LEN + 1].into());
+        bad(&|s| s.leases[1].units = 0);
+        bad(&|s| s.leases[1].units = MAX_COUNT);
+        bad(&|s| s.leases[0].expires = t(30));
+        bad(&|s| s.leases[1].expires = t(MAX_TIME_US + MAX_DURATION_US + 1));
+        bad(&|s| s.last = t(MAX_TIME_US + 1));
+    }
+
+    #[test]
+    fn memory_counts_the_leases_and_their_ids() {
+        let mut st = LeaseState::new(c(2));
+        let base = size_of::<LeaseState>();
+        assert_eq!(st.memory(), base);
+        st.acquire(c(2), 1, d(S), &[7; 16], t(0));
+        st.acquire(c(2), 1, d(S), &[8; 16], t(0));
+        // Capacity stops at the limit.
+        assert_eq!(st.leases.capacity(), 2);
+        assert_eq!(st.memory(), base + 2 * (size_of::<Lease>() + 16));
+    }
+}
