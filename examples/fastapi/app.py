@@ -6,7 +6,9 @@
     POST /login            5 failed attempts/minute per IP (RL.FIXED, a success
                            is refunded: RL.REFUND); trying again after them
                            puts the IP in a 15-minute penalty box (PENALTY)
-    POST /orders           1/second per user, burst 10, cost by order size
+    POST /orders           per user: at most 2 in flight (RL.ACQUIRE leases,
+                           released when the request ends) and 1/second,
+                           burst 10, cost by order size (RL.TOKEN)
     GET  /limits           the caller's quotas, spending nothing (COST 0)
 
 Run it with run.sh; every setting is an environment variable (README.md).
@@ -14,6 +16,7 @@ Run it with run.sh; every setting is an environment variable (README.md).
 
 # No `from __future__ import annotations`: FastAPI reads the endpoints'
 # Annotated[..., Depends(f)] at run time, and f is local to create_app().
+import asyncio
 import hashlib
 import logging
 import math
@@ -24,10 +27,11 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from ratelimit import (
     CircuitBreaker,
+    ConcurrencyLimit,
     Decision,
     LimiterUnavailable,
     RateLimit,
@@ -104,6 +108,23 @@ class Order(BaseModel):
         return math.ceil(self.quantity / 100)
 
 
+class Exchange:
+    """Stands in for an order's real work (a broker, a database): takes
+    `latency` seconds, and fails with an unexpected error for the symbols in
+    `failing` (ORDER_LATENCY and ORDER_FAIL_SYMBOLS: for demos and tests)."""
+
+    def __init__(self, latency: float = 0.0, failing: frozenset[str] = frozenset()) -> None:
+        self.latency = latency
+        self.failing = failing
+
+    async def submit(self, user: str, order: Order) -> str:
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if order.symbol in self.failing:
+            raise RuntimeError(f"exchange failed on {order.symbol} (ORDER_FAIL_SYMBOLS)")
+        return str(uuid.uuid4())
+
+
 def create_app() -> FastAPI:
     redis_url = _env("REDIS_URL", "redis://127.0.0.1:6379")
     # Defaults that a healthy Redis on the host never trips, even under a
@@ -120,6 +141,10 @@ def create_app() -> FastAPI:
         raise ValueError("RL_FAIL_MODE must be 'open' or 'closed'")
     trusted_proxies = _number("RL_TRUSTED_PROXIES", "0", int, 0)
     api_keys = _api_keys(_env("API_KEYS", "demo-key-alice:alice,demo-key-bob:bob"))
+    exchange = Exchange(
+        _number("ORDER_LATENCY", "0", float, 0.0),
+        frozenset(s.strip() for s in _env("ORDER_FAIL_SYMBOLS", "").split(",") if s.strip()),
+    )
 
     # -- identities
 
@@ -141,14 +166,6 @@ def create_app() -> FastAPI:
 
     def by_valid_key(request: Request) -> str | None:
         return by_api_key(request) if user_of(request) else None
-
-    async def order_cost(request: Request) -> int:
-        # FastAPI has already read the body; an invalid order costs nothing
-        # (COST 0 only peeks) and FastAPI answers 422.
-        try:
-            return Order.model_validate_json(await request.body()).cost
-        except ValidationError:
-            return 0
 
     # -- limits (scopes are explicit so that /limits can peek at them)
 
@@ -172,12 +189,20 @@ def create_app() -> FastAPI:
         scope="login",
         penalty=_duration("RL_LOGIN_PENALTY", "15m"),
     )
+    # Spent by hand in the endpoint, by the order's size.
     order_limit = RateLimit(
         _env("RL_ORDER_RATE", "1/second"),
         algorithm="token",
         burst=int(_env("RL_ORDER_BURST", "10")),
         key=by_user,
-        cost=order_cost,
+        scope="orders",
+    )
+    # Orders in flight per user, whatever their rate: each holds a lease
+    # from before its rate limit is spent until the request ends.
+    orders_inflight = ConcurrencyLimit(
+        _number("RL_ORDER_INFLIGHT", "2", int, 1),
+        ttl=_duration("RL_ORDER_LEASE_TTL", "10s"),
+        key=by_user,
         scope="orders",
     )
 
@@ -252,23 +277,32 @@ def create_app() -> FastAPI:
     @app.post("/orders", status_code=201)
     async def place_order(
         order: Order,
+        request: Request,
+        response: Response,
         user: Annotated[str, Depends(require_user)],
-        _: Annotated[Decision | None, Depends(order_limit)],
     ) -> dict[str, Any]:
-        return {"id": str(uuid.uuid4()), "user": user, **order.model_dump(), "cost": order.cost}
+        # The slot first: a third order in flight is refused before it
+        # spends any of the rate limit, and an order the rate limit refuses
+        # gives its slot back at once. The lease is released when the block
+        # ends, the exchange failing (a 500) included.
+        async with orders_inflight.lease(request, response):
+            await order_limit.hit(request, response, cost=order.cost)
+            order_id = await exchange.submit(user, order)
+        return {"id": order_id, "user": user, **order.model_dump(), "cost": order.cost}
 
     @app.get("/limits")
     async def limits(request: Request) -> dict[str, Any]:
         """Peek at every limit that applies to the caller, in one pipeline."""
         paid = user_of(request) is not None
-        candidates = [
+        candidates: list[tuple[str, RateLimit | ConcurrencyLimit]] = [
             ("quotes", paid_quotes if paid else anon_quotes),
             ("login", login_limit),
             ("orders", order_limit),  # per user: applies with an API key only
+            ("orders_in_flight", orders_inflight),
         ]
         config: RateLimitConfig = request.app.state.ratelimit
         pipe = config.redis.pipeline(transaction=False)
-        named: list[tuple[str, RateLimit]] = []
+        named: list[tuple[str, RateLimit | ConcurrencyLimit]] = []
         for name, lim in candidates:
             ident = await lim.identity(request)
             if ident is not None:
@@ -287,7 +321,7 @@ def create_app() -> FastAPI:
                     "policy": q.rate.name,
                     "algorithm": q.algorithm,
                     "quota": q.rate.amount,
-                    "window_s": q.rate.seconds,
+                    "window_s": q.rate.seconds or None,  # None: a concurrency limit
                     "limit": q.limit,
                     "remaining": q.remaining,
                     "reset_after_ms": q.reset_after_ms,

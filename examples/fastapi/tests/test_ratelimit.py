@@ -640,6 +640,9 @@ def test_fail_mode_logs_are_throttled_in_both_modes(caplog):
         ("RL_BREAKER_COOLDOWN", "nan", "RL_BREAKER_COOLDOWN='nan': must be at least"),
         ("RL_BREAKER_FAILURES", "1.5", "RL_BREAKER_FAILURES='1.5': not a number"),
         ("RL_LOGIN_PENALTY", "15 min", "RL_LOGIN_PENALTY='15 min': bad duration"),
+        ("RL_ORDER_LEASE_TTL", "1.5s", "RL_ORDER_LEASE_TTL='1.5s': bad duration"),
+        ("RL_ORDER_INFLIGHT", "0", "RL_ORDER_INFLIGHT='0': must be at least 1"),
+        ("ORDER_LATENCY", "-1", "ORDER_LATENCY='-1': must be at least 0"),
     ],
 )
 def test_bad_settings_stop_the_app(monkeypatch, name, value, message):
