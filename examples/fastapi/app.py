@@ -3,8 +3,12 @@
     GET  /quotes/{symbol}  anonymous: 100/minute per IP (RL.SLIDING)
                            API key (Authorization: Bearer ...): 1000/minute
                            token bucket AND a daily cap, one RL.ALL call
-    POST /login            5/minute per IP (RL.FIXED), against brute force
-    POST /orders           1/second per user, burst 10, cost by order size
+    POST /login            5 failed attempts/minute per IP (RL.FIXED, a success
+                           is refunded: RL.REFUND); trying again after them
+                           puts the IP in a 15-minute penalty box (PENALTY)
+    POST /orders           per user: at most 2 in flight (RL.ACQUIRE leases,
+                           released when the request ends) and 1/second,
+                           burst 10, cost by order size (RL.TOKEN)
     GET  /limits           the caller's quotas, spending nothing (COST 0)
 
 Run it with run.sh; every setting is an environment variable (README.md).
@@ -12,6 +16,7 @@ Run it with run.sh; every setting is an environment variable (README.md).
 
 # No `from __future__ import annotations`: FastAPI reads the endpoints'
 # Annotated[..., Depends(f)] at run time, and f is local to create_app().
+import asyncio
 import hashlib
 import logging
 import math
@@ -22,10 +27,11 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from ratelimit import (
     CircuitBreaker,
+    ConcurrencyLimit,
     Decision,
     LimiterUnavailable,
     RateLimit,
@@ -34,6 +40,7 @@ from ratelimit import (
     bearer_token,
     by_api_key,
     by_ip,
+    parse_duration,
     redis_client,
     setup,
 )
@@ -58,6 +65,17 @@ def _number(name: str, default: str, kind: Callable[[str], N], least: N) -> N:
     if not value >= least:  # also refuses NaN
         raise ValueError(f"{name}={text!r}: must be at least {least}")
     return value
+
+
+def _duration(name: str, default: str) -> str:
+    """A duration setting ("15m", "900s", "500ms", bare seconds), checked
+    here so that a bad one stops the app naming the variable."""
+    text = _env(name, default)
+    try:
+        parse_duration(text)
+    except ValueError as e:
+        raise ValueError(f"{name}={text!r}: {e}") from None
+    return text
 
 
 def _api_keys(text: str) -> dict[str, str]:
@@ -90,6 +108,23 @@ class Order(BaseModel):
         return math.ceil(self.quantity / 100)
 
 
+class Exchange:
+    """Stands in for an order's real work (a broker, a database): takes
+    `latency` seconds, and fails with an unexpected error for the symbols in
+    `failing` (ORDER_LATENCY and ORDER_FAIL_SYMBOLS: for demos and tests)."""
+
+    def __init__(self, latency: float = 0.0, failing: frozenset[str] = frozenset()) -> None:
+        self.latency = latency
+        self.failing = failing
+
+    async def submit(self, user: str, order: Order) -> str:
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if order.symbol in self.failing:
+            raise RuntimeError(f"exchange failed on {order.symbol} (ORDER_FAIL_SYMBOLS)")
+        return str(uuid.uuid4())
+
+
 def create_app() -> FastAPI:
     redis_url = _env("REDIS_URL", "redis://127.0.0.1:6379")
     # Defaults that a healthy Redis on the host never trips, even under a
@@ -106,6 +141,10 @@ def create_app() -> FastAPI:
         raise ValueError("RL_FAIL_MODE must be 'open' or 'closed'")
     trusted_proxies = _number("RL_TRUSTED_PROXIES", "0", int, 0)
     api_keys = _api_keys(_env("API_KEYS", "demo-key-alice:alice,demo-key-bob:bob"))
+    exchange = Exchange(
+        _number("ORDER_LATENCY", "0", float, 0.0),
+        frozenset(s.strip() for s in _env("ORDER_FAIL_SYMBOLS", "").split(",") if s.strip()),
+    )
 
     # -- identities
 
@@ -128,14 +167,6 @@ def create_app() -> FastAPI:
     def by_valid_key(request: Request) -> str | None:
         return by_api_key(request) if user_of(request) else None
 
-    async def order_cost(request: Request) -> int:
-        # FastAPI has already read the body; an invalid order costs nothing
-        # (COST 0 only peeks) and FastAPI answers 422.
-        try:
-            return Order.model_validate_json(await request.body()).cost
-        except ValidationError:
-            return 0
-
     # -- limits (scopes are explicit so that /limits can peek at them)
 
     anon_quotes = RateLimit(
@@ -147,15 +178,31 @@ def create_app() -> FastAPI:
         key=by_valid_key,
         scope="quotes-paid",
     )
+    # Every attempt is charged before the password is checked (so that
+    # concurrent guesses cannot overtake the count) and a successful one is
+    # refunded: only failures stay counted. An attempt refused by the limit
+    # puts the IP in the penalty box.
     login_limit = RateLimit(
-        _env("RL_LOGIN_RATE", "5/minute"), algorithm="fixed", key=by_ip, scope="login"
+        _env("RL_LOGIN_RATE", "5/minute"),
+        algorithm="fixed",
+        key=by_ip,
+        scope="login",
+        penalty=_duration("RL_LOGIN_PENALTY", "15m"),
     )
+    # Spent by hand in the endpoint, by the order's size.
     order_limit = RateLimit(
         _env("RL_ORDER_RATE", "1/second"),
         algorithm="token",
         burst=int(_env("RL_ORDER_BURST", "10")),
         key=by_user,
-        cost=order_cost,
+        scope="orders",
+    )
+    # Orders in flight per user, whatever their rate: each holds a lease
+    # from before its rate limit is spent until the request ends.
+    orders_inflight = ConcurrencyLimit(
+        _number("RL_ORDER_INFLIGHT", "2", int, 1),
+        ttl=_duration("RL_ORDER_LEASE_TTL", "10s"),
+        key=by_user,
         scope="orders",
     )
 
@@ -211,10 +258,17 @@ def create_app() -> FastAPI:
         cents = int.from_bytes(hashlib.sha256(symbol.encode()).digest()[:4], "big") % 100000
         return {"symbol": symbol, "price": round(10 + cents / 100, 2), "currency": "USD"}
 
-    @app.post("/login", dependencies=[Depends(login_limit)])
-    async def login(creds: Credentials) -> dict[str, str]:
+    @app.post("/login")
+    async def login(
+        creds: Credentials,
+        request: Request,
+        response: Response,
+        charged: Annotated[Decision | None, Depends(login_limit)],
+    ) -> dict[str, str]:
         if USERS.get(creds.username) != creds.password:
-            raise HTTPException(401, detail="Wrong username or password")
+            raise HTTPException(401, detail="Wrong username or password")  # stays counted
+        if charged is not None:  # None: not charged (Redis down, failing open)
+            await login_limit.refund(request, response)
         key = next((k for k, u in api_keys.items() if u == creds.username), None)
         if key is None:
             raise HTTPException(403, detail="No API key for this user")
@@ -223,23 +277,32 @@ def create_app() -> FastAPI:
     @app.post("/orders", status_code=201)
     async def place_order(
         order: Order,
+        request: Request,
+        response: Response,
         user: Annotated[str, Depends(require_user)],
-        _: Annotated[Decision | None, Depends(order_limit)],
     ) -> dict[str, Any]:
-        return {"id": str(uuid.uuid4()), "user": user, **order.model_dump(), "cost": order.cost}
+        # The slot first: a third order in flight is refused before it
+        # spends any of the rate limit, and an order the rate limit refuses
+        # gives its slot back at once. The lease is released when the block
+        # ends, the exchange failing (a 500) included.
+        async with orders_inflight.lease(request, response):
+            await order_limit.hit(request, response, cost=order.cost)
+            order_id = await exchange.submit(user, order)
+        return {"id": order_id, "user": user, **order.model_dump(), "cost": order.cost}
 
     @app.get("/limits")
     async def limits(request: Request) -> dict[str, Any]:
         """Peek at every limit that applies to the caller, in one pipeline."""
         paid = user_of(request) is not None
-        candidates = [
+        candidates: list[tuple[str, RateLimit | ConcurrencyLimit]] = [
             ("quotes", paid_quotes if paid else anon_quotes),
             ("login", login_limit),
             ("orders", order_limit),  # per user: applies with an API key only
+            ("orders_in_flight", orders_inflight),
         ]
         config: RateLimitConfig = request.app.state.ratelimit
         pipe = config.redis.pipeline(transaction=False)
-        named: list[tuple[str, RateLimit]] = []
+        named: list[tuple[str, RateLimit | ConcurrencyLimit]] = []
         for name, lim in candidates:
             ident = await lim.identity(request)
             if ident is not None:
@@ -258,7 +321,7 @@ def create_app() -> FastAPI:
                     "policy": q.rate.name,
                     "algorithm": q.algorithm,
                     "quota": q.rate.amount,
-                    "window_s": q.rate.seconds,
+                    "window_s": q.rate.seconds or None,  # None: a concurrency limit
                     "limit": q.limit,
                     "remaining": q.remaining,
                     "reset_after_ms": q.reset_after_ms,

@@ -8,9 +8,20 @@ Copy this file into your service. Usage:
     @app.post("/login", dependencies=[Depends(login_limit)])
     async def login(...): ...
 
-Each request costs exactly one Redis round trip: one RL.<ALGO> call for a
+Each check costs exactly one Redis round trip: one RL.<ALGO> call for a
 single limit, or one atomic RL.ALL call when the rate string holds several
 ("1/second;100/day"): the request is allowed only if every limit allows it.
+`penalty="15m"` puts a key that is refused in a penalty box (PENALTY), and
+`await limit.refund(request, response)` gives back what a request spent
+(RL.REFUND), e.g. for a login that succeeded.
+
+A ConcurrencyLimit bounds the requests in flight with leases (RL.ACQUIRE,
+RL.RENEW, RL.RELEASE):
+
+    inflight = ConcurrencyLimit(2, ttl="10s", key=by_user)
+
+    async with inflight.lease(request, response):   # 429 when 2 are running
+        ...                                          # released however it ends
 
 When Redis cannot answer, the request takes the fail mode (served without
 limits, or 503). redis_client() makes a client that waits for a free
@@ -28,7 +39,9 @@ import logging
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -44,7 +57,9 @@ log = logging.getLogger("ratelimit")
 
 __all__ = [
     "CircuitBreaker",
+    "ConcurrencyLimit",
     "Decision",
+    "Lease",
     "LimiterUnavailable",
     "LogThrottle",
     "Quota",
@@ -56,6 +71,8 @@ __all__ = [
     "by_api_key",
     "by_ip",
     "client_ip",
+    "combine",
+    "parse_duration",
     "parse_rates",
     "redis_client",
     "setup",
@@ -76,7 +93,9 @@ MAX_AMOUNT = 10**15  # the module's largest limit
 
 @dataclass(frozen=True)
 class Rate:
-    """`amount` requests (cost units) per `seconds`; `name` labels it in headers."""
+    """`amount` requests (cost units) per `seconds`; `name` labels it in
+    headers. A concurrency limit (ConcurrencyLimit) has `seconds` 0: `amount`
+    requests at a time, no window."""
 
     amount: int
     seconds: int
@@ -112,6 +131,29 @@ def parse_rates(text: str) -> list[Rate]:
             raise ValueError(f"bad rate {text.strip()!r}: two limits over the same period")
         rates.append(Rate(amount, seconds, name))
     return rates
+
+
+_DURATION = re.compile(r"^\s*(\d{1,12})\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
+_DURATION_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+MAX_DURATION_MS = 36500 * 86_400_000  # 100 years: far below the module's limit
+
+
+def parse_duration(value: str | int) -> int:
+    """A duration in milliseconds, as the module writes them: "15m", "900s",
+    "500ms", "2h", "1d", or bare seconds ("900" or 900). At least 1 ms.
+    Raises ValueError saying what is wrong."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # bare seconds
+    m = _DURATION.match(value) if isinstance(value, str) else None
+    if not m:
+        raise ValueError(
+            f"bad duration {value!r}: expected a whole number with an optional unit "
+            "(ms, s, m, h, d), e.g. '15m', '900s' or '500ms'"
+        )
+    ms = int(m[1]) * _DURATION_MS[(m[2] or "s").lower()]
+    if not 1 <= ms <= MAX_DURATION_MS:
+        raise ValueError(f"bad duration {value!r}: must be from 1 ms to 36500 days")
+    return ms
 
 
 # ---------------------------------------------------------------- Redis client
@@ -159,6 +201,7 @@ UNREACHABLE = "unreachable"  # connection refused or lost, timeout: counts for t
 CIRCUIT_OPEN = "circuit-open"  # not asked: the breaker is open
 POOL_EXHAUSTED = "pool-exhausted"  # no free connection within the pool's timeout
 ERROR_REPLY = "error-reply"  # Redis answered with an error (module not loaded, ...)
+LEASE_LOST = "lease-lost"  # a lease expired while its request ran (a log kind only)
 
 
 class LimiterUnavailable(Exception):
@@ -466,9 +509,7 @@ class Decision:
         return max(1, _ceil_s(self.retry_after_ms))
 
     def headers(self) -> dict[str, str]:
-        policy = ", ".join(
-            f'"{q.rate.name}";q={q.rate.amount};w={q.rate.seconds}' for q in self.quotas
-        )
+        policy = ", ".join(_policy_item(q) for q in self.quotas)
         state = ", ".join(
             f'"{q.rate.name}";r={q.remaining};t={_ceil_s(q.reset_after_ms)}' for q in self.quotas
         )
@@ -482,6 +523,62 @@ class Decision:
         if not self.allowed and self.retry_after_s is not None:
             headers["Retry-After"] = str(self.retry_after_s)
         return headers
+
+
+LEASE = "lease"  # Quota.algorithm of a concurrency limit
+
+
+def _policy_item(q: Quota) -> str:
+    if q.algorithm == LEASE:
+        # The draft's quota unit for a limit on requests in flight; no window.
+        return f'"{q.rate.name}";q={q.rate.amount};qu="concurrent-requests"'
+    return f'"{q.rate.name}";q={q.rate.amount};w={q.rate.seconds}'
+
+
+def combine(decisions: Sequence[Decision]) -> Decision:
+    """One answer for decisions made by separate calls (a concurrency limit
+    and a rate limit): allowed only if all are, every quota listed. Its
+    numbers (the X-RateLimit-* headers) are those of the limit that refused,
+    with the longest wait (never, -1, longest of all); if none refused, of
+    the tightest limit with a window, fewest remaining: a concurrency limit
+    shows there only when it refuses."""
+    if not decisions:
+        raise ValueError("no decision to combine")
+    denied = [d for d in decisions if not d.allowed]
+    if denied:
+        top = max(denied, key=lambda d: (d.retry_after_ms < 0, d.retry_after_ms))
+    else:
+        windowed = [d for d in decisions if all(q.algorithm != LEASE for q in d.quotas)]
+        top = min(windowed or decisions, key=lambda d: (d.remaining, -d.reset_after_ms))
+    return Decision(
+        top.allowed,
+        top.limit,
+        top.remaining,
+        top.retry_after_ms,
+        top.reset_after_ms,
+        quotas=[q for d in decisions for q in d.quotas],
+    )
+
+
+def _record(
+    request: Request, response: Response | None, owner: object, d: Decision, *, served: bool = False
+) -> dict[str, str]:
+    """Keeps `owner`'s latest decision for this request and sets the headers
+    of all of them combined: on `response`, and for RateLimitHeaders (which
+    puts them on any response, errors raised later included). `served`: the
+    request goes through whatever the state says (no Retry-After)."""
+    decisions: dict[object, Decision] | None = getattr(request.state, "ratelimit_decisions", None)
+    if decisions is None:
+        decisions = {}
+        request.state.ratelimit_decisions = decisions
+    decisions[owner] = d
+    headers = combine(list(decisions.values())).headers()
+    if served:
+        headers.pop("Retry-After", None)
+    request.state.ratelimit_headers = headers
+    if response is not None:
+        response.headers.update(headers)
+    return headers
 
 
 def _five(value: Any) -> list[int]:
@@ -524,10 +621,15 @@ class RateLimit:
     cost       an int or request -> int (may be async); 0 only peeks
     burst      bucket algorithms: capacity (default: the rate's amount)
     scope      namespace of the keys (default: method and route path)
+    penalty    a duration ("15m", "900s", "500ms", bare seconds): a request
+               denied by a limit puts its key in the penalty box for that
+               long (the module's PENALTY): every request is then denied,
+               with Retry-After up to the end of the box
 
     As a dependency it sets the headers on the response, raises 429 when a
     limit denies, and returns the Decision (None when not applied). Call
-    `await limit.hit(request, response, cost=n)` to use it by hand.
+    `await limit.hit(request, response, cost=n)` to use it by hand, and
+    `await limit.refund(request, response)` to give back what it spent.
     """
 
     def __init__(
@@ -539,6 +641,7 @@ class RateLimit:
         cost: int | CostFunc = 1,
         burst: None | int | Sequence[int | None] = None,
         scope: str | None = None,
+        penalty: str | int | None = None,
     ) -> None:
         self.rates = parse_rates(rates) if isinstance(rates, str) else list(rates)
         if not self.rates:
@@ -559,6 +662,7 @@ class RateLimit:
         self.key = key
         self.cost = cost
         self.scope = scope
+        self.penalty_ms = None if penalty is None else parse_duration(penalty)
 
     # -- building the command
 
@@ -572,7 +676,8 @@ class RateLimit:
             return [capacity - 1, rate.amount, window]
         return [capacity, rate.amount, window]
 
-    def command(self, request: Request, ident: str, cost: int) -> list[Any]:
+    def keys(self, request: Request, ident: str) -> list[str]:
+        """The Redis keys of this identity's limits, one per rate."""
         cfg = _config(request)
         scope = self.scope
         if scope is None:
@@ -580,14 +685,22 @@ class RateLimit:
             path = getattr(route, "path", None) or request.url.path
             scope = f"{request.method}:{path}"
         base = f"{cfg.prefix}:{{{_escape(ident)}}}:{_escape(scope)}"
-        keys = [f"{base}:{r.name}" for r in self.rates]
+        return [f"{base}:{r.name}" for r in self.rates]
+
+    def command(self, request: Request, ident: str, cost: int) -> list[Any]:
+        """The RL.<ALGO> (one limit) or RL.ALL (several) call spending `cost`.
+        A peek (cost 0) never carries the penalty: it must not start a box."""
+        keys = self.keys(request, ident)
+        options: list[Any] = ["COST", cost]
+        if self.penalty_ms is not None and cost > 0:
+            options += ["PENALTY", f"{self.penalty_ms}ms"]
         if len(keys) == 1:
             algo = self.algorithms[0].upper()
-            return [f"RL.{algo}", keys[0], *self._params(0), "COST", cost]
+            return [f"RL.{algo}", keys[0], *self._params(0), *options]
         args: list[Any] = ["RL.ALL", len(keys), *keys]
         for i in range(len(keys)):
             args += [self.algorithms[i].upper(), *self._params(i)]
-        return args + ["COST", cost]
+        return args + options
 
     def decision(self, reply: Any) -> Decision:
         subs = reply[5:] if len(self.rates) > 1 else [reply]
@@ -636,18 +749,233 @@ class RateLimit:
             return None
         if d is None:
             return None
-        headers = d.headers()
-        # For RateLimitHeaders: the headers then go out on any response,
-        # errors raised later by the endpoint included.
-        request.state.ratelimit_headers = headers
+        headers = _record(request, response if d.allowed else None, self, d)
         if not d.allowed:
             raise HTTPException(429, detail="Rate limit exceeded", headers=headers)
-        if response is not None:
-            response.headers.update(headers)
+        return d
+
+    async def refund(
+        self, request: Request, response: Response | None = None, cost: int = 1
+    ) -> Decision | None:
+        """Gives back `cost` units to each of the caller's limits (RL.REFUND,
+        by each algorithm's rule: never into a window that has closed, never
+        more than was spent) and sets the headers to the state afterwards,
+        read in the same round trip. Returns that state; None if the limit
+        does not apply to the request or Redis cannot answer.
+
+        Never raises for Redis: the request it follows has been served, and
+        a lost refund only leaves the request counted (logged, throttled)."""
+        if isinstance(cost, bool) or not isinstance(cost, int) or cost < 1:
+            raise ValueError(f"refund cost must be a positive integer, not {cost!r}")
+        ident = await self.identity(request)
+        if ident is None:
+            return None
+        cfg = _config(request)
+        pipe = cfg.redis.pipeline(transaction=False)
+        for key in self.keys(request, ident):
+            pipe.execute_command("RL.REFUND", key, cost)
+        pipe.execute_command(*self.command(request, ident, 0))
+        try:
+            replies = await cfg.call(pipe.execute)
+        except LimiterUnavailable as e:
+            cfg.logs.warning(f"refund:{e.kind}", "rate limiter refund lost: %s", e)
+            return None
+        d = self.decision(replies[-1])
+        # The request was served: the state may say "denied" (the key went
+        # into the penalty box meanwhile), but no Retry-After on a success.
+        _record(request, response, self, d, served=True)
         return d
 
     async def __call__(self, request: Request, response: Response) -> Decision | None:
         return await self.hit(request, response)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A slot held by a request (ConcurrencyLimit.lease())."""
+
+    key: str
+    id: str
+    decision: Decision
+
+
+_releasing: set[asyncio.Task[bool]] = set()  # releases outliving a cancelled request
+
+
+class ConcurrencyLimit:
+    """At most `limit` requests in flight per key, with leases (RL.ACQUIRE).
+
+    limit      requests at a time (each takes one slot)
+    ttl        a lease's time to live ("30s", "500ms", bare seconds): a
+               worker that dies without releasing frees its slot after it
+    key        request -> identity string, as for RateLimit; None: no limit
+    scope      namespace of the key (default: method and route path)
+    name       the policy's name in the headers
+    heartbeat  renew the lease (RL.RENEW) every ttl/3 while the request runs,
+               so that work longer than the ttl keeps its slot, and the ttl
+               can be short: it only bounds how long a dead worker's slot
+               stays taken
+
+    Use it around the work:
+
+        async with inflight.lease(request, response):
+            ...  # at most `limit` requests of one identity run this at once
+
+    The lease is released when the block ends, however it ends (returned,
+    raised, cancelled). A request over the limit gets 429 with Retry-After
+    (when a slot is sure to be free: the earliest expiry of a lease held;
+    usually one is freed sooner) and never enters the block. The lease id
+    is made here (a random uuid), so a lost reply cannot leave a lease that
+    nothing could release.
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        *,
+        ttl: str | int = "30s",
+        key: KeyFunc = by_ip,
+        scope: str | None = None,
+        name: str = "inflight",
+        heartbeat: bool = True,
+    ) -> None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_AMOUNT:
+            raise ValueError(f"limit must be an integer from 1 to 10^15, not {limit!r}")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,32}", name):
+            raise ValueError(f"name must be 1 to 32 letters, digits, '_', '.' or '-', not {name!r}")
+        self.rate = Rate(limit, 0, name)
+        self.ttl_ms = parse_duration(ttl)
+        self.key = key
+        self.scope = scope
+        self.heartbeat = heartbeat
+
+    @property
+    def limit(self) -> int:
+        return self.rate.amount
+
+    def key_name(self, request: Request, ident: str) -> str:
+        """The Redis key holding this identity's leases."""
+        cfg = _config(request)
+        scope = self.scope
+        if scope is None:
+            route = request.scope.get("route")
+            path = getattr(route, "path", None) or request.url.path
+            scope = f"{request.method}:{path}"
+        return f"{cfg.prefix}:{{{_escape(ident)}}}:{_escape(scope)}:{self.rate.name}"
+
+    def command(
+        self, request: Request, ident: str, cost: int = 1, lease_id: str | None = None
+    ) -> list[Any]:
+        """RL.ACQUIRE taking `cost` slots under `lease_id`; cost 0 peeks."""
+        args: list[Any] = [
+            "RL.ACQUIRE", self.key_name(request, ident), self.limit, f"{self.ttl_ms}ms"
+        ]  # fmt: skip
+        if lease_id is not None:
+            args += ["ID", lease_id]
+        return args + ["COST", cost]
+
+    def decision(self, reply: Any) -> Decision:
+        # [allowed, limit, remaining, retry_after_ms, reset_after_ms, lease_id]
+        allowed, limit, remaining, retry_after_ms, reset_after_ms = _five(reply)
+        quota = Quota(
+            self.rate, LEASE, bool(allowed), limit, remaining, retry_after_ms, reset_after_ms
+        )
+        return Decision(
+            bool(allowed), limit, remaining, retry_after_ms, reset_after_ms, quotas=[quota]
+        )
+
+    async def identity(self, request: Request) -> str | None:
+        ident: str | None = await _resolve(self.key(request))
+        return ident
+
+    async def peek(self, request: Request) -> Decision | None:
+        """The slots free now, taking none (COST 0)."""
+        ident = await self.identity(request)
+        if ident is None:
+            return None
+        cfg = _config(request)
+        args = self.command(request, ident, 0)
+        return self.decision(await cfg.call(lambda: cfg.redis.execute_command(*args)))
+
+    @asynccontextmanager
+    async def lease(
+        self, request: Request, response: Response | None = None
+    ) -> AsyncIterator[Lease | None]:
+        """Holds a slot for the block (see the class). Yields the Lease, or
+        None when the limit does not apply (no identity) or Redis cannot
+        answer and the app fails open (failing closed raises the 503)."""
+        ident = await self.identity(request)
+        if ident is None:
+            yield None
+            return
+        cfg = _config(request)
+        key = self.key_name(request, ident)
+        lease_id = uuid.uuid4().hex
+        args = self.command(request, ident, 1, lease_id)
+        try:
+            reply = await cfg.call(lambda: cfg.redis.execute_command(*args))
+        except LimiterUnavailable as e:
+            # A call that timed out may still run when a stalled Redis
+            # resumes: that lease is freed by its ttl.
+            cfg.unavailable(e)  # raises the 503 when failing closed
+            reply = None
+        if reply is None:  # failing open: the block runs without a slot
+            yield None
+            return
+        d = self.decision(reply)
+        headers = _record(request, response if d.allowed else None, self, d)
+        if not d.allowed:
+            raise HTTPException(429, detail="Rate limit exceeded", headers=headers)
+        keeper = None
+        if self.heartbeat:
+            keeper = asyncio.create_task(self._keep_alive(cfg, key, lease_id))
+        try:
+            yield Lease(key, lease_id, d)
+        finally:
+            if keeper is not None:
+                keeper.cancel()
+            # Released even if this request is being cancelled: the release
+            # runs in its own task, which a cancellation does not stop.
+            release = asyncio.ensure_future(self._release(cfg, key, lease_id))
+            _releasing.add(release)
+            release.add_done_callback(_releasing.discard)
+            await asyncio.shield(release)
+
+    async def _release(self, cfg: RateLimitConfig, key: str, lease_id: str) -> bool:
+        try:
+            freed = await cfg.call(lambda: cfg.redis.execute_command("RL.RELEASE", key, lease_id))
+        except LimiterUnavailable as e:
+            cfg.logs.warning(
+                f"release:{e.kind}",
+                "rate limiter lease not released (its ttl, %g s, frees it): %s",
+                self.ttl_ms / 1000, e,
+            )  # fmt: skip
+            return False
+        if not freed:
+            cfg.logs.warning(
+                LEASE_LOST,
+                "rate limiter lease on %s had expired before its request ended: "
+                "the limit did not hold it for all of its run",
+                key,
+            )
+        return bool(freed)
+
+    async def _keep_alive(self, cfg: RateLimitConfig, key: str, lease_id: str) -> None:
+        ttl = f"{self.ttl_ms}ms"
+        while True:
+            await asyncio.sleep(self.ttl_ms / 3000)
+            try:
+                held = await cfg.call(
+                    lambda: cfg.redis.execute_command("RL.RENEW", key, lease_id, ttl)
+                )
+            except LimiterUnavailable as e:
+                cfg.logs.warning(f"renew:{e.kind}", "rate limiter lease not renewed: %s", e)
+                continue
+            if not held:
+                cfg.logs.warning(
+                    LEASE_LOST, "rate limiter lease on %s expired while its request ran", key
+                )
+                return
 
 
 class RateLimitHeaders:

@@ -8,6 +8,7 @@ import re
 import signal
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -81,24 +82,110 @@ def test_invalid_api_key_is_401_and_spends_the_ip_quota(client):
     assert r.headers["X-RateLimit-Remaining"] == "98"
 
 
-def test_login_5_per_minute_per_ip(client):
-    wrong = {"username": "alice", "password": "guess"}
+WRONG = {"username": "alice", "password": "guess"}
+RIGHT = {"username": "alice", "password": "wonderland"}
+LOGIN_KEY = "rl:{ip:127.0.0.1}:login:minute"
+
+
+def rl_info(db, key: str) -> dict[str, str]:
+    flat = db.execute_command("RL.INFO", key)
+    return {
+        k.decode(): v.decode() if isinstance(v, bytes) else str(v)
+        for k, v in zip(flat[::2], flat[1::2])
+    }
+
+
+def test_login_counts_only_failed_attempts(client, db):
+    # Each attempt is charged first; a success is refunded at once.
+    for _ in range(10):
+        r = client.post("/login", json=RIGHT)
+        assert r.status_code == 200 and r.json() == {"api_key": "demo-key-alice"}
+        assert r.headers["RateLimit-Policy"] == '"minute";q=5;w=60'
+        assert_limit_headers(r, 5, 5)
+        assert re.fullmatch(r'"minute";r=5;t=\d+', r.headers["RateLimit"])
+        assert "Retry-After" not in r.headers
+    # Failures stay counted (headers also on the 401), successes between
+    # them take nothing away.
+    for i in range(4):
+        r = client.post("/login", json=WRONG)
+        assert r.status_code == 401, r.text
+        assert_limit_headers(r, 5, 4 - i)
+        r = client.post("/login", json=RIGHT)
+        assert r.status_code == 200
+        assert_limit_headers(r, 5, 4 - i)
+    assert client.get("/limits").json()["limits"]["login"][0]["remaining"] == 1
+    r = client.post("/login", json={"username": "nobody", "password": "x"})
+    assert r.status_code == 401
+    assert_limit_headers(r, 5, 0)
+
+
+def test_five_failures_put_the_ip_in_a_15_minute_penalty_box(client, db):
     for i in range(5):
-        r = client.post("/login", json=wrong)
+        r = client.post("/login", json=WRONG)
         assert r.status_code == 401, r.text
         assert r.headers["RateLimit-Policy"] == '"minute";q=5;w=60'
         assert_limit_headers(r, 5, 4 - i)
-    # The right password does not help once the limit is reached.
-    r = client.post("/login", json={"username": "alice", "password": "wonderland"})
+        assert "Retry-After" not in r.headers
+    # The next attempt is refused, and refused with the right password too:
+    # it starts the box (PENALTY 15m), not just the rest of the minute.
+    start = time.time()
+    r = client.post("/login", json=RIGHT)
     assert r.status_code == 429 and r.json() == DENIED
-    assert 1 <= int(r.headers["Retry-After"]) <= 60
-    assert re.fullmatch(r'"minute";r=0;t=\d+', r.headers["RateLimit"])
+    assert 890 <= int(r.headers["Retry-After"]) <= 900
+    assert r.headers["RateLimit-Policy"] == '"minute";q=5;w=60'
+    assert re.fullmatch(r'"minute";r=0;t=(89\d|900)', r.headers["RateLimit"])
+    assert_limit_headers(r, 5, 0)
+    assert 890 <= int(r.headers["X-RateLimit-Reset"]) <= 900
+    blocked_until = int(rl_info(db, LOGIN_KEY)["blocked_until_ms"])
+    assert abs(blocked_until / 1000 - (start + 900)) < 10
+    # Attempts inside the box are refused without extending it.
+    for _ in range(3):
+        r = client.post("/login", json=RIGHT)
+        assert r.status_code == 429 and 890 <= int(r.headers["Retry-After"]) <= 900
+    assert int(rl_info(db, LOGIN_KEY)["blocked_until_ms"]) == blocked_until
+    # /limits shows the box (a peek, which neither starts nor extends it).
+    login = client.get("/limits").json()["limits"]["login"][0]
+    assert login["remaining"] == 0 and 890_000 <= login["reset_after_ms"] <= 900_000
+    assert int(rl_info(db, LOGIN_KEY)["blocked_until_ms"]) == blocked_until
+    # Per IP: another address logs in.
     with httpx.Client(
         base_url=str(client.base_url),
         transport=httpx.HTTPTransport(local_address="127.0.0.3"),
     ) as other:
-        r = other.post("/login", json={"username": "alice", "password": "wonderland"})
+        r = other.post("/login", json=RIGHT)
         assert r.status_code == 200 and r.json() == {"api_key": "demo-key-alice"}
+        assert_limit_headers(r, 5, 5)
+
+
+def test_penalty_box_outlasts_the_window_then_ends(redis_server, db, start_app):
+    # 2 failures per 2 s, a 5 s box: shorter, same rules.
+    a = start_app(redis_server.url, RL_LOGIN_RATE="2/2 seconds", RL_LOGIN_PENALTY="5s")
+    with a.client() as c:
+        assert [c.post("/login", json=WRONG).status_code for _ in range(2)] == [401, 401]
+        r = c.post("/login", json=RIGHT)
+        refused_at = time.monotonic()
+        assert r.status_code == 429 and r.headers["Retry-After"] == "5"
+        # The 2 s window is over, the box is not.
+        time.sleep(2.5)
+        r = c.post("/login", json=RIGHT)
+        assert r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= 3
+        assert r.headers["RateLimit-Policy"] == '"2second";q=2;w=2'
+        # Waiting Retry-After (rounded up) is enough.
+        time.sleep(max(0.0, refused_at + 5 - time.monotonic()) + 0.2)
+        r = c.post("/login", json=RIGHT)
+        assert r.status_code == 200 and r.json() == {"api_key": "demo-key-alice"}
+        assert_limit_headers(r, 2, 2)
+
+
+def test_login_without_an_api_key_is_403_and_refunded(redis_server, db, start_app):
+    # The password was right: not a failed attempt, even though the answer
+    # is an error (the headers reach it through RateLimitHeaders).
+    a = start_app(redis_server.url, API_KEYS="demo-key-alice:alice")
+    with a.client() as c:
+        for _ in range(6):
+            r = c.post("/login", json={"username": "bob", "password": "builder"})
+            assert r.status_code == 403, r.text
+            assert_limit_headers(r, 5, 5)
 
 
 def test_orders_cost_depends_on_size(client):
@@ -108,6 +195,11 @@ def test_orders_cost_depends_on_size(client):
     r = client.post("/orders", json=order(1000), headers=ALICE)
     assert r.status_code == 201 and r.json()["cost"] == 10
     assert_limit_headers(r, 10, 0)
+    # Both limits are listed; X-RateLimit-* are the rate limit's (README).
+    assert r.headers["RateLimit-Policy"] == (
+        '"inflight";q=2;qu="concurrent-requests", "hour";q=1;w=3600'
+    )
+    assert re.fullmatch(r'"inflight";r=1;t=\d+, "hour";r=0;t=\d+', r.headers["RateLimit"])
     r = client.post("/orders", json=order(1), headers=ALICE)
     assert r.status_code == 429 and r.json() == DENIED
     # The wait for one unit (3600 s less the time since the burst was
@@ -121,6 +213,147 @@ def test_orders_cost_depends_on_size(client):
     assert client.post("/orders", content=b"{", headers=BOB).status_code == 422
     orders = client.get("/limits", headers=BOB).json()["limits"]["orders"]
     assert orders[0]["remaining"] == 7
+
+
+INFLIGHT_ALICE = "rl:{user:alice}:orders:inflight"
+INFLIGHT_POLICY = '"inflight";q=2;qu="concurrent-requests"'
+
+
+def in_flight(db, key: str = INFLIGHT_ALICE) -> int:
+    """Slots of a limit of 2 held now (a peek: RL.ACQUIRE ... COST 0)."""
+    return 2 - int(db.execute_command("RL.ACQUIRE", key, 2, "10s", "COST", 0)[2])
+
+
+def wait_in_flight(db, n: int, key: str = INFLIGHT_ALICE, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while in_flight(db, key) != n:
+        assert time.monotonic() < deadline, f"never {n} in flight"
+        time.sleep(0.02)
+
+
+async def place(c: httpx.AsyncClient, headers: dict, qty: int = 1, symbol: str = "ACME"):
+    return await c.post("/orders", json=order(qty, symbol), headers=headers)
+
+
+def test_at_most_2_orders_in_flight_per_user(redis_server, db, start_app):
+    # Each order takes 1.5 s at the (simulated) exchange.
+    a = start_app(redis_server.url, ORDER_LATENCY="1.5", RL_ORDER_RATE="1/hour")
+
+    async def run() -> None:
+        async with httpx.AsyncClient(base_url=a.base_url, timeout=30) as c:
+            first = [asyncio.create_task(place(c, ALICE)) for _ in range(2)]
+            await asyncio.to_thread(wait_in_flight, db, 2)
+            # The third is refused at once, with Retry-After (when a slot is
+            # sure to be free: the earliest lease expiry, ttl 10 s) and the
+            # concurrency limit's headers; it spends none of the rate limit.
+            r = await place(c, ALICE)
+            assert r.status_code == 429 and r.json() == DENIED
+            assert 7 <= int(r.headers["Retry-After"]) <= 10
+            assert r.headers["RateLimit-Policy"] == INFLIGHT_POLICY
+            assert re.fullmatch(r'"inflight";r=0;t=\d+', r.headers["RateLimit"])
+            assert_limit_headers(r, 2, 0)
+            # Per user: Bob places his while Alice's two are in flight.
+            bob = asyncio.create_task(place(c, BOB))
+            done = await asyncio.gather(*first, bob)
+            assert [r.status_code for r in done] == [201, 201, 201], [r.text for r in done]
+            for r in done:
+                assert r.headers["RateLimit-Policy"] == (
+                    '"inflight";q=2;qu="concurrent-requests", "hour";q=1;w=3600'
+                )
+                assert r.headers["X-RateLimit-Limit"] == "10"  # the rate limit's
+            assert in_flight(db) == 0 and db.exists(INFLIGHT_ALICE) == 0
+            # The freed slots are taken again.
+            again = await asyncio.gather(place(c, ALICE), place(c, ALICE))
+            assert [r.status_code for r in again] == [201, 201]
+            limits = (await c.get("/limits", headers=ALICE)).json()["limits"]
+            assert limits["orders"][0]["remaining"] == 6  # 4 orders of 1 unit
+            assert limits["orders_in_flight"][0]["remaining"] == 2
+
+    asyncio.run(run())
+    assert "expired" not in a.log_text()
+
+
+def test_an_order_refused_by_its_rate_limit_frees_its_slot_at_once(client, db):
+    r = client.post("/orders", json=order(1000), headers=ALICE)
+    assert r.status_code == 201
+    for _ in range(3):
+        r = client.post("/orders", json=order(1), headers=ALICE)
+        assert r.status_code == 429 and 3500 <= int(r.headers["Retry-After"]) <= 3600
+        # Both limits are listed; the numbers are those of the one refusing.
+        assert r.headers["RateLimit-Policy"] == (
+            '"inflight";q=2;qu="concurrent-requests", "hour";q=1;w=3600'
+        )
+        assert_limit_headers(r, 10, 0)
+    assert in_flight(db) == 0
+
+
+def test_an_order_whose_handler_raises_releases_its_lease(redis_server, db, start_app):
+    a = start_app(redis_server.url, ORDER_FAIL_SYMBOLS="BOOM")
+    with a.client() as c:
+        # More failures than slots: a leaked lease would refuse the third.
+        # (A connection each: uvicorn closes one after an unhandled error.)
+        for _ in range(4):
+            with a.client() as once:
+                r = once.post("/orders", json=order(1, "BOOM"), headers=ALICE)
+            assert r.status_code == 500
+            assert in_flight(db) == 0
+        assert db.exists(INFLIGHT_ALICE) == 0
+        r = c.post("/orders", json=order(1), headers=ALICE)
+        assert r.status_code == 201
+    log = a.log_text()
+    assert "exchange failed on BOOM" in log  # the handler did raise
+    assert "lease not released" not in log and "expired" not in log
+
+
+def test_leases_of_a_crashed_worker_expire_after_their_ttl(redis_server, db, start_app):
+    # Two orders hang in a worker that is then killed (SIGKILL: no release,
+    # no cleanup). Another worker refuses Alice's orders until the leases'
+    # 2 s ttl has run out, then takes them.
+    other = start_app(redis_server.url, RL_ORDER_LEASE_TTL="2s")
+    crashing = start_app(redis_server.url, ORDER_LATENCY="60", RL_ORDER_LEASE_TTL="2s")
+
+    def hang() -> None:
+        with crashing.client() as c:
+            try:
+                c.post("/orders", json=order(1), headers=ALICE)
+            except httpx.HTTPError:
+                pass  # the worker died under it
+
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(2):
+            pool.submit(hang)
+        wait_in_flight(db, 2)
+        crashing.proc.kill()
+        crashing.proc.wait()
+    killed_at = time.monotonic()
+    with other.client() as c:
+        r = c.post("/orders", json=order(1), headers=ALICE)
+        assert r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= 2
+        info = db.execute_command("RL.INFO", INFLIGHT_ALICE)
+        assert int(dict(zip(info[::2], info[1::2]))[b"reset_after_ms"]) <= 2000
+        wait_in_flight(db, 0, timeout=10)  # by the ttl: nothing released them
+        assert time.monotonic() - killed_at < 4
+        r = c.post("/orders", json=order(1), headers=ALICE)
+        assert r.status_code == 201
+
+
+def test_a_long_order_keeps_its_slot_past_the_ttl(redis_server, db, start_app):
+    # A 2 s ttl, orders of 3.5 s: the lease is renewed (RL.RENEW every ttl/3)
+    # while the order runs, so the slot stays taken until it ends.
+    a = start_app(redis_server.url, ORDER_LATENCY="3.5", RL_ORDER_LEASE_TTL="2s")
+
+    async def run() -> None:
+        async with httpx.AsyncClient(base_url=a.base_url, timeout=30) as c:
+            first = [asyncio.create_task(place(c, ALICE)) for _ in range(2)]
+            await asyncio.to_thread(wait_in_flight, db, 2)
+            await asyncio.sleep(2.5)  # past the ttl
+            r = await place(c, ALICE)
+            assert r.status_code == 429 and int(r.headers["Retry-After"]) <= 2
+            assert [r.status_code for r in await asyncio.gather(*first)] == [201, 201]
+            assert in_flight(db) == 0
+
+    asyncio.run(run())
+    assert "expired" not in a.log_text()
 
 
 def test_limits_peeks_without_spending(client, db):
@@ -140,6 +373,11 @@ def test_limits_peeks_without_spending(client, db):
     assert [q["policy"] for q in paid["limits"]["quotes"]] == ["minute", "day"]
     assert [q["remaining"] for q in paid["limits"]["quotes"]] == [1000, 150]
     assert paid["limits"]["orders"][0]["remaining"] == 10
+    assert paid["limits"]["orders_in_flight"] == [
+        {"policy": "inflight", "algorithm": "lease", "quota": 2, "window_s": None,
+         "limit": 2, "remaining": 2, "reset_after_ms": 0},
+    ]  # fmt: skip
+    assert db.exists(INFLIGHT_ALICE) == 0  # nor a peek at the leases
     assert client.get("/quotes/ACME", headers=ALICE).headers["X-RateLimit-Remaining"] == "149"
 
 

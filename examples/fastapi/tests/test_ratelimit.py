@@ -19,12 +19,15 @@ from ratelimit import (
     POOL_EXHAUSTED,
     UNREACHABLE,
     CircuitBreaker,
+    ConcurrencyLimit,
     LimiterUnavailable,
     LogThrottle,
     Rate,
     RateLimit,
     RateLimitConfig,
+    combine,
     failure_kind,
+    parse_duration,
     parse_rates,
     redis_client,
 )
@@ -76,6 +79,43 @@ def test_parse_rates_rejects_non_strings():
 
 
 @pytest.mark.parametrize(
+    "value, ms",
+    [
+        ("15m", 900_000),
+        ("900s", 900_000),
+        ("900", 900_000),
+        (900, 900_000),
+        ("500ms", 500),
+        (" 2H ", 7_200_000),
+        ("1d", 86_400_000),
+        ("36500d", 36500 * 86_400_000),
+    ],
+)
+def test_parse_duration(value, ms):
+    assert parse_duration(value) == ms
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("", "expected a whole number"),
+        ("15 minutes", "expected a whole number"),
+        ("1.5s", "expected a whole number"),
+        ("-5s", "expected a whole number"),
+        ("5w", "expected a whole number"),
+        ("0", "from 1 ms to 36500 days"),
+        ("0ms", "from 1 ms to 36500 days"),
+        ("36501d", "from 1 ms to 36500 days"),
+        (True, "bad duration True"),
+        (None, "bad duration None"),
+    ],
+)
+def test_parse_duration_errors(value, message):
+    with pytest.raises(ValueError, match=message):
+        parse_duration(value)
+
+
+@pytest.mark.parametrize(
     "kwargs, message",
     [
         ({"algorithm": "bucket"}, "unknown algorithm 'bucket'"),
@@ -83,6 +123,7 @@ def test_parse_rates_rejects_non_strings():
         ({"burst": 0}, "burst must be an integer"),
         ({"cost": -1}, "cost must be a non-negative integer"),
         ({"cost": True}, "cost must be a non-negative integer"),
+        ({"penalty": "15 minutes"}, "bad duration '15 minutes'"),
     ],
 )
 def test_ratelimit_settings_errors(kwargs, message):
@@ -112,6 +153,225 @@ def test_several_limits_are_one_rl_all_with_a_common_hash_tag():
         "RL.ALL", 2, "rl:{key:ab}:q:minute", "rl:{key:ab}:q:day",
         "TOKEN", 1500, 1000, "60s", "FIXED", 20000, "86400s", "COST", 3,
     ]  # fmt: skip
+
+
+def test_penalty_on_spending_calls_only():
+    lim = RateLimit("5/minute", algorithm="fixed", scope="login", penalty="15m")
+    assert lim.command(fake_request(), "ip:10.0.0.1", 1) == [
+        "RL.FIXED", "rl:{ip:10.0.0.1}:login:minute", 5, "60s", "COST", 1, "PENALTY", "900000ms",
+    ]  # fmt: skip
+    # A peek (/limits) must never start or extend a penalty box.
+    assert "PENALTY" not in lim.command(fake_request(), "ip:10.0.0.1", 0)
+    several = RateLimit("1/second;100/day", scope="s", penalty=30)
+    assert several.command(fake_request(), "u", 2)[-4:] == ["COST", 2, "PENALTY", "30000ms"]
+
+
+def test_refund_gives_back_to_every_limit_and_never_creates_a_key(redis_server, db):
+    lim = RateLimit("2/minute;5/hour", algorithm="fixed", key=lambda r: "u", scope="s")
+
+    async def run() -> None:
+        client = redis.asyncio.Redis(port=redis_server.port, socket_timeout=5)
+        request = fake_request()
+        request.app.state.ratelimit = RateLimitConfig(redis=client)
+        request.state = SimpleNamespace()
+        try:
+            # Never charged: nothing to give back, and no key is made.
+            d = await lim.refund(request)
+            assert d is not None and d.allowed and [q.remaining for q in d.quotas] == [2, 5]
+            assert db.dbsize() == 0
+            for _ in range(2):
+                assert (await lim.hit(request)).allowed
+            d = await lim.refund(request)
+            assert [q.remaining for q in d.quotas] == [1, 4]
+            assert request.state.ratelimit_headers["X-RateLimit-Remaining"] == "1"
+            # At most what was spent comes back.
+            d = await lim.refund(request, cost=5)
+            assert [q.remaining for q in d.quotas] == [2, 5]
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
+    with pytest.raises(ValueError, match="refund cost must be a positive integer"):
+        asyncio.run(lim.refund(fake_request(), cost=0))
+
+
+def test_refund_without_redis_is_logged_not_raised(caplog):
+    lim = RateLimit("5/minute", key=lambda r: "u", scope="s")
+    request = fake_request()
+    request.app.state.ratelimit = RateLimitConfig(
+        redis=redis_client(f"redis://127.0.0.1:{free_port()}"), fail_open=False
+    )
+    request.state = SimpleNamespace()
+
+    async def run() -> None:
+        try:
+            assert await lim.refund(request) is None
+        finally:
+            await request.app.state.ratelimit.redis.aclose()
+
+    with caplog.at_level("WARNING", logger="ratelimit"):
+        asyncio.run(run())
+    assert "rate limiter refund lost" in caplog.text
+    assert not hasattr(request.state, "ratelimit_headers")
+
+
+def test_concurrency_limit_command_and_headers():
+    inflight = ConcurrencyLimit(2, ttl="30s", key=lambda r: "u", scope="orders")
+    assert inflight.command(fake_request(), "user:alice", 1, "abc") == [
+        "RL.ACQUIRE", "rl:{user:alice}:orders:inflight", 2, "30000ms", "ID", "abc", "COST", 1,
+    ]  # fmt: skip
+    assert inflight.command(fake_request(), "user:alice", 0)[-2:] == ["COST", 0]
+    d = inflight.decision([0, 2, 0, 2500, 9000, None])
+    assert d.headers() == {
+        "RateLimit-Policy": '"inflight";q=2;qu="concurrent-requests"',
+        "RateLimit": '"inflight";r=0;t=9',
+        "X-RateLimit-Limit": "2",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": "9",
+        "Retry-After": "3",
+    }
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"limit": 0}, "limit must be an integer from 1"),
+        ({"limit": True}, "limit must be an integer from 1"),
+        ({"limit": 2, "ttl": "soon"}, "bad duration 'soon'"),
+        ({"limit": 2, "name": 'a"b'}, "name must be 1 to 32"),
+    ],
+)
+def test_concurrency_limit_settings_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ConcurrencyLimit(**kwargs)
+
+
+def test_combine_shows_the_refusing_limit_else_the_tightest_window():
+    inflight = ConcurrencyLimit(2, scope="o")
+    rate = RateLimit("10/minute", scope="o")
+    slot_free = inflight.decision([1, 2, 1, 0, 9000, "id"])
+    slot_taken = inflight.decision([0, 2, 0, 4000, 9000, None])
+    spent = rate.decision([1, 10, 7, 0, 60000])
+    refused = rate.decision([0, 10, 0, 6000, 60000])
+    # Allowed: the X-RateLimit-* numbers are the rate limit's, although the
+    # concurrency limit has fewer left; both policies are listed.
+    both = combine([slot_free, spent])
+    assert both.allowed and (both.limit, both.remaining) == (10, 7)
+    assert both.headers()["RateLimit-Policy"] == (
+        '"inflight";q=2;qu="concurrent-requests", "minute";q=10;w=60'
+    )
+    assert both.headers()["RateLimit"] == '"inflight";r=1;t=9, "minute";r=7;t=60'
+    # Refused: the numbers of the limit that refused, the longest wait.
+    d = combine([slot_taken, spent])
+    assert not d.allowed and (d.limit, d.remaining, d.headers()["Retry-After"]) == (2, 0, "4")
+    d = combine([slot_taken, refused])
+    assert (d.limit, d.headers()["Retry-After"]) == (10, "6")
+    never = rate.decision([0, 10, 10, -1, 0])
+    assert combine([slot_taken, never]).retry_after_s is None
+    # Only a concurrency limit: its numbers.
+    assert combine([slot_free]).limit == 2
+    with pytest.raises(ValueError):
+        combine([])
+
+
+def lease_request(client: redis.asyncio.Redis) -> SimpleNamespace:
+    request = fake_request("/orders", "POST")
+    request.app.state.ratelimit = RateLimitConfig(redis=client)
+    request.state = SimpleNamespace()
+    return request
+
+
+def test_lease_is_released_however_the_block_ends(redis_server, db):
+    inflight = ConcurrencyLimit(2, ttl="10s", key=lambda r: "user:u", scope="o")
+    key = "rl:{user:u}:o:inflight"
+
+    def held() -> int:
+        return 2 - int(db.execute_command("RL.ACQUIRE", key, 2, "10s", "COST", "0")[2])
+
+    async def run() -> None:
+        client = redis.asyncio.Redis(port=redis_server.port, socket_timeout=5)
+        try:
+            async with inflight.lease(lease_request(client)) as first:
+                assert first is not None and first.key == key
+                assert first.decision.allowed and first.decision.remaining == 1
+                assert held() == 1
+                async with inflight.lease(lease_request(client)):
+                    assert held() == 2
+                    # A third is refused before its block runs.
+                    third = lease_request(client)
+                    with pytest.raises(HTTPException) as refused_:
+                        async with inflight.lease(third):
+                            raise AssertionError("entered a full limit")
+                    assert refused_.value.status_code == 429
+                    headers = refused_.value.headers or {}
+                    assert 9 <= int(headers["Retry-After"]) <= 10
+                    assert headers["X-RateLimit-Remaining"] == "0"
+                    assert third.state.ratelimit_headers == headers
+                assert held() == 1
+            assert held() == 0 and db.exists(key) == 0  # the key goes with its last lease
+            # Raised out of the block.
+            with pytest.raises(RuntimeError):
+                async with inflight.lease(lease_request(client)):
+                    assert held() == 1
+                    raise RuntimeError("the work failed")
+            assert held() == 0
+            # Cancelled inside the block (a client gone, a timeout).
+            entered = asyncio.Event()
+
+            async def work() -> None:
+                async with inflight.lease(lease_request(client)):
+                    entered.set()
+                    await asyncio.sleep(60)
+
+            task = asyncio.create_task(work())
+            await entered.wait()
+            assert held() == 1
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            for _ in range(100):  # the release runs in its own task
+                if held() == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert held() == 0
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
+
+
+def test_lease_heartbeat_renews_past_the_ttl(redis_server, db, caplog):
+    inflight = ConcurrencyLimit(1, ttl="300ms", key=lambda r: "user:h", scope="o")
+    key = "rl:{user:h}:o:inflight"
+
+    async def run() -> None:
+        client = redis.asyncio.Redis(port=redis_server.port, socket_timeout=5)
+        try:
+            async with inflight.lease(lease_request(client)):
+                await asyncio.sleep(1)  # more than 3 ttls: renewed every 100 ms
+                assert db.execute_command("RL.ACQUIRE", key, 1, "1s", "COST", "0")[2] == 0
+            assert db.exists(key) == 0
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
+    # Without the heartbeat the lease expires while the block runs; the
+    # release says so in the log.
+    no_heartbeat = ConcurrencyLimit(1, ttl="100ms", key=lambda r: "user:h", scope="o",
+                                    heartbeat=False)  # fmt: skip
+
+    async def expire() -> None:
+        client = redis.asyncio.Redis(port=redis_server.port, socket_timeout=5)
+        try:
+            async with no_heartbeat.lease(lease_request(client)):
+                await asyncio.sleep(0.3)
+                assert db.exists(key) == 0
+        finally:
+            await client.aclose()
+
+    with caplog.at_level("WARNING", logger="ratelimit"):
+        asyncio.run(expire())
+    assert "had expired before its request ended" in caplog.text
 
 
 def test_braces_in_identities_and_scopes_cannot_move_the_hash_tag():
@@ -379,6 +639,10 @@ def test_fail_mode_logs_are_throttled_in_both_modes(caplog):
         ("RL_REDIS_TIMEOUT", "soon", "RL_REDIS_TIMEOUT='soon': not a number"),
         ("RL_BREAKER_COOLDOWN", "nan", "RL_BREAKER_COOLDOWN='nan': must be at least"),
         ("RL_BREAKER_FAILURES", "1.5", "RL_BREAKER_FAILURES='1.5': not a number"),
+        ("RL_LOGIN_PENALTY", "15 min", "RL_LOGIN_PENALTY='15 min': bad duration"),
+        ("RL_ORDER_LEASE_TTL", "1.5s", "RL_ORDER_LEASE_TTL='1.5s': bad duration"),
+        ("RL_ORDER_INFLIGHT", "0", "RL_ORDER_INFLIGHT='0': must be at least 1"),
+        ("ORDER_LATENCY", "-1", "ORDER_LATENCY='-1': must be at least 0"),
     ],
 )
 def test_bad_settings_stop_the_app(monkeypatch, name, value, message):
