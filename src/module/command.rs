@@ -18,7 +18,7 @@ use smallvec::SmallVec;
 use super::config;
 use super::ffi::{self, Ctx, NotStored, RStr, WriteKey, WrongType};
 use super::{clock, reply, stats};
-use crate::algo::value::{self, BlockChange, Guarded};
+use crate::algo::value::{evaluate, BlockChange, Guarded};
 use crate::algo::{
     Algorithm, Decision, Duration, Instant, Kind, Limiter, Mismatch, Params, Value, Verdict,
     MAX_TIME_US, MAX_WAIT_US,
@@ -169,18 +169,6 @@ type PerKey<T> = SmallVec<[T; 8]>;
 pub(super) fn with_bytes<R>(strings: &[RStr], f: impl FnOnce(&[&[u8]]) -> R) -> R {
     let bytes: SmallVec<[&[u8]; 48]> = strings.iter().map(|s| s.bytes()).collect();
     f(&bytes)
-}
-
-/// Decides on what a key holds (or on a fresh state if it holds nothing),
-/// under its penalty block and the request's `penalty`.
-fn evaluate(
-    held: Option<&Value>,
-    params: &Params,
-    cost: u64,
-    now: Instant,
-    penalty: Option<Duration>,
-) -> Result<Guarded, Error> {
-    Ok(value::evaluate(held, params, cost, now, penalty)?)
 }
 
 /// When a key written by a client's request expires: when its state is
