@@ -659,7 +659,8 @@ BREAKDOWN = [
                "RM_ReplyWithBool", "RM_ReplyWithSimpleString"]),
     ("open + close key", ["RM_OpenKey", "RM_CloseKey"]),
     ("parse", ["ratelimit::args::request", "ratelimit::args::all_request"]),
-    ("decide", ["ratelimit::algo::limiter::Limiter::decide"]),
+    # The limiter's evaluation (Limiter::decide is gone).
+    ("decide", ["ratelimit::algo::value::evaluate"]),
     ("set expiry", ["RM_SetAbsExpire", "RM_SetExpire"]),
 ]
 
