@@ -231,6 +231,153 @@ def all_vs_single(value, name):
     return mine / (sum(parts) / len(parts))
 
 
+# --------------------------------------------------------------------------
+# The newer commands (refunds, the penalty box, leases), each on one hot key
+# set up first, then in batches of up to 16 calls on one connection whose
+# every reply is checked, so a measured call does what its row says. Not
+# redis-benchmark: a lease pair is two commands, and a server-made lease id
+# must be read back before it can be released.
+
+LEASES_HELD = 1000  # the leases the O(n) row's key holds
+
+
+class Row:
+    """`setup()`: commands run first (on an empty database); `batch(prev)`:
+    the next batch of commands, given the previous batch's (commands,
+    replies) or None; `ok(command, reply)`: whether a reply is the one the
+    row measures. `base`: the row this one is compared with (÷ base)."""
+
+    def __init__(self, name, how, batch, ok, setup=list, base=None):
+        self.name, self.how, self.batch, self.ok = name, how, batch, ok
+        self.setup, self.base = setup, base
+
+
+def same(*cmds):
+    """A batch of 16 calls: `cmds` over and over."""
+    batch = list(cmds) * (16 // len(cmds))
+    return lambda prev: batch
+
+
+def is_allowed(_, reply):
+    return isinstance(reply, list) and reply[0] == 1
+
+
+def is_one(_, reply):
+    return reply == 1
+
+
+def lease_ok(cmd, reply):
+    """An acquire granted under the id it was given (or a 16-character id
+    the server made up), or a release of a held lease."""
+    if cmd[0] == "RL.RELEASE":
+        return reply == 1
+    if not (isinstance(reply, list) and reply[0] == 1 and isinstance(reply[5], bytes)):
+        return False
+    return reply[5] == cmd[5].encode() if "ID" in cmd else len(reply[5]) == 16
+
+
+def server_id_pairs(key, limit, ttl):
+    """8 acquires under ids the server makes up, then, in the next batch,
+    their 8 releases (ids read from the replies) before 8 more acquires."""
+    acquire = ["RL.ACQUIRE", key, limit, ttl]
+
+    def batch(prev):
+        ids = [] if prev is None else [rep[5] for c, rep in zip(*prev) if c[0] == "RL.ACQUIRE"]
+        return [["RL.RELEASE", key, i.decode()] for i in ids] + [acquire] * 8
+    return batch
+
+
+def blocked_setup(key):
+    """Puts `key` in the penalty box for an hour from 10 s ago: the first
+    call takes the bucket's one token, the second is denied and blocks.
+    By now the bucket has refilled, so only the block denies."""
+    t0 = int(time.time() * 1000) - 10_000
+    return [["RL.TOKEN", key, 1, 1, "1s", "PENALTY", "1h", "AT", t0]] * 2
+
+
+def blocked_denial(_, reply):
+    """Denied by the block: retry after most of the hour, not the bucket's 1 s."""
+    return isinstance(reply, list) and reply[0] == 0 and reply[3] > 60_000
+
+
+def newer_rows():
+    """The yardsticks (INCR, the floor, the base commands), then the rows of
+    the newer commands. Keys `n:<row number>`."""
+    k = [f"n:{i}" for i in range(11)]
+    held = [["RL.ACQUIRE", k[10], 2 * LEASES_HELD, "1h", "ID", f"held-{i}"]
+            for i in range(LEASES_HELD)]
+    return [
+        Row("INCR", "INCR on a counter above 10,000 (updated in place)",
+            same(["INCR", k[0]]), lambda c, r: isinstance(r, int),
+            setup=lambda: [["SET", k[0], 1_000_000]]),
+        Row("floor", "FLOOR.HIT, the module-API floor", same(["FLOOR.HIT", k[1]]), is_allowed),
+        Row("RL.FIXED", f"RL.FIXED key {BIG} 1h, as in the table above",
+            same(["RL.FIXED", k[2], BIG, "1h"]), is_allowed),
+        Row("RL.TOKEN", f"RL.TOKEN key {BIG} 1000000 1s, as in the table above",
+            same(["RL.TOKEN", k[3], BIG, 1_000_000, "1s"]), is_allowed),
+        Row("RL.REFUND", f"`RL.REFUND key 1` on an RL.FIXED key ({BIG} per 1h) that spent "
+            f"{BIG // 2:,} units in one call first, so each call gives 1 unit back (every reply "
+            "checked to be 1) into a window still open and far from empty",
+            same(["RL.REFUND", k[4], 1]), is_one,
+            setup=lambda: [["RL.FIXED", k[4], BIG, "1h", "COST", BIG // 2]], base="RL.FIXED"),
+        Row("RL.TOKEN PENALTY, allowed", "RL.TOKEN as above with `PENALTY 1h`: every call "
+            "allowed, the common path paying only the option's parsing",
+            same(["RL.TOKEN", k[5], BIG, 1_000_000, "1s", "PENALTY", "1h"]), is_allowed,
+            base="RL.TOKEN"),
+        Row("RL.TOKEN PENALTY, blocked", "`RL.TOKEN key 1 1 1s PENALTY 1h` on a key in the "
+            "penalty box for an hour (blocked 10 s earlier; the bucket has refilled, so only "
+            "the block denies): every call denied with the block's retry-after (checked), "
+            "nothing written or replicated", same(["RL.TOKEN", k[6], 1, 1, "1s", "PENALTY", "1h"]),
+            blocked_denial, setup=lambda: blocked_setup(k[6]), base="RL.TOKEN"),
+        Row("RL.ACQUIRE+RELEASE, ID given", "`RL.ACQUIRE key 10 1h ID lease-1` then "
+            "`RL.RELEASE key lease-1`, 8 pairs a batch: each lease released right after its "
+            "acquire, so the key is created by every acquire and deleted by every release",
+            same(["RL.ACQUIRE", k[7], 10, "1h", "ID", "lease-1"], ["RL.RELEASE", k[7], "lease-1"]),
+            lease_ok),
+        Row("RL.ACQUIRE+RELEASE, server ids", "`RL.ACQUIRE key 10 1h` (the server makes the id "
+            "up): 8 acquires a batch, released by the next batch (their ids read from the "
+            "replies) before its 8 acquires, so the key holds 0 to 7 leases at an acquire",
+            server_id_pairs(k[8], 10, "1h"), lease_ok, base="RL.ACQUIRE+RELEASE, ID given"),
+        Row("RL.RENEW", "`RL.RENEW key held 1h` of a lease acquired first, the key's only one "
+            "(every reply checked to be 1)", same(["RL.RENEW", k[9], "held", "1h"]), is_one,
+            setup=lambda: [["RL.ACQUIRE", k[9], 10, "1h", "ID", "held"]]),
+        Row(f"RL.ACQUIRE+RELEASE, {LEASES_HELD:,} leases", f"As the ID given pair, on a key "
+            f"holding {LEASES_HELD:,} other leases (limit {2 * LEASES_HELD:,}, each 1h): each "
+            "acquire places one more lease, each release removes it",
+            same(["RL.ACQUIRE", k[10], 2 * LEASES_HELD, "1h", "ID", "probe"],
+                 ["RL.RELEASE", k[10], "probe"]),
+            lease_ok, setup=lambda: held, base="RL.ACQUIRE+RELEASE, ID given"),
+    ]
+
+
+# The yardsticks of newer_rows(), measured only to compare the rows with.
+NEWER_YARDSTICKS = ("INCR", "floor", "RL.FIXED", "RL.TOKEN")
+
+
+def drive(r, row, batches, prev=None):
+    """Runs `batches` batches of `row` on connection `r`, checking every
+    reply. Returns ({command: calls}, the last batch's (commands, replies))."""
+    calls = {}
+    for _ in range(batches):
+        cmds = row.batch(prev)
+        r.sock.sendall(b"".join(Redis.encode(c) for c in cmds))
+        replies = [r.read() for _ in cmds]
+        for c, rep in zip(cmds, replies):
+            if not row.ok(c, rep):
+                raise RuntimeError(f"{row.name}: {' '.join(map(str, c))} answered {rep!r}")
+            calls[c[0]] = calls.get(c[0], 0) + 1
+        prev = (cmds, replies)
+    return dict(sorted(calls.items())), prev
+
+
+def run_setup(r, cmds):
+    """Sends `cmds` pipelined and reads (and so checks) every reply."""
+    if cmds:
+        r.sock.sendall(b"".join(Redis.encode(c) for c in cmds))
+        for _ in cmds:
+            r.read()
+
+
 def fmt(x, digits=2):
     if x is None:
         return "—"
@@ -352,6 +499,91 @@ def section_calls(b, out, cfg):
                f"{fmt(floor_again[0])} ops/s ({pct(floor_again[0], f_rps)}).\n")
     results["INCR again"] = {"hot": (again[1], again[0], None)}
     results["floor again"] = {"hot": (floor_again[1], floor_again[0], None)}
+    return results
+
+
+def cmdstat(b, cmdname):
+    """(calls, usec) of a command since the last CONFIG RESETSTAT."""
+    stats = {k.lower(): v for k, v in b.r.info("commandstats").items()}
+    row = stats.get("cmdstat_" + cmdname.lower(), "")
+    calls = re.search(r"calls=(\d+)", row)
+    usec = re.search(r"usec=(\d+)", row)
+    return (int(calls.group(1)), int(usec.group(1))) if calls and usec else (0, 0)
+
+
+def by_command(calls, per):
+    """Lines of one row: one per command ({command: figure}), then the mean
+    per call (weighted by calls) when the row runs more than one command."""
+    lines = [(c, per[c]) for c in calls]
+    if len(calls) > 1:
+        total = sum(calls.values())
+        lines.append(("per call", sum(per[c] * calls[c] for c in calls) / total))
+    return lines
+
+
+def describe_newer(out, rows):
+    out.append("How each row of the newer commands is set up and measured:\n")
+    for row in rows:
+        if row.name not in NEWER_YARDSTICKS:
+            out.append(f"- {row.name}: {row.how}.")
+    out.append("")
+
+
+def base_figure(base, c):
+    """The figure of command `c` (or "per call") in a base row's lines: the
+    same command's, or the only command's of a one-command row."""
+    if c in base:
+        return base[c]
+    return next(iter(base.values())) if len(base) == 1 else None
+
+
+def section_newer(b, out, cfg):
+    """µs per call of the newer commands on hot keys (newer_rows()), each
+    against INCR, the floor and its base, all measured the same way here."""
+    n = cfg["n_newer"]
+    rows = newer_rows()
+    results = {}
+    for row in rows + [r for r in rows if r.name in ("INCR", "floor")]:
+        b.flush()
+        run_setup(b.r, row.setup())
+        _, prev = drive(b.r, row, cfg["warm_newer"])
+        b.r.call("CONFIG", "RESETSTAT")
+        calls, _ = drive(b.r, row, n // 16, prev)
+        per = {}
+        for c, k in calls.items():
+            seen, usec = cmdstat(b, c)
+            if seen != k:
+                raise RuntimeError(f"{row.name}: {k} calls of {c} sent, {seen} in commandstats")
+            per[c] = usec / k
+        name = row.name + (" again" if row.name in results else "")
+        results[name] = (calls, per, dict(by_command(calls, per)))
+        log(f"  {name:34} " + "  ".join(f"{c} {u:.3f} µs" for c, u in by_command(calls, per)))
+    b.flush()
+    out.append("### Newer commands on a hot key: refunds, the penalty box, leases\n")
+    out.append(f"Each row on a key of its own, set up first; then {n:,} calls in batches of 16 on "
+               "one connection (pipeline 16) from the driver, which checks every reply (so each "
+               "measured call does what the row says), after a warm-up. µs per call of each "
+               "command from `INFO commandstats`; a row of two commands also per call, the mean "
+               "of both. The driver is slower than redis-benchmark (the server waits between "
+               "batches), so INCR, the floor and the base rows are measured here the same way, "
+               "and the ratios are to them: ×INCR, ×floor, and ÷ base, this ÷ the same command "
+               "(or the mean per call) of the row named.\n")
+    out.append("| row | command | µs/call | ×INCR | ×floor | base | ÷ base |")
+    out.append("|---|---|---:|---:|---:|---|---:|")
+    incr, floor = results["INCR"][2]["INCR"], results["floor"][2]["FLOOR.HIT"]
+    for row in rows:
+        base = results[row.base][2] if row.base else {}
+        for i, (c, us) in enumerate(results[row.name][2].items()):
+            cells = [row.name if i == 0 else "", c, fmt(us, 3), ratio(us, incr),
+                     ratio(us, floor) if row.name != "INCR" else "—",
+                     (row.base or "—") if i == 0 else "", ratio(us, base_figure(base, c))]
+            out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    describe_newer(out, rows)
+    i_again, f_again = results["INCR again"][2]["INCR"], results["floor again"][2]["FLOOR.HIT"]
+    out.append(f"Noise: INCR measured again after the rows: {fmt(i_again, 3)} µs/call "
+               f"({pct(i_again, incr)}); the floor {fmt(f_again, 3)} µs/call "
+               f"({pct(f_again, floor)}).\n")
     return results
 
 
@@ -620,14 +852,29 @@ class Callgrind:
                     for _ in range(count)]
         return self.count(tag + "-distinct", batches(256), batches(n // 16), True)
 
+    def measure_row(self, tag, row, n):
+        """As measure(), for a Row of newer_rows() (every reply checked):
+        (whole server, inside call(), {function: inclusive}, {command: calls})."""
+        r = self.b.r
+        r.call("FLUSHALL")
+        run_setup(r, row.setup())
+        _, prev = drive(r, row, 256)
+        self.ctl("-i", "on")
+        calls, _ = drive(r, row, n // 16, prev)
+        self.ctl("-i", "off")
+        return (*self.collect(tag, sum(calls.values())), calls)
+
     def count(self, tag, warm, measured, allowed):
         self.run(warm)
         self.ctl("-i", "on")
         last = self.run(measured)
         self.ctl("-i", "off")
-        n = 16 * len(measured)
         if allowed and isinstance(last, list) and last[0] != 1:
             raise RuntimeError(f"{tag}: the measured calls were not allowed: {last}")
+        return self.collect(tag, 16 * len(measured))
+
+    def collect(self, tag, n):
+        """Dumps the counts since the last dump: per call of `n` calls."""
         self.ctl("-d", tag)
         new = [f for f in os.listdir(self.dir) if f not in self.seen]
         self.seen.update(new)
@@ -656,15 +903,74 @@ class Callgrind:
 BREAKDOWN = [
     ("RM_Replicate", ["RM_Replicate"]),
     ("reply", ["RM_ReplyWithArray", "RM_ReplyWithLongLong", "RM_ReplyWithMap",
-               "RM_ReplyWithBool", "RM_ReplyWithSimpleString"]),
+               "RM_ReplyWithBool", "RM_ReplyWithSimpleString", "RM_ReplyWithStringBuffer",
+               "RM_ReplyWithNull"]),
     ("open + close key", ["RM_OpenKey", "RM_CloseKey"]),
-    ("parse", ["ratelimit::args::request", "ratelimit::args::all_request"]),
-    ("decide", ["ratelimit::algo::limiter::Limiter::decide"]),
+    ("parse", ["ratelimit::args::request", "ratelimit::args::all_request",
+               "ratelimit::args::refund_request", "ratelimit::args::acquire_request",
+               "ratelimit::args::renew_request"]),
+    # The limiter's evaluation (also a refund's, for the key's new expiry),
+    # a refund, a lease operation (LeaseState::renew is inlined, calling
+    # extend; acquire calls extend only on a re-acquire, which no row does).
+    ("decide", ["ratelimit::algo::value::evaluate", "ratelimit::algo::limiter::Limiter::refund",
+                "ratelimit::algo::lease::LeaseState::acquire",
+                "ratelimit::algo::lease::LeaseState::release",
+                "ratelimit::algo::lease::LeaseState::extend"]),
     ("set expiry", ["RM_SetAbsExpire", "RM_SetExpire"]),
 ]
 
 
-def section_instructions(cg, out, cfg):
+# A command's own function in the module (what Redis' dispatcher calls).
+HANDLER = "ratelimit::module::command::rl_"
+
+
+def instr_by_command(res, calls):
+    """Instructions inside call() per call of each command of a row
+    ({command: instructions}, then "per call" for a row of several): the
+    command's own handler (rl_acquire, ...) per call of it, plus the rest of
+    call() (Redis' dispatch, the module context), the same for each."""
+    _, inside, fns = res
+    total = sum(calls.values())
+    if len(calls) == 1:
+        return {next(iter(calls)): inside}
+    own = {c: fns.get(HANDLER + c.split(".", 1)[1].lower()) for c in calls}
+    if any(v is None for v in own.values()):
+        return {"per call": inside}
+    shared = inside - sum(own.values())
+    lines = {c: shared + own[c] * total / k for c, k in calls.items()}
+    lines["per call"] = inside
+    return lines
+
+
+def section_newer_instructions(out, results, newer, newer_calls, described):
+    """The newer commands' rows of the hot table by command, against the
+    floor, INCR and their base rows."""
+    incr, floor = results["INCR"][1], results["floor"][1]
+    out.append("The newer commands by command: instructions inside `call()` per call of each (a "
+               "lease pair split by the module's handler of each command, `rl_acquire` and "
+               "`rl_release`, the rest of `call()` shared evenly), against INCR, the floor and "
+               "the row named as base (its same command, or its only one):\n")
+    out.append("| row | command | command instr/call | ×INCR | ×floor | base | ÷ base |")
+    out.append("|---|---|---:|---:|---:|---|---:|")
+
+    def lines_of(name):
+        if name in newer_calls:
+            return instr_by_command(results[name], newer_calls[name])
+        return {name: results[name][1]}
+    for row in newer:
+        base = lines_of(row.base) if row.base else {}
+        for i, (c, v) in enumerate(lines_of(row.name).items()):
+            cells = [row.name if i == 0 else "", c, fmt(v, 0), ratio(v, incr), ratio(v, floor),
+                     (row.base or "—") if i == 0 else "", ratio(v, base_figure(base, c))]
+            out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    if not described:
+        describe_newer(out, newer)
+
+
+def section_instructions(cg, out, cfg, described):
+    """Instructions per call by callgrind; `described`: the newer commands'
+    rows were described by the timed section already."""
     n, keys = cfg["n_instr"], cfg["instr_keys"]
     specs = with_all(commands(cg.b))
     results = {}
@@ -675,6 +981,18 @@ def section_instructions(cg, out, cfg):
         setup = [["SET", key, 1_000_000]] if name == "INCR" else []
         results[name] = cg.measure(tag, hot(key), n, setup)
         log(f"  {name:18} {results[name][0]:,.0f} instructions/call, {results[name][1]:,.0f} in call()")
+    # The newer commands (their yardsticks are rows above, measured alike).
+    newer = [row for row in newer_rows() if row.name not in NEWER_YARDSTICKS]
+    newer_calls = {}
+    for i, row in enumerate(newer):
+        server, inside, fns, newer_calls[row.name] = cg.measure_row(f"newer{i}", row, n)
+        results[row.name] = (server, inside, fns)
+        log(f"  {row.name:18} {results[row.name][0]:,.0f} instructions/call, "
+            f"{results[row.name][1]:,.0f} in call()")
+    # The table's rows: the newer ones before the Lua baselines.
+    at = next(i for i, s in enumerate(specs) if s[0].startswith("Lua"))
+    rows = [(s[0], s[3]) for s in specs[:at]] + [(r.name, None) for r in newer] \
+        + [(s[0], s[3]) for s in specs[at:]]
     # Distinct keys: the rows the targets need, each call on one of `keys`
     # existing keys (the timed runs' distinct commands).
     distinct = {}
@@ -690,15 +1008,17 @@ def section_instructions(cg, out, cfg):
     out.append("### Instructions per call (callgrind)\n")
     out.append(f"Counted by valgrind's callgrind on a second redis-server: {n:,} calls per row on a hot "
                "key, pipeline 16 on one connection, every call allowed (INCR on a counter above "
-               "10,000, updated in place). *Server*: every instruction the server ran during the "
-               "batch ÷ calls (reading, parsing, dispatching, the command, writing the reply; what "
+               "10,000, updated in place) but in the rows of the newer commands, set up and "
+               "checked as described with the newer commands' tables (a row of a lease pair "
+               "counts per call, the mean of its two commands). *Server*: every instruction the "
+               "server ran during the batch ÷ calls (reading, parsing, dispatching, the command, writing the reply; what "
                "bounds throughput). *Command*: inside Redis' `call()` (what `usec_per_call` times). "
                "Repeatable to about 1% between runs, so this is the figure to compare two builds "
                "with; it ignores cache misses, so it is not a time. ×floor: this ÷ `FLOOR.HIT`, "
                "the module-API floor.\n")
     out.append("| command | server instr/call | ×INCR | ×floor | Lua ÷ | command instr/call | ×INCR | ×floor | Lua ÷ |")
     out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name, _, _, base in specs:
+    for name, base in rows:
         r = results[name]
         bl = results.get(base) if base else None
         cells = [name]
@@ -734,6 +1054,7 @@ def section_instructions(cg, out, cfg):
                 cells.append(f"{x:.2f}x" if x is not None else "—")
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
+    section_newer_instructions(out, results, newer, newer_calls, described)
     out.append("Where the instructions of a command go, per call (inclusive counts). *Redis "
                "around it*: `call()` minus the command's own function (`incrCommand`, or "
                "`RedisModuleCommandDispatcher` for a module command); *rest*: the module's "
@@ -741,7 +1062,7 @@ def section_instructions(cg, out, cfg):
     out.append("| command | command | Redis around it | " + " | ".join(c for c, _ in BREAKDOWN)
                + " | rest |")
     out.append("|---|---:|---:|" + "---:|" * (len(BREAKDOWN) + 1))
-    for name, _, _, _ in specs:
+    for name, _ in rows:
         if name not in ("INCR", "floor") and not name.startswith("RL."):
             continue
         _, inside, fns = results[name]
@@ -998,13 +1319,13 @@ def main():
                "log_keys": {10: 2000, 100: 2000, 1000: 200}, "log_calls": 10_000,
                "n_denied": 20_000, "sizes": [1000, 10_000, 100_000], "n_keys": 30_000,
                "n_instr": 1600, "instr_keys": 20_000, "n_big": 20_000, "big_seconds": 0.5,
-               "n_instr_big": 64}
+               "n_instr_big": 64, "n_newer": 50_000, "warm_newer": 64}
     else:
         cfg = {"n16": 500_000, "n1": 100_000, "keyspace": 100_000, "mem_keys": 1_000_000,
                "log_keys": {10: 100_000, 100: 20_000, 1000: 2000}, "log_calls": 100_000,
                "n_denied": 200_000, "sizes": [1000, 10_000, 100_000, 1_000_000],
                "n_keys": 300_000, "n_instr": 9600, "instr_keys": 100_000, "n_big": 200_000,
-               "big_seconds": 2, "n_instr_big": 320}
+               "big_seconds": 2, "n_instr_big": 320, "n_newer": 400_000, "warm_newer": 256}
     b = Bench(a.port, a.quick)
     only = set(filter(None, a.only.split(",")))
     start = time.time()
@@ -1020,6 +1341,8 @@ def main():
     if not only or "calls" in only:
         log(f"==> [{time.time() - start:.0f} s] per call and throughput")
         calls = section_calls(b, out, cfg)
+        log(f"==> [{time.time() - start:.0f} s] the newer commands per call")
+        section_newer(b, out, cfg)
     if not only or "memory" in only:
         log(f"==> [{time.time() - start:.0f} s] memory per limiter")
         mem = section_memory(b, out, cfg)
@@ -1035,7 +1358,7 @@ def main():
     cg = Callgrind(a.cg_port, a.cg_pid, a.cg_dir, a.quick) if a.cg_port else None
     if (not only or "instr" in only) and cg:
         log(f"==> [{time.time() - start:.0f} s] instructions per call (callgrind)")
-        instr = section_instructions(cg, out, cfg)
+        instr = section_instructions(cg, out, cfg, described=calls is not None)
     if not only or "biglog" in only:
         log(f"==> [{time.time() - start:.0f} s] RL.INFO and RL.ALL on a full {BIG_LOG:,}-entry log")
         big = section_big_log(b, cg, out, cfg)
