@@ -31,7 +31,10 @@ def u128(v):
     return struct.pack("<QQ", v & (2**64 - 1), v >> 64)
 
 
-# --- args: [command selector, separator] + arguments joined by it.
+# --- args: [command selector, separator] + arguments joined by it. The
+# selector's top bit asks for small log-max and lease-max settings; its low
+# 7 bits pick the command: 0-5 RL.<algo>, 6 RL.ALL, 7 CL.THROTTLE, 8 module
+# arguments, 9 RL.PEEK, 10 RL.REFUND, 11 RL.ACQUIRE, 12 RL.RENEW.
 ARGS = {
     0: ["10 1s", "10 1s COST 3 AT 1700000000000", "10 500ms cost 0", "0 1s",
         "10 5w", "-1 1", "99999999999999999999999 1", "10 1s COST", "10 1s AT 1 AT 2",
@@ -51,6 +54,53 @@ ARGS = {
 for cmd, lines in ARGS.items():
     for i, line in enumerate(lines):
         write("args", f"cmd{cmd}-{i}", bytes([cmd, 0x20]) + line.encode())
+# PENALTY on the decision commands and RL.ALL (refused by RL.PEEK).
+PENALTY_ARGS = {
+    0: ["10 1s PENALTY 1m", "10 1s COST 10 PENALTY 30s AT 1700000000000",
+        "10 1s PENALTY 0", "10 1s PENALTY 1x", "10 1s PENALTY 1s PENALTY 2s",
+        "10 1s PENALTY", "10 1s penalty 100000000000000000us",
+        "10 1s PENALTY 100000000000000001us"],
+    1: ["5 1h PENALTY 1d COST 5"],
+    2: ["3 1s COST 3 PENALTY 500ms"],
+    3: ["10 5 1s PENALTY 5m", "1 1 36500d COST 1 PENALTY 36500d"],
+    4: ["3 1 1s COST 3 PENALTY 1ms"],
+    5: ["15 30 60 PENALTY 1h", "0 1 1s COST 1 PENALTY 1us"],
+    6: ["2 a b TOKEN 10 10 1s FIXED 1000 1d PENALTY 10s COST 2",
+        "1 a GCRA 0 1 1m COST 1 PENALTY -1"],
+    9: ["TOKEN 10 5 1s PENALTY 1s"],
+}
+for cmd, lines in PENALTY_ARGS.items():
+    for i, line in enumerate(lines):
+        write("args", f"penalty{cmd}-{i}", bytes([cmd, 0x20]) + line.encode())
+# RL.REFUND key n [AT ms]
+REFUND_ARGS = ["3", "0", "3 AT 1700000000000", "-1", "1 AT", "1 FOO 2",
+               "1000000000000000", "1000000000000001", "3 AT 1 AT 2",
+               "1 PENALTY 1s", "1 COST 1", "99999999999999999999999"]
+for i, line in enumerate(REFUND_ARGS):
+    write("args", f"refund-{i}", bytes([10, 0x20]) + line.encode())
+write("args", "refund-none", bytes([10, 0x20]))
+# RL.ACQUIRE key limit ttl [ID lease_id] [COST n] [AT ms]
+ACQUIRE_ARGS = ["5 30s", "5 30s ID worker-1 COST 2 AT 1700000000000", "0 1s",
+                "10000 1s", "10001 1s", "5 0s", "5 1s ID " + "x" * 64,
+                "5 1s ID " + "x" * 65, "5 1s COST 6", "5 1s ID a ID b",
+                "5 1s COST 0", "5", "5 1s PENALTY 1s", "5 1s ID",
+                "1 100000000000000000us COST 1 ID a"]
+for i, line in enumerate(ACQUIRE_ARGS):
+    write("args", f"acquire-{i}", bytes([11, 0x20]) + line.encode())
+write("args", "acquire-empty-id", bytes([11, 0x2C]) + b"5,1s,ID,")
+write("args", "acquire-binary-id", bytes([11, 0x2C]) + b"5,1s,ID,\x00\xff\r\n")
+# A small lease-max (3): at the ceiling, and above it.
+write("args", "acquire-small-max-0", bytes([0x80 | 11, 0x20]) + b"3 1s")
+write("args", "acquire-small-max-1", bytes([0x80 | 11, 0x20]) + b"4 1s ID w")
+# RL.RENEW key lease_id ttl
+RENEW_ARGS = ["worker-1 30s", "worker-1", "w 0s", "x" * 64 + " 1s",
+              "x" * 65 + " 1s", "w 1s extra", "w 100000000000000000us",
+              "w 100000000000000001us", "w -1s"]
+for i, line in enumerate(RENEW_ARGS):
+    write("args", f"renew-{i}", bytes([12, 0x20]) + line.encode())
+write("args", "renew-binary-id", bytes([12, 0x2C]) + b"\x00\xff\n,1s")
+write("args", "renew-empty-id", bytes([12, 0x2C]) + b",1s")
+# The selector's top bit: RL.LOG under a small log-max.
 write("args", "small-log-max", bytes([0x82, 0x20]) + b"4 1s")
 write("args", "not-utf8", bytes([0, 0x20]) + b"\xff\xfe 1s")
 write("args", "empty-arg", bytes([3, 0x2C]) + b"10,,1s")
@@ -75,6 +125,47 @@ for name, blob in STATES.items():
 write("decode", "version-2", b"\x03" + STATES["fixed"])
 write("decode", "unknown-tag", b"\x02\x63" + W + q(T, 3))
 
+# Version 2: a limiter in the penalty box (tag 0x10, the block's end, then
+# the limiter), and a key's leases (tag 0x11, limit, last, count, then per
+# lease its expiry, units, id length and id, sorted by expiry).
+LATEST_BLOCK_END = MAX_TIME + MAX_DURATION
+for name, blob in STATES.items():
+    write("decode", f"blocked-{name}", b"\x03\x10" + q(T + 60 * S) + blob)
+write("decode", "blocked-latest", b"\x03\x10" + q(LATEST_BLOCK_END) + STATES["token-huge"])
+write("decode", "blocked-too-late", b"\x03\x10" + q(LATEST_BLOCK_END + 1) + STATES["fixed"])
+write("decode", "blocked-past", b"\x03\x10" + q(0) + STATES["gcra"])
+write("decode", "blocked-in-version-1", b"\x02\x10" + q(T + 60 * S) + STATES["fixed"])
+write("decode", "blocked-twice", b"\x03\x10" + q(T) + b"\x10" + q(T) + STATES["fixed"])
+
+
+def lease(expires, units, ident):
+    return q(expires, units) + bytes([len(ident)]) + ident
+
+
+def leases(limit, last, *ls):
+    return b"\x11" + q(limit, last, len(ls)) + b"".join(lease(*l) for l in ls)
+
+
+LEASES = {
+    "leases-empty": leases(10, T),
+    "leases-some": leases(10, T, (T + S, 1, b"w"), (T + 5 * S, 3, b"x" * 64),
+                          (T + 30 * S, 2, b"worker-1")),
+    # 7 units held under a limit lowered to 3 by a renewal.
+    "leases-lowered": leases(3, T, (T + S, 4, b"a"), (T + 60 * S, 3, b"b")),
+    "leases-binary-id": leases(2, T, (T + S, 1, b"\x00\xff\r\n")),
+    "leases-tie": leases(5, T, (T + S, 1, b"a"), (T + S, 1, b"b")),
+    "leases-huge": leases(MAX_COUNT, MAX_TIME, (MAX_TIME + MAX_DURATION, MAX_COUNT, b"a")),
+    # Refused: a repeated id, leases out of order, units over the largest
+    # count in all, a count larger than the bytes present.
+    "leases-dup": leases(5, T, (T + S, 1, b"a"), (T + 2 * S, 1, b"a")),
+    "leases-unsorted": leases(5, T, (T + 2 * S, 1, b"a"), (T + S, 1, b"b")),
+    "leases-over": leases(5, T, (T + S, MAX_COUNT, b"a"), (T + 2 * S, 1, b"b")),
+    "leases-count": b"\x11" + q(5, T, 1_000_000),
+}
+for name, blob in LEASES.items():
+    write("decode", name, b"\x03" + blob)
+write("decode", "leases-in-version-1", b"\x02" + LEASES["leases-some"])
+
 # --- decode_op: version 1, params, cost, now, expire_at_ms.
 OPS = {
     "fixed": b"\x01" + W + q(1, T, T // 1000 + 10_000),
@@ -95,3 +186,34 @@ ALL_OPS = {
 }
 for name, body in ALL_OPS.items():
     write("decode_op", name, b"\x02" + body)
+
+# --- decode_op: the kinds after the first two (src/codec.rs, mod kind).
+P = b"\x04" + q(10, 10, S)
+NEW_OPS = {
+    # 3: a decision that started a block: ... then the penalty (µs).
+    "decide-penalty": b"\x03\x01" + W + q(1, T, T // 1000 + 60_000, 60 * S),
+    "decide-penalty-zero": b"\x03\x01" + W + q(1, T, T // 1000, 0),
+    "decide-penalty-longest": b"\x03" + P + q(2, MAX_TIME, 2**64 - 1, MAX_DURATION),
+    # 4: an RL.ALL call that started blocks: cost, now, penalty, count, limits.
+    "all-penalty": b"\x04" + q(1, T, 30 * S) + bytes([2]) + P + q(T // 1000 + 30_000)
+    + b"\x01" + W + q(0),
+    "all-penalty-zero": b"\x04" + q(1, T, 0) + bytes([1]) + P + q(0),
+    # 5: a refund: units given back, now, expiry.
+    "refund": b"\x05" + q(2, T, T // 1000 + 10_000),
+    "refund-nothing": b"\x05" + q(0, T, 0),
+    "refund-huge": b"\x05" + q(MAX_COUNT, MAX_TIME, 2**64 - 1),
+    # 6: an acquire: limit, units, ttl, now, expiry, id length, id.
+    "acquire": b"\x06" + q(5, 1, 30 * S, T, T // 1000 + 30_000) + bytes([8]) + b"worker-1",
+    "acquire-longest-id": b"\x06" + q(MAX_COUNT, MAX_COUNT, MAX_DURATION, MAX_TIME, 0)
+    + bytes([64]) + b"x" * 64,
+    "acquire-id-too-long": b"\x06" + q(5, 1, S, T, 0) + bytes([65]) + b"x" * 65,
+    "acquire-zero-ttl": b"\x06" + q(5, 1, 0, T, 0) + bytes([1]) + b"a",
+    # 7: a release: now, expiry (0: the key is gone), id length, id.
+    "release": b"\x07" + q(T, 0) + bytes([2]) + b"\x00\xff",
+    "release-empty-id": b"\x07" + q(T, 0) + bytes([0]),
+    # 8: a renewal: ttl, now, expiry, id length, id.
+    "renew": b"\x08" + q(60 * S, T, T // 1000 + 60_000) + bytes([1]) + b"w",
+    "unknown-kind": b"\x09" + q(T),
+}
+for name, body in NEW_OPS.items():
+    write("decode_op", name, body)

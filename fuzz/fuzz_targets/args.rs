@@ -1,16 +1,25 @@
 //! The argument parser of every command (`ratelimit::args`): any bytes in,
 //! a request within bounds or an `ERR` message safe to send out.
 //!
-//! Input: one byte picks the command, the next is the separator, and the
+//! Input: one byte picks the command (its low 7 bits, modulo the number of
+//! commands; the top bit asks for small `log-max` and `lease-max` settings,
+//! so their ceilings are exercised), the next is the separator, and the
 //! rest is split on it into the arguments (so any byte can be in one).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ratelimit::algo::{Algorithm, Instant, Limiter, Params};
+use ratelimit::algo::{
+    Algorithm, Duration, Instant, LeaseState, Limiter, Params, Value, WindowParams, MAX_COUNT,
+    MAX_DURATION_US, MAX_LEASE_ID_LEN, MAX_TIME_US,
+};
 use ratelimit::args::{self, ArgError, Limits};
+use ratelimit::codec;
 
 #[path = "common.rs"]
 mod common;
+
+/// Commands the first byte picks from.
+const COMMANDS: u8 = 13;
 
 fn check_error(e: &ArgError) {
     // The Redis layer sends `ERR ` and this message.
@@ -21,7 +30,19 @@ fn check_error(e: &ArgError) {
     assert!(msg.len() < 200, "{msg:?}");
 }
 
-fn run(params: &[Params], cost: u64, at: Option<Instant>) {
+fn check_at(at: Option<Instant>) {
+    if let Some(at) = at {
+        assert!(at.as_micros() <= MAX_TIME_US, "{at:?}");
+        assert_eq!(at.as_micros() % 1000, 0, "AT is in whole ms");
+    }
+}
+
+fn run(params: &[Params], cost: u64, at: Option<Instant>, penalty: Option<Duration>) {
+    assert!(cost <= MAX_COUNT);
+    check_at(at);
+    if let Some(p) = penalty {
+        assert!((1..=MAX_DURATION_US).contains(&p.as_micros()), "{p:?}");
+    }
     let now = at.map_or(common::EPOCH, Instant::as_micros);
     for p in params {
         common::check_params(p);
@@ -29,7 +50,69 @@ fn run(params: &[Params], cost: u64, at: Option<Instant>) {
         common::decide(&mut l, p, cost, now);
         common::decide(&mut l, p, cost, now);
         common::decide(&mut l, p, 1, now + 1);
+        // Through the penalty box: the second call may be denied and start
+        // a block, which the later ones meet.
+        let mut held = None;
+        for (c, dt) in [(cost, 0), (cost, 0), (1, 1), (cost, 2)] {
+            common::call(&mut held, p, c, now + dt, penalty);
+        }
     }
+}
+
+/// A refund of `n` at `at` on a limiter of each algorithm that has spent
+/// something.
+fn refund(n: u64, at: Option<Instant>) {
+    assert!(n <= MAX_COUNT);
+    check_at(at);
+    let now = at.map_or(common::EPOCH, Instant::as_micros);
+    let w = WindowParams::new(5, 1_000_000).unwrap();
+    let b = ratelimit::algo::BucketParams::new(5, 2, 1_000_000).unwrap();
+    for algo in Algorithm::ALL {
+        let p = Params::window(algo, w)
+            .or_else(|| Params::bucket(algo, b))
+            .unwrap();
+        let mut l = Limiter::new(&p);
+        common::decide(&mut l, &p, 3, now);
+        let before = l.clone();
+        let given = l.refund(n, Instant::from_micros(now));
+        assert!(given <= n && given <= 3, "{given} of {n}");
+        if given == 0 {
+            assert_eq!(l, before);
+        }
+        assert!(l.is_valid());
+        common::decide(&mut l, &p, 0, now);
+    }
+}
+
+/// A lease state after `acquire` calls as the request asks, checked.
+fn acquire(r: &args::Acquire, lease_max: u64) {
+    assert!((1..=lease_max).contains(&r.limit.get()), "{r:?}");
+    assert!((1..=MAX_DURATION_US).contains(&r.ttl.micros()), "{r:?}");
+    assert!(r.cost <= MAX_COUNT);
+    if let Some(id) = r.id {
+        assert!((1..=MAX_LEASE_ID_LEN).contains(&id.len()), "{r:?}");
+    }
+    check_at(r.at);
+    let now = r.at.unwrap_or(Instant::from_micros(common::EPOCH));
+    let id = r.id.unwrap_or(b"fuzz");
+    let mut s = LeaseState::new(r.limit);
+    for (id, now) in [(id, now), (id, now), (&b"other"[..], now)] {
+        let before = s.clone();
+        let a = s.acquire(r.limit, r.cost, r.ttl.duration(), id, now);
+        if a.granted {
+            assert!(s.held(now) <= r.limit.get());
+        }
+        if !(a.granted || a.renewed) {
+            assert_eq!(s, before);
+        }
+        assert!(s.is_valid(), "{s:?}");
+    }
+    let v = Value::Leases(Box::new(s));
+    let bytes = codec::encode_value(&v);
+    assert_eq!(
+        codec::decode_value(&bytes, codec::ENCODING_VERSION).as_ref(),
+        Ok(&v)
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -41,13 +124,16 @@ fuzz_target!(|data: &[u8]| {
     } else {
         rest.split(|b| b == sep).collect()
     };
-    // A small log-max too, so the RL.LOG ceiling is exercised.
-    let limits = if which & 0x80 != 0 {
+    // Small settings too, so the RL.LOG and RL.ACQUIRE ceilings are
+    // exercised.
+    let small = which & 0x80 != 0;
+    let limits = if small {
         Limits { log_max: 3 }
     } else {
         Limits::default()
     };
-    match which % 10 {
+    let lease_max = if small { 3 } else { args::DEFAULT_LEASE_MAX };
+    match (which & 0x7f) % COMMANDS {
         i @ 0..=5 => {
             let algo = Algorithm::ALL[i as usize];
             let name = format!("RL.{}", algo.name());
@@ -57,7 +143,7 @@ fuzz_target!(|data: &[u8]| {
                         assert!(w.limit.get() <= limits.log_max);
                     }
                     assert_eq!(r.params.algorithm(), algo);
-                    run(&[r.params], r.cost, r.at);
+                    run(&[r.params], r.cost, r.at, r.penalty);
                 }
                 Err(e) => check_error(&e),
             }
@@ -67,12 +153,15 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(r.params.len(), r.numkeys);
                 assert!(r.numkeys >= 1 && r.numkeys <= args::ALL_MAX_KEYS);
                 assert!(argv.len() > r.numkeys);
-                run(&r.params, r.cost, r.at);
+                run(&r.params, r.cost, r.at, r.penalty);
             }
             Err(e) => check_error(&e),
         },
         7 => match args::throttle_request(&argv) {
-            Ok(r) => run(&[r.params], r.cost, r.at),
+            Ok(r) => {
+                assert!(r.at.is_none() && r.penalty.is_none());
+                run(&[r.params], r.cost, r.at, r.penalty)
+            }
             Err(e) => check_error(&e),
         },
         9 => match args::peek_request(&argv, &limits) {
@@ -80,7 +169,30 @@ fuzz_target!(|data: &[u8]| {
                 if let Params::Log(w) = r.params {
                     assert!(w.limit.get() <= limits.log_max);
                 }
-                run(&[r.params], r.cost, r.at)
+                // A peek writes nothing, so it takes no PENALTY.
+                assert!(r.penalty.is_none());
+                run(&[r.params], r.cost, r.at, r.penalty)
+            }
+            Err(e) => check_error(&e),
+        },
+        10 => match args::refund_request(&argv) {
+            Ok(r) => refund(r.n, r.at),
+            Err(e) => check_error(&e),
+        },
+        11 => match args::acquire_request(&argv, lease_max) {
+            Ok(r) => acquire(&r, lease_max),
+            Err(e) => check_error(&e),
+        },
+        12 => match args::renew_request(&argv) {
+            Ok((id, ttl)) => {
+                assert!((1..=MAX_LEASE_ID_LEN).contains(&id.len()));
+                assert!((1..=MAX_DURATION_US).contains(&ttl.micros()));
+                let limit = ratelimit::algo::Count::new(2).unwrap();
+                let now = Instant::from_micros(common::EPOCH);
+                let mut s = LeaseState::new(limit);
+                assert!(s.acquire(limit, 1, ttl.duration(), id, now).granted);
+                assert!(s.renew(id, ttl.duration(), now));
+                assert!(s.is_valid(), "{s:?}");
             }
             Err(e) => check_error(&e),
         },

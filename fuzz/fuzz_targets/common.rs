@@ -1,7 +1,11 @@
 //! Checks shared by the fuzz targets.
 #![allow(dead_code)]
 
-use ratelimit::algo::{Instant, Limiter, Params, MAX_COUNT, MAX_DURATION_US, MAX_TIME_US};
+use ratelimit::algo::value::{self, latest_block_end};
+use ratelimit::algo::{
+    BlockChange, Blocked, Duration, Instant, Limiter, Params, Value, MAX_COUNT, MAX_DURATION_US,
+    MAX_TIME_US,
+};
 use ratelimit::codec;
 
 /// A present-day instant, in µs.
@@ -61,4 +65,58 @@ pub fn decide(limiter: &mut Limiter, p: &Params, cost: u64, now: u64) {
         codec::decode(&bytes, codec::ENCODING_VERSION).as_ref(),
         Ok(&*limiter)
     );
+}
+
+/// One call on a key as the module makes it, with the penalty box: evaluate
+/// on what `held` holds, install the next state when the verdict writes, then
+/// apply the block change. Checks what a block must respect: a blocked call
+/// is denied with nothing left and spends nothing, a block starts only on a
+/// denial that could pass later and ends within the bounds the decoder
+/// accepts, and the value stays valid and round-trips.
+pub fn call(held: &mut Option<Value>, p: &Params, cost: u64, now: u64, penalty: Option<Duration>) {
+    let cost = match p {
+        Params::Log(_) => cost.min(LOG_COST_CAP),
+        _ => cost,
+    };
+    let now = Instant::from_micros(now.min(MAX_TIME_US));
+    let Ok(g) = value::evaluate(held.as_ref(), p, cost, now, penalty) else {
+        return;
+    };
+    let d = g.verdict.decision;
+    let old_block = held.as_ref().and_then(Value::block);
+    if old_block.is_some_and(|u| u > d.at) {
+        assert!(!d.allowed && d.remaining == 0 && !g.verdict.spends, "{d:?}");
+        assert_eq!(g.block, BlockChange::Keep);
+    }
+    if let BlockChange::Start(until) = g.block {
+        assert!(!d.allowed && cost > 0 && penalty.is_some(), "{d:?}");
+        assert!(d.retry_after.is_some(), "{d:?}");
+        assert!(until <= latest_block_end(), "{until:?}");
+        assert!(d.reset_after >= until - d.at, "{d:?}");
+    }
+    if !g.verdict.writes {
+        assert_eq!(g.block, BlockChange::Keep);
+        return;
+    }
+    let mut l = match held.take() {
+        Some(v) => v.limiter().expect("a limiter").clone(),
+        None => Limiter::new(p),
+    };
+    l.apply(&g.verdict.next);
+    let block = match g.block {
+        BlockChange::Keep => old_block,
+        BlockChange::Start(u) => Some(u),
+        BlockChange::Lift => None,
+    };
+    let v = match block {
+        Some(until) => Value::Blocked(Box::new(Blocked { until, limiter: l })),
+        None => Value::Limiter(l),
+    };
+    assert!(v.is_valid(), "{v:?}");
+    let bytes = codec::encode_value(&v);
+    assert_eq!(
+        codec::decode_value(&bytes, codec::ENCODING_VERSION).as_ref(),
+        Ok(&v)
+    );
+    *held = Some(v);
 }

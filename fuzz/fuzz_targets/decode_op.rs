@@ -36,13 +36,21 @@ fuzz_target!(|data: &[u8]| {
         Ok(codec::AnyOp::Refund(op)) => {
             assert!((1..=MAX_COUNT).contains(&op.given));
             assert!(op.now.as_micros() <= MAX_TIME_US);
-            assert_eq!(&*codec::encode_refund_op(&op), data, "decoding is not strict");
+            assert_eq!(
+                &*codec::encode_refund_op(&op),
+                data,
+                "decoding is not strict"
+            );
             return;
         }
         Ok(codec::AnyOp::Lease(op)) => {
             assert!(op.now.as_micros() <= MAX_TIME_US);
             assert!((1..=ratelimit::algo::MAX_LEASE_ID_LEN).contains(&op.id.len()));
-            assert_eq!(&*codec::encode_lease_op(&op), data, "decoding is not strict");
+            assert_eq!(
+                &*codec::encode_lease_op(&op),
+                data,
+                "decoding is not strict"
+            );
             return;
         }
         Err(_) => return,
