@@ -23,6 +23,8 @@ pub struct Request {
     pub at: Option<Instant>,
     /// `PENALTY duration`.
     pub penalty: Option<Duration>,
+    /// `SHADOW`: decide and apply for real, answer allowed.
+    pub shadow: bool,
 }
 
 /// Settings that bound what a command may ask.
@@ -299,13 +301,16 @@ pub struct Options<'a> {
     pub penalty: Option<Duration>,
     /// `ID lease_id` (`RL.ACQUIRE`).
     pub id: Option<&'a [u8]>,
+    /// `SHADOW` (a flag, no value).
+    pub shadow: bool,
 }
 
 /// The options of the decision commands and `RL.ALL`.
-pub const DECIDE_OPTIONS: &[&str] = &["COST", "AT", "PENALTY"];
+pub const DECIDE_OPTIONS: &[&str] = &["COST", "AT", "PENALTY", "SHADOW"];
 
 /// Parses the options named in `accepted` (from `COST n`, `AT unix_ms`,
-/// `PENALTY duration` and `ID lease_id`), each at most once, in any order.
+/// `PENALTY duration`, `ID lease_id` and the flag `SHADOW`), each at most
+/// once, in any order.
 pub fn options<'a>(args: &[&'a [u8]], accepted: &[&str]) -> Result<Options<'a>, ArgError> {
     let mut opts = Options::default();
     let mut i = 0;
@@ -321,6 +326,14 @@ pub fn options<'a>(args: &[&'a [u8]], accepted: &[&str]) -> Result<Options<'a>, 
                 listed(accepted)
             )));
         };
+        if option == "SHADOW" {
+            if opts.shadow {
+                return Err(ArgError::new("SHADOW given more than once"));
+            }
+            opts.shadow = true;
+            i += 1;
+            continue;
+        }
         let v = args
             .get(i + 1)
             .copied()
@@ -377,6 +390,7 @@ pub fn request(
         cost: opts.cost.unwrap_or(1),
         at: opts.at,
         penalty: opts.penalty,
+        shadow: opts.shadow,
     })
 }
 
@@ -394,6 +408,7 @@ pub struct AllRequest {
     pub cost: u64,
     pub at: Option<Instant>,
     pub penalty: Option<Duration>,
+    pub shadow: bool,
 }
 
 /// Parses everything after `RL.ALL` (so `args[0]` is numkeys). Keys are
@@ -451,6 +466,7 @@ pub fn all_request(args: &[&[u8]], limits: &Limits) -> Result<AllRequest, ArgErr
         cost: opts.cost.unwrap_or(1),
         at: opts.at,
         penalty: opts.penalty,
+        shadow: opts.shadow,
     })
 }
 
@@ -502,6 +518,7 @@ pub fn peek_request(args: &[&[u8]], limits: &Limits) -> Result<Request, ArgError
         cost: opts.cost.unwrap_or(1),
         at: opts.at,
         penalty: None,
+        shadow: false,
     })
 }
 
@@ -613,6 +630,7 @@ pub fn throttle_request(args: &[&[u8]]) -> Result<Request, ArgError> {
         cost,
         at: None,
         penalty: None,
+        shadow: false,
     })
 }
 
@@ -819,8 +837,18 @@ mod tests {
                 cost: 3,
                 at: Some(Instant::from_micros(1_000_000)),
                 penalty: None,
+                shadow: false,
             }
         );
+        let r = request(
+            Algorithm::Fixed,
+            "RL.FIXED",
+            &[b"10", b"1m", b"shadow", b"COST", b"2"],
+            &l,
+        )
+        .unwrap();
+        assert!(r.shadow);
+        assert_eq!(r.cost, 2);
         let r = request(
             Algorithm::Fixed,
             "RL.FIXED",
@@ -845,7 +873,7 @@ mod tests {
         );
         assert_eq!(
             fixed(&[b"LIMIT", b"2"]),
-            "ERR unknown option 'LIMIT' (expected COST, AT or PENALTY)"
+            "ERR unknown option 'LIMIT' (expected COST, AT, PENALTY or SHADOW)"
         );
         let r = request(Algorithm::Gcra, "RL.GCRA", &[b"0", b"1", b"1"], &l).unwrap();
         assert_eq!(
@@ -883,7 +911,7 @@ mod tests {
                 &[b"10", b"1", b"FOO", b"1"],
                 &l
             )),
-            "ERR unknown option 'FOO' (expected COST, AT or PENALTY)"
+            "ERR unknown option 'FOO' (expected COST, AT, PENALTY or SHADOW)"
         );
         assert_eq!(
             err(request(
@@ -960,7 +988,7 @@ mod tests {
             ),
             (
                 "1 a FIXED 1 1s FIXED 1 1s",
-                "ERR unknown option 'FIXED' (expected COST, AT or PENALTY)",
+                "ERR unknown option 'FIXED' (expected COST, AT, PENALTY or SHADOW)",
             ),
             ("1 a FIXED 1 1s COST -1", "ERR COST must not be negative"),
         ];

@@ -378,7 +378,7 @@ fn bad_input_gets_a_precise_error() {
         ("RL.GCRA k 10 1", "ERR wrong number of arguments for 'RL.GCRA' command"),
         ("RL.FIXED k 10 1 COST", "ERR COST needs a value"),
         ("RL.FIXED k 10 1 AT", "ERR AT needs a value"),
-        ("RL.FIXED k 10 1 BURST 3", "ERR unknown option 'BURST' (expected COST, AT or PENALTY)"),
+        ("RL.FIXED k 10 1 BURST 3", "ERR unknown option 'BURST' (expected COST, AT, PENALTY or SHADOW)"),
         ("RL.FIXED k ten 1", "ERR limit must be a positive integer, got 'ten'"),
         ("RL.FIXED k 1.5 1", "ERR limit must be a positive integer, got '1.5'"),
         ("RL.FIXED k 0 1", "ERR limit must be greater than 0"),
@@ -418,7 +418,7 @@ fn bad_input_gets_a_precise_error() {
         ),
         (
             args!["RL.FIXED", "k", "1", "1", b"\xffCOST".as_slice(), "1"],
-            "ERR unknown option (expected COST, AT or PENALTY)",
+            "ERR unknown option (expected COST, AT, PENALTY or SHADOW)",
         ),
         (
             args!["RL.FIXED", "k", "", "1"],

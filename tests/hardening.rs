@@ -458,20 +458,20 @@ const BAD_OPTIONS: &[(&str, &str)] = &[
     ("AT <binary>", "AT is not valid UTF-8"),
     (
         "FOO 1",
-        "unknown option 'FOO' (expected COST, AT or PENALTY)",
+        "unknown option 'FOO' (expected COST, AT, PENALTY or SHADOW)",
     ),
     ("<empty> 1", "unknown option"),
     (
         "<binary> 1",
-        "unknown option (expected COST, AT or PENALTY)",
+        "unknown option (expected COST, AT, PENALTY or SHADOW)",
     ),
     (
         "<huge-text> 1",
-        "unknown option (expected COST, AT or PENALTY)",
+        "unknown option (expected COST, AT, PENALTY or SHADOW)",
     ),
     (
         "COST 1 1",
-        "unknown option '1' (expected COST, AT or PENALTY)",
+        "unknown option '1' (expected COST, AT, PENALTY or SHADOW)",
     ),
 ];
 
@@ -639,7 +639,7 @@ fn every_case() -> Vec<(Vec<Vec<u8>>, String)> {
         ),
         (
             "RL.ALL 1 a FIXED 1 1s FIXED 1 1s",
-            "unknown option 'FIXED' (expected COST, AT or PENALTY)",
+            "unknown option 'FIXED' (expected COST, AT, PENALTY or SHADOW)",
         ),
         ("RL.ALL 1 a FIXED 1 1s COST -1", "COST must not be negative"),
         (

@@ -84,6 +84,16 @@ impl Decision {
         self.at + self.reset_after
     }
 
+    /// How a denial is answered in shadow mode: allowed, with the real
+    /// `remaining` and reset, and no wait.
+    pub fn shadowed(&self) -> Decision {
+        Decision {
+            allowed: true,
+            retry_after: Some(Duration::ZERO),
+            ..*self
+        }
+    }
+
     /// The answer of several limits decided together (`RL.ALL`): allowed
     /// only if all allow; limit, remaining and reset of the tightest one (the
     /// least remaining, then the longest reset); the longest wait, "never"

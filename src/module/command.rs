@@ -35,6 +35,37 @@ const DENIED_EVENT: &CStr = c"rl.denied";
 /// Keyspace event fired when a `PENALTY` blocks a key.
 const PENALTY_EVENT: &CStr = c"rl.penalty";
 
+/// Keyspace event fired on the key of a denial answered allowed (`SHADOW`).
+const SHADOW_EVENT: &CStr = c"rl.shadow";
+
+/// Counts a client's decision on one key and fires its events; answers
+/// what the client is told (a denial in shadow mode reads as allowed).
+fn report(
+    ctx: Ctx,
+    key: RStr,
+    algo: Algorithm,
+    d: &Decision,
+    shadow: bool,
+    blocked: bool,
+) -> Decision {
+    if blocked {
+        stats::penalty_started();
+        ctx.notify(PENALTY_EVENT, key);
+    }
+    if d.allowed {
+        stats::count(algo, stats::Verdict::Allowed);
+        return *d;
+    }
+    if shadow {
+        stats::count(algo, stats::Verdict::ShadowDenied);
+        ctx.notify(SHADOW_EVENT, key);
+        return d.shadowed();
+    }
+    stats::count(algo, stats::Verdict::Denied);
+    ctx.notify(DENIED_EVENT, key);
+    *d
+}
+
 /// Why a command failed; the reply adds the error code.
 pub(super) enum Error {
     Arg(ArgError),
@@ -273,28 +304,30 @@ fn decide_one(
 }
 
 /// A client's request on one key: decide, count, report a denial and a
-/// block.
+/// block; answers what the client is told. In shadow mode the decision is
+/// made and applied for real (so a denial changes nothing, and starts no
+/// block), and a denial is answered allowed.
 fn client_decide(ctx: Ctx, key: RStr, req: &args::Request) -> Result<Decision, Error> {
     let wall = clock::wall(ctx);
     let now = req.at.unwrap_or(wall);
+    let penalty = req.penalty.filter(|_| !req.shadow);
     let (d, blocked) = decide_one(
         ctx,
         key,
         &req.params,
         req.cost,
         now,
-        req.penalty,
+        penalty,
         Source::Client { wall },
     )?;
-    stats::count(req.params.algorithm(), d.allowed);
-    if !d.allowed {
-        ctx.notify(DENIED_EVENT, key);
-    }
-    if blocked {
-        stats::penalty_started();
-        ctx.notify(PENALTY_EVENT, key);
-    }
-    Ok(d)
+    Ok(report(
+        ctx,
+        key,
+        req.params.algorithm(),
+        &d,
+        req.shadow,
+        blocked,
+    ))
 }
 
 /// `RL.<ALGO> key params... [COST n] [AT unix_ms]`
@@ -704,24 +737,30 @@ fn all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     let wall = clock::wall(ctx);
     let now = req.at.unwrap_or(wall);
     let source = AllSource::Client { wall };
-    let decided = decide_all(ctx, names, &req.params, req.cost, now, req.penalty, source)?;
+    let penalty = req.penalty.filter(|_| !req.shadow);
+    let decided = decide_all(ctx, names, &req.params, req.cost, now, penalty, source)?;
+    let mut told: PerKey<Decision> = PerKey::with_capacity(names.len());
     for (((name, d), p), &blocked) in names
         .iter()
         .zip(&decided.each)
         .zip(&req.params)
         .zip(&decided.blocked)
     {
-        stats::count(p.algorithm(), d.allowed);
-        if !d.allowed {
-            ctx.notify(DENIED_EVENT, *name);
-        }
-        if blocked {
-            stats::penalty_started();
-            ctx.notify(PENALTY_EVENT, *name);
-        }
+        told.push(report(ctx, *name, p.algorithm(), d, req.shadow, blocked));
     }
-    stats::count_all(decided.combined.allowed);
-    reply::all(ctx, &decided.combined, &decided.each);
+    let combined = &decided.combined;
+    let verdict = match (combined.allowed, req.shadow) {
+        (true, _) => stats::Verdict::Allowed,
+        (false, true) => stats::Verdict::ShadowDenied,
+        (false, false) => stats::Verdict::Denied,
+    };
+    stats::count_all(verdict);
+    let combined = if req.shadow && !combined.allowed {
+        combined.shadowed()
+    } else {
+        *combined
+    };
+    reply::all(ctx, &combined, &told);
     Ok(())
 }
 

@@ -32,6 +32,8 @@ pub enum Kind {
     Integer,
     String,
     UnixTime,
+    /// A flag: the token alone (`SHADOW`).
+    PureToken,
 }
 
 /// One argument.
@@ -73,6 +75,7 @@ pub const KEY: Arg = arg(c"key", Kind::Key);
 pub const COST: Arg = option(c"COST", c"cost", Kind::Integer);
 pub const AT: Arg = option(c"AT", c"unix-time-milliseconds", Kind::UnixTime);
 pub const PENALTY: Arg = option(c"PENALTY", c"duration", Kind::String);
+pub const SHADOW: Arg = option(c"SHADOW", c"shadow", Kind::PureToken);
 
 pub const WINDOW: &[Arg] = &[
     KEY,
@@ -81,6 +84,7 @@ pub const WINDOW: &[Arg] = &[
     COST,
     AT,
     PENALTY,
+    SHADOW,
 ];
 pub const BUCKET: &[Arg] = &[
     KEY,
@@ -90,6 +94,7 @@ pub const BUCKET: &[Arg] = &[
     COST,
     AT,
     PENALTY,
+    SHADOW,
 ];
 pub const GCRA: &[Arg] = &[
     KEY,
@@ -99,6 +104,7 @@ pub const GCRA: &[Arg] = &[
     COST,
     AT,
     PENALTY,
+    SHADOW,
 ];
 pub const ALL: &[Arg] = &[
     arg(c"numkeys", Kind::Integer),
@@ -107,6 +113,7 @@ pub const ALL: &[Arg] = &[
     COST,
     AT,
     PENALTY,
+    SHADOW,
 ];
 pub const INFO: &[Arg] = &[KEY];
 pub const REFUND: &[Arg] = &[KEY, arg(c"n", Kind::Integer), AT];
@@ -210,6 +217,7 @@ pub fn declare(ctx: &redis_module::Context, name: &CStr, doc: &Doc, categories: 
                 Kind::Integer => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_INTEGER,
                 Kind::String => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING,
                 Kind::UnixTime => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_UNIX_TIME,
+                Kind::PureToken => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_PURE_TOKEN,
             };
             // Every key argument is found by the one key spec.
             out.key_spec_index = if matches!(a.kind, Kind::Key) { 0 } else { -1 };

@@ -108,7 +108,7 @@ const fn decision(
             complexity,
             since: SINCE,
             // The name, then every argument that is not optional.
-            arity: -(1 + args.len() as c_int - 3),
+            arity: -(1 + args.len() as c_int - 4),
             keys: Keys::One(Access::Update),
             args,
         },

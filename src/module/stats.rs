@@ -11,25 +11,67 @@ use redis_module::{raw, InfoContext, RedisResult};
 
 use crate::algo::Algorithm;
 
-struct Counters {
+/// How a call ended, as counted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    Denied,
+    /// Denied, answered allowed (`SHADOW`).
+    ShadowDenied,
+}
+
+impl Verdict {
+    pub fn of(allowed: bool) -> Verdict {
+        if allowed {
+            Verdict::Allowed
+        } else {
+            Verdict::Denied
+        }
+    }
+}
+
+pub struct Counters {
     calls: AtomicU64,
     allowed: AtomicU64,
     denied: AtomicU64,
+    shadow_denied: AtomicU64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters::new()
+    }
 }
 
 impl Counters {
-    const fn new() -> Self {
+    pub const fn new() -> Self {
         Counters {
             calls: AtomicU64::new(0),
             allowed: AtomicU64::new(0),
             denied: AtomicU64::new(0),
+            shadow_denied: AtomicU64::new(0),
         }
     }
 
-    fn count(&self, allowed: bool) {
+    pub fn count(&self, v: Verdict) {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let c = if allowed { &self.allowed } else { &self.denied };
+        let c = match v {
+            Verdict::Allowed => &self.allowed,
+            Verdict::Denied => &self.denied,
+            Verdict::ShadowDenied => &self.shadow_denied,
+        };
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `<prefix>_calls`, `_allowed`, `_denied`, `_shadow_denied`.
+    pub fn fields(&self, prefix: &str) -> [(String, u64); 4] {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            (format!("{prefix}_calls"), load(&self.calls)),
+            (format!("{prefix}_allowed"), load(&self.allowed)),
+            (format!("{prefix}_denied"), load(&self.denied)),
+            (format!("{prefix}_shadow_denied"), load(&self.shadow_denied)),
+        ]
     }
 }
 
@@ -60,12 +102,12 @@ static KEYS: AtomicI64 = AtomicI64::new(0);
 
 /// A client's request to one limit (an `RL.ALL` call counts once per limit
 /// here, and once more as a whole with [`count_all`]).
-pub fn count(algo: Algorithm, allowed: bool) {
-    COUNTERS[algo.index()].count(allowed);
+pub fn count(algo: Algorithm, v: Verdict) {
+    COUNTERS[algo.index()].count(v);
 }
 
-pub fn count_all(allowed: bool) {
-    COUNTERS[ALL_INDEX].count(allowed);
+pub fn count_all(v: Verdict) {
+    COUNTERS[ALL_INDEX].count(v);
 }
 
 pub fn replay_failed() {
@@ -111,13 +153,9 @@ fn section(ctx: &InfoContext) -> RedisResult<()> {
         .field("keys", KEYS.load(Ordering::Relaxed).max(0))?;
     let names = Algorithm::ALL.iter().map(|a| a.info().lower).chain(["all"]);
     for (name, c) in names.zip(&COUNTERS) {
-        s = s
-            .field(&format!("{name}_calls"), c.calls.load(Ordering::Relaxed))?
-            .field(
-                &format!("{name}_allowed"),
-                c.allowed.load(Ordering::Relaxed),
-            )?
-            .field(&format!("{name}_denied"), c.denied.load(Ordering::Relaxed))?;
+        for (field, v) in c.fields(name) {
+            s = s.field(&field, v)?;
+        }
     }
     s.field("leases_acquired", ACQUIRED.load(Ordering::Relaxed))?
         .field("leases_denied", ACQUIRE_DENIED.load(Ordering::Relaxed))?
