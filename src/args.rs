@@ -409,11 +409,26 @@ pub struct AllRequest {
     pub at: Option<Instant>,
     pub penalty: Option<Duration>,
     pub shadow: bool,
+    /// Per limit, where the name of its policy is in the argument list
+    /// (`POLICY name` given instead of `ALGO params`).
+    pub policies: SmallVec<[Option<usize>; 8]>,
+}
+
+/// Finds the parameters of a named policy (the server's registry).
+pub type Resolve<'r> = &'r dyn Fn(&[u8]) -> Option<Params>;
+
+/// No policies (tests, and commands that take none).
+pub fn no_policies(_: &[u8]) -> Option<Params> {
+    None
 }
 
 /// Parses everything after `RL.ALL` (so `args[0]` is numkeys). Keys are
 /// `args[1..=numkeys]`; the caller reads them from there.
-pub fn all_request(args: &[&[u8]], limits: &Limits) -> Result<AllRequest, ArgError> {
+pub fn all_request(
+    args: &[&[u8]],
+    limits: &Limits,
+    resolve: Resolve,
+) -> Result<AllRequest, ArgError> {
     const COMMAND: &str = "RL.ALL";
     if args.len() < 3 {
         return Err(arity_error(COMMAND));
@@ -443,13 +458,16 @@ pub fn all_request(args: &[&[u8]], limits: &Limits) -> Result<AllRequest, ArgErr
     }
     let mut rest = &args[1 + numkeys..];
     let mut params = SmallVec::with_capacity(numkeys);
+    let mut policies = SmallVec::with_capacity(numkeys);
     for n in 1..=numkeys {
-        let (p, tail) = limit(rest, limits).map_err(|e| match e {
+        let here = args.len() - rest.len();
+        let (p, named, tail) = limit(rest, limits, resolve).map_err(|e| match e {
+            LimitError::NoPolicy(e) => e,
             LimitError::Missing => ArgError::new(format!(
                 "RL.ALL needs one limit per key: limit {n} of {numkeys} is missing"
             )),
             LimitError::UnknownAlgorithm(got) => ArgError::new(format!(
-                "limit {n} must start with FIXED, SLIDING, LOG, TOKEN, LEAKY or GCRA, got{got}"
+                "limit {n} must start with FIXED, SLIDING, LOG, TOKEN, LEAKY, GCRA or POLICY, got{got}"
             )),
             LimitError::Short(algo, needs) => {
                 ArgError::new(format!("limit {n} ({}) needs {needs}", algo.name()))
@@ -457,6 +475,7 @@ pub fn all_request(args: &[&[u8]], limits: &Limits) -> Result<AllRequest, ArgErr
             LimitError::Bad(algo, e) => ArgError(format!("limit {n} ({}): {e}", algo.name())),
         })?;
         params.push(p);
+        policies.push(named.then_some(here + 1));
         rest = tail;
     }
     let opts = options(rest, DECIDE_OPTIONS)?;
@@ -467,6 +486,7 @@ pub fn all_request(args: &[&[u8]], limits: &Limits) -> Result<AllRequest, ArgErr
         at: opts.at,
         penalty: opts.penalty,
         shadow: opts.shadow,
+        policies,
     })
 }
 
@@ -478,16 +498,47 @@ enum LimitError {
     /// The parameters it needs, comma-separated.
     Short(Algorithm, String),
     Bad(Algorithm, ArgError),
+    /// `POLICY name` with a bad or unknown name.
+    NoPolicy(ArgError),
 }
 
-/// `ALGO params...` at the start of `args`: the parameters, and what follows.
+/// A policy name, or why it can't be one.
+pub fn policy_name(arg: &[u8]) -> Result<&str, ArgError> {
+    if !crate::policy::valid_name(arg) {
+        return Err(ArgError::new(format!(
+            "a policy name is 1 to {} of A-Z a-z 0-9 _ . : -, got{}",
+            crate::policy::MAX_NAME_LEN,
+            shown_or_empty(arg)
+        )));
+    }
+    // Valid names are ASCII.
+    std::str::from_utf8(arg).map_err(|_| ArgError::new("policy name is not valid UTF-8"))
+}
+
+/// The error for a policy the server does not have.
+pub fn no_such_policy(name: &str) -> ArgError {
+    ArgError::new(format!("no such policy '{name}'"))
+}
+
+/// `ALGO params...` (or `POLICY name`) at the start of `args`: the
+/// parameters, whether they came from a policy, and what follows.
 fn limit<'a, 'b>(
     args: &'a [&'b [u8]],
     limits: &Limits,
-) -> Result<(Params, &'a [&'b [u8]]), LimitError> {
+    resolve: Resolve,
+) -> Result<(Params, bool, &'a [&'b [u8]]), LimitError> {
     let Some((&name, tail)) = args.split_first() else {
         return Err(LimitError::Missing);
     };
+    if name.eq_ignore_ascii_case(b"POLICY") {
+        let Some((&policy, rest)) = tail.split_first() else {
+            return Err(LimitError::NoPolicy(ArgError::new("POLICY needs a name")));
+        };
+        let policy = policy_name(policy).map_err(LimitError::NoPolicy)?;
+        let p = resolve(policy.as_bytes())
+            .ok_or_else(|| LimitError::NoPolicy(no_such_policy(policy)))?;
+        return Ok((p, true, rest));
+    }
     let algo = Algorithm::from_name(name)
         .ok_or_else(|| LimitError::UnknownAlgorithm(shown_or_empty(name)))?;
     let names = param_names(algo);
@@ -496,17 +547,22 @@ fn limit<'a, 'b>(
     }
     let (given, rest) = tail.split_at(names.len());
     let p = self::params(algo, given, limits).map_err(|e| LimitError::Bad(algo, e))?;
-    Ok((p, rest))
+    Ok((p, false, rest))
 }
 
 /// `RL.PEEK key ALGO params... [COST n] [AT unix_ms]`: parses what follows
 /// the key. The algorithm is named, as in `RL.ALL`, since the command is
 /// the same for all of them.
-pub fn peek_request(args: &[&[u8]], limits: &Limits) -> Result<Request, ArgError> {
-    let (params, rest) = limit(args, limits).map_err(|e| match e {
+pub fn peek_request(
+    args: &[&[u8]],
+    limits: &Limits,
+    resolve: Resolve,
+) -> Result<Request, ArgError> {
+    let (params, _, rest) = limit(args, limits, resolve).map_err(|e| match e {
         LimitError::Missing => arity_error("RL.PEEK"),
+        LimitError::NoPolicy(e) => e,
         LimitError::UnknownAlgorithm(got) => ArgError::new(format!(
-            "the algorithm must be FIXED, SLIDING, LOG, TOKEN, LEAKY or GCRA, got{got}"
+            "the algorithm must be FIXED, SLIDING, LOG, TOKEN, LEAKY, GCRA or POLICY, got{got}"
         )),
         LimitError::Short(algo, needs) => ArgError::new(format!("{} needs {needs}", algo.name())),
         LimitError::Bad(_, e) => e,
@@ -520,6 +576,42 @@ pub fn peek_request(args: &[&[u8]], limits: &Limits) -> Result<Request, ArgError
         penalty: None,
         shadow: false,
     })
+}
+
+/// `RL.POLICY SET name ALGO params... [PENALTY d] [SHADOW]`: parses what
+/// follows `SET`, validating the parameters exactly as the commands do.
+pub fn policy_set<'a>(
+    args: &[&'a [u8]],
+    limits: &Limits,
+) -> Result<(&'a str, crate::policy::Policy), ArgError> {
+    let Some((&name, rest)) = args.split_first() else {
+        return Err(arity_error("RL.POLICY|SET"));
+    };
+    let name = policy_name(name)?;
+    let (params, _, rest) = limit(rest, limits, &no_policies).map_err(|e| match e {
+        LimitError::Missing => ArgError::new("RL.POLICY SET needs an algorithm and its parameters"),
+        LimitError::NoPolicy(_) => ArgError::new("a policy can't be defined by another policy"),
+        LimitError::UnknownAlgorithm(got) => ArgError::new(format!(
+            "the algorithm must be FIXED, SLIDING, LOG, TOKEN, LEAKY or GCRA, got{got}"
+        )),
+        LimitError::Short(algo, needs) => ArgError::new(format!("{} needs {needs}", algo.name())),
+        LimitError::Bad(_, e) => e,
+    })?;
+    let opts = options(rest, &["PENALTY", "SHADOW"])?;
+    Ok((
+        name,
+        crate::policy::Policy {
+            params,
+            penalty: opts.penalty,
+            shadow: opts.shadow,
+        },
+    ))
+}
+
+/// `RL.CHECK policy key [COST n] [AT unix_ms]`: parses the options after
+/// the key.
+pub fn check_options<'a>(args: &[&'a [u8]]) -> Result<Options<'a>, ArgError> {
+    options(args, &["COST", "AT"])
 }
 
 /// `RL.REFUND key n [AT unix_ms]`, once parsed.
@@ -578,7 +670,7 @@ pub fn acquire_request<'a>(args: &[&'a [u8]], lease_max: u64) -> Result<Acquire<
     let limit = positive("limit", limit)?;
     if limit.get() > lease_max {
         return Err(ArgError::new(format!(
-            "limit is too large for RL.ACQUIRE (at most {lease_max}, the lease-max setting)"
+            "limit is too large for RL.ACQUIRE (at most {lease_max}, see ratelimit.lease-max)"
         )));
     }
     let ttl = duration("ttl", ttl)?;
@@ -948,7 +1040,7 @@ mod tests {
 
     fn all(line: &str) -> Result<AllRequest, ArgError> {
         let v: Vec<&[u8]> = line.split_whitespace().map(str::as_bytes).collect();
-        all_request(&v, &Limits::default())
+        all_request(&v, &Limits::default(), &no_policies)
     }
 
     #[test]
@@ -975,7 +1067,7 @@ mod tests {
             ),
             (
                 "1 a BUCKET 1 1",
-                "ERR limit 1 must start with FIXED, SLIDING, LOG, TOKEN, LEAKY or GCRA, got 'BUCKET'",
+                "ERR limit 1 must start with FIXED, SLIDING, LOG, TOKEN, LEAKY, GCRA or POLICY, got 'BUCKET'",
             ),
             ("1 a TOKEN 1 1", "ERR limit 1 (TOKEN) needs capacity, rate, period"),
             (
@@ -1002,7 +1094,7 @@ mod tests {
         let l = Limits::default();
         let p = |line: &str| {
             let v: Vec<&[u8]> = line.split_whitespace().map(str::as_bytes).collect();
-            peek_request(&v, &l)
+            peek_request(&v, &l, &no_policies)
         };
         let r = p("token 10 5 1s COST 3").unwrap();
         assert_eq!(
@@ -1015,7 +1107,7 @@ mod tests {
             ("", "ERR wrong number of arguments for 'RL.PEEK' command"),
             (
                 "BUCKET 1 1",
-                "ERR the algorithm must be FIXED, SLIDING, LOG, TOKEN, LEAKY or GCRA, got 'BUCKET'",
+                "ERR the algorithm must be FIXED, SLIDING, LOG, TOKEN, LEAKY, GCRA or POLICY, got 'BUCKET'",
             ),
             ("TOKEN 1 1", "ERR TOKEN needs capacity, rate, period"),
             ("FIXED 0 1s", "ERR limit must be greater than 0"),

@@ -396,6 +396,74 @@ fn read_bucket(r: &mut Reader, params: BucketParams) -> Result<Box<BucketState>,
     }))
 }
 
+/// Version byte leading the policies record (RDB aux data).
+const POLICIES_VERSION: u8 = 1;
+
+/// Encodes every policy of a server, for the RDB: a version byte, the
+/// count, then per policy its name (length byte, bytes), its parameters,
+/// its penalty in µs (0: none) and a flags byte (1: shadow).
+pub fn encode_policies(policies: &crate::policy::Policies) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(16 + policies.len() * 64));
+    w.u8(POLICIES_VERSION);
+    w.u64(policies.len() as u64);
+    for (name, p) in policies {
+        // Names are at most MAX_NAME_LEN bytes (the parser's bound).
+        w.u8(u8::try_from(name.len()).unwrap_or(u8::MAX));
+        w.0.put(name.as_bytes());
+        write_params(&mut w, &p.params);
+        w.u64(p.penalty.map_or(0, Duration::as_micros));
+        w.u8(p.shadow as u8);
+    }
+    w.0
+}
+
+/// Decodes what `encode_policies` wrote, as strictly as any value.
+pub fn decode_policies(bytes: &[u8]) -> Result<crate::policy::Policies, DecodeError> {
+    use crate::policy::{valid_name, Policy, MAX_POLICIES};
+    let mut r = Reader(bytes);
+    let version = r.u8()?;
+    if version != POLICIES_VERSION {
+        return Err(DecodeError::UnsupportedVersion(version.into()));
+    }
+    let n = r.u64()?;
+    if n > MAX_POLICIES as u64 {
+        return Err(DecodeError::BadState);
+    }
+    let mut out = crate::policy::Policies::new();
+    for _ in 0..n {
+        let len = usize::from(r.u8()?);
+        let name = r.bytes(len)?;
+        if !valid_name(name) {
+            return Err(DecodeError::BadParameter);
+        }
+        let params = read_params(&mut r)?;
+        let penalty = match r.u64()? {
+            0 => None,
+            us => Some(
+                Period::from_micros(us)
+                    .ok_or(DecodeError::BadParameter)?
+                    .duration(),
+            ),
+        };
+        let shadow = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(DecodeError::BadParameter),
+        };
+        let name = String::from_utf8_lossy(name).into_owned();
+        let policy = Policy {
+            params,
+            penalty,
+            shadow,
+        };
+        if out.insert(name, policy).is_some() {
+            return Err(DecodeError::BadState);
+        }
+    }
+    r.finish()?;
+    Ok(out)
+}
+
 /// One decided request as sent to replicas and the AOF: replaying it needs
 /// no clock, so every copy computes the very same state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -729,6 +797,45 @@ mod tests {
         let n = bytes.len();
         bytes[n - 8..].copy_from_slice(&(crate::algo::MAX_COUNT).to_le_bytes());
         assert_eq!(decode(&bytes, 1), Err(DecodeError::BadState));
+    }
+
+    #[test]
+    fn policies_round_trip_and_are_strict() {
+        use crate::policy::{Policies, Policy};
+        let mut all = Policies::new();
+        let b = BucketParams::new(10, 5, 1_000_000).unwrap();
+        all.insert(
+            "free".into(),
+            Policy {
+                params: Params::Token(b),
+                penalty: None,
+                shadow: false,
+            },
+        );
+        all.insert(
+            "login:v2".into(),
+            Policy {
+                params: Params::Fixed(WindowParams::new(5, 60_000_000).unwrap()),
+                penalty: Some(Duration::from_micros(900_000_000)),
+                shadow: true,
+            },
+        );
+        let bytes = encode_policies(&all);
+        assert_eq!(decode_policies(&bytes), Ok(all));
+        for n in 0..bytes.len() {
+            assert!(decode_policies(&bytes[..n]).is_err(), "cut at {n}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode_policies(&longer).is_err());
+        assert_eq!(
+            decode_policies(&encode_policies(&Policies::new())),
+            Ok(Policies::new())
+        );
+        // A name the parser refuses.
+        let mut bad = bytes;
+        bad[10] = b' ';
+        assert!(decode_policies(&bad).is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! - [`algo`]: the algorithms, pure Rust, no Redis types;
 //! - [`args`]: command-line parsing, pure Rust;
 //! - [`codec`]: binary encodings of the state and of replicated operations;
+//! - [`policy`]: named server-side policies, pure Rust;
 //! - [`module`]: the thin Redis layer (commands, data type, clock, replies).
 
 // Every `unsafe` block says why it is sound.
@@ -12,3 +13,4 @@ pub mod algo;
 pub mod args;
 pub mod codec;
 pub mod module;
+pub mod policy;

@@ -465,7 +465,7 @@ fn lease_errors_are_precise_and_lease_max_bounds_memory() {
         ("RL.ACQUIRE k 0 1s", "ERR limit must be greater than 0"),
         (
             "RL.ACQUIRE k 10001 1s",
-            "ERR limit is too large for RL.ACQUIRE (at most 10000, the lease-max setting)",
+            "ERR limit is too large for RL.ACQUIRE (at most 10000, see ratelimit.lease-max)",
         ),
         ("RL.ACQUIRE k 5 0", "ERR ttl must be greater than 0"),
         ("RL.ACQUIRE k 5 1s ID", "ERR ID needs a value"),

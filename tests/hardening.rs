@@ -613,7 +613,7 @@ fn every_case() -> Vec<(Vec<Vec<u8>>, String)> {
         ("RL.ALL 2 a b FIXED 1 1", "limit 2 of 2 is missing"),
         (
             "RL.ALL 1 a BUCKET 1 1",
-            "limit 1 must start with FIXED, SLIDING, LOG, TOKEN, LEAKY or GCRA",
+            "limit 1 must start with FIXED, SLIDING, LOG, TOKEN, LEAKY, GCRA or POLICY",
         ),
         ("RL.ALL 1 a <binary> 1 1", "limit 1 must start with FIXED"),
         ("RL.ALL 1 a <empty> 1 1", "limit 1 must start with FIXED"),

@@ -52,10 +52,16 @@ fn peek_answers_like_the_call_and_writes_nothing() {
         .starts_with("WRONGTYPE"));
     assert_eq!(
         c.cmd("RL.PEEK t BUCKET 5 1m").err(),
-        "ERR the algorithm must be FIXED, SLIDING, LOG, TOKEN, LEAKY or GCRA, got 'BUCKET'"
+        "ERR the algorithm must be FIXED, SLIDING, LOG, TOKEN, LEAKY, GCRA or POLICY, got 'BUCKET'"
     );
+    // `RL.PEEK key POLICY name` is four words, so the server's arity
+    // check lets this through and the parser says what is missing.
     assert_eq!(
         c.cmd("RL.PEEK t FIXED 5").err(),
+        "ERR FIXED needs limit, window"
+    );
+    assert_eq!(
+        c.cmd("RL.PEEK t FIXED").err(),
         "ERR wrong number of arguments for 'RL.PEEK' command"
     );
     // Counted nowhere: a peek is not a request.

@@ -148,7 +148,7 @@ fuzz_target!(|data: &[u8]| {
                 Err(e) => check_error(&e),
             }
         }
-        6 => match args::all_request(&argv, &limits) {
+        6 => match args::all_request(&argv, &limits, &args::no_policies) {
             Ok(r) => {
                 assert_eq!(r.params.len(), r.numkeys);
                 assert!(r.numkeys >= 1 && r.numkeys <= args::ALL_MAX_KEYS);
@@ -164,7 +164,7 @@ fuzz_target!(|data: &[u8]| {
             }
             Err(e) => check_error(&e),
         },
-        9 => match args::peek_request(&argv, &limits) {
+        9 => match args::peek_request(&argv, &limits, &args::no_policies) {
             Ok(r) => {
                 if let Params::Log(w) = r.params {
                     assert!(w.limit.get() <= limits.log_max);

@@ -39,7 +39,8 @@ const PENALTY_EVENT: &CStr = c"rl.penalty";
 const SHADOW_EVENT: &CStr = c"rl.shadow";
 
 /// Counts a client's decision on one key and fires its events; answers
-/// what the client is told (a denial in shadow mode reads as allowed).
+/// what the client is told (a denial in shadow mode reads as allowed) and
+/// how the call is counted.
 fn report(
     ctx: Ctx,
     key: RStr,
@@ -47,23 +48,22 @@ fn report(
     d: &Decision,
     shadow: bool,
     blocked: bool,
-) -> Decision {
+) -> (Decision, stats::Verdict) {
+    let (told, verdict) = if d.allowed {
+        (*d, stats::Verdict::Allowed)
+    } else if shadow {
+        ctx.notify(SHADOW_EVENT, key);
+        (d.shadowed(), stats::Verdict::ShadowDenied)
+    } else {
+        ctx.notify(DENIED_EVENT, key);
+        (*d, stats::Verdict::Denied)
+    };
     if blocked {
         stats::penalty_started();
         ctx.notify(PENALTY_EVENT, key);
     }
-    if d.allowed {
-        stats::count(algo, stats::Verdict::Allowed);
-        return *d;
-    }
-    if shadow {
-        stats::count(algo, stats::Verdict::ShadowDenied);
-        ctx.notify(SHADOW_EVENT, key);
-        return d.shadowed();
-    }
-    stats::count(algo, stats::Verdict::Denied);
-    ctx.notify(DENIED_EVENT, key);
-    *d
+    stats::count(algo, verdict);
+    (told, verdict)
 }
 
 /// Why a command failed; the reply adds the error code.
@@ -186,6 +186,8 @@ handlers! {
     rl_info => info_command;
     rl_peek => peek_command;
     rl_refund => refund_command;
+    rl_policy => super::policy::policy_command;
+    rl_check => super::policy::check_command;
     rl_acquire => super::lease::acquire_command;
     rl_release => super::lease::release_command;
     rl_renew => super::lease::renew_command;
@@ -308,6 +310,15 @@ fn decide_one(
 /// made and applied for real (so a denial changes nothing, and starts no
 /// block), and a denial is answered allowed.
 fn client_decide(ctx: Ctx, key: RStr, req: &args::Request) -> Result<Decision, Error> {
+    Ok(client_decide_with(ctx, key, req)?.0)
+}
+
+/// As [`client_decide`], also answering how the call was counted.
+pub(super) fn client_decide_with(
+    ctx: Ctx,
+    key: RStr,
+    req: &args::Request,
+) -> Result<(Decision, stats::Verdict), Error> {
     let wall = clock::wall(ctx);
     let now = req.at.unwrap_or(wall);
     let penalty = req.penalty.filter(|_| !req.shadow);
@@ -349,7 +360,9 @@ fn peek_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     let [_, key, rest @ ..] = args else {
         return Err(args::arity_error("RL.PEEK").into());
     };
-    let req = with_bytes(rest, |a| args::peek_request(a, &config::limits()))?;
+    let req = with_bytes(rest, |a| {
+        args::peek_request(a, &config::limits(), &super::policy::resolve)
+    })?;
     let now = clock::now(ctx, req.at);
     let key = ctx.open_read(*key)?;
     let d = evaluate(key.value(), &req.params, req.cost, now, None)?
@@ -731,7 +744,9 @@ fn all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     let Some(rest) = args.get(1..).filter(|r| r.len() >= 2) else {
         return Err(args::arity_error("RL.ALL").into());
     };
-    let req = with_bytes(rest, |a| args::all_request(a, &config::limits()))?;
+    let req = with_bytes(rest, |a| {
+        args::all_request(a, &config::limits(), &super::policy::resolve)
+    })?;
     let names = &rest[1..=req.numkeys];
     // The clock is read once: for the decision (unless AT) and the expiries.
     let wall = clock::wall(ctx);
@@ -740,13 +755,18 @@ fn all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     let penalty = req.penalty.filter(|_| !req.shadow);
     let decided = decide_all(ctx, names, &req.params, req.cost, now, penalty, source)?;
     let mut told: PerKey<Decision> = PerKey::with_capacity(names.len());
-    for (((name, d), p), &blocked) in names
+    for ((((name, d), p), &blocked), policy) in names
         .iter()
         .zip(&decided.each)
         .zip(&req.params)
         .zip(&decided.blocked)
+        .zip(&req.policies)
     {
-        told.push(report(ctx, *name, p.algorithm(), d, req.shadow, blocked));
+        let (d, verdict) = report(ctx, *name, p.algorithm(), d, req.shadow, blocked);
+        if let Some(name) = policy.and_then(|i| rest.get(i)) {
+            super::policy::count(name.bytes(), verdict);
+        }
+        told.push(d);
     }
     let combined = &decided.combined;
     let verdict = match (combined.allowed, req.shadow) {

@@ -22,8 +22,12 @@ pub enum Access {
 pub enum Keys {
     /// One key, right after the name.
     One(Access),
+    /// One key, second after the name (`RL.CHECK policy key`).
+    Second(Access),
     /// `numkeys key [key ...]` right after the name.
     Numkeys,
+    /// No key (`RL.POLICY`: server state).
+    None,
 }
 
 #[derive(Clone, Copy)]
@@ -117,6 +121,15 @@ pub const ALL: &[Arg] = &[
 ];
 pub const INFO: &[Arg] = &[KEY];
 pub const REFUND: &[Arg] = &[KEY, arg(c"n", Kind::Integer), AT];
+pub const POLICY_SET: &[Arg] = &[
+    arg(c"name", Kind::String),
+    arg(c"algorithm", Kind::String),
+    many(c"parameters", Kind::String),
+    PENALTY,
+    SHADOW,
+];
+pub const POLICY_NAME: &[Arg] = &[arg(c"name", Kind::String)];
+pub const CHECK: &[Arg] = &[arg(c"policy", Kind::String), KEY, COST, AT];
 pub const ACQUIRE: &[Arg] = &[
     KEY,
     arg(c"limit", Kind::Integer),
@@ -204,6 +217,11 @@ fn set_acl_categories(command: *mut raw::RedisModuleCommand, categories: &CStr) 
 
 /// Declares `doc` for the command just created as `name`, and its ACL
 /// categories. `false` if the server refused either.
+fn unsafe_zeroed_spec() -> raw::RedisModuleCommandKeySpec {
+    // SAFETY: a plain C struct, for which all-zero means "end of list".
+    unsafe { std::mem::zeroed() }
+}
+
 pub fn declare(ctx: &redis_module::Context, name: &CStr, doc: &Doc, categories: &CStr) -> bool {
     let mut args: Vec<raw::RedisModuleCommandArg> = doc
         .args
@@ -242,7 +260,12 @@ pub fn declare(ctx: &redis_module::Context, name: &CStr, doc: &Doc, categories: 
     spec.begin_search_type = raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX;
     spec.bs.index.pos = 1;
     match doc.keys {
-        Keys::One(access) => {
+        // No key spec: the zeroed first entry ends the (empty) list.
+        Keys::None => *spec = unsafe_zeroed_spec(),
+        Keys::One(access) | Keys::Second(access) => {
+            if let Keys::Second(_) = doc.keys {
+                spec.bs.index.pos = 2;
+            }
             spec.flags = match access {
                 Access::Read => raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS,
                 Access::Update => {

@@ -81,6 +81,7 @@ pub fn missing_api() -> Option<&'static str> {
         RedisModule_GetContextFromIO,
         RedisModule_DeleteKey,
         RedisModule_GetRandomHexChars,
+        RedisModule_CreateSubcommand,
     );
     None
 }

@@ -13,6 +13,7 @@ pub mod datatype;
 pub mod docs;
 pub mod ffi;
 pub mod lease;
+pub mod policy;
 pub mod reply;
 pub mod stats;
 
@@ -198,7 +199,7 @@ const COMMANDS: &[CommandDef] = &[
             summary: c"What a call with these parameters and cost would get, without writing: for replicas and read-only scripts.",
             complexity: c"O(1), O(log N) for a log where N is the limit",
             since: c"0.2.0",
-            arity: -5,
+            arity: -4,
             keys: Keys::One(Access::Read),
             args: docs::PEEK,
         },
@@ -257,6 +258,77 @@ const COMMANDS: &[CommandDef] = &[
             arity: 4,
             keys: Keys::One(Access::Update),
             args: docs::RENEW,
+        },
+    },
+    // RL.POLICY is a container: reading subcommands run on replicas.
+    CommandDef {
+        name: c"RL.POLICY|SET",
+        handler: command::rl_policy,
+        flags: c"write deny-oom",
+        internal: false,
+        doc: Doc {
+            summary: c"Defines or replaces a named policy: SET name ALGO params... [PENALTY d] [SHADOW].",
+            complexity: c"O(log N) where N is the number of policies",
+            since: c"0.3.0",
+            arity: -3,
+            keys: Keys::None,
+            args: docs::POLICY_SET,
+        },
+    },
+    CommandDef {
+        name: c"RL.POLICY|GET",
+        handler: command::rl_policy,
+        flags: c"readonly fast",
+        internal: false,
+        doc: Doc {
+            summary: c"A policy's definition as an argument list, nil if none.",
+            complexity: c"O(log N) where N is the number of policies",
+            since: c"0.3.0",
+            arity: 3,
+            keys: Keys::None,
+            args: docs::POLICY_NAME,
+        },
+    },
+    CommandDef {
+        name: c"RL.POLICY|DEL",
+        handler: command::rl_policy,
+        flags: c"write fast",
+        internal: false,
+        doc: Doc {
+            summary: c"Deletes a policy: 1 if it existed, 0 otherwise.",
+            complexity: c"O(log N) where N is the number of policies",
+            since: c"0.3.0",
+            arity: 3,
+            keys: Keys::None,
+            args: docs::POLICY_NAME,
+        },
+    },
+    CommandDef {
+        name: c"RL.POLICY|LIST",
+        handler: command::rl_policy,
+        flags: c"readonly",
+        internal: false,
+        doc: Doc {
+            summary: c"The names of every policy, in order.",
+            complexity: c"O(N) where N is the number of policies",
+            since: c"0.3.0",
+            arity: 2,
+            keys: Keys::None,
+            args: &[],
+        },
+    },
+    CommandDef {
+        name: c"RL.CHECK",
+        handler: command::rl_check,
+        flags: DECIDE,
+        internal: false,
+        doc: Doc {
+            summary: c"Decides with a named policy's algorithm, parameters, penalty and shadow mode: the reply of the algorithm's own command.",
+            complexity: c"O(1), O(log N) for a LOG policy where N is its limit",
+            since: c"0.3.0",
+            arity: -3,
+            keys: Keys::Second(Access::Update),
+            args: docs::CHECK,
         },
     },
     // What replicas and the AOF receive; closed to clients.
@@ -324,6 +396,8 @@ const CELL: CommandDef = CommandDef {
 fn create(ctx: &Context, c: &CommandDef, flags: &[u8]) -> bool {
     let (flags, (first, last, step)) = match c.doc.keys {
         Keys::One(_) => (flags.to_vec(), (1, 1, 1)),
+        Keys::Second(_) => (flags.to_vec(), (2, 2, 1)),
+        Keys::None => (flags.to_vec(), (0, 0, 0)),
         // Redis 7.0's cluster routing asks the handler for the keys
         // (getkeys-api) rather than reading the key spec.
         Keys::Numkeys => ([flags, b" getkeys-api"].concat(), (0, 0, 0)),
@@ -331,6 +405,9 @@ fn create(ctx: &Context, c: &CommandDef, flags: &[u8]) -> bool {
     let Ok(flags) = std::ffi::CString::new(flags) else {
         return false;
     };
+    if let Some((parent, sub)) = split_subcommand(c.name) {
+        return create_subcommand(ctx, &parent, &sub, c.handler, &flags);
+    }
     // SAFETY: the load-time context, NUL-terminated strings that Redis
     // copies, and a handler with the command signature.
     let created = unsafe {
@@ -345,6 +422,59 @@ fn create(ctx: &Context, c: &CommandDef, flags: &[u8]) -> bool {
         )
     };
     created == raw::Status::Ok as c_int
+}
+
+/// `PARENT|SUB` as its two names.
+fn split_subcommand(name: &CStr) -> Option<(std::ffi::CString, std::ffi::CString)> {
+    let bytes = name.to_bytes();
+    let bar = bytes.iter().position(|&b| b == b'|')?;
+    let parent = std::ffi::CString::new(&bytes[..bar]).ok()?;
+    let sub = std::ffi::CString::new(&bytes[bar + 1..]).ok()?;
+    Some((parent, sub))
+}
+
+/// Creates `sub` under the container `parent`, creating the container (a
+/// command with no handler of its own) the first time. Subcommands are
+/// keyless here.
+fn create_subcommand(
+    ctx: &Context,
+    parent: &CStr,
+    sub: &CStr,
+    handler: Handler,
+    flags: &CStr,
+) -> bool {
+    // SAFETY: the load-time context and NUL-terminated names Redis copies;
+    // a container is created with no handler.
+    unsafe {
+        let mut container = raw::RedisModule_GetCommand.unwrap()(ctx.ctx, parent.as_ptr());
+        if container.is_null() {
+            let made = raw::RedisModule_CreateCommand.unwrap()(
+                ctx.ctx,
+                parent.as_ptr(),
+                None,
+                c"".as_ptr(),
+                0,
+                0,
+                0,
+            );
+            if made != raw::Status::Ok as c_int {
+                return false;
+            }
+            container = raw::RedisModule_GetCommand.unwrap()(ctx.ctx, parent.as_ptr());
+        }
+        if container.is_null() {
+            return false;
+        }
+        raw::RedisModule_CreateSubcommand.unwrap()(
+            container,
+            sub.as_ptr(),
+            Some(handler),
+            flags.as_ptr(),
+            0,
+            0,
+            0,
+        ) == raw::Status::Ok as c_int
+    }
 }
 
 fn register(ctx: &Context, c: &CommandDef, own_category: bool) -> bool {
@@ -452,6 +582,9 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
     raw::register_info_function(ctx.ctx, Some(stats::info));
     if !clock::init(ctx) {
         return refuse("could not subscribe to the event loop");
+    }
+    if !policy::init(ctx) {
+        return refuse("could not subscribe to loading events");
     }
     Status::Ok
 }

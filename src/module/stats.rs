@@ -157,6 +157,11 @@ fn section(ctx: &InfoContext) -> RedisResult<()> {
             s = s.field(&field, v)?;
         }
     }
+    let (policies, per_policy) = super::policy::info_fields();
+    s = s.field("policies", policies as u64)?;
+    for (field, v) in per_policy {
+        s = s.field(&field, v.as_str())?;
+    }
     s.field("leases_acquired", ACQUIRED.load(Ordering::Relaxed))?
         .field("leases_denied", ACQUIRE_DENIED.load(Ordering::Relaxed))?
         .field("leases_released", RELEASED.load(Ordering::Relaxed))?

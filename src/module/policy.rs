@@ -1,0 +1,266 @@
+//! The server's named policies: `RL.POLICY`, `RL.CHECK`, their place in
+//! the RDB (aux data), and their counters in `INFO ratelimit`.
+//!
+//! Policies are server state, not keys. `RL.POLICY SET` and `DEL` are
+//! replicated verbatim (to replicas and the AOF), and the whole set is
+//! saved with every RDB (before the keys), so a full sync, a restart and
+//! `DEBUG RELOAD` all bring it back. When the server starts loading (an RDB,
+//! an AOF or a master's payload) the set is emptied first, so what is
+//! loaded replaces it rather than adding to it. On a cluster, each master
+//! holds its own set (as with Redis Functions): set them on every master.
+
+use std::collections::BTreeMap;
+use std::ffi::{c_int, c_void};
+use std::sync::Mutex;
+
+use redis_module::raw;
+
+use super::command::{client_decide_with, with_bytes, Error, Outcome};
+use super::ffi::{self, Ctx, RStr};
+use super::stats::{Counters, Verdict};
+use super::{config, reply};
+use crate::algo::Params;
+use crate::args::{self, Request};
+use crate::codec;
+use crate::policy::{Policies, Policy, MAX_POLICIES};
+
+/// A policy and its traffic since the server started (or since it was
+/// first defined; replacing a definition keeps its counters).
+struct Entry {
+    policy: Policy,
+    counters: Counters,
+}
+
+/// Only the main thread runs commands and loads data; the lock is never
+/// contended and just avoids `static mut`.
+static REGISTRY: Mutex<BTreeMap<String, Entry>> = Mutex::new(BTreeMap::new());
+
+fn registry() -> std::sync::MutexGuard<'static, BTreeMap<String, Entry>> {
+    // A panic while holding the lock (a bug) must not disable policies.
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The parameters of policy `name`, for `RL.ALL ... POLICY name`.
+pub fn resolve(name: &[u8]) -> Option<Params> {
+    let name = std::str::from_utf8(name).ok()?;
+    registry().get(name).map(|e| e.policy.params)
+}
+
+/// Counts a call decided under policy `name`.
+pub fn count(name: &[u8], v: Verdict) {
+    let Ok(name) = std::str::from_utf8(name) else {
+        return;
+    };
+    if let Some(e) = registry().get(name) {
+        e.counters.count(v);
+    }
+}
+
+fn snapshot() -> Policies {
+    registry()
+        .iter()
+        .map(|(name, e)| (name.clone(), e.policy))
+        .collect()
+}
+
+/// Replaces the whole set (loading), keeping the counters of names kept.
+fn replace_all(policies: Policies) {
+    let mut reg = registry();
+    let mut old = std::mem::take(&mut *reg);
+    for (name, policy) in policies {
+        let counters = old.remove(&name).map_or_else(Counters::new, |e| e.counters);
+        reg.insert(name, Entry { policy, counters });
+    }
+}
+
+/// `RL.POLICY SET|GET|DEL|LIST ...`
+pub(super) fn policy_command(ctx: Ctx, args: &[RStr]) -> Outcome {
+    let [_, sub, rest @ ..] = args else {
+        return Err(args::arity_error("RL.POLICY").into());
+    };
+    let sub = sub.bytes();
+    let arity = |name: &str| Error::from(args::arity_error(&format!("RL.POLICY|{name}")));
+    if sub.eq_ignore_ascii_case(b"SET") {
+        let (name, policy) = with_bytes(rest, |a| {
+            args::policy_set(a, &config::limits()).map(|(n, p)| (n.to_string(), p))
+        })?;
+        {
+            let mut reg = registry();
+            if !reg.contains_key(&name) && reg.len() >= MAX_POLICIES {
+                return Err(Error::BadOp(format!(
+                    "too many policies (at most {MAX_POLICIES}): delete one first"
+                )));
+            }
+            match reg.get_mut(&name) {
+                Some(e) => e.policy = policy,
+                None => {
+                    reg.insert(
+                        name,
+                        Entry {
+                            policy,
+                            counters: Counters::new(),
+                        },
+                    );
+                }
+            }
+        }
+        ctx.replicate_verbatim();
+        ctx.reply_ok();
+    } else if sub.eq_ignore_ascii_case(b"GET") {
+        let [name] = rest else {
+            return Err(arity("GET"));
+        };
+        let name = args::policy_name(name.bytes())?;
+        match registry().get(name) {
+            Some(e) => {
+                let words = e.policy.definition();
+                ctx.reply_array(words.len());
+                for w in &words {
+                    ctx.reply_bulk(w.as_bytes());
+                }
+            }
+            None => ctx.reply_null(),
+        }
+    } else if sub.eq_ignore_ascii_case(b"DEL") {
+        let [name] = rest else {
+            return Err(arity("DEL"));
+        };
+        let name = args::policy_name(name.bytes())?;
+        let gone = registry().remove(name).is_some();
+        if gone {
+            ctx.replicate_verbatim();
+        }
+        ctx.reply_i64(gone as i64);
+    } else if sub.eq_ignore_ascii_case(b"LIST") {
+        if !rest.is_empty() {
+            return Err(arity("LIST"));
+        }
+        let names: Vec<String> = registry().keys().cloned().collect();
+        ctx.reply_array(names.len());
+        for n in &names {
+            ctx.reply_bulk(n.as_bytes());
+        }
+    } else {
+        return Err(Error::Arg(args::ArgError(format!(
+            "unknown RL.POLICY subcommand{} (expected SET, GET, DEL or LIST)",
+            args::shown(sub)
+        ))));
+    }
+    Ok(())
+}
+
+/// `RL.CHECK policy key [COST n] [AT unix_ms]`: what the policy's own
+/// command would answer, with its penalty and shadow mode.
+pub(super) fn check_command(ctx: Ctx, args: &[RStr]) -> Outcome {
+    let [_, name, key, rest @ ..] = args else {
+        return Err(args::arity_error("RL.CHECK").into());
+    };
+    let name = args::policy_name(name.bytes())?;
+    let opts = with_bytes(rest, |a| args::check_options(a).map(|o| (o.cost, o.at)))?;
+    let Some(policy) = registry().get(name).map(|e| e.policy) else {
+        return Err(args::no_such_policy(name).into());
+    };
+    let req = Request {
+        params: policy.params,
+        cost: opts.0.unwrap_or(1),
+        at: opts.1,
+        penalty: policy.penalty,
+        shadow: policy.shadow,
+    };
+    let (told, verdict) = client_decide_with(ctx, *key, &req)?;
+    count(name.as_bytes(), verdict);
+    reply::decision(ctx, &told);
+    Ok(())
+}
+
+/// `INFO ratelimit`: how many policies, and each one's counters as one
+/// field (`policy_<i>:name=free,calls=..,allowed=..,denied=..,shadow_denied=..`);
+/// names may hold `:` and `.`, so they go in the value, not the field name.
+pub fn info_fields() -> (usize, Vec<(String, String)>) {
+    let reg = registry();
+    let fields = reg
+        .iter()
+        .enumerate()
+        .map(|(i, (name, e))| {
+            let mut v = format!("name={name}");
+            for (field, n) in e.counters.fields("") {
+                v.push_str(&format!(",{}={n}", field.trim_start_matches('_')));
+            }
+            (format!("policy_{i}"), v)
+        })
+        .collect();
+    (reg.len(), fields)
+}
+
+/// Saves the policies with the RDB, before the keys.
+///
+/// # Safety
+/// Called by Redis with a live IO handle.
+pub unsafe extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, when: c_int) {
+    if when != raw::REDISMODULE_AUX_BEFORE_RDB as c_int {
+        return;
+    }
+    raw::save_slice(rdb, &codec::encode_policies(&snapshot()));
+}
+
+/// Loads the policies an RDB holds; a record that fails to decode fails
+/// the load (with the reason in the log) rather than lose them silently.
+///
+/// # Safety
+/// Called by Redis with a live IO handle.
+pub unsafe extern "C" fn aux_load(
+    rdb: *mut raw::RedisModuleIO,
+    encver: c_int,
+    when: c_int,
+) -> c_int {
+    if when != raw::REDISMODULE_AUX_BEFORE_RDB as c_int {
+        return raw::Status::Ok as c_int;
+    }
+    if encver > codec::ENCODING_VERSION {
+        let e = codec::DecodeError::UnsupportedVersion(encver);
+        ffi::log_warning(&format!("refusing to load the policies: {e}"));
+        return raw::Status::Err as c_int;
+    }
+    let Ok(buffer) = raw::load_string_buffer(rdb) else {
+        return raw::Status::Err as c_int;
+    };
+    match codec::decode_policies(buffer.as_ref()) {
+        Ok(p) => {
+            replace_all(p);
+            raw::Status::Ok as c_int
+        }
+        Err(e) => {
+            ffi::log_warning(&format!("refusing to load the policies: {e}"));
+            raw::Status::Err as c_int
+        }
+    }
+}
+
+unsafe extern "C" fn on_loading(
+    _ctx: *mut raw::RedisModuleCtx,
+    _event: raw::RedisModuleEvent,
+    subevent: u64,
+    _data: *mut c_void,
+) {
+    let starts = [
+        raw::REDISMODULE_SUBEVENT_LOADING_RDB_START,
+        raw::REDISMODULE_SUBEVENT_LOADING_AOF_START,
+        raw::REDISMODULE_SUBEVENT_LOADING_REPL_START,
+    ];
+    if starts.contains(&subevent) {
+        replace_all(Policies::new());
+    }
+}
+
+/// Empties the set whenever loading starts (see the module docs).
+pub fn init(ctx: &redis_module::Context) -> bool {
+    let event = raw::RedisModuleEvent {
+        id: raw::REDISMODULE_EVENT_LOADING,
+        dataver: 1,
+    };
+    // SAFETY: the load-time context; the API exists (checked at load).
+    let status = unsafe {
+        raw::RedisModule_SubscribeToServerEvent.unwrap()(ctx.ctx, event, Some(on_loading))
+    };
+    status == raw::Status::Ok as c_int
+}
