@@ -18,6 +18,7 @@
 //! in `u128` on values bounded by those types, so none can overflow.
 
 pub mod bucket;
+pub mod calendar;
 pub mod fixed;
 pub mod lease;
 pub mod limiter;
@@ -27,6 +28,7 @@ pub mod units;
 pub mod value;
 
 pub use bucket::{BucketParams, BucketState, GcraParams};
+pub use calendar::{window_at, Months, Offset, Span, MAX_MONTHS};
 pub use fixed::FixedState;
 pub use lease::{Acquired, Lease, LeaseState, MAX_LEASES, MAX_LEASE_ID_LEN};
 pub use limiter::{Algorithm, Kind, Limiter, Mismatch, Next, Params, Verdict};

@@ -1,0 +1,266 @@
+//! Property tests of the calendar windows (`ratelimit::algo::calendar`)
+//! against a reference that knows nothing of its date arithmetic: the first
+//! day of every month from 1870 to 10102, found by adding up month lengths
+//! one month at a time from the leap-year rule.
+//!
+//! For any instant of the module's range, any offset and any span, the
+//! window contains the instant; a month window's start and end are the
+//! reference's; a window ends where the next one starts; a microsecond
+//! window is `w` long and starts on a multiple of `w` in local time, unless
+//! the epoch cut it short. Instants are drawn from the whole range and, as
+//! often, from a few µs around a month boundary or the epoch.
+//!
+//! `PROPTEST_CASES` sets the case count (e.g. `PROPTEST_CASES=100000`).
+
+use std::sync::LazyLock;
+
+use proptest::prelude::*;
+use proptest::test_runner::Config;
+
+use ratelimit::algo::calendar::{civil_from_days, days_from_civil, days_in_month};
+use ratelimit::algo::{
+    window_at, Instant, Months, Offset, Period, Span, MAX_DURATION_US, MAX_MONTHS, MAX_TIME_US,
+};
+
+const DAY: i64 = 86_400_000_000;
+
+/// First year of the reference: 1970 less the longest span, so that any
+/// aligned start of a month window is in the table.
+const FIRST_YEAR: i64 = 1870;
+
+/// Month index (months since January 1970) of the table's first entry.
+const FIRST_INDEX: i64 = (FIRST_YEAR - 1970) * 12;
+
+fn config(default_cases: u32) -> Config {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default_cases);
+    Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    }
+}
+
+fn leap(year: i64) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+fn month_len(year: i64, month: usize) -> i64 {
+    const LEN: [i64; 12] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    LEN[month] + i64::from(month == 1 && leap(year))
+}
+
+/// Days since 1970-01-01 of the 1st of every month from January 1870 to
+/// January 10102 (so that a year-10000 instant plus 1200 months fits).
+static MONTH_STARTS: LazyLock<Vec<i64>> = LazyLock::new(|| {
+    let before_1970: i64 = (FIRST_YEAR..1970)
+        .map(|y| if leap(y) { 366 } else { 365 })
+        .sum();
+    let mut day = -before_1970;
+    let mut starts = Vec::new();
+    for year in FIRST_YEAR..10_102 {
+        for month in 0..12 {
+            starts.push(day);
+            day += month_len(year, month);
+        }
+    }
+    starts.push(day);
+    starts
+});
+
+fn month_start(index: i64) -> i64 {
+    MONTH_STARTS[usize::try_from(index - FIRST_INDEX).unwrap()]
+}
+
+/// The reference month window containing `now`: `(start, end)` in µs.
+fn reference_months(n: u32, offset: Offset, now: u64) -> (u64, u64) {
+    let off = offset.micros();
+    let local = i64::try_from(now).unwrap() + off;
+    let day = local.div_euclid(DAY);
+    let index = MONTH_STARTS.partition_point(|&s| s <= day) as i64 - 1 + FIRST_INDEX;
+    let n = i64::from(n);
+    let first = index.div_euclid(n) * n;
+    let utc = |index: i64| month_start(index) * DAY - off;
+    let start = utc(first).max(0);
+    (start as u64, utc(first + n) as u64)
+}
+
+fn offsets() -> impl Strategy<Value = Offset> {
+    let m = Offset::MAX_MINUTES;
+    prop_oneof![
+        (-m..=m).prop_map(|m| Offset::from_minutes(m).unwrap()),
+        prop::sample::select(vec![0, -300, 330, 345, 840, -720, m, -m])
+            .prop_map(|m| Offset::from_minutes(m).unwrap()),
+    ]
+}
+
+fn month_counts() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        1..=MAX_MONTHS,
+        prop::sample::select(vec![1, 2, 3, 4, 6, 12, 24, 120, MAX_MONTHS - 1, MAX_MONTHS]),
+    ]
+}
+
+fn micro_windows() -> impl Strategy<Value = u64> {
+    const S: u64 = 1_000_000;
+    prop_oneof![
+        1..=MAX_DURATION_US,
+        1..=10 * 86_400 * S,
+        1u64..=1000,
+        prop::sample::select(vec![S, 60 * S, 3600 * S, 86_400 * S, 7 * 86_400 * S]),
+    ]
+}
+
+/// An instant of the module's range: anywhere, near the epoch or its end,
+/// or a few µs from the UTC start of a month in some offset.
+fn instants() -> impl Strategy<Value = u64> {
+    let near = |at: i64, by: i64| (at - by..=at + by).prop_map(clamp);
+    let last_month: i64 = (9999 - 1970) * 12 + 12;
+    prop_oneof![
+        0..=MAX_TIME_US,
+        near(0, 3 * DAY),
+        near(MAX_TIME_US as i64, 3 * DAY),
+        (0..=last_month, -1439i64..=1439, -3i64..=3)
+            .prop_map(|(i, m, d)| clamp(month_start(i) * DAY - m * 60_000_000 + d)),
+    ]
+}
+
+fn clamp(us: i64) -> u64 {
+    us.clamp(0, MAX_TIME_US as i64) as u64
+}
+
+fn raw(w: (Instant, Instant)) -> (u64, u64) {
+    (w.0.as_micros(), w.1.as_micros())
+}
+
+/// What every window satisfies, whatever its span.
+fn check_window(span: Span, offset: Offset, now: u64) -> Result<(u64, u64), TestCaseError> {
+    let (start, end) = raw(window_at(span, offset, Instant::from_micros(now)));
+    prop_assert!(start <= now && now < end, "{start} <= {now} < {end}");
+    prop_assert!(end <= MAX_TIME_US + MAX_DURATION_US);
+    // Windows tile time: the next starts where this one ends, the previous
+    // ends where this one starts.
+    if end <= MAX_TIME_US {
+        let next = raw(window_at(span, offset, Instant::from_micros(end)));
+        prop_assert_eq!(next.0, end);
+    }
+    if start > 0 {
+        let prev = raw(window_at(span, offset, Instant::from_micros(start - 1)));
+        prop_assert_eq!(prev.1, start);
+    }
+    // Every instant of the window is in the same window.
+    for at in [start, end - 1, start + (end - start) / 2] {
+        prop_assert_eq!(
+            raw(window_at(span, offset, Instant::from_micros(at))),
+            (start, end)
+        );
+    }
+    Ok((start, end))
+}
+
+proptest! {
+    #![proptest_config(config(2000))]
+
+    #[test]
+    fn month_windows_match_the_reference(
+        n in month_counts(),
+        offset in offsets(),
+        now in instants(),
+    ) {
+        let span = Span::Months(Months::new(n).unwrap());
+        let got = check_window(span, offset, now)?;
+        prop_assert_eq!(got, reference_months(n, offset, now));
+        // Never longer than n months of 31 days.
+        prop_assert!(got.1 - got.0 <= u64::from(n) * 31 * DAY as u64);
+    }
+
+    #[test]
+    fn microsecond_windows_are_aligned_in_local_time(
+        w in micro_windows(),
+        offset in offsets(),
+        now in instants(),
+    ) {
+        let span = Span::Micros(Period::from_micros(w).unwrap());
+        let (start, end) = check_window(span, offset, now)?;
+        let off = i128::from(offset.micros());
+        let w = i128::from(w);
+        // The end is always aligned; the start unless the epoch cut it.
+        prop_assert_eq!((i128::from(end) + off).rem_euclid(w), 0);
+        if i128::from(end) - w >= 0 {
+            prop_assert_eq!(i128::from(end - start), w);
+        } else {
+            prop_assert_eq!(start, 0);
+        }
+        // The arithmetic the doc promises, in i128.
+        let local = i128::from(now) + off;
+        prop_assert_eq!(i128::from(end), local.div_euclid(w) * w + w - off);
+    }
+
+    #[test]
+    fn civil_days_count_one_by_one(days in -365_000_000_000i64..=365_000_000_000) {
+        let (y, m, d) = civil_from_days(days);
+        prop_assert!((1..=12).contains(&m) && (1..=days_in_month(y, m)).contains(&d));
+        prop_assert_eq!(days_from_civil(y, m, d), Some(days));
+        // The next day is the next date.
+        let next = if d < days_in_month(y, m) {
+            (y, m, d + 1)
+        } else if m < 12 {
+            (y, m + 1, 1)
+        } else {
+            (y + 1, 1, 1)
+        };
+        prop_assert_eq!(civil_from_days(days + 1), next);
+    }
+
+    #[test]
+    fn civil_days_match_the_month_table(index in FIRST_INDEX..(10_101 - 1970) * 12) {
+        let days = month_start(index);
+        let year = 1970 + index.div_euclid(12);
+        let month = index.rem_euclid(12) as u32 + 1;
+        prop_assert_eq!(civil_from_days(days), (year, month, 1));
+        prop_assert_eq!(days_from_civil(year, month, 1), Some(days));
+        let (py, pm, pd) = civil_from_days(days - 1);
+        prop_assert_eq!(pd, days_in_month(py, pm));
+    }
+}
+
+#[test]
+fn the_reference_agrees_with_known_dates() {
+    // From `date -u -d ... +%s`, divided by 86,400.
+    for (index, days) in [
+        (0, 0),
+        (-1, -31),
+        ((2000 - 1970) * 12 + 2, 11_017),
+        ((2024 - 1970) * 12 + 1, 19_754),
+        ((10_000 - 1970) * 12, 2_932_897),
+        ((1900 - 1970) * 12 + 2, -25_508),
+    ] {
+        assert_eq!(month_start(index), days, "month {index}");
+    }
+}
+
+#[test]
+fn every_offset_and_span_survives_the_extremes() {
+    let spans = [
+        Span::Months(Months::new(1).unwrap()),
+        Span::Months(Months::new(7).unwrap()),
+        Span::Months(Months::new(MAX_MONTHS).unwrap()),
+        Span::Micros(Period::from_micros(1).unwrap()),
+        Span::Micros(Period::from_micros(86_400_000_000).unwrap()),
+        Span::Micros(Period::from_micros(MAX_DURATION_US).unwrap()),
+    ];
+    for minutes in -Offset::MAX_MINUTES..=Offset::MAX_MINUTES {
+        let offset = Offset::from_minutes(minutes).unwrap();
+        for span in spans {
+            for now in [0, 1, MAX_TIME_US - 1, MAX_TIME_US] {
+                let (start, end) = raw(window_at(span, offset, Instant::from_micros(now)));
+                assert!(start <= now && now < end, "{span:?} {offset} {now}");
+                if let Span::Months(n) = span {
+                    assert_eq!((start, end), reference_months(n.get(), offset, now));
+                }
+            }
+        }
+    }
+}
