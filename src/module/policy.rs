@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::{c_int, c_void};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use redis_module::raw;
 
@@ -28,7 +28,8 @@ use crate::policy::{Policies, Policy, MAX_POLICIES};
 /// first defined; replacing a definition keeps its counters).
 struct Entry {
     policy: Policy,
-    counters: Counters,
+    /// Shared, so a call counts without looking the policy up again.
+    counters: Arc<Counters>,
 }
 
 /// Only the main thread runs commands and loads data; the lock is never
@@ -68,7 +69,9 @@ fn replace_all(policies: Policies) {
     let mut reg = registry();
     let mut old = std::mem::take(&mut *reg);
     for (name, policy) in policies {
-        let counters = old.remove(&name).map_or_else(Counters::new, |e| e.counters);
+        let counters = old
+            .remove(&name)
+            .map_or_else(|| Arc::new(Counters::new()), |e| e.counters);
         reg.insert(name, Entry { policy, counters });
     }
 }
@@ -98,7 +101,7 @@ pub(super) fn policy_command(ctx: Ctx, args: &[RStr]) -> Outcome {
                         name,
                         Entry {
                             policy,
-                            counters: Counters::new(),
+                            counters: Arc::new(Counters::new()),
                         },
                     );
                 }
@@ -157,7 +160,10 @@ pub(super) fn check_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     };
     let name = args::policy_name(name.bytes())?;
     let opts = with_bytes(rest, |a| args::check_options(a).map(|o| (o.cost, o.at)))?;
-    let Some(policy) = registry().get(name).map(|e| e.policy) else {
+    let Some((policy, counters)) = registry()
+        .get(name)
+        .map(|e| (e.policy, Arc::clone(&e.counters)))
+    else {
         return Err(args::no_such_policy(name).into());
     };
     let req = Request {
@@ -168,7 +174,7 @@ pub(super) fn check_command(ctx: Ctx, args: &[RStr]) -> Outcome {
         shadow: policy.shadow,
     };
     let (told, verdict) = client_decide_with(ctx, *key, &req)?;
-    count(name.as_bytes(), verdict);
+    counters.count(verdict);
     reply::decision(ctx, &told);
     Ok(())
 }
