@@ -252,8 +252,14 @@ fn spans() -> impl Strategy<Value = Span> {
     prop_oneof![
         prop::sample::select(vec![1u32, 1, 1, 2, 3, 12])
             .prop_map(|n| Span::Months(Months::new(n).unwrap())),
-        prop::sample::select(vec![60 * S, 3600 * S, 86_400 * S, 7 * 86_400 * S, 1_500_000])
-            .prop_map(|w| Span::Micros(Period::from_micros(w).unwrap())),
+        prop::sample::select(vec![
+            60 * S,
+            3600 * S,
+            86_400 * S,
+            7 * 86_400 * S,
+            1_500_000
+        ])
+        .prop_map(|w| Span::Micros(Period::from_micros(w).unwrap())),
     ]
 }
 
