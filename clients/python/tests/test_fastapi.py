@@ -291,3 +291,25 @@ def test_fail_open_or_closed_with_a_short_timeout(fail_open: bool) -> None:
             assert ("503" in schema["paths"]["/q"]["get"]["responses"]) is not fail_open
     finally:
         silent.close()
+
+
+def test_plain_starlette_app_with_the_middleware(server: Server, sync_redis: redis.Redis) -> None:
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.routing import Route
+
+    async def home(request: Request) -> Response:
+        return PlainTextResponse("home")
+
+    limiter = Limiter(redis.asyncio.Redis(port=server.port, socket_timeout=5), headers="ietf")
+    app = Starlette(
+        routes=[Route("/", home)],
+        middleware=[Middleware(RateLimitMiddleware, limiter=limiter, limits="1/minute")],
+    )
+    limiter.init_app(app)
+    with TestClient(app) as c:
+        r = c.get("/")
+        assert r.status_code == 200 and r.headers["RateLimit-Policy"] == '"minute";q=1;w=60'
+        assert "X-RateLimit-Limit" not in r.headers
+        r = c.get("/")
+        assert r.status_code == 429 and "Retry-After" in r.headers
