@@ -90,3 +90,29 @@ def test_async_cluster(cluster_port: int, protocol: int) -> None:
         await rc.aclose()
 
     asyncio.run(main())
+
+
+def test_fastapi_dependency_on_a_cluster(cluster_port: int) -> None:
+    from fastapi import Depends, FastAPI
+    from fastapi.testclient import TestClient
+
+    from redis_ratelimit.fastapi import Limiter
+
+    app = FastAPI()
+    rc = AsyncRedisCluster(host="127.0.0.1", port=cluster_port, socket_timeout=10)
+    limiter = Limiter(rc, prefix=f"rl{_tag()}", timeout=5, fail_open=False)
+    limiter.init_app(app)
+
+    @app.get("/q", dependencies=[Depends(limiter.limit("100/minute;2/day"))])
+    async def q() -> str:
+        return "ok"
+
+    with TestClient(app) as c:
+        for i in range(6):  # identities spread over the masters; one RL.ALL each
+            headers = {"x-forwarded-for": f"10.0.0.{i}"}
+            limiter.trusted_proxies = 1
+            assert c.get("/q", headers=headers).status_code == 200
+            assert c.get("/q", headers=headers).status_code == 200
+            r = c.get("/q", headers=headers)
+            assert r.status_code == 429, r.text
+            assert r.headers["RateLimit-Policy"] == '"minute";q=100;w=60, "day";q=2;w=86400'
