@@ -258,6 +258,11 @@ pub fn spec<'a, 'b>(
     if algo != Algorithm::Fixed {
         return Ok((params(algo, given, limits)?, rest));
     }
+    let [limit, window] = given else {
+        return Err(arity_error(algo.name()));
+    };
+    // In the order given, as for the other algorithms.
+    let limit = positive("limit", limit)?;
     let (align, rest) = match rest.split_first() {
         Some((&a, tail)) if a.eq_ignore_ascii_case(b"ALIGN") => match tail.split_first() {
             Some((&o, tail)) if o.eq_ignore_ascii_case(b"OFFSET") => {
@@ -275,11 +280,7 @@ pub fn spec<'a, 'b>(
         }
         _ => (None, rest),
     };
-    let [limit, window] = given else {
-        return Err(arity_error(algo.name()));
-    };
     let window = fixed_window(window, align)?;
-    let limit = positive("limit", limit)?;
     Ok((Params::Fixed(FixedParams { limit, window }), rest))
 }
 
