@@ -478,7 +478,10 @@ pub fn encode_policies(policies: &crate::policy::Policies) -> Vec<u8> {
     w.0
 }
 
-/// Decodes what `encode_policies` wrote, as strictly as any value.
+/// Decodes what `encode_policies` wrote, as strictly as any value: names
+/// in the encoder's order (ascending, so none repeats), and every byte
+/// canonical, so re-encoding what it answers gives back the same bytes.
+/// Pure, for the RDB loader and the fuzz target alike.
 pub fn decode_policies(bytes: &[u8]) -> Result<crate::policy::Policies, DecodeError> {
     use crate::policy::{valid_name, Policy, MAX_POLICIES};
     let mut r = Reader(bytes);
@@ -511,15 +514,21 @@ pub fn decode_policies(bytes: &[u8]) -> Result<crate::policy::Policies, DecodeEr
             1 => true,
             _ => return Err(DecodeError::BadParameter),
         };
+        // Ascending, as the encoder writes a BTreeMap: a repeat or another
+        // order is not something it wrote.
+        if out
+            .last_key_value()
+            .is_some_and(|(last, _)| last.as_bytes() >= name)
+        {
+            return Err(DecodeError::BadState);
+        }
         let name = String::from_utf8_lossy(name).into_owned();
         let policy = Policy {
             params,
             penalty,
             shadow,
         };
-        if out.insert(name, policy).is_some() {
-            return Err(DecodeError::BadState);
-        }
+        out.insert(name, policy);
     }
     r.finish()?;
     Ok(out)
@@ -882,7 +891,7 @@ mod tests {
             },
         );
         let bytes = encode_policies(&all);
-        assert_eq!(decode_policies(&bytes), Ok(all));
+        assert_eq!(decode_policies(&bytes).as_ref(), Ok(&all));
         for n in 0..bytes.len() {
             assert!(decode_policies(&bytes[..n]).is_err(), "cut at {n}");
         }
@@ -894,9 +903,30 @@ mod tests {
             Ok(Policies::new())
         );
         // A name the parser refuses.
-        let mut bad = bytes;
+        let mut bad = bytes.clone();
         bad[10] = b' ';
         assert!(decode_policies(&bad).is_err());
+        // The same two policies out of order, and one twice: the encoder
+        // writes neither.
+        let one = |name: &str, p: &Policy| {
+            let mut m = Policies::new();
+            m.insert(name.to_string(), *p);
+            encode_policies(&m)[9..].to_vec()
+        };
+        let (free, login) = (&all["free"], &all["login:v2"]);
+        for records in [
+            [one("login:v2", login), one("free", free)],
+            [one("free", free), one("free", free)],
+        ] {
+            let mut b = vec![POLICIES_VERSION];
+            b.extend_from_slice(&2u64.to_le_bytes());
+            b.extend(records.concat());
+            assert_eq!(decode_policies(&b), Err(DecodeError::BadState));
+        }
+        let mut b = vec![POLICIES_VERSION];
+        b.extend_from_slice(&2u64.to_le_bytes());
+        b.extend([one("free", free), one("login:v2", login)].concat());
+        assert_eq!(b, bytes);
     }
 
     #[test]
