@@ -311,3 +311,49 @@ DEFINITIONS = {
 }
 for name, lines in DEFINITIONS.items():
     write("decode_policies", f"set-{name}", b"\x01" + "\n".join(lines).encode())
+
+# --- Aligned fixed windows: `ALIGN [OFFSET ±hh:mm]` after FIXED's window,
+# `mo` months only when aligned; encoded under tag 7: limit, unit (0 µs,
+# 1 months), length, offset in minutes (i16).
+ALIGN_ARGS = {
+    0: ["10 1d ALIGN", "10 1d ALIGN OFFSET -05:00 COST 2 AT 1700000000000",
+        "100000 1mo ALIGN", "5 12mo align offset +14:00", "5 1200mo ALIGN OFFSET Z",
+        "5 1201mo ALIGN", "5 0mo ALIGN", "5 1mo", "5 1mo OFFSET +01:00",
+        "5 1d ALIGN OFFSET", "5 1d ALIGN OFFSET +24:00", "5 1d ALIGN OFFSET 0500",
+        "5 1d COST 1 ALIGN", "5 1d ALIGN ALIGN", "5 1month ALIGN",
+        "5 4294967297mo ALIGN", "5 1d ALIGN OFFSET -23:59 PENALTY 1h SHADOW"],
+    1: ["10 1mo", "10 1d ALIGN"],
+    6: ["2 a b TOKEN 60 1 1s FIXED 100000 1mo ALIGN OFFSET -05:00 COST 1",
+        "1 a FIXED 1 1mo", "2 a b FIXED 1 1d ALIGN OFFSET TOKEN 1 1 1s"],
+    9: ["FIXED 5 1mo ALIGN OFFSET +09:00 COST 1", "FIXED 5 1d OFFSET Z"],
+    13: ["paid FIXED 100000 1mo ALIGN OFFSET -05:00", "q FIXED 5 3mo ALIGN SHADOW",
+         "q FIXED 5 1d ALIGN OFFSET +00:00 PENALTY 1h", "q FIXED 5 1mo"],
+}
+for cmd, lines in ALIGN_ARGS.items():
+    for i, line in enumerate(lines):
+        write("args", f"align{cmd}-{i}", bytes([cmd, 0x20]) + line.encode())
+
+
+def aligned(limit, unit, n, minutes):
+    return b"\x07" + q(limit) + bytes([unit]) + q(n) + struct.pack("<h", minutes)
+
+
+ALIGNED = {
+    "aligned-month": aligned(5, 1, 1, -300) + q(T, 3),
+    "aligned-day": aligned(5, 0, 86_400 * S, 330) + q(T, 1),
+    "aligned-longest": aligned(MAX_COUNT, 1, 1200, -1439) + q(MAX_TIME, MAX_COUNT),
+    "aligned-bad-unit": aligned(5, 2, 1, 0) + q(T, 1),
+    "aligned-1201-months": aligned(5, 1, 1201, 0) + q(T, 1),
+    "aligned-offset-24h": aligned(5, 1, 1, 1440) + q(T, 1),
+}
+for name, blob in ALIGNED.items():
+    write("decode", name, b"\x03" + blob)
+    write("decode", f"blocked-{name}", b"\x03\x10" + q(T + 60 * S) + blob)
+write("decode", "aligned-in-version-1", b"\x02" + ALIGNED["aligned-month"])
+write("decode_op", "aligned-decide", b"\x01" + aligned(5, 1, 1, 60) + q(1, T, T // 1000 + 10_000))
+write("decode_op", "aligned-all", b"\x02" + q(1, T) + bytes([2]) + b"\x04" + q(10, 10, S)
+      + q(0) + aligned(9, 0, 86_400 * S, -210) + q(T // 1000 + 1_000))
+write("decode_policies", "aligned", b"\x00" + record((b"paid", aligned(100_000, 1, 1, -300))))
+write("decode_policies", "set-aligned", b"\x01" + "\n".join(
+    ["paid FIXED 100000 1mo ALIGN OFFSET -05:00", "day FIXED 10 1d ALIGN",
+     "bad FIXED 10 1mo"]).encode())

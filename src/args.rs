@@ -358,13 +358,11 @@ pub fn params(algo: Algorithm, args: &[&[u8]], limits: &Limits) -> Result<Params
                 limit: positive("limit", first)?,
                 window: duration("window", second)?,
             };
-            if algo == Algorithm::Log && p.limit.get() > limits.log_max {
-                return Err(ArgError::new(format!(
-                    "limit is too large for RL.LOG (at most {}, see ratelimit.log-max)",
-                    limits.log_max
-                )));
+            let p = Params::window(algo, p);
+            if let Some(p) = &p {
+                within(p, limits)?;
             }
-            Params::window(algo, p)
+            p
         }
         Shape::Bucket => {
             let [third] = rest else { return Err(wrong()) };
@@ -387,6 +385,26 @@ pub fn params(algo: Algorithm, args: &[&[u8]], limits: &Limits) -> Result<Params
         }
     };
     params.ok_or_else(wrong)
+}
+
+/// Whether parameters are within the server's settings: a log's limit
+/// bounds its memory, so it is checked on every use, also of parameters
+/// defined earlier (a policy set before `log-max` was lowered, or loaded
+/// from an RDB file).
+pub fn within(p: &Params, limits: &Limits) -> Result<(), ArgError> {
+    match p {
+        Params::Log(w) if w.limit.get() > limits.log_max => Err(ArgError::new(format!(
+            "limit is too large for RL.LOG (at most {}, see ratelimit.log-max)",
+            limits.log_max
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A policy's parameters checked by [`within`], the policy named in the
+/// message.
+pub fn policy_within(name: &str, p: &Params, limits: &Limits) -> Result<(), ArgError> {
+    within(p, limits).map_err(|e| ArgError::new(format!("policy '{name}': {e}")))
 }
 
 fn burst(arg: &[u8]) -> Result<Burst, ArgError> {
@@ -646,6 +664,7 @@ fn limit<'a, 'b>(
         let policy = policy_name(policy).map_err(LimitError::NoPolicy)?;
         let p = resolve(policy.as_bytes())
             .ok_or_else(|| LimitError::NoPolicy(no_such_policy(policy)))?;
+        policy_within(policy, &p, limits).map_err(LimitError::NoPolicy)?;
         return Ok((p, true, rest));
     }
     let algo = Algorithm::from_name(name)

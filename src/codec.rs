@@ -374,6 +374,10 @@ pub fn decode(bytes: &[u8], version: i32) -> Result<Limiter, DecodeError> {
     if !(1..=ENCODING_VERSION).contains(&version) {
         return Err(DecodeError::UnsupportedVersion(version));
     }
+    // Aligned windows came with version 2.
+    if version < 2 && bytes.first() == Some(&ALIGNED_FIXED_TAG) {
+        return Err(DecodeError::UnknownAlgorithm(ALIGNED_FIXED_TAG));
+    }
     let mut r = Reader(bytes);
     let limiter = match read_params(&mut r)? {
         Params::Fixed(params) => Limiter::Fixed(Box::new(FixedState {
@@ -793,6 +797,68 @@ mod tests {
         for l in samples() {
             let bytes = encode(&l);
             assert_eq!(decode(&bytes, ENCODING_VERSION), Ok(l.clone()));
+        }
+    }
+
+    #[test]
+    fn aligned_fixed_windows_have_their_own_tag() {
+        use crate::algo::{FixedWindow, Months, Offset, Span};
+        let aligned = |span, minutes| {
+            Params::Fixed(FixedParams {
+                limit: Count::new(5).unwrap(),
+                window: FixedWindow::Aligned(span, Offset::from_minutes(minutes).unwrap()),
+            })
+        };
+        let month = Span::Months(Months::new(3).unwrap());
+        let day = Span::Micros(Period::from_micros(86_400_000_000).unwrap());
+        for p in [aligned(month, -300), aligned(day, 1439), aligned(day, 0)] {
+            let mut l = Limiter::new(&p);
+            l.decide(&p, 2, Instant::from_micros(1_700_000_000_000_000))
+                .unwrap();
+            let bytes = encode(&l);
+            assert_eq!(bytes[0], ALIGNED_FIXED_TAG);
+            assert_eq!(decode(&bytes, ENCODING_VERSION), Ok(l.clone()));
+            // Not in version 1, which had no such windows.
+            assert!(decode(&bytes, 1).is_err());
+            // Cut anywhere or with a byte more, refused.
+            for n in 0..bytes.len() {
+                assert!(decode(&bytes[..n], ENCODING_VERSION).is_err());
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert_eq!(
+                decode(&longer, ENCODING_VERSION),
+                Err(DecodeError::TrailingBytes)
+            );
+        }
+        // Tag 7, limit 5, then a bad unit, 0 or 1201 months, an offset of
+        // ±24:00.
+        let raw = |unit: u8, n: u64, minutes: i16| {
+            let mut b = vec![ALIGNED_FIXED_TAG];
+            b.extend(5u64.to_le_bytes());
+            b.push(unit);
+            b.extend(n.to_le_bytes());
+            b.extend(minutes.to_le_bytes());
+            b.extend(0u64.to_le_bytes());
+            b.extend(0u64.to_le_bytes());
+            b
+        };
+        assert!(decode(&raw(SPAN_MONTHS, 1, 60), ENCODING_VERSION).is_ok());
+        for bad in [
+            raw(2, 1, 0),
+            raw(SPAN_MONTHS, 0, 0),
+            raw(SPAN_MONTHS, 1201, 0),
+            raw(SPAN_MONTHS, 1 << 32, 0),
+            raw(SPAN_MICROS, 0, 0),
+            raw(SPAN_MICROS, crate::algo::MAX_DURATION_US + 1, 0),
+            raw(SPAN_MONTHS, 1, 1440),
+            raw(SPAN_MONTHS, 1, -1440),
+        ] {
+            assert_eq!(
+                decode(&bad, ENCODING_VERSION),
+                Err(DecodeError::BadParameter),
+                "{bad:?}"
+            );
         }
     }
 

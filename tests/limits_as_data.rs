@@ -252,6 +252,26 @@ fn policy_errors_are_precise() {
         c.cmd("RL.CHECK p k PENALTY 1s").err(),
         "ERR unknown option 'PENALTY' (expected COST or AT)"
     );
+    // A log policy set under a higher log-max is refused once the ceiling
+    // is lowered, wherever it is used: a log's memory stays bounded.
+    assert_eq!(c.cmd("RL.POLICY SET big LOG 5000 1m").text(), "OK");
+    assert_eq!(c.cmd("RL.CHECK big k1").ints()[..3], [1, 5000, 4999]);
+    assert_eq!(c.cmd("CONFIG SET ratelimit.log-max 100").text(), "OK");
+    let want =
+        "ERR policy 'big': limit is too large for RL.LOG (at most 100, see ratelimit.log-max)";
+    for line in [
+        "RL.CHECK big k2",
+        "RL.ALL 1 k3 POLICY big",
+        "RL.PEEK k1 POLICY big",
+    ] {
+        assert_eq!(c.cmd(line).err(), want, "{line}");
+    }
+    assert_eq!(c.cmd("EXISTS k2 k3").int(), 0);
+    // Defining one is refused too, with the command's own message.
+    assert_eq!(
+        c.cmd("RL.POLICY SET big2 LOG 101 1m").err(),
+        "ERR limit is too large for RL.LOG (at most 100, see ratelimit.log-max)"
+    );
 }
 
 /// Policies are server state: they reach replicas (as commands and in a

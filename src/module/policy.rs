@@ -166,6 +166,7 @@ pub(super) fn check_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     else {
         return Err(args::no_such_policy(name).into());
     };
+    args::policy_within(name, &policy.params, &config::limits())?;
     let req = Request {
         params: policy.params,
         cost: opts.0.unwrap_or(1),
