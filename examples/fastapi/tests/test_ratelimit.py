@@ -22,6 +22,9 @@ from ratelimit import (
     ConcurrencyLimit,
     LimiterUnavailable,
     LogThrottle,
+    Policies,
+    Policy,
+    PolicyDef,
     Rate,
     RateLimit,
     RateLimitConfig,
@@ -651,3 +654,103 @@ def test_bad_settings_stop_the_app(monkeypatch, name, value, message):
     monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match=re.escape(message)):
         app.create_app()
+
+
+# ---------------------------------------------------------------- policies
+
+
+@pytest.mark.parametrize(
+    "policy, args",
+    [
+        (Policy("free", "100/minute"), ["SLIDING", 100, "60s"]),
+        (Policy("paid", "1000/minute", algorithm="token"), ["TOKEN", 1000, 1000, "60s"]),
+        (Policy("o", "1/second", algorithm="token", burst=10), ["TOKEN", 10, 1, "1s"]),
+        (Policy("g", "30/minute", algorithm="gcra", burst=16), ["GCRA", 15, 30, "60s"]),
+        (
+            Policy("login", "5/minute", algorithm="fixed", penalty="15m"),
+            ["FIXED", 5, "60s", "PENALTY", "900000ms"],
+        ),
+    ],
+)
+def test_policy_set_arguments(policy, args):
+    assert policy.args() == args
+
+
+def test_policy_definitions_compare_by_meaning_not_spelling():
+    # What RL.POLICY GET answers ("durations in their largest exact unit").
+    login = Policy("login", "5/minute", algorithm="fixed", penalty="15m")
+    assert PolicyDef.parse([b"FIXED", 5, b"1m", b"PENALTY", b"15m"]) == login.definition
+    assert PolicyDef.parse(["FIXED", "5", "1m"]) != login.definition
+    d = PolicyDef.parse([b"TOKEN", 10, 1, b"1h", b"SHADOW"])
+    assert (d.capacity, d.quota, d.window_s, d.shadow) == (10, 1, 3600, True)
+    assert PolicyDef.parse(["GCRA", 15, 30, "1m"]).capacity == 16
+    assert PolicyDef.parse(["SLIDING", 3, "500ms"]).window_s == 1
+    with pytest.raises(ValueError, match="unreadable"):
+        PolicyDef.parse(["BUCKET", 1, "1s"])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"name": "a b", "rate": "1/s"}, "policy name must be"),
+        ({"name": "x" * 65, "rate": "1/s"}, "policy name must be"),
+        ({"name": "p", "rate": "1/s;2/m"}, "one rate per policy"),
+        ({"name": "p", "rate": "1/s", "algorithm": "bucket"}, "unknown algorithm"),
+        ({"name": "p", "rate": "1/s", "burst": 0}, "burst must be"),
+        ({"name": "p", "rate": "1/s", "penalty": "soon"}, "bad duration"),
+    ],
+)
+def test_policy_settings_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Policy(**kwargs)
+
+
+def test_policies_settings_errors():
+    p = Policy("p", "1/s")
+    with pytest.raises(ValueError, match="defined twice"):
+        Policies([p, p])
+    with pytest.raises(ValueError, match="sync must be one of"):
+        Policies([p], sync="always")
+    with pytest.raises(ValueError, match="not valid in the server"):
+        Policies([p], prefix="a b")
+    with pytest.raises(ValueError, match="a single policy's penalty"):
+        RateLimit(p, penalty="1m")
+    with pytest.raises(ValueError, match="rates or policies"):
+        RateLimit([p, Rate(1, 1, "second")])
+
+
+def policy_request(*policies: Policy, prefix: str = ""):
+    request = fake_request()
+    request.app.state.ratelimit.policies = Policies(policies, prefix=prefix)
+    return request
+
+
+def test_policy_commands_use_the_server_names():
+    free = Policy("free", "100/minute")
+    login = Policy("login", "5/minute", algorithm="fixed", penalty="15m")
+    paid, daily = Policy("paid", "10/second", algorithm="token"), Policy("day", "100/day")
+    request = policy_request(free, login, paid, daily, prefix="quotes:")
+    # One policy: RL.CHECK, with the policy's own penalty (never an option).
+    lim = RateLimit(login, key=lambda r: "ip:1", scope="auth")
+    assert lim.command(request, "ip:1", 1) == [
+        "RL.CHECK", "quotes:login", "rl:{ip:1}:auth:login", "COST", 1,
+    ]  # fmt: skip
+    assert lim.command(request, "ip:1", 0)[-2:] == ["COST", 0]
+    # Several: one RL.ALL; the RateLimit's penalty is the call's.
+    both = RateLimit([paid, daily], scope="q", penalty="1m")
+    assert both.command(request, "k", 2) == [
+        "RL.ALL", 2, "rl:{k}:q:paid", "rl:{k}:q:day", "POLICY", "quotes:paid",
+        "POLICY", "quotes:day", "COST", 2, "PENALTY", "60000ms",
+    ]  # fmt: skip
+    # Headers: labels are the names without the prefix; q and w from the
+    # definitions given (those the server holds), else the app's.
+    reply = [1, 10, 9, 0, 100, [1, 10, 9, 0, 100], [1, 100, 99, 0, 86400000]]
+    assert both.decision(reply).headers()["RateLimit-Policy"] == (
+        '"paid";q=10;w=1, "day";q=100;w=86400'
+    )
+    held = [PolicyDef.parse(["TOKEN", 10, 10, "1s"]), PolicyDef.parse(["FIXED", 100, "2d"])]
+    assert both.decision(reply, held).headers()["RateLimit-Policy"] == (
+        '"paid";q=10;w=1, "day";q=100;w=172800'
+    )
+    with pytest.raises(RuntimeError, match="policies="):
+        RateLimit(free).command(fake_request(), "ip:1", 1)
