@@ -646,6 +646,10 @@ def test_fail_mode_logs_are_throttled_in_both_modes(caplog):
         ("RL_ORDER_LEASE_TTL", "1.5s", "RL_ORDER_LEASE_TTL='1.5s': bad duration"),
         ("RL_ORDER_INFLIGHT", "0", "RL_ORDER_INFLIGHT='0': must be at least 1"),
         ("ORDER_LATENCY", "-1", "ORDER_LATENCY='-1': must be at least 0"),
+        ("RL_POLICY_SYNC", "always", "RL_POLICY_SYNC must be one of missing, overwrite, off"),
+        ("RL_POLICY_REFRESH", "-1", "RL_POLICY_REFRESH='-1': must be at least 0"),
+        ("RL_POLICY_PREFIX", "my app:", "policy name 'my app:free' is not valid"),
+        ("RL_ORDER_BURST", "0", "RL_ORDER_BURST='0': must be at least 1"),
     ],
 )
 def test_bad_settings_stop_the_app(monkeypatch, name, value, message):
