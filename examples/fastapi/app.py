@@ -266,7 +266,7 @@ def create_app() -> FastAPI:
             # Not fatal: the first call that finds a policy missing defines
             # it (unless RL_POLICY_SYNC=off), and the fail mode covers the
             # calls until Redis answers.
-            log.warning("Redis at %s is not reachable yet, policies not synced: %s", redis_url, e)
+            log.warning("policies not synced with Redis at %s (yet): %s", redis_url, e)
         else:
             log.info(
                 "policies (RL_POLICY_SYNC=%s): %s",

@@ -854,6 +854,7 @@ class Policies:
         self.refresh = refresh
         self._clock = clock
         self._known: dict[str, PolicyDef] = {}  # short name -> what the server holds
+        self._unreadable: set[str] = set()  # held by the server, in a form not understood here
         self._read_at: dict[str, float] = {}
         self._restoring: asyncio.Task[None] | None = None
 
@@ -875,6 +876,7 @@ class Policies:
         """Keeps what RL.POLICY GET answered (nil: the server lacks it)."""
         if isinstance(reply, Exception):
             return
+        self._unreadable.discard(name)
         if reply is None:
             self._known.pop(name, None)
             self._read_at.pop(name, None)
@@ -882,9 +884,15 @@ class Policies:
         try:
             self._known[name] = PolicyDef.parse(reply)
         except ValueError as e:
+            # Held all the same: never to be "restored" over an operator's.
             log.warning("policy %s: %s; headers use the app's definition", name, e)
             self._known.pop(name, None)
+            self._unreadable.add(name)
         self._read_at[name] = self._clock()
+
+    def held(self, name: str) -> bool:
+        """Whether the server held the policy when last read."""
+        return name in self._known or name in self._unreadable
 
     def get_commands(self, names: Sequence[str]) -> list[list[Any]]:
         return [["RL.POLICY", "GET", self.server_name(n)] for n in names]
@@ -917,8 +925,8 @@ class Policies:
             if have == want:
                 done[n] = "same"
             elif self.sync_mode == "off":
-                done[n] = "kept" if have else "missing"
-            elif have is None:
+                done[n] = "kept" if self.held(n) else "missing"
+            elif not self.held(n):
                 done[n], to_set = "defined", [*to_set, n]
             elif self.sync_mode == "overwrite":
                 done[n], to_set = "replaced", [*to_set, n]
@@ -964,7 +972,7 @@ class Policies:
         # usually lost them all, and each would cost its own retry.
         await self.read(cfg, list(self.by_name))
         # Only those still missing: one an operator has just set stays his.
-        missing = [n for n in self.by_name if n not in self._known]
+        missing = [n for n in self.by_name if not self.held(n)]
         if missing:
             log.warning(
                 "rate limiter policies missing in Redis, defined again from the app's "
