@@ -37,7 +37,7 @@ fn bucket(capacity: u64, rate: u64, period: u64) -> BucketParams {
 /// Parameters under which every call is allowed at 1 call per µs.
 fn allowing() -> Vec<(&'static str, Params)> {
     vec![
-        ("fixed", Params::Fixed(window(BIG, HOUR))),
+        ("fixed", Params::Fixed(window(BIG, HOUR).into())),
         ("sliding", Params::Sliding(window(BIG, HOUR))),
         // window = limit µs: once full, each call expires exactly one entry.
         ("log", Params::Log(window(1000, 1000))),
@@ -53,7 +53,7 @@ fn allowing() -> Vec<(&'static str, Params)> {
 /// Small limits that a burst at one instant exhausts.
 fn denying() -> Vec<(&'static str, Params)> {
     vec![
-        ("fixed", Params::Fixed(window(100, HOUR))),
+        ("fixed", Params::Fixed(window(100, HOUR).into())),
         ("sliding", Params::Sliding(window(100, HOUR))),
         ("log", Params::Log(window(100, HOUR))),
         ("token", Params::Token(bucket(100, 1, HOUR))),

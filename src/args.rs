@@ -6,8 +6,9 @@ use smallvec::SmallVec;
 
 use crate::algo::limiter::Shape;
 use crate::algo::{
-    Algorithm, BucketParams, Burst, Count, Duration, GcraParams, Instant, Params, Period,
-    WindowParams, MAX_COUNT, MAX_DURATION_US, MAX_TIME_US,
+    Algorithm, BucketParams, Burst, Count, Duration, FixedParams, FixedWindow, GcraParams, Instant,
+    Months, Offset, Params, Period, Span, WindowParams, MAX_COUNT, MAX_DURATION_US, MAX_MONTHS,
+    MAX_TIME_US,
 };
 
 /// Default and hard ceiling of `RL.LOG`'s limit: the log costs 8 bytes per
@@ -241,7 +242,104 @@ pub fn param_names(algo: Algorithm) -> &'static [&'static str] {
     algo.shape().param_names()
 }
 
+/// Parses the parameters of `algo` at the start of `args`: its positional
+/// ones, and for FIXED an `ALIGN [OFFSET ±hh:mm]` right after the window.
+/// Answers them and what follows.
+pub fn spec<'a, 'b>(
+    algo: Algorithm,
+    args: &'a [&'b [u8]],
+    limits: &Limits,
+) -> Result<(Params, &'a [&'b [u8]]), ArgError> {
+    let n = param_names(algo).len();
+    if args.len() < n {
+        return Err(arity_error(algo.name()));
+    }
+    let (given, rest) = args.split_at(n);
+    if algo != Algorithm::Fixed {
+        return Ok((params(algo, given, limits)?, rest));
+    }
+    let (align, rest) = match rest.split_first() {
+        Some((&a, tail)) if a.eq_ignore_ascii_case(b"ALIGN") => match tail.split_first() {
+            Some((&o, tail)) if o.eq_ignore_ascii_case(b"OFFSET") => {
+                let (&v, tail) = tail
+                    .split_first()
+                    .ok_or_else(|| ArgError::new("OFFSET needs a value"))?;
+                (Some(offset(v)?), tail)
+            }
+            _ => (Some(Offset::UTC), tail),
+        },
+        Some((&o, _)) if o.eq_ignore_ascii_case(b"OFFSET") => {
+            return Err(ArgError::new(
+                "OFFSET needs ALIGN before it: FIXED limit window ALIGN OFFSET ±hh:mm",
+            ))
+        }
+        _ => (None, rest),
+    };
+    let [limit, window] = given else {
+        return Err(arity_error(algo.name()));
+    };
+    let window = fixed_window(window, align)?;
+    let limit = positive("limit", limit)?;
+    Ok((Params::Fixed(FixedParams { limit, window }), rest))
+}
+
+/// `ALIGN`'s offset: `+hh:mm`, `-hh:mm` or `Z`.
+fn offset(arg: &[u8]) -> Result<Offset, ArgError> {
+    Offset::parse(arg).ok_or_else(|| {
+        ArgError::new(format!(
+            "OFFSET must be +hh:mm or -hh:mm (at most 23:59) or Z, got{}",
+            shown_or_empty(arg)
+        ))
+    })
+}
+
+/// A whole number of calendar months, `<n>mo`; `None` if `arg` is not
+/// written in months at all.
+fn months(arg: &[u8]) -> Option<Result<Months, ArgError>> {
+    let number = arg.len().checked_sub(2).map(|n| arg.split_at(n))?;
+    let (number, unit) = number;
+    if !unit.eq_ignore_ascii_case(b"mo") || number.is_empty() {
+        return None;
+    }
+    let what = "a positive number of months";
+    Some(integer("window", number, what).and_then(|v| {
+        if v <= 0 {
+            return Err(ArgError::new("window must be greater than 0"));
+        }
+        u32::try_from(v)
+            .ok()
+            .and_then(Months::new)
+            .ok_or_else(|| ArgError::new(format!("window is too long (at most {MAX_MONTHS}mo)")))
+    }))
+}
+
+/// FIXED's window: first-hit unless aligned, and in months only aligned.
+fn fixed_window(arg: &[u8], align: Option<Offset>) -> Result<FixedWindow, ArgError> {
+    if let Some(m) = months(arg) {
+        let m = m?;
+        return match align {
+            Some(offset) => Ok(FixedWindow::Aligned(Span::Months(m), offset)),
+            None => Err(ArgError::new(format!(
+                "a window in months needs ALIGN: FIXED limit {} ALIGN",
+                String::from_utf8_lossy(arg)
+            ))),
+        };
+    }
+    let w = duration("window", arg).map_err(|e| {
+        if e.0.contains("unknown unit") {
+            ArgError::new(e.0.replace(" or d)", ", d, or mo with ALIGN)"))
+        } else {
+            e
+        }
+    })?;
+    Ok(match align {
+        Some(offset) => FixedWindow::Aligned(Span::Micros(w), offset),
+        None => FixedWindow::FirstHit(w),
+    })
+}
+
 /// Parses the positional parameters of `algo` (exactly `param_names(algo).len()` args).
+/// FIXED's are read here as a first-hit window; [`spec`] reads `ALIGN`.
 pub fn params(algo: Algorithm, args: &[&[u8]], limits: &Limits) -> Result<Params, ArgError> {
     let wrong = || arity_error(algo.name());
     let [first, second, rest @ ..] = args else {
@@ -249,6 +347,12 @@ pub fn params(algo: Algorithm, args: &[&[u8]], limits: &Limits) -> Result<Params
     };
     let params = match algo.shape() {
         Shape::Window => {
+            if algo != Algorithm::Fixed && months(second).is_some() {
+                return Err(ArgError::new(format!(
+                    "a window in months is only for FIXED with ALIGN, not {}",
+                    algo.name()
+                )));
+            }
             let p = WindowParams {
                 limit: positive("limit", first)?,
                 window: duration("window", second)?,
@@ -320,6 +424,11 @@ pub fn options<'a>(args: &[&'a [u8]], accepted: &[&str]) -> Result<Options<'a>, 
             .iter()
             .find(|a| a.as_bytes().eq_ignore_ascii_case(name));
         let Some(&option) = known else {
+            if name.eq_ignore_ascii_case(b"ALIGN") || name.eq_ignore_ascii_case(b"OFFSET") {
+                return Err(ArgError::new(
+                    "ALIGN [OFFSET ±hh:mm] is only for FIXED, right after its window",
+                ));
+            }
             return Err(ArgError::new(format!(
                 "unknown option{} (expected {})",
                 shown(name),
@@ -379,12 +488,11 @@ pub fn request(
     args: &[&[u8]],
     limits: &Limits,
 ) -> Result<Request, ArgError> {
-    let n = param_names(algo).len();
-    if args.len() < n {
+    if args.len() < param_names(algo).len() {
         return Err(arity_error(command));
     }
-    let params = params(algo, &args[..n], limits)?;
-    let opts = options(&args[n..], DECIDE_OPTIONS)?;
+    let (params, rest) = spec(algo, args, limits)?;
+    let opts = options(rest, DECIDE_OPTIONS)?;
     Ok(Request {
         params,
         cost: opts.cost.unwrap_or(1),
@@ -545,8 +653,7 @@ fn limit<'a, 'b>(
     if tail.len() < names.len() {
         return Err(LimitError::Short(algo, names.join(", ")));
     }
-    let (given, rest) = tail.split_at(names.len());
-    let p = self::params(algo, given, limits).map_err(|e| LimitError::Bad(algo, e))?;
+    let (p, rest) = spec(algo, tail, limits).map_err(|e| LimitError::Bad(algo, e))?;
     Ok((p, false, rest))
 }
 
@@ -1052,7 +1159,7 @@ mod tests {
         assert_eq!(r.params[0].algorithm(), Algorithm::Token);
         assert_eq!(
             r.params[1],
-            Params::Fixed(WindowParams::new(1000, 86_400_000_000).unwrap())
+            Params::Fixed(WindowParams::new(1000, 86_400_000_000).unwrap().into())
         );
         let cases = [
             ("1 a", "ERR wrong number of arguments for 'RL.ALL' command"),

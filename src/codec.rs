@@ -14,8 +14,9 @@ use std::collections::VecDeque;
 
 use crate::algo::value::latest_block_end;
 use crate::algo::{
-    Algorithm, Blocked, BucketParams, BucketState, Count, Duration, FixedState, Instant, Limiter,
-    LogState, Params, Period, SlidingState, Value, WindowParams, MAX_TIME_US,
+    Algorithm, Blocked, BucketParams, BucketState, Count, Duration, FixedParams, FixedState,
+    FixedWindow, Instant, Limiter, LogState, Months, Offset, Params, Period, SlidingState, Span,
+    Value, WindowParams, MAX_TIME_US,
 };
 
 mod lease;
@@ -27,6 +28,14 @@ pub const ENCODING_VERSION: i32 = 2;
 
 /// Tag of a blocked limiter (version 2); algorithms are 1 to 6.
 const BLOCKED_TAG: u8 = 0x10;
+
+/// Tag, in place of FIXED's, of the parameters of an aligned fixed window
+/// (version 2): the limit, the span's unit (`SPAN_MICROS` or
+/// `SPAN_MONTHS`) and length, and the offset in signed minutes. A window
+/// opened by the first hit keeps FIXED's own tag and layout.
+const ALIGNED_FIXED_TAG: u8 = 7;
+const SPAN_MICROS: u8 = 0;
+const SPAN_MONTHS: u8 = 1;
 
 /// Tag of a key's concurrency leases (version 2).
 const LEASES_TAG: u8 = 0x11;
@@ -165,6 +174,9 @@ impl<S: Sink> Writer<S> {
     fn time(&mut self, t: Instant) {
         self.u64(t.as_micros());
     }
+    fn i16(&mut self, v: i16) {
+        self.0.put(&v.to_le_bytes());
+    }
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -186,6 +198,9 @@ impl Reader<'_> {
     }
     fn u128(&mut self) -> Result<u128, DecodeError> {
         Ok(u128::from_le_bytes(self.take()?))
+    }
+    fn i16(&mut self) -> Result<i16, DecodeError> {
+        Ok(i16::from_le_bytes(self.take()?))
     }
     fn time(&mut self) -> Result<Instant, DecodeError> {
         let t = self.u64()?;
@@ -241,6 +256,27 @@ impl<'a> Reader<'a> {
 /// Every algorithm's parameters as stored: GCRA's as the bucket's capacity
 /// (`max_burst + 1`), as the first release wrote them.
 fn write_params<S: Sink>(w: &mut Writer<S>, params: &Params) {
+    if let Params::Fixed(FixedParams {
+        limit,
+        window: FixedWindow::Aligned(span, offset),
+    }) = params
+    {
+        w.u8(ALIGNED_FIXED_TAG);
+        w.u64(limit.get());
+        match span {
+            Span::Micros(p) => {
+                w.u8(SPAN_MICROS);
+                w.u64(p.micros());
+            }
+            Span::Months(n) => {
+                w.u8(SPAN_MONTHS);
+                w.u64(n.get().into());
+            }
+        }
+        // Offsets are within ±23:59 minutes, so they fit an `i16`.
+        w.i16(i16::try_from(offset.minutes()).unwrap_or(0));
+        return;
+    }
     w.u8(params.algorithm().tag());
     let bucket = |w: &mut Writer<S>, p: &BucketParams| {
         w.u64(p.capacity.get());
@@ -248,7 +284,16 @@ fn write_params<S: Sink>(w: &mut Writer<S>, params: &Params) {
         w.u64(p.period.micros());
     };
     match params {
-        Params::Fixed(p) | Params::Sliding(p) | Params::Log(p) => {
+        Params::Fixed(FixedParams {
+            limit,
+            window: FixedWindow::FirstHit(window),
+        }) => {
+            w.u64(limit.get());
+            w.u64(window.micros());
+        }
+        // Written above.
+        Params::Fixed(_) => {}
+        Params::Sliding(p) | Params::Log(p) => {
             w.u64(p.limit.get());
             w.u64(p.window.micros());
         }
@@ -259,6 +304,22 @@ fn write_params<S: Sink>(w: &mut Writer<S>, params: &Params) {
 
 fn read_params(r: &mut Reader) -> Result<Params, DecodeError> {
     let tag = r.u8()?;
+    if tag == ALIGNED_FIXED_TAG {
+        let limit = r.count()?;
+        let span = match r.u8()? {
+            SPAN_MICROS => Span::Micros(r.period()?),
+            SPAN_MONTHS => {
+                let n = u32::try_from(r.u64()?).map_err(|_| DecodeError::BadParameter)?;
+                Span::Months(Months::new(n).ok_or(DecodeError::BadParameter)?)
+            }
+            _ => return Err(DecodeError::BadParameter),
+        };
+        let offset = Offset::from_minutes(r.i16()?.into()).ok_or(DecodeError::BadParameter)?;
+        return Ok(Params::Fixed(FixedParams {
+            limit,
+            window: FixedWindow::Aligned(span, offset),
+        }));
+    }
     let algo = Algorithm::from_tag(tag).ok_or(DecodeError::UnknownAlgorithm(tag))?;
     let params = match algo.shape() {
         crate::algo::limiter::Shape::Window => {
@@ -815,7 +876,7 @@ mod tests {
         all.insert(
             "login:v2".into(),
             Policy {
-                params: Params::Fixed(WindowParams::new(5, 60_000_000).unwrap()),
+                params: Params::Fixed(WindowParams::new(5, 60_000_000).unwrap().into()),
                 penalty: Some(Duration::from_micros(900_000_000)),
                 shadow: true,
             },
@@ -889,7 +950,7 @@ mod tests {
     #[test]
     fn all_op_round_trips_and_is_strict() {
         let a = Params::Token(BucketParams::new(10, 10, 1_000_000).unwrap());
-        let b = Params::Fixed(WindowParams::new(1000, 86_400_000_000).unwrap());
+        let b = Params::Fixed(WindowParams::new(1000, 86_400_000_000).unwrap().into());
         let now = Instant::from_micros(1_700_000_000_123_000);
         let bytes = encode_all_op(2, now, None, [(&a, 1_700_000_001_000), (&b, 0)].into_iter());
         let op = decode_all_op(&bytes).unwrap();

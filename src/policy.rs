@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::algo::{Duration, Params};
+use crate::algo::{Duration, FixedWindow, Offset, Params, Span};
 
 /// Longest policy name.
 pub const MAX_NAME_LEN: usize = 64;
@@ -39,7 +39,25 @@ impl Policy {
     pub fn definition(&self) -> Vec<String> {
         let mut out = vec![self.params.algorithm().name().to_string()];
         match &self.params {
-            Params::Fixed(w) | Params::Sliding(w) | Params::Log(w) => {
+            Params::Fixed(f) => {
+                out.push(f.limit.get().to_string());
+                match f.window {
+                    FixedWindow::FirstHit(w) => out.push(duration(w.duration())),
+                    FixedWindow::Aligned(span, offset) => {
+                        out.push(match span {
+                            Span::Micros(w) => duration(w.duration()),
+                            Span::Months(n) => format!("{}mo", n.get()),
+                        });
+                        out.push("ALIGN".into());
+                        // UTC is the default, so it is not written.
+                        if offset != Offset::UTC {
+                            out.push("OFFSET".into());
+                            out.push(offset.to_string());
+                        }
+                    }
+                }
+            }
+            Params::Sliding(w) | Params::Log(w) => {
                 out.push(w.limit.get().to_string());
                 out.push(duration(w.window.duration()));
             }

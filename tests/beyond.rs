@@ -585,7 +585,7 @@ fn replayed_refunds_penalties_and_leases_are_checked() {
     // fx holds 1 of 10: a call of cost 1 is allowed, so a master's "denied
     // and blocked" can't have come from this state.
     let blocked = codec::encode_op(&Op {
-        params: Params::Fixed(WindowParams::new(10, 3_600_000_000).unwrap()),
+        params: Params::Fixed(WindowParams::new(10, 3_600_000_000).unwrap().into()),
         cost: 1,
         now,
         expire_at_ms: at,

@@ -10,6 +10,11 @@
 //! the epoch cut it short. Instants are drawn from the whole range and, as
 //! often, from a few µs around a month boundary or the epoch.
 //!
+//! An aligned `FIXED` limiter, fed requests over months of random steps,
+//! counts exactly the units of the reference window each request falls in,
+//! and answers `retry_after`/`reset_after` up to that window's end; its
+//! state survives the codec at every step.
+//!
 //! `PROPTEST_CASES` sets the case count (e.g. `PROPTEST_CASES=100000`).
 
 use std::sync::LazyLock;
@@ -19,8 +24,10 @@ use proptest::test_runner::Config;
 
 use ratelimit::algo::calendar::{civil_from_days, days_from_civil, days_in_month};
 use ratelimit::algo::{
-    window_at, Instant, Months, Offset, Period, Span, MAX_DURATION_US, MAX_MONTHS, MAX_TIME_US,
+    window_at, Count, FixedParams, FixedWindow, Instant, Limiter, Months, Offset, Params, Period,
+    Span, MAX_DURATION_US, MAX_MONTHS, MAX_TIME_US,
 };
+use ratelimit::codec;
 
 const DAY: i64 = 86_400_000_000;
 
@@ -223,6 +230,110 @@ proptest! {
         prop_assert_eq!(days_from_civil(year, month, 1), Some(days));
         let (py, pm, pd) = civil_from_days(days - 1);
         prop_assert_eq!(pd, days_in_month(py, pm));
+    }
+}
+
+/// The reference window of an aligned span: months from the table, µs
+/// windows from local-time arithmetic in `i128`, cut at the epoch.
+fn reference_window(span: Span, offset: Offset, now: u64) -> (u64, u64) {
+    match span {
+        Span::Months(n) => reference_months(n.get(), offset, now),
+        Span::Micros(w) => {
+            let (off, w) = (i128::from(offset.micros()), i128::from(w.micros()));
+            let start = (i128::from(now) + off).div_euclid(w) * w - off;
+            let raw = |t: i128| u64::try_from(t.max(0)).unwrap();
+            (raw(start), raw(start + w))
+        }
+    }
+}
+
+fn spans() -> impl Strategy<Value = Span> {
+    const S: u64 = 1_000_000;
+    prop_oneof![
+        prop::sample::select(vec![1u32, 1, 1, 2, 3, 12])
+            .prop_map(|n| Span::Months(Months::new(n).unwrap())),
+        prop::sample::select(vec![
+            60 * S,
+            3600 * S,
+            86_400 * S,
+            7 * 86_400 * S,
+            1_500_000
+        ])
+        .prop_map(|w| Span::Micros(Period::from_micros(w).unwrap())),
+    ]
+}
+
+/// Steps between requests: often none or little, sometimes days or more
+/// than a month, so windows fill, end and get skipped.
+fn steps() -> impl Strategy<Value = Vec<(u64, u64)>> {
+    const S: u64 = 1_000_000;
+    let dt = prop_oneof![
+        Just(0u64),
+        0..=10 * S,
+        0..=2 * 86_400 * S,
+        0..=40 * 86_400 * S,
+    ];
+    prop::collection::vec((dt, 0u64..=3), 1..60)
+}
+
+/// Instants of months that end in the different ways: a leap February,
+/// 30- and 31-day months, a year's end, and anywhere.
+fn starts() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        prop::sample::select(vec![
+            (2024 - 1970) * 12 + 1,
+            (2023 - 1970) * 12 + 1,
+            (2000 - 1970) * 12 + 1,
+            (2100 - 1970) * 12 + 1,
+            (2025 - 1970) * 12 + 3,
+            (2025 - 1970) * 12 + 11,
+        ])
+        .prop_map(|i| clamp(month_start(i) * DAY - 3 * DAY)),
+        0..=MAX_TIME_US - 100 * 365 * DAY as u64,
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(500))]
+
+    #[test]
+    fn an_aligned_fixed_window_counts_each_calendar_window(
+        span in spans(),
+        offset in offsets(),
+        limit in 1u64..=5,
+        start in starts(),
+        steps in steps(),
+    ) {
+        let params = Params::Fixed(FixedParams {
+            limit: Count::new(limit).unwrap(),
+            window: FixedWindow::Aligned(span, offset),
+        });
+        let mut limiter = Limiter::new(&params);
+        // The model: the reference window last spent in, and its count.
+        let mut spent: Option<((u64, u64), u64)> = None;
+        let mut now = start;
+        for (dt, cost) in steps {
+            now += dt;
+            let window = reference_window(span, offset, now);
+            let count = match spent {
+                Some((w, c)) if w == window => c,
+                _ => 0,
+            };
+            let allowed = count + cost <= limit;
+            let after = if allowed { count + cost } else { count };
+            let d = limiter.decide(&params, cost, Instant::from_micros(now)).unwrap();
+            prop_assert_eq!(d.allowed, allowed, "at {} in {:?}", now, window);
+            prop_assert_eq!(d.remaining, limit - after.min(limit));
+            let left = window.1 - now;
+            let retry = if allowed { Some(0) } else if cost > limit { None } else { Some(left) };
+            prop_assert_eq!(d.retry_after.map(|r| r.as_micros()), retry);
+            prop_assert_eq!(d.reset_after.as_micros(), if after > 0 { left } else { 0 });
+            if allowed && cost > 0 {
+                spent = Some((window, after));
+            }
+            let bytes = codec::encode(&limiter);
+            prop_assert_eq!(&codec::decode(&bytes, codec::ENCODING_VERSION).unwrap(), &limiter);
+        }
     }
 }
 

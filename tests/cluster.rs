@@ -1,6 +1,7 @@
 //! A real Redis Cluster of 3 masters and 3 replicas, every node with the
-//! module: commands route by key, RL.ALL needs one slot, and a promoted
-//! replica answers exactly as its old master did.
+//! module: commands route by key, RL.ALL needs one slot, a promoted
+//! replica answers exactly as its old master did, and policies set on every
+//! master reach every node and survive failover.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Client, Server, Value};
+use common::{wait_until, Client, Server, Value};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -130,6 +131,55 @@ impl Cluster {
 
     fn node_id(&mut self, port: u16) -> String {
         self.node(port).cmd("CLUSTER MYID").text()
+    }
+
+    /// The ports of the masters, once there are exactly three (a node that
+    /// just handed its slots over may still call itself master for a moment).
+    fn masters(&mut self) -> Vec<u16> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let masters: Vec<u16> = self
+                .live()
+                .into_iter()
+                .filter(|&p| {
+                    self.node(p)
+                        .cmd("INFO replication")
+                        .text()
+                        .contains("role:master")
+                })
+                .collect();
+            if masters.len() == 3 {
+                return masters;
+            }
+            assert!(Instant::now() < deadline, "masters: {masters:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `redis-cli --cluster call <node> <line> --cluster-only-masters`, the
+    /// command the README gives to set a policy on every master; checks
+    /// that each of the three masters answered OK (redis-cli exits 0 even
+    /// when a node answers an error).
+    fn call_masters(&self, line: &str) -> String {
+        let any = format!("127.0.0.1:{}", self.live()[0]);
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "call", &any])
+            .args(line.split_whitespace())
+            .arg("--cluster-only-masters")
+            .output()
+            .expect("redis-cli (redis-tools) is needed");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "redis-cli --cluster call: {text}");
+        let oks = text.lines().filter(|l| l.ends_with(": OK")).count();
+        assert_eq!(
+            oks, 3,
+            "every master, and only masters, should answer OK: {text}"
+        );
+        assert!(
+            !text.contains("ERR") && !text.contains("READONLY"),
+            "{text}"
+        );
+        text
     }
 
     /// The port of the replica of the master on `port`.
@@ -260,5 +310,144 @@ fn cluster_routes_every_command_and_survives_failover() {
     // And it keeps deciding: the next request spends from the same state.
     let (reply, _) = cluster.call(&format!("{} AT {at}", lines[0]));
     assert_eq!(reply.ints()[2], before[0].ints()[2] - 1, "{reply:?}");
+    drop(cluster.nodes);
+}
+
+fn words(line: &str) -> Value {
+    Value::Array(
+        line.split_whitespace()
+            .map(|w| Value::Bulk(w.as_bytes().to_vec()))
+            .collect(),
+    )
+}
+
+/// Waits until the node on `port` lists exactly `names` (a replica gets
+/// the policies through replication, a moment after its master).
+fn wait_policies(cluster: &mut Cluster, port: u16, names: &str) {
+    let want = words(names);
+    wait_until(
+        &format!("RL.POLICY LIST on {port} should be {names}"),
+        Duration::from_secs(60),
+        || cluster.node(port).cmd("RL.POLICY LIST") == want,
+    );
+}
+
+#[test]
+fn policies_set_on_every_master_reach_every_node_and_survive_failover() {
+    let mut cluster = Cluster::start();
+    let defs = [
+        ("free", "TOKEN 10 1 1d"),
+        ("trial", "GCRA 5 1 1d PENALTY 1h SHADOW"),
+    ];
+    for (name, def) in defs {
+        cluster.call_masters(&format!("RL.POLICY SET {name} {def}"));
+    }
+    let masters = cluster.masters();
+
+    // Every node, replicas included, answers GET and LIST with the same
+    // definitions: a replica holds what its master sent it.
+    for port in cluster.live() {
+        wait_policies(&mut cluster, port, "free trial");
+        for (name, def) in defs {
+            assert_eq!(
+                cluster.node(port).cmd(&format!("RL.POLICY GET {name}")),
+                words(def),
+                "RL.POLICY GET {name} on {port}"
+            );
+        }
+    }
+
+    // RL.CHECK by name on keys in every master's slots.
+    let mut keys_of: HashMap<u16, Vec<String>> = HashMap::new();
+    for i in 0..60 {
+        let key = format!("pol:{i}");
+        let (reply, port) = cluster.call(&format!("RL.CHECK free {key} COST 3"));
+        assert_eq!(reply.ints()[..3], [1, 10, 7], "{key}: {reply:?}");
+        keys_of.entry(port).or_default().push(key);
+    }
+    let mut answered: Vec<u16> = keys_of.keys().copied().collect();
+    answered.sort_unstable();
+    let mut sorted = masters.clone();
+    sorted.sort_unstable();
+    assert_eq!(answered, sorted, "the keys should reach all three masters");
+
+    // Failover: the promoted replica has the policies and the key's state,
+    // and RL.CHECK goes on from that state. `free` refills one token a
+    // day, so nothing refills while the test runs.
+    let master = masters[0];
+    let key = keys_of[&master][0].clone();
+    let at = common::time_ms(&cluster.node(master).cmd("TIME")) + 3_600_000;
+    let peek = format!("RL.CHECK free {key} COST 0 AT {at}");
+    let digest = format!("DEBUG DIGEST-VALUE {key}");
+    let (before, _) = cluster.call(&peek);
+    let master_digest = cluster.node(master).cmd(&digest);
+    assert_eq!(cluster.node(master).cmd("WAIT 1 60000").int(), 1);
+    let replica = cluster.replica_of(master);
+    assert_eq!(
+        cluster.node(replica).cmd("CLUSTER FAILOVER"),
+        Value::Simple("OK".into())
+    );
+    cluster.wait_master(replica);
+    cluster.wait_ok();
+    wait_policies(&mut cluster, replica, "free trial");
+    for (name, def) in defs {
+        assert_eq!(
+            cluster.node(replica).cmd(&format!("RL.POLICY GET {name}")),
+            words(def)
+        );
+    }
+    assert_eq!(cluster.node(replica).cmd(&digest), master_digest);
+    let (after, port) = cluster.call(&peek);
+    assert_eq!(
+        port, replica,
+        "the slot should be served by the promoted replica"
+    );
+    assert_eq!(after, before, "the promoted replica answers differently");
+    let (reply, _) = cluster.call(&format!("RL.CHECK free {key}"));
+    assert_eq!(reply.ints()[..3], [1, 10, 6], "{reply:?}");
+    // The old master, a replica now, still holds them too.
+    wait_policies(&mut cluster, master, "free trial");
+
+    // A policy set on one master only: that master decides with it, every
+    // other one refuses the call, never allows it, and writes nothing.
+    let masters = cluster.masters();
+    let solo = masters[0];
+    assert_eq!(
+        cluster.node(solo).cmd("RL.POLICY SET solo FIXED 5 1h"),
+        Value::Simple("OK".into())
+    );
+    let missing = Value::Error("ERR no such policy 'solo'".into());
+    let mut refused_by = std::collections::HashSet::new();
+    let mut allowed = 0;
+    for i in 0..60 {
+        let key = format!("solo:{i}");
+        let (reply, port) = cluster.call(&format!("RL.CHECK solo {key}"));
+        if port == solo {
+            assert_eq!(reply.ints()[..3], [1, 5, 4], "{key}: {reply:?}");
+            allowed += 1;
+            continue;
+        }
+        assert_eq!(reply, missing, "{key} on {port}");
+        for line in [
+            format!("RL.PEEK {key} POLICY solo"),
+            format!("RL.ALL 1 {key} POLICY solo"),
+        ] {
+            assert_eq!(cluster.call(&line), (missing.clone(), port), "{line}");
+        }
+        assert_eq!(cluster.node(port).cmd(&format!("EXISTS {key}")).int(), 0);
+        refused_by.insert(port);
+    }
+    assert!(allowed > 0, "no key reached {solo}");
+    assert_eq!(refused_by.len(), 2, "the other masters: {refused_by:?}");
+    for port in cluster.live() {
+        let role = cluster.node(port).cmd("INFO replication").text();
+        let of_solo = port == solo || role.contains(&format!("master_port:{solo}\r\n"));
+        let names = if of_solo {
+            "free solo trial"
+        } else {
+            "free trial"
+        };
+        wait_policies(&mut cluster, port, names);
+    }
     drop(cluster.nodes);
 }

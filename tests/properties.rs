@@ -42,8 +42,8 @@ use proptest::prelude::*;
 use proptest::test_runner::Config;
 
 use ratelimit::algo::{
-    sliding, Algorithm, BucketParams, Decision, Duration, Instant, Limiter, Params, SlidingState,
-    Verdict, WindowParams, MAX_COUNT, MAX_DURATION_US, MAX_TIME_US,
+    sliding, Algorithm, BucketParams, Decision, Duration, FixedParams, FixedWindow, Instant,
+    Limiter, Params, SlidingState, Verdict, WindowParams, MAX_COUNT, MAX_DURATION_US, MAX_TIME_US,
 };
 use ratelimit::codec;
 
@@ -286,9 +286,11 @@ fn run(
 /// (limit, window in µs)
 fn window(p: &Params) -> (u64, Us) {
     match p {
-        Params::Fixed(w) | Params::Sliding(w) | Params::Log(w) => {
-            (w.limit.get(), w.window.micros())
-        }
+        Params::Fixed(FixedParams {
+            limit,
+            window: FixedWindow::FirstHit(w),
+        }) => (limit.get(), w.micros()),
+        Params::Sliding(w) | Params::Log(w) => (w.limit.get(), w.window.micros()),
         _ => unreachable!(),
     }
 }
@@ -534,7 +536,7 @@ proptest! {
 
     #[test]
     fn fixed_window_matches_the_reference(p in window_params(), s in steps(30)) {
-        run(EPOCH, &s, |_| Params::Fixed(p), fixed_model);
+        run(EPOCH, &s, |_| Params::Fixed(p.into()), fixed_model);
     }
 
     #[test]
@@ -697,7 +699,10 @@ fn sliding_state_with_a_lowered_limit_survives_a_round_trip() {
 fn a_denial_under_a_lowered_limit_stores_a_valid_state() {
     let s = 1_000_000;
     for (high, low) in [
-        (Params::Fixed(wp(3, s)), Params::Fixed(wp(1, s))),
+        (
+            Params::Fixed(wp(3, s).into()),
+            Params::Fixed(wp(1, s).into()),
+        ),
         (
             Params::Sliding(wp(3, 10 * s)),
             Params::Sliding(wp(1, 10 * s)),
@@ -1046,8 +1051,8 @@ fn a_tightened_limit_outlives_the_old_expiry() {
     let wall = |ms: u64| (WALL_MS + ms, Instant::from_millis((WALL_MS + ms) as i64));
 
     // FIXED 1/1s, then 1/1h (denied at +0.5 s): at +1.05 s still denied.
-    let per_second = Params::Fixed(wp(1, s));
-    let per_hour = Params::Fixed(wp(1, 3600 * s));
+    let per_second = Params::Fixed(wp(1, s).into());
+    let per_hour = Params::Fixed(wp(1, 3600 * s).into());
     let mut sim = ExpirySim::new(WALL_MS);
     let (ms, now) = wall(0);
     assert!(sim.request(ms, &per_second, 1, now).allowed);
@@ -1084,7 +1089,7 @@ fn a_tightened_limit_outlives_the_old_expiry() {
 #[test]
 fn a_limiter_ahead_of_the_wall_clock_keeps_its_key() {
     let s = 1_000_000;
-    let p = Params::Fixed(wp(1, s));
+    let p = Params::Fixed(wp(1, s).into());
     let ahead = 300_000;
     let mut sim = ExpirySim::new(WALL_MS);
     let at = |ms: u64| Instant::from_millis((WALL_MS + ms) as i64);

@@ -32,8 +32,9 @@ use ratelimit::algo::bucket::Wide;
 use ratelimit::algo::value::{self, latest_block_end};
 use ratelimit::algo::{
     Algorithm, BlockChange, Blocked, BucketParams, BucketState, Count, Decision, Duration,
-    FixedState, GcraParams, Instant, Lease, LeaseState, Limiter, LogState, Params, SlidingState,
-    Value, WindowParams, MAX_COUNT, MAX_DURATION_US, MAX_LEASE_ID_LEN, MAX_TIME_US,
+    FixedParams, FixedState, FixedWindow, GcraParams, Instant, Lease, LeaseState, Limiter,
+    LogState, Params, SlidingState, Value, WindowParams, MAX_COUNT, MAX_DURATION_US,
+    MAX_LEASE_ID_LEN, MAX_TIME_US,
 };
 use ratelimit::codec::{self, AnyOp, LeaseAction, LeaseOp, Op, RefundOp};
 
@@ -150,11 +151,17 @@ enum Model {
 impl Model {
     fn new(p: &Params) -> Model {
         match *p {
-            Params::Fixed(w) => Model::Fixed {
-                limit: w.limit.get(),
-                w: w.window.micros(),
+            Params::Fixed(FixedParams {
+                limit,
+                window: FixedWindow::FirstHit(w),
+            }) => Model::Fixed {
+                limit: limit.get(),
+                w: w.micros(),
                 windows: Vec::new(),
             },
+            // The models here are of first-hit windows; aligned ones have
+            // their own properties (tests/calendar.rs).
+            Params::Fixed(_) => unreachable!("aligned windows are not generated here"),
             Params::Sliding(w) => Model::Sliding {
                 limit: w.limit.get(),
                 w: w.window.micros(),

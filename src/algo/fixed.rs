@@ -1,23 +1,75 @@
 //! Fixed window counter.
 //!
-//! A window opens at the first request after the previous one has closed
-//! (like the classic `INCR` + `EXPIRE` recipe) and counts at most `limit`
-//! units. Any instant inside one window gives the same decision, so a clock
-//! that steps back inside the window changes nothing; one that steps back
-//! before the window's start is treated as the start.
+//! A window counts at most `limit` units. By default it opens at the first
+//! request after the previous one has closed (like the classic `INCR` +
+//! `EXPIRE` recipe); an aligned window is instead a slot of a grid fixed to
+//! the clock and the calendar ([`super::calendar`]), so every client sees
+//! the same reset time. Any instant inside one window gives the same
+//! decision, so a clock that steps back inside the window changes nothing;
+//! one that steps back before the window's start is treated as the start.
 
-use super::{Decision, Duration, Instant, WindowParams};
+use super::calendar::{window_at, Offset, Span};
+use super::{Count, Decision, Duration, Instant, Period, WindowParams};
+
+/// Where a fixed window's boundaries fall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FixedWindow {
+    /// A window of this length opens at the first request after the last
+    /// one closed.
+    FirstHit(Period),
+    /// Windows are the slots of a grid counted from the Unix epoch in the
+    /// local time of the offset. Only this kind can be months long, so a
+    /// month that starts at a key's first hit can't be written down.
+    Aligned(Span, Offset),
+}
+
+impl FixedWindow {
+    /// The end of the window that starts at `start`, read through this
+    /// grid: `start` may have been stored under other parameters, which
+    /// then apply to the current window as a changed length does.
+    fn end_of(self, start: Instant) -> Instant {
+        match self {
+            FixedWindow::FirstHit(w) => start + w.duration(),
+            FixedWindow::Aligned(span, offset) => window_at(span, offset, start).1,
+        }
+    }
+
+    /// The window a request at `now` opens when none is open.
+    fn open_at(self, now: Instant) -> (Instant, Instant) {
+        match self {
+            FixedWindow::FirstHit(w) => (now, now + w.duration()),
+            FixedWindow::Aligned(span, offset) => window_at(span, offset, now),
+        }
+    }
+}
+
+/// At most `limit` units per window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FixedParams {
+    pub limit: Count,
+    pub window: FixedWindow,
+}
+
+impl From<WindowParams> for FixedParams {
+    /// The plain window: opened by the first hit.
+    fn from(w: WindowParams) -> Self {
+        FixedParams {
+            limit: w.limit,
+            window: FixedWindow::FirstHit(w.window),
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FixedState {
-    pub params: WindowParams,
+    pub params: FixedParams,
     /// Start of the current window; meaningless while `count == 0`.
     pub start: Instant,
     pub count: u64,
 }
 
 impl FixedState {
-    pub fn new(params: WindowParams) -> Self {
+    pub fn new(params: FixedParams) -> Self {
         FixedState {
             params,
             start: Instant::EPOCH,
@@ -25,25 +77,26 @@ impl FixedState {
         }
     }
 
-    /// Start and count of the window in force at `now` (a new, empty window
-    /// starting at `now` when the stored one has closed).
-    fn window_at(&self, p: &WindowParams, now: Instant) -> (Instant, u64) {
+    /// Start, end and count of the window in force at `now` (a new, empty
+    /// window when the stored one has closed).
+    fn window_at(&self, p: &FixedParams, now: Instant) -> (Instant, Instant, u64) {
         if self.count > 0 {
             let now = now.max(self.start);
-            if now < self.start + p.window.duration() {
-                return (self.start, self.count);
+            let end = p.window.end_of(self.start);
+            if now < end {
+                return (self.start, end, self.count);
             }
         }
-        (now, 0)
+        let (start, end) = p.window.open_at(now);
+        (start, end, 0)
     }
 
     /// Decides a request and returns the state it leaves when it writes:
     /// spent when allowed with a cost, else the same state under `p`.
-    pub fn evaluate(&self, p: &WindowParams, cost: u64, now: Instant) -> (Decision, FixedState) {
+    pub fn evaluate(&self, p: &FixedParams, cost: u64, now: Instant) -> (Decision, FixedState) {
         let limit = p.limit.get();
-        let (start, count) = self.window_at(p, now);
+        let (start, end, count) = self.window_at(p, now);
         let now = now.max(start);
-        let end = start + p.window.duration();
         let allowed = cost <= limit && count <= limit - cost;
         let after = if allowed { count + cost } else { count };
         let retry_after = if allowed {
@@ -80,7 +133,7 @@ impl FixedState {
     /// into a closed one; answers how many. A window emptied this way is as
     /// if never opened: the next request opens a new one.
     pub fn refund(&mut self, n: u64, now: Instant) -> u64 {
-        let (_, count) = self.window_at(&self.params, now);
+        let (_, _, count) = self.window_at(&self.params, now);
         let given = n.min(count);
         // A closed window reads as empty: only an open one is written.
         if given > 0 {
@@ -101,13 +154,44 @@ impl FixedState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::algo::testing::{step, t, window as p, Raw};
+    use crate::algo::calendar::Months;
+    use crate::algo::testing::{step, t, window, Raw};
     use crate::algo::{MAX_COUNT, MAX_DURATION_US, MAX_TIME_US};
 
     const S: u64 = 1_000_000;
+    const H: u64 = 3600 * S;
+    const D: u64 = 24 * H;
+
+    /// A window opened by the first hit.
+    fn p(limit: u64, window_us: u64) -> FixedParams {
+        window(limit, window_us).into()
+    }
+
+    fn offset(minutes: i32) -> Offset {
+        Offset::from_minutes(minutes).unwrap()
+    }
+
+    /// An aligned window of `window_us`.
+    fn aligned(limit: u64, window_us: u64, minutes: i32) -> FixedParams {
+        FixedParams {
+            limit: Count::new(limit).unwrap(),
+            window: FixedWindow::Aligned(
+                Span::Micros(Period::from_micros(window_us).unwrap()),
+                offset(minutes),
+            ),
+        }
+    }
+
+    /// An aligned window of `n` calendar months.
+    fn months(limit: u64, n: u32, minutes: i32) -> FixedParams {
+        FixedParams {
+            limit: Count::new(limit).unwrap(),
+            window: FixedWindow::Aligned(Span::Months(Months::new(n).unwrap()), offset(minutes)),
+        }
+    }
 
     impl FixedState {
-        fn decide(&mut self, p: &WindowParams, cost: u64, now: u64) -> Raw {
+        fn decide(&mut self, p: &FixedParams, cost: u64, now: u64) -> Raw {
             step(
                 self,
                 |s| s.params,
@@ -121,7 +205,7 @@ mod tests {
     /// (now, cost, allowed, remaining, retry_after, reset_after)
     type Row = (u64, u64, bool, u64, Option<u64>, u64);
 
-    fn run(params: WindowParams, rows: &[Row]) -> FixedState {
+    fn run(params: FixedParams, rows: &[Row]) -> FixedState {
         let mut st = FixedState::new(params);
         for (i, &(now, cost, allowed, remaining, retry, reset)) in rows.iter().enumerate() {
             let d = st.decide(&params, cost, now);
@@ -225,5 +309,100 @@ mod tests {
         assert_eq!(d.reset_after, MAX_DURATION_US);
         let d = st.decide(&params, 1, now);
         assert_eq!(d.retry_after, Some(MAX_DURATION_US));
+    }
+
+    /// 2024-02-29T12:00Z, a leap day, in µs since the epoch.
+    const LEAP_NOON: u64 = 1_709_208_000 * S;
+
+    #[test]
+    fn an_aligned_day_resets_at_local_midnight() {
+        // At -05:00, 12:00Z is 07:00 local: midnight local is 05:00Z, so the
+        // window ends 17 h later, whenever the first request came.
+        let day = aligned(2, D, -300);
+        run(
+            day,
+            &[
+                (LEAP_NOON, 1, true, 1, Some(0), 17 * H),
+                (LEAP_NOON + H, 1, true, 0, Some(0), 16 * H),
+                (LEAP_NOON + 2 * H, 1, false, 0, Some(15 * H), 15 * H),
+                // 05:00Z on 1 March opens the next day's window.
+                (LEAP_NOON + 17 * H - 1, 1, false, 0, Some(1), 1),
+                (LEAP_NOON + 17 * H, 1, true, 1, Some(0), D),
+            ],
+        );
+        // In UTC the same requests see midnight UTC.
+        run(
+            aligned(2, D, 0),
+            &[(LEAP_NOON, 1, true, 1, Some(0), 12 * H)],
+        );
+    }
+
+    #[test]
+    fn a_calendar_month_resets_on_the_first() {
+        // From noon on 29 February 2024 to 1 March 00:00Z: 12 h; March then
+        // lasts 31 days, April 30.
+        let month = months(3, 1, 0);
+        let march = LEAP_NOON + 12 * H;
+        run(
+            month,
+            &[
+                (LEAP_NOON, 3, true, 0, Some(0), 12 * H),
+                (LEAP_NOON + H, 1, false, 0, Some(11 * H), 11 * H),
+                (march, 1, true, 2, Some(0), 31 * D),
+                (march + 31 * D - 1, 2, true, 0, Some(0), 1),
+                (march + 31 * D, 1, true, 2, Some(0), 30 * D),
+            ],
+        );
+        // At +02:00 the month starts 2 h earlier in UTC: 10 h from noon.
+        run(
+            months(3, 1, 120),
+            &[(LEAP_NOON, 1, true, 2, Some(0), 10 * H)],
+        );
+        // A quarter from 29 February ends on 1 April.
+        run(
+            months(3, 3, 0),
+            &[(LEAP_NOON, 1, true, 2, Some(0), 12 * H + 31 * D)],
+        );
+    }
+
+    #[test]
+    fn a_changed_grid_applies_to_the_stored_window() {
+        // A count from a first-hit window read through a daily grid lasts
+        // until the end of the day holding its start.
+        let mut st = FixedState::new(p(2, H));
+        st.decide(&p(2, H), 2, LEAP_NOON);
+        let d = st.decide(&aligned(2, D, 0), 1, LEAP_NOON + 2 * H);
+        assert_eq!((d.allowed, d.retry_after), (false, Some(10 * H)));
+        assert_eq!(st.params, aligned(2, D, 0));
+        // Then a new offset moves that day's end.
+        let d = st.decide(&aligned(2, D, -300), 1, LEAP_NOON + 2 * H);
+        assert_eq!((d.allowed, d.retry_after), (false, Some(15 * H)));
+        // Back to a first-hit window: its length counts from the start.
+        let d = st.decide(&p(2, 3 * H), 1, LEAP_NOON + 2 * H);
+        assert_eq!((d.allowed, d.retry_after), (false, Some(H)));
+    }
+
+    #[test]
+    fn an_aligned_window_near_the_epoch_starts_at_the_epoch() {
+        // At +05:00 the first local day starts at 19:00Z on 31 December 1969;
+        // the window is reported from the epoch and ends at 19:00Z.
+        run(aligned(1, D, 300), &[(0, 1, true, 0, Some(0), 19 * H)]);
+        run(months(1, 1, 60), &[(0, 1, true, 0, Some(0), 31 * D - H)]);
+    }
+
+    #[test]
+    fn aligned_windows_at_the_end_of_time_do_not_overflow() {
+        let now = MAX_TIME_US;
+        for params in [
+            aligned(MAX_COUNT, MAX_DURATION_US, 1439),
+            months(MAX_COUNT, 1200, -1439),
+        ] {
+            let mut st = FixedState::new(params);
+            let d = st.decide(&params, MAX_COUNT, now);
+            assert!(d.allowed && d.reset_after > 0, "{params:?}");
+            assert!(d.reset_after <= MAX_DURATION_US, "{params:?}");
+            let d = st.decide(&params, 1, now);
+            assert_eq!(d.retry_after, Some(d.reset_after), "{params:?}");
+        }
     }
 }

@@ -3,6 +3,8 @@
 //! counter slots).
 
 use super::bucket::Flavor;
+use super::calendar::Span;
+use super::fixed::{FixedParams, FixedWindow};
 use super::log::LogNext;
 use super::{
     BucketParams, BucketState, Decision, FixedState, GcraParams, Instant, LogState, SlidingState,
@@ -149,7 +151,7 @@ impl Algorithm {
 /// The parameters of one request, as given on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Params {
-    Fixed(WindowParams),
+    Fixed(FixedParams),
     Sliding(WindowParams),
     Log(WindowParams),
     Token(BucketParams),
@@ -172,7 +174,8 @@ impl Params {
     /// The limit as replies report it (limit, capacity, `max_burst + 1`).
     pub fn limit(&self) -> u64 {
         match self {
-            Params::Fixed(w) | Params::Sliding(w) | Params::Log(w) => w.limit.get(),
+            Params::Fixed(f) => f.limit.get(),
+            Params::Sliding(w) | Params::Log(w) => w.limit.get(),
             Params::Token(b) | Params::Leaky(b) => b.capacity.get(),
             Params::Gcra(g) => g.max_burst.capacity().get(),
         }
@@ -181,7 +184,7 @@ impl Params {
     /// Window parameters under the window algorithm `algo`.
     pub fn window(algo: Algorithm, w: WindowParams) -> Option<Params> {
         match algo {
-            Algorithm::Fixed => Some(Params::Fixed(w)),
+            Algorithm::Fixed => Some(Params::Fixed(w.into())),
             Algorithm::Sliding => Some(Params::Sliding(w)),
             Algorithm::Log => Some(Params::Log(w)),
             _ => None,
@@ -420,42 +423,54 @@ impl Limiter {
     }
 
     /// The parameters in force and the stored state as named integers, for
-    /// `RL.INFO`. Times are µs since the Unix epoch, durations µs.
-    pub fn describe(&self, mut field: impl FnMut(&'static str, u64)) {
-        let mut window = |p: &WindowParams| {
-            field("limit", p.limit.get());
-            field("window_us", p.window.micros());
-        };
+    /// `RL.INFO`. Times are µs since the Unix epoch, durations µs; an offset
+    /// is signed minutes, so fields are `i64` (every other figure is bounded
+    /// far below `i64::MAX`).
+    pub fn describe(&self, mut signed: impl FnMut(&'static str, i64)) {
+        let mut field = |name, v: i128| signed(name, i64::try_from(v).unwrap_or(i64::MAX));
         match self {
             Limiter::Fixed(s) => {
-                window(&s.params);
-                field("window_start_us", s.start.as_micros());
-                field("count", s.count);
+                field("limit", i128::from(s.params.limit.get()));
+                match s.params.window {
+                    FixedWindow::FirstHit(w) => field("window_us", w.micros().into()),
+                    FixedWindow::Aligned(span, offset) => {
+                        match span {
+                            Span::Micros(w) => field("window_us", w.micros().into()),
+                            Span::Months(n) => field("window_months", n.get().into()),
+                        }
+                        field("align", 1);
+                        field("offset_minutes", offset.minutes().into());
+                    }
+                }
+                field("window_start_us", i128::from(s.start.as_micros()));
+                field("count", i128::from(s.count));
             }
             Limiter::Sliding(s) => {
-                window(&s.params);
-                field("window_start_us", s.start.as_micros());
-                field("previous", s.prev);
-                field("current", s.curr);
+                field("limit", i128::from(s.params.limit.get()));
+                field("window_us", i128::from(s.params.window.micros()));
+                field("window_start_us", i128::from(s.start.as_micros()));
+                field("previous", i128::from(s.prev));
+                field("current", i128::from(s.curr));
             }
             Limiter::Log(s) => {
-                window(&s.params);
-                field("entries", s.entries.len() as u64);
+                field("limit", i128::from(s.params.limit.get()));
+                field("window_us", i128::from(s.params.window.micros()));
+                field("entries", i128::from(s.entries.len() as u64));
                 let micros = |t: Option<&Instant>| t.map_or(0, |t| t.as_micros());
-                field("oldest_us", micros(s.entries.front()));
-                field("newest_us", micros(s.entries.back()));
+                field("oldest_us", i128::from(micros(s.entries.front())));
+                field("newest_us", i128::from(micros(s.entries.back())));
             }
             Limiter::Token(s) | Limiter::Leaky(s) | Limiter::Gcra(s) => {
                 let p = &s.params;
                 if let Limiter::Gcra(_) = self {
-                    field("max_burst", p.capacity.get() - 1);
+                    field("max_burst", i128::from(p.capacity.get() - 1));
                 } else {
-                    field("capacity", p.capacity.get());
+                    field("capacity", i128::from(p.capacity.get()));
                 }
-                field("rate", p.rate.get());
-                field("period_us", p.period.micros());
-                field("level", s.level());
-                field("updated_at_us", s.last.as_micros());
+                field("rate", i128::from(p.rate.get()));
+                field("period_us", i128::from(p.period.micros()));
+                field("level", i128::from(s.level()));
+                field("updated_at_us", i128::from(s.last.as_micros()));
             }
         }
     }
@@ -570,7 +585,7 @@ mod tests {
         use crate::algo::testing::{t, window};
         const S: u64 = 1_000_000;
         let w = window(5, 10 * S);
-        for params in [Params::Fixed(w), Params::Sliding(w), Params::Log(w)] {
+        for params in [Params::Fixed(w.into()), Params::Sliding(w), Params::Log(w)] {
             let mut l = Limiter::new(&params);
             l.decide(&params, 3, t(0)).unwrap();
             assert_eq!(l.refund(1, t(10 * S)), 0, "{:?}", params.algorithm());

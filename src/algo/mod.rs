@@ -29,7 +29,7 @@ pub mod value;
 
 pub use bucket::{BucketParams, BucketState, GcraParams};
 pub use calendar::{window_at, Months, Offset, Span, MAX_MONTHS};
-pub use fixed::FixedState;
+pub use fixed::{FixedParams, FixedState, FixedWindow};
 pub use lease::{Acquired, Lease, LeaseState, MAX_LEASES, MAX_LEASE_ID_LEN};
 pub use limiter::{Algorithm, Kind, Limiter, Mismatch, Next, Params, Verdict};
 pub use log::LogState;
@@ -227,7 +227,7 @@ pub(crate) mod testing {
     pub fn every_algorithm(w: super::WindowParams, b: super::BucketParams) -> [super::Params; 6] {
         use super::Params;
         [
-            Params::Fixed(w),
+            Params::Fixed(w.into()),
             Params::Sliding(w),
             Params::Log(w),
             Params::Token(b),

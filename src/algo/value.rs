@@ -260,7 +260,7 @@ mod tests {
 
     #[test]
     fn a_denial_with_a_penalty_blocks_the_key_until_it_ends() {
-        let p = Params::Fixed(window(2, 10 * S));
+        let p = Params::Fixed(window(2, 10 * S).into());
         let mut key = None;
         let pen = Some(60 * S);
         assert_eq!(call(&mut key, &p, 1, 0, pen), (true, 1, Some(0), 10 * S));
@@ -289,7 +289,7 @@ mod tests {
 
     #[test]
     fn a_block_shorter_than_the_algorithms_wait_reports_the_longer() {
-        let p = Params::Fixed(window(1, 100 * S));
+        let p = Params::Fixed(window(1, 100 * S).into());
         let mut key = None;
         call(&mut key, &p, 1, 0, None);
         assert_eq!(
@@ -301,7 +301,7 @@ mod tests {
 
     #[test]
     fn no_block_without_a_penalty_or_when_the_call_can_never_pass() {
-        let p = Params::Fixed(window(1, 10 * S));
+        let p = Params::Fixed(window(1, 10 * S).into());
         let mut key = None;
         call(&mut key, &p, 1, 0, None);
         assert!(!call(&mut key, &p, 1, S, None).0);

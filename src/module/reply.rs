@@ -107,7 +107,7 @@ pub fn info(
     ctx.reply_bulk(limiter.algorithm().name().as_bytes());
     limiter.describe(|name, v| {
         ctx.reply_bulk(name.as_bytes());
-        ctx.reply_u64(v);
+        ctx.reply_i64(v);
     });
     ctx.reply_bulk(b"remaining");
     ctx.reply_u64(peek.remaining);

@@ -1,0 +1,422 @@
+"""RateLimiter and AsyncRateLimiter: one typed method per RL.* command over a
+redis-py client (standalone or RedisCluster)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster
+from redis.exceptions import ResponseError
+
+from ._core import (
+    Arg,
+    Decision,
+    Fixed,
+    Gcra,
+    Leaky,
+    Limit,
+    Log,
+    RateLimitExceeded,
+    Sliding,
+    Token,
+    all_args,
+    info_from_reply,
+    module_error,
+    options,
+    policy_get_reply,
+    policy_set_args,
+    strings,
+)
+from ._durations import Duration, check_amount, duration_arg
+
+Limits: TypeAlias = Mapping[str, Limit] | Sequence[tuple[str, Limit]]
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A slot of a concurrency limit, held under `id` at `key`."""
+
+    key: str
+    id: str
+    decision: Decision
+
+
+def _lease_id(lease_id: str | None) -> str:
+    return uuid.uuid4().hex if lease_id is None else lease_id
+
+
+def _acquire_args(
+    key: str, limit: int, ttl: Duration, lease_id: str | None, cost: int | None, at: int | None
+) -> list[Arg]:
+    args: list[Arg] = ["RL.ACQUIRE", key, check_amount(limit, "limit"), duration_arg(ttl, "ttl")]
+    if lease_id is not None:
+        args += ["ID", lease_id]
+    return args + options(cost=cost, at=at)
+
+
+def _refund_args(key: str, n: int, at: int | None) -> list[Arg]:
+    return ["RL.REFUND", key, check_amount(n, "n"), *options(at=at)]
+
+
+def _first(reply: Any) -> Any:
+    """A keyless command sent to several cluster nodes answers per node."""
+    if isinstance(reply, Mapping) and reply and all(isinstance(k, str) for k in reply):
+        values = list(reply.values())
+        for v in values:
+            if isinstance(v, BaseException):
+                raise v
+        return values[0]
+    return reply
+
+
+class RateLimiter:
+    """The RL.* commands over a redis-py client (`redis.Redis` or
+    `redis.cluster.RedisCluster`), either RESP2 or RESP3, with or without
+    decode_responses.
+
+    Durations are seconds (int or float), `timedelta`, or the module's own
+    strings ("500ms", "1m"), passed through. Every decision returns a
+    frozen `Decision`; an error reply raises `RateLimitError`.
+
+    `extra` on the decision methods is appended verbatim: options of the
+    module this client does not know yet."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+        self._cluster = isinstance(redis, RedisCluster)
+
+    def _call(self, args: Sequence[Arg], **kw: Any) -> Any:
+        try:
+            return self.redis.execute_command(*args, **kw)
+        except ResponseError as e:
+            raise module_error(e) from e
+
+    def _decide(self, args: list[Arg]) -> Decision:
+        return Decision.from_reply(self._call(args))
+
+    # -- the algorithms
+
+    def decide(
+        self,
+        key: str,
+        limit: Limit,
+        *,
+        cost: int | None = None,
+        at: int | None = None,
+        penalty: Duration | None = None,
+        shadow: bool = False,
+        extra: Sequence[Arg] = (),
+    ) -> Decision:
+        """RL.<ALGO> for a `Limit` (RL.CHECK for a `Policy`)."""
+        opts = options(cost, at, penalty, shadow, extra)
+        if limit.algorithm == "POLICY":
+            return self._decide(["RL.CHECK", *limit.params(), key, *opts])
+        return self._decide([f"RL.{limit.algorithm}", key, *limit.params(), *opts])
+
+    def fixed(self, key: str, limit: int, window: Duration, *, cost: int | None = None,
+              at: int | None = None, penalty: Duration | None = None, shadow: bool = False,
+              extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
+        """RL.FIXED: at most `limit` per `window`."""
+        return self.decide(key, Fixed(limit, window), cost=cost, at=at, penalty=penalty,
+                           shadow=shadow, extra=extra)  # fmt: skip
+
+    def sliding(self, key: str, limit: int, window: Duration, *, cost: int | None = None,
+                at: int | None = None, penalty: Duration | None = None, shadow: bool = False,
+                extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
+        """RL.SLIDING: sliding window counter."""
+        return self.decide(key, Sliding(limit, window), cost=cost, at=at, penalty=penalty,
+                           shadow=shadow, extra=extra)  # fmt: skip
+
+    def log(self, key: str, limit: int, window: Duration, *, cost: int | None = None,
+            at: int | None = None, penalty: Duration | None = None, shadow: bool = False,
+            extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
+        """RL.LOG: sliding window log, exact."""
+        return self.decide(key, Log(limit, window), cost=cost, at=at, penalty=penalty,
+                           shadow=shadow, extra=extra)  # fmt: skip
+
+    def token(self, key: str, capacity: int, rate: int, period: Duration, *,
+              cost: int | None = None, at: int | None = None, penalty: Duration | None = None,
+              shadow: bool = False, extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
+        """RL.TOKEN: token bucket."""
+        return self.decide(key, Token(capacity, rate, period), cost=cost, at=at,
+                           penalty=penalty, shadow=shadow, extra=extra)  # fmt: skip
+
+    def leaky(self, key: str, capacity: int, rate: int, period: Duration, *,
+              cost: int | None = None, at: int | None = None, penalty: Duration | None = None,
+              shadow: bool = False, extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
+        """RL.LEAKY: leaky bucket as a queue."""
+        return self.decide(key, Leaky(capacity, rate, period), cost=cost, at=at,
+                           penalty=penalty, shadow=shadow, extra=extra)  # fmt: skip
+
+    def gcra(self, key: str, max_burst: int, rate: int, period: Duration, *,
+             cost: int | None = None, at: int | None = None, penalty: Duration | None = None,
+             shadow: bool = False, extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
+        """RL.GCRA: `max_burst + 1` at once, then `rate` per `period`."""
+        return self.decide(key, Gcra(max_burst, rate, period), cost=cost, at=at,
+                           penalty=penalty, shadow=shadow, extra=extra)  # fmt: skip
+
+    def check(self, policy: str, key: str, *, cost: int | None = None,
+              at: int | None = None) -> Decision:  # fmt: skip
+        """RL.CHECK: decides with a policy kept in the server."""
+        return self._decide(["RL.CHECK", policy, key, *options(cost=cost, at=at)])
+
+    def all(self, limits: Limits, *, cost: int | None = None, at: int | None = None,
+            penalty: Duration | None = None, shadow: bool = False,
+            extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
+        """RL.ALL: every limit ({key: Limit}, in order) or none. The result's
+        `limits` holds each key's own decision. On a cluster the keys need a
+        common hash tag ("{user42}:s", "{user42}:d")."""
+        return self._decide(all_args(limits, options(cost, at, penalty, shadow, extra)))
+
+    def peek(self, key: str, limit: Limit, *, cost: int | None = None,
+             at: int | None = None) -> Decision:  # fmt: skip
+        """RL.PEEK: what that call would get, writing nothing (runs on
+        read-only replicas)."""
+        return self._decide(["RL.PEEK", key, *limit.args(), *options(cost=cost, at=at)])
+
+    def info(self, key: str) -> dict[str, int | str] | None:
+        """RL.INFO: what the limiter holds; None for a missing key."""
+        return info_from_reply(self._call(["RL.INFO", key]))
+
+    # -- refunds and leases
+
+    def refund(self, key: str, n: int = 1, *, at: int | None = None) -> int:
+        """RL.REFUND: gives back up to `n` units; returns how many went back."""
+        return int(self._call(_refund_args(key, n, at)))
+
+    def acquire(self, key: str, limit: int, ttl: Duration, *, lease_id: str | None = None,
+                cost: int | None = None, at: int | None = None) -> Decision:  # fmt: skip
+        """RL.ACQUIRE: a slot of `limit` for `ttl`. The Decision's lease_id
+        is the lease (None when denied)."""
+        return self._decide(_acquire_args(key, limit, ttl, lease_id, cost, at))
+
+    def release(self, key: str, lease_id: str) -> bool:
+        """RL.RELEASE: True if the lease was held and is now freed."""
+        return bool(self._call(["RL.RELEASE", key, lease_id]))
+
+    def renew(self, key: str, lease_id: str, ttl: Duration) -> bool:
+        """RL.RENEW: True if the lease was held; its end is now `ttl` away."""
+        return bool(self._call(["RL.RENEW", key, lease_id, duration_arg(ttl, "ttl")]))
+
+    @contextmanager
+    def lease(self, key: str, limit: int, ttl: Duration, *, cost: int | None = None,
+              lease_id: str | None = None) -> Iterator[Lease]:  # fmt: skip
+        """Holds a slot for the block and releases it when the block ends,
+        however it ends. Raises RateLimitExceeded (with the Decision) when
+        none is free. The id is made here, so a lost reply cannot leave a
+        lease nothing could release (its ttl frees it)."""
+        lid = _lease_id(lease_id)
+        d = self.acquire(key, limit, ttl, lease_id=lid, cost=cost)
+        if not d.allowed:
+            raise RateLimitExceeded(d)
+        try:
+            yield Lease(key, lid, d)
+        finally:
+            self.release(key, lid)
+
+    # -- policies
+
+    def _policy_write(self, args: list[Arg]) -> Any:
+        if self._cluster:  # each master holds its own set
+            # The nodes themselves: redis-py 8.1 cannot route a command it
+            # does not know by a node flag (PRIMARIES) alone.
+            return _first(self._call(args, target_nodes=self.redis.get_primaries()))
+        return self._call(args)
+
+    def _policy_read(self, args: list[Arg]) -> Any:
+        if self._cluster:
+            return self._call(args, target_nodes=self.redis.get_default_node())
+        return self._call(args)
+
+    def policy_set(self, name: str, limit: Limit, *, penalty: Duration | None = None,
+                   shadow: bool = False) -> None:  # fmt: skip
+        """RL.POLICY SET (on every master of a cluster)."""
+        self._policy_write(policy_set_args(name, limit, penalty, shadow))
+
+    def policy_get(self, name: str) -> list[str] | None:
+        """RL.POLICY GET: the definition as arguments; None if there is none."""
+        return policy_get_reply(self._policy_read(["RL.POLICY", "GET", name]))
+
+    def policy_del(self, name: str) -> bool:
+        """RL.POLICY DEL (on every master of a cluster): True if it existed."""
+        return bool(self._policy_write(["RL.POLICY", "DEL", name]))
+
+    def policy_list(self) -> list[str]:
+        """RL.POLICY LIST: the names, in order."""
+        return strings(self._policy_read(["RL.POLICY", "LIST"]))
+
+
+_releasing: set[asyncio.Task[Any]] = set()  # releases outliving a cancelled task
+
+
+class AsyncRateLimiter:
+    """RateLimiter's methods, awaited, over `redis.asyncio.Redis` or
+    `redis.asyncio.cluster.RedisCluster`."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+        self._cluster = isinstance(redis, AsyncRedisCluster)
+
+    async def _call(self, args: Sequence[Arg], **kw: Any) -> Any:
+        try:
+            return await self.redis.execute_command(*args, **kw)
+        except ResponseError as e:
+            raise module_error(e) from e
+
+    async def _decide(self, args: list[Arg]) -> Decision:
+        return Decision.from_reply(await self._call(args))
+
+    async def decide(
+        self,
+        key: str,
+        limit: Limit,
+        *,
+        cost: int | None = None,
+        at: int | None = None,
+        penalty: Duration | None = None,
+        shadow: bool = False,
+        extra: Sequence[Arg] = (),
+    ) -> Decision:
+        """RL.<ALGO> for a `Limit` (RL.CHECK for a `Policy`)."""
+        opts = options(cost, at, penalty, shadow, extra)
+        if limit.algorithm == "POLICY":
+            return await self._decide(["RL.CHECK", *limit.params(), key, *opts])
+        return await self._decide([f"RL.{limit.algorithm}", key, *limit.params(), *opts])
+
+    async def fixed(self, key: str, limit: int, window: Duration, *, cost: int | None = None,
+                    at: int | None = None, penalty: Duration | None = None,
+                    shadow: bool = False, extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
+        """RL.FIXED: at most `limit` per `window`."""
+        return await self.decide(key, Fixed(limit, window), cost=cost, at=at, penalty=penalty,
+                                 shadow=shadow, extra=extra)  # fmt: skip
+
+    async def sliding(self, key: str, limit: int, window: Duration, *, cost: int | None = None,
+                      at: int | None = None, penalty: Duration | None = None,
+                      shadow: bool = False, extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
+        """RL.SLIDING: sliding window counter."""
+        return await self.decide(key, Sliding(limit, window), cost=cost, at=at,
+                                 penalty=penalty, shadow=shadow, extra=extra)  # fmt: skip
+
+    async def log(self, key: str, limit: int, window: Duration, *, cost: int | None = None,
+                  at: int | None = None, penalty: Duration | None = None,
+                  shadow: bool = False, extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
+        """RL.LOG: sliding window log, exact."""
+        return await self.decide(key, Log(limit, window), cost=cost, at=at, penalty=penalty,
+                                 shadow=shadow, extra=extra)  # fmt: skip
+
+    async def token(self, key: str, capacity: int, rate: int, period: Duration, *,
+                    cost: int | None = None, at: int | None = None,
+                    penalty: Duration | None = None, shadow: bool = False,
+                    extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
+        """RL.TOKEN: token bucket."""
+        return await self.decide(key, Token(capacity, rate, period), cost=cost, at=at,
+                                 penalty=penalty, shadow=shadow, extra=extra)  # fmt: skip
+
+    async def leaky(self, key: str, capacity: int, rate: int, period: Duration, *,
+                    cost: int | None = None, at: int | None = None,
+                    penalty: Duration | None = None, shadow: bool = False,
+                    extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
+        """RL.LEAKY: leaky bucket as a queue."""
+        return await self.decide(key, Leaky(capacity, rate, period), cost=cost, at=at,
+                                 penalty=penalty, shadow=shadow, extra=extra)  # fmt: skip
+
+    async def gcra(self, key: str, max_burst: int, rate: int, period: Duration, *,
+                   cost: int | None = None, at: int | None = None,
+                   penalty: Duration | None = None, shadow: bool = False,
+                   extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
+        """RL.GCRA: `max_burst + 1` at once, then `rate` per `period`."""
+        return await self.decide(key, Gcra(max_burst, rate, period), cost=cost, at=at,
+                                 penalty=penalty, shadow=shadow, extra=extra)  # fmt: skip
+
+    async def check(self, policy: str, key: str, *, cost: int | None = None,
+                    at: int | None = None) -> Decision:  # fmt: skip
+        """RL.CHECK: decides with a policy kept in the server."""
+        return await self._decide(["RL.CHECK", policy, key, *options(cost=cost, at=at)])
+
+    async def all(self, limits: Limits, *, cost: int | None = None, at: int | None = None,
+                  penalty: Duration | None = None, shadow: bool = False,
+                  extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
+        """RL.ALL: every limit ({key: Limit}, in order) or none."""
+        return await self._decide(all_args(limits, options(cost, at, penalty, shadow, extra)))
+
+    async def peek(self, key: str, limit: Limit, *, cost: int | None = None,
+                   at: int | None = None) -> Decision:  # fmt: skip
+        """RL.PEEK: what that call would get, writing nothing."""
+        return await self._decide(["RL.PEEK", key, *limit.args(), *options(cost=cost, at=at)])
+
+    async def info(self, key: str) -> dict[str, int | str] | None:
+        """RL.INFO: what the limiter holds; None for a missing key."""
+        return info_from_reply(await self._call(["RL.INFO", key]))
+
+    async def refund(self, key: str, n: int = 1, *, at: int | None = None) -> int:
+        """RL.REFUND: gives back up to `n` units; returns how many went back."""
+        return int(await self._call(_refund_args(key, n, at)))
+
+    async def acquire(self, key: str, limit: int, ttl: Duration, *,
+                      lease_id: str | None = None, cost: int | None = None,
+                      at: int | None = None) -> Decision:  # fmt: skip
+        """RL.ACQUIRE: a slot of `limit` for `ttl` (lease_id: the lease)."""
+        return await self._decide(_acquire_args(key, limit, ttl, lease_id, cost, at))
+
+    async def release(self, key: str, lease_id: str) -> bool:
+        """RL.RELEASE: True if the lease was held and is now freed."""
+        return bool(await self._call(["RL.RELEASE", key, lease_id]))
+
+    async def renew(self, key: str, lease_id: str, ttl: Duration) -> bool:
+        """RL.RENEW: True if the lease was held; its end is now `ttl` away."""
+        return bool(await self._call(["RL.RENEW", key, lease_id, duration_arg(ttl, "ttl")]))
+
+    @asynccontextmanager
+    async def lease(self, key: str, limit: int, ttl: Duration, *, cost: int | None = None,
+                    lease_id: str | None = None) -> AsyncIterator[Lease]:  # fmt: skip
+        """Holds a slot for the block and releases it when the block ends,
+        returned, raised or cancelled (the release runs in its own task,
+        which the cancellation does not stop). Raises RateLimitExceeded
+        when no slot is free."""
+        lid = _lease_id(lease_id)
+        d = await self.acquire(key, limit, ttl, lease_id=lid, cost=cost)
+        if not d.allowed:
+            raise RateLimitExceeded(d)
+        try:
+            yield Lease(key, lid, d)
+        finally:
+            task = asyncio.ensure_future(self.release(key, lid))
+            _releasing.add(task)
+            task.add_done_callback(_releasing.discard)
+            await asyncio.shield(task)
+
+    async def _policy_write(self, args: list[Arg]) -> Any:
+        if self._cluster:
+            return _first(await self._call(args, target_nodes=self.redis.get_primaries()))
+        return await self._call(args)
+
+    async def _policy_read(self, args: list[Arg]) -> Any:
+        if self._cluster:
+            return await self._call(args, target_nodes=self.redis.get_default_node())
+        return await self._call(args)
+
+    async def policy_set(self, name: str, limit: Limit, *, penalty: Duration | None = None,
+                         shadow: bool = False) -> None:  # fmt: skip
+        """RL.POLICY SET (on every master of a cluster)."""
+        await self._policy_write(policy_set_args(name, limit, penalty, shadow))
+
+    async def policy_get(self, name: str) -> list[str] | None:
+        """RL.POLICY GET: the definition as arguments; None if there is none."""
+        return policy_get_reply(await self._policy_read(["RL.POLICY", "GET", name]))
+
+    async def policy_del(self, name: str) -> bool:
+        """RL.POLICY DEL (on every master of a cluster): True if it existed."""
+        return bool(await self._policy_write(["RL.POLICY", "DEL", name]))
+
+    async def policy_list(self) -> list[str]:
+        """RL.POLICY LIST: the names, in order."""
+        return strings(await self._policy_read(["RL.POLICY", "LIST"]))
+
+
+__all__ = ["AsyncRateLimiter", "Lease", "RateLimiter"]

@@ -1,0 +1,748 @@
+"""FastAPI and Starlette integration (pip install 'redis-ratelimit[fastapi]').
+
+    limiter = Limiter(redis.asyncio.Redis())            # one per app
+    limiter.init_app(app)                                # OpenAPI docs, 429 handler
+
+    @app.get("/quotes", dependencies=[Depends(limiter.limit("100/minute;5000/day"))])
+    async def quotes(): ...
+
+    app.add_middleware(RateLimitMiddleware, limiter=limiter, limits="1000/hour")
+
+Every check is one Redis round trip: one RL.<ALGO> for one limit, one atomic
+RL.ALL for several (their keys share a hash tag, so it works on a cluster).
+A denied identity is then answered 429 locally, without Redis, until its
+retry_after has passed (the deny cache).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ._core import Decision, Fixed, Gcra, Leaky, Limit, Log, Policy, Sliding, Token
+from ._durations import Duration, Rate, duration_arg, parse_rates
+from .client import AsyncRateLimiter
+
+log = logging.getLogger("redis_ratelimit")
+
+KeyFunc: TypeAlias = Callable[[Request], "str | Awaitable[str | None] | None"]
+CostFunc: TypeAlias = Callable[[Request], "int | Awaitable[int]"]
+LimitsArg: TypeAlias = "str | Sequence[Rate] | Callable[[Request], Any]"
+DeniedHandler: TypeAlias = Callable[[Request, "Denied"], "Response | Awaitable[Response]"]
+
+ALGORITHMS = ("fixed", "sliding", "log", "token", "leaky", "gcra")
+_POLICY_PREFIX = "policy:"
+
+
+async def _resolve(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+def _escape(text: str) -> str:
+    # Braces would move the cluster hash tag; keep them out of key names.
+    return text.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+
+
+def _ceil_s(ms: int) -> int:
+    return max(0, math.ceil(ms / 1000))
+
+
+# ---------------------------------------------------------------- key functions
+
+
+def client_ip(request: Request, trusted_proxies: int = 0) -> str:
+    """The client's address: the socket peer, or, behind `trusted_proxies`
+    reverse proxies that append to X-Forwarded-For, the address the
+    outermost trusted proxy saw. Addresses further left are the client's
+    own claims and never used."""
+    if trusted_proxies > 0:
+        hops = [
+            h.strip()
+            for line in request.headers.getlist("x-forwarded-for")
+            for h in line.split(",")
+            if h.strip()
+        ]
+        if len(hops) >= trusted_proxies:
+            return hops[-trusted_proxies]
+    return request.client.host if request.client else "unknown"
+
+
+def by_ip(request: Request) -> str:
+    """The client address (trusting the Limiter's `trusted_proxies`)."""
+    limiter = request.scope.get("redis_ratelimit.limiter")
+    trusted = limiter.trusted_proxies if isinstance(limiter, Limiter) else 0
+    return "ip:" + client_ip(request, trusted)
+
+
+def bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def by_api_key(request: Request) -> str | None:
+    """The bearer token, hashed so that secrets never appear in key names;
+    None (no limit) without one."""
+    token = bearer_token(request)
+    return None if token is None else "key:" + hashlib.sha256(token.encode()).hexdigest()[:24]
+
+
+# ---------------------------------------------------------------- decisions and headers
+
+
+@dataclass(frozen=True)
+class Quota:
+    """One limit's part in a request's decision, for the headers."""
+
+    name: str
+    window: int | None  # seconds, None when unknown (a policy)
+    decision: Decision
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The decision for a request: the module's combined Decision and each
+    limit's share."""
+
+    decision: Decision
+    quotas: tuple[Quota, ...]
+    cap_retry: bool = True  # Retry-After at most the longest window
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision.allowed
+
+    def retry_after_s(self) -> int | None:
+        """Seconds to wait (rounded up, at least 1); None if never."""
+        ms = self.decision.retry_after_ms
+        if ms < 0:
+            return None
+        s = max(1, _ceil_s(ms))
+        windows = [q.window for q in self.quotas if q.window]
+        if self.cap_retry and windows and len(windows) == len(self.quotas):
+            s = min(s, max(windows))
+        return s
+
+    def headers(self, style: str = "both") -> dict[str, str]:
+        """IETF RateLimit-Policy/RateLimit ("ietf"), X-RateLimit-* ("x"),
+        or both; Retry-After when denied."""
+        out: dict[str, str] = {}
+        if style in ("both", "ietf"):
+            out["RateLimit-Policy"] = ", ".join(_policy_item(q) for q in self.quotas)
+            out["RateLimit"] = ", ".join(
+                f'"{q.name}";r={q.decision.remaining};t={_ceil_s(q.decision.reset_after_ms)}'
+                for q in self.quotas
+            )
+        if style in ("both", "x"):
+            d = self.decision
+            out["X-RateLimit-Limit"] = str(d.limit)
+            out["X-RateLimit-Remaining"] = str(d.remaining)
+            out["X-RateLimit-Reset"] = str(_ceil_s(d.reset_after_ms))
+        if not self.allowed:
+            retry = self.retry_after_s()
+            if retry is not None:
+                out["Retry-After"] = str(retry)
+        return out
+
+
+def _policy_item(q: Quota) -> str:
+    # The quota is what the module reports as the limit: a bucket's
+    # capacity, not its refill rate.
+    item = f'"{q.name}";q={q.decision.limit}'
+    return item + (f";w={q.window}" if q.window else "")
+
+
+class Denied(HTTPException):
+    """The 429 a limit answers. `outcome` holds the decision; register an
+    exception handler for it (or Limiter(on_denied=...)) to answer your own."""
+
+    def __init__(self, outcome: Outcome, headers: dict[str, str]) -> None:
+        super().__init__(429, detail="Rate limit exceeded", headers=headers)
+        self.outcome = outcome
+
+
+class Unavailable(HTTPException):
+    """The 503 answered when Redis cannot and the limiter fails closed."""
+
+    def __init__(self) -> None:
+        super().__init__(503, detail="Rate limiter unavailable")
+
+
+# ---------------------------------------------------------------- the deny cache
+
+
+class DenyCache:
+    """Identities Redis has denied, until their retry_after has passed;
+    at most `size` of them (the oldest entries go first)."""
+
+    def __init__(self, size: int = 10_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.size = size
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[float, Outcome]] = OrderedDict()
+        self.hits = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: str) -> tuple[float, Outcome] | None:
+        """(seconds left, the outcome Redis gave) while the key is denied."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        left = entry[0] - self._clock()
+        if left <= 0:
+            del self._entries[key]
+            return None
+        self.hits += 1
+        return left, entry[1]
+
+    def put(self, key: str, outcome: Outcome) -> None:
+        ms = outcome.decision.retry_after_ms
+        if self.size <= 0 or ms <= 0:  # never (-1) is not cached: a smaller cost may pass
+            return
+        self._entries[key] = (self._clock() + ms / 1000, outcome)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+# ---------------------------------------------------------------- the limiter
+
+
+class Limiter:
+    """Settings and state shared by an app's limits.
+
+    redis            a redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster
+    prefix           of every key
+    enabled          False: every limit lets everything through (tests, dev)
+    fail_open        Redis unreachable or slower than `timeout`: serve the
+                     request (True) or answer 503 (False)
+    timeout          seconds one check may take before the fail mode applies
+    trusted_proxies  reverse proxies in front that append X-Forwarded-For
+    headers          "both", "ietf" (RateLimit, RateLimit-Policy), "x"
+                     (X-RateLimit-*) or None
+    deny_cache       identities kept denied locally, at most (0: none)
+    on_denied        (request, Denied) -> Response: your own 429 (default:
+                     JSON {"detail": ...} with the headers)
+    key              the default key function (by_ip)
+    """
+
+    def __init__(
+        self,
+        redis: Any,
+        *,
+        prefix: str = "rl",
+        enabled: bool = True,
+        fail_open: bool = True,
+        timeout: float = 0.5,
+        trusted_proxies: int = 0,
+        headers: str | None = "both",
+        deny_cache: int = 10_000,
+        on_denied: DeniedHandler | None = None,
+        key: KeyFunc = by_ip,
+    ) -> None:
+        if headers not in ("both", "ietf", "x", None):
+            raise ValueError(f"headers must be 'both', 'ietf', 'x' or None, not {headers!r}")
+        self.client = AsyncRateLimiter(redis)
+        self.prefix = prefix
+        self.enabled = enabled
+        self.fail_open = fail_open
+        self.timeout = timeout
+        self.trusted_proxies = trusted_proxies
+        self.headers = headers
+        self.deny_cache = DenyCache(deny_cache)
+        self.on_denied = on_denied
+        self.key = key
+        self._exempt: set[Callable[..., Any]] = set()
+        self.middleware_limits = False  # a RateLimitMiddleware applies default limits
+        self._last_warning = 0.0
+
+    # -- building blocks
+
+    def limit(
+        self,
+        limits: LimitsArg,
+        *,
+        algorithm: str | Sequence[str] = "sliding",
+        key: KeyFunc | None = None,
+        cost: int | CostFunc = 1,
+        burst: int | Sequence[int | None] | None = None,
+        scope: str | None = None,
+        penalty: Duration | None = None,
+        shadow: bool = False,
+    ) -> RateLimit:
+        """A dependency enforcing `limits` (see RateLimit)."""
+        return RateLimit(self, limits, algorithm=algorithm, key=key, cost=cost, burst=burst,
+                         scope=scope, penalty=penalty, shadow=shadow)  # fmt: skip
+
+    def exempt(self, endpoint: Callable[..., Any]) -> Callable[..., Any]:
+        """Decorator: the middleware's default limits skip this endpoint."""
+        self._exempt.add(endpoint)
+        return endpoint
+
+    def is_exempt(self, endpoint: Any) -> bool:
+        return endpoint in self._exempt
+
+    def has_exempt_endpoints(self) -> bool:
+        return bool(self._exempt)
+
+    def init_app(self, app: Any) -> None:
+        """Registers the 429/503 handlers (on_denied) and documents the 429
+        and 503 responses with their headers in the app's OpenAPI schema on
+        every route with a limit (all routes when the middleware is used)."""
+        app.state.redis_ratelimit = self
+        if hasattr(app, "add_exception_handler"):
+            app.add_exception_handler(Denied, self._handle_denied)
+        if hasattr(app, "openapi"):
+            _document(app, self)
+
+    async def _handle_denied(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Denied)
+        return await self.denied_response(request, exc)
+
+    async def denied_response(self, request: Request, exc: Denied) -> Response:
+        if self.on_denied is not None:
+            response: Response = await _resolve(self.on_denied(request, exc))
+            for k, v in (exc.headers or {}).items():
+                response.headers.setdefault(k, v)
+            return response
+        return JSONResponse({"detail": exc.detail}, status_code=429, headers=exc.headers)
+
+    # -- asking Redis
+
+    async def ask(self, call: Callable[[], Awaitable[Decision]]) -> Decision | None:
+        """The decision, or None when Redis cannot answer within the timeout
+        and the limiter fails open; raises Unavailable when failing closed."""
+        try:
+            return await asyncio.wait_for(call(), self.timeout)
+        except (RedisError, OSError, asyncio.TimeoutError) as e:
+            now = time.monotonic()
+            if now - self._last_warning > 10:
+                self._last_warning = now
+                mode = "serving without limits" if self.fail_open else "answering 503"
+                log.warning("rate limiter unavailable, %s: %r", mode, e)
+            if self.fail_open:
+                return None
+            raise Unavailable() from None
+
+
+# ---------------------------------------------------------------- limits
+
+
+def _limit_for(rate: Rate, algorithm: str, burst: int | None) -> Limit:
+    window = f"{rate.seconds}s"
+    if algorithm == "fixed":
+        return Fixed(rate.amount, window)
+    if algorithm == "sliding":
+        return Sliding(rate.amount, window)
+    if algorithm == "log":
+        return Log(rate.amount, window)
+    capacity = burst or rate.amount
+    if algorithm == "token":
+        return Token(capacity, rate.amount, window)
+    if algorithm == "leaky":
+        return Leaky(capacity, rate.amount, window)
+    return Gcra(capacity - 1, rate.amount, window)  # capacity at once
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one request checks: (quota name, window seconds, Limit) each."""
+
+    parts: tuple[tuple[str, int | None, Limit], ...]
+
+
+def _per_limit(value: Any, n: int, what: str) -> list[Any]:
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(f"{what}: {len(value)} given for {n} limits")
+        return list(value)
+    return [value] * n
+
+
+class RateLimit:
+    """A dependency (and the middleware's engine) enforcing limits per key.
+
+    limits     "100/minute;5000/day" (every one must allow: one RL.ALL), a
+               list of Rate, "policy:<name>" for a policy kept in the
+               server (RL.POLICY SET), or request -> any of these (may be
+               async), e.g. a tier chosen per request; None: no limit
+    algorithm  fixed | sliding | log | token | leaky | gcra, or one per rate
+    key        request -> identity (by_ip, by_api_key, yours; may be async);
+               None skips the limit for that request
+    cost       an int, or request -> int (may be async); 0 only peeks
+    burst      bucket algorithms: capacity (default: the rate's amount)
+    scope      namespace of the keys (default: method and route path)
+    penalty    a denied key is blocked that long (the module's PENALTY)
+    shadow     decide and count, never deny (the module's SHADOW)
+    """
+
+    def __init__(
+        self,
+        limiter: Limiter,
+        limits: LimitsArg,
+        *,
+        algorithm: str | Sequence[str] = "sliding",
+        key: KeyFunc | None = None,
+        cost: int | CostFunc = 1,
+        burst: int | Sequence[int | None] | None = None,
+        scope: str | None = None,
+        penalty: Duration | None = None,
+        shadow: bool = False,
+    ) -> None:
+        self.limiter = limiter
+        self.algorithm = algorithm
+        self.burst = burst
+        self.key = key
+        self.cost = cost
+        self.scope = scope
+        self.penalty = None if penalty is None else duration_arg(penalty, "penalty")
+        self.shadow = shadow
+        self._static: _Plan | None = None
+        self._dynamic: Callable[[Request], Any] | None = None
+        self._plans: dict[Any, _Plan] = {}
+        if callable(limits):
+            self._dynamic = limits
+        else:
+            self._static = self._plan(limits)
+        if isinstance(cost, int) and (isinstance(cost, bool) or cost < 0):
+            raise ValueError(f"cost must be a non-negative integer, not {cost!r}")
+
+    def _plan(self, limits: Any) -> _Plan:
+        if isinstance(limits, str) and limits.startswith(_POLICY_PREFIX):
+            name = limits[len(_POLICY_PREFIX) :]
+            return _Plan(((name, None, Policy(name)),))
+        rates = parse_rates(limits) if isinstance(limits, str) else list(limits)
+        if not 1 <= len(rates) <= 64:
+            raise ValueError("1 to 64 limits per RateLimit")
+        algos = [str(a).lower() for a in _per_limit(self.algorithm, len(rates), "algorithm")]
+        for a in algos:
+            if a not in ALGORITHMS:
+                raise ValueError(f"unknown algorithm {a!r} (use {', '.join(ALGORITHMS)})")
+        bursts = _per_limit(self.burst, len(rates), "burst")
+        return _Plan(
+            tuple(
+                (r.name, r.seconds, _limit_for(r, a, b))
+                for r, a, b in zip(rates, algos, bursts, strict=True)
+            )
+        )
+
+    async def plan(self, request: Request) -> _Plan | None:
+        if self._static is not None:
+            return self._static
+        assert self._dynamic is not None
+        chosen = await _resolve(self._dynamic(request))
+        if chosen is None:
+            return None
+        cache_key = chosen if isinstance(chosen, str) else tuple(chosen)
+        plan = self._plans.get(cache_key)
+        if plan is None:
+            plan = self._plan(chosen)
+            if len(self._plans) < 1000:
+                self._plans[cache_key] = plan
+        return plan
+
+    def _scope(self, request: Request) -> str:
+        if self.scope is not None:
+            return self.scope
+        route = request.scope.get("route")
+        path = getattr(route, "path", None) or request.url.path
+        return f"{request.method}:{path}"
+
+    def keys(self, request: Request, ident: str, plan: _Plan) -> list[str]:
+        base = f"{self.limiter.prefix}:{{{_escape(ident)}}}:{_escape(self._scope(request))}"
+        return [f"{base}:{name}" for name, _, _ in plan.parts]
+
+    async def check(self, request: Request, cost: int | None = None) -> Outcome | None:
+        """The decision for this request (one round trip, or none when the
+        deny cache already knows the answer); None when no limit applies or
+        Redis could not answer and the limiter fails open."""
+        limiter = self.limiter
+        if not limiter.enabled:
+            return None
+        request.scope.setdefault("redis_ratelimit.limiter", limiter)
+        key_fn = self.key or limiter.key
+        ident = await _resolve(key_fn(request))
+        if ident is None:
+            return None
+        plan = await self.plan(request)
+        if plan is None:
+            return None
+        if cost is None:
+            cost = self.cost if isinstance(self.cost, int) else await _resolve(self.cost(request))
+        keys = self.keys(request, ident, plan)
+        cache_key = "\0".join(keys)
+        if cost > 0:
+            cached = limiter.deny_cache.get(cache_key)
+            if cached is not None:
+                left, outcome = cached
+                was = outcome.decision
+                ms = math.ceil(left * 1000)
+                return Outcome(
+                    Decision(False, was.limit, 0, ms, max(ms, was.reset_after_ms)),
+                    outcome.quotas,
+                    outcome.cap_retry,
+                )
+        penalty = self.penalty if cost > 0 else None
+        client = limiter.client
+        if len(keys) == 1:
+            _, _, spec = plan.parts[0]
+            k = keys[0]
+
+            def call() -> Awaitable[Decision]:
+                return client.decide(k, spec, cost=cost, penalty=penalty, shadow=self.shadow)
+        else:
+            pairs = [(k, spec) for k, (_, _, spec) in zip(keys, plan.parts, strict=True)]
+
+            def call() -> Awaitable[Decision]:
+                return client.all(pairs, cost=cost, penalty=penalty, shadow=self.shadow)
+
+        d = await limiter.ask(call)
+        if d is None:
+            return None
+        subs = d.limits or (d,)
+        outcome = Outcome(
+            d,
+            tuple(Quota(n, w, s) for (n, w, _), s in zip(plan.parts, subs, strict=True)),
+            cap_retry=self.penalty is None,
+        )
+        if not d.allowed and cost > 0:
+            limiter.deny_cache.put(cache_key, outcome)
+        return outcome
+
+    async def hit(self, request: Request, response: Response | None = None) -> Outcome | None:
+        """Checks, sets the headers on `response`, raises Denied (429) when
+        a limit denies, or Unavailable (503) when failing closed."""
+        outcome = await self.check(request)
+        if outcome is None:
+            return None
+        headers = _record(request, outcome, self.limiter.headers)
+        if not outcome.allowed:
+            raise Denied(outcome, headers)
+        if response is not None:
+            response.headers.update(headers)
+        return outcome
+
+    async def __call__(self, request: Request, response: Response) -> Outcome | None:
+        return await self.hit(request, response)
+
+
+def _record(request: Request, outcome: Outcome, style: str | None) -> dict[str, str]:
+    """The headers of this request's decision, kept for the middleware."""
+    if style is not None:
+        headers = outcome.headers(style)
+    else:  # no rate-limit headers, but a 429 still says when to come back
+        retry = None if outcome.allowed else outcome.retry_after_s()
+        headers = {} if retry is None else {"Retry-After": str(retry)}
+    request.scope["redis_ratelimit.headers"] = headers
+    return headers
+
+
+# ---------------------------------------------------------------- middleware
+
+
+class RateLimitMiddleware:
+    """ASGI middleware: default limits for a whole app (or a mounted
+    sub-app), and the rate-limit headers on every response, errors raised
+    after a dependency's check included.
+
+        app.add_middleware(RateLimitMiddleware, limiter=limiter,
+                           limits="1000/hour", exempt=["/health"])
+
+    limits      as for RateLimit (None: only add the headers of the
+                dependencies' checks); key, algorithm, cost, scope likewise
+                (scope defaults to "global": one budget per identity)
+    exempt      paths (exact, or a prefix ending in "*") never limited here;
+                endpoints decorated with @limiter.exempt are skipped too
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        limiter: Limiter,
+        limits: LimitsArg | None = None,
+        *,
+        exempt: Iterable[str] = (),
+        algorithm: str | Sequence[str] = "sliding",
+        key: KeyFunc | None = None,
+        cost: int | CostFunc = 1,
+        scope: str = "global",
+        penalty: Duration | None = None,
+    ) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.rule = None if limits is None else RateLimit(
+            limiter, limits, algorithm=algorithm, key=key, cost=cost, scope=scope,
+            penalty=penalty,
+        )  # fmt: skip
+        self.exempt_paths = [p for p in exempt if not p.endswith("*")]
+        self.exempt_prefixes = [p[:-1] for p in exempt if p.endswith("*")]
+        if self.rule is not None:
+            limiter.middleware_limits = True
+
+    def _exempt(self, scope: Scope) -> bool:
+        path: str = scope.get("path", "")
+        if path in self.exempt_paths or any(path.startswith(p) for p in self.exempt_prefixes):
+            return True
+        if not self.limiter.has_exempt_endpoints():
+            return False
+        for route in _routes(scope.get("app")):
+            matches = getattr(route, "matches", None)
+            if matches is None:
+                continue
+            match, _ = matches(scope)
+            if match.name == "FULL":
+                return self.limiter.is_exempt(getattr(route, "endpoint", None))
+        return False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope.setdefault("redis_ratelimit.limiter", self.limiter)
+        if self.rule is not None and not self._exempt(scope):
+            request = Request(scope, receive)
+            try:
+                await self.rule.hit(request)
+            except Denied as exc:
+                response = await self.limiter.denied_response(request, exc)
+                await response(scope, receive, send)
+                return
+            except Unavailable as exc:
+                await JSONResponse({"detail": exc.detail}, status_code=503)(scope, receive, send)
+                return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra: dict[str, str] | None = scope.get("redis_ratelimit.headers")
+                if extra:
+                    raw = list(message.get("headers", []))
+                    have = {name.lower() for name, _ in raw}
+                    raw += [
+                        (k.lower().encode(), v.encode())
+                        for k, v in extra.items()
+                        if k.lower().encode() not in have
+                    ]
+                    message = {**message, "headers": raw}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+# ---------------------------------------------------------------- OpenAPI
+
+_HEADER_DOCS = {
+    "RateLimit-Policy": "The quotas: name, q (the limit or bucket capacity), w (window, s)",
+    "RateLimit": "Per quota: r (remaining) and t (seconds until reset)",
+    "X-RateLimit-Limit": "The tightest limit",
+    "X-RateLimit-Remaining": "What can still be spent under it",
+    "X-RateLimit-Reset": "Seconds until it resets",
+}
+
+
+def _header_schema(names: Iterable[str]) -> dict[str, Any]:
+    return {n: {"description": _HEADER_DOCS[n], "schema": {"type": "string"}} for n in names}
+
+
+def openapi_responses(limiter: Limiter) -> dict[int | str, dict[str, Any]]:
+    """The 429 and 503 responses of a limited route, for FastAPI's
+    `responses=` (init_app adds them by itself)."""
+    style = limiter.headers
+    names = [n for n in _HEADER_DOCS if style == "both" or
+             (style == "ietf") == (not n.startswith("X-"))] if style else []  # fmt: skip
+    too_many: dict[str, Any] = {
+        "description": "Rate limit exceeded",
+        "headers": {
+            "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}},
+            **_header_schema(names),
+        },
+    }
+    out: dict[int | str, dict[str, Any]] = {429: too_many}
+    if not limiter.fail_open:
+        out[503] = {"description": "Rate limiter unavailable"}
+    return out
+
+
+def _limited(route: Any) -> bool:
+    dependant = getattr(route, "dependant", None)
+    stack = [dependant] if dependant is not None else []
+    while stack:
+        d = stack.pop()
+        if isinstance(getattr(d, "call", None), RateLimit):
+            return True
+        stack.extend(getattr(d, "dependencies", []))
+    return False
+
+
+def _routes(app: Any) -> list[Any]:
+    """The app's routes, those of included routers too (which recent
+    FastAPI versions keep apart, behind iter_route_contexts)."""
+    routes = list(getattr(app, "routes", []))
+    try:
+        from fastapi import routing
+    except ImportError:  # plain Starlette
+        return routes
+    iterate = getattr(routing, "iter_route_contexts", None)
+    return routes if iterate is None else list(iterate(routes))
+
+
+def _document(app: Any, limiter: Limiter) -> None:
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return dict(app.openapi_schema)
+        schema: dict[str, Any] = original()
+        everywhere = limiter.middleware_limits
+        responses = openapi_responses(limiter)
+        for route in _routes(app):
+            path = getattr(route, "path_format", None)
+            methods = getattr(route, "methods", None) or ()
+            if path is None or not getattr(route, "include_in_schema", False):
+                continue
+            if not (_limited(route) or (everywhere and not limiter.is_exempt(route.endpoint))):
+                continue
+            for method in methods:
+                op = schema.get("paths", {}).get(path, {}).get(method.lower())
+                if op is None:
+                    continue
+                for status, doc in responses.items():
+                    op.setdefault("responses", {}).setdefault(str(status), doc)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi
+
+
+__all__ = [
+    "Denied",
+    "DenyCache",
+    "Limiter",
+    "Outcome",
+    "Quota",
+    "RateLimit",
+    "RateLimitMiddleware",
+    "Unavailable",
+    "bearer_token",
+    "by_api_key",
+    "by_ip",
+    "client_ip",
+    "openapi_responses",
+]

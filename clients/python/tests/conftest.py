@@ -1,0 +1,146 @@
+"""Real redis-server processes with the module loaded, on free loopback ports
+(never 6379), always stopped: one standalone server, and a 3+3 cluster
+started by scripts/cluster."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+from redis.cluster import RedisCluster
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+MODULE = os.environ.get("RL_MODULE") or str(ROOT / "target/debug/libratelimit.so")
+REDIS_SERVER = os.environ.get("REDIS_SERVER", "redis-server")
+
+
+def free_port() -> int:
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+        if port != 6379:
+            return port
+
+
+class Server:
+    """redis-server with the module, on a free port."""
+
+    def __init__(self, workdir: pathlib.Path) -> None:
+        if not os.path.isfile(MODULE):
+            raise RuntimeError(f"module not found at {MODULE}: run 'cargo build' or set RL_MODULE")
+        self.proc: subprocess.Popen[bytes] | None = None
+        for attempt in range(5):  # the port can be taken before the server binds it
+            self.port = free_port()
+            self.log = workdir / f"redis-{self.port}.log"
+            try:
+                self._start(workdir)
+                return
+            except RuntimeError:
+                self.stop()
+                if attempt == 4:
+                    raise
+
+    def _start(self, workdir: pathlib.Path) -> None:
+        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", str(workdir),
+                "--loadmodule", MODULE]  # fmt: skip
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        with redis.Redis(port=self.port, socket_timeout=2) as c:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"redis-server exited:\n{self.log.read_text()}")
+                try:  # this process's answer, not another server's on the port
+                    if c.info("server")["process_id"] == self.proc.pid:
+                        return
+                except redis.RedisError:
+                    pass
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server did not start:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    s = Server(tmp_path_factory.mktemp("redis"))
+    yield s
+    s.stop()
+
+
+@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
+def protocol(request: pytest.FixtureRequest) -> int:
+    p: int = request.param
+    return p
+
+
+@pytest.fixture(params=[False, True], ids=["bytes", "decoded"])
+def decode(request: pytest.FixtureRequest) -> bool:
+    d: bool = request.param
+    return d
+
+
+@pytest.fixture
+def client(server: Server, protocol: int, decode: bool) -> Iterator[redis.Redis]:
+    c = redis.Redis(port=server.port, protocol=protocol, decode_responses=decode,
+                    socket_timeout=5)  # fmt: skip
+    c.flushall()
+    c.execute_command("RL.POLICY", "DEL", "free")
+    yield c
+    c.close()
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_base() -> int:
+    # Six nodes, each also needing its cluster bus port (+10000); another
+    # range than tests/clients uses.
+    for base in range(13000, 20000, 13):
+        if all(_port_free(p) and _port_free(p + 10000) for p in range(base, base + 6)):
+            return base
+    raise RuntimeError("no six free ports")
+
+
+@pytest.fixture(scope="session")
+def cluster_port() -> Iterator[int]:
+    """A 3-master, 3-replica cluster (scripts/cluster), always stopped."""
+    base = _free_base()
+    env = {**os.environ, "BASE_PORT": str(base), "RL_MODULE": MODULE}
+    script = str(ROOT / "scripts/cluster")
+    try:
+        subprocess.run(["bash", script], env=env, check=True, timeout=180,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+        yield base
+    finally:
+        subprocess.run(["bash", script, "stop"], env=env, timeout=120,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+
+
+@pytest.fixture
+def cluster(cluster_port: int, protocol: int) -> Iterator[RedisCluster]:
+    rc = RedisCluster(host="127.0.0.1", port=cluster_port, protocol=protocol, socket_timeout=10)
+    yield rc
+    rc.close()
