@@ -51,6 +51,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, HTTPException, Request, Response
@@ -83,9 +84,11 @@ __all__ = [
     "bearer_token",
     "by_api_key",
     "by_ip",
+    "calendar_window",
     "client_ip",
     "combine",
     "parse_duration",
+    "parse_offset",
     "parse_rates",
     "redis_client",
     "setup",
@@ -650,6 +653,47 @@ _MODULE_UNITS_US = {
     "d": 86_400_000_000,
 }  # fmt: skip
 _MODULE_DURATION = re.compile(r"^(\d{1,19})(us|ms|s|m|h|d)?$", re.IGNORECASE)
+_MONTHS = re.compile(r"^(\d{1,6})mo$", re.IGNORECASE)  # the module's calendar months
+_OFFSET = re.compile(r"^([+-])([01]\d|2[0-3]):([0-5]\d)$")
+_MONTH_RATE = re.compile(
+    r"^\s*(\d{1,16})\s*(?:/|\s+per\s+)\s*(\d{1,4})?\s*(months?|mo)\s*$", re.IGNORECASE
+)
+
+
+def parse_offset(text: str) -> int:
+    """A UTC offset as the module takes it ("+05:30", "-08:00", "Z") in
+    minutes east of UTC. Raises ValueError."""
+    if text.strip() in ("Z", "z"):
+        return 0
+    m = _OFFSET.match(text.strip())
+    if not m:
+        raise ValueError(f"bad offset {text!r}: expected +hh:mm or -hh:mm, e.g. '+02:00'")
+    minutes = int(m[2]) * 60 + int(m[3])
+    return -minutes if m[1] == "-" else minutes
+
+
+def _format_offset(minutes: int) -> str:
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def calendar_window(
+    months: int, offset_minutes: int, now: datetime | None = None
+) -> tuple[datetime, datetime]:
+    """The window of `months` calendar months holding `now` (default: the
+    clock), as the module aligns them: from the first of every `months`-th
+    month since January 1970, midnight at the UTC offset. Returns its start
+    and end, aware datetimes in that offset."""
+    tz = timezone(timedelta(minutes=offset_minutes))
+    local = (now or datetime.now(UTC)).astimezone(tz)
+    index = (local.year - 1970) * 12 + local.month - 1
+    first = index - index % months
+    start = date(1970 + first // 12, first % 12 + 1, 1)
+    end = date(1970 + (first + months) // 12, (first + months) % 12 + 1, 1)
+    return (
+        datetime(start.year, start.month, 1, tzinfo=tz),
+        datetime(end.year, end.month, 1, tzinfo=tz),
+    )
 
 
 def _module_duration_us(text: str) -> int:
@@ -673,10 +717,13 @@ class PolicyDef:
 
     algorithm: str  # FIXED, SLIDING, LOG, TOKEN, LEAKY, GCRA
     numbers: tuple[int, ...]  # the integer parameters, in order
-    window_us: int  # the window (FIXED, SLIDING, LOG) or refill period
+    window_us: int  # the window (FIXED, SLIDING, LOG) or refill period; 0: months
     penalty_us: int | None = None
     shadow: bool = False
     options: tuple[str, ...] = ()  # anything else the server answered, kept verbatim
+    months: int = 0  # a window of calendar months ("1mo"), always aligned
+    align: bool = False  # windows on a grid from the epoch (ALIGN), not from a first request
+    offset_minutes: int = 0  # the grid's UTC offset (OFFSET +hh:mm)
 
     @classmethod
     def parse(cls, args: Sequence[Any]) -> PolicyDef:
@@ -688,21 +735,28 @@ class PolicyDef:
         if len(words) < 1 + n:
             raise ValueError(f"unreadable policy definition {' '.join(words)!r}")
         numbers = tuple(int(w) for w in words[1:n])
-        window_us = _module_duration_us(words[n])
-        penalty_us, shadow, rest = None, False, []
+        months_match = _MONTHS.match(words[n].strip())
+        months = int(months_match[1]) if months_match else 0
+        window_us = 0 if months else _module_duration_us(words[n])
+        penalty_us, shadow, align, offset, rest = None, False, bool(months), 0, []
         i = 1 + n
         while i < len(words):
             word = words[i].upper()
-            if word == "PENALTY" and i + 1 < len(words):
-                penalty_us = _module_duration_us(words[i + 1])
+            if word in ("PENALTY", "OFFSET") and i + 1 < len(words):
+                if word == "PENALTY":
+                    penalty_us = _module_duration_us(words[i + 1])
+                else:
+                    offset = parse_offset(words[i + 1])
                 i += 2
                 continue
             if word == "SHADOW":
                 shadow = True
+            elif word == "ALIGN":
+                align = True
             else:
                 rest.append(words[i])
             i += 1
-        return cls(algo, numbers, window_us, penalty_us, shadow, tuple(rest))
+        return cls(algo, numbers, window_us, penalty_us, shadow, tuple(rest), months, align, offset)
 
     @property
     def capacity(self) -> int:
@@ -716,16 +770,25 @@ class PolicyDef:
         """RateLimit-Policy's q: the limit per window, or a bucket's rate."""
         return self.numbers[0] if len(self.numbers) == 1 else self.numbers[1]
 
-    @property
-    def window_s(self) -> int:
-        """RateLimit-Policy's w, whole seconds (rounded up)."""
+    def window_s(self, now: datetime | None = None) -> int:
+        """RateLimit-Policy's w, whole seconds (rounded up). A window of
+        calendar months has no fixed length: w is the length of the window
+        holding `now` (default: the clock), 31 days in January."""
+        if self.months:
+            start, end = calendar_window(self.months, self.offset_minutes, now)
+            return int((end - start).total_seconds())
         return max(1, -(-self.window_us // 1_000_000))
 
-    def rate(self, name: str) -> Rate:
-        return Rate(self.quota, self.window_s, name)
+    def rate(self, name: str, now: datetime | None = None) -> Rate:
+        return Rate(self.quota, self.window_s(now), name)
 
     def describe(self) -> str:
-        parts = [self.algorithm, *map(str, self.numbers), f"{self.window_us}us"]
+        window = f"{self.months}mo" if self.months else f"{self.window_us}us"
+        parts = [self.algorithm, *map(str, self.numbers), window]
+        if self.align and not self.months:
+            parts.append("ALIGN")
+        if self.offset_minutes:
+            parts += ["OFFSET", _format_offset(self.offset_minutes)]
         if self.penalty_us is not None:
             parts += ["PENALTY", f"{self.penalty_us}us"]
         if self.shadow:
@@ -742,11 +805,15 @@ class Policy:
     name       the policy's name (1 to 64 of A-Z a-z 0-9 _ . : -); also its
                label in the headers and the last part of its keys
     rate       one rate, "1000/minute": the window's limit, or a bucket's
-               refill rate
+               refill rate. "100000/month" (or "/3 months"): a fixed window
+               of calendar months, resetting at midnight on the 1st (ALIGN)
     algorithm  fixed | sliding | log | token | leaky | gcra
     burst      bucket algorithms: capacity (default: the rate's amount)
     penalty    a duration: a request this policy denies puts its key in the
                penalty box that long (applied by RL.CHECK, the module's rule)
+    align      fixed windows on the clock's grid (ALIGN: a day from midnight)
+               instead of from a key's first request; always for months
+    offset     the UTC offset of that grid, "+02:00" (OFFSET; default UTC)
     """
 
     name: str
@@ -754,15 +821,24 @@ class Policy:
     algorithm: str = "sliding"
     burst: int | None = None
     penalty: str | int | None = None
+    align: bool = False
+    offset: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _POLICY_NAME.match(self.name):
             raise ValueError(
                 f"policy name must be 1 to 64 of A-Z a-z 0-9 _ . : -, not {self.name!r}"
             )
-        rates = parse_rates(self.rate)
-        if len(rates) != 1:
-            raise ValueError(f"policy {self.name!r}: one rate per policy, not {self.rate!r}")
+        if self._months() is None:
+            rates = parse_rates(self.rate)
+            if len(rates) != 1:
+                raise ValueError(f"policy {self.name!r}: one rate per policy, not {self.rate!r}")
+        elif self.algorithm.lower() != "fixed":
+            raise ValueError(f"policy {self.name!r}: a window of months needs algorithm 'fixed'")
+        if (self.align or self.offset is not None) and self.algorithm.lower() != "fixed":
+            raise ValueError(f"policy {self.name!r}: align and offset are for algorithm 'fixed'")
+        if self.offset is not None:
+            parse_offset(self.offset)
         if self.algorithm.lower() not in _ALGORITHMS:
             raise ValueError(
                 f"policy {self.name!r}: unknown algorithm {self.algorithm!r} "
@@ -776,11 +852,33 @@ class Policy:
         if self.penalty is not None:
             parse_duration(self.penalty)
 
+    def _months(self) -> tuple[int, int] | None:
+        """(amount, months) of a rate in months; None for other rates."""
+        m = _MONTH_RATE.match(self.rate) if isinstance(self.rate, str) else None
+        if not m:
+            return None
+        amount, months = int(m[1]), int(m[2] or 1)
+        if not 1 <= amount <= MAX_AMOUNT or months < 1:
+            raise ValueError(f"policy {self.name!r}: bad rate {self.rate!r}")
+        return amount, months
+
     def args(self) -> list[Any]:
         """The arguments of RL.POLICY SET after the name."""
-        (rate,) = parse_rates(self.rate)
         algo = self.algorithm.lower()
         args: list[Any] = [algo.upper()]
+        in_months = self._months()
+        if in_months is not None:
+            args += [in_months[0], f"{in_months[1]}mo", "ALIGN"]
+        elif self.align:
+            (rate,) = parse_rates(self.rate)
+            args += [rate.amount, f"{rate.seconds}s", "ALIGN"]
+        if in_months is not None or self.align:
+            if self.offset is not None and parse_offset(self.offset):
+                args += ["OFFSET", _format_offset(parse_offset(self.offset))]
+            if self.penalty is not None:
+                args += ["PENALTY", f"{parse_duration(self.penalty)}ms"]
+            return args
+        (rate,) = parse_rates(self.rate)
         if algo in ("fixed", "sliding", "log"):
             args += [rate.amount, f"{rate.seconds}s"]
         else:

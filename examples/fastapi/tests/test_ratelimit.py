@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
@@ -28,9 +29,11 @@ from ratelimit import (
     Rate,
     RateLimit,
     RateLimitConfig,
+    calendar_window,
     combine,
     failure_kind,
     parse_duration,
+    parse_offset,
     parse_rates,
     redis_client,
 )
@@ -686,9 +689,9 @@ def test_policy_definitions_compare_by_meaning_not_spelling():
     assert PolicyDef.parse([b"FIXED", 5, b"1m", b"PENALTY", b"15m"]) == login.definition
     assert PolicyDef.parse(["FIXED", "5", "1m"]) != login.definition
     d = PolicyDef.parse([b"TOKEN", 10, 1, b"1h", b"SHADOW"])
-    assert (d.capacity, d.quota, d.window_s, d.shadow) == (10, 1, 3600, True)
+    assert (d.capacity, d.quota, d.window_s(), d.shadow) == (10, 1, 3600, True)
     assert PolicyDef.parse(["GCRA", 15, 30, "1m"]).capacity == 16
-    assert PolicyDef.parse(["SLIDING", 3, "500ms"]).window_s == 1
+    assert PolicyDef.parse(["SLIDING", 3, "500ms"]).window_s() == 1
     with pytest.raises(ValueError, match="unreadable"):
         PolicyDef.parse(["BUCKET", 1, "1s"])
 
@@ -758,3 +761,52 @@ def test_policy_commands_use_the_server_names():
     )
     with pytest.raises(RuntimeError, match="policies="):
         RateLimit(free).command(fake_request(), "ip:1", 1)
+
+
+# ---------------------------------------------------------------- calendar months
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "months, offset, now, start, end",
+    [
+        (1, "+00:00", utc(2024, 2, 10), "2024-02-01T00:00:00+00:00", "2024-03-01T00:00:00+00:00"),
+        # Already February at +05:30, still January at -08:00.
+        (1, "+05:30", utc(2024, 1, 31, 20), "2024-02-01T00:00:00+05:30", "2024-03-01T00:00:00+05:30"),
+        (1, "-08:00", utc(2024, 2, 1, 3), "2024-01-01T00:00:00-08:00", "2024-02-01T00:00:00-08:00"),
+        (1, "+00:00", utc(2024, 12, 31, 23, 59), "2024-12-01T00:00:00+00:00", "2025-01-01T00:00:00+00:00"),
+        # 3 months are the quarters, 12 the years (from January 1970).
+        (3, "+00:00", utc(2024, 5, 15), "2024-04-01T00:00:00+00:00", "2024-07-01T00:00:00+00:00"),
+        (12, "+00:00", utc(2024, 5, 15), "2024-01-01T00:00:00+00:00", "2025-01-01T00:00:00+00:00"),
+    ],
+)
+def test_calendar_window(months, offset, now, start, end):
+    got = calendar_window(months, parse_offset(offset), now)
+    assert [t.isoformat() for t in got] == [start, end]
+
+
+def test_a_monthly_policy():
+    p = Policy("paid-monthly", "100000/month", algorithm="fixed", offset="+05:30")
+    assert p.args() == ["FIXED", 100000, "1mo", "ALIGN", "OFFSET", "+05:30"]
+    assert Policy("q", "5 per 3 months", algorithm="fixed").args() == ["FIXED", 5, "3mo", "ALIGN"]
+    d = p.definition
+    assert (d.months, d.align, d.offset_minutes, d.capacity, d.quota) == (1, True, 330, 100000, 100000)
+    # w is the length of the month holding now: 29 days in February 2024.
+    assert d.window_s(utc(2024, 2, 10)) == 29 * 86400
+    assert d.window_s(utc(2023, 2, 10)) == 28 * 86400
+    assert d.rate("paid-monthly", utc(2024, 1, 5)) == Rate(100000, 31 * 86400, "paid-monthly")
+    # UTC needs no OFFSET; the same definition however written.
+    assert Policy("m", "7/month", algorithm="fixed", offset="Z").args() == ["FIXED", 7, "1mo", "ALIGN"]
+    assert PolicyDef.parse(["FIXED", 7, "1mo", "ALIGN", "OFFSET", "+00:00"]) == PolicyDef.parse(
+        ["FIXED", 7, "1mo", "ALIGN"]
+    )
+    assert Policy("a", "100/day", algorithm="fixed", align=True).args() == [
+        "FIXED", 100, "86400s", "ALIGN",
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="needs algorithm 'fixed'"):
+        Policy("m", "7/month", algorithm="sliding")
+    with pytest.raises(ValueError, match="bad offset"):
+        Policy("m", "7/month", algorithm="fixed", offset="+5:30")
