@@ -8,8 +8,10 @@ RL.POLICY SET, without a redeploy:
                            (sliding window; RL.CHECK free ...)
                            API key (Authorization: Bearer ...): policies
                            `paid` (1000/minute token bucket) AND `paid-daily`
-                           (a daily cap), one call: RL.ALL ... POLICY paid
-                           POLICY paid-daily
+                           (a daily cap) AND `paid-monthly` (a quota per
+                           calendar month, reset at midnight on the 1st),
+                           one call: RL.ALL ... POLICY paid POLICY paid-daily
+                           POLICY paid-monthly
     POST /login            policy `login`: 5 failed attempts/minute per IP (a
                            success is refunded: RL.REFUND); trying again after
                            them puts the IP in a 15-minute penalty box
@@ -51,6 +53,7 @@ from ratelimit import (
     by_api_key,
     by_ip,
     parse_duration,
+    parse_offset,
     redis_client,
     setup,
 )
@@ -83,6 +86,16 @@ def _duration(name: str, default: str) -> str:
     text = _env(name, default)
     try:
         parse_duration(text)
+    except ValueError as e:
+        raise ValueError(f"{name}={text!r}: {e}") from None
+    return text
+
+
+def _offset(name: str, default: str) -> str:
+    """A UTC offset setting ("+02:00", "-05:00", "Z")."""
+    text = _env(name, default)
+    try:
+        parse_offset(text)
     except ValueError as e:
         raise ValueError(f"{name}={text!r}: {e}") from None
     return text
@@ -189,6 +202,14 @@ def create_app() -> FastAPI:
     free = Policy("free", _env("RL_ANON_RATE", "100/minute"), algorithm="sliding")
     paid = Policy("paid", _env("RL_PAID_RATE", "1000/minute"), algorithm="token")
     paid_daily = Policy("paid-daily", _env("RL_PAID_DAILY", "20000/day"), algorithm="fixed")
+    # A quota per calendar month, the same for every key: it resets at
+    # midnight on the 1st at RL_PAID_MONTH_OFFSET (ALIGN, OFFSET).
+    paid_monthly = Policy(
+        "paid-monthly",
+        _env("RL_PAID_MONTHLY", "300000/month"),
+        algorithm="fixed",
+        offset=_offset("RL_PAID_MONTH_OFFSET", "+00:00"),
+    )
     # An attempt refused by the limit puts the IP in the penalty box.
     login_policy = Policy(
         "login",
@@ -203,7 +224,7 @@ def create_app() -> FastAPI:
         burst=_number("RL_ORDER_BURST", "10", int, 1),
     )
     policies = Policies(
-        [free, paid, paid_daily, login_policy, orders],
+        [free, paid, paid_daily, paid_monthly, login_policy, orders],
         sync=policy_sync,
         prefix=policy_prefix,
         refresh=policy_refresh,
@@ -212,7 +233,7 @@ def create_app() -> FastAPI:
     # -- limits (scopes are explicit so that /limits can peek at them)
 
     anon_quotes = RateLimit(free, key=by_ip, scope="quotes")
-    paid_quotes = RateLimit([paid, paid_daily], key=by_valid_key, scope="quotes")
+    paid_quotes = RateLimit([paid, paid_daily, paid_monthly], key=by_valid_key, scope="quotes")
     # Every attempt is charged before the password is checked (so that
     # concurrent guesses cannot overtake the count) and a successful one is
     # refunded: only failures stay counted.

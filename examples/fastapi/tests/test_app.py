@@ -13,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from ratelimit import calendar_window, parse_offset
+
 ALICE = {"Authorization": "Bearer demo-key-alice"}
 BOB = {"Authorization": "Bearer demo-key-bob"}
 DENIED = {"detail": "Rate limit exceeded"}
@@ -20,6 +22,17 @@ DENIED = {"detail": "Rate limit exceeded"}
 
 def order(quantity: int, symbol: str = "ACME") -> dict:
     return {"symbol": symbol, "side": "buy", "quantity": quantity}
+
+
+def month_end(offset: str = "+00:00") -> float:
+    """When the calendar month at that UTC offset ends (Unix seconds)."""
+    return calendar_window(1, parse_offset(offset))[1].timestamp()
+
+
+def month_s(offset: str = "+00:00") -> int:
+    """RateLimit-Policy's w of a monthly quota: this month's length."""
+    start, end = calendar_window(1, parse_offset(offset))
+    return int((end - start).total_seconds())
 
 
 def assert_limit_headers(r: httpx.Response, limit: int, remaining: int) -> None:
@@ -58,8 +71,13 @@ def test_paid_tier_more_than_anonymous_with_daily_cap(client, db):
     for i in range(150):
         r = client.get("/quotes/ACME", headers=ALICE)
         assert r.status_code == 200, (i, r.text)
-    assert r.headers["RateLimit-Policy"] == '"paid";q=1000;w=60, "paid-daily";q=150;w=86400'
-    assert re.fullmatch(r'"paid";r=\d+;t=\d+, "paid-daily";r=0;t=\d+', r.headers["RateLimit"])
+    assert r.headers["RateLimit-Policy"] == (
+        f'"paid";q=1000;w=60, "paid-daily";q=150;w=86400, "paid-monthly";q=300000;w={month_s()}'
+    )
+    assert re.fullmatch(
+        r'"paid";r=\d+;t=\d+, "paid-daily";r=0;t=\d+, "paid-monthly";r=299850;t=\d+',
+        r.headers["RateLimit"],
+    )
     assert_limit_headers(r, 150, 0)  # the tightest limit
     r = client.get("/quotes/ACME", headers=ALICE)
     assert r.status_code == 429 and r.json() == DENIED
@@ -370,8 +388,9 @@ def test_limits_peeks_without_spending(client, db):
         assert client.get("/limits").json()["limits"]["quotes"][0]["remaining"] == 99
     paid = client.get("/limits", headers=ALICE).json()
     assert paid["tier"] == "paid"
-    assert [q["policy"] for q in paid["limits"]["quotes"]] == ["paid", "paid-daily"]
-    assert [q["remaining"] for q in paid["limits"]["quotes"]] == [1000, 150]
+    assert [q["policy"] for q in paid["limits"]["quotes"]] == ["paid", "paid-daily", "paid-monthly"]
+    assert [q["remaining"] for q in paid["limits"]["quotes"]] == [1000, 150, 300000]
+    assert paid["limits"]["quotes"][2]["window_s"] == month_s()
     assert paid["limits"]["orders"][0]["remaining"] == 10
     assert paid["limits"]["orders_in_flight"] == [
         {"policy": "inflight", "algorithm": "lease", "quota": 2, "window_s": None,
@@ -597,10 +616,11 @@ def policy(db, name: str) -> list[str] | None:
 def test_tiers_are_policies_defined_at_start_up(app, db):
     # The session app's settings (conftest: 150/day, orders 1/hour).
     names = {n.decode() for n in db.execute_command("RL.POLICY", "LIST")}
-    assert {"free", "paid", "paid-daily", "login", "orders"} <= names
+    assert {"free", "paid", "paid-daily", "paid-monthly", "login", "orders"} <= names
     assert policy(db, "free") == ["SLIDING", "100", "1m"]
     assert policy(db, "paid") == ["TOKEN", "1000", "1000", "1m"]
     assert policy(db, "paid-daily") == ["FIXED", "150", "1d"]
+    assert policy(db, "paid-monthly") == ["FIXED", "300000", "1mo", "ALIGN"]
     assert policy(db, "login") == ["FIXED", "5", "1m", "PENALTY", "15m"]
     assert policy(db, "orders") == ["TOKEN", "10", "1", "1h"]
     # FLUSHALL (the db fixture, before each test) keeps them.
@@ -634,11 +654,13 @@ def test_an_operator_changes_a_tier_with_one_policy_set(redis_server, db, start_
         codes = [c.get("/quotes/ACME", headers=ALICE).status_code for _ in range(3)]
         assert codes == [200, 200, 429]
         r = c.get("/quotes/ACME", headers=ALICE)
-        assert r.headers["RateLimit-Policy"] == '"paid";q=1000;w=60, "paid-daily";q=2;w=86400'
+        assert r.headers["RateLimit-Policy"] == (
+            f'"paid";q=1000;w=60, "paid-daily";q=2;w=86400, "paid-monthly";q=300000;w={month_s()}'
+        )
         assert_limit_headers(r, 2, 0)
         limits = c.get("/limits", headers=ALICE).json()["limits"]["quotes"]
         assert [(q["policy"], q["quota"], q["window_s"]) for q in limits] == [
-            ("paid", 1000, 60), ("paid-daily", 2, 86400),
+            ("paid", 1000, 60), ("paid-daily", 2, 86400), ("paid-monthly", 300000, month_s()),
         ]  # fmt: skip
 
 
@@ -726,3 +748,56 @@ def test_an_operator_tightens_the_login_policy(redis_server, db, start_app):
         assert r.status_code == 429 and 110 <= int(r.headers["Retry-After"]) <= 120
         assert r.headers["RateLimit-Policy"] == '"login";q=2;w=60'
         assert int(rl_info(db, LOGIN_KEY)["blocked_until_ms"]) > 0
+
+
+# ---------------------------------------------------------------- the monthly quota
+
+
+@pytest.mark.parametrize("offset", ["+00:00", "+05:30", "-08:00"])
+def test_paid_keys_have_a_monthly_quota_reset_on_the_first(redis_server, db, start_app, offset):
+    # 3 a month here; it resets at midnight on the next 1st at the offset,
+    # the same instant for every key (ALIGN), told exactly in the headers.
+    a = start_app(redis_server.url, RL_PAID_MONTHLY="3/month", RL_PAID_MONTH_OFFSET=offset)
+    monthly = ["FIXED", "3", "1mo", "ALIGN"] + (["OFFSET", offset] if offset != "+00:00" else [])
+    assert policy(db, a.policy("paid-monthly")) == monthly
+    with a.client() as c:
+        for i in range(3):
+            r = c.get("/quotes/ACME", headers=ALICE)
+            assert r.status_code == 200, (i, r.text)
+        assert r.headers["RateLimit-Policy"] == (
+            f'"paid";q=1000;w=60, "paid-daily";q=20000;w=86400, "paid-monthly";q=3;w={month_s(offset)}'
+        )
+        assert_limit_headers(r, 3, 0)  # the tightest
+        r = c.get("/quotes/ACME", headers=ALICE)
+        now = time.time()
+        assert r.status_code == 429 and r.json() == DENIED
+        left = month_end(offset) - now
+        assert abs(int(r.headers["Retry-After"]) - left) <= 3
+        t = int(re.search(r'"paid-monthly";r=0;t=(\d+)', r.headers["RateLimit"])[1])
+        assert abs(t - left) <= 3
+        assert abs(int(r.headers["X-RateLimit-Reset"]) - left) <= 3
+        # The module's own reset, to the millisecond: the next 1st.
+        key = next(k.decode() for k in db.keys("rl:*:quotes:paid-monthly"))
+        reset_ms = int(rl_info(db, key)["reset_after_ms"])
+        assert abs(now + reset_ms / 1000 - month_end(offset)) <= 2
+        # Refused by the month, nothing else was spent: the minute's bucket
+        # and the day keep what the 3 allowed requests left.
+        limits = c.get("/limits", headers=ALICE).json()["limits"]["quotes"]
+        assert [q["remaining"] for q in limits] == [997, 19997, 0]
+        assert limits[2]["window_s"] == month_s(offset)
+        # Per key: Bob has his 3.
+        assert c.get("/quotes/ACME", headers=BOB).status_code == 200
+
+
+def test_an_operator_raises_a_monthly_quota(redis_server, db, start_app):
+    a = start_app(redis_server.url, RL_PAID_MONTHLY="1/month")
+    with a.client() as c:
+        assert c.get("/quotes/ACME", headers=ALICE).status_code == 200
+        assert c.get("/quotes/ACME", headers=ALICE).status_code == 429
+        db.execute_command(
+            "RL.POLICY", "SET", a.policy("paid-monthly"), "FIXED", 2, "1mo", "ALIGN"
+        )
+        r = c.get("/quotes/ACME", headers=ALICE)
+        assert r.status_code == 200
+        assert f'"paid-monthly";q=2;w={month_s()}' in r.headers["RateLimit-Policy"]
+        assert c.get("/quotes/ACME", headers=ALICE).status_code == 429
