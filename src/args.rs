@@ -7,8 +7,8 @@ use smallvec::SmallVec;
 use crate::algo::limiter::Shape;
 use crate::algo::{
     Algorithm, BucketParams, Burst, Count, Duration, FixedParams, FixedWindow, GcraParams, Instant,
-    Months, Offset, Params, Period, Span, WindowParams, MAX_COUNT, MAX_DURATION_US, MAX_MONTHS,
-    MAX_TIME_US,
+    Months, Offset, Params, Period, Span, WindowParams, MAX_ALIGNED_US, MAX_COUNT, MAX_DURATION_US,
+    MAX_MONTHS, MAX_TIME_US,
 };
 
 /// Default and hard ceiling of `RL.LOG`'s limit: the log costs 8 bytes per
@@ -281,7 +281,13 @@ pub fn spec<'a, 'b>(
         _ => (None, rest),
     };
     let window = fixed_window(window, align)?;
-    Ok((Params::Fixed(FixedParams { limit, window }), rest))
+    let p = FixedParams::new(limit, window).ok_or_else(|| {
+        ArgError::new(format!(
+            "an aligned window is at most {} days (use mo for longer)",
+            MAX_ALIGNED_US / 86_400_000_000
+        ))
+    })?;
+    Ok((Params::Fixed(p), rest))
 }
 
 /// `ALIGN`'s offset: `+hh:mm`, `-hh:mm` or `Z`.

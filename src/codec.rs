@@ -256,11 +256,17 @@ impl<'a> Reader<'a> {
 /// Every algorithm's parameters as stored: GCRA's as the bucket's capacity
 /// (`max_burst + 1`), as the first release wrote them.
 fn write_params<S: Sink>(w: &mut Writer<S>, params: &Params) {
-    if let Params::Fixed(FixedParams {
-        limit,
-        window: FixedWindow::Aligned(span, offset),
-    }) = params
-    {
+    if let Params::Fixed(f) = params {
+        let limit = f.limit;
+        let (span, offset) = match f.window() {
+            FixedWindow::Aligned(span, offset) => (span, offset),
+            FixedWindow::FirstHit(window) => {
+                w.u8(Algorithm::Fixed.tag());
+                w.u64(limit.get());
+                w.u64(window.micros());
+                return;
+            }
+        };
         w.u8(ALIGNED_FIXED_TAG);
         w.u64(limit.get());
         match span {
@@ -284,13 +290,6 @@ fn write_params<S: Sink>(w: &mut Writer<S>, params: &Params) {
         w.u64(p.period.micros());
     };
     match params {
-        Params::Fixed(FixedParams {
-            limit,
-            window: FixedWindow::FirstHit(window),
-        }) => {
-            w.u64(limit.get());
-            w.u64(window.micros());
-        }
         // Written above.
         Params::Fixed(_) => {}
         Params::Sliding(p) | Params::Log(p) => {
@@ -315,10 +314,8 @@ fn read_params(r: &mut Reader) -> Result<Params, DecodeError> {
             _ => return Err(DecodeError::BadParameter),
         };
         let offset = Offset::from_minutes(r.i16()?.into()).ok_or(DecodeError::BadParameter)?;
-        return Ok(Params::Fixed(FixedParams {
-            limit,
-            window: FixedWindow::Aligned(span, offset),
-        }));
+        let p = FixedParams::new(limit, FixedWindow::Aligned(span, offset));
+        return p.map(Params::Fixed).ok_or(DecodeError::BadParameter);
     }
     let algo = Algorithm::from_tag(tag).ok_or(DecodeError::UnknownAlgorithm(tag))?;
     let params = match algo.shape() {
@@ -804,10 +801,13 @@ mod tests {
     fn aligned_fixed_windows_have_their_own_tag() {
         use crate::algo::{FixedWindow, Months, Offset, Span};
         let aligned = |span, minutes| {
-            Params::Fixed(FixedParams {
-                limit: Count::new(5).unwrap(),
-                window: FixedWindow::Aligned(span, Offset::from_minutes(minutes).unwrap()),
-            })
+            Params::Fixed(
+                FixedParams::new(
+                    Count::new(5).unwrap(),
+                    FixedWindow::Aligned(span, Offset::from_minutes(minutes).unwrap()),
+                )
+                .unwrap(),
+            )
         };
         let month = Span::Months(Months::new(3).unwrap());
         let day = Span::Micros(Period::from_micros(86_400_000_000).unwrap());
@@ -850,7 +850,7 @@ mod tests {
             raw(SPAN_MONTHS, 1201, 0),
             raw(SPAN_MONTHS, 1 << 32, 0),
             raw(SPAN_MICROS, 0, 0),
-            raw(SPAN_MICROS, crate::algo::MAX_DURATION_US + 1, 0),
+            raw(SPAN_MICROS, crate::algo::MAX_ALIGNED_US + 1, 0),
             raw(SPAN_MONTHS, 1, 1440),
             raw(SPAN_MONTHS, 1, -1440),
         ] {

@@ -490,6 +490,10 @@ fn aligned_window_errors_are_precise() {
             "ERR window must be greater than 0",
         ),
         (
+            "RL.FIXED k 10 10001d ALIGN",
+            "ERR an aligned window is at most 10000 days (use mo for longer)",
+        ),
+        (
             "RL.FIXED k 10 1201mo ALIGN",
             "ERR window is too long (at most 1200mo)",
         ),
