@@ -275,7 +275,7 @@ pub fn spec<'a, 'b>(
         },
         Some((&o, _)) if o.eq_ignore_ascii_case(b"OFFSET") => {
             return Err(ArgError::new(
-                "OFFSET needs ALIGN before it: FIXED limit window ALIGN OFFSET ±hh:mm",
+                "OFFSET needs ALIGN before it: FIXED limit window ALIGN OFFSET +hh:mm",
             ))
         }
         _ => (None, rest),
@@ -451,7 +451,7 @@ pub fn options<'a>(args: &[&'a [u8]], accepted: &[&str]) -> Result<Options<'a>, 
         let Some(&option) = known else {
             if name.eq_ignore_ascii_case(b"ALIGN") || name.eq_ignore_ascii_case(b"OFFSET") {
                 return Err(ArgError::new(
-                    "ALIGN [OFFSET ±hh:mm] is only for FIXED, right after its window",
+                    "ALIGN [OFFSET +hh:mm] is only for FIXED, right after its window",
                 ));
             }
             return Err(ArgError::new(format!(

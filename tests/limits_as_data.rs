@@ -471,15 +471,15 @@ fn aligned_window_errors_are_precise() {
         ),
         (
             "RL.FIXED k 10 1d OFFSET +01:00",
-            "ERR OFFSET needs ALIGN before it: FIXED limit window ALIGN OFFSET ±hh:mm",
+            "ERR OFFSET needs ALIGN before it: FIXED limit window ALIGN OFFSET +hh:mm",
         ),
         (
             "RL.FIXED k 10 1d COST 1 ALIGN",
-            "ERR ALIGN [OFFSET ±hh:mm] is only for FIXED, right after its window",
+            "ERR ALIGN [OFFSET +hh:mm] is only for FIXED, right after its window",
         ),
         (
             "RL.SLIDING k 10 1d ALIGN",
-            "ERR ALIGN [OFFSET ±hh:mm] is only for FIXED, right after its window",
+            "ERR ALIGN [OFFSET +hh:mm] is only for FIXED, right after its window",
         ),
         (
             "RL.LOG k 10 1mo",
