@@ -276,7 +276,7 @@ fn policy_errors_are_precise() {
 
 /// Policies are server state: they reach replicas (as commands and in a
 /// full sync), survive failover, `DEBUG RELOAD`, and a restart from the
-/// AOF (with and without an RDB preamble in its base).
+/// AOF (AOF rewrites: tests/policy_persistence.rs).
 #[test]
 fn policies_survive_replication_failover_and_restarts() {
     let mut master = Server::start_with(&["--appendonly", "yes"]);
