@@ -325,3 +325,37 @@ fn a_rewrite_sends_replicas_nothing_they_would_act_on() {
         ]
     );
 }
+
+/// A log policy made under a higher `log-max` still loads from the AOF, and
+/// reaches a replica, once the ceiling is lowered: the server must start.
+/// Using it is then refused, naming the setting.
+#[test]
+fn a_log_policy_above_a_lowered_log_max_still_loads() {
+    let mut s = Server::start_with(&["--appendonly", "yes", "--aof-use-rdb-preamble", "no"]);
+    let mut c = s.client();
+    assert_eq!(c.cmd("RL.POLICY SET big LOG 5000 1m").text(), "OK");
+    assert_eq!(c.cmd("CONFIG SET ratelimit.log-max 100").text(), "OK");
+    let replica = common::start_replica(&s, &[]);
+    common::sync(&mut c, 1);
+    assert_eq!(
+        c.cmd("RL.POLICY SET big2 LOG 200 1m").err(),
+        "ERR limit is too large for RL.LOG (at most 100, see ratelimit.log-max)"
+    );
+    // The replica got it from the full sync; one set afterwards reaches it
+    // as a command, under the replica's own lowered ceiling.
+    assert_eq!(c.cmd("CONFIG SET ratelimit.log-max 10000").text(), "OK");
+    assert_eq!(c.cmd("RL.POLICY SET big3 LOG 300 1m").text(), "OK");
+    let mut r = replica.client();
+    assert_eq!(r.cmd("CONFIG SET ratelimit.log-max 100").text(), "OK");
+    assert_eq!(c.cmd("RL.POLICY SET big4 LOG 400 1m").text(), "OK");
+    common::sync(&mut c, 1);
+    assert_eq!(strings(&r.cmd("RL.POLICY LIST")), ["big", "big3", "big4"]);
+    drop(c);
+    s.restart_with(&["--ratelimit.log-max", "100"]);
+    let mut c = s.client();
+    assert_eq!(strings(&c.cmd("RL.POLICY GET big")), ["LOG", "5000", "1m"]);
+    assert_eq!(
+        c.cmd("RL.CHECK big k").err(),
+        "ERR policy 'big': limit is too large for RL.LOG (at most 100, see ratelimit.log-max)"
+    );
+}

@@ -88,8 +88,20 @@ pub(super) fn policy_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     let sub = sub.bytes();
     let arity = |name: &str| Error::from(args::arity_error(&format!("RL.POLICY|{name}")));
     if sub.eq_ignore_ascii_case(b"SET") {
+        // A definition the master or the AOF holds was accepted when it was
+        // made; a log-max lowered since then must not make a replica or a
+        // restart refuse it (so the AOF would not load). Every use checks
+        // the ceiling in force (`args::policy_within`).
+        let replayed = raw::REDISMODULE_CTX_FLAGS_REPLICATED | raw::REDISMODULE_CTX_FLAGS_LOADING;
+        let limits = if ctx.flags() & replayed as c_int != 0 {
+            args::Limits {
+                log_max: config::LOG_MAX_CEILING,
+            }
+        } else {
+            config::limits()
+        };
         let (name, policy) = with_bytes(rest, |a| {
-            args::policy_set(a, &config::limits()).map(|(n, p)| (n.to_string(), p))
+            args::policy_set(a, &limits).map(|(n, p)| (n.to_string(), p))
         })?;
         {
             let mut reg = registry();
