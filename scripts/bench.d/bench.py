@@ -328,7 +328,7 @@ def shadow_denial(_, reply):
 def newer_rows():
     """The yardsticks (INCR, the floor, the base commands), then the rows of
     the newer commands. Keys `n:<row number>`."""
-    k = [f"n:{i}" for i in range(18)]
+    k = [f"n:{i}" for i in range(20)]
     held = [["RL.ACQUIRE", k[10], 2 * LEASES_HELD, "1h", "ID", f"held-{i}"]
             for i in range(LEASES_HELD)]
     return [
@@ -396,6 +396,14 @@ def newer_rows():
             "counted as shadow-denied and fired as `rl.shadow`, nothing written",
             same(["RL.TOKEN", k[16], 1, 1, "1h", "SHADOW"]), shadow_denial,
             setup=lambda: [["RL.TOKEN", k[16], 1, 1, "1h"]], base="RL.TOKEN, denied"),
+        Row("RL.FIXED 1h ALIGN", f"`RL.FIXED key {BIG} 1h ALIGN OFFSET -05:00`: the RL.FIXED "
+            "row's limit in windows on the clock (whole hours at UTC-5)",
+            same(["RL.FIXED", k[17], BIG, "1h", "ALIGN", "OFFSET", "-05:00"]), is_allowed,
+            base="RL.FIXED"),
+        Row("RL.FIXED 1mo ALIGN", f"`RL.FIXED key {BIG} 1mo ALIGN OFFSET -05:00`: the same "
+            "limit per calendar month (each call finds its month's start and end from the "
+            "date)", same(["RL.FIXED", k[18], BIG, "1mo", "ALIGN", "OFFSET", "-05:00"]),
+            is_allowed, base="RL.FIXED"),
     ]
 
 
