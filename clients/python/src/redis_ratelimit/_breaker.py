@@ -127,6 +127,8 @@ class CircuitBreaker:
 
         async def _call(self, fn: Callable[[], Awaitable[T]], timeout: float | None,
                         trial: bool) -> T:  # fmt: skip
+            if timeout is None:  # fn keeps its own time
+                return await self._call_plain(fn, trial)
             cut = asyncio.timeout(timeout)  # moved to now when the breaker opens
             waiting = self._waiting
             try:
@@ -149,6 +151,8 @@ class CircuitBreaker:
 
         async def _call(self, fn: Callable[[], Awaitable[T]], timeout: float | None,
                         trial: bool) -> T:  # fmt: skip
+            if timeout is None:
+                return await self._call_plain(fn, trial)
             try:
                 result = await asyncio.wait_for(fn(), timeout)
             except Exception as e:
@@ -156,6 +160,15 @@ class CircuitBreaker:
             if self._failed or trial:
                 self._success(trial)
             return result
+
+    async def _call_plain(self, fn: Callable[[], Awaitable[T]], trial: bool) -> T:
+        try:
+            result = await fn()
+        except Exception as e:
+            raise self._failed_with(e, trial) from e
+        if self._failed or trial:
+            self._success(trial)
+        return result
 
     def _failed_with(self, error: Exception, trial: bool) -> Exception:
         err = unavailable(error)

@@ -37,6 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ._breaker import CircuitBreaker, LimiterUnavailable, unavailable
 from ._core import Arg, Decision, Fixed, Gcra, Leaky, Limit, Log, Policy, Sliding, Token
 from ._durations import Duration, Rate, check_amount, duration_arg, duration_seconds, parse_rates
+from ._fast import FastConnection
 from .client import AsyncRateLimiter, Lease
 
 log = logging.getLogger("redis_ratelimit")
@@ -254,6 +255,10 @@ class Limiter:
     breaker          a CircuitBreaker (the default: CircuitBreaker(5, 5.0)):
                      after 5 consecutive failures Redis is not asked for 5 s,
                      every check takes the fail mode at once; False: none
+    pipelining       checks, lease calls go down one connection of their own,
+                     pipelined (a standalone redis.asyncio.Redis over TCP or
+                     a unix socket, without TLS); False, or any other
+                     client: through redis-py's pool
     """
 
     def __init__(
@@ -270,6 +275,7 @@ class Limiter:
         on_denied: DeniedHandler | None = None,
         key: KeyFunc = by_ip,
         breaker: CircuitBreaker | bool = True,
+        pipelining: bool = True,
     ) -> None:
         if headers not in ("both", "ietf", "x", None):
             raise ValueError(f"headers must be 'both', 'ietf', 'x' or None, not {headers!r}")
@@ -288,6 +294,7 @@ class Limiter:
         if breaker is True:
             breaker = CircuitBreaker()
         self.breaker: CircuitBreaker | None = breaker or None
+        self._fast = FastConnection.for_client(redis, timeout) if pipelining else None
         self._last_warning: dict[str, float] = {}
 
     # -- building blocks
@@ -371,6 +378,24 @@ class Limiter:
                 raise
             raise err from e
 
+    async def execute(self, args: Sequence[Arg]) -> Any:
+        """One command's reply, within the timeout, through the breaker (on
+        the pipelined connection when there is one). Raises
+        LimiterUnavailable when Redis cannot answer."""
+        fast = self._fast
+        if fast is None:
+            execute = self.client.redis.execute_command
+            return await self.call(lambda: execute(*args))
+        if self.breaker is not None:  # the connection keeps the time itself
+            return await self.breaker.call(lambda: fast.execute(args), None)
+        try:
+            return await fast.execute(args)
+        except Exception as e:
+            err = unavailable(e)
+            if err is None:
+                raise
+            raise err from e
+
     async def ask(self, fn: Callable[[], Awaitable[T]]) -> T | None:
         """fn()'s result, or None when Redis cannot answer (within the
         timeout, the breaker closed) and the limiter fails open; raises
@@ -378,11 +403,27 @@ class Limiter:
         try:
             return await self.call(fn)
         except LimiterUnavailable as e:
-            mode = "serving without limits" if self.fail_open else "answering 503"
-            self.warn(e.kind, "rate limiter unavailable (%s), %s: %s", e.kind, mode, e)
-            if self.fail_open:
-                return None
+            self._fail_mode(e)
+            return None
+
+    async def run(self, args: Sequence[Arg]) -> Any:
+        """execute(args), or None for the fail mode as ask()."""
+        try:
+            return await self.execute(args)
+        except LimiterUnavailable as e:
+            self._fail_mode(e)
+            return None
+
+    def _fail_mode(self, e: LimiterUnavailable) -> None:
+        mode = "serving without limits" if self.fail_open else "answering 503"
+        self.warn(e.kind, "rate limiter unavailable (%s), %s: %s", e.kind, mode, e)
+        if not self.fail_open:
             raise Unavailable() from None
+
+    def close(self) -> None:
+        """Closes the pipelined connection (the redis client is yours)."""
+        if self._fast is not None:
+            self._fast.close()
 
     def warn(self, kind: str, message: str, *args: Any) -> None:
         """Logs a warning, at most one of each kind per 10 s."""
@@ -575,8 +616,7 @@ class RateLimit:
                     outcome.cap_retry,
                 )
         args = plan.command(keys, cost, self._options if cost > 0 else self._peek_options)
-        execute = limiter.client.redis.execute_command
-        reply = await limiter.ask(lambda: execute(*args))
+        reply = await limiter.run(args)
         if reply is None:
             return None
         outcome = self._outcome(Decision.from_reply(reply), plan)
@@ -786,9 +826,7 @@ class ConcurrencyLimit:
         key = await self._key(request)
         if key is None:
             return None
-        execute = self.limiter.client.redis.execute_command
-        args = ("RL.ACQUIRE", key, self.limit, self.ttl, "COST", 0)
-        reply = await self.limiter.ask(lambda: execute(*args))
+        reply = await self.limiter.run(("RL.ACQUIRE", key, self.limit, self.ttl, "COST", 0))
         return None if reply is None else self._outcome(Decision.from_reply(reply))
 
     @asynccontextmanager
@@ -804,12 +842,10 @@ class ConcurrencyLimit:
             yield None
             return
         limiter = self.limiter
-        execute = limiter.client.redis.execute_command
         lease_id = uuid.uuid4().hex
-        args = ("RL.ACQUIRE", key, self.limit, self.ttl, "ID", lease_id)
         # A call that timed out may still run when a stalled Redis resumes:
         # that lease is freed by its ttl.
-        reply = await limiter.ask(lambda: execute(*args))
+        reply = await limiter.run(("RL.ACQUIRE", key, self.limit, self.ttl, "ID", lease_id))
         if reply is None:  # failing open: the block runs without a slot
             yield None
             return
@@ -839,9 +875,8 @@ class ConcurrencyLimit:
 
     async def _release(self, key: str, lease_id: str) -> bool:
         limiter = self.limiter
-        execute = limiter.client.redis.execute_command
         try:
-            freed = await limiter.call(lambda: execute("RL.RELEASE", key, lease_id))
+            freed = await limiter.execute(("RL.RELEASE", key, lease_id))
         except LimiterUnavailable as e:
             limiter.warn("release:" + e.kind, "rate limiter lease not released (its ttl, %s, "
                          "frees it): %s", self.ttl, e)  # fmt: skip
@@ -853,11 +888,11 @@ class ConcurrencyLimit:
 
     async def _keep(self, key: str, lease_id: str) -> None:
         limiter = self.limiter
-        execute = limiter.client.redis.execute_command
+        renew = ("RL.RENEW", key, lease_id, self.ttl)
         while True:
             await asyncio.sleep(self.ttl_seconds / 3)
             try:
-                held = await limiter.call(lambda: execute("RL.RENEW", key, lease_id, self.ttl))
+                held = await limiter.execute(renew)
             except LimiterUnavailable as e:
                 limiter.warn("renew:" + e.kind, "rate limiter lease not renewed: %s", e)
                 continue
