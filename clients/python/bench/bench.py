@@ -308,11 +308,13 @@ def phase_load(variant: str, server: RedisServer, args: argparse.Namespace,
         reads0 = int(server.client.info("stats")["total_reads_processed"])
         runs = [wrk(app.port, args, args.seconds) for _ in range(args.repeat)]
         reads = int(server.client.info("stats")["total_reads_processed"]) - reads0
-        _, usec = stats(server.client)
+        calls, usec = stats(server.client)
     finally:
         app.stop()
     best = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]  # the median run
     n = sum(r["requests"] for r in runs) or 1
+    if variant != "unlimited" and calls < n:
+        raise RuntimeError(f"{variant}: {calls} Redis commands for {n} requests: not limited")
     out = {**best, "runs": runs, "redis_reads": reads / n, "redis_us": usec / n}
     print(f"  load {variant} ({parser}): {out}", flush=True)
     return out

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -40,8 +41,22 @@ def test_encode_and_parse() -> None:
     assert isinstance(err, redis.ResponseError) and str(err) == "ERR no such policy"
 
 
+def _run(main: Callable[[], Coroutine[Any, Any, None]], loop: str) -> None:
+    if loop == "uvloop":  # uvicorn's loop when installed; its transports differ
+        import uvloop
+
+        ev = uvloop.new_event_loop()
+        try:
+            ev.run_until_complete(main())
+        finally:
+            ev.close()
+    else:
+        asyncio.run(main())
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_many_concurrent_commands_get_their_own_replies(
-    server: Server, sync_redis: redis.Redis
+    server: Server, sync_redis: redis.Redis, loop: str
 ) -> None:
     async def main() -> None:
         conn = FastConnection(host="127.0.0.1", port=server.port, timeout=5)
@@ -59,7 +74,7 @@ def test_many_concurrent_commands_get_their_own_replies(
         finally:
             conn.close()
 
-    asyncio.run(main())
+    _run(main, loop)
 
 
 def test_reconnects_after_the_connection_is_killed(server: Server, sync_redis: redis.Redis) -> None:
