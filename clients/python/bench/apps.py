@@ -124,3 +124,30 @@ def build() -> FastAPI:
 
 
 app = build()
+
+if os.environ.get("BENCH_GC_FREEZE"):  # startup's objects out of the collector's way
+    import gc
+
+    gc.freeze()
+
+if os.environ.get("BENCH_GC_STATS"):  # how long the garbage collector pauses
+    import atexit
+    import gc
+    import time
+
+    pauses: list[float] = []
+    started = [0.0]
+
+    def _gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        elif info["generation"] == 2 or os.environ.get("BENCH_GC_STATS") == "all":
+            pauses.append((time.perf_counter() - started[0]) * 1000)
+
+    gc.callbacks.append(_gc)
+
+    @atexit.register
+    def _report() -> None:
+        pauses.sort()
+        print(f"gc pauses: {len(pauses)}, max {max(pauses, default=0):.1f} ms, "
+              f"total {sum(pauses):.0f} ms", file=sys.stderr)  # fmt: skip

@@ -293,31 +293,67 @@ def wrk(port: int, args: argparse.Namespace, seconds: int) -> dict[str, float]:
             "requests": int(total[1]) if total else 0}  # fmt: skip
 
 
-def phase_load(variant: str, server: RedisServer, args: argparse.Namespace,
-               parser: str = "python") -> dict[str, Any]:  # fmt: skip
-    server.client.flushall()
-    profile = None
-    if args.profile and variant in args.profile:
-        name = f"profile-{variant}-{parser}"
-        ext = ".txt" if args.profile_format == "raw" else ".svg"
-        profile = str(pathlib.Path(args.out).with_name(name + ext))
-    app = App(variant, f"redis://127.0.0.1:{server.port}", 10**12, args, parser, profile)
+def phase_load(server: RedisServer, args: argparse.Namespace) -> dict[str, Any]:
+    """wrk against every variant, interleaved: round after round, each
+    variant in turn, so that a noisy neighbour on the machine weighs on
+    all of them alike. Ratios are taken within a round, then the median."""
+    names = list(args.variants)
+    if args.hiredis:
+        names += [f"{v}+hiredis" for v in args.variants if v.startswith("ours")]
+    apps: dict[str, App] = {}
+    out: dict[str, Any] = {}
     try:
-        wrk(app.port, args, 2)  # warm up
-        server.client.config_resetstat()
-        reads0 = int(server.client.info("stats")["total_reads_processed"])
-        runs = [wrk(app.port, args, args.seconds) for _ in range(args.repeat)]
-        reads = int(server.client.info("stats")["total_reads_processed"]) - reads0
-        calls, usec = stats(server.client)
+        for name in names:
+            variant, _, parser = name.partition("+")
+            profile = None
+            if variant in args.profile and not parser:
+                ext = ".txt" if args.profile_format == "raw" else ".svg"
+                profile = str(pathlib.Path(args.out).with_name(f"profile-{variant}{ext}"))
+            apps[name] = App(variant, f"redis://127.0.0.1:{server.port}", 10**12, args,
+                             parser or "python", profile)  # fmt: skip
+        for app in apps.values():
+            wrk(app.port, args, 2)  # warm up
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+        for _ in range(args.repeat):
+            for name, app in apps.items():
+                server.client.config_resetstat()
+                reads0 = int(server.client.info("stats")["total_reads_processed"])
+                run = wrk(app.port, args, args.seconds)
+                run["redis_reads"] = (
+                    int(server.client.info("stats")["total_reads_processed"]) - reads0
+                )
+                run["redis_calls"], run["redis_usec"] = stats(server.client)
+                if name != "unlimited" and run["redis_calls"] < run["requests"]:
+                    raise RuntimeError(f"{name}: {run['redis_calls']} Redis commands for "
+                                       f"{run['requests']} requests: not limited")  # fmt: skip
+                runs[name].append(run)
+                print(f"  load {name}: {run}", flush=True)
     finally:
-        app.stop()
-    best = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]  # the median run
-    n = sum(r["requests"] for r in runs) or 1
-    if variant != "unlimited" and calls < n:
-        raise RuntimeError(f"{variant}: {calls} Redis commands for {n} requests: not limited")
-    out = {**best, "runs": runs, "redis_reads": reads / n, "redis_us": usec / n}
-    print(f"  load {variant} ({parser}): {out}", flush=True)
+        for app in apps.values():
+            app.stop()
+    base = runs.get("unlimited")
+    for name, rs in runs.items():
+        n = sum(r["requests"] for r in rs) or 1
+        res: dict[str, Any] = {
+            "rps": median([r["rps"] for r in rs]),
+            "p99_ms": median([r["p99_ms"] for r in rs]),
+            "redis_reads": sum(r["redis_reads"] for r in rs) / n,
+            "redis_us": sum(r["redis_usec"] for r in rs) / n,
+            "runs": rs,
+        }
+        if base:
+            res["rps_ratio"] = median([r["rps"] / b["rps"] for r, b in zip(rs, base, strict=True)])
+            res["p99_ratio"] = median(
+                [r["p99_ms"] / b["p99_ms"] for r, b in zip(rs, base, strict=True)]
+            )
+        out[name] = res
     return out
+
+
+def median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
 
 
 def main() -> None:
@@ -356,11 +392,11 @@ def main() -> None:
                 res["exact"] = phase_exact(variant, server, args)
             if "redis" in args.phases and variant != "unlimited":
                 res["redis"] = phase_redis(variant, server, args)
-            if "load" in args.phases:
-                res["load"] = phase_load(variant, server, args)
-                if args.hiredis and variant.startswith("ours"):
-                    res["load_hiredis"] = phase_load(variant, server, args, "hiredis")
             results["variants"][variant] = res
+            pathlib.Path(args.out).write_text(json.dumps(results, indent=2))
+        if "load" in args.phases:
+            for name, load in phase_load(server, args).items():
+                results["variants"].setdefault(name, {})["load"] = load
             pathlib.Path(args.out).write_text(json.dumps(results, indent=2))
     finally:
         server.stop()
@@ -369,35 +405,31 @@ def main() -> None:
 
 def table(results: dict[str, Any]) -> str:
     v = results["variants"]
-    base = v.get("unlimited", {}).get("load")
     conc = results["args"]["concurrency"]
     n = results["args"]["limit"]
     head = ["variant", *(f"200s of {c} (N={n})" for c in conc), "round trips/req",
             "commands/req", "Redis us/req", "Redis reads/req under load", "req/s",
             "x unlimited", "p99 ms", "x unlimited"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    rows = [(name, res.get("load"), res) for name, res in v.items()]
-    rows += [(f"{name} + hiredis", res["load_hiredis"], res) for name, res in v.items()
-             if "load_hiredis" in res]  # fmt: skip
-    for name, load, res in rows:
+    for name, res in v.items():
         cells = [name]
         for c in conc:
-            e = res.get("exact", {}).get(str(c)) if "hiredis" not in name else None
+            e = res.get("exact", {}).get(str(c))
             if e is None:
                 cells.append("")
                 continue
             st = e["statuses"]
             other = "" if set(st) <= {"200", "429"} else f" ({st})"
             cells.append(f"{st.get('200', 0)}{other}")
-        r = res.get("redis") if "hiredis" not in name else None
+        r = res.get("redis")
         cells += ["" if r is None else f"{r['round_trips']:.2f}",
                   "" if r is None else f"{r['commands']:.2f}",
                   "" if r is None else f"{r['redis_us']:.1f}"]  # fmt: skip
+        load = res.get("load")
         if load:
-            cells += [f"{load.get('redis_reads', 0):.2f}" if name != "unlimited" else "",
-                      f"{load['rps']:.0f}", f"{load['rps'] / base['rps']:.2f}" if base else "",
-                      f"{load['p99_ms']:.1f}",
-                      f"{load['p99_ms'] / base['p99_ms']:.2f}" if base else ""]  # fmt: skip
+            cells += [f"{load['redis_reads']:.2f}" if name != "unlimited" else "",
+                      f"{load['rps']:.0f}", f"{load.get('rps_ratio', 0):.2f}",
+                      f"{load['p99_ms']:.1f}", f"{load.get('p99_ratio', 0):.2f}"]  # fmt: skip
         else:
             cells += [""] * 5
         lines.append("| " + " | ".join(cells) + " |")
