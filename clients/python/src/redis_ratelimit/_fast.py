@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, cast
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -30,11 +30,31 @@ Arg = str | int | bytes
 
 def encode(args: Sequence[Arg]) -> bytes:
     """A command in RESP."""
-    out = [b"*%d\r\n" % len(args)]
+    return b"*%d\r\n" % len(args) + encode_args(args)
+
+
+def encode_args(args: Sequence[Arg]) -> bytes:
+    """Arguments in RESP, without the array's header: parts of a command."""
+    out = []
     for a in args:
         b = a if isinstance(a, bytes) else str(a).encode()
         out.append(b"$%d\r\n%s\r\n" % (len(b), b))
     return b"".join(out)
+
+
+def encode_str(text: str) -> bytes:
+    b = text.encode()
+    return b"$%d\r\n%s\r\n" % (len(b), b)
+
+
+_SMALL = [encode_args([i]) for i in range(256)]
+
+
+def encode_int(n: int) -> bytes:
+    if 0 <= n < 256:
+        return _SMALL[n]
+    b = b"%d" % n
+    return b"$%d\r\n%s\r\n" % (len(b), b)
 
 
 class _Incomplete(Exception):
@@ -50,7 +70,7 @@ def _parse(buf: bytes, pos: int) -> tuple[Any, int]:
     end = buf.find(b"\r\n", pos)
     if end < 0:
         raise _INCOMPLETE
-    kind = buf[pos]
+    kind = buf[pos]  # (end >= 0: pos is inside the buffer)
     if kind == 58:  # ':' integer
         return int(buf[pos + 1 : end]), end + 2
     if kind == 42:  # '*' array
@@ -58,10 +78,19 @@ def _parse(buf: bytes, pos: int) -> tuple[Any, int]:
         pos = end + 2
         if n < 0:
             return None, pos
-        items = []
+        items: list[Any] = []
+        append = items.append
+        find = buf.find
         for _ in range(n):
-            item, pos = _parse(buf, pos)
-            items.append(item)
+            if buf[pos : pos + 1] == b":":  # the usual item: an integer, read here
+                end = find(b"\r\n", pos)
+                if end < 0:
+                    raise _INCOMPLETE
+                append(int(buf[pos + 1 : end]))
+                pos = end + 2
+            else:
+                item, pos = _parse(buf, pos)
+                append(item)
         return items, pos
     if kind == 36:  # '$' bulk string
         n = int(buf[pos + 1 : end])
@@ -184,10 +213,14 @@ class FastConnection:
                    username=kw.get("username"), password=kw.get("password"), db=int(db),
                    timeout=timeout, connect_timeout=kw.get("socket_connect_timeout"))  # fmt: skip
 
-    async def execute(self, args: Sequence[Arg]) -> Any:
+    def execute(self, args: Sequence[Arg]) -> Awaitable[Any]:
         """Sends one command and waits for its reply. Raises ResponseError
         for an error reply, ConnectionError/TimeoutError (redis-py's) when
         Redis cannot be reached or does not answer in time."""
+        return self.send(encode(args))
+
+    async def send(self, command: bytes) -> Any:
+        """execute() for a command already in RESP."""
         loop = asyncio.get_running_loop()
         proto = self._proto
         if proto is None or self._loop is not loop:
@@ -195,7 +228,7 @@ class FastConnection:
         fut = loop.create_future()
         proto.pending.append((fut, loop.time()))
         out = proto.out
-        out.append(encode(args))
+        out.append(command)
         if len(out) == 1:
             loop.call_soon(self._flush, proto)
         if proto.watchdog is None:

@@ -37,7 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ._breaker import CircuitBreaker, LimiterUnavailable, unavailable
 from ._core import Arg, Decision, Fixed, Gcra, Leaky, Limit, Log, Policy, Sliding, Token
 from ._durations import Duration, Rate, check_amount, duration_arg, duration_seconds, parse_rates
-from ._fast import FastConnection
+from ._fast import FastConnection, encode, encode_args, encode_int, encode_str
 from .client import AsyncRateLimiter, Lease
 
 log = logging.getLogger("redis_ratelimit")
@@ -58,11 +58,13 @@ async def _resolve(value: Any) -> Any:
 
 def _escape(text: str) -> str:
     # Braces would move the cluster hash tag; keep them out of key names.
+    if "{" not in text and "}" not in text and "%" not in text:
+        return text
     return text.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
 
 
 def _ceil_s(ms: int) -> int:
-    return max(0, math.ceil(ms / 1000))
+    return -(-ms // 1000) if ms > 0 else 0
 
 
 # ---------------------------------------------------------------- key functions
@@ -142,6 +144,40 @@ class Outcome:
             s = min(s, max(windows))
         return s
 
+    def raw_headers(
+        self, style: str | None = "both", served: bool = False
+    ) -> list[tuple[bytes, bytes]]:
+        """headers(), as ASGI's (lower-case name, value) byte pairs; None:
+        only Retry-After. `served`: no Retry-After (the request goes
+        through whatever the state says)."""
+        out: list[tuple[bytes, bytes]] = []
+        if style == "both" or style == "ietf":
+            quotas = self.quotas
+            if len(quotas) == 1:
+                q = quotas[0]
+                d = q.decision
+                out.append((b"ratelimit-policy", _policy_bytes(q.name, d.limit, q.window,
+                                                               q.concurrent)))  # fmt: skip
+                out.append((b"ratelimit", b'"%s";r=%d;t=%d' % (
+                    q.name.encode(), d.remaining, _ceil_s(d.reset_after_ms))))  # fmt: skip
+            else:
+                out.append((b"ratelimit-policy", b", ".join(
+                    _policy_bytes(q.name, q.decision.limit, q.window, q.concurrent)
+                    for q in quotas)))  # fmt: skip
+                out.append((b"ratelimit", ", ".join(
+                    f'"{q.name}";r={q.decision.remaining};t={_ceil_s(q.decision.reset_after_ms)}'
+                    for q in quotas).encode()))  # fmt: skip
+        if style == "both" or style == "x":
+            d = self.decision
+            out.append((b"x-ratelimit-limit", b"%d" % d.limit))
+            out.append((b"x-ratelimit-remaining", b"%d" % d.remaining))
+            out.append((b"x-ratelimit-reset", b"%d" % _ceil_s(d.reset_after_ms)))
+        if not self.decision.allowed and not served:
+            retry = self.retry_after_s()
+            if retry is not None:
+                out.append((b"retry-after", b"%d" % retry))
+        return out
+
     def headers(self, style: str = "both") -> dict[str, str]:
         """IETF RateLimit-Policy/RateLimit ("ietf"), X-RateLimit-* ("x"),
         or both; Retry-After when denied."""
@@ -162,6 +198,20 @@ class Outcome:
             if retry is not None:
                 out["Retry-After"] = str(retry)
         return out
+
+
+_POLICIES: dict[tuple[str, int, int | None, bool], bytes] = {}
+
+
+def _policy_bytes(name: str, limit: int, window: int | None, concurrent: bool) -> bytes:
+    key = (name, limit, window, concurrent)
+    cached = _POLICIES.get(key)
+    if cached is not None:
+        return cached
+    value = _policy_item(Quota(name, window, Decision(True, limit, 0, 0, 0), concurrent)).encode()
+    if len(_POLICIES) < 10_000:
+        _POLICIES[key] = value
+    return value
 
 
 def _policy_item(q: Quota) -> str:
@@ -408,8 +458,35 @@ class Limiter:
 
     async def run(self, args: Sequence[Arg]) -> Any:
         """execute(args), or None for the fail mode as ask()."""
+        if self._fast is not None:
+            return await self.run_resp(encode(args))
         try:
             return await self.execute(args)
+        except LimiterUnavailable as e:
+            self._fail_mode(e)
+            return None
+
+    async def run_resp(self, command: bytes) -> Any:
+        """run() for a command already in RESP, on the pipelined connection
+        (there must be one)."""
+        fast = self._fast
+        assert fast is not None
+        breaker = self.breaker
+        if breaker is None or breaker._opened_at is None:
+            # execute() unrolled, for the common case: a check, the breaker closed
+            try:
+                reply = await fast.send(command)
+            except Exception as e:
+                err = breaker._failed_with(e, False) if breaker is not None else unavailable(e)
+                if not isinstance(err, LimiterUnavailable):
+                    raise
+                self._fail_mode(err)
+                return None
+            if breaker is not None and breaker._failed:
+                breaker._success(False)
+            return reply
+        try:
+            return await breaker.call(lambda: fast.send(command), None)
         except LimiterUnavailable as e:
             self._fail_mode(e)
             return None
@@ -461,6 +538,13 @@ class _Plan:
     suffixes: tuple[str, ...]  # of the keys: ":" + the quota's name
     head: tuple[Arg, ...]  # before the keys: RL.<ALGO>, RL.CHECK <policy>, RL.ALL <n>
     middle: tuple[Arg, ...]  # after the keys: the limits' parameters
+    # the same in RESP, "COST" after the parameters (for the pipelined connection)
+    head_resp: bytes = b""
+    middle_resp: bytes = b""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "head_resp", encode_args(self.head))
+        object.__setattr__(self, "middle_resp", encode_args((*self.middle, "COST")))
 
     @classmethod
     def of(cls, parts: tuple[tuple[str, int | None, Limit], ...]) -> _Plan:
@@ -475,6 +559,15 @@ class _Plan:
 
     def command(self, keys: list[str], cost: int, options: tuple[Arg, ...]) -> list[Arg]:
         return [*self.head, *keys, *self.middle, "COST", cost, *options]
+
+    def resp(
+        self, keys: list[str], cost: int, options: tuple[Arg, ...], options_resp: bytes
+    ) -> bytes:
+        """command() in RESP, from the parts encoded beforehand."""
+        n = len(self.head) + len(keys) + len(self.middle) + 2 + len(options)
+        encoded_keys = encode_str(keys[0]) if len(keys) == 1 else b"".join(map(encode_str, keys))
+        return b"*%d\r\n%s%s%s%s%s" % (n, self.head_resp, encoded_keys, self.middle_resp,
+                                        encode_int(cost), options_resp)  # fmt: skip
 
 
 def _per_limit(value: Any, n: int, what: str) -> list[Any]:
@@ -527,6 +620,8 @@ class RateLimit:
         self._options = self._peek_options
         if self.penalty is not None:
             self._options = ("PENALTY", self.penalty, *self._options)
+        self._options_resp = encode_args(self._options)
+        self._peek_options_resp = encode_args(self._peek_options)
         self._static: _Plan | None = None
         self._dynamic: Callable[[Request], Any] | None = None
         self._plans: dict[Any, _Plan] = {}
@@ -615,8 +710,15 @@ class RateLimit:
                     outcome.quotas,
                     outcome.cap_retry,
                 )
-        args = plan.command(keys, cost, self._options if cost > 0 else self._peek_options)
-        reply = await limiter.run(args)
+        if limiter._fast is not None:
+            if cost > 0:
+                command = plan.resp(keys, cost, self._options, self._options_resp)
+            else:
+                command = plan.resp(keys, cost, self._peek_options, self._peek_options_resp)
+            reply = await limiter.run_resp(command)
+        else:
+            args = plan.command(keys, cost, self._options if cost > 0 else self._peek_options)
+            reply = await limiter.run(args)
         if reply is None:
             return None
         outcome = self._outcome(Decision.from_reply(reply), plan)
@@ -625,10 +727,18 @@ class RateLimit:
         return outcome
 
     def _outcome(self, d: Decision, plan: _Plan) -> Outcome:
+        parts = plan.parts
+        if len(parts) == 1 and not d.limits:  # the usual case, without the dataclasses' __init__
+            name, window, _ = parts[0]
+            q = object.__new__(Quota)
+            q.__dict__.update(name=name, window=window, decision=d, concurrent=False)
+            o = object.__new__(Outcome)
+            o.__dict__.update(decision=d, quotas=(q,), cap_retry=self.penalty is None)
+            return o
         subs = d.limits or (d,)
         return Outcome(
             d,
-            tuple(Quota(n, w, s) for (n, w, _), s in zip(plan.parts, subs, strict=True)),
+            tuple(Quota(n, w, s) for (n, w, _), s in zip(parts, subs, strict=True)),
             cap_retry=self.penalty is None,
         )
 
@@ -641,11 +751,11 @@ class RateLimit:
         outcome = await self.check(request, cost)
         if outcome is None:
             return None
-        headers = _record(request, _RATE_LIMITS, outcome, self.limiter.headers)
+        raw = _record(request, _RATE_LIMITS, outcome, self.limiter.headers)
         if not outcome.allowed:
-            raise Denied(outcome, headers)
+            raise Denied(outcome, _header_dict(raw))
         if response is not None:
-            response.headers.update(headers)
+            _put_headers(response, raw)
         return outcome
 
     async def peek(self, request: Request) -> Outcome | None:
@@ -688,9 +798,9 @@ class RateLimit:
             return None
         limiter.deny_cache.discard(keys[0] if len(keys) == 1 else "\0".join(keys))
         outcome = self._outcome(Decision.from_reply(replies[-1]), plan)
-        headers = _record(request, _RATE_LIMITS, outcome, limiter.headers, served=True)
+        raw = _record(request, _RATE_LIMITS, outcome, limiter.headers, served=True)
         if response is not None:
-            response.headers.update(headers)
+            _put_headers(response, raw)
         return outcome
 
     async def __call__(self, request: Request, response: Response) -> Outcome | None:
@@ -728,27 +838,44 @@ def _combine(outcomes: list[Outcome]) -> Outcome:
 
 def _record(
     request: Request, owner: object, outcome: Outcome, style: str | None, *, served: bool = False
-) -> dict[str, str]:
+) -> list[tuple[bytes, bytes]]:
     """The headers of this request's decisions (the latest of the rate
-    limits, and each concurrency limit's), kept for the middleware.
-    `served`: the request goes through whatever the state says."""
+    limits, and each concurrency limit's), kept in the scope for the
+    middleware. `served`: the request goes through whatever the state says."""
     scope = request.scope
     outcomes: dict[object, Outcome] | None = scope.get("redis_ratelimit.outcomes")
     if outcomes is None:
-        scope["redis_ratelimit.outcomes"] = outcomes = {owner: outcome}
+        scope["redis_ratelimit.outcomes"] = {owner: outcome}
     else:
         outcomes[owner] = outcome
         if len(outcomes) > 1:
             outcome = _combine(list(outcomes.values()))
-    if style is not None:
-        headers = outcome.headers(style)
-    else:  # no rate-limit headers, but a 429 still says when to come back
-        retry = None if outcome.allowed else outcome.retry_after_s()
-        headers = {} if retry is None else {"Retry-After": str(retry)}
-    if served:
-        headers.pop("Retry-After", None)
-    scope["redis_ratelimit.headers"] = headers
-    return headers
+    raw = outcome.raw_headers(style, served)
+    scope["redis_ratelimit.raw_headers"] = raw
+    return raw
+
+
+_HEADER_NAMES = {
+    b"ratelimit-policy": "RateLimit-Policy",
+    b"ratelimit": "RateLimit",
+    b"x-ratelimit-limit": "X-RateLimit-Limit",
+    b"x-ratelimit-remaining": "X-RateLimit-Remaining",
+    b"x-ratelimit-reset": "X-RateLimit-Reset",
+    b"retry-after": "Retry-After",
+}
+
+
+def _header_dict(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    return {_HEADER_NAMES[k]: v.decode() for k, v in raw}
+
+
+def _put_headers(response: Response, raw: list[tuple[bytes, bytes]]) -> None:
+    if not response.raw_headers:  # a dependency's fresh response: no header to replace
+        response.raw_headers.extend(raw)
+        return
+    headers = response.headers
+    for k, v in raw:
+        headers[_HEADER_NAMES[k]] = v.decode()
 
 
 # ---------------------------------------------------------------- concurrency limits
@@ -851,11 +978,11 @@ class ConcurrencyLimit:
             return
         d = Decision.from_reply(reply)
         outcome = self._outcome(d)
-        headers = _record(request, self, outcome, limiter.headers)
+        raw = _record(request, self, outcome, limiter.headers)
         if not d.allowed:
-            raise Denied(outcome, headers)
+            raise Denied(outcome, _header_dict(raw))
         if response is not None:
-            response.headers.update(headers)
+            _put_headers(response, raw)
         keeper = asyncio.ensure_future(self._keep(key, lease_id)) if self.heartbeat else None
         try:
             yield Lease(key, lease_id, d)
@@ -978,15 +1105,11 @@ class RateLimitMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                extra: dict[str, str] | None = scope.get("redis_ratelimit.headers")
+                extra: list[tuple[bytes, bytes]] | None = scope.get("redis_ratelimit.raw_headers")
                 if extra:
-                    raw = list(message.get("headers", []))
+                    raw = list(message.get("headers", ()))
                     have = {name.lower() for name, _ in raw}
-                    raw += [
-                        (k.lower().encode(), v.encode())
-                        for k, v in extra.items()
-                        if k.lower().encode() not in have
-                    ]
+                    raw += [kv for kv in extra if kv[0] not in have]
                     message = {**message, "headers": raw}
             await send(message)
 
