@@ -221,10 +221,23 @@ class FastConnection:
 
     async def send(self, command: bytes) -> Any:
         """execute() for a command already in RESP."""
-        loop = asyncio.get_running_loop()
+        fut = self.submit(command)
+        if fut is None:
+            await self._connect(asyncio.get_running_loop())
+            fut = self.submit(command)
+            if fut is None:
+                raise RedisConnectionError("connection to Redis lost")
+        return await fut
+
+    def submit(self, command: bytes) -> asyncio.Future[Any] | None:
+        """Queues a command (in RESP) and returns the future of its reply;
+        None when not connected (from this event loop): send() connects."""
         proto = self._proto
-        if proto is None or self._loop is not loop:
-            proto = await self._connect(loop)
+        loop = self._loop
+        if proto is None or loop is None or proto.lost is not None:
+            return None
+        if asyncio.get_running_loop() is not loop:
+            return None
         fut = loop.create_future()
         proto.pending.append((fut, loop.time()))
         out = proto.out
@@ -233,7 +246,7 @@ class FastConnection:
             loop.call_soon(self._flush, proto)
         if proto.watchdog is None:
             proto.watchdog = loop.call_later(self.timeout, self._check, proto, loop)
-        return await fut
+        return fut
 
     @staticmethod
     def _flush(proto: _Protocol) -> None:

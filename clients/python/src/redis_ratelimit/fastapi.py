@@ -691,11 +691,22 @@ class RateLimit:
         """The decision for this request (one round trip, or none when the
         deny cache already knows the answer); None when no limit applies or
         Redis could not answer and the limiter fails open."""
-        target = await self._target(request)
-        if target is None:
-            return None
-        keys, plan = target
+        # _target(), inline: one coroutine less per request
         limiter = self.limiter
+        if not limiter.enabled:
+            return None
+        scope = request.scope
+        if "redis_ratelimit.limiter" not in scope:
+            scope["redis_ratelimit.limiter"] = limiter
+        ident = (self.key or limiter.key)(request)
+        if ident is not None and not isinstance(ident, str):
+            ident = await _resolve(ident)
+        if ident is None:
+            return None
+        plan = self._static or await self.plan(request)
+        if plan is None:
+            return None
+        keys = self.keys(request, ident, plan)
         if cost is None:
             cost = self.cost if isinstance(self.cost, int) else await _resolve(self.cost(request))
         cache_key = keys[0] if len(keys) == 1 else "\0".join(keys)
@@ -710,12 +721,27 @@ class RateLimit:
                     outcome.quotas,
                     outcome.cap_retry,
                 )
-        if limiter._fast is not None:
+        fast = limiter._fast
+        if fast is not None:
             if cost > 0:
                 command = plan.resp(keys, cost, self._options, self._options_resp)
             else:
                 command = plan.resp(keys, cost, self._peek_options, self._peek_options_resp)
-            reply = await limiter.run_resp(command)
+            breaker = limiter.breaker
+            fut = fast.submit(command) if breaker is None or breaker._opened_at is None else None
+            if fut is None:  # not connected yet, or the breaker open
+                reply = await limiter.run_resp(command)
+            else:  # run_resp(), inline: the common case waits in this frame only
+                try:
+                    reply = await fut
+                except Exception as e:
+                    err = breaker._failed_with(e, False) if breaker is not None else unavailable(e)
+                    if not isinstance(err, LimiterUnavailable):
+                        raise
+                    limiter._fail_mode(err)
+                    return None
+                if breaker is not None and breaker._failed:
+                    breaker._success(False)
         else:
             args = plan.command(keys, cost, self._options if cost > 0 else self._peek_options)
             reply = await limiter.run(args)
