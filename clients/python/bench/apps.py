@@ -1,7 +1,9 @@
 """The apps the benchmark serves (one per uvicorn process), chosen by
 environment variables set by bench.py:
 
-BENCH_VARIANT    unlimited | ours | ours-mw | slowapi | fastapi-limiter
+BENCH_VARIANT    unlimited | ours | ours-mw | ours-redispy | slowapi | fastapi-limiter
+                 (ours: the dependency; ours-mw: the middleware; ours-redispy:
+                 the dependency through redis-py's pool, Limiter(pipelining=False))
 BENCH_REDIS_URL  redis://127.0.0.1:<port>
 BENCH_LIMIT      the limit per minute of GET /limited (one identity: the
                  load generator's address)
@@ -39,11 +41,11 @@ def unlimited() -> FastAPI:
     return app
 
 
-def ours(middleware: bool) -> FastAPI:
+def ours(middleware: bool, pipelining: bool = True) -> FastAPI:
     from redis_ratelimit import async_redis
     from redis_ratelimit.fastapi import Limiter, RateLimitMiddleware
 
-    limiter = Limiter(async_redis(URL))
+    limiter = Limiter(async_redis(URL), pipelining=pipelining)
     rule = f"{LIMIT}/minute"
     app = FastAPI()
     limiter.init_app(app)
@@ -109,6 +111,8 @@ def build() -> FastAPI:
         app = unlimited()
     elif VARIANT in ("ours", "ours-mw"):
         app = ours(VARIANT == "ours-mw")
+    elif VARIANT == "ours-redispy":
+        app = ours(False, pipelining=False)
     elif VARIANT == "slowapi":
         app = slowapi()
     elif VARIANT == "fastapi-limiter":

@@ -40,7 +40,7 @@ from typing import Any
 import redis
 
 HERE = pathlib.Path(__file__).resolve().parent
-VARIANTS = ["unlimited", "ours", "ours-mw", "slowapi", "fastapi-limiter"]
+VARIANTS = ["unlimited", "ours", "ours-mw", "ours-redispy", "slowapi", "fastapi-limiter"]
 
 
 def free_port() -> int:
