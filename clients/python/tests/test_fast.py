@@ -149,3 +149,27 @@ def test_limiter_with_and_without_pipelining_decide_alike(
     for pipelining in (True, False):
         sync_redis.flushall()
         assert sum(asyncio.run(main(pipelining))) == 30
+
+
+def test_replies_split_anywhere_between_reads() -> None:
+    from redis_ratelimit._fast import _Protocol
+
+    replies = [b"*5\r\n:1\r\n:10\r\n:9\r\n:0\r\n:60000\r\n", b"-ERR bad\r\n",
+               b"*6\r\n:1\r\n:2\r\n:1\r\n:0\r\n:0\r\n$4\r\nab\r\n\r\n", b":1\r\n",
+               b"*2\r\n:0\r\n*5\r\n:0\r\n:5\r\n:0\r\n:-1\r\n:7\r\n"]  # fmt: skip
+    stream = b"".join(replies)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for cut in range(1, len(stream)):
+            proto = _Protocol(FastConnection())
+            futs = [loop.create_future() for _ in replies]
+            proto.pending.extend((f, 0.0) for f in futs)
+            proto.data_received(stream[:cut])
+            proto.data_received(stream[cut:])
+            assert [f.result() if not f.exception() else str(f.exception()) for f in futs] == [
+                [1, 10, 9, 0, 60000], "ERR bad", [1, 2, 1, 0, 0, b"ab\r\n"], 1,
+                [0, [0, 5, 0, -1, 7]],
+            ]  # fmt: skip
+
+    asyncio.run(main())

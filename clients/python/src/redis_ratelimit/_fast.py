@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import re
 from collections.abc import Awaitable, Sequence
 from typing import Any, cast
 
@@ -55,6 +56,9 @@ def encode_int(n: int) -> bytes:
         return _SMALL[n]
     b = b"%d" % n
     return b"$%d\r\n%s\r\n" % (len(b), b)
+
+
+_FIVE = re.compile(rb"\*5\r\n:(-?\d+)\r\n:(-?\d+)\r\n:(-?\d+)\r\n:(-?\d+)\r\n:(-?\d+)\r\n")
 
 
 class _Incomplete(Exception):
@@ -124,13 +128,20 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         buf = self.buf + data if self.buf else data
         pos = 0
+        size = len(buf)
         pending = self.pending
+        five = _FIVE.match
         try:
-            while pos < len(buf) and pending:
-                try:
-                    value, pos = _parse(buf, pos)
-                except _Incomplete:
-                    break
+            while pos < size and pending:
+                m = five(buf, pos)  # the usual reply: a decision's five integers
+                if m is not None:
+                    value: Any = list(map(int, m.groups()))
+                    pos = m.end()
+                else:
+                    try:
+                        value, pos = _parse(buf, pos)
+                    except _Incomplete:
+                        break
                 fut = pending.popleft()[0]
                 if fut.done():  # its caller gave up (timeout, cancelled)
                     continue
