@@ -205,7 +205,10 @@ class CircuitBreaker:
         if sys.version_info >= (3, 11):
             now = asyncio.get_running_loop().time()
             for cut in list(self._waiting):
-                cut.reschedule(now)
+                # One whose own timeout has just fired ("expiring") is
+                # failing already, and cannot be rescheduled.
+                if not cut.expired():
+                    cut.reschedule(now)
 
 
 def async_redis(
