@@ -4,7 +4,9 @@ request. For finding where the time goes between two builds of the package,
 without the noise of a load generator:
 
     BENCH_VARIANT=ours BENCH_REDIS_URL=redis://127.0.0.1:PORT \\
-        python bench/micro.py [requests] [concurrency] [--profile]
+        python bench/micro.py [requests] [concurrency] [--profile] [--limiter-only]
+
+--limiter-only: RateLimit.hit() alone, without FastAPI (the CPU of a check).
 """
 
 from __future__ import annotations
@@ -60,10 +62,37 @@ async def main(n: int, c: int) -> float:
         return (time.process_time() - t0) / done * 1e6
 
 
+async def limiter_only(n: int, c: int) -> float:
+    import redis.asyncio
+    from starlette.requests import Request
+
+    from redis_ratelimit.fastapi import Limiter
+
+    limiter = Limiter(redis.asyncio.Redis.from_url(os.environ["BENCH_REDIS_URL"]))
+    limit = limiter.limit(f"{10**12}/minute", algorithm="fixed")
+
+    async def hit() -> None:
+        await limit.hit(Request(dict(SCOPE, state={})))
+
+    for _ in range(10):
+        await asyncio.gather(*(hit() for _ in range(c)))
+    gc.collect()
+    gc.freeze()
+    t0 = time.process_time()
+    for _ in range(n // c):
+        await asyncio.gather(*(hit() for _ in range(c)))
+    us = (time.process_time() - t0) / (n // c * c) * 1e6
+    limiter.close()
+    return us
+
+
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     n = int(args[0]) if args else 20000
     c = int(args[1]) if len(args) > 1 else 50
+    if "--limiter-only" in sys.argv:
+        print(f"RateLimit.hit: {asyncio.run(limiter_only(n, c)):.1f} us CPU/check")
+        sys.exit()
     if "--profile" in sys.argv:
         import cProfile
         import pstats
