@@ -13,6 +13,7 @@ decided inside Redis, one atomic call per request.
 integration is in `redis_ratelimit.fastapi` (pip install 'redis-ratelimit[fastapi]').
 """
 
+from ._breaker import CircuitBreaker, LimiterUnavailable, async_redis
 from ._core import (
     Decision,
     Fixed,
@@ -33,6 +34,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncRateLimiter",
+    "CircuitBreaker",
     "Decision",
     "Duration",
     "Fixed",
@@ -40,6 +42,7 @@ __all__ = [
     "Leaky",
     "Lease",
     "Limit",
+    "LimiterUnavailable",
     "Log",
     "Policy",
     "Rate",
@@ -48,6 +51,7 @@ __all__ = [
     "RateLimiter",
     "Sliding",
     "Token",
+    "async_redis",
     "duration_arg",
     "parse_rates",
 ]

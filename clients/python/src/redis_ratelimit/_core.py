@@ -103,15 +103,27 @@ class Decision:
         RESP3."""
         if not isinstance(reply, (list, tuple)) or len(reply) < 5:
             raise RateLimitError(f"unexpected reply to a rate limit call: {reply!r}")
-        allowed, limit, remaining, retry, reset = (int(v) for v in reply[:5])
         lease_id: str | None = None
         limits: tuple[Decision, ...] = ()
-        rest = reply[5:]
-        if rest and isinstance(rest[0], (list, tuple)):
-            limits = tuple(cls.from_reply(r) for r in rest)
-        elif rest and rest[0] is not None:
-            lease_id = _text(rest[0])
-        return cls(bool(allowed), limit, remaining, retry, reset, lease_id, limits)
+        if len(reply) > 5:
+            rest = reply[5:]
+            if isinstance(rest[0], (list, tuple)):
+                limits = tuple(cls.from_reply(r) for r in rest)
+            elif rest[0] is not None:
+                lease_id = _text(rest[0])
+        # What the dataclass's __init__ does, without a frozen class's
+        # object.__setattr__ per field: this runs for every request checked.
+        d = object.__new__(cls)
+        d.__dict__.update(
+            allowed=bool(int(reply[0])),
+            limit=int(reply[1]),
+            remaining=int(reply[2]),
+            retry_after_ms=int(reply[3]),
+            reset_after_ms=int(reply[4]),
+            lease_id=lease_id,
+            limits=limits,
+        )
+        return d
 
 
 def info_from_reply(reply: Any) -> dict[str, int | str] | None:

@@ -22,20 +22,23 @@ import inspect
 import logging
 import math
 import time
+import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
-from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._core import Decision, Fixed, Gcra, Leaky, Limit, Log, Policy, Sliding, Token
-from ._durations import Duration, Rate, duration_arg, parse_rates
-from .client import AsyncRateLimiter
+from ._breaker import CircuitBreaker, LimiterUnavailable, unavailable
+from ._core import Arg, Decision, Fixed, Gcra, Leaky, Limit, Log, Policy, Sliding, Token
+from ._durations import Duration, Rate, check_amount, duration_arg, duration_seconds, parse_rates
+from ._fast import FastConnection, encode, encode_args, encode_int, encode_str
+from .client import AsyncRateLimiter, Lease
 
 log = logging.getLogger("redis_ratelimit")
 
@@ -46,6 +49,7 @@ DeniedHandler: TypeAlias = Callable[[Request, "Denied"], "Response | Awaitable[R
 
 ALGORITHMS = ("fixed", "sliding", "log", "token", "leaky", "gcra")
 _POLICY_PREFIX = "policy:"
+T = TypeVar("T")
 
 
 async def _resolve(value: Any) -> Any:
@@ -54,11 +58,13 @@ async def _resolve(value: Any) -> Any:
 
 def _escape(text: str) -> str:
     # Braces would move the cluster hash tag; keep them out of key names.
+    if "{" not in text and "}" not in text and "%" not in text:
+        return text
     return text.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
 
 
 def _ceil_s(ms: int) -> int:
-    return max(0, math.ceil(ms / 1000))
+    return -(-ms // 1000) if ms > 0 else 0
 
 
 # ---------------------------------------------------------------- key functions
@@ -109,8 +115,9 @@ class Quota:
     """One limit's part in a request's decision, for the headers."""
 
     name: str
-    window: int | None  # seconds, None when unknown (a policy)
+    window: int | None  # seconds, None when unknown (a policy) or none (a lease)
     decision: Decision
+    concurrent: bool = False  # a concurrency limit: `limit` requests at a time
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,40 @@ class Outcome:
             s = min(s, max(windows))
         return s
 
+    def raw_headers(
+        self, style: str | None = "both", served: bool = False
+    ) -> list[tuple[bytes, bytes]]:
+        """headers(), as ASGI's (lower-case name, value) byte pairs; None:
+        only Retry-After. `served`: no Retry-After (the request goes
+        through whatever the state says)."""
+        out: list[tuple[bytes, bytes]] = []
+        if style == "both" or style == "ietf":
+            quotas = self.quotas
+            if len(quotas) == 1:
+                q = quotas[0]
+                d = q.decision
+                out.append((b"ratelimit-policy", _policy_bytes(q.name, d.limit, q.window,
+                                                               q.concurrent)))  # fmt: skip
+                out.append((b"ratelimit", b'"%s";r=%d;t=%d' % (
+                    q.name.encode(), d.remaining, _ceil_s(d.reset_after_ms))))  # fmt: skip
+            else:
+                out.append((b"ratelimit-policy", b", ".join(
+                    _policy_bytes(q.name, q.decision.limit, q.window, q.concurrent)
+                    for q in quotas)))  # fmt: skip
+                out.append((b"ratelimit", ", ".join(
+                    f'"{q.name}";r={q.decision.remaining};t={_ceil_s(q.decision.reset_after_ms)}'
+                    for q in quotas).encode()))  # fmt: skip
+        if style == "both" or style == "x":
+            d = self.decision
+            out.append((b"x-ratelimit-limit", b"%d" % d.limit))
+            out.append((b"x-ratelimit-remaining", b"%d" % d.remaining))
+            out.append((b"x-ratelimit-reset", b"%d" % _ceil_s(d.reset_after_ms)))
+        if not self.decision.allowed and not served:
+            retry = self.retry_after_s()
+            if retry is not None:
+                out.append((b"retry-after", b"%d" % retry))
+        return out
+
     def headers(self, style: str = "both") -> dict[str, str]:
         """IETF RateLimit-Policy/RateLimit ("ietf"), X-RateLimit-* ("x"),
         or both; Retry-After when denied."""
@@ -159,10 +200,26 @@ class Outcome:
         return out
 
 
+_POLICIES: dict[tuple[str, int, int | None, bool], bytes] = {}
+
+
+def _policy_bytes(name: str, limit: int, window: int | None, concurrent: bool) -> bytes:
+    key = (name, limit, window, concurrent)
+    cached = _POLICIES.get(key)
+    if cached is not None:
+        return cached
+    value = _policy_item(Quota(name, window, Decision(True, limit, 0, 0, 0), concurrent)).encode()
+    if len(_POLICIES) < 10_000:
+        _POLICIES[key] = value
+    return value
+
+
 def _policy_item(q: Quota) -> str:
     # The quota is what the module reports as the limit: a bucket's
     # capacity, not its refill rate.
     item = f'"{q.name}";q={q.decision.limit}'
+    if q.concurrent:  # the draft's unit for requests in flight; no window
+        return item + ';qu="concurrent-requests"'
     return item + (f";w={q.window}" if q.window else "")
 
 
@@ -219,6 +276,9 @@ class DenyCache:
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
 
+    def discard(self, key: str) -> None:
+        self._entries.pop(key, None)
+
     def clear(self) -> None:
         self._entries.clear()
 
@@ -242,6 +302,13 @@ class Limiter:
     on_denied        (request, Denied) -> Response: your own 429 (default:
                      JSON {"detail": ...} with the headers)
     key              the default key function (by_ip)
+    breaker          a CircuitBreaker (the default: CircuitBreaker(5, 5.0)):
+                     after 5 consecutive failures Redis is not asked for 5 s,
+                     every check takes the fail mode at once; False: none
+    pipelining       checks, lease calls go down one connection of their own,
+                     pipelined (a standalone redis.asyncio.Redis over TCP or
+                     a unix socket, without TLS); False, or any other
+                     client: through redis-py's pool
     """
 
     def __init__(
@@ -257,6 +324,8 @@ class Limiter:
         deny_cache: int = 10_000,
         on_denied: DeniedHandler | None = None,
         key: KeyFunc = by_ip,
+        breaker: CircuitBreaker | bool = True,
+        pipelining: bool = True,
     ) -> None:
         if headers not in ("both", "ietf", "x", None):
             raise ValueError(f"headers must be 'both', 'ietf', 'x' or None, not {headers!r}")
@@ -272,7 +341,11 @@ class Limiter:
         self.key = key
         self._exempt: set[Callable[..., Any]] = set()
         self.middleware_limits = False  # a RateLimitMiddleware applies default limits
-        self._last_warning = 0.0
+        if breaker is True:
+            breaker = CircuitBreaker()
+        self.breaker: CircuitBreaker | None = breaker or None
+        self._fast = FastConnection.for_client(redis, timeout) if pipelining else None
+        self._last_warning: dict[str, float] = {}
 
     # -- building blocks
 
@@ -291,6 +364,21 @@ class Limiter:
         """A dependency enforcing `limits` (see RateLimit)."""
         return RateLimit(self, limits, algorithm=algorithm, key=key, cost=cost, burst=burst,
                          scope=scope, penalty=penalty, shadow=shadow)  # fmt: skip
+
+    def concurrency(
+        self,
+        limit: int,
+        *,
+        ttl: Duration = 30,
+        key: KeyFunc | None = None,
+        scope: str | None = None,
+        name: str = "inflight",
+        heartbeat: bool = True,
+    ) -> ConcurrencyLimit:
+        """A dependency holding one of `limit` slots for the request (see
+        ConcurrencyLimit)."""
+        return ConcurrencyLimit(self, limit, ttl=ttl, key=key, scope=scope, name=name,
+                                heartbeat=heartbeat)  # fmt: skip
 
     def exempt(self, endpoint: Callable[..., Any]) -> Callable[..., Any]:
         """Decorator: the middleware's default limits skip this endpoint."""
@@ -327,20 +415,99 @@ class Limiter:
 
     # -- asking Redis
 
-    async def ask(self, call: Callable[[], Awaitable[Decision]]) -> Decision | None:
-        """The decision, or None when Redis cannot answer within the timeout
-        and the limiter fails open; raises Unavailable when failing closed."""
+    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """await fn() (a Redis call) within the timeout, through the
+        breaker. Raises LimiterUnavailable when Redis cannot answer."""
+        if self.breaker is not None:
+            return await self.breaker.call(fn, self.timeout)
         try:
-            return await asyncio.wait_for(call(), self.timeout)
-        except (RedisError, OSError, asyncio.TimeoutError) as e:
-            now = time.monotonic()
-            if now - self._last_warning > 10:
-                self._last_warning = now
-                mode = "serving without limits" if self.fail_open else "answering 503"
-                log.warning("rate limiter unavailable, %s: %r", mode, e)
-            if self.fail_open:
+            return await asyncio.wait_for(fn(), self.timeout)
+        except Exception as e:
+            err = unavailable(e)
+            if err is None:
+                raise
+            raise err from e
+
+    async def execute(self, args: Sequence[Arg]) -> Any:
+        """One command's reply, within the timeout, through the breaker (on
+        the pipelined connection when there is one). Raises
+        LimiterUnavailable when Redis cannot answer."""
+        fast = self._fast
+        if fast is None:
+            execute = self.client.redis.execute_command
+            return await self.call(lambda: execute(*args))
+        if self.breaker is not None:  # the connection keeps the time itself
+            return await self.breaker.call(lambda: fast.execute(args), None)
+        try:
+            return await fast.execute(args)
+        except Exception as e:
+            err = unavailable(e)
+            if err is None:
+                raise
+            raise err from e
+
+    async def ask(self, fn: Callable[[], Awaitable[T]]) -> T | None:
+        """fn()'s result, or None when Redis cannot answer (within the
+        timeout, the breaker closed) and the limiter fails open; raises
+        Unavailable (503) when failing closed."""
+        try:
+            return await self.call(fn)
+        except LimiterUnavailable as e:
+            self._fail_mode(e)
+            return None
+
+    async def run(self, args: Sequence[Arg]) -> Any:
+        """execute(args), or None for the fail mode as ask()."""
+        if self._fast is not None:
+            return await self.run_resp(encode(args))
+        try:
+            return await self.execute(args)
+        except LimiterUnavailable as e:
+            self._fail_mode(e)
+            return None
+
+    async def run_resp(self, command: bytes) -> Any:
+        """run() for a command already in RESP, on the pipelined connection
+        (there must be one)."""
+        fast = self._fast
+        assert fast is not None
+        breaker = self.breaker
+        if breaker is None or breaker._opened_at is None:
+            # execute() unrolled, for the common case: a check, the breaker closed
+            try:
+                reply = await fast.send(command)
+            except Exception as e:
+                err = breaker._failed_with(e, False) if breaker is not None else unavailable(e)
+                if not isinstance(err, LimiterUnavailable):
+                    raise
+                self._fail_mode(err)
                 return None
+            if breaker is not None and breaker._failed:
+                breaker._success(False)
+            return reply
+        try:
+            return await breaker.call(lambda: fast.send(command), None)
+        except LimiterUnavailable as e:
+            self._fail_mode(e)
+            return None
+
+    def _fail_mode(self, e: LimiterUnavailable) -> None:
+        mode = "serving without limits" if self.fail_open else "answering 503"
+        self.warn(e.kind, "rate limiter unavailable (%s), %s: %s", e.kind, mode, e)
+        if not self.fail_open:
             raise Unavailable() from None
+
+    def close(self) -> None:
+        """Closes the pipelined connection (the redis client is yours)."""
+        if self._fast is not None:
+            self._fast.close()
+
+    def warn(self, kind: str, message: str, *args: Any) -> None:
+        """Logs a warning, at most one of each kind per 10 s."""
+        now = time.monotonic()
+        if now - self._last_warning.get(kind, -1e9) > 10:
+            self._last_warning[kind] = now
+            log.warning(message, *args)
 
 
 # ---------------------------------------------------------------- limits
@@ -364,9 +531,43 @@ def _limit_for(rate: Rate, algorithm: str, burst: int | None) -> Limit:
 
 @dataclass(frozen=True)
 class _Plan:
-    """What one request checks: (quota name, window seconds, Limit) each."""
+    """What one request checks: (quota name, window seconds, Limit) each,
+    and the command's arguments that do not depend on the request."""
 
     parts: tuple[tuple[str, int | None, Limit], ...]
+    suffixes: tuple[str, ...]  # of the keys: ":" + the quota's name
+    head: tuple[Arg, ...]  # before the keys: RL.<ALGO>, RL.CHECK <policy>, RL.ALL <n>
+    middle: tuple[Arg, ...]  # after the keys: the limits' parameters
+    # the same in RESP, "COST" after the parameters (for the pipelined connection)
+    head_resp: bytes = b""
+    middle_resp: bytes = b""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "head_resp", encode_args(self.head))
+        object.__setattr__(self, "middle_resp", encode_args((*self.middle, "COST")))
+
+    @classmethod
+    def of(cls, parts: tuple[tuple[str, int | None, Limit], ...]) -> _Plan:
+        suffixes = tuple(":" + name for name, _, _ in parts)
+        if len(parts) > 1:
+            middle = tuple(a for _, _, spec in parts for a in spec.args())
+            return cls(parts, suffixes, ("RL.ALL", len(parts)), middle)
+        spec = parts[0][2]
+        if isinstance(spec, Policy):
+            return cls(parts, suffixes, ("RL.CHECK", spec.name), ())
+        return cls(parts, suffixes, ("RL." + spec.algorithm,), tuple(spec.params()))
+
+    def command(self, keys: list[str], cost: int, options: tuple[Arg, ...]) -> list[Arg]:
+        return [*self.head, *keys, *self.middle, "COST", cost, *options]
+
+    def resp(
+        self, keys: list[str], cost: int, options: tuple[Arg, ...], options_resp: bytes
+    ) -> bytes:
+        """command() in RESP, from the parts encoded beforehand."""
+        n = len(self.head) + len(keys) + len(self.middle) + 2 + len(options)
+        encoded_keys = encode_str(keys[0]) if len(keys) == 1 else b"".join(map(encode_str, keys))
+        return b"*%d\r\n%s%s%s%s%s" % (n, self.head_resp, encoded_keys, self.middle_resp,
+                                        encode_int(cost), options_resp)  # fmt: skip
 
 
 def _per_limit(value: Any, n: int, what: str) -> list[Any]:
@@ -415,6 +616,12 @@ class RateLimit:
         self.scope = scope
         self.penalty = None if penalty is None else duration_arg(penalty, "penalty")
         self.shadow = shadow
+        self._peek_options: tuple[Arg, ...] = ("SHADOW",) if shadow else ()
+        self._options = self._peek_options
+        if self.penalty is not None:
+            self._options = ("PENALTY", self.penalty, *self._options)
+        self._options_resp = encode_args(self._options)
+        self._peek_options_resp = encode_args(self._peek_options)
         self._static: _Plan | None = None
         self._dynamic: Callable[[Request], Any] | None = None
         self._plans: dict[Any, _Plan] = {}
@@ -428,7 +635,7 @@ class RateLimit:
     def _plan(self, limits: Any) -> _Plan:
         if isinstance(limits, str) and limits.startswith(_POLICY_PREFIX):
             name = limits[len(_POLICY_PREFIX) :]
-            return _Plan(((name, None, Policy(name)),))
+            return _Plan.of(((name, None, Policy(name)),))
         rates = parse_rates(limits) if isinstance(limits, str) else list(limits)
         if not 1 <= len(rates) <= 64:
             raise ValueError("1 to 64 limits per RateLimit")
@@ -437,7 +644,7 @@ class RateLimit:
             if a not in ALGORITHMS:
                 raise ValueError(f"unknown algorithm {a!r} (use {', '.join(ALGORITHMS)})")
         bursts = _per_limit(self.burst, len(rates), "burst")
-        return _Plan(
+        return _Plan.of(
             tuple(
                 (r.name, r.seconds, _limit_for(r, a, b))
                 for r, a, b in zip(rates, algos, bursts, strict=True)
@@ -459,36 +666,50 @@ class RateLimit:
                 self._plans[cache_key] = plan
         return plan
 
-    def _scope(self, request: Request) -> str:
-        if self.scope is not None:
-            return self.scope
-        route = request.scope.get("route")
-        path = getattr(route, "path", None) or request.url.path
-        return f"{request.method}:{path}"
-
     def keys(self, request: Request, ident: str, plan: _Plan) -> list[str]:
-        base = f"{self.limiter.prefix}:{{{_escape(ident)}}}:{_escape(self._scope(request))}"
-        return [f"{base}:{name}" for name, _, _ in plan.parts]
+        base = _key_base(self.limiter.prefix, ident, self.scope, request)
+        return [base + suffix for suffix in plan.suffixes]
 
-    async def check(self, request: Request, cost: int | None = None) -> Outcome | None:
-        """The decision for this request (one round trip, or none when the
-        deny cache already knows the answer); None when no limit applies or
-        Redis could not answer and the limiter fails open."""
+    async def _target(self, request: Request) -> tuple[list[str], _Plan] | None:
+        """This request's keys and plan; None when no limit applies."""
         limiter = self.limiter
         if not limiter.enabled:
             return None
         request.scope.setdefault("redis_ratelimit.limiter", limiter)
         key_fn = self.key or limiter.key
-        ident = await _resolve(key_fn(request))
+        ident = key_fn(request)
+        if ident is not None and not isinstance(ident, str):
+            ident = await _resolve(ident)
         if ident is None:
             return None
-        plan = await self.plan(request)
+        plan = self._static or await self.plan(request)
         if plan is None:
             return None
+        return self.keys(request, ident, plan), plan
+
+    async def check(self, request: Request, cost: int | None = None) -> Outcome | None:
+        """The decision for this request (one round trip, or none when the
+        deny cache already knows the answer); None when no limit applies or
+        Redis could not answer and the limiter fails open."""
+        # _target(), inline: one coroutine less per request
+        limiter = self.limiter
+        if not limiter.enabled:
+            return None
+        scope = request.scope
+        if "redis_ratelimit.limiter" not in scope:
+            scope["redis_ratelimit.limiter"] = limiter
+        ident = (self.key or limiter.key)(request)
+        if ident is not None and not isinstance(ident, str):
+            ident = await _resolve(ident)
+        if ident is None:
+            return None
+        plan = self._static or await self.plan(request)
+        if plan is None:
+            return None
+        keys = self.keys(request, ident, plan)
         if cost is None:
             cost = self.cost if isinstance(self.cost, int) else await _resolve(self.cost(request))
-        keys = self.keys(request, ident, plan)
-        cache_key = "\0".join(keys)
+        cache_key = keys[0] if len(keys) == 1 else "\0".join(keys)
         if cost > 0:
             cached = limiter.deny_cache.get(cache_key)
             if cached is not None:
@@ -500,59 +721,338 @@ class RateLimit:
                     outcome.quotas,
                     outcome.cap_retry,
                 )
-        penalty = self.penalty if cost > 0 else None
-        client = limiter.client
-        if len(keys) == 1:
-            _, _, spec = plan.parts[0]
-            k = keys[0]
-
-            def call() -> Awaitable[Decision]:
-                return client.decide(k, spec, cost=cost, penalty=penalty, shadow=self.shadow)
+        fast = limiter._fast
+        if fast is not None:
+            if cost > 0:
+                command = plan.resp(keys, cost, self._options, self._options_resp)
+            else:
+                command = plan.resp(keys, cost, self._peek_options, self._peek_options_resp)
+            breaker = limiter.breaker
+            fut = fast.submit(command) if breaker is None or breaker._opened_at is None else None
+            if fut is None:  # not connected yet, or the breaker open
+                reply = await limiter.run_resp(command)
+            else:  # run_resp(), inline: the common case waits in this frame only
+                try:
+                    reply = await fut
+                except Exception as e:
+                    err = breaker._failed_with(e, False) if breaker is not None else unavailable(e)
+                    if not isinstance(err, LimiterUnavailable):
+                        raise
+                    limiter._fail_mode(err)
+                    return None
+                if breaker is not None and breaker._failed:
+                    breaker._success(False)
         else:
-            pairs = [(k, spec) for k, (_, _, spec) in zip(keys, plan.parts, strict=True)]
-
-            def call() -> Awaitable[Decision]:
-                return client.all(pairs, cost=cost, penalty=penalty, shadow=self.shadow)
-
-        d = await limiter.ask(call)
-        if d is None:
+            args = plan.command(keys, cost, self._options if cost > 0 else self._peek_options)
+            reply = await limiter.run(args)
+        if reply is None:
             return None
-        subs = d.limits or (d,)
-        outcome = Outcome(
-            d,
-            tuple(Quota(n, w, s) for (n, w, _), s in zip(plan.parts, subs, strict=True)),
-            cap_retry=self.penalty is None,
-        )
-        if not d.allowed and cost > 0:
+        outcome = self._outcome(Decision.from_reply(reply), plan)
+        if not outcome.allowed and cost > 0:
             limiter.deny_cache.put(cache_key, outcome)
         return outcome
 
-    async def hit(self, request: Request, response: Response | None = None) -> Outcome | None:
-        """Checks, sets the headers on `response`, raises Denied (429) when
-        a limit denies, or Unavailable (503) when failing closed."""
-        outcome = await self.check(request)
+    def _outcome(self, d: Decision, plan: _Plan) -> Outcome:
+        parts = plan.parts
+        if len(parts) == 1 and not d.limits:  # the usual case, without the dataclasses' __init__
+            name, window, _ = parts[0]
+            q = object.__new__(Quota)
+            q.__dict__.update(name=name, window=window, decision=d, concurrent=False)
+            o = object.__new__(Outcome)
+            o.__dict__.update(decision=d, quotas=(q,), cap_retry=self.penalty is None)
+            return o
+        subs = d.limits or (d,)
+        return Outcome(
+            d,
+            tuple(Quota(n, w, s) for (n, w, _), s in zip(parts, subs, strict=True)),
+            cap_retry=self.penalty is None,
+        )
+
+    async def hit(
+        self, request: Request, response: Response | None = None, cost: int | None = None
+    ) -> Outcome | None:
+        """Checks (spending `cost`, default the limit's), sets the headers
+        on `response`, raises Denied (429) when a limit denies, or
+        Unavailable (503) when failing closed."""
+        outcome = await self.check(request, cost)
         if outcome is None:
             return None
-        headers = _record(request, outcome, self.limiter.headers)
+        raw = _record(request, _RATE_LIMITS, outcome, self.limiter.headers)
         if not outcome.allowed:
-            raise Denied(outcome, headers)
+            raise Denied(outcome, _header_dict(raw))
         if response is not None:
-            response.headers.update(headers)
+            _put_headers(response, raw)
+        return outcome
+
+    async def peek(self, request: Request) -> Outcome | None:
+        """The caller's state under these limits, spending nothing."""
+        return await self.check(request, 0)
+
+    async def refund(
+        self, request: Request, response: Response | None = None, cost: int = 1
+    ) -> Outcome | None:
+        """Gives back `cost` units to each of the caller's limits (RL.REFUND,
+        by each algorithm's rule: never into a window that has closed, never
+        more than was spent), for "charge first, refund on success":
+
+            @app.post("/login")
+            async def login(request: Request, response: Response,
+                            charged=Depends(login_limit)):
+                ...  # a wrong password raises: the attempt stays counted
+                if charged is not None:
+                    await login_limit.refund(request, response)
+
+        The state afterwards is read in the same round trip and put in the
+        headers (and on `response`). Returns it; None when the limit does
+        not apply or Redis could not answer. Never raises for Redis: the
+        request has been served, a lost refund only leaves it counted (a
+        warning is logged, at most one per 10 s)."""
+        check_amount(cost, "cost")
+        target = await self._target(request)
+        if target is None:
+            return None
+        keys, plan = target
+        limiter = self.limiter
+        pipe = limiter.client.redis.pipeline(transaction=False)
+        for k in keys:
+            pipe.execute_command("RL.REFUND", k, cost)
+        pipe.execute_command(*plan.command(keys, 0, self._peek_options))
+        try:
+            replies = await limiter.call(pipe.execute)
+        except LimiterUnavailable as e:
+            limiter.warn("refund:" + e.kind, "rate limiter refund lost (%s): %s", e.kind, e)
+            return None
+        limiter.deny_cache.discard(keys[0] if len(keys) == 1 else "\0".join(keys))
+        outcome = self._outcome(Decision.from_reply(replies[-1]), plan)
+        raw = _record(request, _RATE_LIMITS, outcome, limiter.headers, served=True)
+        if response is not None:
+            _put_headers(response, raw)
         return outcome
 
     async def __call__(self, request: Request, response: Response) -> Outcome | None:
         return await self.hit(request, response)
 
 
-def _record(request: Request, outcome: Outcome, style: str | None) -> dict[str, str]:
-    """The headers of this request's decision, kept for the middleware."""
-    if style is not None:
-        headers = outcome.headers(style)
-    else:  # no rate-limit headers, but a 429 still says when to come back
-        retry = None if outcome.allowed else outcome.retry_after_s()
-        headers = {} if retry is None else {"Retry-After": str(retry)}
-    request.scope["redis_ratelimit.headers"] = headers
-    return headers
+def _route_scope(request: Request) -> str:
+    route = request.scope.get("route")
+    path = getattr(route, "path", None) or request.url.path
+    return f"{request.method}:{path}"
+
+
+def _key_base(prefix: str, ident: str, scope: str | None, request: Request) -> str:
+    if scope is None:
+        scope = _route_scope(request)
+    return f"{prefix}:{{{_escape(ident)}}}:{_escape(scope)}"
+
+
+_RATE_LIMITS = "rate"  # the owner of rate limits' outcomes: the latest one counts
+
+
+def _combine(outcomes: list[Outcome]) -> Outcome:
+    """One outcome for a rate limit's and concurrency limits' outcomes:
+    every quota listed; the numbers (X-RateLimit-*, Retry-After) of the one
+    that denied with the longest wait, else of the tightest rate limit."""
+    denied = [o for o in outcomes if not o.allowed]
+    if denied:
+        top = max(denied, key=lambda o: (o.decision.retry_after_ms < 0, o.decision.retry_after_ms))
+    else:
+        windowed = [o for o in outcomes if not any(q.concurrent for q in o.quotas)]
+        top = min(windowed or outcomes,
+                  key=lambda o: (o.decision.remaining, -o.decision.reset_after_ms))  # fmt: skip
+    return Outcome(top.decision, tuple(q for o in outcomes for q in o.quotas), top.cap_retry)
+
+
+def _record(
+    request: Request, owner: object, outcome: Outcome, style: str | None, *, served: bool = False
+) -> list[tuple[bytes, bytes]]:
+    """The headers of this request's decisions (the latest of the rate
+    limits, and each concurrency limit's), kept in the scope for the
+    middleware. `served`: the request goes through whatever the state says."""
+    scope = request.scope
+    outcomes: dict[object, Outcome] | None = scope.get("redis_ratelimit.outcomes")
+    if outcomes is None:
+        scope["redis_ratelimit.outcomes"] = {owner: outcome}
+    else:
+        outcomes[owner] = outcome
+        if len(outcomes) > 1:
+            outcome = _combine(list(outcomes.values()))
+    raw = outcome.raw_headers(style, served)
+    scope["redis_ratelimit.raw_headers"] = raw
+    return raw
+
+
+_HEADER_NAMES = {
+    b"ratelimit-policy": "RateLimit-Policy",
+    b"ratelimit": "RateLimit",
+    b"x-ratelimit-limit": "X-RateLimit-Limit",
+    b"x-ratelimit-remaining": "X-RateLimit-Remaining",
+    b"x-ratelimit-reset": "X-RateLimit-Reset",
+    b"retry-after": "Retry-After",
+}
+
+
+def _header_dict(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    return {_HEADER_NAMES[k]: v.decode() for k, v in raw}
+
+
+def _put_headers(response: Response, raw: list[tuple[bytes, bytes]]) -> None:
+    if not response.raw_headers:  # a dependency's fresh response: no header to replace
+        response.raw_headers.extend(raw)
+        return
+    headers = response.headers
+    for k, v in raw:
+        headers[_HEADER_NAMES[k]] = v.decode()
+
+
+# ---------------------------------------------------------------- concurrency limits
+
+_releasing: set[asyncio.Future[Any]] = set()  # releases outliving a cancelled request
+
+
+class ConcurrencyLimit:
+    """A dependency: at most `limit` requests in flight per identity, each
+    holding a lease (RL.ACQUIRE) for as long as it runs.
+
+        inflight = limiter.concurrency(2, ttl="10s", key=by_api_key)
+
+        @app.post("/orders", dependencies=[Depends(inflight)])
+        async def orders(): ...
+
+    ttl        a lease's time to live: a worker that dies without releasing
+               frees its slot after it
+    key        request -> identity (default: the limiter's); None: no limit
+    scope      namespace of the key (default: method and route path)
+    name       the quota's name in the headers and the key
+    heartbeat  renew the lease (RL.RENEW) every ttl/3 while the request
+               runs, so that work longer than the ttl keeps its slot
+
+    The lease is released when the request ends, however it ends (returned,
+    raised, cancelled by a client that went away). A request finding every
+    slot taken gets 429 with Retry-After (when a slot is sure to be free:
+    the earliest expiry of a lease held; usually one is freed sooner).
+    `async with inflight.lease(request, response):` holds a slot for a block
+    instead. The lease id is made here, so a lost reply cannot leave a lease
+    that nothing could release (its ttl frees it)."""
+
+    def __init__(
+        self,
+        limiter: Limiter,
+        limit: int,
+        *,
+        ttl: Duration = 30,
+        key: KeyFunc | None = None,
+        scope: str | None = None,
+        name: str = "inflight",
+        heartbeat: bool = True,
+    ) -> None:
+        self.limiter = limiter
+        self.limit = check_amount(limit, "limit")
+        self.ttl = duration_arg(ttl, "ttl")
+        seconds = duration_seconds(ttl)
+        if seconds is None or seconds <= 0:
+            raise ValueError(f"bad ttl {ttl!r}: use us, ms, s, m, h or d")
+        self.ttl_seconds = seconds
+        self.key = key
+        self.scope = scope
+        if not name or any(c in name for c in '{}"; ,'):
+            raise ValueError(f"bad name {name!r}")
+        self.name = name
+        self.heartbeat = heartbeat
+
+    def key_name(self, request: Request, ident: str) -> str:
+        """The Redis key holding this identity's leases."""
+        return f"{_key_base(self.limiter.prefix, ident, self.scope, request)}:{self.name}"
+
+    async def _key(self, request: Request) -> str | None:
+        limiter = self.limiter
+        if not limiter.enabled:
+            return None
+        request.scope.setdefault("redis_ratelimit.limiter", limiter)
+        ident = await _resolve((self.key or limiter.key)(request))
+        return None if ident is None else self.key_name(request, ident)
+
+    def _outcome(self, d: Decision) -> Outcome:
+        return Outcome(d, (Quota(self.name, None, d, concurrent=True),), cap_retry=False)
+
+    async def peek(self, request: Request) -> Outcome | None:
+        """The slots free now, taking none."""
+        key = await self._key(request)
+        if key is None:
+            return None
+        reply = await self.limiter.run(("RL.ACQUIRE", key, self.limit, self.ttl, "COST", 0))
+        return None if reply is None else self._outcome(Decision.from_reply(reply))
+
+    @asynccontextmanager
+    async def lease(
+        self, request: Request, response: Response | None = None
+    ) -> AsyncIterator[Lease | None]:
+        """Holds a slot for the block (see the class). Raises Denied (429)
+        when none is free. Yields the Lease, or None when the limit does not
+        apply or Redis could not answer and the limiter fails open (failing
+        closed raises Unavailable, 503)."""
+        key = await self._key(request)
+        if key is None:
+            yield None
+            return
+        limiter = self.limiter
+        lease_id = uuid.uuid4().hex
+        # A call that timed out may still run when a stalled Redis resumes:
+        # that lease is freed by its ttl.
+        reply = await limiter.run(("RL.ACQUIRE", key, self.limit, self.ttl, "ID", lease_id))
+        if reply is None:  # failing open: the block runs without a slot
+            yield None
+            return
+        d = Decision.from_reply(reply)
+        outcome = self._outcome(d)
+        raw = _record(request, self, outcome, limiter.headers)
+        if not d.allowed:
+            raise Denied(outcome, _header_dict(raw))
+        if response is not None:
+            _put_headers(response, raw)
+        keeper = asyncio.ensure_future(self._keep(key, lease_id)) if self.heartbeat else None
+        try:
+            yield Lease(key, lease_id, d)
+        finally:
+            if keeper is not None:
+                keeper.cancel()
+            # Released even when the request is being cancelled: in a task
+            # of its own, which the cancellation does not reach.
+            release = asyncio.ensure_future(self._release(key, lease_id))
+            _releasing.add(release)
+            release.add_done_callback(_releasing.discard)
+            await asyncio.shield(release)
+
+    async def __call__(self, request: Request, response: Response) -> AsyncIterator[Lease | None]:
+        async with self.lease(request, response) as held:
+            yield held
+
+    async def _release(self, key: str, lease_id: str) -> bool:
+        limiter = self.limiter
+        try:
+            freed = await limiter.execute(("RL.RELEASE", key, lease_id))
+        except LimiterUnavailable as e:
+            limiter.warn("release:" + e.kind, "rate limiter lease not released (its ttl, %s, "
+                         "frees it): %s", self.ttl, e)  # fmt: skip
+            return False
+        if not freed:
+            limiter.warn("lease-lost", "rate limiter lease on %s had expired before its "
+                         "request ended", key)  # fmt: skip
+        return bool(freed)
+
+    async def _keep(self, key: str, lease_id: str) -> None:
+        limiter = self.limiter
+        renew = ("RL.RENEW", key, lease_id, self.ttl)
+        while True:
+            await asyncio.sleep(self.ttl_seconds / 3)
+            try:
+                held = await limiter.execute(renew)
+            except LimiterUnavailable as e:
+                limiter.warn("renew:" + e.kind, "rate limiter lease not renewed: %s", e)
+                continue
+            if not held:
+                limiter.warn("lease-lost", "rate limiter lease on %s expired while its "
+                             "request ran", key)  # fmt: skip
+                return
 
 
 # ---------------------------------------------------------------- middleware
@@ -631,15 +1131,11 @@ class RateLimitMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                extra: dict[str, str] | None = scope.get("redis_ratelimit.headers")
+                extra: list[tuple[bytes, bytes]] | None = scope.get("redis_ratelimit.raw_headers")
                 if extra:
-                    raw = list(message.get("headers", []))
+                    raw = list(message.get("headers", ()))
                     have = {name.lower() for name, _ in raw}
-                    raw += [
-                        (k.lower().encode(), v.encode())
-                        for k, v in extra.items()
-                        if k.lower().encode() not in have
-                    ]
+                    raw += [kv for kv in extra if kv[0] not in have]
                     message = {**message, "headers": raw}
             await send(message)
 
@@ -685,7 +1181,7 @@ def _limited(route: Any) -> bool:
     stack = [dependant] if dependant is not None else []
     while stack:
         d = stack.pop()
-        if isinstance(getattr(d, "call", None), RateLimit):
+        if isinstance(getattr(d, "call", None), (RateLimit, ConcurrencyLimit)):
             return True
         stack.extend(getattr(d, "dependencies", []))
     return False
@@ -732,9 +1228,12 @@ def _document(app: Any, limiter: Limiter) -> None:
 
 
 __all__ = [
+    "CircuitBreaker",
+    "ConcurrencyLimit",
     "Denied",
     "DenyCache",
     "Limiter",
+    "LimiterUnavailable",
     "Outcome",
     "Quota",
     "RateLimit",

@@ -1,0 +1,157 @@
+"""The apps the benchmark serves (one per uvicorn process), chosen by
+environment variables set by bench.py:
+
+BENCH_VARIANT    unlimited | ours | ours-mw | ours-redispy | slowapi | fastapi-limiter
+                 (ours: the dependency; ours-mw: the middleware; ours-redispy:
+                 the dependency through redis-py's pool, Limiter(pipelining=False))
+BENCH_REDIS_URL  redis://127.0.0.1:<port>
+BENCH_LIMIT      the limit per minute of GET /limited (one identity: the
+                 load generator's address)
+BENCH_PARSER     python (default) | hiredis: redis-py's reply parser
+
+Every variant serves the same endpoint body; only the limiting differs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+if os.environ.get("BENCH_PARSER", "python") != "hiredis":
+    sys.modules["hiredis"] = None  # type: ignore[assignment]  # redis-py's pure Python parser
+
+from fastapi import Depends, FastAPI, Request
+
+VARIANT = os.environ.get("BENCH_VARIANT", "unlimited")
+URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6380")
+LIMIT = int(os.environ.get("BENCH_LIMIT", "100"))
+BODY = {"ok": True}
+
+
+def unlimited() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/limited")
+    async def limited() -> dict[str, bool]:
+        return BODY
+
+    return app
+
+
+def ours(middleware: bool, pipelining: bool = True) -> FastAPI:
+    from redis_ratelimit import async_redis
+    from redis_ratelimit.fastapi import Limiter, RateLimitMiddleware
+
+    limiter = Limiter(async_redis(URL), pipelining=pipelining)
+    rule = f"{LIMIT}/minute"
+    app = FastAPI()
+    limiter.init_app(app)
+    if middleware:
+        app.add_middleware(RateLimitMiddleware, limiter=limiter, limits=rule, algorithm="fixed",
+                           exempt=["/ping"])  # fmt: skip
+        deps: list[Any] = []
+    else:
+        deps = [Depends(limiter.limit(rule, algorithm="fixed"))]
+
+    @app.get("/limited", dependencies=deps)
+    async def limited() -> dict[str, bool]:
+        return BODY
+
+    return app
+
+
+def slowapi() -> FastAPI:
+    from slowapi import Limiter, _rate_limit_exceeded_handler
+    from slowapi.errors import RateLimitExceeded
+    from slowapi.util import get_remote_address
+
+    limiter = Limiter(key_func=get_remote_address, storage_uri=URL, strategy="fixed-window")
+    app = FastAPI()
+    app.state.limiter = limiter
+    app.add_exception_handler(RateLimitExceeded, _rate_limit_exceeded_handler)  # type: ignore[arg-type]
+
+    @app.get("/limited")
+    @limiter.limit(f"{LIMIT}/minute")
+    async def limited(request: Request) -> dict[str, bool]:
+        return BODY
+
+    return app
+
+
+def fastapi_limiter() -> FastAPI:
+    from fastapi_limiter.depends import RateLimiter
+    from pyrate_limiter import Duration, Limiter, Rate
+    from pyrate_limiter.buckets.redis_bucket import RedisBucket
+    from redis.asyncio import Redis
+
+    dep = RateLimiter(limiter=None)  # type: ignore[arg-type]  # the limiter needs the loop: lifespan
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = Redis.from_url(URL)
+        bucket = await RedisBucket.init([Rate(LIMIT, Duration.MINUTE)], redis, "bench")
+        dep.limiter = Limiter(bucket)
+        yield
+        await redis.aclose()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/limited", dependencies=[Depends(dep)])
+    async def limited() -> dict[str, bool]:
+        return BODY
+
+    return app
+
+
+def build() -> FastAPI:
+    if VARIANT == "unlimited":
+        app = unlimited()
+    elif VARIANT in ("ours", "ours-mw"):
+        app = ours(VARIANT == "ours-mw")
+    elif VARIANT == "ours-redispy":
+        app = ours(False, pipelining=False)
+    elif VARIANT == "slowapi":
+        app = slowapi()
+    elif VARIANT == "fastapi-limiter":
+        app = fastapi_limiter()
+    else:
+        raise SystemExit(f"unknown BENCH_VARIANT {VARIANT!r}")
+
+    @app.get("/ping")
+    async def ping() -> str:
+        return "pong"
+
+    return app
+
+
+app = build()
+
+if os.environ.get("BENCH_GC_FREEZE"):  # startup's objects out of the collector's way
+    import gc
+
+    gc.freeze()
+
+if os.environ.get("BENCH_GC_STATS"):  # how long the garbage collector pauses
+    import atexit
+    import gc
+    import time
+
+    pauses: list[float] = []
+    started = [0.0]
+
+    def _gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        elif info["generation"] == 2 or os.environ.get("BENCH_GC_STATS") == "all":
+            pauses.append((time.perf_counter() - started[0]) * 1000)
+
+    gc.callbacks.append(_gc)
+
+    @atexit.register
+    def _report() -> None:
+        pauses.sort()
+        print(f"gc pauses: {len(pauses)}, max {max(pauses, default=0):.1f} ms, "
+              f"total {sum(pauses):.0f} ms", file=sys.stderr)  # fmt: skip

@@ -1,0 +1,261 @@
+"""A circuit breaker for the async limiter, what its failures mean, and a
+redis.asyncio client tuned for it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MaxConnectionsError, RedisError, ResponseError
+
+log = logging.getLogger("redis_ratelimit")
+
+T = TypeVar("T")
+
+UNREACHABLE = "unreachable"  # refused, lost, timed out: counts for the breaker
+CIRCUIT_OPEN = "circuit-open"  # not asked: the breaker is open
+POOL_EXHAUSTED = "pool-exhausted"  # no free connection in time: the pool was busy
+ERROR_REPLY = "error-reply"  # Redis answered an error (module not loaded, ...)
+
+
+class LimiterUnavailable(Exception):
+    """Redis could not answer a limiter's call; `kind` says why: one of
+    UNREACHABLE, CIRCUIT_OPEN, POOL_EXHAUSTED, ERROR_REPLY."""
+
+    def __init__(self, message: str, kind: str = UNREACHABLE) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def failure_kind(error: BaseException) -> str | None:
+    """What a Redis call's exception means; None when it is not about Redis."""
+    if isinstance(error, ResponseError):
+        return ERROR_REPLY
+    # A full default pool raises MaxConnectionsError; a BlockingConnectionPool
+    # whose wait timed out, ConnectionError("No connection available.").
+    # Neither means Redis failed: the calls holding the connections say so
+    # when it has.
+    if isinstance(error, MaxConnectionsError) or (
+        isinstance(error, RedisConnectionError) and "No connection available" in str(error)
+    ):
+        return POOL_EXHAUSTED
+    if isinstance(error, (RedisError, OSError, asyncio.TimeoutError)):
+        return UNREACHABLE
+    return None
+
+
+def unavailable(error: BaseException) -> LimiterUnavailable | None:
+    """The LimiterUnavailable for a Redis call's exception; None when the
+    exception is not about Redis (it should propagate)."""
+    if isinstance(error, LimiterUnavailable):
+        return error
+    kind = failure_kind(error)
+    if kind is None:
+        return None
+    if isinstance(error, asyncio.TimeoutError):
+        return LimiterUnavailable("no reply within the timeout", kind)
+    return LimiterUnavailable(str(error) or type(error).__name__, kind)
+
+
+class CircuitBreaker:
+    """Stops asking a Redis that keeps failing, so that a stalled Redis does
+    not cost every request the full timeout.
+
+    closed     calls go to Redis; `failures` consecutive failures (refused
+               or lost connections, timeouts) open the breaker
+    open       for `cooldown` seconds every call fails at once with
+               LimiterUnavailable(kind=CIRCUIT_OPEN), without a Redis call;
+               calls already waiting for a reply when it opens are cut
+               short (Python 3.11+)
+    half-open  after the cooldown one call goes through as a trial: its
+               success closes the breaker, its failure opens it again
+
+    Any reply, an error reply included, is a success. A call that found no
+    free connection in the pool is neither: the pool was busy, not Redis.
+    """
+
+    def __init__(
+        self,
+        failures: int = 5,
+        cooldown: float = 5.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if isinstance(failures, bool) or not isinstance(failures, int) or failures < 1:
+            raise ValueError(f"failures must be an integer of at least 1, not {failures!r}")
+        if not cooldown > 0:
+            raise ValueError(f"cooldown must be positive, not {cooldown!r}")
+        self.failures = failures
+        self.cooldown = cooldown
+        self._clock = clock
+        self._failed = 0  # consecutive failures while closed
+        self._opened_at: float | None = None
+        self._trial = False  # a trial call is in flight
+        self._waiting: set[Any] = set()  # the timeouts of the calls in flight
+
+    @property
+    def state(self) -> str:
+        """One of "closed", "open" or "half-open"."""
+        if self._opened_at is None:
+            return "closed"
+        if self._trial or self._clock() - self._opened_at < self.cooldown:
+            return "open"
+        return "half-open"
+
+    async def call(self, fn: Callable[[], Awaitable[T]], timeout: float | None = None) -> T:
+        """await fn() within `timeout` seconds unless the breaker is open.
+        Raises LimiterUnavailable for a Redis failure (the timeout
+        included); other exceptions pass through."""
+        if self._opened_at is None:  # the usual case, kept short
+            return await self._call(fn, timeout, False)
+        left = self._opened_at + self.cooldown - self._clock()
+        if left > 0 or self._trial:
+            why = f"{max(left, 0):.1f} s to the next trial" if left > 0 else "a trial is in flight"
+            raise LimiterUnavailable(f"circuit open ({why})", CIRCUIT_OPEN)
+        self._trial = True
+        try:
+            return await self._call(fn, timeout, True)
+        finally:
+            self._trial = False
+
+    if sys.version_info >= (3, 11):
+
+        async def _call(self, fn: Callable[[], Awaitable[T]], timeout: float | None,
+                        trial: bool) -> T:  # fmt: skip
+            if timeout is None:  # fn keeps its own time
+                return await self._call_plain(fn, trial)
+            cut = asyncio.timeout(timeout)  # moved to now when the breaker opens
+            waiting = self._waiting
+            try:
+                async with cut:
+                    waiting.add(cut)
+                    try:
+                        result = await fn()
+                    finally:
+                        waiting.discard(cut)
+            except Exception as e:
+                if cut.expired() and self._opened_at is not None and not trial:
+                    why = "circuit opened during the call"
+                    raise LimiterUnavailable(why, CIRCUIT_OPEN) from None
+                raise self._failed_with(e, trial) from e
+            if self._failed or trial:
+                self._success(trial)
+            return result
+
+    else:  # Python 3.10: no asyncio.timeout; calls in flight run to their timeout
+
+        async def _call(self, fn: Callable[[], Awaitable[T]], timeout: float | None,
+                        trial: bool) -> T:  # fmt: skip
+            if timeout is None:
+                return await self._call_plain(fn, trial)
+            try:
+                result = await asyncio.wait_for(fn(), timeout)
+            except Exception as e:
+                raise self._failed_with(e, trial) from e
+            if self._failed or trial:
+                self._success(trial)
+            return result
+
+    async def _call_plain(self, fn: Callable[[], Awaitable[T]], trial: bool) -> T:
+        try:
+            result = await fn()
+        except Exception as e:
+            raise self._failed_with(e, trial) from e
+        if self._failed or trial:
+            self._success(trial)
+        return result
+
+    def _failed_with(self, error: Exception, trial: bool) -> Exception:
+        err = unavailable(error)
+        if err is None:
+            return error
+        if err.kind == UNREACHABLE:
+            self._failure(err, trial)
+        elif err.kind == ERROR_REPLY:
+            self._success(trial)
+        return err
+
+    def _success(self, trial: bool) -> None:
+        if self._opened_at is None:
+            self._failed = 0
+        elif trial:
+            self._opened_at, self._failed = None, 0
+            log.warning("rate limiter circuit closed: Redis answers again")
+
+    def _failure(self, error: Exception, trial: bool) -> None:
+        if trial:
+            self._opened_at = self._clock()
+            log.warning("rate limiter circuit stays open: the trial call failed (%s); "
+                        "next trial in %g s", error, self.cooldown)  # fmt: skip
+            return
+        if self._opened_at is not None:
+            return  # already open
+        self._failed += 1
+        if self._failed < self.failures:
+            return
+        self._opened_at = self._clock()
+        log.warning("rate limiter circuit open after %d consecutive failures (last: %s): "
+                    "requests take the fail mode without asking Redis for %g s",
+                    self._failed, error, self.cooldown)  # fmt: skip
+        if sys.version_info >= (3, 11):
+            now = asyncio.get_running_loop().time()
+            for cut in list(self._waiting):
+                # One whose own timeout has just fired ("expiring") is
+                # failing already, and cannot be rescheduled.
+                if not cut.expired():
+                    cut.reschedule(now)
+
+
+def async_redis(
+    url: str = "redis://localhost:6379",
+    *,
+    pool_size: int = 50,
+    pool_timeout: float = 10.0,
+    timeout: float = 2.0,
+    connect_timeout: float = 5.0,
+    **kwargs: Any,
+) -> Any:
+    """A redis.asyncio.Redis suited to the limiter.
+
+    pool_size        connections at most. A burst beyond it waits for a free
+                     connection (a BlockingConnectionPool) instead of opening
+                     one connection per request in flight, as redis-py's
+                     default pool does (1,000 concurrent requests: 1,000
+                     connections, each opened while the burst waits)
+    pool_timeout     how long a call waits for a free connection, at most
+    timeout          for one command's reply (socket read and write)
+    connect_timeout  for opening a connection
+
+    No retries: the limiter decides what a failed call means (its fail
+    mode). Other keyword arguments go to the pool (e.g. protocol=3)."""
+    from redis.asyncio import BlockingConnectionPool, Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=pool_size,
+        timeout=pool_timeout,
+        socket_timeout=timeout,
+        socket_connect_timeout=connect_timeout,
+        retry=Retry(NoBackoff(), 0),
+        **kwargs,
+    )
+    return Redis.from_pool(pool)
+
+
+__all__ = [
+    "CIRCUIT_OPEN",
+    "ERROR_REPLY",
+    "POOL_EXHAUSTED",
+    "UNREACHABLE",
+    "CircuitBreaker",
+    "LimiterUnavailable",
+    "async_redis",
+    "failure_kind",
+]

@@ -1,0 +1,344 @@
+"""The limiter's hot path to Redis: one connection, pipelined automatically.
+
+Every check a FastAPI app makes is one short command whose reply is a small
+array of integers. redis-py's asyncio client takes a pooled connection per
+command, writes it, waits for the reply alone and parses it in Python
+layers meant for every command; under load that costs more than the rest
+of the request. Here the commands of all requests in flight go down one
+connection: those issued in the same event loop iteration leave in one
+write, and the replies, which Redis sends in order, resolve the waiting
+requests in order, read by a parser for just what RL.* commands answer.
+
+It is used for a standalone Redis reached over TCP or a unix socket
+without TLS (redis.asyncio.Redis); anything else (a cluster, TLS, a
+credential provider, Sentinel) goes through redis-py as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import re
+from collections.abc import Awaitable, Sequence
+from typing import Any, cast
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+Arg = str | int | bytes
+
+
+def encode(args: Sequence[Arg]) -> bytes:
+    """A command in RESP."""
+    return b"*%d\r\n" % len(args) + encode_args(args)
+
+
+def encode_args(args: Sequence[Arg]) -> bytes:
+    """Arguments in RESP, without the array's header: parts of a command."""
+    out = []
+    for a in args:
+        b = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+def encode_str(text: str) -> bytes:
+    b = text.encode()
+    return b"$%d\r\n%s\r\n" % (len(b), b)
+
+
+_SMALL = [encode_args([i]) for i in range(256)]
+
+
+def encode_int(n: int) -> bytes:
+    if 0 <= n < 256:
+        return _SMALL[n]
+    b = b"%d" % n
+    return b"$%d\r\n%s\r\n" % (len(b), b)
+
+
+_FIVE = re.compile(rb"\*5\r\n:(-?\d+)\r\n:(-?\d+)\r\n:(-?\d+)\r\n:(-?\d+)\r\n:(-?\d+)\r\n")
+
+
+class _Incomplete(Exception):
+    pass
+
+
+_INCOMPLETE = _Incomplete()
+
+
+def _parse(buf: bytes, pos: int) -> tuple[Any, int]:
+    """One RESP2 reply from buf[pos:]: (value, position after it). Raises
+    _Incomplete when the buffer holds only part of it."""
+    end = buf.find(b"\r\n", pos)
+    if end < 0:
+        raise _INCOMPLETE
+    kind = buf[pos]  # (end >= 0: pos is inside the buffer)
+    if kind == 58:  # ':' integer
+        return int(buf[pos + 1 : end]), end + 2
+    if kind == 42:  # '*' array
+        n = int(buf[pos + 1 : end])
+        pos = end + 2
+        if n < 0:
+            return None, pos
+        items: list[Any] = []
+        append = items.append
+        find = buf.find
+        for _ in range(n):
+            if buf[pos : pos + 1] == b":":  # the usual item: an integer, read here
+                end = find(b"\r\n", pos)
+                if end < 0:
+                    raise _INCOMPLETE
+                append(int(buf[pos + 1 : end]))
+                pos = end + 2
+            else:
+                item, pos = _parse(buf, pos)
+                append(item)
+        return items, pos
+    if kind == 36:  # '$' bulk string
+        n = int(buf[pos + 1 : end])
+        if n < 0:
+            return None, end + 2
+        start = end + 2
+        if len(buf) < start + n + 2:
+            raise _INCOMPLETE
+        return buf[start : start + n], start + n + 2
+    if kind == 43:  # '+' simple string
+        return buf[pos + 1 : end].decode(), end + 2
+    if kind == 45:  # '-' error
+        return ResponseError(buf[pos + 1 : end].decode("utf-8", "replace")), end + 2
+    raise RedisConnectionError(f"unexpected reply from Redis: {bytes(buf[pos : pos + 20])!r}")
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, owner: FastConnection) -> None:
+        self.owner = owner
+        self.transport: asyncio.Transport | None = None
+        self.pending: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
+        self.buf = b""
+        self.lost: BaseException | None = None
+        self.out: list[bytes] = []  # commands to write at the end of this loop iteration
+        self.watchdog: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf + data if self.buf else data
+        pos = 0
+        size = len(buf)
+        pending = self.pending
+        five = _FIVE.match
+        try:
+            while pos < size and pending:
+                m = five(buf, pos)  # the usual reply: a decision's five integers
+                if m is not None:
+                    value: Any = list(map(int, m.groups()))
+                    pos = m.end()
+                else:
+                    try:
+                        value, pos = _parse(buf, pos)
+                    except _Incomplete:
+                        break
+                fut = pending.popleft()[0]
+                if fut.done():  # its caller gave up (timeout, cancelled)
+                    continue
+                if isinstance(value, ResponseError):
+                    fut.set_exception(value)
+                else:
+                    fut.set_result(value)
+        except Exception as e:  # a reply this parser cannot read: start over
+            self.buf = b""
+            if self.transport is not None:
+                self.transport.abort()
+            self._fail(e)
+            return
+        self.buf = buf[pos:] if pos < len(buf) else b""
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.lost = exc or RedisConnectionError("connection to Redis closed")
+        self._fail(self.lost)
+        self.owner._lost(self)
+
+    def _fail(self, exc: BaseException) -> None:
+        err = exc if isinstance(exc, (RedisConnectionError, RedisTimeoutError)) else (
+            RedisConnectionError(f"connection to Redis lost: {exc!r}")
+        )  # fmt: skip
+        while self.pending:
+            fut = self.pending.popleft()[0]
+            if not fut.done():
+                fut.set_exception(err)
+
+
+class FastConnection:
+    """One automatically pipelined connection to a standalone Redis.
+
+    `timeout`: a reply overdue by that long means Redis is stalled: the
+    connection is dropped and every command waiting on it fails
+    (TimeoutError); the next command connects again."""
+
+    def __init__(
+        self,
+        *,
+        host: str | None = None,
+        port: int = 6379,
+        path: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        db: int = 0,
+        timeout: float = 0.5,
+        connect_timeout: float | None = None,
+    ) -> None:
+        self.host, self.port, self.path = host, port, path
+        self.username, self.password, self.db = username, password, db
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout if connect_timeout is not None else timeout
+        self._proto: _Protocol | None = None
+        self._connecting: asyncio.Future[_Protocol] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def for_client(cls, redis: Any, timeout: float) -> FastConnection | None:
+        """A FastConnection to where a redis.asyncio.Redis connects, or None
+        when that is not a plain TCP or unix socket connection this can
+        speak for (TLS, a credential provider, a cluster, Sentinel...)."""
+        pool = getattr(redis, "connection_pool", None)
+        if pool is None or type(redis).__name__ != "Redis":
+            return None
+        from redis.asyncio.connection import Connection, UnixDomainSocketConnection
+
+        kw: dict[str, Any] = getattr(pool, "connection_kwargs", {})
+        cls_ = getattr(pool, "connection_class", None)
+        if cls_ not in (Connection, UnixDomainSocketConnection):
+            return None
+        if kw.get("credential_provider") is not None or kw.get("ssl"):
+            return None
+        db = kw.get("db", 0) or 0
+        if cls_ is UnixDomainSocketConnection:
+            return cls(path=kw.get("path"), username=kw.get("username"),
+                       password=kw.get("password"), db=int(db), timeout=timeout,
+                       connect_timeout=kw.get("socket_connect_timeout"))  # fmt: skip
+        return cls(host=kw.get("host", "localhost"), port=int(kw.get("port", 6379)),
+                   username=kw.get("username"), password=kw.get("password"), db=int(db),
+                   timeout=timeout, connect_timeout=kw.get("socket_connect_timeout"))  # fmt: skip
+
+    def execute(self, args: Sequence[Arg]) -> Awaitable[Any]:
+        """Sends one command and waits for its reply. Raises ResponseError
+        for an error reply, ConnectionError/TimeoutError (redis-py's) when
+        Redis cannot be reached or does not answer in time."""
+        return self.send(encode(args))
+
+    async def send(self, command: bytes) -> Any:
+        """execute() for a command already in RESP."""
+        fut = self.submit(command)
+        if fut is None:
+            await self._connect(asyncio.get_running_loop())
+            fut = self.submit(command)
+            if fut is None:
+                raise RedisConnectionError("connection to Redis lost")
+        return await fut
+
+    def submit(self, command: bytes) -> asyncio.Future[Any] | None:
+        """Queues a command (in RESP) and returns the future of its reply;
+        None when not connected (from this event loop): send() connects."""
+        proto = self._proto
+        loop = self._loop
+        if proto is None or loop is None or proto.lost is not None:
+            return None
+        if asyncio.get_running_loop() is not loop:
+            return None
+        fut = loop.create_future()
+        proto.pending.append((fut, loop.time()))
+        out = proto.out
+        out.append(command)
+        if len(out) == 1:
+            loop.call_soon(self._flush, proto)
+        if proto.watchdog is None:
+            proto.watchdog = loop.call_later(self.timeout, self._check, proto, loop)
+        return fut
+
+    @staticmethod
+    def _flush(proto: _Protocol) -> None:
+        data = b"".join(proto.out)
+        proto.out.clear()
+        if proto.transport is not None and proto.lost is None:
+            proto.transport.write(data)
+
+    def _check(self, proto: _Protocol, loop: asyncio.AbstractEventLoop) -> None:
+        """The watchdog: fails everything when the oldest reply is overdue."""
+        proto.watchdog = None
+        if proto.lost is not None or not proto.pending:
+            return
+        now = loop.time()
+        oldest = proto.pending[0][1]
+        if now - oldest >= self.timeout:
+            proto._fail(RedisTimeoutError(f"no reply from Redis within {self.timeout:g} s"))
+            if proto.transport is not None:
+                proto.transport.abort()
+            return
+        proto.watchdog = loop.call_later(oldest + self.timeout - now, self._check, proto, loop)
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Protocol:
+        if self._loop is not loop:  # a new event loop (tests): start over
+            self._proto, self._connecting = None, None
+            self._loop = loop
+        if self._connecting is None:
+            self._connecting = asyncio.ensure_future(self._open(loop))
+        try:
+            return await asyncio.shield(self._connecting)
+        finally:
+            c = self._connecting
+            if c is not None and c.done() and (c.cancelled() or c.exception() is not None):
+                self._connecting = None  # the next call tries again
+
+    async def _open(self, loop: asyncio.AbstractEventLoop) -> _Protocol:
+        try:
+            if self.path is not None:
+                coro = loop.create_unix_connection(lambda: _Protocol(self), self.path)
+            else:
+                coro = loop.create_connection(
+                    lambda: _Protocol(self), self.host or "localhost", self.port
+                )
+            _, proto = await asyncio.wait_for(coro, self.connect_timeout)
+        except asyncio.TimeoutError:
+            raise RedisTimeoutError("timed out connecting to Redis") from None
+        except OSError as e:
+            raise RedisConnectionError(f"cannot connect to Redis: {e}") from e
+        setup: list[list[Arg]] = []
+        if self.password is not None:
+            setup.append(["AUTH", self.password] if self.username is None
+                         else ["AUTH", self.username, self.password])  # fmt: skip
+        if self.db:
+            setup.append(["SELECT", self.db])
+        if setup:
+            futs = []
+            for cmd in setup:
+                fut = loop.create_future()
+                proto.pending.append((fut, loop.time()))
+                futs.append(fut)
+                assert proto.transport is not None
+                proto.transport.write(encode(cmd))
+            try:
+                await asyncio.wait_for(asyncio.gather(*futs), self.connect_timeout)
+            except BaseException:
+                if proto.transport is not None:
+                    proto.transport.abort()
+                raise
+        self._proto = proto
+        return proto
+
+    def _lost(self, proto: _Protocol) -> None:
+        if proto.watchdog is not None:
+            proto.watchdog.cancel()
+            proto.watchdog = None
+        if self._proto is proto:
+            self._proto = None
+            self._connecting = None
+
+    def close(self) -> None:
+        if self._proto is not None and self._proto.transport is not None:
+            self._proto.transport.close()
+        self._proto = None
+        self._connecting = None
