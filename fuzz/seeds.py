@@ -34,7 +34,8 @@ def u128(v):
 # --- args: [command selector, separator] + arguments joined by it. The
 # selector's top bit asks for small log-max and lease-max settings; its low
 # 7 bits pick the command: 0-5 RL.<algo>, 6 RL.ALL, 7 CL.THROTTLE, 8 module
-# arguments, 9 RL.PEEK, 10 RL.REFUND, 11 RL.ACQUIRE, 12 RL.RENEW.
+# arguments, 9 RL.PEEK, 10 RL.REFUND, 11 RL.ACQUIRE, 12 RL.RENEW, 13 RL.POLICY
+# SET (what follows SET), 14 RL.CHECK's options (what follows the key).
 ARGS = {
     0: ["10 1s", "10 1s COST 3 AT 1700000000000", "10 500ms cost 0", "0 1s",
         "10 5w", "-1 1", "99999999999999999999999 1", "10 1s COST", "10 1s AT 1 AT 2",
@@ -105,6 +106,42 @@ write("args", "small-log-max", bytes([0x82, 0x20]) + b"4 1s")
 write("args", "not-utf8", bytes([0, 0x20]) + b"\xff\xfe 1s")
 write("args", "empty-arg", bytes([3, 0x2C]) + b"10,,1s")
 write("args", "newline", bytes([0, 0x20]) + b"1\r\n 1s")
+
+# RL.POLICY SET name ALGO params... [PENALTY d] [SHADOW]
+POLICY_SET_ARGS = ["free TOKEN 10 5 1s", "login FIXED 5 1m PENALTY 15m",
+                   "tier:gold.v2 GCRA 0 30 1m SHADOW", "l LOG 10 1500ms PENALTY 1h SHADOW",
+                   "s sliding 5 1h shadow", "q LEAKY 3 7 90061001us",
+                   "x" * 64 + " FIXED 1 1s", "x" * 65 + " FIXED 1 1s", "a/b FIXED 1 1s",
+                   "free", "free POLICY other", "free BUCKET 1 1", "free TOKEN 10 5",
+                   "free FIXED 0 1s", "free LOG 10001 1s", "free FIXED 1 1s COST 1",
+                   "free FIXED 1 1s AT 5", "free FIXED 1 1s SHADOW SHADOW",
+                   "free FIXED 1 1s PENALTY 1s PENALTY 2s", "free FIXED 1 1s PENALTY 0",
+                   "f FIXED 1000000000000000 100000000000000000us PENALTY 100000000000000000us",
+                   "f FIXED 1 1s PENALTY 100000000000000001us"]
+for i, line in enumerate(POLICY_SET_ARGS):
+    write("args", f"policy-set-{i}", bytes([13, 0x20]) + line.encode())
+write("args", "policy-set-none", bytes([13, 0x20]))
+write("args", "policy-set-small-log-max", bytes([0x80 | 13, 0x20]) + b"l LOG 4 1s")
+write("args", "policy-set-binary-name", bytes([13, 0x2C]) + b"\x00\xff,FIXED,1,1s")
+# RL.CHECK policy key [COST n] [AT ms]: the options after the key.
+CHECK_ARGS = ["COST 3", "AT 1700000000000 cost 0", "COST 1 COST 2", "COST", "AT -1",
+              "PENALTY 1s", "SHADOW", "ID a", "FOO 1", "COST 1000000000000001"]
+for i, line in enumerate(CHECK_ARGS):
+    write("args", f"check-{i}", bytes([14, 0x20]) + line.encode())
+write("args", "check-none", bytes([14, 0x20]))
+# POLICY name in RL.ALL and RL.PEEK (the target knows free, login,
+# tier:gold.v2, log, s and q).
+POLICY_USE = {
+    6: ["2 a b POLICY free FIXED 1000 1d COST 2", "3 a b c POLICY login POLICY q POLICY s",
+        "1 a policy tier:gold.v2 SHADOW PENALTY 1s", "1 a POLICY nope", "1 a POLICY",
+        "1 a POLICY a/b", "2 a b POLICY free", "1 a POLICY log COST 3"],
+    9: ["POLICY free COST 3", "policy login AT 1700000000000", "POLICY nope", "POLICY",
+        "POLICY free PENALTY 1s", "POLICY " + "x" * 65],
+}
+for cmd, lines in POLICY_USE.items():
+    for i, line in enumerate(lines):
+        write("args", f"policy{cmd}-{i}", bytes([cmd, 0x20]) + line.encode())
+write("args", "policy6-small-log-max", bytes([0x80 | 6, 0x20]) + b"1 a POLICY log COST 3")
 
 # --- decode: [version + 1] + encoded limiter.
 W = q(5, 10 * S)
@@ -217,3 +254,106 @@ NEW_OPS = {
 }
 for name, body in NEW_OPS.items():
     write("decode_op", name, body)
+
+# --- decode_policies: [mode] + input. Mode 0: a policies record as saved in
+# the RDB (src/codec.rs, encode_policies): version 1, the count, then per
+# policy its name (length byte, bytes), its parameters (as in a limiter),
+# its penalty in µs (0: none) and a flags byte (1: shadow), names ascending.
+# Mode 1: RL.POLICY SET lines (name ALGO params...), encoded and decoded.
+
+
+def policy(name, params, penalty=0, flags=0):
+    return bytes([len(name)]) + name + params + q(penalty) + bytes([flags])
+
+
+def record(*ps, count=None):
+    return b"\x01" + q(len(ps) if count is None else count) + b"".join(policy(*p) for p in ps)
+
+
+FREE = (b"free", b"\x04" + q(10, 5, S))
+LOGIN = (b"login", b"\x01" + q(5, 60 * S), 900 * S)
+GOLD = (b"tier:gold.v2", b"\x06" + q(1, 30, 60 * S), 0, 1)
+RECORDS = {
+    "empty": record(),
+    "one": record(FREE),
+    "three": record(FREE, LOGIN, GOLD),
+    "every-algo": record(*[(bytes([c]), bytes([t]) + (W if t <= 3 else B), 0, t % 2)
+                           for c, t in zip(b"abcdef", range(1, 7))]),
+    "huge": record((b"x" * 64, b"\x03" + q(MAX_COUNT, MAX_DURATION), MAX_DURATION, 1)),
+    # Refused: out of order, a repeat, a bad name, an empty name, a penalty
+    # too long, a flags byte other than 0 or 1, an unknown algorithm, zero
+    # parameters, a count above the bytes, a count above 10,000, another
+    # version, a byte after the end, cut short.
+    "unsorted": record(LOGIN, FREE),
+    "repeat": record(FREE, FREE),
+    "bad-name": record((b"a b", FREE[1])),
+    "empty-name": record((b"", FREE[1])),
+    "penalty-too-long": record((b"p", FREE[1], MAX_DURATION + 1)),
+    "flags-2": record((b"p", FREE[1], 0, 2)),
+    "unknown-algo": record((b"p", b"\x63" + q(10, 5, S))),
+    "zero-limit": record((b"p", b"\x01" + q(0, S))),
+    "count-over-bytes": record(FREE, count=2),
+    "count-over-max": record(count=10_001),
+    "version-2": b"\x02" + record(FREE)[1:],
+    "trailing": record(FREE) + b"\x00",
+    "cut": record(FREE, LOGIN)[:-3],
+}
+for name, blob in RECORDS.items():
+    write("decode_policies", name, b"\x00" + blob)
+DEFINITIONS = {
+    "tiers": ["free TOKEN 10 5 1s", "login FIXED 5 1m PENALTY 15m",
+              "tier:gold.v2 GCRA 0 30 1m SHADOW"],
+    "every-algo": ["a FIXED 1 1us", "b SLIDING 5 1h SHADOW", "c LOG 10000 1d",
+                   "d TOKEN 1000000000000000 1 100000000000000000us PENALTY 1ms",
+                   "e LEAKY 3 7 90061001us", "f GCRA 999999999999999 1 1"],
+    "replaced": ["free TOKEN 10 5 1s", "free FIXED 1 1s SHADOW"],
+    "some-bad": ["free TOKEN 10 5", "ok FIXED 1 1s", "a/b FIXED 1 1s", ""],
+}
+for name, lines in DEFINITIONS.items():
+    write("decode_policies", f"set-{name}", b"\x01" + "\n".join(lines).encode())
+
+# --- Aligned fixed windows: `ALIGN [OFFSET ±hh:mm]` after FIXED's window,
+# `mo` months only when aligned; encoded under tag 7: limit, unit (0 µs,
+# 1 months), length, offset in minutes (i16).
+ALIGN_ARGS = {
+    0: ["10 1d ALIGN", "10 1d ALIGN OFFSET -05:00 COST 2 AT 1700000000000",
+        "100000 1mo ALIGN", "5 12mo align offset +14:00", "5 1200mo ALIGN OFFSET Z",
+        "5 1201mo ALIGN", "5 0mo ALIGN", "5 1mo", "5 1mo OFFSET +01:00",
+        "5 1d ALIGN OFFSET", "5 1d ALIGN OFFSET +24:00", "5 1d ALIGN OFFSET 0500",
+        "5 1d COST 1 ALIGN", "5 1d ALIGN ALIGN", "5 1month ALIGN",
+        "5 4294967297mo ALIGN", "5 1d ALIGN OFFSET -23:59 PENALTY 1h SHADOW"],
+    1: ["10 1mo", "10 1d ALIGN"],
+    6: ["2 a b TOKEN 60 1 1s FIXED 100000 1mo ALIGN OFFSET -05:00 COST 1",
+        "1 a FIXED 1 1mo", "2 a b FIXED 1 1d ALIGN OFFSET TOKEN 1 1 1s"],
+    9: ["FIXED 5 1mo ALIGN OFFSET +09:00 COST 1", "FIXED 5 1d OFFSET Z"],
+    13: ["paid FIXED 100000 1mo ALIGN OFFSET -05:00", "q FIXED 5 3mo ALIGN SHADOW",
+         "q FIXED 5 1d ALIGN OFFSET +00:00 PENALTY 1h", "q FIXED 5 1mo"],
+}
+for cmd, lines in ALIGN_ARGS.items():
+    for i, line in enumerate(lines):
+        write("args", f"align{cmd}-{i}", bytes([cmd, 0x20]) + line.encode())
+
+
+def aligned(limit, unit, n, minutes):
+    return b"\x07" + q(limit) + bytes([unit]) + q(n) + struct.pack("<h", minutes)
+
+
+ALIGNED = {
+    "aligned-month": aligned(5, 1, 1, -300) + q(T, 3),
+    "aligned-day": aligned(5, 0, 86_400 * S, 330) + q(T, 1),
+    "aligned-longest": aligned(MAX_COUNT, 1, 1200, -1439) + q(MAX_TIME, MAX_COUNT),
+    "aligned-bad-unit": aligned(5, 2, 1, 0) + q(T, 1),
+    "aligned-1201-months": aligned(5, 1, 1201, 0) + q(T, 1),
+    "aligned-offset-24h": aligned(5, 1, 1, 1440) + q(T, 1),
+}
+for name, blob in ALIGNED.items():
+    write("decode", name, b"\x03" + blob)
+    write("decode", f"blocked-{name}", b"\x03\x10" + q(T + 60 * S) + blob)
+write("decode", "aligned-in-version-1", b"\x02" + ALIGNED["aligned-month"])
+write("decode_op", "aligned-decide", b"\x01" + aligned(5, 1, 1, 60) + q(1, T, T // 1000 + 10_000))
+write("decode_op", "aligned-all", b"\x02" + q(1, T) + bytes([2]) + b"\x04" + q(10, 10, S)
+      + q(0) + aligned(9, 0, 86_400 * S, -210) + q(T // 1000 + 1_000))
+write("decode_policies", "aligned", b"\x00" + record((b"paid", aligned(100_000, 1, 1, -300))))
+write("decode_policies", "set-aligned", b"\x01" + "\n".join(
+    ["paid FIXED 100000 1mo ALIGN OFFSET -05:00", "day FIXED 10 1d ALIGN",
+     "bad FIXED 10 1mo"]).encode())

@@ -7,8 +7,8 @@ use smallvec::SmallVec;
 use crate::algo::limiter::Shape;
 use crate::algo::{
     Algorithm, BucketParams, Burst, Count, Duration, FixedParams, FixedWindow, GcraParams, Instant,
-    Months, Offset, Params, Period, Span, WindowParams, MAX_COUNT, MAX_DURATION_US, MAX_MONTHS,
-    MAX_TIME_US,
+    Months, Offset, Params, Period, Span, WindowParams, MAX_ALIGNED_US, MAX_COUNT, MAX_DURATION_US,
+    MAX_MONTHS, MAX_TIME_US,
 };
 
 /// Default and hard ceiling of `RL.LOG`'s limit: the log costs 8 bytes per
@@ -258,6 +258,11 @@ pub fn spec<'a, 'b>(
     if algo != Algorithm::Fixed {
         return Ok((params(algo, given, limits)?, rest));
     }
+    let [limit, window] = given else {
+        return Err(arity_error(algo.name()));
+    };
+    // In the order given, as for the other algorithms.
+    let limit = positive("limit", limit)?;
     let (align, rest) = match rest.split_first() {
         Some((&a, tail)) if a.eq_ignore_ascii_case(b"ALIGN") => match tail.split_first() {
             Some((&o, tail)) if o.eq_ignore_ascii_case(b"OFFSET") => {
@@ -270,17 +275,19 @@ pub fn spec<'a, 'b>(
         },
         Some((&o, _)) if o.eq_ignore_ascii_case(b"OFFSET") => {
             return Err(ArgError::new(
-                "OFFSET needs ALIGN before it: FIXED limit window ALIGN OFFSET ±hh:mm",
+                "OFFSET needs ALIGN before it: FIXED limit window ALIGN OFFSET +hh:mm",
             ))
         }
         _ => (None, rest),
     };
-    let [limit, window] = given else {
-        return Err(arity_error(algo.name()));
-    };
     let window = fixed_window(window, align)?;
-    let limit = positive("limit", limit)?;
-    Ok((Params::Fixed(FixedParams { limit, window }), rest))
+    let p = FixedParams::new(limit, window).ok_or_else(|| {
+        ArgError::new(format!(
+            "an aligned window is at most {} days (use mo for longer)",
+            MAX_ALIGNED_US / 86_400_000_000
+        ))
+    })?;
+    Ok((Params::Fixed(p), rest))
 }
 
 /// `ALIGN`'s offset: `+hh:mm`, `-hh:mm` or `Z`.
@@ -357,13 +364,11 @@ pub fn params(algo: Algorithm, args: &[&[u8]], limits: &Limits) -> Result<Params
                 limit: positive("limit", first)?,
                 window: duration("window", second)?,
             };
-            if algo == Algorithm::Log && p.limit.get() > limits.log_max {
-                return Err(ArgError::new(format!(
-                    "limit is too large for RL.LOG (at most {}, see ratelimit.log-max)",
-                    limits.log_max
-                )));
+            let p = Params::window(algo, p);
+            if let Some(p) = &p {
+                within(p, limits)?;
             }
-            Params::window(algo, p)
+            p
         }
         Shape::Bucket => {
             let [third] = rest else { return Err(wrong()) };
@@ -386,6 +391,26 @@ pub fn params(algo: Algorithm, args: &[&[u8]], limits: &Limits) -> Result<Params
         }
     };
     params.ok_or_else(wrong)
+}
+
+/// Whether parameters are within the server's settings: a log's limit
+/// bounds its memory, so it is checked on every use, also of parameters
+/// defined earlier (a policy set before `log-max` was lowered, or loaded
+/// from an RDB file).
+pub fn within(p: &Params, limits: &Limits) -> Result<(), ArgError> {
+    match p {
+        Params::Log(w) if w.limit.get() > limits.log_max => Err(ArgError::new(format!(
+            "limit is too large for RL.LOG (at most {}, see ratelimit.log-max)",
+            limits.log_max
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A policy's parameters checked by [`within`], the policy named in the
+/// message.
+pub fn policy_within(name: &str, p: &Params, limits: &Limits) -> Result<(), ArgError> {
+    within(p, limits).map_err(|e| ArgError::new(format!("policy '{name}': {e}")))
 }
 
 fn burst(arg: &[u8]) -> Result<Burst, ArgError> {
@@ -426,7 +451,7 @@ pub fn options<'a>(args: &[&'a [u8]], accepted: &[&str]) -> Result<Options<'a>, 
         let Some(&option) = known else {
             if name.eq_ignore_ascii_case(b"ALIGN") || name.eq_ignore_ascii_case(b"OFFSET") {
                 return Err(ArgError::new(
-                    "ALIGN [OFFSET ±hh:mm] is only for FIXED, right after its window",
+                    "ALIGN [OFFSET +hh:mm] is only for FIXED, right after its window",
                 ));
             }
             return Err(ArgError::new(format!(
@@ -645,6 +670,7 @@ fn limit<'a, 'b>(
         let policy = policy_name(policy).map_err(LimitError::NoPolicy)?;
         let p = resolve(policy.as_bytes())
             .ok_or_else(|| LimitError::NoPolicy(no_such_policy(policy)))?;
+        policy_within(policy, &p, limits).map_err(LimitError::NoPolicy)?;
         return Ok((p, true, rest));
     }
     let algo = Algorithm::from_name(name)

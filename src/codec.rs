@@ -256,11 +256,17 @@ impl<'a> Reader<'a> {
 /// Every algorithm's parameters as stored: GCRA's as the bucket's capacity
 /// (`max_burst + 1`), as the first release wrote them.
 fn write_params<S: Sink>(w: &mut Writer<S>, params: &Params) {
-    if let Params::Fixed(FixedParams {
-        limit,
-        window: FixedWindow::Aligned(span, offset),
-    }) = params
-    {
+    if let Params::Fixed(f) = params {
+        let limit = f.limit;
+        let (span, offset) = match f.window() {
+            FixedWindow::Aligned(span, offset) => (span, offset),
+            FixedWindow::FirstHit(window) => {
+                w.u8(Algorithm::Fixed.tag());
+                w.u64(limit.get());
+                w.u64(window.micros());
+                return;
+            }
+        };
         w.u8(ALIGNED_FIXED_TAG);
         w.u64(limit.get());
         match span {
@@ -284,13 +290,6 @@ fn write_params<S: Sink>(w: &mut Writer<S>, params: &Params) {
         w.u64(p.period.micros());
     };
     match params {
-        Params::Fixed(FixedParams {
-            limit,
-            window: FixedWindow::FirstHit(window),
-        }) => {
-            w.u64(limit.get());
-            w.u64(window.micros());
-        }
         // Written above.
         Params::Fixed(_) => {}
         Params::Sliding(p) | Params::Log(p) => {
@@ -315,10 +314,8 @@ fn read_params(r: &mut Reader) -> Result<Params, DecodeError> {
             _ => return Err(DecodeError::BadParameter),
         };
         let offset = Offset::from_minutes(r.i16()?.into()).ok_or(DecodeError::BadParameter)?;
-        return Ok(Params::Fixed(FixedParams {
-            limit,
-            window: FixedWindow::Aligned(span, offset),
-        }));
+        let p = FixedParams::new(limit, FixedWindow::Aligned(span, offset));
+        return p.map(Params::Fixed).ok_or(DecodeError::BadParameter);
     }
     let algo = Algorithm::from_tag(tag).ok_or(DecodeError::UnknownAlgorithm(tag))?;
     let params = match algo.shape() {
@@ -373,6 +370,10 @@ pub fn encode(limiter: &Limiter) -> Vec<u8> {
 pub fn decode(bytes: &[u8], version: i32) -> Result<Limiter, DecodeError> {
     if !(1..=ENCODING_VERSION).contains(&version) {
         return Err(DecodeError::UnsupportedVersion(version));
+    }
+    // Aligned windows came with version 2.
+    if version < 2 && bytes.first() == Some(&ALIGNED_FIXED_TAG) {
+        return Err(DecodeError::UnknownAlgorithm(ALIGNED_FIXED_TAG));
     }
     let mut r = Reader(bytes);
     let limiter = match read_params(&mut r)? {
@@ -478,7 +479,10 @@ pub fn encode_policies(policies: &crate::policy::Policies) -> Vec<u8> {
     w.0
 }
 
-/// Decodes what `encode_policies` wrote, as strictly as any value.
+/// Decodes what `encode_policies` wrote, as strictly as any value: names
+/// in the encoder's order (ascending, so none repeats), and every byte
+/// canonical, so re-encoding what it answers gives back the same bytes.
+/// Pure, for the RDB loader and the fuzz target alike.
 pub fn decode_policies(bytes: &[u8]) -> Result<crate::policy::Policies, DecodeError> {
     use crate::policy::{valid_name, Policy, MAX_POLICIES};
     let mut r = Reader(bytes);
@@ -511,15 +515,21 @@ pub fn decode_policies(bytes: &[u8]) -> Result<crate::policy::Policies, DecodeEr
             1 => true,
             _ => return Err(DecodeError::BadParameter),
         };
+        // Ascending, as the encoder writes a BTreeMap: a repeat or another
+        // order is not something it wrote.
+        if out
+            .last_key_value()
+            .is_some_and(|(last, _)| last.as_bytes() >= name)
+        {
+            return Err(DecodeError::BadState);
+        }
         let name = String::from_utf8_lossy(name).into_owned();
         let policy = Policy {
             params,
             penalty,
             shadow,
         };
-        if out.insert(name, policy).is_some() {
-            return Err(DecodeError::BadState);
-        }
+        out.insert(name, policy);
     }
     r.finish()?;
     Ok(out)
@@ -788,6 +798,71 @@ mod tests {
     }
 
     #[test]
+    fn aligned_fixed_windows_have_their_own_tag() {
+        use crate::algo::{FixedWindow, Months, Offset, Span};
+        let aligned = |span, minutes| {
+            Params::Fixed(
+                FixedParams::new(
+                    Count::new(5).unwrap(),
+                    FixedWindow::Aligned(span, Offset::from_minutes(minutes).unwrap()),
+                )
+                .unwrap(),
+            )
+        };
+        let month = Span::Months(Months::new(3).unwrap());
+        let day = Span::Micros(Period::from_micros(86_400_000_000).unwrap());
+        for p in [aligned(month, -300), aligned(day, 1439), aligned(day, 0)] {
+            let mut l = Limiter::new(&p);
+            l.decide(&p, 2, Instant::from_micros(1_700_000_000_000_000))
+                .unwrap();
+            let bytes = encode(&l);
+            assert_eq!(bytes[0], ALIGNED_FIXED_TAG);
+            assert_eq!(decode(&bytes, ENCODING_VERSION), Ok(l.clone()));
+            // Not in version 1, which had no such windows.
+            assert!(decode(&bytes, 1).is_err());
+            // Cut anywhere or with a byte more, refused.
+            for n in 0..bytes.len() {
+                assert!(decode(&bytes[..n], ENCODING_VERSION).is_err());
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert_eq!(
+                decode(&longer, ENCODING_VERSION),
+                Err(DecodeError::TrailingBytes)
+            );
+        }
+        // Tag 7, limit 5, then a bad unit, 0 or 1201 months, an offset of
+        // ±24:00.
+        let raw = |unit: u8, n: u64, minutes: i16| {
+            let mut b = vec![ALIGNED_FIXED_TAG];
+            b.extend(5u64.to_le_bytes());
+            b.push(unit);
+            b.extend(n.to_le_bytes());
+            b.extend(minutes.to_le_bytes());
+            b.extend(0u64.to_le_bytes());
+            b.extend(0u64.to_le_bytes());
+            b
+        };
+        assert!(decode(&raw(SPAN_MONTHS, 1, 60), ENCODING_VERSION).is_ok());
+        for bad in [
+            raw(2, 1, 0),
+            raw(SPAN_MONTHS, 0, 0),
+            raw(SPAN_MONTHS, 1201, 0),
+            raw(SPAN_MONTHS, 1 << 32, 0),
+            raw(SPAN_MICROS, 0, 0),
+            raw(SPAN_MICROS, crate::algo::MAX_ALIGNED_US + 1, 0),
+            raw(SPAN_MONTHS, 1, 1440),
+            raw(SPAN_MONTHS, 1, -1440),
+        ] {
+            assert_eq!(
+                decode(&bad, ENCODING_VERSION),
+                Err(DecodeError::BadParameter),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_blocked_limiter_round_trips_and_a_plain_one_is_written_as_version_1() {
         for l in samples() {
             let plain = Value::Limiter(l.clone());
@@ -882,7 +957,7 @@ mod tests {
             },
         );
         let bytes = encode_policies(&all);
-        assert_eq!(decode_policies(&bytes), Ok(all));
+        assert_eq!(decode_policies(&bytes).as_ref(), Ok(&all));
         for n in 0..bytes.len() {
             assert!(decode_policies(&bytes[..n]).is_err(), "cut at {n}");
         }
@@ -894,9 +969,30 @@ mod tests {
             Ok(Policies::new())
         );
         // A name the parser refuses.
-        let mut bad = bytes;
+        let mut bad = bytes.clone();
         bad[10] = b' ';
         assert!(decode_policies(&bad).is_err());
+        // The same two policies out of order, and one twice: the encoder
+        // writes neither.
+        let one = |name: &str, p: &Policy| {
+            let mut m = Policies::new();
+            m.insert(name.to_string(), *p);
+            encode_policies(&m)[9..].to_vec()
+        };
+        let (free, login) = (&all["free"], &all["login:v2"]);
+        for records in [
+            [one("login:v2", login), one("free", free)],
+            [one("free", free), one("free", free)],
+        ] {
+            let mut b = vec![POLICIES_VERSION];
+            b.extend_from_slice(&2u64.to_le_bytes());
+            b.extend(records.concat());
+            assert_eq!(decode_policies(&b), Err(DecodeError::BadState));
+        }
+        let mut b = vec![POLICIES_VERSION];
+        b.extend_from_slice(&2u64.to_le_bytes());
+        b.extend([one("free", free), one("login:v2", login)].concat());
+        assert_eq!(b, bytes);
     }
 
     #[test]

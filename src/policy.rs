@@ -41,7 +41,7 @@ impl Policy {
         match &self.params {
             Params::Fixed(f) => {
                 out.push(f.limit.get().to_string());
-                match f.window {
+                match f.window() {
                     FixedWindow::FirstHit(w) => out.push(duration(w.duration())),
                     FixedWindow::Aligned(span, offset) => {
                         out.push(match span {

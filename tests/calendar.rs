@@ -304,10 +304,10 @@ proptest! {
         start in starts(),
         steps in steps(),
     ) {
-        let params = Params::Fixed(FixedParams {
-            limit: Count::new(limit).unwrap(),
-            window: FixedWindow::Aligned(span, offset),
-        });
+        let params = Params::Fixed(
+            FixedParams::new(Count::new(limit).unwrap(), FixedWindow::Aligned(span, offset))
+                .unwrap(),
+        );
         let mut limiter = Limiter::new(&params);
         // The model: the reference window last spent in, and its count.
         let mut spent: Option<((u64, u64), u64)> = None;

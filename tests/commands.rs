@@ -385,7 +385,7 @@ fn bad_input_gets_a_precise_error() {
         ("RL.SLIDING k -3 1", "ERR limit must be greater than 0"),
         ("RL.LOG k 5 0", "ERR window must be greater than 0"),
         ("RL.LOG k 5 -1m", "ERR window must be greater than 0"),
-        ("RL.FIXED k 5 10x", "ERR window has an unknown unit 'x' (use us, ms, s, m, h or d)"),
+        ("RL.FIXED k 5 10x", "ERR window has an unknown unit 'x' (use us, ms, s, m, h, d, or mo with ALIGN)"),
         ("RL.FIXED k 5 ms", "ERR window must be a positive integer with an optional unit (us, ms, s, m, h, d), got an empty string"),
         ("RL.TOKEN k 0 1 1", "ERR capacity must be greater than 0"),
         ("RL.TOKEN k 5 0 1", "ERR rate must be greater than 0"),

@@ -99,6 +99,14 @@ fn every_command_is_documented() {
     ] {
         assert!(joined.contains(words), "{words}: {joined}");
     }
+    let docs = flat(&c.cmd("COMMAND DOCS RL.FIXED")).join(" ");
+    for words in [
+        "name window type string",
+        "token ALIGN flags optional",
+        "token OFFSET flags optional",
+    ] {
+        assert!(docs.contains(words), "{words}: {docs}");
+    }
     let docs = flat(&c.cmd("COMMAND DOCS RL.ACQUIRE")).join(" ");
     for words in [
         "name ttl type string",

@@ -252,11 +252,31 @@ fn policy_errors_are_precise() {
         c.cmd("RL.CHECK p k PENALTY 1s").err(),
         "ERR unknown option 'PENALTY' (expected COST or AT)"
     );
+    // A log policy set under a higher log-max is refused once the ceiling
+    // is lowered, wherever it is used: a log's memory stays bounded.
+    assert_eq!(c.cmd("RL.POLICY SET big LOG 5000 1m").text(), "OK");
+    assert_eq!(c.cmd("RL.CHECK big k1").ints()[..3], [1, 5000, 4999]);
+    assert_eq!(c.cmd("CONFIG SET ratelimit.log-max 100").text(), "OK");
+    let want =
+        "ERR policy 'big': limit is too large for RL.LOG (at most 100, see ratelimit.log-max)";
+    for line in [
+        "RL.CHECK big k2",
+        "RL.ALL 1 k3 POLICY big",
+        "RL.PEEK k1 POLICY big",
+    ] {
+        assert_eq!(c.cmd(line).err(), want, "{line}");
+    }
+    assert_eq!(c.cmd("EXISTS k2 k3").int(), 0);
+    // Defining one is refused too, with the command's own message.
+    assert_eq!(
+        c.cmd("RL.POLICY SET big2 LOG 101 1m").err(),
+        "ERR limit is too large for RL.LOG (at most 100, see ratelimit.log-max)"
+    );
 }
 
 /// Policies are server state: they reach replicas (as commands and in a
 /// full sync), survive failover, `DEBUG RELOAD`, and a restart from the
-/// AOF (with and without an RDB preamble in its base).
+/// AOF (AOF rewrites: tests/policy_persistence.rs).
 #[test]
 fn policies_survive_replication_failover_and_restarts() {
     let mut master = Server::start_with(&["--appendonly", "yes"]);
@@ -295,4 +315,239 @@ fn policies_survive_replication_failover_and_restarts() {
         ["early", "late"],
         "not keys"
     );
+}
+
+/// 2028-02-29T12:00Z, a leap day in the future (so keys written `AT` it
+/// live), and the instants around it, in Unix ms.
+const LEAP_NOON: i64 = 1_835_438_400_000;
+const MARCH_1: i64 = 1_835_481_600_000;
+const APRIL_1: i64 = 1_838_160_000_000;
+const FEB_1: i64 = 1_832_976_000_000;
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 24 * HOUR;
+
+/// `RL.FIXED ... ALIGN [OFFSET]`: windows on the clock and the calendar,
+/// with exact resets, in every command that takes parameters.
+#[test]
+fn aligned_windows_reset_on_the_calendar() {
+    let s = Server::start();
+    let mut c = s.client();
+    let at = |ms: i64| format!("AT {ms}");
+    // A monthly quota: from noon on 29 February to 1 March, 12 hours.
+    let month = |c: &mut Client, cost: i64, ms: i64| {
+        c.cmd(&format!("RL.FIXED q 3 1mo ALIGN COST {cost} {}", at(ms)))
+            .ints()
+    };
+    assert_eq!(month(&mut c, 1, LEAP_NOON), [1, 3, 2, 0, 12 * HOUR]);
+    assert_eq!(month(&mut c, 2, LEAP_NOON + HOUR), [1, 3, 0, 0, 11 * HOUR]);
+    assert_eq!(
+        month(&mut c, 1, MARCH_1 - 1),
+        [0, 3, 0, 1, 1],
+        "the last ms of February"
+    );
+    assert_eq!(info_field(&mut c, "q", "window_months"), 1);
+    assert_eq!(info_field(&mut c, "q", "align"), 1);
+    assert_eq!(info_field(&mut c, "q", "offset_minutes"), 0);
+    assert_eq!(info_field(&mut c, "q", "window_start_us"), FEB_1 * 1000);
+    // March opens at midnight and lasts 31 days, whoever came first.
+    assert_eq!(month(&mut c, 1, MARCH_1), [1, 3, 2, 0, 31 * DAY]);
+    assert_eq!(month(&mut c, 1, APRIL_1), [1, 3, 2, 0, 30 * DAY]);
+    // The key lives exactly to the end of its window.
+    let expires = c.cmd("PEXPIRETIME q").int();
+    assert_eq!(expires, APRIL_1 + 30 * DAY);
+
+    // A day at UTC-5 ends at 05:00Z; at +05:45, at 18:15Z.
+    let day = |c: &mut Client, key: &str, offset: &str| {
+        c.cmd(&format!(
+            "RL.FIXED {key} 10 1d ALIGN OFFSET {offset} {}",
+            at(LEAP_NOON)
+        ))
+        .ints()
+    };
+    assert_eq!(day(&mut c, "d1", "-05:00")[4], 17 * HOUR);
+    assert_eq!(day(&mut c, "d2", "+05:45")[4], 6 * HOUR + 15 * 60_000);
+    assert_eq!(info_field(&mut c, "d1", "offset_minutes"), -300);
+    assert_eq!(info_field(&mut c, "d2", "window_us"), DAY * 1000);
+    // The year 2028 at UTC+1 ends at 23:00Z on 31 December.
+    let year = c
+        .cmd(&format!(
+            "RL.FIXED y 1 12mo ALIGN OFFSET +01:00 {}",
+            at(LEAP_NOON)
+        ))
+        .ints();
+    assert_eq!(year[4], 1_861_916_400_000 - LEAP_NOON);
+
+    // A minute's token bucket and a monthly aligned quota in one call.
+    let both = |c: &mut Client, ms: i64| {
+        c.cmd(&format!(
+            "RL.ALL 2 {{u}}:m {{u}}:mo TOKEN 5 5 1m FIXED 2 1mo ALIGN OFFSET -05:00 {}",
+            at(ms)
+        ))
+    };
+    let Value::Array(r) = both(&mut c, LEAP_NOON) else {
+        panic!()
+    };
+    // At -05:00, March starts at 05:00Z on 1 March.
+    assert_eq!(r[6].ints()[4], MARCH_1 + 5 * HOUR - LEAP_NOON);
+    both(&mut c, LEAP_NOON);
+    let Value::Array(r) = both(&mut c, LEAP_NOON) else {
+        panic!()
+    };
+    assert_eq!(r[0].int(), 0, "the monthly quota is spent");
+    assert_eq!(r[3].int(), MARCH_1 + 5 * HOUR - LEAP_NOON);
+    // A peek and a policy with the same grid see the same window.
+    let peek = c
+        .cmd(&format!(
+            "RL.PEEK {{u}}:mo FIXED 2 1mo ALIGN OFFSET -05:00 {}",
+            at(LEAP_NOON)
+        ))
+        .ints();
+    assert_eq!(peek[..3], [0, 2, 0]);
+    assert_eq!(
+        c.cmd("RL.POLICY SET paid FIXED 100000 1mo ALIGN OFFSET -05:00")
+            .text(),
+        "OK"
+    );
+    assert_eq!(
+        strings(&c.cmd("RL.POLICY GET paid")),
+        ["FIXED", "100000", "1mo", "ALIGN", "OFFSET", "-05:00"]
+    );
+    assert_eq!(
+        c.cmd("RL.POLICY SET utc FIXED 9 1d ALIGN OFFSET Z").text(),
+        "OK"
+    );
+    assert_eq!(
+        strings(&c.cmd("RL.POLICY GET utc")),
+        ["FIXED", "9", "1d", "ALIGN"]
+    );
+    let check = c
+        .cmd(&format!("RL.CHECK paid acct:7 {}", at(LEAP_NOON)))
+        .ints();
+    assert_eq!(
+        check,
+        [1, 100_000, 99_999, 0, MARCH_1 + 5 * HOUR - LEAP_NOON]
+    );
+
+    // Changing the grid applies to the stored window: d1's day, read at
+    // UTC, ends at midnight UTC.
+    let d1 = c
+        .cmd(&format!("RL.FIXED d1 10 1d ALIGN {}", at(LEAP_NOON)))
+        .ints();
+    assert_eq!(d1[..3], [1, 10, 8]);
+    assert_eq!(d1[4], 12 * HOUR);
+
+    // Without AT, the reset is the next midnight UTC, bracketed by the
+    // server's clock before and after the call.
+    let now_ms = |c: &mut Client| common::time_ms(&c.cmd("TIME"));
+    let before = now_ms(&mut c);
+    let r = c.cmd("RL.FIXED wall 5 1d ALIGN").ints();
+    let after = now_ms(&mut c);
+    let midnight = (before / DAY + 1) * DAY;
+    if midnight == (after / DAY + 1) * DAY {
+        assert!(
+            (midnight - after..=midnight - before).contains(&r[4]),
+            "{r:?}"
+        );
+    }
+}
+
+#[test]
+fn aligned_window_errors_are_precise() {
+    let s = Server::start();
+    let mut c = s.client();
+    for (line, want) in [
+        (
+            "RL.FIXED k 10 1mo",
+            "ERR a window in months needs ALIGN: FIXED limit 1mo ALIGN",
+        ),
+        ("RL.FIXED k 10 1d ALIGN OFFSET", "ERR OFFSET needs a value"),
+        (
+            "RL.FIXED k 10 1d ALIGN OFFSET +24:00",
+            "ERR OFFSET must be +hh:mm or -hh:mm (at most 23:59) or Z, got '+24:00'",
+        ),
+        (
+            "RL.FIXED k 10 1d ALIGN OFFSET 0500",
+            "ERR OFFSET must be +hh:mm or -hh:mm (at most 23:59) or Z, got '0500'",
+        ),
+        (
+            "RL.FIXED k 10 1d OFFSET +01:00",
+            "ERR OFFSET needs ALIGN before it: FIXED limit window ALIGN OFFSET +hh:mm",
+        ),
+        (
+            "RL.FIXED k 10 1d COST 1 ALIGN",
+            "ERR ALIGN [OFFSET +hh:mm] is only for FIXED, right after its window",
+        ),
+        (
+            "RL.SLIDING k 10 1d ALIGN",
+            "ERR ALIGN [OFFSET +hh:mm] is only for FIXED, right after its window",
+        ),
+        (
+            "RL.LOG k 10 1mo",
+            "ERR a window in months is only for FIXED with ALIGN, not LOG",
+        ),
+        (
+            "RL.FIXED k 10 0mo ALIGN",
+            "ERR window must be greater than 0",
+        ),
+        (
+            "RL.FIXED k 10 10001d ALIGN",
+            "ERR an aligned window is at most 10000 days (use mo for longer)",
+        ),
+        (
+            "RL.FIXED k 10 1201mo ALIGN",
+            "ERR window is too long (at most 1200mo)",
+        ),
+        (
+            "RL.FIXED k 10 1month ALIGN",
+            "ERR window has an unknown unit 'month' (use us, ms, s, m, h, d, or mo with ALIGN)",
+        ),
+        (
+            "RL.ALL 1 k FIXED 10 1mo COST 1",
+            "ERR limit 1 (FIXED): a window in months needs ALIGN: FIXED limit 1mo ALIGN",
+        ),
+        (
+            "RL.POLICY SET p FIXED 10 1mo ALIGN OFFSET",
+            "ERR OFFSET needs a value",
+        ),
+    ] {
+        assert_eq!(c.cmd(line).err(), want, "{line}");
+    }
+    assert_eq!(c.cmd("EXISTS k").int(), 0);
+}
+
+/// Aligned windows reach a replica as effects and survive `DEBUG RELOAD`
+/// and a restart from the AOF, digests and expiries equal.
+#[test]
+fn aligned_windows_replicate_and_persist() {
+    let mut master = Server::start_with(&["--appendonly", "yes"]);
+    let mut m = master.client();
+    let replica = common::start_replica(&master, &[]);
+    assert_eq!(
+        m.cmd("RL.POLICY SET q FIXED 50 3mo ALIGN OFFSET +09:00")
+            .text(),
+        "OK"
+    );
+    for i in 0..40i64 {
+        let ms = LEAP_NOON + i * 7 * HOUR;
+        m.cmd(&format!("RL.FIXED a{} 3 1mo ALIGN AT {ms}", i % 4));
+        m.cmd(&format!(
+            "RL.ALL 2 {{b}}:1 {{b}}:2 FIXED 4 1d ALIGN OFFSET -03:30 TOKEN 9 1 1h AT {ms}"
+        ));
+        m.cmd(&format!("RL.CHECK q c{} AT {ms}", i % 3));
+    }
+    common::sync(&mut m, 1);
+    let mut keys = common::keys(&mut m);
+    keys.sort();
+    assert_eq!(keys.len(), 9, "{keys:?}");
+    let want = common::snapshot(&mut m, &keys);
+    let mut r = replica.client();
+    assert_eq!(common::snapshot(&mut r, &keys), want);
+    assert_eq!(m.cmd("DEBUG RELOAD").text(), "OK");
+    assert_eq!(common::snapshot(&mut m, &keys), want);
+    drop(m);
+    master.restart();
+    let mut m = master.client();
+    assert_eq!(common::snapshot(&mut m, &keys), want);
+    assert_eq!(info_field(&mut m, "c0", "window_months"), 3);
+    assert_eq!(info_field(&mut m, "c0", "offset_minutes"), 540);
 }

@@ -42,8 +42,8 @@ use proptest::prelude::*;
 use proptest::test_runner::Config;
 
 use ratelimit::algo::{
-    sliding, Algorithm, BucketParams, Decision, Duration, FixedParams, FixedWindow, Instant,
-    Limiter, Params, SlidingState, Verdict, WindowParams, MAX_COUNT, MAX_DURATION_US, MAX_TIME_US,
+    sliding, Algorithm, BucketParams, Decision, Duration, FixedWindow, Instant, Limiter, Params,
+    SlidingState, Verdict, WindowParams, MAX_COUNT, MAX_DURATION_US, MAX_TIME_US,
 };
 use ratelimit::codec;
 
@@ -286,10 +286,10 @@ fn run(
 /// (limit, window in µs)
 fn window(p: &Params) -> (u64, Us) {
     match p {
-        Params::Fixed(FixedParams {
-            limit,
-            window: FixedWindow::FirstHit(w),
-        }) => (limit.get(), w.micros()),
+        Params::Fixed(f) => match f.window() {
+            FixedWindow::FirstHit(w) => (f.limit.get(), w.micros()),
+            FixedWindow::Aligned(..) => unreachable!("not generated here"),
+        },
         Params::Sliding(w) | Params::Log(w) => (w.limit.get(), w.window.micros()),
         _ => unreachable!(),
     }

@@ -32,9 +32,8 @@ use ratelimit::algo::bucket::Wide;
 use ratelimit::algo::value::{self, latest_block_end};
 use ratelimit::algo::{
     Algorithm, BlockChange, Blocked, BucketParams, BucketState, Count, Decision, Duration,
-    FixedParams, FixedState, FixedWindow, GcraParams, Instant, Lease, LeaseState, Limiter,
-    LogState, Params, SlidingState, Value, WindowParams, MAX_COUNT, MAX_DURATION_US,
-    MAX_LEASE_ID_LEN, MAX_TIME_US,
+    FixedState, FixedWindow, GcraParams, Instant, Lease, LeaseState, Limiter, LogState, Params,
+    SlidingState, Value, WindowParams, MAX_COUNT, MAX_DURATION_US, MAX_LEASE_ID_LEN, MAX_TIME_US,
 };
 use ratelimit::codec::{self, AnyOp, LeaseAction, LeaseOp, Op, RefundOp};
 
@@ -151,17 +150,16 @@ enum Model {
 impl Model {
     fn new(p: &Params) -> Model {
         match *p {
-            Params::Fixed(FixedParams {
-                limit,
-                window: FixedWindow::FirstHit(w),
-            }) => Model::Fixed {
-                limit: limit.get(),
-                w: w.micros(),
-                windows: Vec::new(),
-            },
             // The models here are of first-hit windows; aligned ones have
             // their own properties (tests/calendar.rs).
-            Params::Fixed(_) => unreachable!("aligned windows are not generated here"),
+            Params::Fixed(f) => match f.window() {
+                FixedWindow::FirstHit(w) => Model::Fixed {
+                    limit: f.limit.get(),
+                    w: w.micros(),
+                    windows: Vec::new(),
+                },
+                FixedWindow::Aligned(..) => unreachable!("not generated here"),
+            },
             Params::Sliding(w) => Model::Sliding {
                 limit: w.limit.get(),
                 w: w.window.micros(),

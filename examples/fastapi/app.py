@@ -1,14 +1,23 @@
 """A stock-quote API protected by the ratelimit Redis module.
 
-    GET  /quotes/{symbol}  anonymous: 100/minute per IP (RL.SLIDING)
-                           API key (Authorization: Bearer ...): 1000/minute
-                           token bucket AND a daily cap, one RL.ALL call
-    POST /login            5 failed attempts/minute per IP (RL.FIXED, a success
-                           is refunded: RL.REFUND); trying again after them
-                           puts the IP in a 15-minute penalty box (PENALTY)
+Its tiers are policies kept in Redis (RL.POLICY SET at start-up, from the
+settings), used by name, so that an operator changes one with a single
+RL.POLICY SET, without a redeploy:
+
+    GET  /quotes/{symbol}  anonymous: policy `free`, 100/minute per IP
+                           (sliding window; RL.CHECK free ...)
+                           API key (Authorization: Bearer ...): policies
+                           `paid` (1000/minute token bucket) AND `paid-daily`
+                           (a daily cap) AND `paid-monthly` (a quota per
+                           calendar month, reset at midnight on the 1st),
+                           one call: RL.ALL ... POLICY paid POLICY paid-daily
+                           POLICY paid-monthly
+    POST /login            policy `login`: 5 failed attempts/minute per IP (a
+                           success is refunded: RL.REFUND); trying again after
+                           them puts the IP in a 15-minute penalty box
     POST /orders           per user: at most 2 in flight (RL.ACQUIRE leases,
-                           released when the request ends) and 1/second,
-                           burst 10, cost by order size (RL.TOKEN)
+                           released when the request ends) and policy
+                           `orders`, 1/second, burst 10, cost by order size
     GET  /limits           the caller's quotas, spending nothing (COST 0)
 
 Run it with run.sh; every setting is an environment variable (README.md).
@@ -30,10 +39,13 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response
 from pydantic import BaseModel, Field
 
 from ratelimit import (
+    SYNC_MODES,
     CircuitBreaker,
     ConcurrencyLimit,
     Decision,
     LimiterUnavailable,
+    Policies,
+    Policy,
     RateLimit,
     RateLimitConfig,
     RateLimitHeaders,
@@ -41,6 +53,7 @@ from ratelimit import (
     by_api_key,
     by_ip,
     parse_duration,
+    parse_offset,
     redis_client,
     setup,
 )
@@ -73,6 +86,16 @@ def _duration(name: str, default: str) -> str:
     text = _env(name, default)
     try:
         parse_duration(text)
+    except ValueError as e:
+        raise ValueError(f"{name}={text!r}: {e}") from None
+    return text
+
+
+def _offset(name: str, default: str) -> str:
+    """A UTC offset setting ("+02:00", "-05:00", "Z")."""
+    text = _env(name, default)
+    try:
+        parse_offset(text)
     except ValueError as e:
         raise ValueError(f"{name}={text!r}: {e}") from None
     return text
@@ -140,6 +163,11 @@ def create_app() -> FastAPI:
     if fail_mode not in ("open", "closed"):
         raise ValueError("RL_FAIL_MODE must be 'open' or 'closed'")
     trusted_proxies = _number("RL_TRUSTED_PROXIES", "0", int, 0)
+    policy_sync = _env("RL_POLICY_SYNC", "missing").lower()
+    if policy_sync not in SYNC_MODES:
+        raise ValueError(f"RL_POLICY_SYNC must be one of {', '.join(SYNC_MODES)}")
+    policy_refresh = _number("RL_POLICY_REFRESH", "0", float, 0.0)
+    policy_prefix = os.environ.get("RL_POLICY_PREFIX", "").strip()
     api_keys = _api_keys(_env("API_KEYS", "demo-key-alice:alice,demo-key-bob:bob"))
     exchange = Exchange(
         _number("ORDER_LATENCY", "0", float, 0.0),
@@ -167,36 +195,51 @@ def create_app() -> FastAPI:
     def by_valid_key(request: Request) -> str | None:
         return by_api_key(request) if user_of(request) else None
 
-    # -- limits (scopes are explicit so that /limits can peek at them)
+    # -- policies: the tiers, defined in Redis at start-up (RL_POLICY_SYNC)
+    # and used by name. These are the definitions for a Redis that lacks
+    # them; what Redis holds is what applies (an operator's RL.POLICY SET).
 
-    anon_quotes = RateLimit(
-        _env("RL_ANON_RATE", "100/minute"), algorithm="sliding", key=by_ip, scope="quotes"
+    free = Policy("free", _env("RL_ANON_RATE", "100/minute"), algorithm="sliding")
+    paid = Policy("paid", _env("RL_PAID_RATE", "1000/minute"), algorithm="token")
+    paid_daily = Policy("paid-daily", _env("RL_PAID_DAILY", "20000/day"), algorithm="fixed")
+    # A quota per calendar month, the same for every key: it resets at
+    # midnight on the 1st at RL_PAID_MONTH_OFFSET (ALIGN, OFFSET).
+    paid_monthly = Policy(
+        "paid-monthly",
+        _env("RL_PAID_MONTHLY", "300000/month"),
+        algorithm="fixed",
+        offset=_offset("RL_PAID_MONTH_OFFSET", "+00:00"),
     )
-    paid_quotes = RateLimit(
-        f'{_env("RL_PAID_RATE", "1000/minute")};{_env("RL_PAID_DAILY", "20000/day")}',
-        algorithm=("token", "fixed"),
-        key=by_valid_key,
-        scope="quotes-paid",
-    )
-    # Every attempt is charged before the password is checked (so that
-    # concurrent guesses cannot overtake the count) and a successful one is
-    # refunded: only failures stay counted. An attempt refused by the limit
-    # puts the IP in the penalty box.
-    login_limit = RateLimit(
+    # An attempt refused by the limit puts the IP in the penalty box.
+    login_policy = Policy(
+        "login",
         _env("RL_LOGIN_RATE", "5/minute"),
         algorithm="fixed",
-        key=by_ip,
-        scope="login",
         penalty=_duration("RL_LOGIN_PENALTY", "15m"),
     )
-    # Spent by hand in the endpoint, by the order's size.
-    order_limit = RateLimit(
+    orders = Policy(
+        "orders",
         _env("RL_ORDER_RATE", "1/second"),
         algorithm="token",
-        burst=int(_env("RL_ORDER_BURST", "10")),
-        key=by_user,
-        scope="orders",
+        burst=_number("RL_ORDER_BURST", "10", int, 1),
     )
+    policies = Policies(
+        [free, paid, paid_daily, paid_monthly, login_policy, orders],
+        sync=policy_sync,
+        prefix=policy_prefix,
+        refresh=policy_refresh,
+    )
+
+    # -- limits (scopes are explicit so that /limits can peek at them)
+
+    anon_quotes = RateLimit(free, key=by_ip, scope="quotes")
+    paid_quotes = RateLimit([paid, paid_daily, paid_monthly], key=by_valid_key, scope="quotes")
+    # Every attempt is charged before the password is checked (so that
+    # concurrent guesses cannot overtake the count) and a successful one is
+    # refunded: only failures stay counted.
+    login_limit = RateLimit(login_policy, key=by_ip, scope="auth")
+    # Spent by hand in the endpoint, by the order's size.
+    order_limit = RateLimit(orders, key=by_user, scope="orders")
     # Orders in flight per user, whatever their rate: each holds a lease
     # from before its rate limit is spent until the request ends.
     orders_inflight = ConcurrencyLimit(
@@ -236,11 +279,21 @@ def create_app() -> FastAPI:
             trusted_proxies=trusted_proxies,
             breaker=CircuitBreaker(breaker_failures, breaker_cooldown),
             log_interval=log_interval,
+            policies=policies,
         )
         try:
-            await config.call(client.ping)
+            done = await policies.sync(config)
         except LimiterUnavailable as e:
-            log.warning("Redis at %s is not reachable yet: %s", redis_url, e)
+            # Not fatal: the first call that finds a policy missing defines
+            # it (unless RL_POLICY_SYNC=off), and the fail mode covers the
+            # calls until Redis answers.
+            log.warning("policies not synced with Redis at %s (yet): %s", redis_url, e)
+        else:
+            log.info(
+                "policies (RL_POLICY_SYNC=%s): %s",
+                policy_sync,
+                ", ".join(f"{policies.server_name(n)} {what}" for n, what in done.items()),
+            )
         try:
             yield
         finally:
@@ -293,29 +346,30 @@ def create_app() -> FastAPI:
     @app.get("/limits")
     async def limits(request: Request) -> dict[str, Any]:
         """Peek at every limit that applies to the caller, in one pipeline."""
-        paid = user_of(request) is not None
+        paid_tier = user_of(request) is not None
         candidates: list[tuple[str, RateLimit | ConcurrencyLimit]] = [
-            ("quotes", paid_quotes if paid else anon_quotes),
+            ("quotes", paid_quotes if paid_tier else anon_quotes),
             ("login", login_limit),
             ("orders", order_limit),  # per user: applies with an API key only
             ("orders_in_flight", orders_inflight),
         ]
         config: RateLimitConfig = request.app.state.ratelimit
-        pipe = config.redis.pipeline(transaction=False)
         named: list[tuple[str, RateLimit | ConcurrencyLimit]] = []
+        commands: list[list[Any]] = []
         for name, lim in candidates:
             ident = await lim.identity(request)
             if ident is not None:
                 named.append((name, lim))
-                pipe.execute_command(*lim.command(request, ident, 0))
+                commands.append(lim.command(request, ident, 0))
+        used = [p for _, lim in named for p in lim.policy_names]
         try:
-            replies = await config.call(pipe.execute)
+            replies = await config.run(commands, used)
+            decisions = [await lim.decide(config, reply) for (_, lim), reply in zip(named, replies)]
         except LimiterUnavailable as e:
             config.logs.warning(f"limits:{e.kind}", "rate limiter unavailable for /limits: %s", e)
             raise HTTPException(503, detail="Rate limiter unavailable") from None
         out = {}
-        for (name, lim), reply in zip(named, replies):
-            d = lim.decision(reply)
+        for (name, _), d in zip(named, decisions):
             out[name] = [
                 {
                     "policy": q.rate.name,
@@ -328,7 +382,7 @@ def create_app() -> FastAPI:
                 }
                 for q in d.quotas
             ]
-        return {"tier": "paid" if paid else "anonymous", "limits": out}
+        return {"tier": "paid" if paid_tier else "free", "limits": out}
 
     return app
 

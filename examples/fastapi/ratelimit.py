@@ -15,6 +15,14 @@ single limit, or one atomic RL.ALL call when the rate string holds several
 `await limit.refund(request, response)` gives back what a request spent
 (RL.REFUND), e.g. for a login that succeeded.
 
+Limits can live in Redis as named policies, which an operator changes with
+one RL.POLICY SET while the app runs:
+
+    paid = Policy("paid", "1000/minute", algorithm="token")
+    policies = Policies([paid])                 # setup(app, redis, policies=policies)
+    await policies.sync(config)                 # in lifespan: RL.POLICY SET what is missing
+    paid_limit = RateLimit(paid, key=by_api_key)   # RL.CHECK paid ...
+
 A ConcurrencyLimit bounds the requests in flight with leases (RL.ACQUIRE,
 RL.RENEW, RL.RELEASE):
 
@@ -43,6 +51,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, HTTPException, Request, Response
@@ -56,12 +65,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger("ratelimit")
 
 __all__ = [
+    "NO_SUCH_POLICY",
+    "SYNC_MODES",
     "CircuitBreaker",
     "ConcurrencyLimit",
     "Decision",
     "Lease",
     "LimiterUnavailable",
     "LogThrottle",
+    "Policies",
+    "Policy",
+    "PolicyDef",
     "Quota",
     "Rate",
     "RateLimit",
@@ -70,9 +84,11 @@ __all__ = [
     "bearer_token",
     "by_api_key",
     "by_ip",
+    "calendar_window",
     "client_ip",
     "combine",
     "parse_duration",
+    "parse_offset",
     "parse_rates",
     "redis_client",
     "setup",
@@ -389,6 +405,7 @@ class RateLimitConfig:
     prefix: str = "rl"
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     log_interval: float = 10.0  # at most one warning per kind per this many seconds
+    policies: Policies | None = None  # the app's server-side policies, if it uses any
     logs: LogThrottle = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -398,6 +415,46 @@ class RateLimitConfig:
         """await fn() (a Redis call) through the circuit breaker; raises
         LimiterUnavailable when Redis cannot answer."""
         return await self.breaker.call(fn)
+
+    def book(self) -> Policies:
+        if self.policies is None:
+            raise RuntimeError("a limit uses policies: give setup(app, redis, policies=...)")
+        return self.policies
+
+    async def run(self, commands: Sequence[list[Any]], policies: Sequence[str] = ()) -> list[Any]:
+        """Sends the commands in one pipeline (one round trip) through the
+        breaker, with RL.POLICY GET of those of `policies` (short names)
+        whose definitions are due for a refresh. A command answered `no such
+        policy` did nothing: it is sent again, once, after the policies are
+        defined again (Policies.restore; not with sync off). Returns the
+        commands' replies. Raises LimiterUnavailable when Redis cannot
+        answer or answers an error (kind NO_SUCH_POLICY: still missing)."""
+        book = self.policies if policies else None
+        stale = [n for n in policies if book.stale(n)] if book else []
+        extra = book.get_commands(stale) if book else []
+        replies = await self._pipeline([*commands, *extra])
+        for name, reply in zip(stale, replies[len(commands) :]):
+            book.learn(name, reply)  # type: ignore[union-attr]
+        replies = replies[: len(commands)]
+        failed = [i for i, r in enumerate(replies) if _no_such_policy(r)]
+        if failed and book is not None and await book.restore(self):
+            again = await self._pipeline([commands[i] for i in failed])
+            for i, reply in zip(failed, again):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                kind = NO_SUCH_POLICY if _no_such_policy(reply) else ERROR_REPLY
+                raise LimiterUnavailable(str(reply), kind)
+        return replies
+
+    async def _pipeline(self, commands: Sequence[list[Any]]) -> list[Any]:
+        pipe = self.redis.pipeline(transaction=False)
+        for args in commands:
+            pipe.execute_command(*args)
+        # Error replies come back in the list: Redis answered (the breaker
+        # counts it so), and the caller decides what each one means.
+        replies: list[Any] = await self.call(lambda: pipe.execute(raise_on_error=False))
+        return replies
 
     def unavailable(self, error: LimiterUnavailable) -> None:
         """Takes the fail mode for a request that got no answer: returns
@@ -587,6 +644,447 @@ def _five(value: Any) -> list[int]:
     return [int(v) for v in value[:5]]
 
 
+# ---------------------------------------------------------------- policies
+
+_POLICY_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")  # the module's rule
+_PARAMS = {"FIXED": 2, "SLIDING": 2, "LOG": 2, "TOKEN": 3, "LEAKY": 3, "GCRA": 3}
+_MODULE_UNITS_US = {
+    "us": 1, "ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000,
+    "d": 86_400_000_000,
+}  # fmt: skip
+_MODULE_DURATION = re.compile(r"^(\d{1,19})(us|ms|s|m|h|d)?$", re.IGNORECASE)
+_MONTHS = re.compile(r"^(\d{1,6})mo$", re.IGNORECASE)  # the module's calendar months
+_OFFSET = re.compile(r"^([+-])([01]\d|2[0-3]):([0-5]\d)$")
+_MONTH_RATE = re.compile(
+    r"^\s*(\d{1,16})\s*(?:/|\s+per\s+)\s*(\d{1,4})?\s*(months?|mo)\s*$", re.IGNORECASE
+)
+
+
+def parse_offset(text: str) -> int:
+    """A UTC offset as the module takes it ("+05:30", "-08:00", "Z") in
+    minutes east of UTC. Raises ValueError."""
+    if text.strip() in ("Z", "z"):
+        return 0
+    m = _OFFSET.match(text.strip())
+    if not m:
+        raise ValueError(f"bad offset {text!r}: expected +hh:mm or -hh:mm, e.g. '+02:00'")
+    minutes = int(m[2]) * 60 + int(m[3])
+    return -minutes if m[1] == "-" else minutes
+
+
+def _format_offset(minutes: int) -> str:
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def calendar_window(
+    months: int, offset_minutes: int, now: datetime | None = None
+) -> tuple[datetime, datetime]:
+    """The window of `months` calendar months holding `now` (default: the
+    clock), as the module aligns them: from the first of every `months`-th
+    month since January 1970, midnight at the UTC offset. Returns its start
+    and end, aware datetimes in that offset."""
+    tz = timezone(timedelta(minutes=offset_minutes))
+    local = (now or datetime.now(UTC)).astimezone(tz)
+    index = (local.year - 1970) * 12 + local.month - 1
+    first = index - index % months
+    start = date(1970 + first // 12, first % 12 + 1, 1)
+    end = date(1970 + (first + months) // 12, (first + months) % 12 + 1, 1)
+    return (
+        datetime(start.year, start.month, 1, tzinfo=tz),
+        datetime(end.year, end.month, 1, tzinfo=tz),
+    )
+
+
+def _module_duration_us(text: str) -> int:
+    """A duration as the module writes it ("1m", "15m", "500ms", bare
+    seconds) in microseconds. Raises ValueError."""
+    m = _MODULE_DURATION.match(text.strip())
+    if not m:
+        raise ValueError(f"unreadable duration {text!r}")
+    return int(m[1]) * _MODULE_UNITS_US[(m[2] or "s").lower()]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True)
+class PolicyDef:
+    """A policy's definition, normalized so that two spellings of the same
+    limit compare equal ("60s" and "1m"). Read from RL.POLICY GET's reply or
+    from the arguments the app would send to RL.POLICY SET."""
+
+    algorithm: str  # FIXED, SLIDING, LOG, TOKEN, LEAKY, GCRA
+    numbers: tuple[int, ...]  # the integer parameters, in order
+    window_us: int  # the window (FIXED, SLIDING, LOG) or refill period; 0: months
+    penalty_us: int | None = None
+    shadow: bool = False
+    options: tuple[str, ...] = ()  # anything else the server answered, kept verbatim
+    months: int = 0  # a window of calendar months ("1mo"), always aligned
+    align: bool = False  # windows on a grid from the epoch (ALIGN), not from a first request
+    offset_minutes: int = 0  # the grid's UTC offset (OFFSET +hh:mm)
+
+    @classmethod
+    def parse(cls, args: Sequence[Any]) -> PolicyDef:
+        words = [_text(a) for a in args]
+        if not words or words[0].upper() not in _PARAMS:
+            raise ValueError(f"unreadable policy definition {' '.join(words)!r}")
+        algo = words[0].upper()
+        n = _PARAMS[algo]
+        if len(words) < 1 + n:
+            raise ValueError(f"unreadable policy definition {' '.join(words)!r}")
+        numbers = tuple(int(w) for w in words[1:n])
+        months_match = _MONTHS.match(words[n].strip())
+        months = int(months_match[1]) if months_match else 0
+        window_us = 0 if months else _module_duration_us(words[n])
+        penalty_us, shadow, align, offset, rest = None, False, bool(months), 0, []
+        i = 1 + n
+        while i < len(words):
+            word = words[i].upper()
+            if word in ("PENALTY", "OFFSET") and i + 1 < len(words):
+                if word == "PENALTY":
+                    penalty_us = _module_duration_us(words[i + 1])
+                else:
+                    offset = parse_offset(words[i + 1])
+                i += 2
+                continue
+            if word == "SHADOW":
+                shadow = True
+            elif word == "ALIGN":
+                align = True
+            else:
+                rest.append(words[i])
+            i += 1
+        return cls(algo, numbers, window_us, penalty_us, shadow, tuple(rest), months, align, offset)
+
+    @property
+    def capacity(self) -> int:
+        """What the module answers as `limit` for this definition."""
+        if self.algorithm == "GCRA":
+            return self.numbers[0] + 1  # max_burst + 1, as redis-cell
+        return self.numbers[0]
+
+    @property
+    def quota(self) -> int:
+        """RateLimit-Policy's q: the limit per window, or a bucket's rate."""
+        return self.numbers[0] if len(self.numbers) == 1 else self.numbers[1]
+
+    def window_s(self, now: datetime | None = None) -> int:
+        """RateLimit-Policy's w, whole seconds (rounded up). A window of
+        calendar months has no fixed length: w is the length of the window
+        holding `now` (default: the clock), 31 days in January."""
+        if self.months:
+            start, end = calendar_window(self.months, self.offset_minutes, now)
+            return int((end - start).total_seconds())
+        return max(1, -(-self.window_us // 1_000_000))
+
+    def rate(self, name: str, now: datetime | None = None) -> Rate:
+        return Rate(self.quota, self.window_s(now), name)
+
+    def describe(self) -> str:
+        window = f"{self.months}mo" if self.months else f"{self.window_us}us"
+        parts = [self.algorithm, *map(str, self.numbers), window]
+        if self.align and not self.months:
+            parts.append("ALIGN")
+        if self.offset_minutes:
+            parts += ["OFFSET", _format_offset(self.offset_minutes)]
+        if self.penalty_us is not None:
+            parts += ["PENALTY", f"{self.penalty_us}us"]
+        if self.shadow:
+            parts.append("SHADOW")
+        return " ".join([*parts, *self.options])
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A limit the app defines in the server by name (RL.POLICY SET) and then
+    uses by name (RL.CHECK, POLICY in RL.ALL), so that an operator can
+    change it with one RL.POLICY SET, without a redeploy.
+
+    name       the policy's name (1 to 64 of A-Z a-z 0-9 _ . : -); also its
+               label in the headers and the last part of its keys
+    rate       one rate, "1000/minute": the window's limit, or a bucket's
+               refill rate. "100000/month" (or "/3 months"): a fixed window
+               of calendar months, resetting at midnight on the 1st (ALIGN)
+    algorithm  fixed | sliding | log | token | leaky | gcra
+    burst      bucket algorithms: capacity (default: the rate's amount)
+    penalty    a duration: a request this policy denies puts its key in the
+               penalty box that long (applied by RL.CHECK, the module's rule)
+    align      fixed windows on the clock's grid (ALIGN: a day from midnight)
+               instead of from a key's first request; always for months
+    offset     the UTC offset of that grid, "+02:00" (OFFSET; default UTC)
+    """
+
+    name: str
+    rate: str
+    algorithm: str = "sliding"
+    burst: int | None = None
+    penalty: str | int | None = None
+    align: bool = False
+    offset: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _POLICY_NAME.match(self.name):
+            raise ValueError(
+                f"policy name must be 1 to 64 of A-Z a-z 0-9 _ . : -, not {self.name!r}"
+            )
+        if self._months() is None:
+            rates = parse_rates(self.rate)
+            if len(rates) != 1:
+                raise ValueError(f"policy {self.name!r}: one rate per policy, not {self.rate!r}")
+        elif self.algorithm.lower() != "fixed":
+            raise ValueError(f"policy {self.name!r}: a window of months needs algorithm 'fixed'")
+        if (self.align or self.offset is not None) and self.algorithm.lower() != "fixed":
+            raise ValueError(f"policy {self.name!r}: align and offset are for algorithm 'fixed'")
+        if self.offset is not None:
+            parse_offset(self.offset)
+        if self.algorithm.lower() not in _ALGORITHMS:
+            raise ValueError(
+                f"policy {self.name!r}: unknown algorithm {self.algorithm!r} "
+                f"(use {', '.join(_ALGORITHMS)})"
+            )
+        b = self.burst
+        if b is not None and (isinstance(b, bool) or not isinstance(b, int) or b < 1):
+            raise ValueError(f"burst must be an integer from 1 to 10^15, not {b!r}")
+        if b is not None and b > MAX_AMOUNT:
+            raise ValueError(f"burst must be an integer from 1 to 10^15, not {b!r}")
+        if self.penalty is not None:
+            parse_duration(self.penalty)
+
+    def _months(self) -> tuple[int, int] | None:
+        """(amount, months) of a rate in months; None for other rates."""
+        m = _MONTH_RATE.match(self.rate) if isinstance(self.rate, str) else None
+        if not m:
+            return None
+        amount, months = int(m[1]), int(m[2] or 1)
+        if not 1 <= amount <= MAX_AMOUNT or months < 1:
+            raise ValueError(f"policy {self.name!r}: bad rate {self.rate!r}")
+        return amount, months
+
+    def args(self) -> list[Any]:
+        """The arguments of RL.POLICY SET after the name."""
+        algo = self.algorithm.lower()
+        args: list[Any] = [algo.upper()]
+        in_months = self._months()
+        if in_months is not None:
+            args += [in_months[0], f"{in_months[1]}mo", "ALIGN"]
+        elif self.align:
+            (rate,) = parse_rates(self.rate)
+            args += [rate.amount, f"{rate.seconds}s", "ALIGN"]
+        if in_months is not None or self.align:
+            if self.offset is not None and parse_offset(self.offset):
+                args += ["OFFSET", _format_offset(parse_offset(self.offset))]
+            if self.penalty is not None:
+                args += ["PENALTY", f"{parse_duration(self.penalty)}ms"]
+            return args
+        (rate,) = parse_rates(self.rate)
+        if algo in ("fixed", "sliding", "log"):
+            args += [rate.amount, f"{rate.seconds}s"]
+        else:
+            capacity = self.burst or rate.amount
+            if algo == "gcra":  # redis-cell's meaning: max_burst + 1 at once
+                capacity -= 1
+            args += [capacity, rate.amount, f"{rate.seconds}s"]
+        if self.penalty is not None:
+            args += ["PENALTY", f"{parse_duration(self.penalty)}ms"]
+        return args
+
+    @property
+    def definition(self) -> PolicyDef:
+        return PolicyDef.parse(self.args())
+
+
+SYNC_MODES = ("missing", "overwrite", "off")
+NO_SUCH_POLICY = "no-such-policy"  # LimiterUnavailable.kind: the server lacks a policy
+
+
+class Policies:
+    """The app's policies and what the server holds for them.
+
+    sync      what the app writes to the server (RL.POLICY SET):
+              missing    at start-up, define the policies the server lacks
+                         and keep the server's definition of the others (an
+                         operator's RL.POLICY SET survives app restarts; a
+                         different one is logged); when a call answers
+                         `no such policy` (a Redis restarted without
+                         persistence, a DEL), define it again and retry once
+              overwrite  the same, but at start-up every policy is set to
+                         the app's definition (config wins on deploy)
+              off        never write: the policies are managed elsewhere; a
+                         missing one takes the fail mode
+    prefix    put before every name in the server ("quotes:" makes
+              "quotes:free"), so that apps sharing a Redis do not share
+              policies; headers and keys use the name without it
+    refresh   seconds a definition read from the server is trusted for the
+              headers (q and w). 0 (default): every call reads the
+              definitions of its policies (RL.POLICY GET, pipelined with the
+              decision: the same round trip), so the headers always describe
+              the limit in force. Above 0, only the first call past it does,
+              saving those commands; a reply whose limit differs from the
+              known definition still makes it read again at once, but a
+              change that keeps the limit (a window) shows up to `refresh`
+              seconds late.
+    """
+
+    def __init__(
+        self,
+        policies: Sequence[Policy],
+        *,
+        sync: str = "missing",
+        prefix: str = "",
+        refresh: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if sync not in SYNC_MODES:
+            raise ValueError(f"sync must be one of {', '.join(SYNC_MODES)}, not {sync!r}")
+        if not refresh >= 0:
+            raise ValueError(f"refresh must be at least 0, not {refresh!r}")
+        self.by_name: dict[str, Policy] = {}
+        for p in policies:
+            if p.name in self.by_name:
+                raise ValueError(f"policy {p.name!r} defined twice")
+            self.by_name[p.name] = p
+            if not _POLICY_NAME.match(prefix + p.name):
+                raise ValueError(f"policy name {prefix + p.name!r} is not valid in the server")
+        self.sync_mode = sync
+        self.prefix = prefix
+        self.refresh = refresh
+        self._clock = clock
+        self._known: dict[str, PolicyDef] = {}  # short name -> what the server holds
+        self._unreadable: set[str] = set()  # held by the server, in a form not understood here
+        self._read_at: dict[str, float] = {}
+        self._restoring: asyncio.Task[None] | None = None
+
+    def server_name(self, name: str) -> str:
+        if name not in self.by_name:
+            raise KeyError(f"policy {name!r} is not one of the app's policies")
+        return self.prefix + name
+
+    def current(self, name: str) -> PolicyDef:
+        """The definition in force as last read from the server, else the
+        app's own."""
+        return self._known.get(name) or self.by_name[name].definition
+
+    def stale(self, name: str) -> bool:
+        read_at = self._read_at.get(name)
+        return read_at is None or self._clock() - read_at >= self.refresh
+
+    def learn(self, name: str, reply: Any) -> None:
+        """Keeps what RL.POLICY GET answered (nil: the server lacks it)."""
+        if isinstance(reply, Exception):
+            return
+        self._unreadable.discard(name)
+        if reply is None:
+            self._known.pop(name, None)
+            self._read_at.pop(name, None)
+            return
+        try:
+            self._known[name] = PolicyDef.parse(reply)
+        except ValueError as e:
+            # Held all the same: never to be "restored" over an operator's.
+            log.warning("policy %s: %s; headers use the app's definition", name, e)
+            self._known.pop(name, None)
+            self._unreadable.add(name)
+        self._read_at[name] = self._clock()
+
+    def held(self, name: str) -> bool:
+        """Whether the server held the policy when last read."""
+        return name in self._known or name in self._unreadable
+
+    def get_commands(self, names: Sequence[str]) -> list[list[Any]]:
+        return [["RL.POLICY", "GET", self.server_name(n)] for n in names]
+
+    async def read(self, cfg: RateLimitConfig, names: Sequence[str]) -> None:
+        """Reads these definitions now (one round trip)."""
+        if not names:
+            return
+        replies = await cfg._pipeline(self.get_commands(names))
+        for name, reply in zip(names, replies):
+            self.learn(name, reply)
+
+    async def _set(self, cfg: RateLimitConfig, names: Sequence[str]) -> None:
+        sets = [["RL.POLICY", "SET", self.server_name(n), *self.by_name[n].args()] for n in names]
+        for reply in await cfg._pipeline(sets):
+            if isinstance(reply, Exception):
+                raise LimiterUnavailable(f"RL.POLICY SET: {reply}", ERROR_REPLY)
+
+    async def sync(self, cfg: RateLimitConfig) -> dict[str, str]:
+        """At start-up: reads every policy and defines them as `sync` says.
+        Returns what was done per policy (defined, replaced, kept, same,
+        missing). Raises LimiterUnavailable when Redis cannot answer."""
+        names = list(self.by_name)
+        await self.read(cfg, names)
+        done: dict[str, str] = {}
+        to_set: list[str] = []
+        for n in names:
+            want = self.by_name[n].definition
+            have = self._known.get(n)
+            if have == want:
+                done[n] = "same"
+            elif self.sync_mode == "off":
+                done[n] = "kept" if self.held(n) else "missing"
+            elif not self.held(n):
+                done[n], to_set = "defined", [*to_set, n]
+            elif self.sync_mode == "overwrite":
+                done[n], to_set = "replaced", [*to_set, n]
+            else:
+                done[n] = "kept"
+            if done[n] == "kept":
+                log.warning(
+                    "policy %s in Redis (%s) differs from the app's (%s): keeping Redis' "
+                    "(RL_POLICY_SYNC=%s)",
+                    self.server_name(n), have.describe() if have else "?", want.describe(),
+                    self.sync_mode,
+                )  # fmt: skip
+            elif done[n] == "missing":
+                log.warning(
+                    "policy %s is not defined in Redis (RL_POLICY_SYNC=off): "
+                    "requests using it take the fail mode",
+                    self.server_name(n),
+                )
+        await self._set(cfg, to_set)
+        await self.read(cfg, to_set)
+        return done
+
+    async def restore(self, cfg: RateLimitConfig) -> bool:
+        """After `no such policy`: defines every missing policy again from
+        the app's definitions, once for all the requests that found them
+        missing at the same time. False if the app must not (sync off) or
+        could not."""
+        if self.sync_mode == "off":
+            return False
+        task = self._restoring
+        if task is None or task.done():
+            task = asyncio.ensure_future(self._restore(cfg))
+            self._restoring = task
+        try:
+            await asyncio.shield(task)
+        except LimiterUnavailable as e:
+            cfg.logs.warning(f"restore:{e.kind}", "rate limiter policies not restored: %s", e)
+            return False
+        return True
+
+    async def _restore(self, cfg: RateLimitConfig) -> None:
+        # Every policy missing, not only these: a Redis that lost one has
+        # usually lost them all, and each would cost its own retry.
+        await self.read(cfg, list(self.by_name))
+        # Only those still missing: one an operator has just set stays his.
+        missing = [n for n in self.by_name if not self.held(n)]
+        if missing:
+            log.warning(
+                "rate limiter policies missing in Redis, defined again from the app's "
+                "definitions: %s",
+                ", ".join(self.server_name(n) for n in missing),
+            )
+        await self._set(cfg, missing)
+        await self.read(cfg, list(self.by_name))
+
+
+def _no_such_policy(reply: Any) -> bool:
+    return isinstance(reply, ResponseError) and str(reply).startswith("no such policy")
+
+
 # ---------------------------------------------------------------- the dependency
 
 KeyFunc = Callable[[Request], str | None | Awaitable[str | None]]
@@ -614,7 +1112,10 @@ def _escape(text: str) -> str:
 class RateLimit:
     """A FastAPI dependency enforcing one or more limits per key.
 
-    rates      "5/minute", "10 per hour", "1/second;100/day" (all must allow)
+    rates      "5/minute", "10 per hour", "1/second;100/day" (all must allow),
+               or one or several Policy: the limits are then the server's
+               policies, used by name (RL.CHECK, or POLICY in RL.ALL), and
+               algorithm and burst come from them
     algorithm  fixed | sliding | log | token | leaky | gcra, or one per limit
     key        request -> identity string (by_ip, by_api_key, your own);
                may be async; None skips the limit for that request
@@ -634,7 +1135,7 @@ class RateLimit:
 
     def __init__(
         self,
-        rates: str | Sequence[Rate],
+        rates: str | Sequence[Rate] | Policy | Sequence[Policy],
         *,
         algorithm: str | Sequence[str] = "sliding",
         key: KeyFunc = by_ip,
@@ -643,11 +1144,25 @@ class RateLimit:
         scope: str | None = None,
         penalty: str | int | None = None,
     ) -> None:
-        self.rates = parse_rates(rates) if isinstance(rates, str) else list(rates)
-        if not self.rates:
+        given: list[Any] = (
+            parse_rates(rates) if isinstance(rates, str)
+            else [rates] if isinstance(rates, Policy) else list(rates)
+        )  # fmt: skip
+        if not given:
             raise ValueError("no limit given")
-        if len(self.rates) > 64:
+        if len(given) > 64:
             raise ValueError("at most 64 limits in one RateLimit")
+        self.policies: list[Policy] = [r for r in given if isinstance(r, Policy)]
+        if self.policies and len(self.policies) != len(given):
+            raise ValueError("give rates or policies, not both")
+        if self.policies:
+            if len({p.name for p in self.policies}) != len(self.policies):
+                raise ValueError("the same policy twice in one RateLimit")
+            # What the app defines; the headers use what the server holds.
+            self.rates = [p.definition.rate(p.name) for p in self.policies]
+            algorithm = [p.algorithm for p in self.policies]
+        else:
+            self.rates = given
         n = len(self.rates)
         self.algorithms = [str(a).lower() for a in _per_rate(algorithm, n, "algorithm")]
         for a in self.algorithms:
@@ -659,6 +1174,10 @@ class RateLimit:
                 raise ValueError(f"burst must be an integer from 1 to 10^15, not {b!r}")
         if isinstance(cost, int) and (isinstance(cost, bool) or cost < 0):
             raise ValueError(f"cost must be a non-negative integer, not {cost!r}")
+        if self.policies and any(b is not None for b in self.bursts):
+            raise ValueError("a policy's burst is part of the Policy")
+        if len(self.policies) == 1 and penalty is not None:
+            raise ValueError("a single policy's penalty is part of the Policy (RL.CHECK's)")
         self.key = key
         self.cost = cost
         self.scope = scope
@@ -694,6 +1213,17 @@ class RateLimit:
         options: list[Any] = ["COST", cost]
         if self.penalty_ms is not None and cost > 0:
             options += ["PENALTY", f"{self.penalty_ms}ms"]
+        if self.policies:
+            book = _config(request).book()
+            names = [book.server_name(p.name) for p in self.policies]
+            if len(keys) == 1:  # the policy's own PENALTY and SHADOW apply
+                return ["RL.CHECK", names[0], keys[0], "COST", cost]
+            # In RL.ALL a policy gives its parameters; the call's options
+            # (this RateLimit's penalty) apply.
+            policy_args: list[Any] = ["RL.ALL", len(keys), *keys]
+            for name in names:
+                policy_args += ["POLICY", name]
+            return policy_args + options
         if len(keys) == 1:
             algo = self.algorithms[0].upper()
             return [f"RL.{algo}", keys[0], *self._params(0), *options]
@@ -702,16 +1232,47 @@ class RateLimit:
             args += [self.algorithms[i].upper(), *self._params(i)]
         return args + options
 
-    def decision(self, reply: Any) -> Decision:
+    @property
+    def policy_names(self) -> list[str]:
+        return [p.name for p in self.policies]
+
+    def decision(self, reply: Any, defs: Sequence[PolicyDef] | None = None) -> Decision:
+        """The Decision in a reply. `defs`: the definitions in force of the
+        policies (default: the app's own), for the headers' q and w."""
         subs = reply[5:] if len(self.rates) > 1 else [reply]
         allowed, limit, remaining, retry_after_ms, reset_after_ms = _five(reply)
+        rates, algorithms = self.rates, self.algorithms
+        if self.policies and defs is not None:
+            rates = [d.rate(p.name) for d, p in zip(defs, self.policies)]
+            algorithms = [d.algorithm.lower() for d in defs]
         quotas = [
             Quota(rate, algo, bool(s[0]), *s[1:])
-            for rate, algo, s in zip(self.rates, self.algorithms, map(_five, subs))
+            for rate, algo, s in zip(rates, algorithms, map(_five, subs))
         ]
         return Decision(
             bool(allowed), limit, remaining, retry_after_ms, reset_after_ms, quotas=quotas
         )
+
+    async def decide(self, cfg: RateLimitConfig, reply: Any) -> Decision:
+        """decision() with the definitions the server holds. A limit in the
+        reply other than the known definition's means the policy was
+        changed: it is read again first (one more round trip, once per
+        change), so that the headers describe the limit that decided."""
+        if not self.policies:
+            return self.decision(reply)
+        book = cfg.book()
+        subs = reply[5:] if len(self.rates) > 1 else [reply]
+        changed = [
+            p.name
+            for p, s in zip(self.policies, subs)
+            if int(s[1]) != book.current(p.name).capacity
+        ]
+        if changed:
+            try:
+                await book.read(cfg, changed)
+            except LimiterUnavailable as e:  # the headers keep the last known definition
+                cfg.logs.warning(f"policy-read:{e.kind}", "rate limiter policy not read: %s", e)
+        return self.decision(reply, [book.current(p.name) for p in self.policies])
 
     # -- asking Redis
 
@@ -729,9 +1290,8 @@ class RateLimit:
         if isinstance(cost, bool) or not isinstance(cost, int) or cost < 0:
             raise ValueError(f"cost must be a non-negative integer, not {cost!r}")
         cfg = _config(request)
-        args = self.command(request, ident, cost)
-        reply = await cfg.call(lambda: cfg.redis.execute_command(*args))
-        return self.decision(reply)
+        (reply,) = await cfg.run([self.command(request, ident, cost)], self.policy_names)
+        return await self.decide(cfg, reply)
 
     async def peek(self, request: Request) -> Decision | None:
         """The caller's quotas without spending anything (COST 0)."""
@@ -771,16 +1331,14 @@ class RateLimit:
         if ident is None:
             return None
         cfg = _config(request)
-        pipe = cfg.redis.pipeline(transaction=False)
-        for key in self.keys(request, ident):
-            pipe.execute_command("RL.REFUND", key, cost)
-        pipe.execute_command(*self.command(request, ident, 0))
+        commands = [["RL.REFUND", key, cost] for key in self.keys(request, ident)]
+        commands.append(self.command(request, ident, 0))
         try:
-            replies = await cfg.call(pipe.execute)
+            replies = await cfg.run(commands, self.policy_names)
+            d = await self.decide(cfg, replies[-1])
         except LimiterUnavailable as e:
             cfg.logs.warning(f"refund:{e.kind}", "rate limiter refund lost: %s", e)
             return None
-        d = self.decision(replies[-1])
         # The request was served: the state may say "denied" (the key went
         # into the penalty box meanwhile), but no Retry-After on a success.
         _record(request, response, self, d, served=True)
@@ -873,6 +1431,13 @@ class ConcurrencyLimit:
         if lease_id is not None:
             args += ["ID", lease_id]
         return args + ["COST", cost]
+
+    @property
+    def policy_names(self) -> list[str]:
+        return []  # a lease is no policy
+
+    async def decide(self, cfg: RateLimitConfig, reply: Any) -> Decision:
+        return self.decision(reply)
 
     def decision(self, reply: Any) -> Decision:
         # [allowed, limit, remaining, retry_after_ms, reset_after_ms, lease_id]

@@ -5,7 +5,13 @@
 //! commands; the top bit asks for small `log-max` and `lease-max` settings,
 //! so their ceilings are exercised), the next is the separator, and the
 //! rest is split on it into the arguments (so any byte can be in one).
+//!
+//! `RL.ALL` and `RL.PEEK` resolve `POLICY name` against a fixed set of
+//! policies (`POLICIES`, one per algorithm, within the small `log-max`);
+//! `RL.POLICY SET` definitions and `RL.CHECK` options are parsed too.
 #![no_main]
+
+use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use ratelimit::algo::{
@@ -14,12 +20,73 @@ use ratelimit::algo::{
 };
 use ratelimit::args::{self, ArgError, Limits};
 use ratelimit::codec;
+use ratelimit::policy::{self, Policies, Policy};
 
 #[path = "common.rs"]
 mod common;
 
 /// Commands the first byte picks from.
-const COMMANDS: u8 = 13;
+const COMMANDS: u8 = 15;
+
+/// The policies `POLICY name` may name, as `RL.POLICY SET` lines.
+const POLICIES: [&str; 6] = [
+    "free TOKEN 10 5 1s",
+    "login FIXED 5 1m PENALTY 15m",
+    "tier:gold.v2 GCRA 0 30 1m SHADOW",
+    "log LOG 3 1s",
+    "s SLIDING 1 1us PENALTY 100000000000000000us SHADOW",
+    "q LEAKY 1000000000000000 1 100000000000000000us",
+];
+
+/// `POLICIES`, parsed once.
+fn policies() -> &'static Policies {
+    static SET: OnceLock<Policies> = OnceLock::new();
+    SET.get_or_init(|| {
+        POLICIES
+            .iter()
+            .map(|line| {
+                let argv: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+                let small = Limits { log_max: 3 };
+                let (name, p) = args::policy_set(&argv, &small).expect(line);
+                (name.to_string(), p)
+            })
+            .collect()
+    })
+}
+
+/// The registry's lookup, over `POLICIES`.
+fn resolve(name: &[u8]) -> Option<Params> {
+    let name = std::str::from_utf8(name).ok()?;
+    policies().get(name).map(|p| p.params)
+}
+
+/// A policy `RL.POLICY SET` accepted: within bounds, read back the same
+/// from the definition `RL.POLICY GET` answers, saved and loaded the same
+/// through the RDB record, and deciding without panicking.
+fn defined(name: &str, p: &Policy, limits: &Limits) {
+    assert!(policy::valid_name(name.as_bytes()), "{name:?}");
+    assert_eq!(args::policy_name(name.as_bytes()), Ok(name));
+    if let Params::Log(w) = p.params {
+        assert!(w.limit.get() <= limits.log_max);
+    }
+    let words = p.definition();
+    let argv: Vec<&[u8]> = std::iter::once(name.as_bytes())
+        .chain(words.iter().map(|w| w.as_bytes()))
+        .collect();
+    assert_eq!(args::policy_set(&argv, limits), Ok((name, *p)));
+    let mut all = policies().clone();
+    all.insert(name.to_string(), *p);
+    let bytes = codec::encode_policies(&all);
+    assert_eq!(codec::decode_policies(&bytes).as_ref(), Ok(&all));
+    run(&[p.params], 1, None, p.penalty);
+}
+
+/// Where `POLICY name` stood in an `RL.ALL` or `RL.PEEK` that parsed: the
+/// name is one of `POLICIES` and the limit has exactly its parameters.
+fn named(argv: &[&[u8]], at: usize, params: &Params) {
+    assert!(argv[at - 1].eq_ignore_ascii_case(b"POLICY"));
+    assert_eq!(resolve(argv[at]).as_ref(), Some(params));
+}
 
 fn check_error(e: &ArgError) {
     // The Redis layer sends `ERR ` and this message.
@@ -148,9 +215,20 @@ fuzz_target!(|data: &[u8]| {
                 Err(e) => check_error(&e),
             }
         }
-        6 => match args::all_request(&argv, &limits, &args::no_policies) {
+        6 => match args::all_request(&argv, &limits, &resolve) {
             Ok(r) => {
                 assert_eq!(r.params.len(), r.numkeys);
+                assert_eq!(r.policies.len(), r.numkeys);
+                for (p, at) in r.params.iter().zip(&r.policies) {
+                    match at {
+                        Some(at) => named(&argv, *at, p),
+                        None => {
+                            if let Params::Log(w) = p {
+                                assert!(w.limit.get() <= limits.log_max);
+                            }
+                        }
+                    }
+                }
                 assert!(r.numkeys >= 1 && r.numkeys <= args::ALL_MAX_KEYS);
                 assert!(argv.len() > r.numkeys);
                 run(&r.params, r.cost, r.at, r.penalty);
@@ -164,8 +242,11 @@ fuzz_target!(|data: &[u8]| {
             }
             Err(e) => check_error(&e),
         },
-        9 => match args::peek_request(&argv, &limits, &args::no_policies) {
+        9 => match args::peek_request(&argv, &limits, &resolve) {
             Ok(r) => {
+                if argv[0].eq_ignore_ascii_case(b"POLICY") {
+                    named(&argv, 1, &r.params);
+                }
                 if let Params::Log(w) = r.params {
                     assert!(w.limit.get() <= limits.log_max);
                 }
@@ -193,6 +274,21 @@ fuzz_target!(|data: &[u8]| {
                 assert!(s.acquire(limit, 1, ttl.duration(), id, now).granted);
                 assert!(s.renew(id, ttl.duration(), now));
                 assert!(s.is_valid(), "{s:?}");
+            }
+            Err(e) => check_error(&e),
+        },
+        13 => match args::policy_set(&argv, &limits) {
+            Ok((name, p)) => defined(name, &p, &limits),
+            Err(e) => check_error(&e),
+        },
+        14 => match args::check_options(&argv) {
+            Ok(o) => {
+                // RL.CHECK takes COST and AT; the policy brings the rest.
+                assert!(o.penalty.is_none() && o.id.is_none() && !o.shadow);
+                let cost = o.cost.unwrap_or(1);
+                for p in policies().values() {
+                    run(&[p.params], cost, o.at, p.penalty);
+                }
             }
             Err(e) => check_error(&e),
         },

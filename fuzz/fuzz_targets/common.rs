@@ -3,8 +3,8 @@
 
 use ratelimit::algo::value::{self, latest_block_end};
 use ratelimit::algo::{
-    BlockChange, Blocked, Duration, Instant, Limiter, Params, Value, MAX_COUNT, MAX_DURATION_US,
-    MAX_TIME_US,
+    BlockChange, Blocked, Duration, FixedWindow, Instant, Limiter, Offset, Params,
+    Span, Value, MAX_ALIGNED_US, MAX_COUNT, MAX_DURATION_US, MAX_MONTHS, MAX_TIME_US,
 };
 use ratelimit::codec;
 
@@ -20,7 +20,20 @@ pub const LOG_COST_CAP: u64 = 10_000;
 pub fn check_params(p: &Params) {
     assert!((1..=MAX_COUNT).contains(&p.limit()), "{p:?}");
     let period = match p {
-        Params::Fixed(w) | Params::Sliding(w) | Params::Log(w) => w.window,
+        Params::Fixed(f) => match f.window() {
+            FixedWindow::FirstHit(w) => w,
+            FixedWindow::Aligned(Span::Micros(w), offset) => {
+                assert!(w.micros() <= MAX_ALIGNED_US, "{p:?}");
+                assert!(offset.minutes().abs() <= Offset::MAX_MINUTES, "{p:?}");
+                w
+            }
+            FixedWindow::Aligned(Span::Months(n), offset) => {
+                assert!((1..=MAX_MONTHS).contains(&n.get()), "{p:?}");
+                assert!(offset.minutes().abs() <= Offset::MAX_MINUTES, "{p:?}");
+                return;
+            }
+        },
+        Params::Sliding(w) | Params::Log(w) => w.window,
         Params::Token(b) | Params::Leaky(b) => b.period,
         Params::Gcra(g) => g.period,
     };

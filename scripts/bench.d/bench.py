@@ -300,10 +300,35 @@ def blocked_denial(_, reply):
     return isinstance(reply, list) and reply[0] == 0 and reply[3] > 60_000
 
 
+# Policies the RL.CHECK and RL.ALL ... POLICY rows decide with: the very
+# parameters of the RL.TOKEN and RL.FIXED rows, so each RL.CHECK row is
+# compared with its algorithm's own command doing the same work.
+POLICY_TOKEN = ["bench-token", "TOKEN", BIG, 1_000_000, "1s"]
+POLICY_FIXED = ["bench-fixed", "FIXED", BIG, "1h"]
+# RL.ALL of two limits, by their parameters and by the policies above.
+ALL_ALGO = ["TOKEN", BIG, 1_000_000, "1s", "FIXED", BIG, "1h"]
+ALL_POLICY = ["POLICY", POLICY_TOKEN[0], "POLICY", POLICY_FIXED[0]]
+
+
+def policies_setup():
+    """Defines the two policies (FLUSHALL keeps them; a SET replaces)."""
+    return [["RL.POLICY", "SET", *POLICY_TOKEN], ["RL.POLICY", "SET", *POLICY_FIXED]]
+
+
+def denial(_, reply):
+    """Denied for room: nothing left, a wait of most of the hour's refill."""
+    return isinstance(reply, list) and reply[0] == 0 and reply[2] == 0 and reply[3] > 60_000
+
+
+def shadow_denial(_, reply):
+    """A denial answered allowed (SHADOW): allowed, but nothing left."""
+    return isinstance(reply, list) and reply[0] == 1 and reply[2] == 0 and reply[3] == 0
+
+
 def newer_rows():
     """The yardsticks (INCR, the floor, the base commands), then the rows of
     the newer commands. Keys `n:<row number>`."""
-    k = [f"n:{i}" for i in range(11)]
+    k = [f"n:{i}" for i in range(18)]
     held = [["RL.ACQUIRE", k[10], 2 * LEASES_HELD, "1h", "ID", f"held-{i}"]
             for i in range(LEASES_HELD)]
     return [
@@ -347,6 +372,30 @@ def newer_rows():
             same(["RL.ACQUIRE", k[10], 2 * LEASES_HELD, "1h", "ID", "probe"],
                  ["RL.RELEASE", k[10], "probe"]),
             lease_ok, setup=lambda: held, base="RL.ACQUIRE+RELEASE, ID given"),
+        Row("RL.CHECK, TOKEN policy", f"`RL.CHECK {POLICY_TOKEN[0]} key`, the policy "
+            f"`{' '.join(map(str, POLICY_TOKEN[1:]))}`: the RL.TOKEN row's call by name",
+            same(["RL.CHECK", POLICY_TOKEN[0], k[11]]), is_allowed, setup=policies_setup,
+            base="RL.TOKEN"),
+        Row("RL.CHECK, FIXED policy", f"`RL.CHECK {POLICY_FIXED[0]} key`, the policy "
+            f"`{' '.join(map(str, POLICY_FIXED[1:]))}`: the RL.FIXED row's call by name",
+            same(["RL.CHECK", POLICY_FIXED[0], k[12]]), is_allowed, setup=policies_setup,
+            base="RL.FIXED"),
+        Row("RL.ALL 2 limits, ALGO params", f"`RL.ALL 2 k1 k2 {' '.join(map(str, ALL_ALGO))}`: "
+            "the RL.TOKEN and RL.FIXED rows' limits in one call",
+            same(all_cmd([f"{k[13]}:a", f"{k[13]}:b"], ALL_ALGO)), is_allowed),
+        Row("RL.ALL 2 limits, POLICY names", f"`RL.ALL 2 k1 k2 {' '.join(ALL_POLICY)}`: the "
+            "same limits by the two policies", same(all_cmd([f"{k[14]}:a", f"{k[14]}:b"],
+                                                            ALL_POLICY)),
+            is_allowed, setup=policies_setup, base="RL.ALL 2 limits, ALGO params"),
+        Row("RL.TOKEN, denied", "`RL.TOKEN key 1 1 1h` on a key whose one token the setup took: "
+            "every call denied for room (checked: remaining 0, retry after most of the hour), "
+            "nothing written or replicated", same(["RL.TOKEN", k[15], 1, 1, "1h"]), denial,
+            setup=lambda: [["RL.TOKEN", k[15], 1, 1, "1h"]], base="RL.TOKEN"),
+        Row("RL.TOKEN SHADOW, denied", "`RL.TOKEN key 1 1 1h SHADOW` on a key over its limit "
+            "the same way: every call a denial answered allowed (checked: allowed, remaining 0), "
+            "counted as shadow-denied and fired as `rl.shadow`, nothing written",
+            same(["RL.TOKEN", k[16], 1, 1, "1h", "SHADOW"]), shadow_denial,
+            setup=lambda: [["RL.TOKEN", k[16], 1, 1, "1h"]], base="RL.TOKEN, denied"),
     ]
 
 
@@ -908,7 +957,8 @@ BREAKDOWN = [
     ("open + close key", ["RM_OpenKey", "RM_CloseKey"]),
     ("parse", ["ratelimit::args::request", "ratelimit::args::all_request",
                "ratelimit::args::refund_request", "ratelimit::args::acquire_request",
-               "ratelimit::args::renew_request"]),
+               "ratelimit::args::renew_request", "ratelimit::args::check_options",
+               "ratelimit::args::policy_name"]),
     # The limiter's evaluation (also a refund's, for the key's new expiry),
     # a refund, a lease operation (LeaseState::renew is inlined, calling
     # extend; acquire calls extend only on a re-acquire, which no row does).
@@ -1205,9 +1255,12 @@ def machine():
 FLOOR_TARGET = 1.15  # every single-key RL.* ≤ this × the floor
 ALL_TARGET = 2.5  # RL.ALL of 4 limits ≤ this × one single-key call
 BIG_TARGET = 2.0  # RL.INFO / RL.ALL on a full 100,000-entry log ≤ this × a peek
+CHECK_TARGET = 1.1  # RL.CHECK ≤ this × the policy's algorithm's own command
+# The RL.CHECK rows of newer_rows(), each against its base (the own command).
+CHECK_ROWS = ("RL.CHECK, TOKEN policy", "RL.CHECK, FIXED policy")
 
 
-def targets(out, calls, mem, logmem, logscale, instr, big):
+def targets(out, calls, mem, logmem, logscale, instr, big, newer=None):
     """Met or missed, with the numbers, for what this run measured. The
     module's own targets are against the module-API floor (INCR pays none of
     the module API, so INCR and Lua ratios are information only)."""
@@ -1267,6 +1320,24 @@ def targets(out, calls, mem, logmem, logscale, instr, big):
             check(worst <= BIG_TARGET, text)
     else:
         skipped.append(f"RL.INFO / RL.ALL on a {BIG_LOG:,}-entry log (biglog)")
+    rows = {r.name: r for r in newer_rows()}
+    for name in CHECK_ROWS:
+        base = rows[name].base
+        figures = []
+        if newer:
+            figures.append(("µs", newer[name][2]["RL.CHECK"] / base_figure(newer[base][2], "RL.CHECK")))
+        if instr:
+            figures.append(("instructions in the command",
+                            instr["hot"][name][1] / instr["hot"][base][1]))
+            figures.append(("whole server", instr["hot"][name][0] / instr["hot"][base][0]))
+        if figures:
+            # Timings on a shared machine move by more than the target's
+            # margin: when instructions are counted, they decide.
+            decisive = dict(figures).get("instructions in the command", figures[0][1])
+            check(decisive <= CHECK_TARGET, f"{name} ≤ {CHECK_TARGET}x {base} on a hot key ("
+                  + ", ".join(f"{what} {x(v)}" for what, v in figures) + ")")
+        else:
+            skipped.append(f"{name} ÷ {base} (calls, instr)")
     if logscale:
         first = logscale[0][1]["RL.LOG"][0]
         last = logscale[-1][1]["RL.LOG"][0]
@@ -1337,12 +1408,12 @@ def main():
                f"module built with `cargo build --release` and loaded with `log-max {BIG_LOG}`, "
                "beside the floor module (`scripts/bench.d/floor`); redis-benchmark on the same "
                "machine.\n")
-    calls = mem = logmem = logscale = big = None
+    calls = mem = logmem = logscale = big = newer = None
     if not only or "calls" in only:
         log(f"==> [{time.time() - start:.0f} s] per call and throughput")
         calls = section_calls(b, out, cfg)
         log(f"==> [{time.time() - start:.0f} s] the newer commands per call")
-        section_newer(b, out, cfg)
+        newer = section_newer(b, out, cfg)
     if not only or "memory" in only:
         log(f"==> [{time.time() - start:.0f} s] memory per limiter")
         mem = section_memory(b, out, cfg)
@@ -1362,7 +1433,7 @@ def main():
     if not only or "biglog" in only:
         log(f"==> [{time.time() - start:.0f} s] RL.INFO and RL.ALL on a full {BIG_LOG:,}-entry log")
         big = section_big_log(b, cg, out, cfg)
-    targets(out, calls, mem, logmem, logscale, instr, big)
+    targets(out, calls, mem, logmem, logscale, instr, big, newer)
     log(f"==> [{time.time() - start:.0f} s] done")
     out.append(f"_Run took {time.time() - start:.0f} s._\n")
     text = "\n".join(out)

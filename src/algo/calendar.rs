@@ -100,6 +100,8 @@ pub const MAX_MONTHS: u32 = 1200;
 pub struct Months(NonZeroU16);
 
 impl Months {
+    pub const ONE: Months = Months(NonZeroU16::MIN);
+
     pub const fn new(n: u32) -> Option<Months> {
         if n > MAX_MONTHS {
             return None;

@@ -8,7 +8,9 @@
 //! decision, so a clock that steps back inside the window changes nothing;
 //! one that steps back before the window's start is treated as the start.
 
-use super::calendar::{window_at, Offset, Span};
+use std::num::NonZeroU64;
+
+use super::calendar::{window_at, Months, Offset, Span};
 use super::{Count, Decision, Duration, Instant, Period, WindowParams};
 
 /// Where a fixed window's boundaries fall.
@@ -43,11 +45,100 @@ impl FixedWindow {
     }
 }
 
+/// Longest aligned window of microseconds: 10,000 days (longer ones are
+/// written in months), so that it fits beside its offset in one word.
+pub const MAX_ALIGNED_US: u64 = 10_000 * 86_400_000_000;
+
+/// A [`FixedWindow`] in one word, so a fixed window's state stays 32 bytes
+/// whatever its kind: the top two bits say which kind, an aligned window
+/// keeps its offset (shifted to 0..=2878) in the next 12 and its length
+/// (µs up to [`MAX_ALIGNED_US`], below 2^50, or months) in the low 50. A
+/// first-hit window is its length alone (below 2^57), so that kind is 0.
+/// Only [`FixedParams::new`] makes one, so every value reads back.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Packed(NonZeroU64);
+
+const KIND_SHIFT: u32 = 62;
+const OFFSET_SHIFT: u32 = 50;
+const LOW_MASK: u64 = (1 << OFFSET_SHIFT) - 1;
+const ALIGNED_MICROS: u64 = 1;
+const ALIGNED_MONTHS: u64 = 2;
+
+const _: () = assert!(super::MAX_DURATION_US < 1 << KIND_SHIFT);
+const _: () = assert!(MAX_ALIGNED_US <= LOW_MASK);
+const _: () = assert!(2 * (Offset::MAX_MINUTES as u64) < 1 << (KIND_SHIFT - OFFSET_SHIFT));
+
+impl Packed {
+    fn new(window: FixedWindow) -> Option<Packed> {
+        let v = match window {
+            FixedWindow::FirstHit(w) => w.micros(),
+            FixedWindow::Aligned(span, offset) => {
+                let (kind, low) = match span {
+                    Span::Micros(w) if w.micros() <= MAX_ALIGNED_US => (ALIGNED_MICROS, w.micros()),
+                    Span::Micros(_) => return None,
+                    Span::Months(n) => (ALIGNED_MONTHS, u64::from(n.get())),
+                };
+                // Within ±MAX_MINUTES, so the shifted offset is 0..=2878.
+                let off = u64::try_from(offset.minutes() + Offset::MAX_MINUTES).ok()?;
+                kind << KIND_SHIFT | off << OFFSET_SHIFT | low
+            }
+        };
+        NonZeroU64::new(v).map(Packed)
+    }
+
+    fn get(self) -> FixedWindow {
+        let v = self.0.get();
+        let low = v & LOW_MASK;
+        let offset = || {
+            let off = i32::try_from(v >> OFFSET_SHIFT & 0xFFF).unwrap_or(0);
+            Offset::from_minutes(off - Offset::MAX_MINUTES).unwrap_or(Offset::UTC)
+        };
+        // `new` made every value, so each branch finds what it wrote; the
+        // fallbacks are never taken.
+        let one = Period::MIN;
+        match v >> KIND_SHIFT {
+            0 => FixedWindow::FirstHit(Period::from_micros(v).unwrap_or(one)),
+            ALIGNED_MICROS => FixedWindow::Aligned(
+                Span::Micros(Period::from_micros(low).unwrap_or(one)),
+                offset(),
+            ),
+            _ => {
+                let n = u32::try_from(low).ok().and_then(Months::new);
+                FixedWindow::Aligned(Span::Months(n.unwrap_or(Months::ONE)), offset())
+            }
+        }
+    }
+}
+
 /// At most `limit` units per window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FixedParams {
     pub limit: Count,
-    pub window: FixedWindow,
+    window: Packed,
+}
+
+impl FixedParams {
+    /// `None` for an aligned window of microseconds longer than
+    /// [`MAX_ALIGNED_US`].
+    pub fn new(limit: Count, window: FixedWindow) -> Option<FixedParams> {
+        Some(FixedParams {
+            limit,
+            window: Packed::new(window)?,
+        })
+    }
+
+    pub fn window(&self) -> FixedWindow {
+        self.window.get()
+    }
+}
+
+impl std::fmt::Debug for FixedParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FixedParams")
+            .field("limit", &self.limit)
+            .field("window", &self.window())
+            .finish()
+    }
 }
 
 impl From<WindowParams> for FixedParams {
@@ -55,7 +146,8 @@ impl From<WindowParams> for FixedParams {
     fn from(w: WindowParams) -> Self {
         FixedParams {
             limit: w.limit,
-            window: FixedWindow::FirstHit(w.window),
+            // A period is positive and below 2^57: kind 0, never zero.
+            window: Packed(NonZeroU64::new(w.window.micros()).unwrap_or(NonZeroU64::MIN)),
         }
     }
 }
@@ -82,12 +174,12 @@ impl FixedState {
     fn window_at(&self, p: &FixedParams, now: Instant) -> (Instant, Instant, u64) {
         if self.count > 0 {
             let now = now.max(self.start);
-            let end = p.window.end_of(self.start);
+            let end = p.window().end_of(self.start);
             if now < end {
                 return (self.start, end, self.count);
             }
         }
-        let (start, end) = p.window.open_at(now);
+        let (start, end) = p.window().open_at(now);
         (start, end, 0)
     }
 
@@ -156,7 +248,7 @@ mod tests {
     use super::*;
     use crate::algo::calendar::Months;
     use crate::algo::testing::{step, t, window, Raw};
-    use crate::algo::{MAX_COUNT, MAX_DURATION_US, MAX_TIME_US};
+    use crate::algo::{MAX_ALIGNED_US, MAX_COUNT, MAX_DURATION_US, MAX_TIME_US};
 
     const S: u64 = 1_000_000;
     const H: u64 = 3600 * S;
@@ -173,21 +265,23 @@ mod tests {
 
     /// An aligned window of `window_us`.
     fn aligned(limit: u64, window_us: u64, minutes: i32) -> FixedParams {
-        FixedParams {
-            limit: Count::new(limit).unwrap(),
-            window: FixedWindow::Aligned(
+        FixedParams::new(
+            Count::new(limit).unwrap(),
+            FixedWindow::Aligned(
                 Span::Micros(Period::from_micros(window_us).unwrap()),
                 offset(minutes),
             ),
-        }
+        )
+        .unwrap()
     }
 
     /// An aligned window of `n` calendar months.
     fn months(limit: u64, n: u32, minutes: i32) -> FixedParams {
-        FixedParams {
-            limit: Count::new(limit).unwrap(),
-            window: FixedWindow::Aligned(Span::Months(Months::new(n).unwrap()), offset(minutes)),
-        }
+        FixedParams::new(
+            Count::new(limit).unwrap(),
+            FixedWindow::Aligned(Span::Months(Months::new(n).unwrap()), offset(minutes)),
+        )
+        .unwrap()
     }
 
     impl FixedState {
@@ -394,7 +488,7 @@ mod tests {
     fn aligned_windows_at_the_end_of_time_do_not_overflow() {
         let now = MAX_TIME_US;
         for params in [
-            aligned(MAX_COUNT, MAX_DURATION_US, 1439),
+            aligned(MAX_COUNT, MAX_ALIGNED_US, 1439),
             months(MAX_COUNT, 1200, -1439),
         ] {
             let mut st = FixedState::new(params);
@@ -404,5 +498,34 @@ mod tests {
             let d = st.decide(&params, 1, now);
             assert_eq!(d.retry_after, Some(d.reset_after), "{params:?}");
         }
+    }
+
+    #[test]
+    fn every_window_packs_into_one_word_and_reads_back() {
+        let mut windows = vec![
+            FixedWindow::FirstHit(Period::MIN),
+            FixedWindow::FirstHit(Period::from_micros(MAX_DURATION_US).unwrap()),
+        ];
+        for minutes in -Offset::MAX_MINUTES..=Offset::MAX_MINUTES {
+            let o = offset(minutes);
+            for n in [1, 2, 12, 1199, 1200] {
+                windows.push(FixedWindow::Aligned(
+                    Span::Months(Months::new(n).unwrap()),
+                    o,
+                ));
+            }
+            for us in [1, 1000, D, MAX_ALIGNED_US] {
+                let w = Span::Micros(Period::from_micros(us).unwrap());
+                windows.push(FixedWindow::Aligned(w, o));
+            }
+        }
+        for w in windows {
+            let p = FixedParams::new(Count::new(7).unwrap(), w).unwrap();
+            assert_eq!(p.window(), w);
+        }
+        let too_long = Span::Micros(Period::from_micros(MAX_ALIGNED_US + 1).unwrap());
+        let w = FixedWindow::Aligned(too_long, Offset::UTC);
+        assert_eq!(FixedParams::new(Count::new(7).unwrap(), w), None);
+        assert_eq!(std::mem::size_of::<FixedParams>(), 16);
     }
 }

@@ -132,6 +132,8 @@ impl Count {
 pub struct Period(NonZeroU64);
 
 impl Period {
+    /// The shortest: 1 µs.
+    pub const MIN: Period = Period(NonZeroU64::MIN);
     pub const fn from_micros(us: u64) -> Option<Period> {
         match NonZeroU64::new(us) {
             Some(n) if us <= MAX_DURATION_US => Some(Period(n)),

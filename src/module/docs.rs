@@ -81,6 +81,19 @@ pub const AT: Arg = option(c"AT", c"unix-time-milliseconds", Kind::UnixTime);
 pub const PENALTY: Arg = option(c"PENALTY", c"duration", Kind::String);
 pub const SHADOW: Arg = option(c"SHADOW", c"shadow", Kind::PureToken);
 
+/// `RL.FIXED`: a window's parameters, then `ALIGN [OFFSET ±hh:mm]` right
+/// after the window.
+pub const FIXED: &[Arg] = &[
+    KEY,
+    arg(c"limit", Kind::Integer),
+    arg(c"window", Kind::String),
+    option(c"ALIGN", c"align", Kind::PureToken),
+    option(c"OFFSET", c"offset", Kind::String),
+    COST,
+    AT,
+    PENALTY,
+    SHADOW,
+];
 pub const WINDOW: &[Arg] = &[
     KEY,
     arg(c"limit", Kind::Integer),

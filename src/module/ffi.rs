@@ -82,6 +82,13 @@ pub fn missing_api() -> Option<&'static str> {
         RedisModule_DeleteKey,
         RedisModule_GetRandomHexChars,
         RedisModule_CreateSubcommand,
+        RedisModule_CreateString,
+        RedisModule_FreeString,
+        RedisModule_CreateTimer,
+        RedisModule_AvoidReplicaTraffic,
+        RedisModule_GetServerInfo,
+        RedisModule_FreeServerInfo,
+        RedisModule_ServerInfoGetFieldSigned,
     );
     None
 }
@@ -161,6 +168,71 @@ impl<'a> Ctx<'a> {
 
     fn ptr(self) -> *mut raw::RedisModuleCtx {
         self.raw.as_ptr()
+    }
+
+    /// The context of an event or timer callback (no command, no
+    /// arguments).
+    ///
+    /// # Safety
+    /// `ctx` must be what Redis passed to the callback, and the result
+    /// must not outlive that call.
+    pub unsafe fn callback(ctx: *mut raw::RedisModuleCtx) -> Option<Ctx<'a>> {
+        Some(Ctx {
+            raw: NonNull::new(ctx)?,
+            _callback: PhantomData,
+        })
+    }
+
+    /// An integer field of an `INFO` section; `None` if the server has no
+    /// such field.
+    pub fn info_i64(self, section: &CStr, field: &CStr) -> Option<i64> {
+        // SAFETY: a live context and NUL-terminated names; the data is
+        // freed before returning and nothing borrowed from it escapes.
+        unsafe {
+            let data = api!(RedisModule_GetServerInfo)(self.ptr(), section.as_ptr());
+            if data.is_null() {
+                return None;
+            }
+            let mut err: c_int = 0;
+            let v = api!(RedisModule_ServerInfoGetFieldSigned)(data, field.as_ptr(), &mut err);
+            api!(RedisModule_FreeServerInfo)(self.ptr(), data);
+            (err == 0).then_some(v)
+        }
+    }
+
+    /// Propagates `cmd args...` to the AOF alone: replicas do not get it.
+    pub fn replicate_to_aof(self, cmd: &CStr, args: &[&[u8]]) {
+        // SAFETY: a live context; each string is created from a buffer
+        // Redis copies, and freed once RedisModule_Replicate (which takes
+        // its own references) has returned. "R" keeps it from replicas;
+        // "v" takes an array of RedisModuleString pointers and its length.
+        unsafe {
+            let strings: Vec<*mut raw::RedisModuleString> = args
+                .iter()
+                .map(|a| api!(RedisModule_CreateString)(self.ptr(), a.as_ptr().cast(), a.len()))
+                .collect();
+            api!(RedisModule_Replicate)(
+                self.ptr(),
+                cmd.as_ptr(),
+                c"Rv".as_ptr(),
+                strings.as_ptr(),
+                strings.len(),
+            );
+            for s in strings {
+                api!(RedisModule_FreeString)(self.ptr(), s);
+            }
+        }
+    }
+
+    /// Has Redis call `callback` from its event loop in `ms` milliseconds
+    /// (0: at its next iteration).
+    pub fn timer(self, ms: i64, callback: TimerCallback) {
+        // SAFETY: a live context and a callback with the timer signature;
+        // no data is passed. Creating a timer cannot fail; its id is not
+        // needed, as these timers are never stopped.
+        unsafe {
+            api!(RedisModule_CreateTimer)(self.ptr(), ms, Some(callback), std::ptr::null_mut())
+        };
     }
 
     pub fn flags(self) -> c_int {
@@ -512,6 +584,15 @@ pub fn wall_ms() -> i64 {
 /// Writes `msg` to the server log at warning level; usable with no context
 /// (from a panic hook or a type callback).
 pub fn log_warning(msg: &str) {
+    log(c"warning", msg);
+}
+
+/// Writes `msg` to the server log at notice level (the default verbosity).
+pub fn log_notice(msg: &str) {
+    log(c"notice", msg);
+}
+
+fn log(level: &CStr, msg: &str) {
     let Ok(msg) = std::ffi::CString::new(msg) else {
         return;
     };
@@ -524,11 +605,22 @@ pub fn log_warning(msg: &str) {
     unsafe {
         log(
             std::ptr::null_mut(),
-            c"warning".as_ptr(),
+            level.as_ptr(),
             c"ratelimit: %s".as_ptr(),
             msg.as_ptr() as *const c_char,
         )
     };
+}
+
+/// What Redis calls when a timer fires.
+pub type TimerCallback = unsafe extern "C" fn(*mut raw::RedisModuleCtx, *mut c_void);
+
+/// Whether clients are paused for writes (`CLIENT PAUSE`, `FAILOVER`):
+/// then the server must not propagate anything (it asserts that it does
+/// not, and would crash).
+pub fn writes_paused() -> bool {
+    // SAFETY: takes nothing, reads the server's pause state.
+    unsafe { api!(RedisModule_AvoidReplicaTraffic)() != 0 }
 }
 
 /// Opaque pointer type of Redis values, re-exported for the data type.

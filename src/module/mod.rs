@@ -92,6 +92,19 @@ const DECIDE: &CStr = c"write deny-oom fast";
 const SINCE: &CStr = c"0.1.0";
 const O1: &CStr = c"O(1)";
 
+/// How many of `args` are not optional.
+const fn required(args: &[docs::Arg]) -> c_int {
+    let mut n = 0;
+    let mut i = 0;
+    while i < args.len() {
+        if !args[i].optional {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
+
 const fn decision(
     name: &'static CStr,
     handler: Handler,
@@ -109,7 +122,7 @@ const fn decision(
             complexity,
             since: SINCE,
             // The name, then every argument that is not optional.
-            arity: -(1 + args.len() as c_int - 4),
+            arity: -(1 + required(args)),
             keys: Keys::One(Access::Update),
             args,
         },
@@ -121,9 +134,9 @@ const COMMANDS: &[CommandDef] = &[
     decision(
         c"RL.FIXED",
         command::rl_fixed,
-        c"Fixed window counter: at most limit units per window, the window opening at the first request.",
+        c"Fixed window counter: at most limit units per window, the window opening at the first request, or aligned to the clock and calendar with ALIGN (months: mo).",
         O1,
-        docs::WINDOW,
+        docs::FIXED,
     ),
     decision(
         c"RL.SLIDING",

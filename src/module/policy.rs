@@ -4,13 +4,17 @@
 //! Policies are server state, not keys. `RL.POLICY SET` and `DEL` are
 //! replicated verbatim (to replicas and the AOF), and the whole set is
 //! saved with every RDB (before the keys), so a full sync, a restart and
-//! `DEBUG RELOAD` all bring it back. When the server starts loading (an RDB,
-//! an AOF or a master's payload) the set is emptied first, so what is
-//! loaded replaces it rather than adding to it. On a cluster, each master
-//! holds its own set (as with Redis Functions): set them on every master.
+//! `DEBUG RELOAD` all bring it back. An AOF rewrite without an RDB
+//! preamble has no place for them in its base, so each rewrite is followed
+//! by the whole set as `RL.POLICY SET` commands in the AOF alone (see
+//! [`on_fork`]). When the server starts loading (an RDB, an AOF or a
+//! master's payload) the set is emptied first, so what is loaded replaces
+//! it rather than adding to it. On a cluster, each master holds its own set
+//! (as with Redis Functions): set them on every master.
 
 use std::collections::BTreeMap;
 use std::ffi::{c_int, c_void};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use redis_module::raw;
@@ -84,8 +88,20 @@ pub(super) fn policy_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     let sub = sub.bytes();
     let arity = |name: &str| Error::from(args::arity_error(&format!("RL.POLICY|{name}")));
     if sub.eq_ignore_ascii_case(b"SET") {
+        // A definition the master or the AOF holds was accepted when it was
+        // made; a log-max lowered since then must not make a replica or a
+        // restart refuse it (so the AOF would not load). Every use checks
+        // the ceiling in force (`args::policy_within`).
+        let replayed = raw::REDISMODULE_CTX_FLAGS_REPLICATED | raw::REDISMODULE_CTX_FLAGS_LOADING;
+        let limits = if ctx.flags() & replayed as c_int != 0 {
+            args::Limits {
+                log_max: config::LOG_MAX_CEILING,
+            }
+        } else {
+            config::limits()
+        };
         let (name, policy) = with_bytes(rest, |a| {
-            args::policy_set(a, &config::limits()).map(|(n, p)| (n.to_string(), p))
+            args::policy_set(a, &limits).map(|(n, p)| (n.to_string(), p))
         })?;
         {
             let mut reg = registry();
@@ -166,6 +182,7 @@ pub(super) fn check_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     else {
         return Err(args::no_such_policy(name).into());
     };
+    args::policy_within(name, &policy.params, &config::limits())?;
     let req = Request {
         params: policy.params,
         cost: opts.0.unwrap_or(1),
@@ -258,15 +275,100 @@ unsafe extern "C" fn on_loading(
     }
 }
 
-/// Empties the set whenever loading starts (see the module docs).
+/// Whether a timer is armed to write the set into the AOF.
+static RESTATE_ARMED: AtomicBool = AtomicBool::new(false);
+
+/// An AOF rewrite's base holds the policies only in its RDB preamble
+/// (`aof-use-rdb-preamble yes`); without one it holds just the keys'
+/// commands. So whenever a rewrite starts, the whole set is written into
+/// the AOF again, as `RL.POLICY SET` commands: Redis opens the new
+/// incremental file before it forks, so they land after the new base.
+unsafe extern "C" fn on_fork(
+    ctx: *mut raw::RedisModuleCtx,
+    _event: raw::RedisModuleEvent,
+    subevent: u64,
+    _data: *mut c_void,
+) {
+    // BORN fires in the parent, after the server has recorded what the
+    // child is for.
+    if subevent != raw::REDISMODULE_SUBEVENT_FORK_CHILD_BORN {
+        return;
+    }
+    // SAFETY: the context Redis passed to this callback, used only in it.
+    let Some(ctx) = (unsafe { Ctx::callback(ctx) }) else {
+        return;
+    };
+    // An RDB (BGSAVE, a full sync) carries the set as aux data. A server
+    // without this field gets the set written anyway: only redundant.
+    if ctx.info_i64(c"persistence", c"aof_rewrite_in_progress") == Some(0) {
+        return;
+    }
+    // Not from here: this event can fire inside a command (BGREWRITEAOF,
+    // CONFIG SET appendonly yes), and anything propagated during a command
+    // makes the server propagate that command too, which would put
+    // BGREWRITEAOF in the AOF (replayed at load, it starts a rewrite) and
+    // send it to replicas. Writing the set a moment later is as right:
+    // the set as it is then, after whatever changed it since the fork
+    // (those changes are in the new file too).
+    arm(ctx, 0);
+}
+
+fn arm(ctx: Ctx, ms: i64) {
+    if !RESTATE_ARMED.swap(true, Ordering::Relaxed) {
+        ctx.timer(ms, restate);
+    }
+}
+
+/// How long to wait before trying again while writes are paused.
+const PAUSED_RETRY_MS: i64 = 100;
+
+/// Whether the set is waiting for a pause to end (logged once per pause).
+static WAITED_FOR_PAUSE: AtomicBool = AtomicBool::new(false);
+
+unsafe extern "C" fn restate(ctx: *mut raw::RedisModuleCtx, _data: *mut c_void) {
+    RESTATE_ARMED.store(false, Ordering::Relaxed);
+    // SAFETY: the context Redis passed to this callback, used only in it.
+    let Some(ctx) = (unsafe { Ctx::callback(ctx) }) else {
+        return;
+    };
+    // The AOF may have been turned off since: nothing to write to.
+    if ctx.flags() & raw::REDISMODULE_CTX_FLAGS_AOF as c_int == 0 {
+        WAITED_FOR_PAUSE.store(false, Ordering::Relaxed);
+        return;
+    }
+    // During CLIENT PAUSE WRITE or a FAILOVER the server must not
+    // propagate anything (it asserts so, and would crash). Writing the set
+    // when the pause ends is as right, for the reason given in `on_fork`.
+    if ffi::writes_paused() {
+        if !WAITED_FOR_PAUSE.swap(true, Ordering::Relaxed) {
+            ffi::log_notice(
+                "an AOF rewrite started while writes are paused: the policies will be written to the AOF when the pause ends",
+            );
+        }
+        arm(ctx, PAUSED_RETRY_MS);
+        return;
+    }
+    if WAITED_FOR_PAUSE.swap(false, Ordering::Relaxed) {
+        ffi::log_notice("writes resumed: the policies are written to the AOF");
+    }
+    for (name, policy) in snapshot() {
+        let words = policy.definition();
+        let mut args: Vec<&[u8]> = vec![b"SET", name.as_bytes()];
+        args.extend(words.iter().map(|w| w.as_bytes()));
+        ctx.replicate_to_aof(c"RL.POLICY", &args);
+    }
+}
+
+/// Empties the set whenever loading starts (see the module docs), and
+/// writes it into the AOF whenever a rewrite starts.
 pub fn init(ctx: &redis_module::Context) -> bool {
-    let event = raw::RedisModuleEvent {
-        id: raw::REDISMODULE_EVENT_LOADING,
-        dataver: 1,
+    let subscribe = |id, callback: raw::RedisModuleEventCallback| {
+        let event = raw::RedisModuleEvent { id, dataver: 1 };
+        // SAFETY: the load-time context; the API exists (checked at load).
+        let status =
+            unsafe { raw::RedisModule_SubscribeToServerEvent.unwrap()(ctx.ctx, event, callback) };
+        status == raw::Status::Ok as c_int
     };
-    // SAFETY: the load-time context; the API exists (checked at load).
-    let status = unsafe {
-        raw::RedisModule_SubscribeToServerEvent.unwrap()(ctx.ctx, event, Some(on_loading))
-    };
-    status == raw::Status::Ok as c_int
+    subscribe(raw::REDISMODULE_EVENT_LOADING, Some(on_loading))
+        && subscribe(raw::REDISMODULE_EVENT_FORK_CHILD, Some(on_fork))
 }

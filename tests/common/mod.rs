@@ -430,6 +430,14 @@ impl Server {
         self.wait_ready()
     }
 
+    /// As [`Server::restart`], with `extra` config arguments from now on
+    /// (later arguments win, as in a config file): say, the AOF a running
+    /// server turned on with `CONFIG SET`.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.args.extend(extra.iter().map(|s| s.to_string()));
+        self.restart();
+    }
+
     /// Stops the server the way an operator would (SHUTDOWN, saving if
     /// persistence is configured) and starts it again on the same port and
     /// directory, so it reloads its RDB/AOF.

@@ -117,6 +117,7 @@ class App:
         # none from the environment the tests run in.
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("RL_")}
         environ = {**inherited, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1", **env}
+        self.prefix = env.get("RL_POLICY_PREFIX", "")
         args = [sys.executable, "-m", "uvicorn", "app:create_app", "--factory",
                 "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log",
                 "--no-proxy-headers"]  # fmt: skip
@@ -129,6 +130,10 @@ class App:
 
     def client(self, **kw) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=10, **kw)
+
+    def policy(self, name: str) -> str:
+        """The name in Redis of one of this app's policies."""
+        return self.prefix + name
 
     def log_text(self) -> str:
         return self.log.read_text()
@@ -175,17 +180,32 @@ def client(app, db):
 
 
 @pytest.fixture
-def start_app(tmp_path):
-    """start_app(redis_url, **env) -> App; every app started is stopped."""
-    started: list[App] = []
+def start_app(tmp_path, request):
+    """start_app(redis_url, **env) -> App; every app started is stopped.
+
+    Policies are server state that FLUSHALL keeps: each test's apps define
+    theirs under a prefix of their own (RL_POLICY_PREFIX, unless the test
+    gives one), so that their settings neither meet the session app's
+    policies nor outlive the test (they are deleted afterwards)."""
+    started: list[tuple[App, str]] = []
+    default_prefix = f"t{abs(hash(request.node.nodeid)) % 10**8}:"
 
     def start(redis_url: str, **env: str) -> App:
-        started.append(App(tmp_path, redis_url, **env))
-        return started[-1]
+        env.setdefault("RL_POLICY_PREFIX", default_prefix)
+        started.append((App(tmp_path, redis_url, **env), redis_url))
+        return started[-1][0]
 
     yield start
-    for a in started:
+    for a, _ in started:
         a.stop()
+    for url in {u for _, u in started}:
+        try:
+            with redis.Redis.from_url(url, socket_timeout=5) as c:
+                for name in c.execute_command("RL.POLICY", "LIST"):
+                    if name.decode().startswith(default_prefix):
+                        c.execute_command("RL.POLICY", "DEL", name)
+        except redis.RedisError:
+            pass  # a server the test stopped
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from ratelimit import calendar_window, parse_offset
+
 ALICE = {"Authorization": "Bearer demo-key-alice"}
 BOB = {"Authorization": "Bearer demo-key-bob"}
 DENIED = {"detail": "Rate limit exceeded"}
@@ -20,6 +22,17 @@ DENIED = {"detail": "Rate limit exceeded"}
 
 def order(quantity: int, symbol: str = "ACME") -> dict:
     return {"symbol": symbol, "side": "buy", "quantity": quantity}
+
+
+def month_end(offset: str = "+00:00") -> float:
+    """When the calendar month at that UTC offset ends (Unix seconds)."""
+    return calendar_window(1, parse_offset(offset))[1].timestamp()
+
+
+def month_s(offset: str = "+00:00") -> int:
+    """RateLimit-Policy's w of a monthly quota: this month's length."""
+    start, end = calendar_window(1, parse_offset(offset))
+    return int((end - start).total_seconds())
 
 
 def assert_limit_headers(r: httpx.Response, limit: int, remaining: int) -> None:
@@ -35,14 +48,14 @@ def test_anonymous_tier_100_per_minute_per_ip(client):
         r = client.get("/quotes/ACME", headers={"X-Forwarded-For": f"10.0.0.{i}"})
         assert r.status_code == 200, (i, r.text)
         assert_limit_headers(r, 100, 99 - i)
-        assert r.headers["RateLimit-Policy"] == '"minute";q=100;w=60'
-        assert re.fullmatch(rf'"minute";r={99 - i};t=\d+', r.headers["RateLimit"])
+        assert r.headers["RateLimit-Policy"] == '"free";q=100;w=60'
+        assert re.fullmatch(rf'"free";r={99 - i};t=\d+', r.headers["RateLimit"])
         assert "Retry-After" not in r.headers
     r = client.get("/quotes/ACME")
     assert r.status_code == 429
     assert r.json() == DENIED
-    assert r.headers["RateLimit-Policy"] == '"minute";q=100;w=60'
-    assert re.fullmatch(r'"minute";r=0;t=\d+', r.headers["RateLimit"])
+    assert r.headers["RateLimit-Policy"] == '"free";q=100;w=60'
+    assert re.fullmatch(r'"free";r=0;t=\d+', r.headers["RateLimit"])
     assert_limit_headers(r, 100, 0)
     assert 1 <= int(r.headers["Retry-After"]) <= 120
     # Another client address has its own quota.
@@ -58,8 +71,13 @@ def test_paid_tier_more_than_anonymous_with_daily_cap(client, db):
     for i in range(150):
         r = client.get("/quotes/ACME", headers=ALICE)
         assert r.status_code == 200, (i, r.text)
-    assert r.headers["RateLimit-Policy"] == '"minute";q=1000;w=60, "day";q=150;w=86400'
-    assert re.fullmatch(r'"minute";r=\d+;t=\d+, "day";r=0;t=\d+', r.headers["RateLimit"])
+    assert r.headers["RateLimit-Policy"] == (
+        f'"paid";q=1000;w=60, "paid-daily";q=150;w=86400, "paid-monthly";q=300000;w={month_s()}'
+    )
+    assert re.fullmatch(
+        r'"paid";r=\d+;t=\d+, "paid-daily";r=0;t=\d+, "paid-monthly";r=299850;t=\d+',
+        r.headers["RateLimit"],
+    )
     assert_limit_headers(r, 150, 0)  # the tightest limit
     r = client.get("/quotes/ACME", headers=ALICE)
     assert r.status_code == 429 and r.json() == DENIED
@@ -67,7 +85,7 @@ def test_paid_tier_more_than_anonymous_with_daily_cap(client, db):
     # The keys of one caller share a hash tag (one slot in a cluster), and
     # the API key itself never appears in Redis.
     keys = sorted(k.decode() for k in db.keys("rl:*"))
-    tags = {re.search(r"\{[^}]*\}", k)[0] for k in keys if "quotes-paid" in k}
+    tags = {re.search(r"\{[^}]*\}", k)[0] for k in keys if k.endswith((":paid", ":paid-daily"))}
     assert len(tags) == 1 and "demo-key" not in " ".join(keys)
     # Bob's key and the anonymous tier are untouched.
     assert client.get("/quotes/ACME", headers=BOB).status_code == 200
@@ -84,7 +102,7 @@ def test_invalid_api_key_is_401_and_spends_the_ip_quota(client):
 
 WRONG = {"username": "alice", "password": "guess"}
 RIGHT = {"username": "alice", "password": "wonderland"}
-LOGIN_KEY = "rl:{ip:127.0.0.1}:login:minute"
+LOGIN_KEY = "rl:{ip:127.0.0.1}:auth:login"
 
 
 def rl_info(db, key: str) -> dict[str, str]:
@@ -100,9 +118,9 @@ def test_login_counts_only_failed_attempts(client, db):
     for _ in range(10):
         r = client.post("/login", json=RIGHT)
         assert r.status_code == 200 and r.json() == {"api_key": "demo-key-alice"}
-        assert r.headers["RateLimit-Policy"] == '"minute";q=5;w=60'
+        assert r.headers["RateLimit-Policy"] == '"login";q=5;w=60'
         assert_limit_headers(r, 5, 5)
-        assert re.fullmatch(r'"minute";r=5;t=\d+', r.headers["RateLimit"])
+        assert re.fullmatch(r'"login";r=5;t=\d+', r.headers["RateLimit"])
         assert "Retry-After" not in r.headers
     # Failures stay counted (headers also on the 401), successes between
     # them take nothing away.
@@ -123,7 +141,7 @@ def test_five_failures_put_the_ip_in_a_15_minute_penalty_box(client, db):
     for i in range(5):
         r = client.post("/login", json=WRONG)
         assert r.status_code == 401, r.text
-        assert r.headers["RateLimit-Policy"] == '"minute";q=5;w=60'
+        assert r.headers["RateLimit-Policy"] == '"login";q=5;w=60'
         assert_limit_headers(r, 5, 4 - i)
         assert "Retry-After" not in r.headers
     # The next attempt is refused, and refused with the right password too:
@@ -132,8 +150,8 @@ def test_five_failures_put_the_ip_in_a_15_minute_penalty_box(client, db):
     r = client.post("/login", json=RIGHT)
     assert r.status_code == 429 and r.json() == DENIED
     assert 890 <= int(r.headers["Retry-After"]) <= 900
-    assert r.headers["RateLimit-Policy"] == '"minute";q=5;w=60'
-    assert re.fullmatch(r'"minute";r=0;t=(89\d|900)', r.headers["RateLimit"])
+    assert r.headers["RateLimit-Policy"] == '"login";q=5;w=60'
+    assert re.fullmatch(r'"login";r=0;t=(89\d|900)', r.headers["RateLimit"])
     assert_limit_headers(r, 5, 0)
     assert 890 <= int(r.headers["X-RateLimit-Reset"]) <= 900
     blocked_until = int(rl_info(db, LOGIN_KEY)["blocked_until_ms"])
@@ -169,7 +187,7 @@ def test_penalty_box_outlasts_the_window_then_ends(redis_server, db, start_app):
         time.sleep(2.5)
         r = c.post("/login", json=RIGHT)
         assert r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= 3
-        assert r.headers["RateLimit-Policy"] == '"2second";q=2;w=2'
+        assert r.headers["RateLimit-Policy"] == '"login";q=2;w=2'
         # Waiting Retry-After (rounded up) is enough.
         time.sleep(max(0.0, refused_at + 5 - time.monotonic()) + 0.2)
         r = c.post("/login", json=RIGHT)
@@ -197,9 +215,9 @@ def test_orders_cost_depends_on_size(client):
     assert_limit_headers(r, 10, 0)
     # Both limits are listed; X-RateLimit-* are the rate limit's (README).
     assert r.headers["RateLimit-Policy"] == (
-        '"inflight";q=2;qu="concurrent-requests", "hour";q=1;w=3600'
+        '"inflight";q=2;qu="concurrent-requests", "orders";q=1;w=3600'
     )
-    assert re.fullmatch(r'"inflight";r=1;t=\d+, "hour";r=0;t=\d+', r.headers["RateLimit"])
+    assert re.fullmatch(r'"inflight";r=1;t=\d+, "orders";r=0;t=\d+', r.headers["RateLimit"])
     r = client.post("/orders", json=order(1), headers=ALICE)
     assert r.status_code == 429 and r.json() == DENIED
     # The wait for one unit (3600 s less the time since the burst was
@@ -258,7 +276,7 @@ def test_at_most_2_orders_in_flight_per_user(redis_server, db, start_app):
             assert [r.status_code for r in done] == [201, 201, 201], [r.text for r in done]
             for r in done:
                 assert r.headers["RateLimit-Policy"] == (
-                    '"inflight";q=2;qu="concurrent-requests", "hour";q=1;w=3600'
+                    '"inflight";q=2;qu="concurrent-requests", "orders";q=1;w=3600'
                 )
                 assert r.headers["X-RateLimit-Limit"] == "10"  # the rate limit's
             assert in_flight(db) == 0 and db.exists(INFLIGHT_ALICE) == 0
@@ -281,7 +299,7 @@ def test_an_order_refused_by_its_rate_limit_frees_its_slot_at_once(client, db):
         assert r.status_code == 429 and 3500 <= int(r.headers["Retry-After"]) <= 3600
         # Both limits are listed; the numbers are those of the one refusing.
         assert r.headers["RateLimit-Policy"] == (
-            '"inflight";q=2;qu="concurrent-requests", "hour";q=1;w=3600'
+            '"inflight";q=2;qu="concurrent-requests", "orders";q=1;w=3600'
         )
         assert_limit_headers(r, 10, 0)
     assert in_flight(db) == 0
@@ -361,7 +379,7 @@ def test_limits_peeks_without_spending(client, db):
         r = client.get("/limits")
         assert r.status_code == 200
         body = r.json()
-        assert body["tier"] == "anonymous"
+        assert body["tier"] == "free"
         assert body["limits"]["quotes"][0]["remaining"] == 100
         assert body["limits"]["login"][0]["remaining"] == 5
     assert db.dbsize() == 0  # a peek never creates a key
@@ -370,8 +388,9 @@ def test_limits_peeks_without_spending(client, db):
         assert client.get("/limits").json()["limits"]["quotes"][0]["remaining"] == 99
     paid = client.get("/limits", headers=ALICE).json()
     assert paid["tier"] == "paid"
-    assert [q["policy"] for q in paid["limits"]["quotes"]] == ["minute", "day"]
-    assert [q["remaining"] for q in paid["limits"]["quotes"]] == [1000, 150]
+    assert [q["policy"] for q in paid["limits"]["quotes"]] == ["paid", "paid-daily", "paid-monthly"]
+    assert [q["remaining"] for q in paid["limits"]["quotes"]] == [1000, 150, 300000]
+    assert paid["limits"]["quotes"][2]["window_s"] == month_s()
     assert paid["limits"]["orders"][0]["remaining"] == 10
     assert paid["limits"]["orders_in_flight"] == [
         {"policy": "inflight", "algorithm": "lease", "quota": 2, "window_s": None,
@@ -584,3 +603,201 @@ def test_breaker_stops_a_burst_waiting_on_a_stalled_redis(own_redis, start_app):
     assert "rate limiter circuit open after 2 consecutive failures" in log
     assert log.count(FAILED_CLOSED) <= 2, log  # one per kind: timeouts, circuit open
     assert "Traceback" not in log
+
+
+# ---------------------------------------------------------------- tiers as policies
+
+
+def policy(db, name: str) -> list[str] | None:
+    got = db.execute_command("RL.POLICY", "GET", name)
+    return None if got is None else [v.decode() if isinstance(v, bytes) else str(v) for v in got]
+
+
+def test_tiers_are_policies_defined_at_start_up(app, db):
+    # The session app's settings (conftest: 150/day, orders 1/hour).
+    names = {n.decode() for n in db.execute_command("RL.POLICY", "LIST")}
+    assert {"free", "paid", "paid-daily", "paid-monthly", "login", "orders"} <= names
+    assert policy(db, "free") == ["SLIDING", "100", "1m"]
+    assert policy(db, "paid") == ["TOKEN", "1000", "1000", "1m"]
+    assert policy(db, "paid-daily") == ["FIXED", "150", "1d"]
+    assert policy(db, "paid-monthly") == ["FIXED", "300000", "1mo", "ALIGN"]
+    assert policy(db, "login") == ["FIXED", "5", "1m", "PENALTY", "15m"]
+    assert policy(db, "orders") == ["TOKEN", "10", "1", "1h"]
+    # FLUSHALL (the db fixture, before each test) keeps them.
+
+
+def test_an_operator_changes_a_tier_with_one_policy_set(redis_server, db, start_app):
+    a = start_app(redis_server.url)
+    free, daily = a.policy("free"), a.policy("paid-daily")
+    with a.client() as c:
+        assert c.get("/quotes/ACME").headers["RateLimit-Policy"] == '"free";q=100;w=60'
+        # No restart: the next request is decided, and described, by the
+        # new definition (the key keeps its count: 1 spent already).
+        db.execute_command("RL.POLICY", "SET", free, "SLIDING", 3, "1m")
+        r = c.get("/quotes/ACME")
+        assert r.status_code == 200 and r.headers["RateLimit-Policy"] == '"free";q=3;w=60'
+        assert_limit_headers(r, 3, 1)
+        assert c.get("/quotes/ACME").status_code == 200
+        r = c.get("/quotes/ACME")
+        assert r.status_code == 429 and r.headers["RateLimit-Policy"] == '"free";q=3;w=60'
+        # A change that keeps the limit (the window) shows at once too.
+        db.execute_command("RL.POLICY", "SET", free, "SLIDING", 3, "2h")
+        r = c.get("/quotes/ACME")
+        assert r.status_code == 429 and r.headers["RateLimit-Policy"] == '"free";q=3;w=7200'
+        assert int(r.headers["Retry-After"]) > 60  # now counted in 2 h windows
+        # Raising it lets the same IP through again.
+        db.execute_command("RL.POLICY", "SET", free, "SLIDING", 1000, "1m")
+        r = c.get("/quotes/ACME")
+        assert r.status_code == 200 and r.headers["RateLimit-Policy"] == '"free";q=1000;w=60'
+        # One limit of the paid tier's RL.ALL.
+        db.execute_command("RL.POLICY", "SET", daily, "FIXED", 2, "1d")
+        codes = [c.get("/quotes/ACME", headers=ALICE).status_code for _ in range(3)]
+        assert codes == [200, 200, 429]
+        r = c.get("/quotes/ACME", headers=ALICE)
+        assert r.headers["RateLimit-Policy"] == (
+            f'"paid";q=1000;w=60, "paid-daily";q=2;w=86400, "paid-monthly";q=300000;w={month_s()}'
+        )
+        assert_limit_headers(r, 2, 0)
+        limits = c.get("/limits", headers=ALICE).json()["limits"]["quotes"]
+        assert [(q["policy"], q["quota"], q["window_s"]) for q in limits] == [
+            ("paid", 1000, 60), ("paid-daily", 2, 86400), ("paid-monthly", 300000, month_s()),
+        ]  # fmt: skip
+
+
+def test_with_a_refresh_interval_a_new_limit_still_shows_at_once(redis_server, db, start_app):
+    # RL_POLICY_REFRESH=3600: the definitions are not read with every call,
+    # but a reply whose limit is not the known one makes the app read it.
+    a = start_app(redis_server.url, RL_POLICY_REFRESH="3600")
+    with a.client() as c:
+        assert c.get("/quotes/ACME").headers["RateLimit-Policy"] == '"free";q=100;w=60'
+        db.execute_command("RL.POLICY", "SET", a.policy("free"), "SLIDING", 7, "1m")
+        r = c.get("/quotes/ACME")
+        assert r.headers["RateLimit-Policy"] == '"free";q=7;w=60'
+        assert_limit_headers(r, 7, 5)
+
+
+def test_an_operators_definition_survives_an_app_restart(redis_server, db, start_app):
+    # RL_POLICY_SYNC=missing (default): the app defines what Redis lacks and
+    # keeps what an operator set, saying so; overwrite: the app's wins.
+    a = start_app(redis_server.url)
+    free = a.policy("free")
+    db.execute_command("RL.POLICY", "SET", free, "SLIDING", 3, "1m")
+    a.stop()
+    b = start_app(redis_server.url, RL_POLICY_PREFIX=a.prefix)
+    assert policy(db, free) == ["SLIDING", "3", "1m"]
+    with b.client() as c:
+        assert c.get("/quotes/ACME").headers["RateLimit-Policy"] == '"free";q=3;w=60'
+    assert f"policy {free} in Redis (SLIDING 3 60000000us) differs" in b.log_text()
+    b.stop()
+    start_app(redis_server.url, RL_POLICY_PREFIX=a.prefix, RL_POLICY_SYNC="overwrite")
+    assert policy(db, free) == ["SLIDING", "100", "1m"]
+
+
+def test_a_missing_policy_is_defined_again_and_the_request_retried(redis_server, db, start_app):
+    # A policy deleted (or a Redis restarted without persistence, as in
+    # test_redis_down_fails_open): the call that finds it missing defines
+    # the app's policies again and is retried once. Still limited.
+    a = start_app(redis_server.url, RL_LOGIN_RATE="2/minute")
+    login = a.policy("login")
+    with a.client() as c:
+        assert c.post("/login", json=WRONG).status_code == 401
+        for name in (login, a.policy("free")):
+            assert db.execute_command("RL.POLICY", "DEL", name) == 1
+        r = c.post("/login", json=WRONG)
+        assert r.status_code == 401 and r.headers["RateLimit-Policy"] == '"login";q=2;w=60'
+        assert_limit_headers(r, 2, 0)  # the count was kept: keys are not policies
+        assert c.post("/login", json=RIGHT).status_code == 429
+        assert policy(db, login) == ["FIXED", "2", "1m", "PENALTY", "15m"]
+        assert policy(db, a.policy("free")) == ["SLIDING", "100", "1m"]
+    log = a.log_text()
+    assert log.count("policies missing in Redis, defined again") == 1
+    assert "Traceback" not in log
+
+
+@pytest.mark.parametrize("fail_mode", ["open", "closed"])
+def test_with_sync_off_a_missing_policy_takes_the_fail_mode(
+    redis_server, db, start_app, fail_mode
+):
+    # RL_POLICY_SYNC=off: the policies belong to someone else; the app never
+    # writes them, and a call using one that is missing is not a silent
+    # allow of the module but the app's fail mode, logged.
+    a = start_app(redis_server.url, RL_POLICY_SYNC="off", RL_FAIL_MODE=fail_mode)
+    assert db.execute_command("RL.POLICY", "GET", a.policy("free")) is None
+    with a.client() as c:
+        r = c.get("/quotes/ACME")
+        if fail_mode == "open":
+            assert r.status_code == 200 and "RateLimit" not in r.headers
+        else:
+            assert r.status_code == 503
+        db.execute_command("RL.POLICY", "SET", a.policy("free"), "FIXED", 5, "1m")
+        r = c.get("/quotes/ACME")
+        assert r.status_code == 200 and r.headers["RateLimit-Policy"] == '"free";q=5;w=60'
+    assert db.execute_command("RL.POLICY", "GET", a.policy("login")) is None
+    log = a.log_text()
+    assert f"policy {a.policy('free')} is not defined in Redis (RL_POLICY_SYNC=off)" in log
+    assert "no such policy" in log and "Traceback" not in log
+
+
+def test_an_operator_tightens_the_login_policy(redis_server, db, start_app):
+    # 2 failures a minute and a 2-minute box instead of 5 and 15 minutes.
+    a = start_app(redis_server.url)
+    db.execute_command("RL.POLICY", "SET", a.policy("login"), "FIXED", 2, "1m", "PENALTY", "2m")
+    with a.client() as c:
+        assert [c.post("/login", json=WRONG).status_code for _ in range(2)] == [401, 401]
+        r = c.post("/login", json=RIGHT)
+        assert r.status_code == 429 and 110 <= int(r.headers["Retry-After"]) <= 120
+        assert r.headers["RateLimit-Policy"] == '"login";q=2;w=60'
+        assert int(rl_info(db, LOGIN_KEY)["blocked_until_ms"]) > 0
+
+
+# ---------------------------------------------------------------- the monthly quota
+
+
+@pytest.mark.parametrize("offset", ["+00:00", "+05:30", "-08:00"])
+def test_paid_keys_have_a_monthly_quota_reset_on_the_first(redis_server, db, start_app, offset):
+    # 3 a month here; it resets at midnight on the next 1st at the offset,
+    # the same instant for every key (ALIGN), told exactly in the headers.
+    a = start_app(redis_server.url, RL_PAID_MONTHLY="3/month", RL_PAID_MONTH_OFFSET=offset)
+    monthly = ["FIXED", "3", "1mo", "ALIGN"] + (["OFFSET", offset] if offset != "+00:00" else [])
+    assert policy(db, a.policy("paid-monthly")) == monthly
+    with a.client() as c:
+        for i in range(3):
+            r = c.get("/quotes/ACME", headers=ALICE)
+            assert r.status_code == 200, (i, r.text)
+        assert r.headers["RateLimit-Policy"] == (
+            f'"paid";q=1000;w=60, "paid-daily";q=20000;w=86400, "paid-monthly";q=3;w={month_s(offset)}'
+        )
+        assert_limit_headers(r, 3, 0)  # the tightest
+        r = c.get("/quotes/ACME", headers=ALICE)
+        now = time.time()
+        assert r.status_code == 429 and r.json() == DENIED
+        left = month_end(offset) - now
+        assert abs(int(r.headers["Retry-After"]) - left) <= 3
+        t = int(re.search(r'"paid-monthly";r=0;t=(\d+)', r.headers["RateLimit"])[1])
+        assert abs(t - left) <= 3
+        assert abs(int(r.headers["X-RateLimit-Reset"]) - left) <= 3
+        # The module's own reset, to the millisecond: the next 1st.
+        key = next(k.decode() for k in db.keys("rl:*:quotes:paid-monthly"))
+        reset_ms = int(rl_info(db, key)["reset_after_ms"])
+        assert abs(now + reset_ms / 1000 - month_end(offset)) <= 2
+        # Refused by the month, nothing else was spent: the minute's bucket
+        # and the day keep what the 3 allowed requests left.
+        limits = c.get("/limits", headers=ALICE).json()["limits"]["quotes"]
+        assert [q["remaining"] for q in limits] == [997, 19997, 0]
+        assert limits[2]["window_s"] == month_s(offset)
+        # Per key: Bob has his 3.
+        assert c.get("/quotes/ACME", headers=BOB).status_code == 200
+
+
+def test_an_operator_raises_a_monthly_quota(redis_server, db, start_app):
+    a = start_app(redis_server.url, RL_PAID_MONTHLY="1/month")
+    with a.client() as c:
+        assert c.get("/quotes/ACME", headers=ALICE).status_code == 200
+        assert c.get("/quotes/ACME", headers=ALICE).status_code == 429
+        db.execute_command(
+            "RL.POLICY", "SET", a.policy("paid-monthly"), "FIXED", 2, "1mo", "ALIGN"
+        )
+        r = c.get("/quotes/ACME", headers=ALICE)
+        assert r.status_code == 200
+        assert f'"paid-monthly";q=2;w={month_s()}' in r.headers["RateLimit-Policy"]
+        assert c.get("/quotes/ACME", headers=ALICE).status_code == 429

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
@@ -22,12 +23,17 @@ from ratelimit import (
     ConcurrencyLimit,
     LimiterUnavailable,
     LogThrottle,
+    Policies,
+    Policy,
+    PolicyDef,
     Rate,
     RateLimit,
     RateLimitConfig,
+    calendar_window,
     combine,
     failure_kind,
     parse_duration,
+    parse_offset,
     parse_rates,
     redis_client,
 )
@@ -643,6 +649,10 @@ def test_fail_mode_logs_are_throttled_in_both_modes(caplog):
         ("RL_ORDER_LEASE_TTL", "1.5s", "RL_ORDER_LEASE_TTL='1.5s': bad duration"),
         ("RL_ORDER_INFLIGHT", "0", "RL_ORDER_INFLIGHT='0': must be at least 1"),
         ("ORDER_LATENCY", "-1", "ORDER_LATENCY='-1': must be at least 0"),
+        ("RL_POLICY_SYNC", "always", "RL_POLICY_SYNC must be one of missing, overwrite, off"),
+        ("RL_POLICY_REFRESH", "-1", "RL_POLICY_REFRESH='-1': must be at least 0"),
+        ("RL_POLICY_PREFIX", "my app:", "policy name 'my app:free' is not valid"),
+        ("RL_ORDER_BURST", "0", "RL_ORDER_BURST='0': must be at least 1"),
     ],
 )
 def test_bad_settings_stop_the_app(monkeypatch, name, value, message):
@@ -651,3 +661,152 @@ def test_bad_settings_stop_the_app(monkeypatch, name, value, message):
     monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match=re.escape(message)):
         app.create_app()
+
+
+# ---------------------------------------------------------------- policies
+
+
+@pytest.mark.parametrize(
+    "policy, args",
+    [
+        (Policy("free", "100/minute"), ["SLIDING", 100, "60s"]),
+        (Policy("paid", "1000/minute", algorithm="token"), ["TOKEN", 1000, 1000, "60s"]),
+        (Policy("o", "1/second", algorithm="token", burst=10), ["TOKEN", 10, 1, "1s"]),
+        (Policy("g", "30/minute", algorithm="gcra", burst=16), ["GCRA", 15, 30, "60s"]),
+        (
+            Policy("login", "5/minute", algorithm="fixed", penalty="15m"),
+            ["FIXED", 5, "60s", "PENALTY", "900000ms"],
+        ),
+    ],
+)
+def test_policy_set_arguments(policy, args):
+    assert policy.args() == args
+
+
+def test_policy_definitions_compare_by_meaning_not_spelling():
+    # What RL.POLICY GET answers ("durations in their largest exact unit").
+    login = Policy("login", "5/minute", algorithm="fixed", penalty="15m")
+    assert PolicyDef.parse([b"FIXED", 5, b"1m", b"PENALTY", b"15m"]) == login.definition
+    assert PolicyDef.parse(["FIXED", "5", "1m"]) != login.definition
+    d = PolicyDef.parse([b"TOKEN", 10, 1, b"1h", b"SHADOW"])
+    assert (d.capacity, d.quota, d.window_s(), d.shadow) == (10, 1, 3600, True)
+    assert PolicyDef.parse(["GCRA", 15, 30, "1m"]).capacity == 16
+    assert PolicyDef.parse(["SLIDING", 3, "500ms"]).window_s() == 1
+    with pytest.raises(ValueError, match="unreadable"):
+        PolicyDef.parse(["BUCKET", 1, "1s"])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"name": "a b", "rate": "1/s"}, "policy name must be"),
+        ({"name": "x" * 65, "rate": "1/s"}, "policy name must be"),
+        ({"name": "p", "rate": "1/s;2/m"}, "one rate per policy"),
+        ({"name": "p", "rate": "1/s", "algorithm": "bucket"}, "unknown algorithm"),
+        ({"name": "p", "rate": "1/s", "burst": 0}, "burst must be"),
+        ({"name": "p", "rate": "1/s", "penalty": "soon"}, "bad duration"),
+    ],
+)
+def test_policy_settings_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Policy(**kwargs)
+
+
+def test_policies_settings_errors():
+    p = Policy("p", "1/s")
+    with pytest.raises(ValueError, match="defined twice"):
+        Policies([p, p])
+    with pytest.raises(ValueError, match="sync must be one of"):
+        Policies([p], sync="always")
+    with pytest.raises(ValueError, match="not valid in the server"):
+        Policies([p], prefix="a b")
+    with pytest.raises(ValueError, match="a single policy's penalty"):
+        RateLimit(p, penalty="1m")
+    with pytest.raises(ValueError, match="rates or policies"):
+        RateLimit([p, Rate(1, 1, "second")])
+
+
+def policy_request(*policies: Policy, prefix: str = ""):
+    request = fake_request()
+    request.app.state.ratelimit.policies = Policies(policies, prefix=prefix)
+    return request
+
+
+def test_policy_commands_use_the_server_names():
+    free = Policy("free", "100/minute")
+    login = Policy("login", "5/minute", algorithm="fixed", penalty="15m")
+    paid, daily = Policy("paid", "10/second", algorithm="token"), Policy("day", "100/day")
+    request = policy_request(free, login, paid, daily, prefix="quotes:")
+    # One policy: RL.CHECK, with the policy's own penalty (never an option).
+    lim = RateLimit(login, key=lambda r: "ip:1", scope="auth")
+    assert lim.command(request, "ip:1", 1) == [
+        "RL.CHECK", "quotes:login", "rl:{ip:1}:auth:login", "COST", 1,
+    ]  # fmt: skip
+    assert lim.command(request, "ip:1", 0)[-2:] == ["COST", 0]
+    # Several: one RL.ALL; the RateLimit's penalty is the call's.
+    both = RateLimit([paid, daily], scope="q", penalty="1m")
+    assert both.command(request, "k", 2) == [
+        "RL.ALL", 2, "rl:{k}:q:paid", "rl:{k}:q:day", "POLICY", "quotes:paid",
+        "POLICY", "quotes:day", "COST", 2, "PENALTY", "60000ms",
+    ]  # fmt: skip
+    # Headers: labels are the names without the prefix; q and w from the
+    # definitions given (those the server holds), else the app's.
+    reply = [1, 10, 9, 0, 100, [1, 10, 9, 0, 100], [1, 100, 99, 0, 86400000]]
+    assert both.decision(reply).headers()["RateLimit-Policy"] == (
+        '"paid";q=10;w=1, "day";q=100;w=86400'
+    )
+    held = [PolicyDef.parse(["TOKEN", 10, 10, "1s"]), PolicyDef.parse(["FIXED", 100, "2d"])]
+    assert both.decision(reply, held).headers()["RateLimit-Policy"] == (
+        '"paid";q=10;w=1, "day";q=100;w=172800'
+    )
+    with pytest.raises(RuntimeError, match="policies="):
+        RateLimit(free).command(fake_request(), "ip:1", 1)
+
+
+# ---------------------------------------------------------------- calendar months
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "months, offset, now, start, end",
+    [
+        (1, "+00:00", utc(2024, 2, 10), "2024-02-01T00:00:00+00:00", "2024-03-01T00:00:00+00:00"),
+        # Already February at +05:30, still January at -08:00.
+        (1, "+05:30", utc(2024, 1, 31, 20), "2024-02-01T00:00:00+05:30", "2024-03-01T00:00:00+05:30"),
+        (1, "-08:00", utc(2024, 2, 1, 3), "2024-01-01T00:00:00-08:00", "2024-02-01T00:00:00-08:00"),
+        (1, "+00:00", utc(2024, 12, 31, 23, 59), "2024-12-01T00:00:00+00:00", "2025-01-01T00:00:00+00:00"),
+        # 3 months are the quarters, 12 the years (from January 1970).
+        (3, "+00:00", utc(2024, 5, 15), "2024-04-01T00:00:00+00:00", "2024-07-01T00:00:00+00:00"),
+        (12, "+00:00", utc(2024, 5, 15), "2024-01-01T00:00:00+00:00", "2025-01-01T00:00:00+00:00"),
+    ],
+)
+def test_calendar_window(months, offset, now, start, end):
+    got = calendar_window(months, parse_offset(offset), now)
+    assert [t.isoformat() for t in got] == [start, end]
+
+
+def test_a_monthly_policy():
+    p = Policy("paid-monthly", "100000/month", algorithm="fixed", offset="+05:30")
+    assert p.args() == ["FIXED", 100000, "1mo", "ALIGN", "OFFSET", "+05:30"]
+    assert Policy("q", "5 per 3 months", algorithm="fixed").args() == ["FIXED", 5, "3mo", "ALIGN"]
+    d = p.definition
+    assert (d.months, d.align, d.offset_minutes, d.capacity, d.quota) == (1, True, 330, 100000, 100000)
+    # w is the length of the month holding now: 29 days in February 2024.
+    assert d.window_s(utc(2024, 2, 10)) == 29 * 86400
+    assert d.window_s(utc(2023, 2, 10)) == 28 * 86400
+    assert d.rate("paid-monthly", utc(2024, 1, 5)) == Rate(100000, 31 * 86400, "paid-monthly")
+    # UTC needs no OFFSET; the same definition however written.
+    assert Policy("m", "7/month", algorithm="fixed", offset="Z").args() == ["FIXED", 7, "1mo", "ALIGN"]
+    assert PolicyDef.parse(["FIXED", 7, "1mo", "ALIGN", "OFFSET", "+00:00"]) == PolicyDef.parse(
+        ["FIXED", 7, "1mo", "ALIGN"]
+    )
+    assert Policy("a", "100/day", algorithm="fixed", align=True).args() == [
+        "FIXED", 100, "86400s", "ALIGN",
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="needs algorithm 'fixed'"):
+        Policy("m", "7/month", algorithm="sliding")
+    with pytest.raises(ValueError, match="bad offset"):
+        Policy("m", "7/month", algorithm="fixed", offset="+5:30")
