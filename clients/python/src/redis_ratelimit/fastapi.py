@@ -39,6 +39,7 @@ from ._core import Arg, Decision, Fixed, Gcra, Leaky, Limit, Log, Policy, Slidin
 from ._durations import Duration, Rate, check_amount, duration_arg, duration_seconds, parse_rates
 from ._fast import FastConnection
 from .client import AsyncRateLimiter, Lease
+from .policies import Policies, no_such_policy
 
 log = logging.getLogger("redis_ratelimit")
 
@@ -259,6 +260,13 @@ class Limiter:
                      pipelined (a standalone redis.asyncio.Redis over TCP or
                      a unix socket, without TLS); False, or any other
                      client: through redis-py's pool
+    policies         a Policies: the app's limits kept in the server, used as
+                     "policy:<name>"; `await limiter.sync_policies()` at
+                     start-up defines them (as its `sync` says), a call
+                     finding one missing defines them again and is retried
+                     once, and the headers take each policy's window from
+                     the definition in force
+    log_interval     seconds between two warnings of one kind, at least
     """
 
     def __init__(
@@ -276,6 +284,8 @@ class Limiter:
         key: KeyFunc = by_ip,
         breaker: CircuitBreaker | bool = True,
         pipelining: bool = True,
+        policies: Policies | None = None,
+        log_interval: float = 10.0,
     ) -> None:
         if headers not in ("both", "ietf", "x", None):
             raise ValueError(f"headers must be 'both', 'ietf', 'x' or None, not {headers!r}")
@@ -296,6 +306,8 @@ class Limiter:
         self.breaker: CircuitBreaker | None = breaker or None
         self._fast = FastConnection.for_client(redis, timeout) if pipelining else None
         self._last_warning: dict[str, float] = {}
+        self.policies = policies
+        self.log_interval = log_interval
 
     # -- building blocks
 
@@ -420,6 +432,53 @@ class Limiter:
         if not self.fail_open:
             raise Unavailable() from None
 
+    # -- policies kept in the server
+
+    async def sync_policies(self) -> dict[str, str]:
+        """Defines the Limiter's policies in the server as their `sync`
+        says (Policies.sync), through the timeout and the breaker. Returns
+        what became of each; raises LimiterUnavailable when Redis cannot
+        answer (then the first call finding a policy missing defines it)."""
+        if self.policies is None:
+            return {}
+        return await self.policies.sync(self.client, self.call)
+
+    async def run_policies(self, args: Sequence[Arg], names: Sequence[str]) -> Any:
+        """run(args) for a call using these policies (short names): their
+        definitions due for a refresh are read at the same time, and a call
+        answered `no such policy` did nothing: it is sent again, once,
+        after the policies are defined again (not with sync off)."""
+        policies = self.policies
+        if policies is None:
+            return await self.run(args)
+        stale = [n for n in names if n in policies and policies.stale(n)]
+        try:
+            if stale:
+                reply, _ = await asyncio.gather(self.execute(args), self._read_policies(stale))
+            else:
+                reply = await self.execute(args)
+        except LimiterUnavailable as e:
+            if not no_such_policy(e) or not await self._restore_policies():
+                self._fail_mode(e)
+                return None
+            return await self.run(args)
+        return reply
+
+    async def _read_policies(self, names: Sequence[str]) -> None:
+        assert self.policies is not None
+        try:
+            await self.policies.read(self.client, names, self.call)
+        except LimiterUnavailable as e:  # the headers keep the last definition known
+            self.warn("policy-read:" + e.kind, "rate limiter policies not read: %s", e)
+
+    async def _restore_policies(self) -> bool:
+        assert self.policies is not None
+        try:
+            return await self.policies.restore(self.client, self.call)
+        except LimiterUnavailable as e:
+            self.warn("restore:" + e.kind, "rate limiter policies not restored: %s", e)
+            return False
+
     def close(self) -> None:
         """Closes the pipelined connection (the redis client is yours)."""
         if self._fast is not None:
@@ -428,7 +487,7 @@ class Limiter:
     def warn(self, kind: str, message: str, *args: Any) -> None:
         """Logs a warning, at most one of each kind per 10 s."""
         now = time.monotonic()
-        if now - self._last_warning.get(kind, -1e9) > 10:
+        if now - self._last_warning.get(kind, -1e9) > self.log_interval:
             self._last_warning[kind] = now
             log.warning(message, *args)
 
@@ -461,6 +520,11 @@ class _Plan:
     suffixes: tuple[str, ...]  # of the keys: ":" + the quota's name
     head: tuple[Arg, ...]  # before the keys: RL.<ALGO>, RL.CHECK <policy>, RL.ALL <n>
     middle: tuple[Arg, ...]  # after the keys: the limits' parameters
+
+    @property
+    def policy_names(self) -> tuple[str, ...]:
+        """The short names of the policies it uses (kept in the server)."""
+        return tuple(n for n, _, spec in self.parts if isinstance(spec, Policy))
 
     @classmethod
     def of(cls, parts: tuple[tuple[str, int | None, Limit], ...]) -> _Plan:
@@ -539,8 +603,16 @@ class RateLimit:
 
     def _plan(self, limits: Any) -> _Plan:
         if isinstance(limits, str) and limits.startswith(_POLICY_PREFIX):
-            name = limits[len(_POLICY_PREFIX) :]
-            return _Plan.of(((name, None, Policy(name)),))
+            # "policy:a" or several, "policy:a;policy:b" (one RL.ALL).
+            names = [p.strip() for p in limits.split(";")]
+            if not all(n.startswith(_POLICY_PREFIX) for n in names) or not 1 <= len(names) <= 64:
+                raise ValueError(f"bad limits {limits!r}: 1 to 64 of 'policy:<name>', ';' apart")
+            book = self.limiter.policies
+            parts = []
+            for n in (n[len(_POLICY_PREFIX) :] for n in names):
+                server = book.server_name(n) if book is not None and n in book else n
+                parts.append((n, None, Policy(server)))
+            return _Plan.of(tuple(parts))
         rates = parse_rates(limits) if isinstance(limits, str) else list(limits)
         if not 1 <= len(rates) <= 64:
             raise ValueError("1 to 64 limits per RateLimit")
@@ -604,7 +676,8 @@ class RateLimit:
         if cost is None:
             cost = self.cost if isinstance(self.cost, int) else await _resolve(self.cost(request))
         cache_key = keys[0] if len(keys) == 1 else "\0".join(keys)
-        if cost > 0:
+        # Not for policies: an RL.POLICY SET applies to the next call.
+        if cost > 0 and not plan.policy_names:
             cached = limiter.deny_cache.get(cache_key)
             if cached is not None:
                 left, outcome = cached
@@ -616,20 +689,49 @@ class RateLimit:
                     outcome.cap_retry,
                 )
         args = plan.command(keys, cost, self._options if cost > 0 else self._peek_options)
-        reply = await limiter.run(args)
+        if plan.policy_names:
+            reply = await limiter.run_policies(args, plan.policy_names)
+        else:
+            reply = await limiter.run(args)
         if reply is None:
             return None
-        outcome = self._outcome(Decision.from_reply(reply), plan)
-        if not outcome.allowed and cost > 0:
+        decision = Decision.from_reply(reply)
+        if plan.policy_names:
+            await self._check_definitions(plan, decision)
+        outcome = self._outcome(decision, plan)
+        if not outcome.allowed and cost > 0 and not plan.policy_names:
             limiter.deny_cache.put(cache_key, outcome)
         return outcome
 
+    async def _check_definitions(self, plan: _Plan, d: Decision) -> None:
+        """A limit other than the known definition's: the policy was
+        changed; read it again (once per change) for the headers."""
+        book = self.limiter.policies
+        if book is None:
+            return
+        subs = d.limits or (d,)
+        changed = [
+            n
+            for (n, _, spec), s in zip(plan.parts, subs, strict=True)
+            if isinstance(spec, Policy) and n in book and s.limit != book.current(n).capacity
+        ]
+        if changed:
+            await self.limiter._read_policies(changed)
+
     def _outcome(self, d: Decision, plan: _Plan) -> Outcome:
         subs = d.limits or (d,)
+        book = self.limiter.policies
+        windows = [
+            book.current(n).window_s() if book is not None and n in book else w
+            for n, w, _ in plan.parts
+        ]
         return Outcome(
             d,
-            tuple(Quota(n, w, s) for (n, w, _), s in zip(plan.parts, subs, strict=True)),
-            cap_retry=self.penalty is None,
+            tuple(
+                Quota(n, w, s) for (n, _, _), w, s in zip(plan.parts, windows, subs, strict=True)
+            ),
+            # A policy may carry a penalty the client does not know of.
+            cap_retry=self.penalty is None and not plan.policy_names,
         )
 
     async def hit(
