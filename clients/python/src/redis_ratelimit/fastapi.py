@@ -29,13 +29,27 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeVar
 
+from redis.exceptions import ResponseError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._breaker import CircuitBreaker, LimiterUnavailable, unavailable
-from ._core import Arg, Decision, Fixed, Gcra, Leaky, Limit, Log, Policy, Sliding, Token
+from ._breaker import ERROR_REPLY, CircuitBreaker, LimiterUnavailable, unavailable
+from ._core import (
+    Arg,
+    Decision,
+    Fixed,
+    Gcra,
+    Leaky,
+    Limit,
+    Log,
+    Policy,
+    Sliding,
+    Token,
+    policy_get_reply,
+    policy_set_args,
+)
 from ._durations import Duration, Rate, check_amount, duration_arg, duration_seconds, parse_rates
 from ._fast import FastConnection
 from .client import AsyncRateLimiter, Lease
@@ -441,7 +455,7 @@ class Limiter:
         answer (then the first call finding a policy missing defines it)."""
         if self.policies is None:
             return {}
-        return await self.policies.sync(self.client, self.call)
+        return await self.policies.sync(_PolicyCalls(self))
 
     async def run_policies(self, args: Sequence[Arg], names: Sequence[str]) -> Any:
         """run(args) for a call using these policies (short names): their
@@ -454,7 +468,7 @@ class Limiter:
         stale = [n for n in names if n in policies and policies.stale(n)]
         try:
             if stale:
-                reply, _ = await asyncio.gather(self.execute(args), self._read_policies(stale))
+                reply = await self._execute_and_read(args, stale)
             else:
                 reply = await self.execute(args)
         except LimiterUnavailable as e:
@@ -464,17 +478,53 @@ class Limiter:
             return await self.run(args)
         return reply
 
+    async def _execute_and_read(self, args: Sequence[Arg], names: Sequence[str]) -> Any:
+        """execute(args) and RL.POLICY GET of these policies at the same
+        time (pipelined down the one connection when there is one), as one
+        call for the timeout and the breaker: one failure, not one per
+        command. Raises LimiterUnavailable as execute()."""
+        policies = self.policies
+        assert policies is not None
+        fast = self._fast
+        calls = _PolicyCalls(self)
+        if fast is None:
+            execute = self.client.redis.execute_command
+            first: Callable[[], Awaitable[Any]] = lambda: execute(*args)  # noqa: E731
+        else:
+            first = lambda: fast.execute(args)  # noqa: E731
+
+        async def together() -> list[Any]:
+            replies = await asyncio.gather(
+                first(), *(calls.raw_get(policies.server_name(n)) for n in names),
+                return_exceptions=True,
+            )  # fmt: skip
+            for r in replies:  # an error reply is an answer; anything else is not
+                if isinstance(r, BaseException) and not isinstance(r, ResponseError):
+                    raise r
+            return replies
+
+        if self.breaker is not None:
+            replies = await self.breaker.call(together, None if fast else self.timeout)
+        else:
+            replies = await self.call(together)
+        for name, r in zip(names, replies[1:], strict=True):
+            if not isinstance(r, BaseException):
+                policies.learn(name, policy_get_reply(r))
+        if isinstance(replies[0], ResponseError):
+            raise LimiterUnavailable(str(replies[0]), ERROR_REPLY) from replies[0]
+        return replies[0]
+
     async def _read_policies(self, names: Sequence[str]) -> None:
         assert self.policies is not None
         try:
-            await self.policies.read(self.client, names, self.call)
+            await self.policies.read(_PolicyCalls(self), names)
         except LimiterUnavailable as e:  # the headers keep the last definition known
             self.warn("policy-read:" + e.kind, "rate limiter policies not read: %s", e)
 
     async def _restore_policies(self) -> bool:
         assert self.policies is not None
         try:
-            return await self.policies.restore(self.client, self.call)
+            return await self.policies.restore(_PolicyCalls(self))
         except LimiterUnavailable as e:
             self.warn("restore:" + e.kind, "rate limiter policies not restored: %s", e)
             return False
@@ -490,6 +540,41 @@ class Limiter:
         if now - self._last_warning.get(kind, -1e9) > self.log_interval:
             self._last_warning[kind] = now
             log.warning(message, *args)
+
+
+class _PolicyCalls:
+    """RL.POLICY GET and SET for a Limiter's policies, within its timeout
+    and through its breaker: down the pipelined connection when there is
+    one (it reconnects by itself after a Redis restart, where the pool's
+    idle connections fail once each), else through the client (which sends
+    RL.POLICY SET to every master of a cluster)."""
+
+    def __init__(self, limiter: Limiter) -> None:
+        self.limiter = limiter
+
+    async def raw_get(self, name: str) -> Any:
+        """RL.POLICY GET without the timeout or the breaker (the caller's)."""
+        limiter = self.limiter
+        if limiter._fast is None:
+            return await limiter.client.policy_get(name)
+        return await limiter._fast.execute(("RL.POLICY", "GET", name))
+
+    async def policy_get(self, name: str) -> list[str] | None:
+        limiter = self.limiter
+        if limiter._fast is None:
+            return await limiter.call(lambda: limiter.client.policy_get(name))
+        return policy_get_reply(await limiter.execute(("RL.POLICY", "GET", name)))
+
+    async def policy_set(
+        self, name: str, limit: Limit, *, penalty: Duration | None = None, shadow: bool = False
+    ) -> None:
+        limiter = self.limiter
+        if limiter._fast is None:
+            await limiter.call(
+                lambda: limiter.client.policy_set(name, limit, penalty=penalty, shadow=shadow)
+            )
+        else:
+            await limiter.execute(policy_set_args(name, limit, penalty, shadow))
 
 
 # ---------------------------------------------------------------- limits

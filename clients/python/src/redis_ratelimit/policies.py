@@ -10,7 +10,7 @@ limit with one RL.POLICY SET, without a redeploy.
         ],
         sync="missing",
     )
-    await policies.sync(AsyncRateLimiter(redis))   # at start-up
+    await policies.sync(AsyncRateLimiter(redis))   # at start-up (any PolicyClient)
 
 `sync` says what the app writes: "missing" defines what the server lacks
 and keeps an operator's definition, "overwrite" makes the app's win at
@@ -28,11 +28,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ._core import Fixed, Gcra, Leaky, Limit, Log, Sliding, Token
 from ._durations import MAX_AMOUNT, Duration, duration_arg, parse_rates
-from .client import AsyncRateLimiter
 
 log = logging.getLogger("redis_ratelimit")
 
@@ -51,6 +50,17 @@ _OFFSET = re.compile(r"^([+-])([01]\d|2[0-3]):([0-5]\d)$")
 _MONTH_RATE = re.compile(
     r"^\s*(\d{1,16})\s*(?:/|\s+per\s+)\s*(\d{1,4})?\s*(months?|mo)\s*$", re.IGNORECASE
 )
+
+
+class PolicyClient(Protocol):
+    """What Policies needs of a client: PolicyClient's policy_get and
+    policy_set (on every master of a cluster)."""
+
+    async def policy_get(self, name: str) -> list[str] | None: ...
+
+    async def policy_set(
+        self, name: str, limit: Limit, *, penalty: Duration | None = None, shadow: bool = False
+    ) -> None: ...
 
 
 # ---------------------------------------------------------------- calendar windows
@@ -375,9 +385,7 @@ class Policies:
             self._unreadable.add(name)
         self._read_at[name] = self._clock()
 
-    async def read(
-        self, client: AsyncRateLimiter, names: Sequence[str], call: Call = _direct
-    ) -> None:
+    async def read(self, client: PolicyClient, names: Sequence[str], call: Call = _direct) -> None:
         """Reads these definitions now (RL.POLICY GET, concurrently).
         `call` runs each Redis call (e.g. a FastAPI Limiter's, with its
         timeout and circuit breaker)."""
@@ -387,14 +395,14 @@ class Policies:
         for name, reply in zip(names, replies, strict=True):
             self.learn(name, reply)
 
-    async def _set(self, client: AsyncRateLimiter, names: Sequence[str], call: Call) -> None:
+    async def _set(self, client: PolicyClient, names: Sequence[str], call: Call) -> None:
         for n in names:
             spec = self.specs[n]
             set_it = partial(client.policy_set, self.server_name(n), spec.limit(),
                              penalty=spec.penalty, shadow=spec.shadow)  # fmt: skip
             await call(set_it)
 
-    async def sync(self, client: AsyncRateLimiter, call: Call = _direct) -> dict[str, str]:
+    async def sync(self, client: PolicyClient, call: Call = _direct) -> dict[str, str]:
         """At start-up: reads every policy and defines them as `sync` says.
         Returns what became of each: "defined", "replaced", "kept" (the
         server's differs and stays), "same" or "missing" (sync off)."""
@@ -424,7 +432,7 @@ class Policies:
         await self.read(client, to_set, call)
         return done
 
-    async def restore(self, client: AsyncRateLimiter, call: Call = _direct) -> bool:
+    async def restore(self, client: PolicyClient, call: Call = _direct) -> bool:
         """After `no such policy`: defines the missing policies again from
         the app's definitions, once for all the calls that found them
         missing at the same time. False when the app must not (sync off);
@@ -438,7 +446,7 @@ class Policies:
         await asyncio.shield(task)
         return True
 
-    async def _restore(self, client: AsyncRateLimiter, call: Call) -> None:
+    async def _restore(self, client: PolicyClient, call: Call) -> None:
         # All of them: a Redis that lost one has usually lost them all.
         await self.read(client, list(self.specs), call)
         # Only those still missing: one an operator has just set stays his.
@@ -460,6 +468,7 @@ def no_such_policy(error: BaseException) -> bool:
 __all__ = [
     "SYNC_MODES",
     "Policies",
+    "PolicyClient",
     "PolicyDef",
     "PolicySpec",
     "calendar_window",
