@@ -377,12 +377,14 @@ def create_app() -> FastAPI:
         if any(o is None for o in outcomes):  # Redis did not answer (failing open)
             raise Unavailable()
         out = {}
-        for (name, _), outcome in zip(applying, outcomes):
+        for (name, _), outcome in zip(applying, outcomes, strict=True):
             assert outcome is not None
             out[name] = [
                 {
                     "policy": q.name,
-                    "algorithm": "lease" if q.concurrent else policies.current(q.name).algorithm.lower(),
+                    "algorithm": "lease"
+                    if q.concurrent
+                    else policies.current(q.name).algorithm.lower(),
                     "quota": q.decision.limit,
                     "window_s": q.window,  # None: a concurrency limit
                     "limit": q.decision.limit,

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from redis_ratelimit import (
     AsyncRateLimiter,
+    CircuitBreaker,
     Fixed,
     Policies,
     PolicyDef,
@@ -29,7 +30,7 @@ from redis_ratelimit import (
     parse_offset,
     rate_limit,
 )
-from redis_ratelimit.fastapi import Limiter, RateLimitMiddleware, by_ip
+from redis_ratelimit.fastapi import Limiter, LimiterUnavailable, RateLimitMiddleware, by_ip
 
 from .conftest import Server
 
@@ -264,7 +265,8 @@ def policy_app(server: Server, **kw: Any) -> tuple[FastAPI, Limiter]:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await limiter.sync_policies()
+        with suppress(LimiterUnavailable):  # else the first call finding them missing
+            await limiter.sync_policies()
         yield
 
     app = FastAPI(lifespan=lifespan)
@@ -382,3 +384,38 @@ def test_with_sync_off_a_missing_policy_takes_the_fail_mode(
         assert r.status_code == 200 and r.headers["RateLimit-Policy"] == '"free";q=5;w=60'
     assert get(db, "login") is None
     assert "no such policy" in caplog.text
+
+
+def test_log_interval_spaces_the_warnings_of_a_kind(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    limiter = Limiter(redis.asyncio.Redis(port=server.port), log_interval=3600)
+    with caplog.at_level(logging.WARNING, "redis_ratelimit"):
+        for _ in range(3):
+            limiter.warn("a", "first kind")
+            limiter.warn("b", "second kind")
+    assert [r.getMessage() for r in caplog.records] == ["first kind", "second kind"]
+    caplog.clear()
+    limiter = Limiter(redis.asyncio.Redis(port=server.port), log_interval=0)
+    with caplog.at_level(logging.WARNING, "redis_ratelimit"):
+        limiter.warn("a", "first kind")
+        limiter.warn("a", "first kind")
+    assert len(caplog.records) == 2
+
+
+def test_a_decision_and_its_policy_reads_are_one_failure_for_the_breaker(db: redis.Redis) -> None:
+    # Nothing listens: each request is one failure, however many commands
+    # it sends (the decision and three RL.POLICY GET).
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = Server.__new__(Server)
+    server.port = port
+    app, limiter = policy_app(server)
+    with TestClient(app) as c:  # the sync at start-up fails, and is left to later calls
+        breaker = limiter.breaker = CircuitBreaker(3, 60.0)  # this test's requests only
+        for expected in ("closed", "closed", "open"):
+            assert c.get("/p").status_code == 200  # failing open
+            assert breaker.state == expected
