@@ -535,7 +535,7 @@ class Limiter:
             self._fast.close()
 
     def warn(self, kind: str, message: str, *args: Any) -> None:
-        """Logs a warning, at most one of each kind per 10 s."""
+        """Logs a warning, at most one of each kind per `log_interval` s."""
         now = time.monotonic()
         if now - self._last_warning.get(kind, -1e9) > self.log_interval:
             self._last_warning[kind] = now
@@ -807,8 +807,10 @@ class RateLimit:
         subs = d.limits or (d,)
         book = self.limiter.policies
         windows = [
-            book.current(n).window_s() if book is not None and n in book else w
-            for n, w, _ in plan.parts
+            book.current(n).window_s()
+            if book is not None and isinstance(spec, Policy) and n in book
+            else w
+            for n, w, spec in plan.parts
         ]
         return Outcome(
             d,

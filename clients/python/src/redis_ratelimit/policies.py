@@ -426,7 +426,7 @@ class Policies:
                             self.sync_mode)  # fmt: skip
             elif done[n] == "missing":
                 log.warning("policy %s is not defined in Redis (sync=off): calls using it "
-                            "get an error reply", self.server_name(n))  # fmt: skip
+                            "are answered 'no such policy'", self.server_name(n))  # fmt: skip
         to_set = [n for n in names if done[n] in ("defined", "replaced")]
         await self._set(client, to_set, call)
         await self.read(client, to_set, call)
