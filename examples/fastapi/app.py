@@ -30,33 +30,36 @@ import hashlib
 import logging
 import math
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
-
-from ratelimit import (
-    SYNC_MODES,
+from redis_ratelimit import (
     CircuitBreaker,
-    ConcurrencyLimit,
-    Decision,
     LimiterUnavailable,
     Policies,
-    Policy,
+    PolicySpec,
+    async_redis,
+    parse_offset,
+)
+from redis_ratelimit.fastapi import (
+    ConcurrencyLimit,
+    Limiter,
+    Outcome,
     RateLimit,
-    RateLimitConfig,
-    RateLimitHeaders,
+    RateLimitMiddleware,
+    Unavailable,
     bearer_token,
     by_api_key,
     by_ip,
-    parse_duration,
-    parse_offset,
-    redis_client,
-    setup,
+    openapi_responses,
 )
+from redis_ratelimit.policies import SYNC_MODES
 
 log = logging.getLogger("quotes")
 
@@ -84,10 +87,11 @@ def _duration(name: str, default: str) -> str:
     """A duration setting ("15m", "900s", "500ms", bare seconds), checked
     here so that a bad one stops the app naming the variable."""
     text = _env(name, default)
-    try:
-        parse_duration(text)
-    except ValueError as e:
-        raise ValueError(f"{name}={text!r}: {e}") from None
+    if not re.fullmatch(r"[0-9]{1,12}(ms|s|m|h|d)?", text):
+        raise ValueError(
+            f"{name}={text!r}: bad duration: expected a whole number with an optional "
+            "unit (ms, s, m, h, d), e.g. '15m', '900s' or '500ms'"
+        )
     return text
 
 
@@ -199,90 +203,93 @@ def create_app() -> FastAPI:
     # and used by name. These are the definitions for a Redis that lacks
     # them; what Redis holds is what applies (an operator's RL.POLICY SET).
 
-    free = Policy("free", _env("RL_ANON_RATE", "100/minute"), algorithm="sliding")
-    paid = Policy("paid", _env("RL_PAID_RATE", "1000/minute"), algorithm="token")
-    paid_daily = Policy("paid-daily", _env("RL_PAID_DAILY", "20000/day"), algorithm="fixed")
-    # A quota per calendar month, the same for every key: it resets at
-    # midnight on the 1st at RL_PAID_MONTH_OFFSET (ALIGN, OFFSET).
-    paid_monthly = Policy(
-        "paid-monthly",
-        _env("RL_PAID_MONTHLY", "300000/month"),
-        algorithm="fixed",
-        offset=_offset("RL_PAID_MONTH_OFFSET", "+00:00"),
-    )
-    # An attempt refused by the limit puts the IP in the penalty box.
-    login_policy = Policy(
-        "login",
-        _env("RL_LOGIN_RATE", "5/minute"),
-        algorithm="fixed",
-        penalty=_duration("RL_LOGIN_PENALTY", "15m"),
-    )
-    orders = Policy(
-        "orders",
-        _env("RL_ORDER_RATE", "1/second"),
-        algorithm="token",
-        burst=_number("RL_ORDER_BURST", "10", int, 1),
-    )
     policies = Policies(
-        [free, paid, paid_daily, paid_monthly, login_policy, orders],
+        [
+            PolicySpec("free", _env("RL_ANON_RATE", "100/minute"), algorithm="sliding"),
+            PolicySpec("paid", _env("RL_PAID_RATE", "1000/minute"), algorithm="token"),
+            PolicySpec("paid-daily", _env("RL_PAID_DAILY", "20000/day"), algorithm="fixed"),
+            # A quota per calendar month, the same for every key: it resets
+            # at midnight on the 1st at RL_PAID_MONTH_OFFSET (ALIGN, OFFSET).
+            PolicySpec(
+                "paid-monthly",
+                _env("RL_PAID_MONTHLY", "300000/month"),
+                algorithm="fixed",
+                offset=_offset("RL_PAID_MONTH_OFFSET", "+00:00"),
+            ),
+            # An attempt refused by the limit puts the IP in the penalty box.
+            PolicySpec(
+                "login",
+                _env("RL_LOGIN_RATE", "5/minute"),
+                algorithm="fixed",
+                penalty=_duration("RL_LOGIN_PENALTY", "15m"),
+            ),
+            PolicySpec(
+                "orders",
+                _env("RL_ORDER_RATE", "1/second"),
+                algorithm="token",
+                burst=_number("RL_ORDER_BURST", "10", int, 1),
+            ),
+        ],
         sync=policy_sync,
         prefix=policy_prefix,
         refresh=policy_refresh,
     )
+    redis = async_redis(
+        redis_url,
+        pool_size=pool_size,
+        pool_timeout=pool_timeout,
+        timeout=timeout,
+        connect_timeout=connect_timeout,
+    )
+    limiter = Limiter(
+        redis,
+        fail_open=fail_mode == "open",
+        timeout=timeout,
+        trusted_proxies=trusted_proxies,
+        breaker=CircuitBreaker(breaker_failures, breaker_cooldown),
+        policies=policies,
+        log_interval=log_interval,
+    )
 
     # -- limits (scopes are explicit so that /limits can peek at them)
 
-    anon_quotes = RateLimit(free, key=by_ip, scope="quotes")
-    paid_quotes = RateLimit([paid, paid_daily, paid_monthly], key=by_valid_key, scope="quotes")
+    anon_quotes = limiter.limit("policy:free", key=by_ip, scope="quotes")
+    paid_quotes = limiter.limit(
+        "policy:paid;policy:paid-daily;policy:paid-monthly", key=by_valid_key, scope="quotes"
+    )
     # Every attempt is charged before the password is checked (so that
     # concurrent guesses cannot overtake the count) and a successful one is
     # refunded: only failures stay counted.
-    login_limit = RateLimit(login_policy, key=by_ip, scope="auth")
+    login_limit = limiter.limit("policy:login", key=by_ip, scope="auth")
     # Spent by hand in the endpoint, by the order's size.
-    order_limit = RateLimit(orders, key=by_user, scope="orders")
+    order_limit = limiter.limit("policy:orders", key=by_user, scope="orders")
     # Orders in flight per user, whatever their rate: each holds a lease
     # from before its rate limit is spent until the request ends.
-    orders_inflight = ConcurrencyLimit(
+    orders_inflight = limiter.concurrency(
         _number("RL_ORDER_INFLIGHT", "2", int, 1),
         ttl=_duration("RL_ORDER_LEASE_TTL", "10s"),
         key=by_user,
         scope="orders",
     )
 
-    async def quote_limit(request: Request, response: Response) -> Decision | None:
+    async def quote_limit(request: Request, response: Response) -> Outcome | None:
         """Paid tier for a valid API key; otherwise the anonymous limit per IP,
         which also throttles guessing API keys."""
         if user_of(request):
             return await paid_quotes.hit(request, response)
-        decision = await anon_quotes.hit(request, response)
+        outcome = await anon_quotes.hit(request, response)
         if bearer_token(request) is not None:
             raise HTTPException(
                 401, detail="Invalid API key", headers={"WWW-Authenticate": "Bearer"}
             )
-        return decision
+        return outcome
 
     # -- app
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = redis_client(
-            redis_url,
-            pool_size=pool_size,
-            pool_timeout=pool_timeout,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-        )
-        config = setup(
-            app,
-            client,
-            fail_open=fail_mode == "open",
-            trusted_proxies=trusted_proxies,
-            breaker=CircuitBreaker(breaker_failures, breaker_cooldown),
-            log_interval=log_interval,
-            policies=policies,
-        )
         try:
-            done = await policies.sync(config)
+            done = await limiter.sync_policies()
         except LimiterUnavailable as e:
             # Not fatal: the first call that finds a policy missing defines
             # it (unless RL_POLICY_SYNC=off), and the fail mode covers the
@@ -297,15 +304,26 @@ def create_app() -> FastAPI:
         try:
             yield
         finally:
-            await client.aclose()
+            limiter.close()
+            await redis.aclose()
 
-    app = FastAPI(title="Stock quotes (rate-limited by the ratelimit module)", lifespan=lifespan)
-    app.add_middleware(RateLimitHeaders)
+    # API keys are bearer tokens: the scheme lets /docs send one (Authorize)
+    # with every route it tries.
+    bearer = HTTPBearer(auto_error=False, description="An API key, e.g. demo-key-alice")
+    app = FastAPI(
+        title="Stock quotes (rate-limited by the ratelimit module)",
+        lifespan=lifespan,
+        dependencies=[Depends(bearer)],
+    )
+    limiter.init_app(app)  # the 429 handler; 429 (and 503) in the OpenAPI schema
+    # The headers also on responses raised after a check (a 401 from /login).
+    app.add_middleware(RateLimitMiddleware, limiter=limiter)
+    limited = openapi_responses(limiter)  # for routes that check by hand
 
-    @app.get("/quotes/{symbol}")
+    @app.get("/quotes/{symbol}", responses=limited)
     async def quote(
         symbol: Annotated[str, Path(pattern=r"^[A-Z]{1,5}$")],
-        _: Annotated[Decision | None, Depends(quote_limit)],
+        _: Annotated[Outcome | None, Depends(quote_limit)],
     ) -> dict[str, Any]:
         # A made-up but stable price per symbol.
         cents = int.from_bytes(hashlib.sha256(symbol.encode()).digest()[:4], "big") % 100000
@@ -316,7 +334,7 @@ def create_app() -> FastAPI:
         creds: Credentials,
         request: Request,
         response: Response,
-        charged: Annotated[Decision | None, Depends(login_limit)],
+        charged: Annotated[Outcome | None, Depends(login_limit)],
     ) -> dict[str, str]:
         if USERS.get(creds.username) != creds.password:
             raise HTTPException(401, detail="Wrong username or password")  # stays counted
@@ -327,7 +345,7 @@ def create_app() -> FastAPI:
             raise HTTPException(403, detail="No API key for this user")
         return {"api_key": key}
 
-    @app.post("/orders", status_code=201)
+    @app.post("/orders", status_code=201, responses=limited)
     async def place_order(
         order: Order,
         request: Request,
@@ -343,46 +361,38 @@ def create_app() -> FastAPI:
             order_id = await exchange.submit(user, order)
         return {"id": order_id, "user": user, **order.model_dump(), "cost": order.cost}
 
-    @app.get("/limits")
+    @app.get("/limits", responses={503: {"description": "Rate limiter unavailable"}})
     async def limits(request: Request) -> dict[str, Any]:
-        """Peek at every limit that applies to the caller, in one pipeline."""
+        """Peek at every limit that applies to the caller (COST 0: spends
+        nothing, creates no key). 503 when Redis cannot answer."""
         paid_tier = user_of(request) is not None
-        candidates: list[tuple[str, RateLimit | ConcurrencyLimit]] = [
-            ("quotes", paid_quotes if paid_tier else anon_quotes),
-            ("login", login_limit),
-            ("orders", order_limit),  # per user: applies with an API key only
-            ("orders_in_flight", orders_inflight),
+        candidates: list[tuple[str, RateLimit | ConcurrencyLimit, Callable[..., Any]]] = [
+            ("quotes", paid_quotes, by_valid_key) if paid_tier else ("quotes", anon_quotes, by_ip),
+            ("login", login_limit, by_ip),
+            ("orders", order_limit, by_user),  # per user: applies with an API key only
+            ("orders_in_flight", orders_inflight, by_user),
         ]
-        config: RateLimitConfig = request.app.state.ratelimit
-        named: list[tuple[str, RateLimit | ConcurrencyLimit]] = []
-        commands: list[list[Any]] = []
-        for name, lim in candidates:
-            ident = await lim.identity(request)
-            if ident is not None:
-                named.append((name, lim))
-                commands.append(lim.command(request, ident, 0))
-        used = [p for _, lim in named for p in lim.policy_names]
-        try:
-            replies = await config.run(commands, used)
-            decisions = [await lim.decide(config, reply) for (_, lim), reply in zip(named, replies)]
-        except LimiterUnavailable as e:
-            config.logs.warning(f"limits:{e.kind}", "rate limiter unavailable for /limits: %s", e)
-            raise HTTPException(503, detail="Rate limiter unavailable") from None
+        applying = [(name, lim) for name, lim, key in candidates if key(request) is not None]
+        outcomes = await asyncio.gather(*(lim.peek(request) for _, lim in applying))
+        if any(o is None for o in outcomes):  # Redis did not answer (failing open)
+            raise Unavailable()
         out = {}
-        for (name, _), d in zip(named, decisions):
+        for (name, _), outcome in zip(applying, outcomes, strict=True):
+            assert outcome is not None
             out[name] = [
                 {
-                    "policy": q.rate.name,
-                    "algorithm": q.algorithm,
-                    "quota": q.rate.amount,
-                    "window_s": q.rate.seconds or None,  # None: a concurrency limit
-                    "limit": q.limit,
-                    "remaining": q.remaining,
-                    "reset_after_ms": q.reset_after_ms,
+                    "policy": q.name,
+                    "algorithm": "lease"
+                    if q.concurrent
+                    else policies.current(q.name).algorithm.lower(),
+                    "quota": q.decision.limit,
+                    "window_s": q.window,  # None: a concurrency limit
+                    "limit": q.decision.limit,
+                    "remaining": q.decision.remaining,
+                    "reset_after_ms": q.decision.reset_after_ms,
                 }
-                for q in d.quotas
+                for q in outcome.quotas
             ]
         return {"tier": "paid" if paid_tier else "free", "limits": out}
 
     return app
-

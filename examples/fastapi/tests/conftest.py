@@ -19,7 +19,7 @@ ROOT = EXAMPLE.parent.parent
 MODULE = os.environ.get("RL_MODULE") or str(ROOT / "target/debug/libratelimit.so")
 REDIS_SERVER = os.environ.get("REDIS_SERVER", "redis-server")
 
-sys.path.insert(0, str(EXAMPLE))  # unit tests import ratelimit / app
+sys.path.insert(0, str(EXAMPLE))  # tests import app
 
 # The apps run with the app's own defaults for the Redis pool and timeouts
 # (RL_REDIS_*): those must never trip on a healthy Redis, bursts and a loaded

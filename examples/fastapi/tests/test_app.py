@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from ratelimit import calendar_window, parse_offset
+from redis_ratelimit import calendar_window, parse_offset
 
 ALICE = {"Authorization": "Bearer demo-key-alice"}
 BOB = {"Authorization": "Bearer demo-key-bob"}
@@ -215,7 +215,7 @@ def test_orders_cost_depends_on_size(client):
     assert_limit_headers(r, 10, 0)
     # Both limits are listed; X-RateLimit-* are the rate limit's (README).
     assert r.headers["RateLimit-Policy"] == (
-        '"inflight";q=2;qu="concurrent-requests", "orders";q=1;w=3600'
+        '"inflight";q=2;qu="concurrent-requests", "orders";q=10;w=3600'
     )
     assert re.fullmatch(r'"inflight";r=1;t=\d+, "orders";r=0;t=\d+', r.headers["RateLimit"])
     r = client.post("/orders", json=order(1), headers=ALICE)
@@ -276,7 +276,7 @@ def test_at_most_2_orders_in_flight_per_user(redis_server, db, start_app):
             assert [r.status_code for r in done] == [201, 201, 201], [r.text for r in done]
             for r in done:
                 assert r.headers["RateLimit-Policy"] == (
-                    '"inflight";q=2;qu="concurrent-requests", "orders";q=1;w=3600'
+                    '"inflight";q=2;qu="concurrent-requests", "orders";q=10;w=3600'
                 )
                 assert r.headers["X-RateLimit-Limit"] == "10"  # the rate limit's
             assert in_flight(db) == 0 and db.exists(INFLIGHT_ALICE) == 0
@@ -299,7 +299,7 @@ def test_an_order_refused_by_its_rate_limit_frees_its_slot_at_once(client, db):
         assert r.status_code == 429 and 3500 <= int(r.headers["Retry-After"]) <= 3600
         # Both limits are listed; the numbers are those of the one refusing.
         assert r.headers["RateLimit-Policy"] == (
-            '"inflight";q=2;qu="concurrent-requests", "orders";q=1;w=3600'
+            '"inflight";q=2;qu="concurrent-requests", "orders";q=10;w=3600'
         )
         assert_limit_headers(r, 10, 0)
     assert in_flight(db) == 0
@@ -464,7 +464,7 @@ def test_redis_down_fails_open(own_redis, start_app):
         r = c.get("/quotes/ACME")
         assert r.status_code == 200 and r.headers["X-RateLimit-Remaining"] == "97"
     log = a.log_text()
-    assert "rate limiter unavailable, serving without limits" in log
+    assert "rate limiter unavailable (unreachable), serving without limits" in log
     assert "Traceback" not in log
 
 
@@ -734,7 +734,7 @@ def test_with_sync_off_a_missing_policy_takes_the_fail_mode(
         assert r.status_code == 200 and r.headers["RateLimit-Policy"] == '"free";q=5;w=60'
     assert db.execute_command("RL.POLICY", "GET", a.policy("login")) is None
     log = a.log_text()
-    assert f"policy {a.policy('free')} is not defined in Redis (RL_POLICY_SYNC=off)" in log
+    assert f"policy {a.policy('free')} is not defined in Redis (sync=off)" in log
     assert "no such policy" in log and "Traceback" not in log
 
 

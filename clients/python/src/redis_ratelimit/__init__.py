@@ -29,6 +29,14 @@ from ._core import (
 )
 from ._durations import Duration, Rate, duration_arg, parse_rates
 from .client import AsyncRateLimiter, Lease, RateLimiter
+from .policies import (
+    Policies,
+    PolicyDef,
+    PolicySpec,
+    calendar_window,
+    parse_offset,
+    rate_limit,
+)
 
 __version__ = "0.1.0"
 
@@ -44,7 +52,10 @@ __all__ = [
     "Limit",
     "LimiterUnavailable",
     "Log",
+    "Policies",
     "Policy",
+    "PolicyDef",
+    "PolicySpec",
     "Rate",
     "RateLimitError",
     "RateLimitExceeded",
@@ -52,6 +63,9 @@ __all__ = [
     "Sliding",
     "Token",
     "async_redis",
+    "calendar_window",
     "duration_arg",
+    "parse_offset",
     "parse_rates",
+    "rate_limit",
 ]

@@ -170,9 +170,24 @@ class _Window(Limit):
 
 @dataclass(frozen=True)
 class Fixed(_Window):
-    """Fixed window: at most `limit` per `window`."""
+    """Fixed window: at most `limit` per `window`. `align=True` puts the
+    windows on the clock and the calendar (ALIGN: a day from midnight, "1mo"
+    from the 1st, which needs it) instead of from a key's first request;
+    `offset` ("+02:00", "-05:00") is that grid's UTC offset (OFFSET)."""
 
     algorithm = "FIXED"
+    align: bool = False
+    offset: str | None = None
+
+    def params(self) -> list[Arg]:
+        out = super().params()
+        if self.offset is not None and not self.align:
+            raise ValueError("offset is for aligned windows (align=True)")
+        if self.align:
+            out.append("ALIGN")
+            if self.offset is not None:
+                out += ["OFFSET", self.offset]
+        return out
 
 
 @dataclass(frozen=True)

@@ -29,16 +29,31 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeAlias, TypeVar
 
+from redis.exceptions import ResponseError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._breaker import CircuitBreaker, LimiterUnavailable, unavailable
-from ._core import Arg, Decision, Fixed, Gcra, Leaky, Limit, Log, Policy, Sliding, Token
+from ._breaker import ERROR_REPLY, CircuitBreaker, LimiterUnavailable, unavailable
+from ._core import (
+    Arg,
+    Decision,
+    Fixed,
+    Gcra,
+    Leaky,
+    Limit,
+    Log,
+    Policy,
+    Sliding,
+    Token,
+    policy_get_reply,
+    policy_set_args,
+)
 from ._durations import Duration, Rate, check_amount, duration_arg, duration_seconds, parse_rates
 from ._fast import FastConnection, encode, encode_args, encode_int, encode_str
 from .client import AsyncRateLimiter, Lease
+from .policies import Policies, no_such_policy
 
 log = logging.getLogger("redis_ratelimit")
 
@@ -309,6 +324,13 @@ class Limiter:
                      pipelined (a standalone redis.asyncio.Redis over TCP or
                      a unix socket, without TLS); False, or any other
                      client: through redis-py's pool
+    policies         a Policies: the app's limits kept in the server, used as
+                     "policy:<name>"; `await limiter.sync_policies()` at
+                     start-up defines them (as its `sync` says), a call
+                     finding one missing defines them again and is retried
+                     once, and the headers take each policy's window from
+                     the definition in force
+    log_interval     seconds between two warnings of one kind, at least
     """
 
     def __init__(
@@ -326,6 +348,8 @@ class Limiter:
         key: KeyFunc = by_ip,
         breaker: CircuitBreaker | bool = True,
         pipelining: bool = True,
+        policies: Policies | None = None,
+        log_interval: float = 10.0,
     ) -> None:
         if headers not in ("both", "ietf", "x", None):
             raise ValueError(f"headers must be 'both', 'ietf', 'x' or None, not {headers!r}")
@@ -346,6 +370,8 @@ class Limiter:
         self.breaker: CircuitBreaker | None = breaker or None
         self._fast = FastConnection.for_client(redis, timeout) if pipelining else None
         self._last_warning: dict[str, float] = {}
+        self.policies = policies
+        self.log_interval = log_interval
 
     # -- building blocks
 
@@ -497,17 +523,135 @@ class Limiter:
         if not self.fail_open:
             raise Unavailable() from None
 
+    # -- policies kept in the server
+
+    async def sync_policies(self) -> dict[str, str]:
+        """Defines the Limiter's policies in the server as their `sync`
+        says (Policies.sync), through the timeout and the breaker. Returns
+        what became of each; raises LimiterUnavailable when Redis cannot
+        answer (then the first call finding a policy missing defines it)."""
+        if self.policies is None:
+            return {}
+        return await self.policies.sync(_PolicyCalls(self))
+
+    async def run_policies(self, args: Sequence[Arg], names: Sequence[str]) -> Any:
+        """run(args) for a call using these policies (short names): their
+        definitions due for a refresh are read at the same time, and a call
+        answered `no such policy` did nothing: it is sent again, once,
+        after the policies are defined again (not with sync off)."""
+        policies = self.policies
+        if policies is None:
+            return await self.run(args)
+        stale = [n for n in names if n in policies and policies.stale(n)]
+        try:
+            if stale:
+                reply = await self._execute_and_read(args, stale)
+            else:
+                reply = await self.execute(args)
+        except LimiterUnavailable as e:
+            if not no_such_policy(e) or not await self._restore_policies():
+                self._fail_mode(e)
+                return None
+            return await self.run(args)
+        return reply
+
+    async def _execute_and_read(self, args: Sequence[Arg], names: Sequence[str]) -> Any:
+        """execute(args) and RL.POLICY GET of these policies at the same
+        time (pipelined down the one connection when there is one), as one
+        call for the timeout and the breaker: one failure, not one per
+        command. Raises LimiterUnavailable as execute()."""
+        policies = self.policies
+        assert policies is not None
+        fast = self._fast
+        calls = _PolicyCalls(self)
+        if fast is None:
+            execute = self.client.redis.execute_command
+            first: Callable[[], Awaitable[Any]] = lambda: execute(*args)  # noqa: E731
+        else:
+            first = lambda: fast.execute(args)  # noqa: E731
+
+        async def together() -> list[Any]:
+            replies = await asyncio.gather(
+                first(), *(calls.raw_get(policies.server_name(n)) for n in names),
+                return_exceptions=True,
+            )  # fmt: skip
+            for r in replies:  # an error reply is an answer; anything else is not
+                if isinstance(r, BaseException) and not isinstance(r, ResponseError):
+                    raise r
+            return replies
+
+        if self.breaker is not None:
+            replies = await self.breaker.call(together, None if fast else self.timeout)
+        else:
+            replies = await self.call(together)
+        for name, r in zip(names, replies[1:], strict=True):
+            if not isinstance(r, BaseException):
+                policies.learn(name, policy_get_reply(r))
+        if isinstance(replies[0], ResponseError):
+            raise LimiterUnavailable(str(replies[0]), ERROR_REPLY) from replies[0]
+        return replies[0]
+
+    async def _read_policies(self, names: Sequence[str]) -> None:
+        assert self.policies is not None
+        try:
+            await self.policies.read(_PolicyCalls(self), names)
+        except LimiterUnavailable as e:  # the headers keep the last definition known
+            self.warn("policy-read:" + e.kind, "rate limiter policies not read: %s", e)
+
+    async def _restore_policies(self) -> bool:
+        assert self.policies is not None
+        try:
+            return await self.policies.restore(_PolicyCalls(self))
+        except LimiterUnavailable as e:
+            self.warn("restore:" + e.kind, "rate limiter policies not restored: %s", e)
+            return False
+
     def close(self) -> None:
         """Closes the pipelined connection (the redis client is yours)."""
         if self._fast is not None:
             self._fast.close()
 
     def warn(self, kind: str, message: str, *args: Any) -> None:
-        """Logs a warning, at most one of each kind per 10 s."""
+        """Logs a warning, at most one of each kind per `log_interval` s."""
         now = time.monotonic()
-        if now - self._last_warning.get(kind, -1e9) > 10:
+        if now - self._last_warning.get(kind, -1e9) > self.log_interval:
             self._last_warning[kind] = now
             log.warning(message, *args)
+
+
+class _PolicyCalls:
+    """RL.POLICY GET and SET for a Limiter's policies, within its timeout
+    and through its breaker: down the pipelined connection when there is
+    one (it reconnects by itself after a Redis restart, where the pool's
+    idle connections fail once each), else through the client (which sends
+    RL.POLICY SET to every master of a cluster)."""
+
+    def __init__(self, limiter: Limiter) -> None:
+        self.limiter = limiter
+
+    async def raw_get(self, name: str) -> Any:
+        """RL.POLICY GET without the timeout or the breaker (the caller's)."""
+        limiter = self.limiter
+        if limiter._fast is None:
+            return await limiter.client.policy_get(name)
+        return await limiter._fast.execute(("RL.POLICY", "GET", name))
+
+    async def policy_get(self, name: str) -> list[str] | None:
+        limiter = self.limiter
+        if limiter._fast is None:
+            return await limiter.call(lambda: limiter.client.policy_get(name))
+        return policy_get_reply(await limiter.execute(("RL.POLICY", "GET", name)))
+
+    async def policy_set(
+        self, name: str, limit: Limit, *, penalty: Duration | None = None, shadow: bool = False
+    ) -> None:
+        limiter = self.limiter
+        if limiter._fast is None:
+            await limiter.call(
+                lambda: limiter.client.policy_set(name, limit, penalty=penalty, shadow=shadow)
+            )
+        else:
+            await limiter.execute(policy_set_args(name, limit, penalty, shadow))
 
 
 # ---------------------------------------------------------------- limits
@@ -545,6 +689,11 @@ class _Plan:
     def __post_init__(self) -> None:
         object.__setattr__(self, "head_resp", encode_args(self.head))
         object.__setattr__(self, "middle_resp", encode_args((*self.middle, "COST")))
+
+    @property
+    def policy_names(self) -> tuple[str, ...]:
+        """The short names of the policies it uses (kept in the server)."""
+        return tuple(n for n, _, spec in self.parts if isinstance(spec, Policy))
 
     @classmethod
     def of(cls, parts: tuple[tuple[str, int | None, Limit], ...]) -> _Plan:
@@ -634,8 +783,16 @@ class RateLimit:
 
     def _plan(self, limits: Any) -> _Plan:
         if isinstance(limits, str) and limits.startswith(_POLICY_PREFIX):
-            name = limits[len(_POLICY_PREFIX) :]
-            return _Plan.of(((name, None, Policy(name)),))
+            # "policy:a" or several, "policy:a;policy:b" (one RL.ALL).
+            names = [p.strip() for p in limits.split(";")]
+            if not all(n.startswith(_POLICY_PREFIX) for n in names) or not 1 <= len(names) <= 64:
+                raise ValueError(f"bad limits {limits!r}: 1 to 64 of 'policy:<name>', ';' apart")
+            book = self.limiter.policies
+            parts = []
+            for n in (n[len(_POLICY_PREFIX) :] for n in names):
+                server = book.server_name(n) if book is not None and n in book else n
+                parts.append((n, None, Policy(server)))
+            return _Plan.of(tuple(parts))
         rates = parse_rates(limits) if isinstance(limits, str) else list(limits)
         if not 1 <= len(rates) <= 64:
             raise ValueError("1 to 64 limits per RateLimit")
@@ -710,7 +867,8 @@ class RateLimit:
         if cost is None:
             cost = self.cost if isinstance(self.cost, int) else await _resolve(self.cost(request))
         cache_key = keys[0] if len(keys) == 1 else "\0".join(keys)
-        if cost > 0:
+        # Not for policies: an RL.POLICY SET applies to the next call.
+        if cost > 0 and not plan.policy_names:
             cached = limiter.deny_cache.get(cache_key)
             if cached is not None:
                 left, outcome = cached
@@ -722,7 +880,11 @@ class RateLimit:
                     outcome.cap_retry,
                 )
         fast = limiter._fast
-        if fast is not None:
+        if plan.policy_names:
+            # With the definitions' reads, and a retry on 'no such policy'.
+            args = plan.command(keys, cost, self._options if cost > 0 else self._peek_options)
+            reply = await limiter.run_policies(args, plan.policy_names)
+        elif fast is not None:
             if cost > 0:
                 command = plan.resp(keys, cost, self._options, self._options_resp)
             else:
@@ -747,14 +909,34 @@ class RateLimit:
             reply = await limiter.run(args)
         if reply is None:
             return None
-        outcome = self._outcome(Decision.from_reply(reply), plan)
-        if not outcome.allowed and cost > 0:
+        decision = Decision.from_reply(reply)
+        if plan.policy_names:
+            await self._check_definitions(plan, decision)
+        outcome = self._outcome(decision, plan)
+        if not outcome.allowed and cost > 0 and not plan.policy_names:
             limiter.deny_cache.put(cache_key, outcome)
         return outcome
 
+    async def _check_definitions(self, plan: _Plan, d: Decision) -> None:
+        """A limit other than the known definition's: the policy was
+        changed; read it again (once per change) for the headers."""
+        book = self.limiter.policies
+        if book is None:
+            return
+        subs = d.limits or (d,)
+        changed = [
+            n
+            for (n, _, spec), s in zip(plan.parts, subs, strict=True)
+            if isinstance(spec, Policy) and n in book and s.limit != book.current(n).capacity
+        ]
+        if changed:
+            await self.limiter._read_policies(changed)
+
     def _outcome(self, d: Decision, plan: _Plan) -> Outcome:
         parts = plan.parts
-        if len(parts) == 1 and not d.limits:  # the usual case, without the dataclasses' __init__
+        # The usual case, without the dataclasses' __init__ (a policy's
+        # window and penalty come from its definition, below).
+        if len(parts) == 1 and not d.limits and not plan.policy_names:
             name, window, _ = parts[0]
             q = object.__new__(Quota)
             q.__dict__.update(name=name, window=window, decision=d, concurrent=False)
@@ -762,10 +944,20 @@ class RateLimit:
             o.__dict__.update(decision=d, quotas=(q,), cap_retry=self.penalty is None)
             return o
         subs = d.limits or (d,)
+        book = self.limiter.policies
+        windows = [
+            book.current(n).window_s()
+            if book is not None and isinstance(spec, Policy) and n in book
+            else w
+            for n, w, spec in plan.parts
+        ]
         return Outcome(
             d,
-            tuple(Quota(n, w, s) for (n, w, _), s in zip(parts, subs, strict=True)),
-            cap_retry=self.penalty is None,
+            tuple(
+                Quota(n, w, s) for (n, _, _), w, s in zip(plan.parts, windows, subs, strict=True)
+            ),
+            # A policy may carry a penalty the client does not know of.
+            cap_retry=self.penalty is None and not plan.policy_names,
         )
 
     async def hit(

@@ -1,0 +1,479 @@
+"""Policies an app defines in the server by name (RL.POLICY SET) and then
+uses by name (RL.CHECK, POLICY in RL.ALL), so that an operator changes a
+limit with one RL.POLICY SET, without a redeploy.
+
+    policies = Policies(
+        [
+            PolicySpec("free", "100/minute"),
+            PolicySpec("paid", "1000/minute", algorithm="token"),
+            PolicySpec("paid-monthly", "300000/month", algorithm="fixed"),  # ALIGN, 1st
+        ],
+        sync="missing",
+    )
+    await policies.sync(AsyncRateLimiter(redis))   # at start-up (any PolicyClient)
+
+`sync` says what the app writes: "missing" defines what the server lacks
+and keeps an operator's definition, "overwrite" makes the app's win at
+start-up, "off" never writes. `Policies.current(name)` is the definition in
+force as last read from the server (for headers: its limit and window).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from functools import partial
+from typing import Any, Protocol, TypeVar
+
+from ._core import Fixed, Gcra, Leaky, Limit, Log, Sliding, Token
+from ._durations import MAX_AMOUNT, Duration, duration_arg, parse_rates
+
+log = logging.getLogger("redis_ratelimit")
+
+T = TypeVar("T")
+Call = Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
+
+SYNC_MODES = ("missing", "overwrite", "off")
+ALGORITHMS = ("fixed", "sliding", "log", "token", "leaky", "gcra")
+_POLICY_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")  # the module's rule
+_PARAMS = {"FIXED": 2, "SLIDING": 2, "LOG": 2, "TOKEN": 3, "LEAKY": 3, "GCRA": 3}
+_UNITS_US = {"us": 1, "ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000,
+             "d": 86_400_000_000}  # fmt: skip
+_MODULE_DURATION = re.compile(r"^(\d{1,19})(us|ms|s|m|h|d)?$", re.IGNORECASE)
+_MONTHS = re.compile(r"^(\d{1,6})mo$", re.IGNORECASE)
+_OFFSET = re.compile(r"^([+-])([01]\d|2[0-3]):([0-5]\d)$")
+_MONTH_RATE = re.compile(
+    r"^\s*(\d{1,16})\s*(?:/|\s+per\s+)\s*(\d{1,4})?\s*(months?|mo)\s*$", re.IGNORECASE
+)
+
+
+class PolicyClient(Protocol):
+    """What Policies needs of a client: PolicyClient's policy_get and
+    policy_set (on every master of a cluster)."""
+
+    async def policy_get(self, name: str) -> list[str] | None: ...
+
+    async def policy_set(
+        self, name: str, limit: Limit, *, penalty: Duration | None = None, shadow: bool = False
+    ) -> None: ...
+
+
+# ---------------------------------------------------------------- calendar windows
+
+
+def parse_offset(text: str) -> int:
+    """A UTC offset as the module takes it ("+05:30", "-08:00", "Z") in
+    minutes east of UTC. Raises ValueError."""
+    if not isinstance(text, str):
+        raise ValueError(f"bad offset {text!r}: expected +hh:mm or -hh:mm")
+    if text.strip() in ("Z", "z"):
+        return 0
+    m = _OFFSET.match(text.strip())
+    if not m:
+        raise ValueError(f"bad offset {text!r}: expected +hh:mm or -hh:mm, e.g. '+02:00'")
+    minutes = int(m[2]) * 60 + int(m[3])
+    return -minutes if m[1] == "-" else minutes
+
+
+def format_offset(minutes: int) -> str:
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def calendar_window(
+    months: int, offset_minutes: int = 0, now: datetime | None = None
+) -> tuple[datetime, datetime]:
+    """The window of `months` calendar months holding `now` (default: the
+    clock), as the module aligns them: from the 1st of every `months`-th
+    month since January 1970, at midnight at the UTC offset. Its start and
+    end, as aware datetimes at that offset."""
+    tz = timezone(timedelta(minutes=offset_minutes))
+    local = (now or datetime.now(timezone.utc)).astimezone(tz)
+    index = (local.year - 1970) * 12 + local.month - 1
+    first = index - index % months
+    start = date(1970 + first // 12, first % 12 + 1, 1)
+    end = date(1970 + (first + months) // 12, (first + months) % 12 + 1, 1)
+    return (datetime(start.year, start.month, 1, tzinfo=tz),
+            datetime(end.year, end.month, 1, tzinfo=tz))  # fmt: skip
+
+
+# ---------------------------------------------------------------- definitions
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _duration_us(text: str) -> int:
+    m = _MODULE_DURATION.match(text.strip())
+    if not m:
+        raise ValueError(f"unreadable duration {text!r}")
+    return int(m[1]) * _UNITS_US[(m[2] or "s").lower()]
+
+
+@dataclass(frozen=True)
+class PolicyDef:
+    """A policy's definition, normalized so that two spellings of one limit
+    compare equal ("60s" and "1m"): from RL.POLICY GET's reply, or from the
+    arguments of RL.POLICY SET (PolicySpec.definition)."""
+
+    algorithm: str  # FIXED, SLIDING, LOG, TOKEN, LEAKY, GCRA
+    numbers: tuple[int, ...]  # the integer parameters, in order
+    window_us: int  # the window or refill period; 0 for calendar months
+    penalty_us: int | None = None
+    shadow: bool = False
+    options: tuple[str, ...] = ()  # anything else, kept verbatim
+    months: int = 0  # a window of calendar months ("1mo")
+    align: bool = False  # windows on the clock's grid (ALIGN)
+    offset_minutes: int = 0  # the grid's UTC offset (OFFSET)
+
+    @classmethod
+    def parse(cls, args: Sequence[Any]) -> PolicyDef:
+        words = [_text(a) for a in args]
+        algo = words[0].upper() if words else ""
+        n = _PARAMS.get(algo, 0)
+        if not n or len(words) < 1 + n:
+            raise ValueError(f"unreadable policy definition {' '.join(words)!r}")
+        numbers = tuple(int(w) for w in words[1:n])
+        in_months = _MONTHS.match(words[n].strip())
+        months = int(in_months[1]) if in_months else 0
+        window_us = 0 if months else _duration_us(words[n])
+        penalty_us, shadow, align, offset, rest = None, False, bool(months), 0, []
+        i = 1 + n
+        while i < len(words):
+            word = words[i].upper()
+            if word in ("PENALTY", "OFFSET") and i + 1 < len(words):
+                if word == "PENALTY":
+                    penalty_us = _duration_us(words[i + 1])
+                else:
+                    offset = parse_offset(words[i + 1])
+                i += 2
+                continue
+            if word == "SHADOW":
+                shadow = True
+            elif word == "ALIGN":
+                align = True
+            else:
+                rest.append(words[i])
+            i += 1
+        return cls(algo, numbers, window_us, penalty_us, shadow, tuple(rest), months, align, offset)
+
+    @property
+    def capacity(self) -> int:
+        """What the module answers as `limit` under this definition."""
+        return self.numbers[0] + 1 if self.algorithm == "GCRA" else self.numbers[0]
+
+    def window_s(self, now: datetime | None = None) -> int:
+        """RateLimit-Policy's w, whole seconds (rounded up). Calendar months
+        have no fixed length: the length of the window holding `now`
+        (default: the clock), 31 days in January."""
+        if self.months:
+            start, end = calendar_window(self.months, self.offset_minutes, now)
+            return int((end - start).total_seconds())
+        return max(1, -(-self.window_us // 1_000_000))
+
+    def describe(self) -> str:
+        window = f"{self.months}mo" if self.months else f"{self.window_us}us"
+        parts = [self.algorithm, *map(str, self.numbers), window]
+        if self.align and not self.months:
+            parts.append("ALIGN")
+        if self.offset_minutes:
+            parts += ["OFFSET", format_offset(self.offset_minutes)]
+        if self.penalty_us is not None:
+            parts += ["PENALTY", f"{self.penalty_us}us"]
+        if self.shadow:
+            parts.append("SHADOW")
+        return " ".join([*parts, *self.options])
+
+
+def rate_limit(
+    rate: str,
+    algorithm: str = "sliding",
+    *,
+    burst: int | None = None,
+    align: bool = False,
+    offset: str | None = None,
+) -> Limit:
+    """The Limit for one rate string: "100/minute" with `algorithm` (the
+    rate is a window's limit, or a bucket's refill rate with `burst` its
+    capacity, default the rate), or "300000/month" ("5 per 3 months"): a
+    fixed window of calendar months, aligned on the 1st (algorithm
+    "fixed"). `align` and `offset` put fixed windows on the clock's grid.
+    Raises ValueError saying what is wrong."""
+    algo = str(algorithm).lower()
+    if algo not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algorithm!r} (use {', '.join(ALGORITHMS)})")
+    if (align or offset is not None) and algo != "fixed":
+        raise ValueError("align and offset are for algorithm 'fixed'")
+    if offset is not None:
+        offset = format_offset(parse_offset(offset))
+        if offset == "+00:00":
+            offset = None  # UTC: the module's default
+    if burst is not None and (
+        isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= MAX_AMOUNT
+    ):
+        raise ValueError(f"burst must be an integer from 1 to 10^15, not {burst!r}")
+    m = _MONTH_RATE.match(rate) if isinstance(rate, str) else None
+    if m:
+        amount, months = int(m[1]), int(m[2] or 1)
+        if not 1 <= amount <= MAX_AMOUNT or months < 1:
+            raise ValueError(f"bad rate {rate!r}")
+        if algo != "fixed":
+            raise ValueError(f"bad rate {rate!r}: a window of months needs algorithm 'fixed'")
+        return Fixed(amount, f"{months}mo", align=True, offset=offset)
+    rates = parse_rates(rate)
+    if len(rates) != 1:
+        raise ValueError(f"one rate, not {rate!r}")
+    (r,) = rates
+    window = duration_arg(r.seconds)
+    if algo == "fixed":
+        return Fixed(r.amount, window, align=align, offset=offset if align else None)
+    if algo == "sliding":
+        return Sliding(r.amount, window)
+    if algo == "log":
+        return Log(r.amount, window)
+    capacity = burst or r.amount
+    if algo == "token":
+        return Token(capacity, r.amount, window)
+    if algo == "leaky":
+        return Leaky(capacity, r.amount, window)
+    return Gcra(capacity - 1, r.amount, window)  # redis-cell's meaning: capacity at once
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """One policy as the app defines it.
+
+    name       1 to 64 of A-Z a-z 0-9 _ . : - (before Policies' prefix); the
+               label in headers and the last part of keys
+    rate       one rate, "1000/minute" (see rate_limit(); "/month": calendar
+               months, fixed windows aligned on the 1st)
+    algorithm  fixed | sliding | log | token | leaky | gcra
+    burst      bucket algorithms: capacity (default: the rate)
+    penalty    a request the policy denies blocks its key that long
+    align      fixed windows on the clock's grid; `offset` its UTC offset
+    shadow     decide and count, never deny
+    """
+
+    name: str
+    rate: str
+    algorithm: str = "sliding"
+    burst: int | None = None
+    penalty: Duration | None = None
+    align: bool = False
+    offset: str | None = None
+    shadow: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _POLICY_NAME.match(self.name):
+            raise ValueError(
+                f"policy name must be 1 to 64 of A-Z a-z 0-9 _ . : -, not {self.name!r}"
+            )
+        try:
+            self.args()
+        except ValueError as e:
+            raise ValueError(f"policy {self.name!r}: {e}") from None
+
+    def limit(self) -> Limit:
+        return rate_limit(self.rate, self.algorithm, burst=self.burst, align=self.align,
+                          offset=self.offset)  # fmt: skip
+
+    def args(self) -> list[Any]:
+        """RL.POLICY SET's arguments after the name."""
+        args: list[Any] = self.limit().args()
+        if self.penalty is not None:
+            args += ["PENALTY", duration_arg(self.penalty, "penalty")]
+        if self.shadow:
+            args.append("SHADOW")
+        return args
+
+    @property
+    def definition(self) -> PolicyDef:
+        return PolicyDef.parse(self.args())
+
+
+async def _direct(fn: Callable[[], Awaitable[T]]) -> T:
+    return await fn()
+
+
+class Policies:
+    """The app's policies and what the server holds for them.
+
+    sync      what the app writes (RL.POLICY SET):
+              missing    at start-up, define the policies the server lacks
+                         and keep its definition of the others (an
+                         operator's survives restarts; a difference is
+                         logged); after `no such policy` (a Redis restarted
+                         without persistence, a DEL) define them again
+              overwrite  the same, but at start-up the app's definitions win
+              off        never write: a missing policy is an error reply
+    prefix    before every name in the server ("quotes:" makes
+              "quotes:free"), so that apps sharing a Redis do not share
+              policies; headers and keys use the names without it
+    refresh   seconds a definition read from the server is trusted (0: read
+              it with every call that uses it)
+    """
+
+    def __init__(
+        self,
+        policies: Sequence[PolicySpec],
+        *,
+        sync: str = "missing",
+        prefix: str = "",
+        refresh: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if sync not in SYNC_MODES:
+            raise ValueError(f"sync must be one of {', '.join(SYNC_MODES)}, not {sync!r}")
+        if not refresh >= 0:
+            raise ValueError(f"refresh must be at least 0, not {refresh!r}")
+        self.specs: dict[str, PolicySpec] = {}
+        for p in policies:
+            if p.name in self.specs:
+                raise ValueError(f"policy {p.name!r} defined twice")
+            if not _POLICY_NAME.match(prefix + p.name):
+                raise ValueError(f"policy name {prefix + p.name!r} is not valid in the server")
+            self.specs[p.name] = p
+        self.sync_mode = sync
+        self.prefix = prefix
+        self.refresh = refresh
+        self._clock = clock
+        self._known: dict[str, PolicyDef] = {}  # name -> what the server holds
+        self._unreadable: set[str] = set()  # held, in a form not understood here
+        self._read_at: dict[str, float] = {}
+        self._restoring: asyncio.Future[None] | None = None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.specs
+
+    def server_name(self, name: str) -> str:
+        if name not in self.specs:
+            raise KeyError(f"policy {name!r} is not one of the app's policies")
+        return self.prefix + name
+
+    def current(self, name: str) -> PolicyDef:
+        """The definition in force as last read from the server, else the
+        app's own."""
+        return self._known.get(name) or self.specs[name].definition
+
+    def stale(self, name: str) -> bool:
+        """Whether this definition is due to be read from the server."""
+        read_at = self._read_at.get(name)
+        return read_at is None or self._clock() - read_at >= self.refresh
+
+    def held(self, name: str) -> bool:
+        """Whether the server held the policy when last read."""
+        return name in self._known or name in self._unreadable
+
+    def learn(self, name: str, reply: list[str] | None) -> None:
+        """Keeps what RL.POLICY GET answered (None: the server lacks it)."""
+        self._unreadable.discard(name)
+        if reply is None:
+            self._known.pop(name, None)
+            self._read_at.pop(name, None)
+            return
+        try:
+            self._known[name] = PolicyDef.parse(reply)
+        except ValueError as e:  # held all the same: never "restored" over it
+            log.warning("policy %s: %s; the app's definition describes it", name, e)
+            self._known.pop(name, None)
+            self._unreadable.add(name)
+        self._read_at[name] = self._clock()
+
+    async def read(self, client: PolicyClient, names: Sequence[str], call: Call = _direct) -> None:
+        """Reads these definitions now (RL.POLICY GET, concurrently).
+        `call` runs each Redis call (e.g. a FastAPI Limiter's, with its
+        timeout and circuit breaker)."""
+        replies = await asyncio.gather(
+            *(call(partial(client.policy_get, self.server_name(n))) for n in names)
+        )
+        for name, reply in zip(names, replies, strict=True):
+            self.learn(name, reply)
+
+    async def _set(self, client: PolicyClient, names: Sequence[str], call: Call) -> None:
+        for n in names:
+            spec = self.specs[n]
+            set_it = partial(client.policy_set, self.server_name(n), spec.limit(),
+                             penalty=spec.penalty, shadow=spec.shadow)  # fmt: skip
+            await call(set_it)
+
+    async def sync(self, client: PolicyClient, call: Call = _direct) -> dict[str, str]:
+        """At start-up: reads every policy and defines them as `sync` says.
+        Returns what became of each: "defined", "replaced", "kept" (the
+        server's differs and stays), "same" or "missing" (sync off)."""
+        names = list(self.specs)
+        await self.read(client, names, call)
+        done: dict[str, str] = {}
+        for n in names:
+            want, have = self.specs[n].definition, self._known.get(n)
+            if have == want:
+                done[n] = "same"
+            elif self.sync_mode == "off":
+                done[n] = "kept" if self.held(n) else "missing"
+            elif not self.held(n):
+                done[n] = "defined"
+            else:
+                done[n] = "replaced" if self.sync_mode == "overwrite" else "kept"
+            if done[n] == "kept":
+                log.warning("policy %s in Redis (%s) differs from the app's (%s): keeping "
+                            "Redis' (sync=%s)", self.server_name(n),
+                            have.describe() if have else "?", want.describe(),
+                            self.sync_mode)  # fmt: skip
+            elif done[n] == "missing":
+                log.warning("policy %s is not defined in Redis (sync=off): calls using it "
+                            "are answered 'no such policy'", self.server_name(n))  # fmt: skip
+        to_set = [n for n in names if done[n] in ("defined", "replaced")]
+        await self._set(client, to_set, call)
+        await self.read(client, to_set, call)
+        return done
+
+    async def restore(self, client: PolicyClient, call: Call = _direct) -> bool:
+        """After `no such policy`: defines the missing policies again from
+        the app's definitions, once for all the calls that found them
+        missing at the same time. False when the app must not (sync off);
+        raises what the Redis calls raise."""
+        if self.sync_mode == "off":
+            return False
+        task = self._restoring
+        if task is None or task.done():
+            task = asyncio.ensure_future(self._restore(client, call))
+            self._restoring = task
+        await asyncio.shield(task)
+        return True
+
+    async def _restore(self, client: PolicyClient, call: Call) -> None:
+        # All of them: a Redis that lost one has usually lost them all.
+        await self.read(client, list(self.specs), call)
+        # Only those still missing: one an operator has just set stays his.
+        missing = [n for n in self.specs if not self.held(n)]
+        if missing:
+            log.warning("rate limiter policies missing in Redis, defined again from the "
+                        "app's definitions: %s",
+                        ", ".join(self.server_name(n) for n in missing))  # fmt: skip
+        await self._set(client, missing, call)
+        await self.read(client, missing, call)
+
+
+def no_such_policy(error: BaseException) -> bool:
+    """Whether an error (a reply, or what a call raised for it) says the
+    server lacks a policy."""
+    return "no such policy" in str(error)
+
+
+__all__ = [
+    "SYNC_MODES",
+    "Policies",
+    "PolicyClient",
+    "PolicyDef",
+    "PolicySpec",
+    "calendar_window",
+    "format_offset",
+    "no_such_policy",
+    "parse_offset",
+    "rate_limit",
+]
