@@ -171,6 +171,12 @@ fn positive(name: &str, arg: &[u8]) -> Result<Count, ArgError> {
 /// A duration: an integer with an optional unit (`us`, `ms`, `s`, `m`, `h`,
 /// `d`); a bare integer is seconds.
 pub fn duration(name: &str, arg: &[u8]) -> Result<Period, ArgError> {
+    duration_or(name, arg, "us, ms, s, m, h or d")
+}
+
+/// [`duration`], naming `units` as the ones to use when the unit is unknown
+/// (FIXED's window also takes months).
+fn duration_or(name: &str, arg: &[u8], units: &str) -> Result<Period, ArgError> {
     if let Some(p) = plain_duration(arg) {
         return Ok(p);
     }
@@ -195,7 +201,7 @@ pub fn duration(name: &str, arg: &[u8]) -> Result<Period, ArgError> {
             None => {
                 utf8(name, arg)?;
                 return Err(ArgError::new(format!(
-                    "{name} has an unknown unit{} (use us, ms, s, m, h or d)",
+                    "{name} has an unknown unit{} (use {units})",
                     shown(unit)
                 )));
             }
@@ -332,13 +338,7 @@ fn fixed_window(arg: &[u8], align: Option<Offset>) -> Result<FixedWindow, ArgErr
             ))),
         };
     }
-    let w = duration("window", arg).map_err(|e| {
-        if e.0.contains("unknown unit") {
-            ArgError::new(e.0.replace(" or d)", ", d, or mo with ALIGN)"))
-        } else {
-            e
-        }
-    })?;
+    let w = duration_or("window", arg, "us, ms, s, m, h, d, or mo with ALIGN")?;
     Ok(match align {
         Some(offset) => FixedWindow::Aligned(Span::Micros(w), offset),
         None => FixedWindow::FirstHit(w),
