@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import time
 import uuid
 from collections import Counter
@@ -20,6 +21,7 @@ from fastapi import Depends, FastAPI
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
 from redis_ratelimit import async_redis
+from redis_ratelimit._breaker import within
 from redis_ratelimit.fastapi import Limiter
 
 from .conftest import Server
@@ -54,15 +56,19 @@ def _decided_exactly(limiter: Limiter, n: int, statuses: Counter[int], elapsed: 
     assert elapsed < 60
 
 
+@pytest.mark.parametrize("pool_size", [4, 50])
 @pytest.mark.parametrize("n", [300, 1000])
-def test_burst_through_a_small_pool_is_decided_exactly(server: Server, n: int) -> None:
+def test_burst_through_a_small_pool_is_decided_exactly(
+    server: Server, n: int, pool_size: int
+) -> None:
+    # The client cold, as at start-up: the pool's connections are opened
+    # during the burst, their round trips behind the burst's own work.
     with redis.Redis(port=server.port) as r:
         r.flushall()
 
     async def main() -> tuple[Counter[int], float, Limiter]:
-        client = async_redis(f"redis://127.0.0.1:{server.port}", pool_size=4)
+        client = async_redis(f"redis://127.0.0.1:{server.port}", pool_size=pool_size)
         limiter = Limiter(client, pipelining=False)  # the default timeout, 0.5 s
-        await asyncio.gather(*(client.ping() for _ in range(4)))  # warm, as the cluster's
         start = time.monotonic()
         try:
             return await _burst(limiter, n), time.monotonic() - start, limiter
@@ -81,10 +87,6 @@ def test_burst_on_a_cluster_is_decided_exactly(cluster_port: int, n: int) -> Non
         rc = AsyncRedisCluster(host="127.0.0.1", port=cluster_port, max_connections=4,
                                socket_timeout=10)  # fmt: skip
         limiter = Limiter(rc, prefix=f"rl{uuid.uuid4().hex[:8]}")
-        # Warm, as in service: the cluster discovered and the connections
-        # open. Opening one is part of a call's timeout, and during a cold
-        # burst its round trips wait behind the whole burst's own work.
-        await asyncio.gather(*(rc.ping(target_nodes=rc.ALL_NODES) for _ in range(4)))
         start = time.monotonic()
         try:
             return await _burst(limiter, n), time.monotonic() - start, limiter
@@ -142,3 +144,22 @@ def test_redis_unreachable_through_the_pool_still_fails_open() -> None:
         assert asyncio.run(main()) == (3, 3)  # served, each timeout a failure
     finally:
         silent.close()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10: a plain timeout")
+def test_the_timeout_does_not_count_the_loop_busy_with_other_work() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        async def answered_behind_other_work() -> str:
+            loop.call_soon(time.sleep, 0.6)  # other work holds the loop 0.6 s
+            await asyncio.sleep(0.05)  # the reply, due after 0.05 s
+            return "ok"
+
+        assert await within(answered_behind_other_work, 0.3) == "ok"
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):  # no reply, the loop idle: the plain timeout
+            await within(lambda: asyncio.sleep(30), 0.3)
+        assert time.monotonic() - start < 5
+
+    asyncio.run(main())

@@ -35,7 +35,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._breaker import ERROR_REPLY, POOL_EXHAUSTED, CircuitBreaker, LimiterUnavailable, unavailable
+from ._breaker import (
+    ERROR_REPLY,
+    POOL_EXHAUSTED,
+    CircuitBreaker,
+    LimiterUnavailable,
+    unavailable,
+    within,
+)
 from ._core import (
     Arg,
     Decision,
@@ -457,7 +464,7 @@ class Limiter:
         if self.breaker is not None:
             return await self.breaker.call(fn, self.timeout)
         try:
-            return await asyncio.wait_for(fn(), self.timeout)
+            return await within(fn, self.timeout)
         except Exception as e:
             err = unavailable(e)
             if err is None:
