@@ -317,7 +317,10 @@ class Limiter:
     enabled          False: every limit lets everything through (tests, dev)
     fail_open        Redis unreachable or slower than `timeout`: serve the
                      request (True) or answer 503 (False)
-    timeout          seconds one check may take before the fail mode applies
+    timeout          seconds Redis may take to answer a check before the fail
+                     mode applies (the wait for a free pooled connection
+                     comes first and is not counted; a pool still busy after
+                     its own timeout is answered 503 even failing open)
     trusted_proxies  reverse proxies in front that append X-Forwarded-For
     headers          "both", "ietf" (RateLimit, RateLimit-Policy), "x"
                      (X-RateLimit-*) or None
