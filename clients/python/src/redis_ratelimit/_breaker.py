@@ -62,6 +62,68 @@ def unavailable(error: BaseException) -> LimiterUnavailable | None:
     return LimiterUnavailable(str(error) or type(error).__name__, kind)
 
 
+# How often a call's timeout looks at the clock (LoopTimeout).
+TICK = 0.05
+
+
+if sys.version_info >= (3, 11):
+
+    class LoopTimeout:
+        """asyncio.timeout(timeout) counting only the time the event loop
+        keeps up: the clock is read every TICK s, and when a reading comes
+        late (the loop busy with other work, e.g. the rest of a burst of
+        requests, or opening connections behind it) the lateness does not
+        count. A reply that has arrived but waits for the loop is not Redis
+        being slow. With the loop idle it is a plain timeout.
+
+        `cut` is the asyncio.Timeout: the breaker moves it to now when it
+        opens."""
+
+        __slots__ = ("_due", "_handle", "_left", "_loop", "_step", "cut")
+
+        def __init__(self, timeout: float) -> None:
+            self.cut = asyncio.timeout(None)
+            self._left = timeout
+            self._handle: asyncio.TimerHandle | None = None
+
+        async def __aenter__(self) -> asyncio.Timeout:
+            await self.cut.__aenter__()
+            self._loop = asyncio.get_running_loop()
+            self._arm(self._loop.time())
+            return self.cut
+
+        async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool | None:
+            if self._handle is not None:
+                self._handle.cancel()
+            return await self.cut.__aexit__(exc_type, exc, tb)
+
+        def _arm(self, now: float) -> None:
+            self._step = min(self._left, TICK)
+            self._due = now + self._step
+            self._handle = self._loop.call_at(self._due, self._tick)
+
+        def _tick(self) -> None:
+            self._handle = None
+            if self.cut.expired():  # cut short already (the breaker opened)
+                return
+            self._left -= self._step  # the step counts, however late this reading
+            now = self._loop.time()
+            if self._left <= 1e-9:
+                self.cut.reschedule(now)
+            else:
+                self._arm(now)
+
+    async def within(fn: Callable[[], Awaitable[T]], timeout: float) -> T:
+        """await fn() within `timeout` s of the loop keeping up (LoopTimeout)."""
+        async with LoopTimeout(timeout):
+            return await fn()
+
+else:  # Python 3.10: a plain timeout
+
+    async def within(fn: Callable[[], Awaitable[T]], timeout: float) -> T:
+        return await asyncio.wait_for(fn(), timeout)
+
+
 class CircuitBreaker:
     """Stops asking a Redis that keeps failing, so that a stalled Redis does
     not cost every request the full timeout.
@@ -129,10 +191,11 @@ class CircuitBreaker:
                         trial: bool) -> T:  # fmt: skip
             if timeout is None:  # fn keeps its own time
                 return await self._call_plain(fn, trial)
-            cut = asyncio.timeout(timeout)  # moved to now when the breaker opens
+            watch = LoopTimeout(timeout)
+            cut = watch.cut  # moved to now when the breaker opens
             waiting = self._waiting
             try:
-                async with cut:
+                async with watch:
                     waiting.add(cut)
                     try:
                         result = await fn()
@@ -147,7 +210,7 @@ class CircuitBreaker:
                 self._success(trial)
             return result
 
-    else:  # Python 3.10: no asyncio.timeout; calls in flight run to their timeout
+    else:  # Python 3.10: no asyncio.timeout, a plain timeout; calls in flight run to it
 
         async def _call(self, fn: Callable[[], Awaitable[T]], timeout: float | None,
                         trial: bool) -> T:  # fmt: skip

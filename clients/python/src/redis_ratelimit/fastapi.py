@@ -35,7 +35,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ._breaker import ERROR_REPLY, CircuitBreaker, LimiterUnavailable, unavailable
+from ._breaker import (
+    ERROR_REPLY,
+    POOL_EXHAUSTED,
+    CircuitBreaker,
+    LimiterUnavailable,
+    unavailable,
+    within,
+)
 from ._core import (
     Arg,
     Decision,
@@ -52,6 +59,7 @@ from ._core import (
 )
 from ._durations import Duration, Rate, check_amount, duration_arg, duration_seconds, parse_rates
 from ._fast import FastConnection, encode, encode_args, encode_int, encode_str
+from ._pool import PoolGate
 from .client import AsyncRateLimiter, Lease
 from .policies import Policies, no_such_policy
 
@@ -309,7 +317,10 @@ class Limiter:
     enabled          False: every limit lets everything through (tests, dev)
     fail_open        Redis unreachable or slower than `timeout`: serve the
                      request (True) or answer 503 (False)
-    timeout          seconds one check may take before the fail mode applies
+    timeout          seconds Redis may take to answer a check before the fail
+                     mode applies (the wait for a free pooled connection
+                     comes first and is not counted; a pool still busy after
+                     its own timeout is answered 503 even failing open)
     trusted_proxies  reverse proxies in front that append X-Forwarded-For
     headers          "both", "ietf" (RateLimit, RateLimit-Policy), "x"
                      (X-RateLimit-*) or None
@@ -369,6 +380,7 @@ class Limiter:
             breaker = CircuitBreaker()
         self.breaker: CircuitBreaker | None = breaker or None
         self._fast = FastConnection.for_client(redis, timeout) if pipelining else None
+        self._gate = PoolGate.for_client(redis)  # calls through redis-py's pool queue here
         self._last_warning: dict[str, float] = {}
         self.policies = policies
         self.log_interval = log_interval
@@ -442,12 +454,20 @@ class Limiter:
     # -- asking Redis
 
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        """await fn() (a Redis call) within the timeout, through the
-        breaker. Raises LimiterUnavailable when Redis cannot answer."""
+        """await fn() (a Redis call through redis-py's pool) within the
+        timeout, through the breaker. Raises LimiterUnavailable when Redis
+        cannot answer. The wait for a free pooled connection comes first,
+        outside the timeout (PoolGate)."""
+        if self._gate is not None:
+            async with self._gate:
+                return await self._call(fn)
+        return await self._call(fn)
+
+    async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
         if self.breaker is not None:
             return await self.breaker.call(fn, self.timeout)
         try:
-            return await asyncio.wait_for(fn(), self.timeout)
+            return await within(fn, self.timeout)
         except Exception as e:
             err = unavailable(e)
             if err is None:
@@ -518,9 +538,12 @@ class Limiter:
             return None
 
     def _fail_mode(self, e: LimiterUnavailable) -> None:
-        mode = "serving without limits" if self.fail_open else "answering 503"
+        # A pool with no free connection is the app's own congestion, not
+        # Redis down: failing open would let a burst through. Always 503.
+        fail_open = self.fail_open and e.kind != POOL_EXHAUSTED
+        mode = "serving without limits" if fail_open else "answering 503"
         self.warn(e.kind, "rate limiter unavailable (%s), %s: %s", e.kind, mode, e)
-        if not self.fail_open:
+        if not fail_open:
             raise Unavailable() from None
 
     # -- policies kept in the server
@@ -580,8 +603,8 @@ class Limiter:
                     raise r
             return replies
 
-        if self.breaker is not None:
-            replies = await self.breaker.call(together, None if fast else self.timeout)
+        if fast is not None and self.breaker is not None:
+            replies = await self.breaker.call(together, None)
         else:
             replies = await self.call(together)
         for name, r in zip(names, replies[1:], strict=True):
