@@ -8,6 +8,9 @@ BENCH_REDIS_URL  redis://127.0.0.1:<port>
 BENCH_LIMIT      the limit per minute of GET /limited (one identity: the
                  load generator's address)
 BENCH_PARSER     python (default) | hiredis: redis-py's reply parser
+BENCH_GC_FREEZE  1: gc.freeze() after building any variant's app
+BENCH_NO_FREEZE  1: ours without init_app's gc.freeze() after startup
+BENCH_GC_STATS   1: print the full collections' pauses at exit (all: every one)
 
 Every variant serves the same endpoint body; only the limiting differs.
 """
@@ -48,7 +51,8 @@ def ours(middleware: bool, pipelining: bool = True) -> FastAPI:
     limiter = Limiter(async_redis(URL), pipelining=pipelining)
     rule = f"{LIMIT}/minute"
     app = FastAPI()
-    limiter.init_app(app)
+    # init_app freezes the heap after startup (BENCH_NO_FREEZE=1: it does not)
+    limiter.init_app(app, freeze_gc=not os.environ.get("BENCH_NO_FREEZE"))
     if middleware:
         app.add_middleware(RateLimitMiddleware, limiter=limiter, limits=rule, algorithm="fixed",
                            exempt=["/ping"])  # fmt: skip
