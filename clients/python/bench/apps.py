@@ -1,9 +1,10 @@
 """The apps the benchmark serves (one per uvicorn process), chosen by
 environment variables set by bench.py:
 
-BENCH_VARIANT    unlimited | ours | ours-mw | ours-redispy | slowapi | fastapi-limiter
+BENCH_VARIANT    unlimited | noop-dep | ours | ours-mw | ours-redispy | slowapi | fastapi-limiter
                  (ours: the dependency; ours-mw: the middleware; ours-redispy:
-                 the dependency through redis-py's pool, Limiter(pipelining=False))
+                 the dependency through redis-py's pool, Limiter(pipelining=False);
+                 noop-dep: a dependency doing nothing, FastAPI's own cost, for micro.py)
 BENCH_REDIS_URL  redis://127.0.0.1:<port>
 BENCH_LIMIT      the limit per minute of GET /limited (one identity: the
                  load generator's address)
@@ -26,7 +27,7 @@ from typing import Any
 if os.environ.get("BENCH_PARSER", "python") != "hiredis":
     sys.modules["hiredis"] = None  # type: ignore[assignment]  # redis-py's pure Python parser
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
 
 VARIANT = os.environ.get("BENCH_VARIANT", "unlimited")
 URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6380")
@@ -38,6 +39,22 @@ def unlimited() -> FastAPI:
     app = FastAPI()
 
     @app.get("/limited")
+    async def limited() -> dict[str, bool]:
+        return BODY
+
+    return app
+
+
+def noop_dependency() -> FastAPI:
+    """FastAPI's own cost of a dependency shaped like the limiter's
+    (request and response, async), which does nothing (bench/micro.py)."""
+
+    async def noop(request: Request, response: Response) -> None:
+        return None
+
+    app = FastAPI()
+
+    @app.get("/limited", dependencies=[Depends(noop)])
     async def limited() -> dict[str, bool]:
         return BODY
 
@@ -115,6 +132,8 @@ def build() -> FastAPI:
         app = unlimited()
     elif VARIANT in ("ours", "ours-mw"):
         app = ours(VARIANT == "ours-mw")
+    elif VARIANT == "noop-dep":
+        app = noop_dependency()
     elif VARIANT == "ours-redispy":
         app = ours(False, pipelining=False)
     elif VARIANT == "slowapi":
