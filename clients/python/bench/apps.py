@@ -1,13 +1,17 @@
 """The apps the benchmark serves (one per uvicorn process), chosen by
 environment variables set by bench.py:
 
-BENCH_VARIANT    unlimited | ours | ours-mw | ours-redispy | slowapi | fastapi-limiter
+BENCH_VARIANT    unlimited | noop-dep | ours | ours-mw | ours-redispy | slowapi | fastapi-limiter
                  (ours: the dependency; ours-mw: the middleware; ours-redispy:
-                 the dependency through redis-py's pool, Limiter(pipelining=False))
+                 the dependency through redis-py's pool, Limiter(pipelining=False);
+                 noop-dep: a dependency doing nothing, FastAPI's own cost, for micro.py)
 BENCH_REDIS_URL  redis://127.0.0.1:<port>
 BENCH_LIMIT      the limit per minute of GET /limited (one identity: the
                  load generator's address)
 BENCH_PARSER     python (default) | hiredis: redis-py's reply parser
+BENCH_GC_FREEZE  1: gc.freeze() after building any variant's app
+BENCH_NO_FREEZE  1: ours without init_app's gc.freeze() after startup
+BENCH_GC_STATS   1: print the full collections' pauses at exit (all: every one)
 
 Every variant serves the same endpoint body; only the limiting differs.
 """
@@ -23,7 +27,7 @@ from typing import Any
 if os.environ.get("BENCH_PARSER", "python") != "hiredis":
     sys.modules["hiredis"] = None  # type: ignore[assignment]  # redis-py's pure Python parser
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
 
 VARIANT = os.environ.get("BENCH_VARIANT", "unlimited")
 URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6380")
@@ -41,6 +45,22 @@ def unlimited() -> FastAPI:
     return app
 
 
+def noop_dependency() -> FastAPI:
+    """FastAPI's own cost of a dependency shaped like the limiter's
+    (request and response, async), which does nothing (bench/micro.py)."""
+
+    async def noop(request: Request, response: Response) -> None:
+        return None
+
+    app = FastAPI()
+
+    @app.get("/limited", dependencies=[Depends(noop)])
+    async def limited() -> dict[str, bool]:
+        return BODY
+
+    return app
+
+
 def ours(middleware: bool, pipelining: bool = True) -> FastAPI:
     from redis_ratelimit import async_redis
     from redis_ratelimit.fastapi import Limiter, RateLimitMiddleware
@@ -48,7 +68,8 @@ def ours(middleware: bool, pipelining: bool = True) -> FastAPI:
     limiter = Limiter(async_redis(URL), pipelining=pipelining)
     rule = f"{LIMIT}/minute"
     app = FastAPI()
-    limiter.init_app(app)
+    # init_app freezes the heap after startup (BENCH_NO_FREEZE=1: it does not)
+    limiter.init_app(app, freeze_gc=not os.environ.get("BENCH_NO_FREEZE"))
     if middleware:
         app.add_middleware(RateLimitMiddleware, limiter=limiter, limits=rule, algorithm="fixed",
                            exempt=["/ping"])  # fmt: skip
@@ -111,6 +132,8 @@ def build() -> FastAPI:
         app = unlimited()
     elif VARIANT in ("ours", "ours-mw"):
         app = ours(VARIANT == "ours-mw")
+    elif VARIANT == "noop-dep":
+        app = noop_dependency()
     elif VARIANT == "ours-redispy":
         app = ours(False, pipelining=False)
     elif VARIANT == "slowapi":

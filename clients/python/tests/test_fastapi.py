@@ -3,8 +3,10 @@ module: the app runs in Starlette's TestClient, Redis is real."""
 
 from __future__ import annotations
 
+import gc
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -313,3 +315,26 @@ def test_plain_starlette_app_with_the_middleware(server: Server, sync_redis: red
         assert "X-RateLimit-Limit" not in r.headers
         r = c.get("/")
         assert r.status_code == 429 and "Retry-After" in r.headers
+
+
+def test_init_app_freezes_the_heap_after_startup(server: Server) -> None:
+    started: list[int] = []
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        started.append(gc.get_freeze_count())
+        yield
+
+    try:
+        for freeze_gc in (True, False):
+            gc.unfreeze()
+            app = FastAPI(lifespan=lifespan)
+            limiter = Limiter(redis.asyncio.Redis(port=server.port, socket_timeout=5))
+            limiter.init_app(app, freeze_gc=freeze_gc)
+            limiter.init_app(app, freeze_gc=freeze_gc)  # wraps the lifespan once
+            with TestClient(app):
+                # after the app's own startup, not before
+                assert started[-1] == 0
+                assert (gc.get_freeze_count() > 0) == freeze_gc
+    finally:
+        gc.unfreeze()
