@@ -290,7 +290,10 @@ def test_fail_open_or_closed_with_a_short_timeout(fail_open: bool) -> None:
             r = c.get("/q")
             assert r.status_code == (200 if fail_open else 503)
             schema = c.get("/openapi.json").json()
-            assert ("503" in schema["paths"]["/q"]["get"]["responses"]) is not fail_open
+            # Documented either way: failing open, a pool busy past its own
+            # timeout still answers 503.
+            doc = schema["paths"]["/q"]["get"]["responses"]["503"]["description"]
+            assert ("busy" in doc) is fail_open
     finally:
         silent.close()
 

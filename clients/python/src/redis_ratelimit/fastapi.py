@@ -1443,10 +1443,15 @@ def openapi_responses(limiter: Limiter) -> dict[int | str, dict[str, Any]]:
             **_header_schema(names),
         },
     }
-    out: dict[int | str, dict[str, Any]] = {429: too_many}
-    if not limiter.fail_open:
-        out[503] = {"description": "Rate limiter unavailable"}
-    return out
+    # Failing open, a 503 is still answered when the connection pool stays
+    # busy past its own timeout (letting the request through would let a
+    # burst through), so it is documented either way.
+    unavailable = (
+        "Rate limiter busy (its connection pool stayed full)"
+        if limiter.fail_open
+        else "Rate limiter unavailable"
+    )
+    return {429: too_many, 503: {"description": unavailable}}
 
 
 def _limited(route: Any) -> bool:
