@@ -23,16 +23,7 @@ fn combined(v: &Value) -> Vec<i64> {
     items[..5].iter().map(Value::int).collect()
 }
 
-fn info_field(c: &mut Client, key: &str, field: &str) -> i64 {
-    let Value::Array(items) = c.call(&args!["RL.INFO", key]) else {
-        panic!("RL.INFO {key}")
-    };
-    items
-        .chunks(2)
-        .find(|kv| kv[0].text() == field)
-        .map(|kv| kv[1].int())
-        .unwrap_or_else(|| panic!("{field} missing"))
-}
+use common::rl_info_field as info_field;
 
 #[test]
 fn refunds_give_back_by_each_algorithms_rule() {

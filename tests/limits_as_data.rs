@@ -7,16 +7,7 @@ use common::{Client, Server, Value};
 /// A time ahead of the wall clock (2096), so `AT` calls decide there.
 const T1: i64 = 4_000_000_000_000;
 
-fn info_field(c: &mut Client, key: &str, field: &str) -> i64 {
-    let Value::Array(items) = c.call(&args!["RL.INFO", key]) else {
-        panic!("RL.INFO {key}")
-    };
-    items
-        .chunks(2)
-        .find(|kv| kv[0].text() == field)
-        .map(|kv| kv[1].int())
-        .unwrap_or_else(|| panic!("{field} missing"))
-}
+use common::rl_info_field as info_field;
 
 #[test]
 fn shadow_mode_applies_the_real_decision_and_answers_allowed() {
@@ -82,13 +73,6 @@ fn shadow_mode_applies_the_real_decision_and_answers_allowed() {
     );
 }
 
-fn strings(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(items) => items.iter().map(Value::text).collect(),
-        other => panic!("{other:?}"),
-    }
-}
-
 #[test]
 fn policies_are_named_limits_kept_in_the_server() {
     let s = Server::start();
@@ -101,15 +85,15 @@ fn policies_are_named_limits_kept_in_the_server() {
     );
     assert_eq!(c.cmd("RL.POLICY SET paid:v2 GCRA 99 100 1m").text(), "OK");
     assert_eq!(
-        strings(&c.cmd("RL.POLICY LIST")),
+        c.cmd("RL.POLICY LIST").texts(),
         ["free", "login", "paid:v2"]
     );
     assert_eq!(
-        strings(&c.cmd("RL.POLICY GET free")),
+        c.cmd("RL.POLICY GET free").texts(),
         ["TOKEN", "10", "5", "1s"]
     );
     assert_eq!(
-        strings(&c.cmd("RL.POLICY GET login")),
+        c.cmd("RL.POLICY GET login").texts(),
         ["FIXED", "5", "1m", "PENALTY", "15m", "SHADOW"]
     );
     assert_eq!(c.cmd("RL.POLICY GET nope"), Value::Null);
@@ -289,9 +273,9 @@ fn policies_survive_replication_failover_and_restarts() {
     assert_eq!(m.cmd("RL.POLICY DEL gone").int(), 1);
     common::sync(&mut m, 1);
     let mut r = replica.client();
-    assert_eq!(strings(&r.cmd("RL.POLICY LIST")), ["early", "late"]);
+    assert_eq!(r.cmd("RL.POLICY LIST").texts(), ["early", "late"]);
     assert_eq!(
-        strings(&r.cmd("RL.POLICY GET late")),
+        r.cmd("RL.POLICY GET late").texts(),
         ["FIXED", "5", "1m", "SHADOW"]
     );
     // A replica refuses to change them.
@@ -304,14 +288,14 @@ fn policies_survive_replication_failover_and_restarts() {
     assert_eq!(r.cmd("RL.CHECK early k").ints()[..2], [1, 10]);
 
     assert_eq!(m.cmd("DEBUG RELOAD").text(), "OK");
-    assert_eq!(strings(&m.cmd("RL.POLICY LIST")), ["early", "late"]);
+    assert_eq!(m.cmd("RL.POLICY LIST").texts(), ["early", "late"]);
     drop(m);
     master.restart();
     let mut m = master.client();
-    assert_eq!(strings(&m.cmd("RL.POLICY LIST")), ["early", "late"]);
+    assert_eq!(m.cmd("RL.POLICY LIST").texts(), ["early", "late"]);
     assert_eq!(m.cmd("FLUSHALL").text(), "OK");
     assert_eq!(
-        strings(&m.cmd("RL.POLICY LIST")),
+        m.cmd("RL.POLICY LIST").texts(),
         ["early", "late"],
         "not keys"
     );
@@ -409,7 +393,7 @@ fn aligned_windows_reset_on_the_calendar() {
         "OK"
     );
     assert_eq!(
-        strings(&c.cmd("RL.POLICY GET paid")),
+        c.cmd("RL.POLICY GET paid").texts(),
         ["FIXED", "100000", "1mo", "ALIGN", "OFFSET", "-05:00"]
     );
     assert_eq!(
@@ -417,7 +401,7 @@ fn aligned_windows_reset_on_the_calendar() {
         "OK"
     );
     assert_eq!(
-        strings(&c.cmd("RL.POLICY GET utc")),
+        c.cmd("RL.POLICY GET utc").texts(),
         ["FIXED", "9", "1d", "ALIGN"]
     );
     let check = c

@@ -15,19 +15,13 @@ const T1: i64 = 4_000_000_000_000;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-fn strings(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(items) => items.iter().map(Value::text).collect(),
-        other => panic!("{other:?}"),
-    }
-}
-
 /// Every policy with its definition, in name order.
 fn policies(c: &mut Client) -> Vec<(String, Vec<String>)> {
-    strings(&c.cmd("RL.POLICY LIST"))
+    c.cmd("RL.POLICY LIST")
+        .texts()
         .into_iter()
         .map(|name| {
-            let def = strings(&c.cmd(&format!("RL.POLICY GET {name}")));
+            let def = c.cmd(&format!("RL.POLICY GET {name}")).texts();
             (name, def)
         })
         .collect()
@@ -349,11 +343,11 @@ fn a_log_policy_above_a_lowered_log_max_still_loads() {
     assert_eq!(r.cmd("CONFIG SET ratelimit.log-max 100").text(), "OK");
     assert_eq!(c.cmd("RL.POLICY SET big4 LOG 400 1m").text(), "OK");
     common::sync(&mut c, 1);
-    assert_eq!(strings(&r.cmd("RL.POLICY LIST")), ["big", "big3", "big4"]);
+    assert_eq!(r.cmd("RL.POLICY LIST").texts(), ["big", "big3", "big4"]);
     drop(c);
     s.restart_with(&["--ratelimit.log-max", "100"]);
     let mut c = s.client();
-    assert_eq!(strings(&c.cmd("RL.POLICY GET big")), ["LOG", "5000", "1m"]);
+    assert_eq!(c.cmd("RL.POLICY GET big").texts(), ["LOG", "5000", "1m"]);
     assert_eq!(
         c.cmd("RL.CHECK big k").err(),
         "ERR policy 'big': limit is too large for RL.LOG (at most 100, see ratelimit.log-max)"

@@ -32,6 +32,14 @@ impl Value {
         }
     }
 
+    /// An array's items as text (`RL.POLICY LIST`, `RL.POLICY GET`).
+    pub fn texts(&self) -> Vec<String> {
+        match self {
+            Value::Array(items) => items.iter().map(Value::text).collect(),
+            other => panic!("expected an array, got {other:?}"),
+        }
+    }
+
     pub fn ints(&self) -> Vec<i64> {
         match self {
             Value::Array(items) => items.iter().map(Value::int).collect(),
@@ -464,6 +472,18 @@ impl Drop for Server {
 /// does not after `timeout`. For things that happen "soon" (expiry, a
 /// server's housekeeping): the timeout is a generous safety limit, never a
 /// margin an assertion depends on.
+/// One integer field of `RL.INFO key`.
+pub fn rl_info_field(c: &mut Client, key: &str, field: &str) -> i64 {
+    let Value::Array(items) = c.call(&[b"RL.INFO".to_vec(), key.as_bytes().to_vec()]) else {
+        panic!("RL.INFO {key}")
+    };
+    items
+        .chunks(2)
+        .find(|kv| kv[0].text() == field)
+        .map(|kv| kv[1].int())
+        .unwrap_or_else(|| panic!("{field} missing"))
+}
+
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !cond() {
