@@ -1,8 +1,9 @@
 """The apps the benchmark serves (one per uvicorn process), chosen by
 environment variables set by bench.py:
 
-BENCH_VARIANT    unlimited | noop-dep | ours | ours-mw | ours-redispy | slowapi | fastapi-limiter
-                 (ours: the dependency; ours-mw: the middleware; ours-redispy:
+BENCH_VARIANT    unlimited | noop-dep | ours | ours-deco | ours-mw | ours-redispy | slowapi |
+                 fastapi-limiter (ours: the dependency; ours-deco: the decorator,
+                 @limiter.limited; ours-mw: the middleware; ours-redispy:
                  the dependency through redis-py's pool, Limiter(pipelining=False);
                  noop-dep: a dependency doing nothing, FastAPI's own cost, for micro.py)
 BENCH_REDIS_URL  redis://127.0.0.1:<port>
@@ -61,7 +62,7 @@ def noop_dependency() -> FastAPI:
     return app
 
 
-def ours(middleware: bool, pipelining: bool = True) -> FastAPI:
+def ours(middleware: bool, pipelining: bool = True, decorator: bool = False) -> FastAPI:
     from redis_ratelimit import async_redis
     from redis_ratelimit.fastapi import Limiter, RateLimitMiddleware
 
@@ -76,6 +77,15 @@ def ours(middleware: bool, pipelining: bool = True) -> FastAPI:
         deps: list[Any] = []
     else:
         deps = [Depends(limiter.limit(rule, algorithm="fixed"))]
+
+    if decorator:
+
+        @app.get("/limited")
+        @limiter.limited(rule, algorithm="fixed")
+        async def decorated() -> dict[str, bool]:
+            return BODY
+
+        return app
 
     @app.get("/limited", dependencies=deps)
     async def limited() -> dict[str, bool]:
@@ -132,6 +142,8 @@ def build() -> FastAPI:
         app = unlimited()
     elif VARIANT in ("ours", "ours-mw"):
         app = ours(VARIANT == "ours-mw")
+    elif VARIANT == "ours-deco":
+        app = ours(False, decorator=True)
     elif VARIANT == "noop-dep":
         app = noop_dependency()
     elif VARIANT == "ours-redispy":

@@ -40,7 +40,15 @@ from typing import Any
 import redis
 
 HERE = pathlib.Path(__file__).resolve().parent
-VARIANTS = ["unlimited", "ours", "ours-mw", "ours-redispy", "slowapi", "fastapi-limiter"]
+VARIANTS = [
+    "unlimited",
+    "ours",
+    "ours-deco",
+    "ours-mw",
+    "ours-redispy",
+    "slowapi",
+    "fastapi-limiter",
+]
 
 
 def free_port() -> int:
@@ -114,6 +122,12 @@ class App:
                    "-r", "500", "--", *cmd]  # fmt: skip
         self.proc = subprocess.Popen([*taskset(args.app_cpu), *cmd], env=env)
         wait_port(self.port, self.proc, f"uvicorn ({variant})")
+
+    def cpu_seconds(self) -> float:
+        """The server's CPU time so far (user and system; py-spy's, when
+        profiling)."""
+        fields = pathlib.Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -318,12 +332,14 @@ def phase_load(server: RedisServer, args: argparse.Namespace) -> dict[str, Any]:
             for name, app in apps.items():
                 server.client.config_resetstat()
                 reads0 = int(server.client.info("stats")["total_reads_processed"])
+                cpu0 = app.cpu_seconds()
                 run = wrk(app.port, args, args.seconds)
+                run["cpu_us"] = (app.cpu_seconds() - cpu0) / max(run["requests"], 1) * 1e6
                 run["redis_reads"] = (
                     int(server.client.info("stats")["total_reads_processed"]) - reads0
                 )
                 run["redis_calls"], run["redis_usec"] = stats(server.client)
-                if name != "unlimited" and run["redis_calls"] < run["requests"]:
+                if name not in ("unlimited", "noop-dep") and run["redis_calls"] < run["requests"]:
                     raise RuntimeError(f"{name}: {run['redis_calls']} Redis commands for "
                                        f"{run['requests']} requests: not limited")  # fmt: skip
                 runs[name].append(run)
@@ -337,6 +353,7 @@ def phase_load(server: RedisServer, args: argparse.Namespace) -> dict[str, Any]:
         res: dict[str, Any] = {
             "rps": median([r["rps"] for r in rs]),
             "p99_ms": median([r["p99_ms"] for r in rs]),
+            "cpu_us": median([r["cpu_us"] for r in rs]),
             "redis_reads": sum(r["redis_reads"] for r in rs) / n,
             "redis_us": sum(r["redis_usec"] for r in rs) / n,
             "runs": rs,
@@ -345,6 +362,9 @@ def phase_load(server: RedisServer, args: argparse.Namespace) -> dict[str, Any]:
             res["rps_ratio"] = median([r["rps"] / b["rps"] for r, b in zip(rs, base, strict=True)])
             res["p99_ratio"] = median(
                 [r["p99_ms"] / b["p99_ms"] for r, b in zip(rs, base, strict=True)]
+            )
+            res["cpu_ratio"] = median(
+                [r["cpu_us"] / b["cpu_us"] for r, b in zip(rs, base, strict=True)]
             )
         out[name] = res
     return out
@@ -409,7 +429,7 @@ def table(results: dict[str, Any]) -> str:
     n = results["args"]["limit"]
     head = ["variant", *(f"200s of {c} (N={n})" for c in conc), "round trips/req",
             "commands/req", "Redis us/req", "Redis reads/req under load", "req/s",
-            "x unlimited", "p99 ms", "x unlimited"]  # fmt: skip
+            "x unlimited", "p99 ms", "x unlimited", "app CPU us/req", "x unlimited"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, res in v.items():
         cells = [name]
@@ -429,9 +449,10 @@ def table(results: dict[str, Any]) -> str:
         if load:
             cells += [f"{load['redis_reads']:.2f}" if name != "unlimited" else "",
                       f"{load['rps']:.0f}", f"{load.get('rps_ratio', 0):.2f}",
-                      f"{load['p99_ms']:.1f}", f"{load.get('p99_ratio', 0):.2f}"]  # fmt: skip
+                      f"{load['p99_ms']:.1f}", f"{load.get('p99_ratio', 0):.2f}",
+                      f"{load['cpu_us']:.0f}", f"{load.get('cpu_ratio', 0):.2f}"]  # fmt: skip
         else:
-            cells += [""] * 5
+            cells += [""] * 7
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

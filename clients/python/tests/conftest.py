@@ -84,6 +84,30 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     s.stop()
 
 
+@pytest.fixture
+def sync_redis(server: Server) -> Iterator[redis.Redis]:
+    """The standalone server, emptied (its "free" policy too), its command
+    counts reset."""
+    c = redis.Redis(port=server.port, socket_timeout=5)
+    c.flushall()
+    c.execute_command("RL.POLICY", "DEL", "free")
+    c.config_resetstat()
+    yield c
+    c.close()
+
+
+def calls(r: redis.Redis, command: str = "") -> int:
+    """RL.* commands the server has run (INFO commandstats): all of them, or
+    one ("all" for RL.ALL)."""
+    stats = r.info("commandstats")
+    return sum(
+        int(v["calls"])
+        for k, v in stats.items()
+        if k.lower().startswith("cmdstat_rl.")
+        and (not command or k.lower() == f"cmdstat_rl.{command}")
+    )
+
+
 @pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
 def protocol(request: pytest.FixtureRequest) -> int:
     p: int = request.param

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -18,14 +18,6 @@ from redis_ratelimit._fast import FastConnection, _parse, encode
 from redis_ratelimit.fastapi import Limiter
 
 from .conftest import Server
-
-
-@pytest.fixture
-def sync_redis(server: Server) -> Iterator[redis.Redis]:
-    c = redis.Redis(port=server.port, socket_timeout=5)
-    c.flushall()
-    yield c
-    c.close()
 
 
 def test_encode_and_parse() -> None:

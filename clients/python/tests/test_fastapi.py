@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,29 +24,7 @@ from redis_ratelimit.fastapi import (
     by_ip,
 )
 
-from .conftest import Server
-
-
-@pytest.fixture
-def sync_redis(server: Server) -> Iterator[redis.Redis]:
-    c = redis.Redis(port=server.port, socket_timeout=5)
-    c.flushall()
-    c.execute_command("RL.POLICY", "DEL", "free")
-    c.config_resetstat()
-    yield c
-    c.close()
-
-
-def calls(r: redis.Redis, command: str = "") -> int:
-    """RL.* commands the server has run (INFO commandstats): all of them, or
-    one ("all" for RL.ALL)."""
-    stats = r.info("commandstats")
-    return sum(
-        int(v["calls"])
-        for k, v in stats.items()
-        if k.lower().startswith("cmdstat_rl.")
-        and (not command or k.lower() == f"cmdstat_rl.{command}")
-    )
+from .conftest import Server, calls
 
 
 def make(server: Server, **kw: Any) -> tuple[FastAPI, Limiter]:

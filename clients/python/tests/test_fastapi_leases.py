@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -21,21 +21,7 @@ from fastapi.testclient import TestClient
 from redis_ratelimit import CircuitBreaker, LimiterUnavailable, async_redis
 from redis_ratelimit.fastapi import Limiter, Outcome, RateLimitMiddleware
 
-from .conftest import Server
-
-
-@pytest.fixture
-def sync_redis(server: Server) -> Iterator[redis.Redis]:
-    c = redis.Redis(port=server.port, socket_timeout=5)
-    c.flushall()
-    c.config_resetstat()
-    yield c
-    c.close()
-
-
-def calls(r: redis.Redis, command: str) -> int:
-    stats = r.info("commandstats")
-    return sum(int(v["calls"]) for k, v in stats.items() if k.lower() == f"cmdstat_rl.{command}")
+from .conftest import Server, calls
 
 
 def run(server: Server, build: Callable[[Limiter], FastAPI], body: Callable[..., Awaitable[Any]],

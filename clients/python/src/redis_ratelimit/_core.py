@@ -111,18 +111,21 @@ class Decision:
                 limits = tuple(cls.from_reply(r) for r in rest)
             elif rest[0] is not None:
                 lease_id = _text(rest[0])
+            allowed, limit, remaining, retry, reset = reply[:5]
+        else:
+            allowed, limit, remaining, retry, reset = reply
         # What the dataclass's __init__ does, without a frozen class's
-        # object.__setattr__ per field: this runs for every request checked.
+        # object.__setattr__ per field or a keyword dict: this runs for
+        # every request checked.
         d = object.__new__(cls)
-        d.__dict__.update(
-            allowed=bool(int(reply[0])),
-            limit=int(reply[1]),
-            remaining=int(reply[2]),
-            retry_after_ms=int(reply[3]),
-            reset_after_ms=int(reply[4]),
-            lease_id=lease_id,
-            limits=limits,
-        )
+        fields = d.__dict__
+        fields["allowed"] = bool(int(allowed))
+        fields["limit"] = int(limit)
+        fields["remaining"] = int(remaining)
+        fields["retry_after_ms"] = int(retry)
+        fields["reset_after_ms"] = int(reset)
+        fields["lease_id"] = lease_id
+        fields["limits"] = limits
         return d
 
 

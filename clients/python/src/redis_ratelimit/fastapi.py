@@ -17,6 +17,7 @@ retry_after has passed (the deny cache).
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import hashlib
 import inspect
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias, TypeVar
 
 from redis.exceptions import ResponseError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -74,6 +76,7 @@ DeniedHandler: TypeAlias = Callable[[Request, "Denied"], "Response | Awaitable[R
 ALGORITHMS = ("fixed", "sliding", "log", "token", "leaky", "gcra")
 _POLICY_PREFIX = "policy:"
 T = TypeVar("T")
+E = TypeVar("E", bound=Callable[..., Any])
 
 
 async def _resolve(value: Any) -> Any:
@@ -178,16 +181,40 @@ class Outcome:
         """headers(), as ASGI's (lower-case name, value) byte pairs; None:
         only Retry-After. `served`: no Retry-After (the request goes
         through whatever the state says)."""
-        out: list[tuple[bytes, bytes]] = []
+        d = self.decision
+        quotas = self.quotas
+        if style == "both" and len(quotas) == 1 and quotas[0].decision is d:
+            # The usual case, in one go: one limit, every header.
+            q = quotas[0]
+            key = (q.name, d.limit, q.window, q.concurrent)
+            fixed = _FIXED_PARTS.get(key)
+            if fixed is None:
+                fixed = _fixed_parts(key)
+            policy, named, limit = fixed
+            ms = d.reset_after_ms
+            reset = b"%d" % (-(-ms // 1000) if ms > 0 else 0)
+            remaining = b"%d" % d.remaining
+            out = [
+                (b"ratelimit-policy", policy),
+                (b"ratelimit", named + remaining + b";t=" + reset),
+                (b"x-ratelimit-limit", limit),
+                (b"x-ratelimit-remaining", remaining),
+                (b"x-ratelimit-reset", reset),
+            ]
+            if not d.allowed and not served:
+                retry = self.retry_after_s()
+                if retry is not None:
+                    out.append((b"retry-after", b"%d" % retry))
+            return out
+        out = []
         if style == "both" or style == "ietf":
-            quotas = self.quotas
             if len(quotas) == 1:
                 q = quotas[0]
                 d = q.decision
                 out.append((b"ratelimit-policy", _policy_bytes(q.name, d.limit, q.window,
                                                                q.concurrent)))  # fmt: skip
-                out.append((b"ratelimit", b'"%s";r=%d;t=%d' % (
-                    q.name.encode(), d.remaining, _ceil_s(d.reset_after_ms))))  # fmt: skip
+                out.append((b"ratelimit", b"%s;r=%d;t=%d" % (
+                    _quoted(q.name), d.remaining, _ceil_s(d.reset_after_ms))))  # fmt: skip
             else:
                 out.append((b"ratelimit-policy", b", ".join(
                     _policy_bytes(q.name, q.decision.limit, q.window, q.concurrent)
@@ -229,6 +256,27 @@ class Outcome:
 
 
 _POLICIES: dict[tuple[str, int, int | None, bool], bytes] = {}
+_QUOTED: dict[str, bytes] = {}
+_FIXED_PARTS: dict[tuple[str, int, int | None, bool], tuple[bytes, bytes, bytes]] = {}
+
+
+def _fixed_parts(key: tuple[str, int, int | None, bool]) -> tuple[bytes, bytes, bytes]:
+    """What a quota's headers keep from one check to the next: its
+    RateLimit-Policy item, the start of its RateLimit item, the limit."""
+    parts = (_policy_bytes(*key), _quoted(key[0]) + b";r=", b"%d" % key[1])
+    if len(_FIXED_PARTS) < 10_000:
+        _FIXED_PARTS[key] = parts
+    return parts
+
+
+def _quoted(name: str) -> bytes:
+    """A quota's name as the RateLimit header has it: b'"name"'."""
+    quoted = _QUOTED.get(name)
+    if quoted is None:
+        quoted = b'"%s"' % name.encode()
+        if len(_QUOTED) < 10_000:
+            _QUOTED[name] = quoted
+    return quoted
 
 
 def _policy_bytes(name: str, limit: int, window: int | None, concurrent: bool) -> bytes:
@@ -443,6 +491,27 @@ class Limiter:
         """A dependency enforcing `limits` (see RateLimit)."""
         return RateLimit(self, limits, algorithm=algorithm, key=key, cost=cost, burst=burst,
                          scope=scope, penalty=penalty, shadow=shadow)  # fmt: skip
+
+    def limited(
+        self,
+        limits: LimitsArg,
+        *,
+        algorithm: str | Sequence[str] = "sliding",
+        key: KeyFunc | None = None,
+        cost: int | CostFunc = 1,
+        burst: int | Sequence[int | None] | None = None,
+        scope: str | None = None,
+        penalty: Duration | None = None,
+        shadow: bool = False,
+    ) -> Callable[[E], E]:
+        """A decorator enforcing `limits` on an endpoint (RateLimit.wrap):
+        limit()'s check without the cost of a FastAPI dependency.
+
+            @app.get("/search")
+            @limiter.limited("100/minute")
+            async def search(q: str): ..."""
+        return self.limit(limits, algorithm=algorithm, key=key, cost=cost, burst=burst,
+                          scope=scope, penalty=penalty, shadow=shadow).wrap  # fmt: skip
 
     def concurrency(
         self,
@@ -800,6 +869,26 @@ def _per_limit(value: Any, n: int, what: str) -> list[Any]:
     return [value] * n
 
 
+_Target: TypeAlias = "tuple[list[str], str, bytes]"
+_TARGETS = 4096  # cached targets per rule, at most (then it starts over)
+_new = object.__new__
+
+
+def _decision5(reply: list[Any]) -> Decision:
+    """Decision.from_reply() of a five-field reply, for every check."""
+    allowed, limit, remaining, retry, reset = reply
+    d = _new(Decision)
+    fields = d.__dict__
+    fields["allowed"] = allowed == 1
+    fields["limit"] = int(limit)
+    fields["remaining"] = int(remaining)
+    fields["retry_after_ms"] = int(retry)
+    fields["reset_after_ms"] = int(reset)
+    fields["lease_id"] = None
+    fields["limits"] = ()
+    return d
+
+
 class RateLimit:
     """A dependency (and the middleware's engine) enforcing limits per key.
 
@@ -845,6 +934,10 @@ class RateLimit:
         self._options_resp = encode_args(self._options)
         self._peek_options_resp = encode_args(self._peek_options)
         self._static: _Plan | None = None
+        # (identity, method, route path) -> the static plan's keys, their
+        # deny-cache key and the command at the default cost: what every
+        # check of a returning caller would build again.
+        self._targets: dict[tuple[str, str, str], _Target] = {}
         self._dynamic: Callable[[Request], Any] | None = None
         self._plans: dict[Any, _Plan] = {}
         if callable(limits):
@@ -896,6 +989,17 @@ class RateLimit:
                 self._plans[cache_key] = plan
         return plan
 
+    def _target_of(self, request: Request, ident: str, plan: _Plan) -> _Target:
+        keys = self.keys(request, ident, plan)
+        cache_key = keys[0] if len(keys) == 1 else "\0".join(keys)
+        command = b""
+        cost = self.cost
+        if isinstance(cost, int):
+            options = (self._options, self._options_resp) if cost > 0 else (
+                self._peek_options, self._peek_options_resp)  # fmt: skip
+            command = plan.resp(keys, cost, *options)
+        return keys, cache_key, command
+
     def keys(self, request: Request, ident: str, plan: _Plan) -> list[str]:
         base = _key_base(self.limiter.prefix, ident, self.scope, request)
         return [base + suffix for suffix in plan.suffixes]
@@ -933,13 +1037,32 @@ class RateLimit:
             ident = await _resolve(ident)
         if ident is None:
             return None
-        plan = self._static or await self.plan(request)
-        if plan is None:
-            return None
-        keys = self.keys(request, ident, plan)
         if cost is None:
             cost = self.cost if isinstance(self.cost, int) else await _resolve(self.cost(request))
-        cache_key = keys[0] if len(keys) == 1 else "\0".join(keys)
+        plan = self._static
+        target: _Target | None = None
+        if plan is not None:
+            ck: tuple[str, str, str] | None = None
+            if self.scope is not None:
+                ck = (ident, "", "")
+            else:
+                path = getattr(scope.get("route"), "path", None)
+                if path is not None:
+                    ck = (ident, scope["method"], path)
+            if ck is not None:
+                target = self._targets.get(ck)
+                if target is None:
+                    target = self._target_of(request, ident, plan)
+                    if len(self._targets) >= _TARGETS:
+                        self._targets.clear()
+                    self._targets[ck] = target
+        else:
+            plan = await self.plan(request)
+            if plan is None:
+                return None
+        if target is None:
+            target = self._target_of(request, ident, plan)
+        keys, cache_key, command = target
         # Not for policies: an RL.POLICY SET applies to the next call.
         if cost > 0 and not plan.policy_names:
             cached = limiter.deny_cache.get(cache_key)
@@ -958,10 +1081,11 @@ class RateLimit:
             args = plan.command(keys, cost, self._options if cost > 0 else self._peek_options)
             reply = await limiter.run_policies(args, plan.policy_names)
         elif fast is not None:
-            if cost > 0:
-                command = plan.resp(keys, cost, self._options, self._options_resp)
-            else:
-                command = plan.resp(keys, cost, self._peek_options, self._peek_options_resp)
+            if cost != self.cost:
+                if cost > 0:
+                    command = plan.resp(keys, cost, self._options, self._options_resp)
+                else:
+                    command = plan.resp(keys, cost, self._peek_options, self._peek_options_resp)
             breaker = limiter.breaker
             fut = fast.submit(command) if breaker is None or breaker._opened_at is None else None
             if fut is None:  # not connected yet, or the breaker open
@@ -982,7 +1106,10 @@ class RateLimit:
             reply = await limiter.run(args)
         if reply is None:
             return None
-        decision = Decision.from_reply(reply)
+        if type(reply) is list and len(reply) == 5:
+            decision = _decision5(reply)
+        else:
+            decision = Decision.from_reply(reply)
         if plan.policy_names:
             await self._check_definitions(plan, decision)
         outcome = self._outcome(decision, plan)
@@ -1011,10 +1138,17 @@ class RateLimit:
         # window and penalty come from its definition, below).
         if len(parts) == 1 and not d.limits and not plan.policy_names:
             name, window, _ = parts[0]
-            q = object.__new__(Quota)
-            q.__dict__.update(name=name, window=window, decision=d, concurrent=False)
-            o = object.__new__(Outcome)
-            o.__dict__.update(decision=d, quotas=(q,), cap_retry=self.penalty is None)
+            q = _new(Quota)
+            fields = q.__dict__
+            fields["name"] = name
+            fields["window"] = window
+            fields["decision"] = d
+            fields["concurrent"] = False
+            o = _new(Outcome)
+            fields = o.__dict__
+            fields["decision"] = d
+            fields["quotas"] = (q,)
+            fields["cap_retry"] = self.penalty is None
             return o
         subs = d.limits or (d,)
         book = self.limiter.policies
@@ -1094,6 +1228,18 @@ class RateLimit:
             _put_headers(response, raw)
         return outcome
 
+    def wrap(self, endpoint: E) -> E:
+        """The limit as a decorator on a FastAPI endpoint (Limiter.limited),
+        the cheaper form: FastAPI resolves a dependency in a generic way
+        that costs about as much as the check itself, a decorator is one
+        call more. The check runs when the endpoint is called, after the
+        route's dependencies and the request's validation (a request
+        answered 422 is not counted); headers, 429 and fail modes are the
+        dependency's. The endpoint's own `request: Request` and `response:
+        Response` parameters are used when it has them, else added unseen
+        (not in OpenAPI)."""
+        return _wrap_endpoint(self, endpoint)
+
     async def __call__(self, request: Request, response: Response) -> Outcome | None:
         # hit(request, response), inline: one coroutine less per request
         outcome = await self.check(request)
@@ -1104,6 +1250,71 @@ class RateLimit:
             raise Denied(outcome, _header_dict(raw))
         _put_headers(response, raw)
         return outcome
+
+
+_REQUEST_ARG = "redis_ratelimit_request"
+_RESPONSE_ARG = "redis_ratelimit_response"
+
+
+def _typed_parameters(endpoint: Callable[..., Any]) -> list[inspect.Parameter]:
+    """The endpoint's parameters, annotations evaluated as FastAPI will."""
+    try:
+        from fastapi.dependencies.utils import get_typed_signature
+    except ImportError:  # not FastAPI: the annotations as written
+        return list(inspect.signature(endpoint).parameters.values())
+    return list(get_typed_signature(endpoint).parameters.values())
+
+
+def _param_of(params: list[inspect.Parameter], cls: type) -> str | None:
+    for p in params:
+        if isinstance(p.annotation, type) and issubclass(p.annotation, cls):
+            return p.name
+    return None
+
+
+def _wrap_endpoint(rule: RateLimit, endpoint: E) -> E:
+    if not callable(endpoint) or isinstance(endpoint, (RateLimit, ConcurrencyLimit)):
+        raise TypeError(f"limited() decorates an endpoint function, not {endpoint!r}")
+    typed = _typed_parameters(endpoint)
+    request_name = _param_of(typed, Request)
+    response_name = _param_of(typed, Response)
+    signature = inspect.signature(endpoint)
+    params = list(signature.parameters.values())
+    extra = []
+    if request_name is None:
+        extra.append(inspect.Parameter(_REQUEST_ARG, inspect.Parameter.KEYWORD_ONLY,
+                                       annotation=Request))  # fmt: skip
+    if response_name is None:
+        extra.append(inspect.Parameter(_RESPONSE_ARG, inspect.Parameter.KEYWORD_ONLY,
+                                       annotation=Response))  # fmt: skip
+    # Keyword-only parameters go before a **kwargs, if there is one.
+    split = len(params) - (1 if params and params[-1].kind is inspect.Parameter.VAR_KEYWORD
+                           else 0)  # fmt: skip
+    params = params[:split] + extra + params[split:]
+    take_request = request_name is None
+    take_response = response_name is None
+    request_key = request_name or _REQUEST_ARG
+    response_key = response_name or _RESPONSE_ARG
+    is_async = inspect.iscoroutinefunction(endpoint) or inspect.iscoroutinefunction(
+        getattr(endpoint, "__call__", None)  # noqa: B004 (a callable object)
+    )
+
+    @functools.wraps(endpoint)
+    async def limited(*args: Any, **kwargs: Any) -> Any:
+        request = kwargs.pop(request_key) if take_request else kwargs[request_key]
+        response = kwargs.pop(response_key) if take_response else kwargs[response_key]
+        await rule(request, response)
+        if is_async:
+            return await endpoint(*args, **kwargs)
+        return await run_in_threadpool(endpoint, *args, **kwargs)
+
+    limited.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    rules = (*getattr(endpoint, _RULES_ATTR, ()), rule)
+    setattr(limited, _RULES_ATTR, rules)
+    return limited  # type: ignore[return-value]
+
+
+_RULES_ATTR = "__redis_ratelimit_limits__"
 
 
 def _route_scope(request: Request) -> str:
@@ -1365,14 +1576,16 @@ class RateLimitMiddleware:
             limiter, limits, algorithm=algorithm, key=key, cost=cost, scope=scope,
             penalty=penalty,
         )  # fmt: skip
-        self.exempt_paths = [p for p in exempt if not p.endswith("*")]
-        self.exempt_prefixes = [p[:-1] for p in exempt if p.endswith("*")]
+        self.exempt_paths = frozenset(p for p in exempt if not p.endswith("*"))
+        self.exempt_prefixes = tuple(p[:-1] for p in exempt if p.endswith("*"))
         if self.rule is not None:
             limiter.middleware_limits = True
 
     def _exempt(self, scope: Scope) -> bool:
         path: str = scope.get("path", "")
-        if path in self.exempt_paths or any(path.startswith(p) for p in self.exempt_prefixes):
+        if path in self.exempt_paths or (
+            self.exempt_prefixes and path.startswith(self.exempt_prefixes)
+        ):
             return True
         if not self.limiter.has_exempt_endpoints():
             return False
@@ -1390,17 +1603,21 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         scope.setdefault("redis_ratelimit.limiter", self.limiter)
-        if self.rule is not None and not self._exempt(scope):
+        rule = self.rule
+        if rule is not None and not self._exempt(scope):
             request = Request(scope, receive)
             try:
-                await self.rule.hit(request)
-            except Denied as exc:
-                response = await self.limiter.denied_response(request, exc)
-                await response(scope, receive, send)
-                return
+                outcome = await rule.check(request)  # hit(), inline
             except Unavailable as exc:
                 await JSONResponse({"detail": exc.detail}, status_code=503)(scope, receive, send)
                 return
+            if outcome is not None:
+                raw = _record(request, _RATE_LIMITS, outcome, self.limiter.headers)
+                if not outcome.allowed:
+                    denied = Denied(outcome, _header_dict(raw))
+                    response = await self.limiter.denied_response(request, denied)
+                    await response(scope, receive, send)
+                    return
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -1455,6 +1672,8 @@ def openapi_responses(limiter: Limiter) -> dict[int | str, dict[str, Any]]:
 
 
 def _limited(route: Any) -> bool:
+    if getattr(getattr(route, "endpoint", None), _RULES_ATTR, None):
+        return True
     dependant = getattr(route, "dependant", None)
     stack = [dependant] if dependant is not None else []
     while stack:
