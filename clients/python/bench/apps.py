@@ -5,13 +5,15 @@ BENCH_VARIANT    unlimited | noop-dep | ours | ours-deco | ours-mw | ours-redisp
                  fastapi-limiter (ours: the dependency; ours-deco: the decorator,
                  @limiter.limited; ours-mw: the middleware; ours-redispy:
                  the dependency through redis-py's pool, Limiter(pipelining=False);
-                 noop-dep: a dependency doing nothing, FastAPI's own cost, for micro.py)
+                 noop-dep: a dependency doing nothing, FastAPI's own cost, for micro.py;
+                 yield-0, ping: the unlimited endpoint waiting once, see waiting())
 BENCH_REDIS_URL  redis://127.0.0.1:<port>
 BENCH_LIMIT      the limit per minute of GET /limited (one identity: the
                  load generator's address)
 BENCH_PARSER     python (default) | hiredis: redis-py's reply parser
 BENCH_GC_FREEZE  1: gc.freeze() after building any variant's app
 BENCH_NO_FREEZE  1: ours without init_app's gc.freeze() after startup
+BENCH_GC_THRESHOLD  N: gc.set_threshold(N) (the young generation) for any variant
 BENCH_GC_STATS   1: print the full collections' pauses at exit (all: every one)
 
 Every variant serves the same endpoint body; only the limiting differs.
@@ -41,6 +43,37 @@ def unlimited() -> FastAPI:
 
     @app.get("/limited")
     async def limited() -> dict[str, bool]:
+        return BODY
+
+    return app
+
+
+def waiting(redis_call: bool) -> FastAPI:
+    """The unlimited endpoint, waiting once per request as a limited one
+    does: for a future resolved by the event loop's next iteration
+    (yield-0: what suspending and resuming a request costs), or for a PING
+    on the limiter's pipelined connection (ping: that plus Redis's round
+    trip, without the limiter's own work)."""
+    import asyncio
+
+    from redis_ratelimit._fast import FastConnection, encode
+
+    app = FastAPI()
+    conn = FastConnection(host="127.0.0.1", port=int(URL.rsplit(":", 1)[1]))
+    ping = encode(["PING"])
+
+    async def wait() -> None:
+        if redis_call:
+            await conn.send(ping)
+        else:
+            loop = asyncio.get_running_loop()
+            fut = loop.create_future()
+            loop.call_soon(fut.set_result, None)
+            await fut
+
+    @app.get("/limited")
+    async def limited() -> dict[str, bool]:
+        await wait()
         return BODY
 
     return app
@@ -146,6 +179,8 @@ def build() -> FastAPI:
         app = ours(False, decorator=True)
     elif VARIANT == "noop-dep":
         app = noop_dependency()
+    elif VARIANT in ("yield-0", "ping"):
+        app = waiting(VARIANT == "ping")
     elif VARIANT == "ours-redispy":
         app = ours(False, pipelining=False)
     elif VARIANT == "slowapi":
@@ -168,6 +203,11 @@ if os.environ.get("BENCH_GC_FREEZE"):  # startup's objects out of the collector'
     import gc
 
     gc.freeze()
+
+if os.environ.get("BENCH_GC_THRESHOLD"):  # the young generation's size, for any variant
+    import gc
+
+    gc.set_threshold(int(os.environ["BENCH_GC_THRESHOLD"]), *gc.get_threshold()[1:])
 
 if os.environ.get("BENCH_GC_STATS"):  # how long the garbage collector pauses
     import atexit

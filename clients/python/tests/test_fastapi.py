@@ -22,6 +22,7 @@ from redis_ratelimit.fastapi import (
     RateLimitMiddleware,
     by_api_key,
     by_ip,
+    widen_young_generation,
 )
 
 from .conftest import Server, calls
@@ -306,16 +307,24 @@ def test_init_app_freezes_the_heap_after_startup(server: Server) -> None:
         started.append(gc.get_freeze_count())
         yield
 
+    threshold = gc.get_threshold()
     try:
-        for freeze_gc in (True, False):
+        for freeze_gc in (False, True):
             gc.unfreeze()
+            gc.set_threshold(700, *threshold[1:])
             app = FastAPI(lifespan=lifespan)
             limiter = Limiter(redis.asyncio.Redis(port=server.port, socket_timeout=5))
             limiter.init_app(app, freeze_gc=freeze_gc)
             limiter.init_app(app, freeze_gc=freeze_gc)  # wraps the lifespan once
+            # The young generation widened (never narrowed), the older ones kept.
+            assert gc.get_threshold() == ((50_000 if freeze_gc else 700), *threshold[1:])
             with TestClient(app):
                 # after the app's own startup, not before
                 assert started[-1] == 0
                 assert (gc.get_freeze_count() > 0) == freeze_gc
+        gc.set_threshold(90_000, *threshold[1:])
+        widen_young_generation()
+        assert gc.get_threshold()[0] == 90_000
     finally:
         gc.unfreeze()
+        gc.set_threshold(*threshold)

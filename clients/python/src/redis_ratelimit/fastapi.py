@@ -376,6 +376,32 @@ def freeze_heap() -> None:
         freeze()
 
 
+YOUNG_GENERATION = 50_000
+
+
+def widen_young_generation(threshold: int = YOUNG_GENERATION) -> None:
+    """Raises the collector's first threshold (gc.set_threshold) to
+    `threshold` if it is lower; never lowers it.
+
+    Every limited request waits once for Redis. While requests wait, the
+    objects they hold (a FastAPI request keeps a few hundred) count against
+    the young generation, whose default threshold of 700 a few waiting
+    requests exceed: the collector then runs thousands of times a minute,
+    walks the waiting requests' objects, finds no garbage (they are freed
+    by reference counting once answered) and promotes them to older
+    generations that are walked again. Measured with one uvicorn worker
+    under 50 connections, an endpoint that only awaits a future once spent
+    about a fifth of its CPU there (6,310 collections in 15 s, 3.2 s);
+    with 50,000, none. Garbage in reference cycles is still collected, a
+    little later."""
+    get = getattr(gc, "get_threshold", None)
+    if get is None:
+        return
+    first, *rest = get()
+    if first < threshold:
+        gc.set_threshold(threshold, *rest)
+
+
 def _freeze_after_startup(app: Any) -> None:
     """Wraps the app's lifespan (its router's lifespan_context, which runs
     the startup handlers too) so that freeze_heap() runs once its startup
@@ -544,18 +570,19 @@ class Limiter:
         and 503 responses with their headers in the app's OpenAPI schema on
         every route with a limit (all routes when the middleware is used).
 
-        freeze_gc  once the app's lifespan startup is done, collect the
-                   garbage and gc.freeze() what is left (see freeze_heap):
-                   the full collections that requests waiting for Redis
-                   trigger then no longer walk the app's own objects, which
-                   keeps their pauses off the latency tail. False: leave
-                   the collector alone."""
+        freeze_gc  tune the garbage collector for requests that wait:
+                   widen_young_generation() now, and once the app's
+                   lifespan startup is done, collect the garbage and
+                   gc.freeze() what is left (see freeze_heap), so that
+                   full collections no longer walk the app's own objects.
+                   False: leave the collector alone."""
         app.state.redis_ratelimit = self
         if hasattr(app, "add_exception_handler"):
             app.add_exception_handler(Denied, self._handle_denied)
         if hasattr(app, "openapi"):
             _document(app, self)
         if freeze_gc:
+            widen_young_generation()
             _freeze_after_startup(app)
 
     async def _handle_denied(self, request: Request, exc: Exception) -> Response:
@@ -1742,4 +1769,5 @@ __all__ = [
     "client_ip",
     "freeze_heap",
     "openapi_responses",
+    "widen_young_generation",
 ]
