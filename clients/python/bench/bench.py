@@ -44,6 +44,8 @@ HERE = pathlib.Path(__file__).resolve().parent
 UNLIMITED = ("unlimited", "noop-dep", "yield-0", "ping")
 VARIANTS = [
     "unlimited",
+    "yield-0",
+    "noop-dep",
     "ours",
     "ours-deco",
     "ours-mw",
@@ -91,15 +93,10 @@ def taskset(cpu: str | None) -> list[str]:
 
 
 class RedisServer:
-    def __init__(self, module: str, workdir: pathlib.Path, cpu: str | None,
-                 realtime: bool = False) -> None:  # fmt: skip
+    def __init__(self, module: str, workdir: pathlib.Path, cpu: str | None) -> None:
         self.port = free_port()
         self.log = open(workdir / "redis.log", "wb")  # noqa: SIM115
-        # Sharing a CPU with wrk, Redis can wait a scheduler slice before it
-        # reads a batch, and the app idles meanwhile; under SCHED_FIFO it
-        # answers at once, as a Redis on a machine of its own would.
-        rt = ["chrt", "-f", "10"] if realtime else []
-        args = [*taskset(cpu), *rt, "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+        args = [*taskset(cpu), "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                 "--save", "", "--appendonly", "no", "--dir", str(workdir),
                 "--loadmodule", module]  # fmt: skip
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
@@ -405,21 +402,19 @@ def main() -> None:
     p.add_argument("--app-cpu", default=None, help="taskset CPU list for uvicorn")
     p.add_argument("--load-cpu", default=None, help="taskset CPU list for wrk")
     p.add_argument("--redis-cpu", default=None, help="taskset CPU list for redis-server")
-    p.add_argument("--redis-realtime", action="store_true",
-                   help="run redis-server under SCHED_FIFO (chrt; needs root)")  # fmt: skip
     p.add_argument("--out", default="bench.json")
     args = p.parse_args()
 
     workdir = pathlib.Path(args.out).resolve().parent
     workdir.mkdir(parents=True, exist_ok=True)
-    server = RedisServer(args.module, workdir, args.redis_cpu, args.redis_realtime)
+    server = RedisServer(args.module, workdir, args.redis_cpu)
     results: dict[str, Any] = {"args": vars(args), "variants": {}}
     try:
         for variant in args.variants:
             res: dict[str, Any] = {}
-            if "exact" in args.phases and variant != "unlimited":
+            if "exact" in args.phases and variant not in UNLIMITED:
                 res["exact"] = phase_exact(variant, server, args)
-            if "redis" in args.phases and variant != "unlimited":
+            if "redis" in args.phases and variant not in UNLIMITED:
                 res["redis"] = phase_redis(variant, server, args)
             results["variants"][variant] = res
             pathlib.Path(args.out).write_text(json.dumps(results, indent=2))
@@ -456,7 +451,7 @@ def table(results: dict[str, Any]) -> str:
                   "" if r is None else f"{r['redis_us']:.1f}"]  # fmt: skip
         load = res.get("load")
         if load:
-            cells += [f"{load['redis_reads']:.2f}" if name != "unlimited" else "",
+            cells += [f"{load['redis_reads']:.2f}" if name not in UNLIMITED else "",
                       f"{load['rps']:.0f}", f"{load.get('rps_ratio', 0):.2f}",
                       f"{load['p99_ms']:.1f}", f"{load.get('p99_ratio', 0):.2f}",
                       f"{load['cpu_us']:.0f}", f"{load.get('cpu_ratio', 0):.2f}"]  # fmt: skip
