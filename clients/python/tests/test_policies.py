@@ -8,7 +8,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -54,7 +54,7 @@ def get(db: redis.Redis, name: str) -> list[str] | None:
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=timezone.utc)
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 # ---------------------------------------------------------------- limits from rate strings
@@ -176,7 +176,7 @@ def test_a_monthly_definition_has_the_months_length_as_window() -> None:
 def test_aligned_limits_with_the_clients(server: Server, db: redis.Redis) -> None:
     # The module resets an aligned month on the next 1st, for every key.
     sync = RateLimiter(redis.Redis(port=server.port))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     end = calendar_window(1, 0, now)[1]
     d = sync.decide("acct:1", Fixed(2, "1mo", align=True))
     assert d.allowed and d.remaining == 1

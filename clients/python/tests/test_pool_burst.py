@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sys
 import time
 import uuid
 from collections import Counter
@@ -146,7 +145,6 @@ def test_redis_unreachable_through_the_pool_still_fails_open() -> None:
         silent.close()
 
 
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10: a plain timeout")
 def test_the_timeout_does_not_count_the_loop_busy_with_other_work() -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()

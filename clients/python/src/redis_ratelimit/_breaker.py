@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -66,62 +65,56 @@ def unavailable(error: BaseException) -> LimiterUnavailable | None:
 TICK = 0.05
 
 
-if sys.version_info >= (3, 11):
+class LoopTimeout:
+    """asyncio.timeout(timeout) counting only the time the event loop
+    keeps up: the clock is read every TICK s, and when a reading comes
+    late (the loop busy with other work, e.g. the rest of a burst of
+    requests, or opening connections behind it) the lateness does not
+    count. A reply that has arrived but waits for the loop is not Redis
+    being slow. With the loop idle it is a plain timeout.
 
-    class LoopTimeout:
-        """asyncio.timeout(timeout) counting only the time the event loop
-        keeps up: the clock is read every TICK s, and when a reading comes
-        late (the loop busy with other work, e.g. the rest of a burst of
-        requests, or opening connections behind it) the lateness does not
-        count. A reply that has arrived but waits for the loop is not Redis
-        being slow. With the loop idle it is a plain timeout.
+    `cut` is the asyncio.Timeout: the breaker moves it to now when it
+    opens."""
 
-        `cut` is the asyncio.Timeout: the breaker moves it to now when it
-        opens."""
+    __slots__ = ("_due", "_handle", "_left", "_loop", "_step", "cut")
 
-        __slots__ = ("_due", "_handle", "_left", "_loop", "_step", "cut")
+    def __init__(self, timeout: float) -> None:
+        self.cut = asyncio.timeout(None)
+        self._left = timeout
+        self._handle: asyncio.TimerHandle | None = None
 
-        def __init__(self, timeout: float) -> None:
-            self.cut = asyncio.timeout(None)
-            self._left = timeout
-            self._handle: asyncio.TimerHandle | None = None
+    async def __aenter__(self) -> asyncio.Timeout:
+        await self.cut.__aenter__()
+        self._loop = asyncio.get_running_loop()
+        self._arm(self._loop.time())
+        return self.cut
 
-        async def __aenter__(self) -> asyncio.Timeout:
-            await self.cut.__aenter__()
-            self._loop = asyncio.get_running_loop()
-            self._arm(self._loop.time())
-            return self.cut
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        await self.cut.__aexit__(exc_type, exc, tb)  # raises TimeoutError when cut
 
-        async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool | None:
-            if self._handle is not None:
-                self._handle.cancel()
-            return await self.cut.__aexit__(exc_type, exc, tb)
+    def _arm(self, now: float) -> None:
+        self._step = min(self._left, TICK)
+        self._due = now + self._step
+        self._handle = self._loop.call_at(self._due, self._tick)
 
-        def _arm(self, now: float) -> None:
-            self._step = min(self._left, TICK)
-            self._due = now + self._step
-            self._handle = self._loop.call_at(self._due, self._tick)
+    def _tick(self) -> None:
+        self._handle = None
+        if self.cut.expired():  # cut short already (the breaker opened)
+            return
+        self._left -= self._step  # the step counts, however late this reading
+        now = self._loop.time()
+        if self._left <= 1e-9:
+            self.cut.reschedule(now)
+        else:
+            self._arm(now)
 
-        def _tick(self) -> None:
-            self._handle = None
-            if self.cut.expired():  # cut short already (the breaker opened)
-                return
-            self._left -= self._step  # the step counts, however late this reading
-            now = self._loop.time()
-            if self._left <= 1e-9:
-                self.cut.reschedule(now)
-            else:
-                self._arm(now)
 
-    async def within(fn: Callable[[], Awaitable[T]], timeout: float) -> T:
-        """await fn() within `timeout` s of the loop keeping up (LoopTimeout)."""
-        async with LoopTimeout(timeout):
-            return await fn()
-
-else:  # Python 3.10: a plain timeout
-
-    async def within(fn: Callable[[], Awaitable[T]], timeout: float) -> T:
-        return await asyncio.wait_for(fn(), timeout)
+async def within(fn: Callable[[], Awaitable[T]], timeout: float) -> T:
+    """await fn() within `timeout` s of the loop keeping up (LoopTimeout)."""
+    async with LoopTimeout(timeout):
+        return await fn()
 
 
 class CircuitBreaker:
@@ -185,44 +178,28 @@ class CircuitBreaker:
         finally:
             self._trial = False
 
-    if sys.version_info >= (3, 11):
-
-        async def _call(self, fn: Callable[[], Awaitable[T]], timeout: float | None,
-                        trial: bool) -> T:  # fmt: skip
-            if timeout is None:  # fn keeps its own time
-                return await self._call_plain(fn, trial)
-            watch = LoopTimeout(timeout)
-            cut = watch.cut  # moved to now when the breaker opens
-            waiting = self._waiting
-            try:
-                async with watch:
-                    waiting.add(cut)
-                    try:
-                        result = await fn()
-                    finally:
-                        waiting.discard(cut)
-            except Exception as e:
-                if cut.expired() and self._opened_at is not None and not trial:
-                    why = "circuit opened during the call"
-                    raise LimiterUnavailable(why, CIRCUIT_OPEN) from None
-                raise self._failed_with(e, trial) from e
-            if self._failed or trial:
-                self._success(trial)
-            return result
-
-    else:  # Python 3.10: no asyncio.timeout, a plain timeout; calls in flight run to it
-
-        async def _call(self, fn: Callable[[], Awaitable[T]], timeout: float | None,
-                        trial: bool) -> T:  # fmt: skip
-            if timeout is None:
-                return await self._call_plain(fn, trial)
-            try:
-                result = await asyncio.wait_for(fn(), timeout)
-            except Exception as e:
-                raise self._failed_with(e, trial) from e
-            if self._failed or trial:
-                self._success(trial)
-            return result
+    async def _call(self, fn: Callable[[], Awaitable[T]], timeout: float | None,
+                    trial: bool) -> T:  # fmt: skip
+        if timeout is None:  # fn keeps its own time
+            return await self._call_plain(fn, trial)
+        watch = LoopTimeout(timeout)
+        cut = watch.cut  # moved to now when the breaker opens
+        waiting = self._waiting
+        try:
+            async with watch:
+                waiting.add(cut)
+                try:
+                    result = await fn()
+                finally:
+                    waiting.discard(cut)
+        except Exception as e:
+            if cut.expired() and self._opened_at is not None and not trial:
+                why = "circuit opened during the call"
+                raise LimiterUnavailable(why, CIRCUIT_OPEN) from None
+            raise self._failed_with(e, trial) from e
+        if self._failed or trial:
+            self._success(trial)
+        return result
 
     async def _call_plain(self, fn: Callable[[], Awaitable[T]], trial: bool) -> T:
         try:
@@ -265,13 +242,12 @@ class CircuitBreaker:
         log.warning("rate limiter circuit open after %d consecutive failures (last: %s): "
                     "requests take the fail mode without asking Redis for %g s",
                     self._failed, error, self.cooldown)  # fmt: skip
-        if sys.version_info >= (3, 11):
-            now = asyncio.get_running_loop().time()
-            for cut in list(self._waiting):
-                # One whose own timeout has just fired ("expiring") is
-                # failing already, and cannot be rescheduled.
-                if not cut.expired():
-                    cut.reschedule(now)
+        now = asyncio.get_running_loop().time()
+        for cut in list(self._waiting):
+            # One whose own timeout has just fired ("expiring") is
+            # failing already, and cannot be rescheduled.
+            if not cut.expired():
+                cut.reschedule(now)
 
 
 def async_redis(

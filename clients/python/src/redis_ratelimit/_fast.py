@@ -302,7 +302,7 @@ class FastConnection:
                     lambda: _Protocol(self), self.host or "localhost", self.port
                 )
             _, proto = await asyncio.wait_for(coro, self.connect_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise RedisTimeoutError("timed out connecting to Redis") from None
         except OSError as e:
             raise RedisConnectionError(f"cannot connect to Redis: {e}") from e

@@ -26,7 +26,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
@@ -93,7 +93,7 @@ def calendar_window(
     month since January 1970, at midnight at the UTC offset. Its start and
     end, as aware datetimes at that offset."""
     tz = timezone(timedelta(minutes=offset_minutes))
-    local = (now or datetime.now(timezone.utc)).astimezone(tz)
+    local = (now or datetime.now(UTC)).astimezone(tz)
     index = (local.year - 1970) * 12 + local.month - 1
     first = index - index % months
     start = date(1970 + first // 12, first % 12 + 1, 1)
