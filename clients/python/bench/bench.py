@@ -312,9 +312,10 @@ def wrk(port: int, args: argparse.Namespace, seconds: int) -> dict[str, float]:
 
 
 def phase_load(server: RedisServer, args: argparse.Namespace) -> dict[str, Any]:
-    """wrk against every variant, interleaved: round after round, each
-    variant in turn, so that a noisy neighbour on the machine weighs on
-    all of them alike. Ratios are taken within a round, then the median."""
+    """wrk against every variant, round after round, each variant's run
+    between two runs of the unlimited endpoint: a variant's ratios are to
+    the mean of those two, and the table shows their median over the
+    rounds (and the median requests/s, p99 and CPU)."""
     names = list(args.variants)
     if args.hiredis:
         names += [f"{v}+hiredis" for v in args.variants if v.startswith("ours")]
@@ -332,26 +333,41 @@ def phase_load(server: RedisServer, args: argparse.Namespace) -> dict[str, Any]:
         for app in apps.values():
             wrk(app.port, args, 2)  # warm up
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+        # Each variant's run is compared with the unlimited runs just before
+        # and just after it (their mean): the machine's speed drifts by a
+        # third over a minute here, less over a few seconds.
+        bases: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+
+        def measure(name: str) -> dict[str, Any]:
+            app = apps[name]
+            server.client.config_resetstat()
+            reads0 = int(server.client.info("stats")["total_reads_processed"])
+            cpu0 = app.cpu_seconds()
+            run = wrk(app.port, args, args.seconds)
+            run["cpu_us"] = (app.cpu_seconds() - cpu0) / max(run["requests"], 1) * 1e6
+            run["redis_reads"] = int(server.client.info("stats")["total_reads_processed"]) - reads0
+            run["redis_calls"], run["redis_usec"] = stats(server.client)
+            if name not in UNLIMITED and run["redis_calls"] < run["requests"]:
+                raise RuntimeError(f"{name}: {run['redis_calls']} Redis commands for "
+                                   f"{run['requests']} requests: not limited")  # fmt: skip
+            runs[name].append(run)
+            print(f"  load {name}: {run}", flush=True)
+            return run
+
+        paired = "unlimited" in apps
+        others = [n for n in names if n != "unlimited"] if paired else names
         for _ in range(args.repeat):
-            for name, app in apps.items():
-                server.client.config_resetstat()
-                reads0 = int(server.client.info("stats")["total_reads_processed"])
-                cpu0 = app.cpu_seconds()
-                run = wrk(app.port, args, args.seconds)
-                run["cpu_us"] = (app.cpu_seconds() - cpu0) / max(run["requests"], 1) * 1e6
-                run["redis_reads"] = (
-                    int(server.client.info("stats")["total_reads_processed"]) - reads0
-                )
-                run["redis_calls"], run["redis_usec"] = stats(server.client)
-                if name not in UNLIMITED and run["redis_calls"] < run["requests"]:
-                    raise RuntimeError(f"{name}: {run['redis_calls']} Redis commands for "
-                                       f"{run['requests']} requests: not limited")  # fmt: skip
-                runs[name].append(run)
-                print(f"  load {name}: {run}", flush=True)
+            before = measure("unlimited") if paired else None
+            for name in others:
+                measure(name)
+                if before is not None:
+                    after = measure("unlimited")
+                    bases[name].append({k: (before[k] + after[k]) / 2
+                                        for k in ("rps", "p99_ms", "cpu_us")})  # fmt: skip
+                    before = after
     finally:
         for app in apps.values():
             app.stop()
-    base = runs.get("unlimited")
     for name, rs in runs.items():
         n = sum(r["requests"] for r in rs) or 1
         res: dict[str, Any] = {
@@ -362,14 +378,14 @@ def phase_load(server: RedisServer, args: argparse.Namespace) -> dict[str, Any]:
             "redis_us": sum(r["redis_usec"] for r in rs) / n,
             "runs": rs,
         }
-        if base:
-            res["rps_ratio"] = median([r["rps"] / b["rps"] for r, b in zip(rs, base, strict=True)])
-            res["p99_ratio"] = median(
-                [r["p99_ms"] / b["p99_ms"] for r, b in zip(rs, base, strict=True)]
-            )
-            res["cpu_ratio"] = median(
-                [r["cpu_us"] / b["cpu_us"] for r, b in zip(rs, base, strict=True)]
-            )
+        base = bases.get(name)
+        if name == "unlimited":
+            res.update(rps_ratio=1.0, p99_ratio=1.0, cpu_ratio=1.0)
+        elif base:
+            pairs = list(zip(rs, base, strict=True))
+            res["rps_ratio"] = median([r["rps"] / b["rps"] for r, b in pairs])
+            res["p99_ratio"] = median([r["p99_ms"] / b["p99_ms"] for r, b in pairs])
+            res["cpu_ratio"] = median([r["cpu_us"] / b["cpu_us"] for r, b in pairs])
         out[name] = res
     return out
 
