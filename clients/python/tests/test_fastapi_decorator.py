@@ -223,3 +223,25 @@ def test_many_identities_past_the_key_cache(
                 assert r.headers["X-RateLimit-Remaining"] == str(max(0, 1 - round_))
     assert len(rule._targets) <= 2
     assert len(sync_redis.keys("rl:*")) == 5
+
+
+def test_a_dependency_counts_invalid_requests_the_decorator_does_not(
+    server: Server, sync_redis: redis.Redis
+) -> None:
+    app, limiter = make(server)
+
+    @app.post("/dep", dependencies=[Depends(limiter.limit("5/minute"))])
+    async def dep(item: Item) -> str:
+        return item.name
+
+    @app.post("/deco")
+    @limiter.limited("5/minute")
+    async def deco(item: Item) -> str:
+        return item.name
+
+    with TestClient(app) as c:
+        before = calls(sync_redis)
+        assert c.post("/dep", json={"name": "a"}).status_code == 422
+        assert calls(sync_redis) == before + 1  # checked, then refused by validation
+        assert c.post("/deco", json={"name": "a"}).status_code == 422
+        assert calls(sync_redis) == before + 1  # refused before the check
