@@ -3,8 +3,12 @@
     limiter = Limiter(redis.asyncio.Redis())            # one per app
     limiter.init_app(app)                                # OpenAPI docs, 429 handler
 
-    @app.get("/quotes", dependencies=[Depends(limiter.limit("100/minute;5000/day"))])
+    @app.get("/quotes")
+    @limiter.limited("100/minute;5000/day")             # or, as a dependency:
     async def quotes(): ...
+
+    @app.get("/news", dependencies=[Depends(limiter.limit("100/minute"))])
+    async def news(): ...
 
     app.add_middleware(RateLimitMiddleware, limiter=limiter, limits="1000/hour")
 
