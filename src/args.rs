@@ -10,6 +10,7 @@ use crate::algo::{
     Months, Offset, Params, Period, Span, WindowParams, MAX_ALIGNED_US, MAX_COUNT, MAX_DURATION_US,
     MAX_MONTHS, MAX_TIME_US,
 };
+use crate::policy::Policy;
 
 /// Default and hard ceiling of `RL.LOG`'s limit: the log costs 8 bytes per
 /// unit of limit, so this bounds one key at 80 KB by default.
@@ -545,13 +546,36 @@ pub struct AllRequest {
     /// Per limit, where the name of its policy is in the argument list
     /// (`POLICY name` given instead of `ALGO params`).
     pub policies: SmallVec<[Option<usize>; 8]>,
+    /// Per limit, its policy's own shadow mode and penalty (none for a
+    /// limit given as `ALGO params`).
+    pub modes: SmallVec<[Mode; 8]>,
 }
 
-/// Finds the parameters of a named policy (the server's registry).
-pub type Resolve<'r> = &'r dyn Fn(&[u8]) -> Option<Params>;
+/// A policy's own way of deciding, beyond its parameters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Mode {
+    pub shadow: bool,
+    pub penalty: Option<Duration>,
+}
+
+impl AllRequest {
+    /// Whether some limit has a mode of its own that the call's options
+    /// don't already cover: a shadow policy (unless the whole call is in
+    /// shadow mode), or a policy's penalty (unless the call gives one).
+    pub fn per_limit_modes(&self) -> bool {
+        !self.shadow
+            && self
+                .modes
+                .iter()
+                .any(|m| m.shadow || (m.penalty.is_some() && self.penalty.is_none()))
+    }
+}
+
+/// Finds a named policy (the server's registry).
+pub type Resolve<'r> = &'r dyn Fn(&[u8]) -> Option<Policy>;
 
 /// No policies (tests, and commands that take none).
-pub fn no_policies(_: &[u8]) -> Option<Params> {
+pub fn no_policies(_: &[u8]) -> Option<Policy> {
     None
 }
 
@@ -592,6 +616,7 @@ pub fn all_request(
     let mut rest = &args[1 + numkeys..];
     let mut params = SmallVec::with_capacity(numkeys);
     let mut policies = SmallVec::with_capacity(numkeys);
+    let mut modes = SmallVec::with_capacity(numkeys);
     for n in 1..=numkeys {
         let here = args.len() - rest.len();
         let (p, named, tail) = limit(rest, limits, resolve).map_err(|e| match e {
@@ -608,7 +633,11 @@ pub fn all_request(
             LimitError::Bad(algo, e) => ArgError(format!("limit {n} ({}): {e}", algo.name())),
         })?;
         params.push(p);
-        policies.push(named.then_some(here + 1));
+        policies.push(named.is_some().then_some(here + 1));
+        modes.push(named.map_or(Mode::default(), |policy| Mode {
+            shadow: policy.shadow,
+            penalty: policy.penalty,
+        }));
         rest = tail;
     }
     let opts = options(rest, DECIDE_OPTIONS)?;
@@ -620,6 +649,7 @@ pub fn all_request(
         penalty: opts.penalty,
         shadow: opts.shadow,
         policies,
+        modes,
     })
 }
 
@@ -653,13 +683,16 @@ pub fn no_such_policy(name: &str) -> ArgError {
     ArgError::new(format!("no such policy '{name}'"))
 }
 
-/// `ALGO params...` (or `POLICY name`) at the start of `args`: the
-/// parameters, whether they came from a policy, and what follows.
+/// A limit read from the arguments: its parameters, the policy they came
+/// from, and the arguments after it.
+type Limit<'a, 'b> = (Params, Option<Policy>, &'a [&'b [u8]]);
+
+/// `ALGO params...` (or `POLICY name`) at the start of `args`.
 fn limit<'a, 'b>(
     args: &'a [&'b [u8]],
     limits: &Limits,
     resolve: Resolve,
-) -> Result<(Params, bool, &'a [&'b [u8]]), LimitError> {
+) -> Result<Limit<'a, 'b>, LimitError> {
     let Some((&name, tail)) = args.split_first() else {
         return Err(LimitError::Missing);
     };
@@ -670,8 +703,8 @@ fn limit<'a, 'b>(
         let policy = policy_name(policy).map_err(LimitError::NoPolicy)?;
         let p = resolve(policy.as_bytes())
             .ok_or_else(|| LimitError::NoPolicy(no_such_policy(policy)))?;
-        policy_within(policy, &p, limits).map_err(LimitError::NoPolicy)?;
-        return Ok((p, true, rest));
+        policy_within(policy, &p.params, limits).map_err(LimitError::NoPolicy)?;
+        return Ok((p.params, Some(p), rest));
     }
     let algo = Algorithm::from_name(name)
         .ok_or_else(|| LimitError::UnknownAlgorithm(shown_or_empty(name)))?;
@@ -680,7 +713,7 @@ fn limit<'a, 'b>(
         return Err(LimitError::Short(algo, names.join(", ")));
     }
     let (p, rest) = spec(algo, tail, limits).map_err(|e| LimitError::Bad(algo, e))?;
-    Ok((p, false, rest))
+    Ok((p, None, rest))
 }
 
 /// `RL.PEEK key ALGO params... [COST n] [AT unix_ms]`: parses what follows

@@ -394,7 +394,7 @@ fn leases_cap_work_in_flight_and_expire_by_themselves() {
     let (d, a) = lease(&mut c, &format!("RL.ACQUIRE jobs 2 30s {}", at(0)));
     assert_eq!(d, vec![1, 2, 1, 0, 30_000]);
     let a = a.unwrap();
-    assert_eq!(a.len(), 16);
+    assert_eq!(a.len(), 32);
     let (d, b) = lease(&mut c, &format!("RL.ACQUIRE jobs 2 30s ID w2 {}", at(1000)));
     assert_eq!((d, b.as_deref()), (vec![1, 2, 0, 0, 30_000], Some("w2")));
     // Full: denied, told when the first lease ends, no id.
@@ -594,7 +594,7 @@ fn replayed_refunds_penalties_and_leases_are_checked() {
             lease_op(LeaseAction::Renew { ttl: one_hour }, b"zz", at),
         ),
         (b"sem", lease_op(acquire(2, 2), b"b", at)), // no room for 2
-        (b"sem", lease_op(acquire(20_000, 1), b"b", at)), // above lease-max
+        (b"sem", lease_op(acquire(1_000_001, 1), b"b", at)), // above the ceiling
         (b"sem", lease_op(LeaseAction::Release, b"a", at)), // the master kept the key
         (b"fx", lease_op(acquire(2, 1), b"b", at)),  // a limiter, not leases
     ];

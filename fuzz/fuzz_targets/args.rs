@@ -55,9 +55,9 @@ fn policies() -> &'static Policies {
 }
 
 /// The registry's lookup, over `POLICIES`.
-fn resolve(name: &[u8]) -> Option<Params> {
+fn resolve(name: &[u8]) -> Option<Policy> {
     let name = std::str::from_utf8(name).ok()?;
-    policies().get(name).map(|p| p.params)
+    policies().get(name).copied()
 }
 
 /// A policy `RL.POLICY SET` accepted: within bounds, read back the same
@@ -85,7 +85,7 @@ fn defined(name: &str, p: &Policy, limits: &Limits) {
 /// name is one of `POLICIES` and the limit has exactly its parameters.
 fn named(argv: &[&[u8]], at: usize, params: &Params) {
     assert!(argv[at - 1].eq_ignore_ascii_case(b"POLICY"));
-    assert_eq!(resolve(argv[at]).as_ref(), Some(params));
+    assert_eq!(resolve(argv[at]).map(|p| p.params).as_ref(), Some(params));
 }
 
 fn check_error(e: &ArgError) {
@@ -219,10 +219,16 @@ fuzz_target!(|data: &[u8]| {
             Ok(r) => {
                 assert_eq!(r.params.len(), r.numkeys);
                 assert_eq!(r.policies.len(), r.numkeys);
-                for (p, at) in r.params.iter().zip(&r.policies) {
+                assert_eq!(r.modes.len(), r.numkeys);
+                for ((p, at), mode) in r.params.iter().zip(&r.policies).zip(&r.modes) {
                     match at {
-                        Some(at) => named(&argv, *at, p),
+                        Some(at) => {
+                            named(&argv, *at, p);
+                            let policy = resolve(argv[*at]).expect("named");
+                            assert_eq!((mode.shadow, mode.penalty), (policy.shadow, policy.penalty));
+                        }
                         None => {
+                            assert_eq!(*mode, args::Mode::default());
                             if let Params::Log(w) = p {
                                 assert!(w.limit.get() <= limits.log_max);
                             }

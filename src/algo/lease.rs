@@ -215,6 +215,11 @@ impl LeaseState {
         n
     }
 
+    /// How many leases are live at `now`.
+    pub fn live_leases(&self, now: Instant) -> usize {
+        self.live(self.clock(now)).len()
+    }
+
     /// Units held by the leases live at `now`.
     pub fn held(&self, now: Instant) -> u64 {
         to_u64(total(self.live(self.clock(now))))

@@ -15,7 +15,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use redis_module::raw;
 use smallvec::SmallVec;
 
-use super::config;
+use super::config::{self, Setting};
 use super::ffi::{self, Ctx, NotStored, RStr, WriteKey, WrongType};
 use super::{clock, reply, stats};
 use crate::algo::value::{evaluate, BlockChange, Guarded};
@@ -78,6 +78,8 @@ pub(super) enum Error {
     Internal(&'static str),
     /// A command meets a kind of value it does not work on.
     Holds(&'static str, Kind),
+    /// The operating system failed us (no random bytes).
+    System(String),
 }
 
 impl From<ArgError> for Error {
@@ -128,7 +130,7 @@ impl Error {
                 format!("ERR the key holds {stored}, which {command} does not apply to: use another key")
             }
             Error::NotStored => "ERR could not store the limiter".into(),
-            Error::BadOp(msg) => format!("ERR {msg}"),
+            Error::BadOp(msg) | Error::System(msg) => format!("ERR {msg}"),
             Error::Internal(command) => format!(
                 "ERR {command} is internal: only a master's replication stream and AOF loading may send it"
             ),
@@ -454,19 +456,43 @@ fn throttle_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     Ok(())
 }
 
-/// Ops come from our own master or AOF, but are checked like client input:
-/// the same `log-max`, and an expiry a master can have set.
+/// Ops come from our own master or AOF, and are checked as decoded data:
+/// within the codec's ceilings, and an expiry a master can have set.
 fn check_replayed(params: &Params, expire_at_ms: u64) -> Result<(), Error> {
     if let Params::Log(p) = params {
-        let log_max = config::log_max();
-        if p.limit.get() > log_max {
-            return Err(Error::BadOp(format!(
-                "invalid replicated operation: log limit {} above log-max {log_max}",
-                p.limit.get()
-            )));
-        }
+        check_replayed_limit(
+            Setting::LogMax,
+            p.limit.get(),
+            config::LOG_MAX_CEILING,
+            config::log_max(),
+        )?;
     }
     check_replayed_expiry(expire_at_ms)
+}
+
+/// A replayed limit is bound by the hard ceiling only. The master's own
+/// setting bounded its clients when it accepted the call, and what it
+/// accepted must replay here (a replica, or this server restarting from its
+/// AOF) whatever this server's setting says now: refusing would drop the
+/// key and let the limit be exceeded. A limit above this server's setting
+/// is applied, counted and logged, so that settings that differ between
+/// servers are visible.
+pub(super) fn check_replayed_limit(
+    setting: Setting,
+    limit: u64,
+    ceiling: u64,
+    current: u64,
+) -> Result<(), Error> {
+    if limit > ceiling {
+        return Err(Error::BadOp(format!(
+            "invalid replicated operation: limit {limit} above the ceiling of {} ({ceiling})",
+            setting.name()
+        )));
+    }
+    if limit > current {
+        stats::replayed_above_setting(setting, limit, current);
+    }
+    Ok(())
 }
 
 pub(super) fn check_replayed_expiry(expire_at_ms: u64) -> Result<(), Error> {
@@ -751,6 +777,9 @@ fn all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     // The clock is read once: for the decision (unless AT) and the expiries.
     let wall = clock::wall(ctx);
     let now = req.at.unwrap_or(wall);
+    if req.per_limit_modes() {
+        return all_with_modes(ctx, rest, names, &req, wall, now);
+    }
     let source = AllSource::Client { wall };
     let penalty = req.penalty.filter(|_| !req.shadow);
     let decided = decide_all(ctx, names, &req.params, req.cost, now, penalty, source)?;
@@ -780,6 +809,109 @@ fn all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     } else {
         *combined
     };
+    reply::all(ctx, &combined, &told);
+    Ok(())
+}
+
+/// `RL.ALL` with policies that carry their own `SHADOW` or `PENALTY`: a
+/// shadow policy is never enforced, and a policy's penalty blocks its own
+/// key, wherever the policy is used.
+///
+/// - The enforced limits are decided together, all or nothing, as any
+///   `RL.ALL` is (with the call's own `PENALTY`, if it gives one).
+/// - A shadow limit is then decided on its own, as `RL.CHECK` of that
+///   policy would: it spends when it allows and the call goes through, and
+///   is only looked at (cost 0) when the enforced limits deny. Its denial
+///   is answered allowed, counted and fired as `rl.shadow`, and changes
+///   neither the call's answer nor its combined figures.
+/// - A denied call blocks each enforced key whose own policy has a penalty
+///   and whose own limit denied, for that policy's penalty (the call's
+///   `PENALTY`, when given, applies to every key instead).
+///
+/// Each part is replicated with the ops every released version reads: an
+/// `RL.APPLYALL` over the enforced keys, an `RL.APPLY` per shadow key that
+/// wrote and per block started (Redis wraps them in one MULTI/EXEC).
+fn all_with_modes(
+    ctx: Ctx,
+    rest: &[RStr],
+    names: &[RStr],
+    req: &args::AllRequest,
+    wall: Instant,
+    now: Instant,
+) -> Outcome {
+    let n = names.len();
+    let enforced: PerKey<usize> = (0..n).filter(|&i| !req.modes[i].shadow).collect();
+    let mut each: PerKey<Option<Decision>> = PerKey::from_elem(None, n);
+    let mut blocked: PerKey<bool> = PerKey::from_elem(false, n);
+    let mut allowed = true;
+    if !enforced.is_empty() {
+        let e_names: PerKey<RStr> = enforced.iter().map(|&i| names[i]).collect();
+        let e_params: PerKey<Params> = enforced.iter().map(|&i| req.params[i]).collect();
+        let source = AllSource::Client { wall };
+        let decided = decide_all(ctx, &e_names, &e_params, req.cost, now, req.penalty, source)?;
+        for (j, &i) in enforced.iter().enumerate() {
+            each[i] = Some(decided.each[j]);
+            blocked[i] = decided.blocked[j];
+        }
+        allowed = decided.combined.allowed;
+    }
+    let source = Source::Client { wall };
+    if !allowed && req.penalty.is_none() && req.cost > 0 {
+        for &i in &enforced {
+            let (Some(penalty), Some(d)) = (req.modes[i].penalty, each[i]) else {
+                continue;
+            };
+            if !d.allowed {
+                let (d, blocks) = decide_one(
+                    ctx,
+                    names[i],
+                    &req.params[i],
+                    req.cost,
+                    now,
+                    Some(penalty),
+                    source,
+                )?;
+                each[i] = Some(d);
+                blocked[i] = blocks;
+            }
+        }
+    }
+    for i in (0..n).filter(|&i| req.modes[i].shadow) {
+        let cost = if allowed { req.cost } else { 0 };
+        let (d, _) = decide_one(ctx, names[i], &req.params[i], cost, now, None, source)?;
+        each[i] = Some(d);
+    }
+    let mut told: PerKey<Decision> = PerKey::with_capacity(n);
+    for i in 0..n {
+        let d = each[i].ok_or(Error::BadOp("a limit was not decided".into()))?;
+        let shadow = req.modes[i].shadow;
+        let (d, verdict) = report(
+            ctx,
+            names[i],
+            req.params[i].algorithm(),
+            &d,
+            shadow,
+            blocked[i],
+        );
+        if let Some(name) = req.policies[i].and_then(|at| rest.get(at)) {
+            super::policy::count(name.bytes(), verdict);
+        }
+        told.push(d);
+    }
+    // The answer is the enforced limits': adding a shadow limit to a tier
+    // changes nothing a client sees but its own entry.
+    let enforced_told: PerKey<Decision> = enforced.iter().map(|&i| told[i]).collect();
+    let combined = Decision::combine(if enforced_told.is_empty() {
+        &told
+    } else {
+        &enforced_told
+    })
+    .ok_or(Error::BadOp("no keys".into()))?;
+    stats::count_all(if combined.allowed {
+        stats::Verdict::Allowed
+    } else {
+        stats::Verdict::Denied
+    });
     reply::all(ctx, &combined, &told);
     Ok(())
 }

@@ -31,6 +31,23 @@ pub const LEASE_MAX_CEILING: u64 = crate::algo::MAX_LEASES;
 /// Like `LOG_MAX`, always a valid limit (Redis checks the bounds).
 static LEASE_MAX: AtomicI64 = AtomicI64::new(DEFAULT_LEASE_MAX as i64);
 
+/// A setting that bounds clients' limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setting {
+    LogMax,
+    LeaseMax,
+}
+
+impl Setting {
+    /// As `CONFIG GET` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Setting::LogMax => "ratelimit.log-max",
+            Setting::LeaseMax => "ratelimit.lease-max",
+        }
+    }
+}
+
 pub fn lease_max() -> u64 {
     LEASE_MAX
         .load(Ordering::Relaxed)

@@ -12,8 +12,9 @@ use std::ffi::CStr;
 
 use smallvec::SmallVec;
 
-use super::command::{diverged, Error, Outcome, APPLY};
-use super::ffi::{self, Ctx, RStr, WriteKey};
+use super::command::{check_replayed_limit, diverged, Error, Outcome, APPLY};
+use super::config::Setting;
+use super::ffi::{Ctx, RStr, WriteKey};
 use super::reply::{self, ms};
 use super::{clock, config, stats};
 use crate::algo::{Decision, Instant, Kind, LeaseState, Mismatch, Value};
@@ -41,53 +42,67 @@ fn expiry_ms(s: &LeaseState, wall: Instant) -> u64 {
     last.max(wall.ceil_millis() + 1)
 }
 
-/// A lease id the key does not hold: 16 hex characters. Each is a counter
-/// mixed with a secret seeded once per process from the server's random
-/// source, through SplitMix64 (a bijection, so ids never repeat within a
-/// process; across restarts a repeat is checked against the key's leases).
-/// Drawing every id from the server's random source (SHA-256 per call)
-/// cost twice a whole acquire.
-fn fresh_id(held: Option<&Value>) -> [u8; 16] {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static SEED: AtomicU64 = AtomicU64::new(0);
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut seed = SEED.load(Ordering::Relaxed);
-    if seed == 0 {
-        let hex = ffi::random_hex::<16>();
-        seed = std::str::from_utf8(&hex)
-            .ok()
-            .and_then(|h| u64::from_str_radix(h, 16).ok())
-            .unwrap_or(0x9e37_79b9_7f4a_7c15)
-            | 1;
-        SEED.store(seed, Ordering::Relaxed);
-    }
+/// Length of a lease id the server makes up: 32 hex digits, 128 bits.
+pub(super) const MADE_ID_LEN: usize = 32;
+
+/// A lease id the key does not hold: 128 bits from the OS's CSPRNG
+/// (`getrandom`), as 32 hex digits. An id is the only thing that lets a
+/// client release or renew another's lease, so it must not be derivable
+/// from any other id: no counter, no seed, nothing that can be inverted.
+/// The bytes are drawn in blocks of [`POOL`] (one system call for 256
+/// ids), which keeps an acquire's cost where a counter had it.
+fn fresh_id(held: Option<&Value>) -> Result<[u8; MADE_ID_LEN], Error> {
     loop {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let id = hex16(splitmix64(
-            seed.wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
-        ));
+        let id = hex32(random_128()?);
         let taken = match held {
             Some(Value::Leases(s)) => s.leases.iter().any(|l| *l.id == id),
             _ => false,
         };
         if !taken {
-            return id;
+            return Ok(id);
         }
     }
 }
 
-/// SplitMix64's finaliser: a bijection on `u64` that scatters its input.
-fn splitmix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+/// Bytes of the OS's random source drawn at once.
+const POOL: usize = 4096;
+
+/// 16 bytes never handed out before, from a block refilled from the OS.
+fn random_128() -> Result<[u8; 16], Error> {
+    use std::sync::Mutex;
+    struct Pool {
+        bytes: [u8; POOL],
+        /// Bytes of `bytes` already handed out (POOL: none left).
+        used: usize,
+    }
+    static STATE: Mutex<Pool> = Mutex::new(Pool {
+        bytes: [0; POOL],
+        used: POOL,
+    });
+    // Commands run on the main thread; a poisoned lock only means a panic
+    // elsewhere, and the pool's bytes are still unused random bytes.
+    let mut pool = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    if pool.used + 16 > POOL {
+        getrandom::fill(&mut pool.bytes)
+            .map_err(|e| Error::System(format!("no random bytes for a lease id: {e}")))?;
+        pool.used = 0;
+    }
+    let at = pool.used;
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&pool.bytes[at..at + 16]);
+    // Handed-out bytes are wiped, so nothing later (a core dump of this
+    // process, or a forked child's memory) shows ids already in use.
+    pool.bytes[at..at + 16].fill(0);
+    pool.used = at + 16;
+    Ok(out)
 }
 
-fn hex16(v: u64) -> [u8; 16] {
+fn hex32(v: [u8; 16]) -> [u8; MADE_ID_LEN] {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 16];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = DIGITS[((v >> (60 - 4 * i)) & 0xf) as usize];
+    let mut out = [0u8; MADE_ID_LEN];
+    for (i, b) in v.iter().enumerate() {
+        out[2 * i] = DIGITS[usize::from(b >> 4)];
+        out[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
     }
     out
 }
@@ -157,7 +172,7 @@ pub(super) fn acquire_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     let id: &[u8] = match req.id {
         Some(id) => id,
         None => {
-            made = fresh_id(key.value());
+            made = fresh_id(key.value())?;
             &made
         }
     };
@@ -257,40 +272,63 @@ pub(super) fn renew_command(ctx: Ctx, args: &[RStr]) -> Outcome {
 }
 
 /// Replays a lease op: it must do exactly what it did on the master, or it
-/// changes nothing (it is tried on a copy first).
+/// changes nothing. It works on the stored leases in place, as the master's
+/// call did (a copy of 10,000 leases per op made a replica ten times
+/// slower than its master): whether the op empties the key is known before
+/// anything changes, and an op that finds nothing to do changes nothing.
 pub(super) fn apply(ctx: Ctx, name: RStr, op: &LeaseOp) -> Outcome {
     if let LeaseAction::Acquire { limit, .. } = op.what {
-        let lease_max = config::lease_max();
-        if limit.get() > lease_max {
-            return Err(Error::BadOp(format!(
-                "invalid replicated operation: lease limit {} above lease-max {lease_max}",
-                limit.get()
-            )));
-        }
+        // The master's setting bounded its client; here only the codec's
+        // ceiling applies, whatever this server's own lease-max says.
+        check_replayed_limit(
+            Setting::LeaseMax,
+            limit.get(),
+            config::LEASE_MAX_CEILING,
+            config::lease_max(),
+        )?;
     }
     super::command::check_replayed_expiry(op.expire_at_ms)?;
     let mut key = ctx.open_write(name)?;
-    let mut s = match (key.value_mut(), op.what) {
-        (Some(held), _) => leases_of(held)?.clone(),
-        (None, LeaseAction::Acquire { limit, .. }) => LeaseState::new(limit),
-        (None, _) => return Err(diverged("there are no leases here")),
-    };
-    let done = match op.what {
-        LeaseAction::Acquire { limit, units, ttl } => {
-            let a = s.acquire(limit, units, ttl, op.id, op.now);
-            a.granted || a.renewed
+    let emptied = op.expire_at_ms == 0;
+    let done = match key.value_mut() {
+        Some(held) => {
+            let s = leases_of(held)?;
+            // Only a release can take the last lease (an acquire or a
+            // renewal leaves a live lease behind).
+            let empties = match op.what {
+                LeaseAction::Release => s.live_leases(op.now) == 1,
+                _ => false,
+            };
+            if empties != emptied {
+                return Err(diverged("the leases differ here"));
+            }
+            match op.what {
+                LeaseAction::Acquire { limit, units, ttl } => {
+                    let a = s.acquire(limit, units, ttl, op.id, op.now);
+                    a.granted || a.renewed
+                }
+                LeaseAction::Release => s.release(op.id, op.now),
+                LeaseAction::Renew { ttl } => s.renew(op.id, ttl, op.now),
+            }
         }
-        LeaseAction::Release => s.release(op.id, op.now),
-        LeaseAction::Renew { ttl } => s.renew(op.id, ttl, op.now),
+        None => match op.what {
+            LeaseAction::Acquire { limit, units, ttl } if !emptied => {
+                let mut s = LeaseState::new(limit);
+                let granted = s.acquire(limit, units, ttl, op.id, op.now).granted;
+                if granted {
+                    key.store(Value::Leases(Box::new(s)))?;
+                }
+                granted
+            }
+            _ => return Err(diverged("there are no leases here")),
+        },
     };
-    // The master deleted the key (expiry 0) exactly when no lease is left.
-    if !done || s.leases.is_empty() != (op.expire_at_ms == 0) {
+    if !done {
         return Err(diverged("the leases differ here"));
     }
-    if s.leases.is_empty() {
+    if emptied {
         key.delete();
     } else {
-        key.store(Value::Leases(Box::new(s)))?;
         key.expire_at(i64::try_from(op.expire_at_ms).unwrap_or(i64::MAX));
     }
     key.signal_modified();
@@ -331,16 +369,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_are_sixteen_hex_digits_and_never_repeat_from_one_seed() {
-        assert_eq!(&hex16(0x0123_4567_89ab_cdef), b"0123456789abcdef");
-        let seed: u64 = 0x1234_5678_9abc_def1;
-        let ids: std::collections::HashSet<[u8; 16]> = (0..100_000u64)
-            .map(|n| {
-                hex16(splitmix64(
-                    seed.wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
-                ))
-            })
+    fn ids_are_32_hex_digits_of_fresh_random_bytes() {
+        assert_eq!(
+            &hex32([0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0, 0, 0, 0, 0, 0, 0, 0xff]),
+            b"0123456789abcdef00000000000000ff"
+        );
+        let ids: std::collections::HashSet<[u8; MADE_ID_LEN]> = (0..10_000)
+            .map(|_| fresh_id(None).ok().expect("random bytes"))
             .collect();
-        assert_eq!(ids.len(), 100_000);
+        assert_eq!(ids.len(), 10_000);
+        // Every bit position takes both values across ids (a counter or a
+        // constant part would not).
+        let (mut ones, mut zeros) = ([0u32; 128], [0u32; 128]);
+        for id in &ids {
+            let text = std::str::from_utf8(id).unwrap();
+            let v = u128::from_str_radix(text, 16).unwrap();
+            for (bit, (o, z)) in ones.iter_mut().zip(zeros.iter_mut()).enumerate() {
+                if v >> bit & 1 == 1 {
+                    *o += 1
+                } else {
+                    *z += 1
+                }
+            }
+        }
+        assert!(ones.iter().chain(&zeros).all(|&n| n > 4_000), "{ones:?}");
     }
 }

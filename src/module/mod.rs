@@ -85,6 +85,10 @@ struct CommandDef {
     /// Replication and AOF only: also flagged `internal` where the server
     /// knows that flag (Redis 8), which hides it from clients altogether.
     internal: bool,
+    /// Changes what other clients' calls decide with (policy writes): in
+    /// `@admin @dangerous`, never in `@write` or `@ratelimit`, so that the
+    /// grants an application gets don't include it.
+    operator: bool,
     doc: Doc,
 }
 
@@ -117,6 +121,7 @@ const fn decision(
         handler,
         flags: DECIDE,
         internal: false,
+        operator: false,
         doc: Doc {
             summary,
             complexity,
@@ -178,6 +183,7 @@ const COMMANDS: &[CommandDef] = &[
         handler: command::rl_all,
         flags: DECIDE,
         internal: false,
+        operator: false,
         doc: Doc {
             summary: c"Several limits on several keys in one atomic call: allowed only if all allow.",
             complexity: c"O(N) where N is the number of keys, plus the log's cost for LOG limits",
@@ -194,6 +200,7 @@ const COMMANDS: &[CommandDef] = &[
         handler: command::rl_info,
         flags: c"readonly fast",
         internal: false,
+        operator: false,
         doc: Doc {
             summary: c"What a limiter holds: algorithm, parameters, state, remaining, reset and TTL.",
             complexity: O1,
@@ -208,6 +215,7 @@ const COMMANDS: &[CommandDef] = &[
         handler: command::rl_peek,
         flags: c"readonly fast",
         internal: false,
+        operator: false,
         doc: Doc {
             summary: c"What a call with these parameters and cost would get, without writing: for replicas and read-only scripts.",
             complexity: c"O(1), O(log N) for a log where N is the limit",
@@ -222,6 +230,7 @@ const COMMANDS: &[CommandDef] = &[
         handler: command::rl_refund,
         flags: c"write fast",
         internal: false,
+        operator: false,
         doc: Doc {
             summary: c"Gives back up to n units to a limiter (never creating one) and answers how many went back.",
             complexity: c"O(1), O(N) for a log where N is the units given back",
@@ -236,6 +245,7 @@ const COMMANDS: &[CommandDef] = &[
         handler: command::rl_acquire,
         flags: c"write deny-oom",
         internal: false,
+        operator: false,
         doc: Doc {
             summary: c"Takes cost (default 1) of limit concurrency slots for ttl under a lease id, made up unless given; the same id again renews its lease.",
             complexity: c"O(N) where N is the number of leases held on the key",
@@ -250,6 +260,7 @@ const COMMANDS: &[CommandDef] = &[
         handler: command::rl_release,
         flags: c"write",
         internal: false,
+        operator: false,
         doc: Doc {
             summary: c"Frees a lease taken by RL.ACQUIRE: 1 if it was held, 0 otherwise.",
             complexity: c"O(N) where N is the number of leases held on the key",
@@ -264,6 +275,7 @@ const COMMANDS: &[CommandDef] = &[
         handler: command::rl_renew,
         flags: c"write",
         internal: false,
+        operator: false,
         doc: Doc {
             summary: c"Moves a held lease's expiry to ttl from now: 1 if it was held, 0 otherwise.",
             complexity: c"O(N) where N is the number of leases held on the key",
@@ -279,6 +291,7 @@ const COMMANDS: &[CommandDef] = &[
         handler: command::rl_policy,
         flags: c"write deny-oom",
         internal: false,
+        operator: true,
         doc: Doc {
             summary: c"Defines or replaces a named policy: SET name ALGO params... [PENALTY d] [SHADOW].",
             complexity: c"O(log N) where N is the number of policies",
@@ -293,6 +306,7 @@ const COMMANDS: &[CommandDef] = &[
         handler: command::rl_policy,
         flags: c"readonly fast",
         internal: false,
+        operator: false,
         doc: Doc {
             summary: c"A policy's definition as an argument list, nil if none.",
             complexity: c"O(log N) where N is the number of policies",
@@ -307,6 +321,7 @@ const COMMANDS: &[CommandDef] = &[
         handler: command::rl_policy,
         flags: c"write fast",
         internal: false,
+        operator: true,
         doc: Doc {
             summary: c"Deletes a policy: 1 if it existed, 0 otherwise.",
             complexity: c"O(log N) where N is the number of policies",
@@ -321,6 +336,7 @@ const COMMANDS: &[CommandDef] = &[
         handler: command::rl_policy,
         flags: c"readonly",
         internal: false,
+        operator: false,
         doc: Doc {
             summary: c"The names of every policy, in order.",
             complexity: c"O(N) where N is the number of policies",
@@ -335,6 +351,7 @@ const COMMANDS: &[CommandDef] = &[
         handler: command::rl_check,
         flags: DECIDE,
         internal: false,
+        operator: false,
         doc: Doc {
             summary: c"Decides with a named policy's algorithm, parameters, penalty and shadow mode: the reply of the algorithm's own command.",
             complexity: c"O(1), O(log N) for a LOG policy where N is its limit",
@@ -350,6 +367,7 @@ const COMMANDS: &[CommandDef] = &[
         handler: command::rl_apply,
         flags: DECIDE,
         internal: true,
+        operator: false,
         doc: Doc {
             summary: c"Internal: replays a decided request (replication and AOF only).",
             complexity: c"O(1), O(M) for a log where M is the cost",
@@ -364,6 +382,7 @@ const COMMANDS: &[CommandDef] = &[
         handler: command::rl_apply_all,
         flags: DECIDE,
         internal: true,
+        operator: false,
         doc: Doc {
             summary: c"Internal: replays a decided RL.ALL call (replication and AOF only).",
             complexity: c"O(N) where N is the number of keys",
@@ -378,6 +397,7 @@ const COMMANDS: &[CommandDef] = &[
         handler: command::rl_setstate,
         flags: c"write deny-oom",
         internal: true,
+        operator: false,
         doc: Doc {
             summary: c"Internal: recreates a limiter from its encoding (AOF rewrite only).",
             complexity: c"O(N) where N is the size of the state",
@@ -395,6 +415,7 @@ const CELL: CommandDef = CommandDef {
     handler: command::cl_throttle,
     flags: DECIDE,
     internal: false,
+    operator: false,
     doc: Doc {
         summary: c"redis-cell's CL.THROTTLE, decided by RL.GCRA's limiter.",
         complexity: O1,
@@ -497,7 +518,9 @@ fn register(ctx: &Context, c: &CommandDef, own_category: bool) -> bool {
     let created =
         (c.internal && create(ctx, c, &[flags, b" internal"].concat())) || create(ctx, c, flags);
     // The core categories follow the flags; O(N) commands are not `fast`.
-    let mut categories = if c.flags.to_bytes().starts_with(b"readonly") {
+    let mut categories = if c.operator {
+        String::from("admin dangerous")
+    } else if c.flags.to_bytes().starts_with(b"readonly") {
         String::from("read")
     } else {
         String::from("write")
@@ -507,13 +530,29 @@ fn register(ctx: &Context, c: &CommandDef, own_category: bool) -> bool {
     } else {
         " slow"
     });
-    if own_category {
+    if own_category && !c.operator {
         categories.push_str(" ratelimit");
     }
     let Ok(categories) = std::ffi::CString::new(categories) else {
         return false;
     };
     created && docs::declare(ctx, c.name, &c.doc, &categories)
+}
+
+/// Fills `INFO ratelimit`: the counters, then the policies, then the rest.
+/// Here rather than in `stats`, which knows nothing of policies.
+extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) {
+    // SAFETY: Redis calls an info callback with a live info context, used
+    // only during this call.
+    let Some(mut w) = (unsafe { ffi::InfoWriter::default_section(ctx) }) else {
+        return;
+    };
+    stats::write_head(&mut w);
+    policy::write_info(&mut w);
+    stats::write_tail(&mut w);
+    if !w.ok() {
+        ffi::log_warning("could not fill INFO ratelimit: the server refused a field");
+    }
 }
 
 /// Logs a panic's message and location before it unwinds into the
@@ -592,7 +631,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         }
     }
     // Replaces the crate's default handler: the section is ours.
-    raw::register_info_function(ctx.ctx, Some(stats::info));
+    raw::register_info_function(ctx.ctx, Some(info));
     if !clock::init(ctx) {
         return refuse("could not subscribe to the event loop");
     }

@@ -20,10 +20,10 @@ use std::sync::{Arc, Mutex};
 use redis_module::raw;
 
 use super::command::{client_decide_with, with_bytes, Error, Outcome};
+use super::ffi::InfoWriter;
 use super::ffi::{self, Ctx, RStr};
 use super::stats::{Counters, Verdict};
 use super::{config, reply};
-use crate::algo::Params;
 use crate::args::{self, Request};
 use crate::codec;
 use crate::policy::{Policies, Policy, MAX_POLICIES};
@@ -46,9 +46,9 @@ fn registry() -> std::sync::MutexGuard<'static, BTreeMap<String, Entry>> {
 }
 
 /// The parameters of policy `name`, for `RL.ALL ... POLICY name`.
-pub fn resolve(name: &[u8]) -> Option<Params> {
+pub fn resolve(name: &[u8]) -> Option<Policy> {
     let name = std::str::from_utf8(name).ok()?;
-    registry().get(name).map(|e| e.policy.params)
+    registry().get(name).map(|e| e.policy)
 }
 
 /// Counts a call decided under policy `name`.
@@ -199,20 +199,21 @@ pub(super) fn check_command(ctx: Ctx, args: &[RStr]) -> Outcome {
 /// `INFO ratelimit`: how many policies, and each one's counters as one
 /// field (`policy_<i>:name=free,calls=..,allowed=..,denied=..,shadow_denied=..`);
 /// names may hold `:` and `.`, so they go in the value, not the field name.
-pub fn info_fields() -> (usize, Vec<(String, String)>) {
+/// One append per policy, nothing allocated per policy.
+pub fn write_info(w: &mut InfoWriter) {
+    use std::io::Write;
     let reg = registry();
-    let fields = reg
-        .iter()
-        .enumerate()
-        .map(|(i, (name, e))| {
-            let mut v = format!("name={name}");
-            for (field, n) in e.counters.fields("") {
-                v.push_str(&format!(",{}={n}", field.trim_start_matches('_')));
+    w.u64("policies", reg.len() as u64);
+    for (i, (name, e)) in reg.iter().enumerate() {
+        w.text(|field, value| {
+            // Writes to a Vec can't fail.
+            let _ = write!(field, "policy_{i}");
+            let _ = write!(value, "name={name}");
+            for (label, n) in e.counters.snapshot() {
+                let _ = write!(value, ",{label}={n}");
             }
-            (format!("policy_{i}"), v)
-        })
-        .collect();
-    (reg.len(), fields)
+        });
+    }
 }
 
 /// Saves the policies with the RDB, before the keys.

@@ -4,11 +4,10 @@
 //! lazy-free thread, so everything is an atomic; relaxed ordering is enough
 //! for figures that are only ever read as a snapshot.
 
-use std::ffi::c_int;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use redis_module::{raw, InfoContext, RedisResult};
-
+use super::config::{self, Setting};
+use super::ffi::InfoWriter;
 use crate::algo::Algorithm;
 
 /// How a call ended, as counted.
@@ -63,14 +62,14 @@ impl Counters {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// `<prefix>_calls`, `_allowed`, `_denied`, `_shadow_denied`.
-    pub fn fields(&self, prefix: &str) -> [(String, u64); 4] {
+    /// The counts, labelled `calls`, `allowed`, `denied`, `shadow_denied`.
+    pub fn snapshot(&self) -> [(&'static str, u64); 4] {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
-            (format!("{prefix}_calls"), load(&self.calls)),
-            (format!("{prefix}_allowed"), load(&self.allowed)),
-            (format!("{prefix}_denied"), load(&self.denied)),
-            (format!("{prefix}_shadow_denied"), load(&self.shadow_denied)),
+            ("calls", load(&self.calls)),
+            ("allowed", load(&self.allowed)),
+            ("denied", load(&self.denied)),
+            ("shadow_denied", load(&self.shadow_denied)),
         ]
     }
 }
@@ -81,6 +80,14 @@ const ALL_INDEX: usize = Algorithm::ALL.len();
 
 /// Replayed operations (from a master or the AOF) that could not be applied.
 static REPLAY_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+/// Replayed operations whose limit was above this server's own setting
+/// (applied: the master accepted them).
+static ABOVE_SETTINGS: AtomicU64 = AtomicU64::new(0);
+
+/// When the last warning about a replayed limit above a setting was logged
+/// (server milliseconds; 0: never).
+static ABOVE_SETTINGS_LOGGED_MS: AtomicI64 = AtomicI64::new(0);
 
 /// Penalty blocks started by clients' calls.
 static PENALTIES: AtomicU64 = AtomicU64::new(0);
@@ -114,6 +121,26 @@ pub fn replay_failed() {
     REPLAY_ERRORS.fetch_add(1, Ordering::Relaxed);
 }
 
+/// A replayed op's limit is above this server's setting: counted, and
+/// logged at most once a minute (a replica replaying a busy key would
+/// otherwise log every op).
+pub fn replayed_above_setting(setting: Setting, limit: u64, current: u64) {
+    ABOVE_SETTINGS.fetch_add(1, Ordering::Relaxed);
+    let now = super::ffi::wall_ms();
+    let last = ABOVE_SETTINGS_LOGGED_MS.load(Ordering::Relaxed);
+    if last == 0 || now.saturating_sub(last) >= 60_000 {
+        ABOVE_SETTINGS_LOGGED_MS.store(now.max(1), Ordering::Relaxed);
+        super::ffi::log_warning(&format!(
+            "replayed a limit of {limit}, above this server's {} of {current}: applied, since the \
+             server that wrote it (a master, or this one before a restart) accepted it; \
+             set {} to at least {limit} here so that clients get the same limits after a failover \
+             or restart (INFO ratelimit: replayed_above_settings)",
+            setting.name(),
+            setting.name()
+        ));
+    }
+}
+
 pub fn penalty_started() {
     PENALTIES.fetch_add(1, Ordering::Relaxed);
 }
@@ -144,43 +171,40 @@ pub fn key_freed() {
     KEYS.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// Fills `INFO ratelimit`; Redis prefixes every field with `ratelimit_`.
-fn section(ctx: &InfoContext) -> RedisResult<()> {
-    let mut s = ctx
-        .builder()
-        .add_section("")
-        .field("version", super::VERSION)?
-        .field("keys", KEYS.load(Ordering::Relaxed).max(0))?;
+/// The first fields of `INFO ratelimit` (Redis prefixes each with
+/// `ratelimit_`): the version, the keys, and every algorithm's counters.
+pub fn write_head(w: &mut InfoWriter) {
+    w.text(|name, value| {
+        name.extend_from_slice(b"version");
+        value.extend_from_slice(super::VERSION.as_bytes());
+    });
+    w.i64("keys", KEYS.load(Ordering::Relaxed).max(0));
     let names = Algorithm::ALL.iter().map(|a| a.info().lower).chain(["all"]);
-    for (name, c) in names.zip(&COUNTERS) {
-        for (field, v) in c.fields(name) {
-            s = s.field(&field, v)?;
+    for (prefix, c) in names.zip(&COUNTERS) {
+        for (label, n) in c.snapshot() {
+            w.text(|name, value| {
+                use std::io::Write;
+                let _ = write!(name, "{prefix}_{label}");
+                let _ = write!(value, "{n}");
+            });
         }
     }
-    let (policies, per_policy) = super::policy::info_fields();
-    s = s.field("policies", policies as u64)?;
-    for (field, v) in per_policy {
-        s = s.field(&field, v.as_str())?;
-    }
-    s.field("leases_acquired", ACQUIRED.load(Ordering::Relaxed))?
-        .field("leases_denied", ACQUIRE_DENIED.load(Ordering::Relaxed))?
-        .field("leases_released", RELEASED.load(Ordering::Relaxed))?
-        .field("leases_renewed", RENEWED.load(Ordering::Relaxed))?
-        .field("penalties", PENALTIES.load(Ordering::Relaxed))?
-        .field("refunds", REFUNDS.load(Ordering::Relaxed))?
-        .field("refunded_units", REFUNDED.load(Ordering::Relaxed))?
-        .field("replay_errors", REPLAY_ERRORS.load(Ordering::Relaxed))?
-        .field("log_max", super::config::log_max())?
-        .field("lease_max", super::config::lease_max())?
-        .field("cell_compat", super::config::cell_compat() as u64)?
-        .build_section()?
-        .build_info()?;
-    Ok(())
 }
 
-/// Called by Redis with a live info context.
-pub(crate) extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) {
-    if let Err(e) = section(&InfoContext::new(ctx)) {
-        super::ffi::log_warning(&format!("could not fill INFO ratelimit: {e}"));
-    }
+/// The last fields of `INFO ratelimit`: leases, penalties, refunds, replay,
+/// and the settings.
+pub fn write_tail(w: &mut InfoWriter) {
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    w.u64("leases_acquired", load(&ACQUIRED));
+    w.u64("leases_denied", load(&ACQUIRE_DENIED));
+    w.u64("leases_released", load(&RELEASED));
+    w.u64("leases_renewed", load(&RENEWED));
+    w.u64("penalties", load(&PENALTIES));
+    w.u64("refunds", load(&REFUNDS));
+    w.u64("refunded_units", load(&REFUNDED));
+    w.u64("replay_errors", load(&REPLAY_ERRORS));
+    w.u64("replayed_above_settings", load(&ABOVE_SETTINGS));
+    w.u64("log_max", config::log_max());
+    w.u64("lease_max", config::lease_max());
+    w.u64("cell_compat", config::cell_compat() as u64);
 }
