@@ -76,14 +76,18 @@ export async function readStats(topo) {
 
 export const totalMoved = (stats) => Object.values(stats).reduce((n, s) => n + s.moved, 0);
 
-// Keys spread over the three masters, with the master of each.
-export async function spreadKeys(topo, prefix, n = 12) {
-  const keys = [];
-  for (let i = 0; i < n; i++) keys.push(`${prefix}:${i}`);
+// perMaster keys of each master, named after prefix and this process (a
+// test run again on the same cluster starts from fresh keys), with the
+// master of each.
+export async function spreadKeys(topo, prefix, perMaster = 4) {
   const owners = new Map();
-  for (const k of keys) owners.set(k, await ownerOf(topo, k));
-  assert.equal(new Set(owners.values()).size, 3, "the keys do not spread over the three masters");
-  return { keys, owners };
+  for (let i = 0; i < 1000 && owners.size < 3 * perMaster; i++) {
+    const key = `${prefix}-${process.pid}:${i}`;
+    const owner = await ownerOf(topo, key);
+    if ([...owners.values()].filter((o) => o === owner).length < perMaster) owners.set(key, owner);
+  }
+  assert.equal(owners.size, 3 * perMaster, `keys ${prefix}-...:0..999 do not spread over the masters`);
+  return { keys: [...owners.keys()], owners };
 }
 
 // Every keyed RL.* command of one user `k`, each on a key of k's slot (one
