@@ -73,7 +73,10 @@ class Cluster:
         for addr in self.nodes:
             r = self.node(addr)
             moved = r.info("errorstats").get("errorstat_MOVED", {}).get("count", 0)
-            calls = {k.removeprefix("cmdstat_").lower(): v["calls"] for k, v in r.info("commandstats").items()}
+            calls = {
+                k.removeprefix("cmdstat_").lower(): v["calls"]
+                for k, v in r.info("commandstats").items()
+            }
             out[addr] = (moved, calls)
         return out
 
@@ -81,7 +84,9 @@ class Cluster:
         return sum(moved for moved, _ in self.stats().values())
 
     def masters_holding(self, policy: str) -> list[str]:
-        return [a for a in self.masters if policy in self.node(a).execute_command("RL.POLICY", "LIST")]
+        return [
+            a for a in self.masters if policy in self.node(a).execute_command("RL.POLICY", "LIST")
+        ]
 
     def drop_policy(self, policy: str) -> None:
         for addr in self.masters:
@@ -126,9 +131,8 @@ def keyed_calls(k: str) -> list[tuple[str, int, list[str]]]:
 
 
 def check_replies(k: str, replies: list[Any]) -> None:
-    token, fixed, sliding, log, leaky, gcra, peek, info, refund, acquire, renew, release, check, rl_all = (
-        replies
-    )
+    token, fixed, sliding, log, leaky, gcra, peek, info = replies[:8]
+    refund, acquire, renew, release, check, rl_all = replies[8:]
     assert token[:3] == [1, 10, 9], (k, token)
     for r in (fixed, sliding, log):
         assert r[:3] == [1, 3, 2], (k, r)
@@ -163,7 +167,9 @@ def _topology(base: int) -> Cluster:
         nodes.append(addr)
         if "master" in f[2]:
             masters[addr] = [
-                (int(r.split("-")[0]), int(r.split("-")[-1])) for r in f[8:] if re.fullmatch(r"\d+(-\d+)?", r)
+                (int(r.split("-")[0]), int(r.split("-")[-1]))
+                for r in f[8:]
+                if re.fullmatch(r"\d+(-\d+)?", r)
             ]
     assert len(masters) == 3 and len(nodes) == 6, text
     return Cluster(base, sorted(masters), sorted(nodes), masters)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import Cluster, assert_all_on_their_node, check_replies, keyed_calls
 from glide import (
     AllPrimaries,
     GlideClusterClient,
@@ -20,9 +19,13 @@ from glide import (
     SlotType,
 )
 
+from conftest import Cluster, assert_all_on_their_node, check_replies, keyed_calls
+
 
 async def _client(cluster: Cluster) -> GlideClusterClient:
-    config = GlideClusterClientConfiguration([NodeAddress("127.0.0.1", cluster.base)], request_timeout=5000)
+    config = GlideClusterClientConfiguration(
+        [NodeAddress("127.0.0.1", cluster.base)], request_timeout=5000
+    )
     return await GlideClusterClient.create(config)
 
 
@@ -61,7 +64,9 @@ def test_without_a_route_rl_check_and_rl_all_go_by_their_first_argument(cluster:
         try:
             cluster.reset_stats()
             for k in owners:
-                check_replies(k, [_plain(await client.custom_command([n, *a])) for n, _, a in keyed_calls(k)])
+                check_replies(
+                    k, [_plain(await client.custom_command([n, *a])) for n, _, a in keyed_calls(k)]
+                )
         finally:
             await client.close()
 
@@ -79,7 +84,10 @@ def test_rl_policy_reaches_one_master_unless_routed_to_all_primaries(cluster: Cl
     async def run() -> None:
         client = await _client(cluster)
         try:
-            assert await client.custom_command(["RL.POLICY", "SET", "gpy-one", "FIXED", "5", "1m"]) == "OK"
+            assert (
+                await client.custom_command(["RL.POLICY", "SET", "gpy-one", "FIXED", "5", "1m"])
+                == "OK"
+            )
             assert cluster.masters_holding("gpy-one") == [cluster.owner("SET")]
             cluster.drop_policy("gpy-one")
 

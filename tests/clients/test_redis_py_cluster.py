@@ -11,8 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from conftest import Cluster, assert_all_on_their_node, check_replies, keyed_calls
 from redis.cluster import RedisCluster
+
+from conftest import Cluster, assert_all_on_their_node, check_replies, keyed_calls
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,9 @@ def test_every_keyed_command_goes_to_its_keys_master(cluster: Cluster, rc: Redis
     assert_all_on_their_node(cluster, owners)
 
 
-def test_rl_all_keys_in_different_slots_are_refused_client_side(cluster: Cluster, rc: RedisCluster) -> None:
+def test_rl_all_keys_in_different_slots_are_refused_client_side(
+    cluster: Cluster, rc: RedisCluster
+) -> None:
     cluster.reset_stats()
     with pytest.raises(redis.exceptions.RedisClusterException):
         # No common hash tag: the client itself sees two slots.
@@ -38,12 +41,16 @@ def test_rl_all_keys_in_different_slots_are_refused_client_side(cluster: Cluster
     assert all(calls.get("rl.all", 0) == 0 for _, calls in cluster.stats().values())
 
 
-def test_rl_policy_goes_nowhere_unless_sent_to_every_primary(cluster: Cluster, rc: RedisCluster) -> None:
+def test_rl_policy_goes_nowhere_unless_sent_to_every_primary(
+    cluster: Cluster, rc: RedisCluster
+) -> None:
     with pytest.raises(redis.exceptions.RedisClusterException, match="Missing key"):
         rc.execute_command("RL.POLICY", "SET", "py-one", "FIXED", 5, "1m")
     assert cluster.masters_holding("py-one") == []
 
-    replies = rc.execute_command("RL.POLICY", "SET", "py-all", "FIXED", 5, "1m", target_nodes=RedisCluster.PRIMARIES)
+    replies = rc.execute_command(
+        "RL.POLICY", "SET", "py-all", "FIXED", 5, "1m", target_nodes=RedisCluster.PRIMARIES
+    )
     assert sorted(replies) == cluster.masters and set(replies.values()) == {b"OK"}
     assert cluster.masters_holding("py-all") == cluster.masters
     rc.execute_command("RL.POLICY", "DEL", "py-all", target_nodes=RedisCluster.PRIMARIES)
