@@ -1,82 +1,57 @@
-"""redis-py's RedisCluster routes every RL.* command by itself against the
-cluster `scripts/cluster` starts (README, "Redis Cluster from clients").
-
-Run by scripts/test with the FastAPI example's virtualenv (it has redis-py);
-the cluster is started on free loopback ports and always stopped.
+"""redis-py's RedisCluster routes every keyed RL.* command by itself against
+the cluster `scripts/cluster` starts (README, "Redis Cluster from clients"):
+it reads COMMAND at start-up, so it knows RL.CHECK's key is the 2nd argument
+and asks COMMAND GETKEYS for RL.ALL's. RL.POLICY has no key: it must be sent
+to every primary, which redis-py does when told to.
 """
 
 from __future__ import annotations
 
-import os
-import pathlib
-import socket
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 import redis
 from redis.cluster import RedisCluster
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-MODULE = os.environ.get("RL_MODULE", str(ROOT / "target/debug/libratelimit.so"))
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_base() -> int:
-    # Six nodes, each also needing its cluster bus port (+10000).
-    for base in range(21000, 29000, 17):
-        if all(_free(p) and _free(p + 10000) for p in range(base, base + 6)):
-            return base
-    raise RuntimeError("no six free ports")
+from conftest import Cluster, assert_all_on_their_node, check_replies, keyed_calls
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[RedisCluster]:
-    base = _free_base()
-    env = {**os.environ, "BASE_PORT": str(base), "RL_MODULE": MODULE}
-    script = str(ROOT / "scripts/cluster")
-    try:
-        subprocess.run(["bash", script], env=env, check=True, timeout=180,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
-        rc = RedisCluster(host="127.0.0.1", port=base, socket_timeout=10)
-        yield rc
-        rc.close()
-    finally:
-        subprocess.run(["bash", script, "stop"], env=env, timeout=120,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
+def rc(cluster: Cluster) -> Iterator[RedisCluster]:
+    client = RedisCluster(host="127.0.0.1", port=cluster.base, socket_timeout=10)
+    yield client
+    client.close()
 
 
-def _node_of(rc: RedisCluster, key: str) -> str:
-    node = rc.get_node_from_key(key)
-    return f"{node.host}:{node.port}"
+def test_every_keyed_command_goes_to_its_keys_master(cluster: Cluster, rc: RedisCluster) -> None:
+    owners = cluster.spread_keys("py")
+    cluster.reset_stats()
+    for k in owners:
+        check_replies(k, [rc.execute_command(name, *args) for name, _, args in keyed_calls(k)])
+    assert_all_on_their_node(cluster, owners)
 
 
-def test_single_key_commands_route_by_their_key(cluster: RedisCluster) -> None:
-    keys = [f"user:{i}" for i in range(30)]
-    nodes = {_node_of(cluster, k) for k in keys}
-    assert len(nodes) == 3, nodes  # the keys do spread over the masters
-    for k in keys:
-        assert cluster.execute_command("RL.TOKEN", k, 10, 5, "1h") == [1, 10, 9, 0, 200 * 3600]
-        assert cluster.execute_command("RL.FIXED", f"{{{k}}}:f", 3, "1h")[0] == 1
-        info = cluster.execute_command("RL.INFO", k)
-        assert info is not None
-        peek = cluster.execute_command("RL.PEEK", k, "TOKEN", 10, 5, "1h")
-        assert peek[:3] == [1, 10, 8]
-
-
-def test_rl_all_routes_by_its_hash_tag_and_refuses_crossslot(cluster: RedisCluster) -> None:
-    reply = cluster.execute_command(
-        "RL.ALL", 2, "{u42}:s", "{u42}:d", "TOKEN", 10, 10, "1s", "FIXED", 1000, "1d"
-    )
-    assert reply[:5] == [1, 10, 9, 0, 100]
+def test_rl_all_keys_in_different_slots_are_refused_client_side(
+    cluster: Cluster, rc: RedisCluster
+) -> None:
+    cluster.reset_stats()
     with pytest.raises(redis.exceptions.RedisClusterException):
         # No common hash tag: the client itself sees two slots.
-        cluster.execute_command("RL.ALL", 2, "a", "b", "FIXED", 1, "1s", "FIXED", 1, "1s")
+        rc.execute_command("RL.ALL", 2, "a", "b", "FIXED", 1, "1s", "FIXED", 1, "1s")
+    assert all(calls.get("rl.all", 0) == 0 for _, calls in cluster.stats().values())
+
+
+def test_rl_policy_goes_nowhere_unless_sent_to_every_primary(
+    cluster: Cluster, rc: RedisCluster
+) -> None:
+    with pytest.raises(redis.exceptions.RedisClusterException, match="Missing key"):
+        rc.execute_command("RL.POLICY", "SET", "py-one", "FIXED", 5, "1m")
+    assert cluster.masters_holding("py-one") == []
+
+    replies = rc.execute_command(
+        "RL.POLICY", "SET", "py-all", "FIXED", 5, "1m", target_nodes=RedisCluster.PRIMARIES
+    )
+    assert sorted(replies) == cluster.masters and set(replies.values()) == {b"OK"}
+    assert cluster.masters_holding("py-all") == cluster.masters
+    rc.execute_command("RL.POLICY", "DEL", "py-all", target_nodes=RedisCluster.PRIMARIES)
+    assert cluster.masters_holding("py-all") == []
