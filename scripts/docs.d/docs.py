@@ -87,7 +87,7 @@ class Block:
 
 
 FENCE = re.compile(r"^(\s*)(```+)\s*([\w+-]*)")
-MARKER = re.compile(r"<!--\s*docs:\s*(\w+)(.*?)-->", re.S)
+MARKER = re.compile(r"<!--\s*docs:\s*(\w+)(.*?)-->", re.DOTALL)
 
 
 def blocks(path: str) -> list[Block]:
@@ -118,7 +118,7 @@ def blocks(path: str) -> list[Block]:
         body: list[str] = []
         j = i + 1
         while j < len(lines) and not lines[j].strip().startswith(fence):
-            body.append(lines[j][len(indent) :] if lines[j].startswith(indent) else lines[j])
+            body.append(lines[j].removeprefix(indent))
             j += 1
         b = Block(path, i + 1, lang, body)
         if pending is not None:
@@ -183,8 +183,8 @@ class Server:
         """An empty server: no keys, no policies, default settings, no counters."""
         c = self.client
         c.flushall()
-        for name in c.execute_command("RL.POLICY", "LIST"):
-            c.execute_command("RL.POLICY", "DEL", name)
+        for name in c.execute_command("RL.POLICY", "LIST"):  # type: ignore[no-untyped-call]
+            c.execute_command("RL.POLICY", "DEL", name)  # type: ignore[no-untyped-call]
         c.config_set("ratelimit.log-max", 10000)
         c.config_set("ratelimit.lease-max", 10000)
         c.config_set("notify-keyspace-events", "")
@@ -273,15 +273,17 @@ def run_transcript(b: Block, server: Server) -> list[str]:
         todo = steps(b)
     except ValueError as e:
         return [f"{b.where}: {e}"]
-    prelude = f'redis-cli() {{ command {REDIS_CLI} -h 127.0.0.1 -p {server.port} --no-raw "$@"; }}\n'
+    prelude = (
+        f'redis-cli() {{ command {REDIS_CLI} -h 127.0.0.1 -p {server.port} --no-raw "$@"; }}\n'
+    )
     bind: dict[str, str] = {}
     failures = []
     for s in todo:
         command = s.command
         for shown, got in bind.items():
             command = command.replace(shown, got)
-        r = subprocess.run(["bash", "-c", prelude + command], capture_output=True, text=True,
-                           timeout=30, env={**os.environ, "LC_ALL": "C"})  # fmt: skip
+        r = subprocess.run(["bash", "-c", prelude + command], check=False, capture_output=True,
+                           text=True, timeout=30, env={**os.environ, "LC_ALL": "C"})  # fmt: skip
         actual = (r.stdout + r.stderr).rstrip("\n").split("\n") if (r.stdout + r.stderr) else []
         if not match(s.expected, actual, bind):
             failures.append(
@@ -297,7 +299,7 @@ def run_transcript(b: Block, server: Server) -> list[str]:
 
 # ---------------------------------------------------------------- python snippets
 
-SNIPPET_LINE = re.compile(r"^([ \t]*)<snippet>[ \t]*$", re.M)
+SNIPPET_LINE = re.compile(r"^([ \t]*)<snippet>[ \t]*$", re.MULTILINE)
 
 
 def snippet_source(b: Block) -> str:
@@ -330,7 +332,7 @@ def mypy(files: list[pathlib.Path]) -> str:
          "--warn-unused-ignores", "--no-error-summary", "--show-error-codes",
          "--cache-dir", str(WORK / "mypy-cache"), "--config-file", str(config),
          *map(str, files)],
-        capture_output=True, text=True, env=env, cwd=WORK / "snippets",
+        check=False, capture_output=True, text=True, env=env, cwd=WORK / "snippets",
     )  # fmt: skip
     return r.stdout + r.stderr if r.returncode != 0 else ""
 
@@ -341,9 +343,13 @@ def run_snippet(path: pathlib.Path, server: Server) -> str:
            "DOCS_REDIS_PORT": str(server.port)}  # fmt: skip
     r = subprocess.run(
         [sys.executable, str(pathlib.Path(__file__).with_name("snippet.py")), str(path)],
-        capture_output=True, text=True, env=env, timeout=120, cwd=WORK / "snippets",
+        check=False, capture_output=True, text=True, env=env, timeout=120,
+        cwd=WORK / "snippets",
     )  # fmt: skip
-    return "" if r.returncode == 0 else (r.stdout + r.stderr)
+    if r.returncode == 0:
+        return ""
+    lines = (r.stdout + r.stderr).rstrip().split("\n")
+    return "\n".join(lines if len(lines) <= 30 else ["...", *lines[-30:]])
 
 
 # ---------------------------------------------------------------- main

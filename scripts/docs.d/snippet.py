@@ -26,7 +26,7 @@ import redis.asyncio
 PORT = int(os.environ["DOCS_REDIS_PORT"])
 
 
-def default_port_is_ours(cls: type) -> None:
+def default_port_is_ours(cls: Any) -> None:
     init: Any = inspect.unwrap(cls.__init__)  # under redis-py's deprecation wrappers
     if init.__defaults__:
         init.__defaults__ = tuple(PORT if d == 6379 else d for d in init.__defaults__)
@@ -43,9 +43,14 @@ def rl_calls() -> int:
 
 
 def smoke(app: Any) -> None:
+    import warnings
+
     from fastapi import FastAPI
     from fastapi.routing import APIRoute
-    from fastapi.testclient import TestClient
+
+    with warnings.catch_warnings():  # starlette's about httpx: not the snippet's
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from fastapi.testclient import TestClient
 
     if not isinstance(app, FastAPI):
         return
@@ -56,7 +61,7 @@ def smoke(app: Any) -> None:
     with TestClient(app, raise_server_exceptions=False) as client:
         for route in routes:
             path = re.sub(r"\{[^}]*\}", "ACME", route.path)
-            for method in sorted(route.methods):
+            for method in sorted(route.methods or ()):
                 r = client.request(method, path, json={})
                 if r.status_code >= 500:
                     raise SystemExit(f"{method} {path} answered {r.status_code}: {r.text}")
