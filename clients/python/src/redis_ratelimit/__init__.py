@@ -13,7 +13,7 @@ decided inside Redis, one atomic call per request.
 integration is in `redis_ratelimit.fastapi` (pip install 'redis-ratelimit[fastapi]').
 """
 
-from ._breaker import CircuitBreaker, LimiterUnavailable, async_redis
+from ._breaker import MISCONFIGURED, CircuitBreaker, LimiterUnavailable, async_redis
 from ._core import (
     Decision,
     Fixed,
@@ -21,7 +21,9 @@ from ._core import (
     Leaky,
     Limit,
     Log,
+    ModuleNotLoaded,
     Policy,
+    RateLimiterMisconfigured,
     RateLimitError,
     RateLimitExceeded,
     Sliding,
@@ -41,6 +43,7 @@ from .policies import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "MISCONFIGURED",
     "AsyncRateLimiter",
     "CircuitBreaker",
     "Decision",
@@ -52,6 +55,7 @@ __all__ = [
     "Limit",
     "LimiterUnavailable",
     "Log",
+    "ModuleNotLoaded",
     "Policies",
     "Policy",
     "PolicyDef",
@@ -60,6 +64,7 @@ __all__ = [
     "RateLimitError",
     "RateLimitExceeded",
     "RateLimiter",
+    "RateLimiterMisconfigured",
     "Sliding",
     "Token",
     "async_redis",
