@@ -33,6 +33,7 @@ from ._durations import Duration, Rate, duration_arg, parse_rates
 from .client import AsyncRateLimiter, Lease, RateLimiter
 from .policies import (
     Policies,
+    PoliciesNotSynced,
     PolicyDef,
     PolicySpec,
     calendar_window,
@@ -57,6 +58,7 @@ __all__ = [
     "Log",
     "ModuleNotLoaded",
     "Policies",
+    "PoliciesNotSynced",
     "Policy",
     "PolicyDef",
     "PolicySpec",

@@ -53,8 +53,10 @@ _FIXES = {
     NO_PERMISSION: (
         "grant the Redis user the RL.* commands and the limiter's keys (e.g. `ACL SETUSER "
         "<user> ~rl:* +rl.fixed +rl.sliding +rl.log +rl.token +rl.leaky +rl.gcra +rl.all "
-        "+rl.peek +rl.info +rl.refund +rl.check +rl.policy +rl.acquire +rl.release "
-        "+rl.renew +command|info`)"
+        "+rl.peek +rl.info +rl.refund +rl.check +rl.policy|get +rl.policy|list +rl.acquire "
+        "+rl.release +rl.renew +command|info`; `~rl:* +@ratelimit +command|info` where "
+        "module commands have ACL categories, Redis 7.4+ and Valkey 8+); RL.POLICY SET and "
+        "DEL are an operator's: +rl.policy|set +rl.policy|del)"
     ),
     WRONG_TYPE: (
         "the limiter's keys must be its own: DEL the key (it also holds a limiter of "
@@ -130,6 +132,8 @@ def located(
     """The same error, naming the server and the key when it did not."""
     if (error.server or not server) and (error.key or not key):
         return error
+    if type(error) not in (RateLimiterMisconfigured, ModuleNotLoaded):
+        return error  # a subclass with its own message (PoliciesNotSynced)
     server, key = error.server or server, error.key or key
     if isinstance(error, ModuleNotLoaded):
         return ModuleNotLoaded(error.message, servers=[server] if server else (), key=key)

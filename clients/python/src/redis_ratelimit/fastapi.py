@@ -75,7 +75,7 @@ from ._durations import Duration, Rate, check_amount, duration_arg, duration_sec
 from ._fast import FastConnection, encode, encode_args, encode_int, encode_str
 from ._pool import PoolGate
 from .client import CHECK_COMMAND, AsyncRateLimiter, Lease, _module_check, server_address
-from .policies import Policies, no_such_policy
+from .policies import Policies, PoliciesNotSynced, no_such_policy
 
 log = logging.getLogger("redis_ratelimit")
 
@@ -503,10 +503,11 @@ class Limiter:
                      client: through redis-py's pool
     policies         a Policies: the app's limits kept in the server, used as
                      "policy:<name>"; `await limiter.sync_policies()` at
-                     start-up defines them (as its `sync` says), a call
-                     finding one missing defines them again and is retried
-                     once, and the headers take each policy's window from
-                     the definition in force
+                     start-up defines them (as its `sync` says; "verify"
+                     only checks them, for a Redis user who may not write
+                     them), a call finding one missing defines them again
+                     and is retried once, and the headers take each
+                     policy's window from the definition in force
     log_interval     seconds between two warnings of one kind, at least
                      (and between two ERRORs of one kind of misconfiguration)
 
@@ -859,14 +860,21 @@ class Limiter:
         what became of each; raises LimiterUnavailable when Redis cannot
         answer (then the first call finding a policy missing defines it),
         RateLimiterMisconfigured (ModuleNotLoaded, NOPERM, ...) when it
-        answers but cannot hold them: a configuration error, which an
-        `except LimiterUnavailable` does not swallow."""
+        answers but cannot hold them, PoliciesNotSynced when they are not
+        as the app defines them and the app may not (sync="verify") or
+        cannot (its Redis user lacks +rl.policy|set) define them: a
+        configuration error, which an `except LimiterUnavailable` does
+        not swallow, logged at ERROR."""
         if self.policies is None:
             return {}
         if not self.checked:
             await self.check_server()
         try:
-            return await self.policies.sync(_PolicyCalls(self))
+            return await self.policies.sync(_PolicyCalls(self), server=self.server())
+        except PoliciesNotSynced as e:
+            self.failures[MISCONFIGURED] += 1
+            log.error("rate limiter misconfigured (%s), refusing to start: %s", e.reason, e)
+            raise
         except LimiterUnavailable as e:
             if e.kind == MISCONFIGURED:
                 wrong = self.explain(e)
@@ -882,7 +890,9 @@ class Limiter:
         """run(args) for a call using these policies (short names): their
         definitions due for a refresh are read at the same time, and a call
         answered `no such policy` did nothing: it is sent again, once,
-        after the policies are defined again (not with sync off)."""
+        after the policies are defined again (not with sync off). When they
+        stay missing (sync="verify", or a Redis user who may not define
+        them) it is a misconfiguration: 503 and an ERROR naming them."""
         policies = self.policies
         if policies is None:
             return await self.run(args, key)
@@ -893,7 +903,15 @@ class Limiter:
             else:
                 reply = await self.execute(args)
         except LimiterUnavailable as e:
-            if not no_such_policy(e) or not await self._restore_policies():
+            if not no_such_policy(e):
+                self._fail_mode(e, key)
+                return None
+            try:
+                restored = await self._restore_policies()
+            except PoliciesNotSynced as stays:  # the server answers: not an outage
+                self._fail_mode(LimiterUnavailable(str(stays), MISCONFIGURED, stays), key)
+                return None  # serve_misconfigured
+            if not restored:
                 self._fail_mode(e, key)
                 return None
             return await self.run(args, key)
@@ -947,7 +965,7 @@ class Limiter:
     async def _restore_policies(self) -> bool:
         assert self.policies is not None
         try:
-            return await self.policies.restore(_PolicyCalls(self))
+            return await self.policies.restore(_PolicyCalls(self), server=self.server())
         except LimiterUnavailable as e:
             self._lost(e, "restore", "rate limiter policies not restored: %s", e)
             return False
