@@ -30,27 +30,37 @@ def free_port() -> int:
 
 
 class Server:
-    """redis-server with the module, on a free port."""
+    """redis-server with the module (module=False: without it, as a new
+    node or a typo in loadmodule leaves one), on a free port (or `port`)."""
 
-    def __init__(self, workdir: pathlib.Path) -> None:
-        if not os.path.isfile(MODULE):
+    def __init__(
+        self,
+        workdir: pathlib.Path,
+        *,
+        module: bool = True,
+        port: int | None = None,
+        extra: tuple[str, ...] = (),
+    ) -> None:
+        if module and not os.path.isfile(MODULE):
             raise RuntimeError(f"module not found at {MODULE}: run 'cargo build' or set RL_MODULE")
+        self.module = module
+        self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
         for attempt in range(5):  # the port can be taken before the server binds it
-            self.port = free_port()
+            self.port = port or free_port()
             self.log = workdir / f"redis-{self.port}.log"
             try:
                 self._start(workdir)
                 return
             except RuntimeError:
                 self.stop()
-                if attempt == 4:
+                if attempt == 4 or port is not None:
                     raise
 
     def _start(self, workdir: pathlib.Path) -> None:
         args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
                 "--save", "", "--appendonly", "no", "--dir", str(workdir),
-                "--loadmodule", MODULE]  # fmt: skip
+                *(("--loadmodule", MODULE) if self.module else ()), *self.extra]  # fmt: skip
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
@@ -80,6 +90,14 @@ class Server:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     s = Server(tmp_path_factory.mktemp("redis"))
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def plain_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A redis-server without the module."""
+    s = Server(tmp_path_factory.mktemp("plain"), module=False)
     yield s
     s.stop()
 
@@ -168,3 +186,48 @@ def cluster(cluster_port: int, protocol: int) -> Iterator[RedisCluster]:
     rc = RedisCluster(host="127.0.0.1", port=cluster_port, protocol=protocol, socket_timeout=10)
     yield rc
     rc.close()
+
+
+@pytest.fixture(scope="session")
+def partial_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Server]]:
+    """A cluster of 3 masters, no replicas, the module loaded on the first
+    only (a node added without it): its servers, the first one's port
+    the one to connect to."""
+    servers: list[Server] = []
+    try:
+        for attempt in range(5):  # ports below the ephemeral range, bus ports (+10000) too
+            base = next(b for b in range(20000 + 97 * attempt, 22700, 11)
+                        if all(_port_free(p) and _port_free(p + 10000)
+                               for p in range(b, b + 3)))  # fmt: skip
+            try:
+                for i in range(3):
+                    d = tmp_path_factory.mktemp(f"partial{i}")
+                    servers.append(Server(d, module=i == 0, port=base + i, extra=(
+                        "--cluster-enabled", "yes", "--cluster-node-timeout", "3000",
+                        "--cluster-config-file", str(d / "nodes.conf"))))  # fmt: skip
+                break
+            except RuntimeError:
+                for s in servers:
+                    s.stop()
+                servers.clear()
+                if attempt == 4:
+                    raise
+        subprocess.run(["redis-cli", "--cluster", "create",
+                        *(f"127.0.0.1:{s.port}" for s in servers),
+                        "--cluster-replicas", "0", "--cluster-yes"],
+                       check=True, timeout=60, stdout=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            states = []
+            for s in servers:
+                with redis.Redis(port=s.port, socket_timeout=2) as c:
+                    states.append(c.cluster("info")["cluster_state"])
+            if states == ["ok"] * 3:
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("the partial cluster did not become ready")
+        yield servers
+    finally:
+        for s in servers:
+            s.stop()

@@ -13,7 +13,7 @@ decided inside Redis, one atomic call per request.
 integration is in `redis_ratelimit.fastapi` (pip install 'redis-ratelimit[fastapi]').
 """
 
-from ._breaker import CircuitBreaker, LimiterUnavailable, async_redis
+from ._breaker import MISCONFIGURED, CircuitBreaker, LimiterUnavailable, async_redis
 from ._core import (
     Decision,
     Fixed,
@@ -21,7 +21,9 @@ from ._core import (
     Leaky,
     Limit,
     Log,
+    ModuleNotLoaded,
     Policy,
+    RateLimiterMisconfigured,
     RateLimitError,
     RateLimitExceeded,
     Sliding,
@@ -31,6 +33,7 @@ from ._durations import Duration, Rate, duration_arg, parse_rates
 from .client import AsyncRateLimiter, Lease, RateLimiter
 from .policies import (
     Policies,
+    PoliciesNotSynced,
     PolicyDef,
     PolicySpec,
     calendar_window,
@@ -41,6 +44,7 @@ from .policies import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "MISCONFIGURED",
     "AsyncRateLimiter",
     "CircuitBreaker",
     "Decision",
@@ -52,7 +56,9 @@ __all__ = [
     "Limit",
     "LimiterUnavailable",
     "Log",
+    "ModuleNotLoaded",
     "Policies",
+    "PoliciesNotSynced",
     "Policy",
     "PolicyDef",
     "PolicySpec",
@@ -60,6 +66,7 @@ __all__ = [
     "RateLimitError",
     "RateLimitExceeded",
     "RateLimiter",
+    "RateLimiterMisconfigured",
     "Sliding",
     "Token",
     "async_redis",

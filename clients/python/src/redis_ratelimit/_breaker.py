@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError, RedisError, ResponseError
 
+from ._core import RateLimiterMisconfigured, misconfiguration, misconfigured
+
 log = logging.getLogger("redis_ratelimit")
 
 T = TypeVar("T")
@@ -19,22 +21,36 @@ T = TypeVar("T")
 UNREACHABLE = "unreachable"  # refused, lost, timed out: counts for the breaker
 CIRCUIT_OPEN = "circuit-open"  # not asked: the breaker is open
 POOL_EXHAUSTED = "pool-exhausted"  # no free connection in time: the pool was busy
-ERROR_REPLY = "error-reply"  # Redis answered an error (module not loaded, ...)
+ERROR_REPLY = "error-reply"  # Redis answered an error (a bad argument, LOADING, ...)
+# Redis answered that it cannot rate-limit for this client (no module,
+# NOPERM, a key of another type): a configuration error, never failed open
+# by default, logged at ERROR, counted apart from the outages.
+MISCONFIGURED = "misconfigured"
 
 
 class LimiterUnavailable(Exception):
     """Redis could not answer a limiter's call; `kind` says why: one of
-    UNREACHABLE, CIRCUIT_OPEN, POOL_EXHAUSTED, ERROR_REPLY."""
+    UNREACHABLE, CIRCUIT_OPEN, POOL_EXHAUSTED, ERROR_REPLY, MISCONFIGURED
+    (then `misconfigured` is the RateLimiterMisconfigured, which the
+    Limiter's start-up calls raise instead)."""
 
-    def __init__(self, message: str, kind: str = UNREACHABLE) -> None:
+    def __init__(
+        self,
+        message: str,
+        kind: str = UNREACHABLE,
+        misconfigured: RateLimiterMisconfigured | None = None,
+    ) -> None:
         super().__init__(message)
         self.kind = kind
+        self.misconfigured = misconfigured
 
 
 def failure_kind(error: BaseException) -> str | None:
     """What a Redis call's exception means; None when it is not about Redis."""
     if isinstance(error, ResponseError):
-        return ERROR_REPLY
+        return ERROR_REPLY if misconfiguration(error) is None else MISCONFIGURED
+    if isinstance(error, RedisError) and misconfiguration(error) is not None:
+        return MISCONFIGURED
     # A full default pool raises MaxConnectionsError; a BlockingConnectionPool
     # whose wait timed out, ConnectionError("No connection available.").
     # Neither means Redis failed: the calls holding the connections say so
@@ -58,6 +74,9 @@ def unavailable(error: BaseException) -> LimiterUnavailable | None:
         return None
     if isinstance(error, asyncio.TimeoutError):
         return LimiterUnavailable("no reply within the timeout", kind)
+    if kind == MISCONFIGURED:
+        wrong = misconfigured(error)
+        return LimiterUnavailable(str(wrong), kind, wrong)
     return LimiterUnavailable(str(error) or type(error).__name__, kind)
 
 
@@ -130,7 +149,8 @@ class CircuitBreaker:
     half-open  after the cooldown one call goes through as a trial: its
                success closes the breaker, its failure opens it again
 
-    Any reply, an error reply included, is a success. A call that found no
+    Any reply, an error reply included (a misconfigured server's too: it
+    answers), is a success. A call that found no
     free connection in the pool is neither: the pool was busy, not Redis.
     """
 
@@ -216,7 +236,7 @@ class CircuitBreaker:
             return error
         if err.kind == UNREACHABLE:
             self._failure(err, trial)
-        elif err.kind == ERROR_REPLY:
+        elif err.kind == ERROR_REPLY or err.kind == MISCONFIGURED:
             self._success(trial)
         return err
 
@@ -291,6 +311,7 @@ def async_redis(
 __all__ = [
     "CIRCUIT_OPEN",
     "ERROR_REPLY",
+    "MISCONFIGURED",
     "POOL_EXHAUSTED",
     "UNREACHABLE",
     "CircuitBreaker",

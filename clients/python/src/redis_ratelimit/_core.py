@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeAlias
 
-from redis.exceptions import ResponseError
+from redis.exceptions import NoPermissionError, RedisError, ResponseError
 
 from ._durations import Duration, check_amount, duration_arg
 
@@ -40,13 +40,177 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def module_error(error: ResponseError) -> RateLimitError:
+MODULE = "ratelimit"
+LOAD_HINT = (
+    "load it with `loadmodule /path/to/libratelimit.so` in redis.conf (or "
+    "`MODULE LOAD /path/to/libratelimit.so`, or `--loadmodule` on the command line), "
+    "on every master and replica"
+)
+NOT_LOADED = "module-not-loaded"  # unknown command: no module, or an older one
+NO_PERMISSION = "no-permission"  # NOPERM: the ACL user may not run RL.* or reach the key
+WRONG_TYPE = "wrong-type"  # the key holds another type, or another algorithm's limiter
+_FIXES = {
+    NO_PERMISSION: (
+        "grant the Redis user the RL.* commands and the limiter's keys (e.g. `ACL SETUSER "
+        "<user> ~rl:* +rl.fixed +rl.sliding +rl.log +rl.token +rl.leaky +rl.gcra +rl.all "
+        "+rl.peek +rl.info +rl.refund +rl.check +rl.policy|get +rl.policy|list +rl.acquire "
+        "+rl.release +rl.renew +command|info`; `~rl:* +@ratelimit +command|info` where "
+        "module commands have ACL categories, Redis 7.4+ and Valkey 8+); RL.POLICY SET and "
+        "DEL are an operator's: +rl.policy|set +rl.policy|del)"
+    ),
+    WRONG_TYPE: (
+        "the limiter's keys must be its own: DEL the key (it also holds a limiter of "
+        "another algorithm when a rule's algorithm changed), or give the limiter another "
+        "prefix or scope"
+    ),
+}
+
+
+class RateLimiterMisconfigured(RateLimitError):
+    """The server answers, but cannot rate-limit for this client: the
+    module is not loaded (or is older than this client), the ACL user may
+    not run RL.* commands or reach the key, or the key holds another kind
+    of value. A configuration error, not an outage: the FastAPI Limiter
+    answers 503 for it whatever its fail mode, and the clients raise it.
+
+    `reason` is NOT_LOADED, NO_PERMISSION or WRONG_TYPE; `server` the
+    address that answered (None when unknown), `key` the key of the call
+    (None when unknown), `fix` what to do; `message` the server's words,
+    str() all of it."""
+
+    def __init__(
+        self, reply: str, reason: str, *, server: str | None = None, key: str | None = None
+    ) -> None:
+        where = f"on {server}" if server else "on the Redis server"
+        if reason == NOT_LOADED:
+            fix = LOAD_HINT
+            what = f"the {MODULE} module is not loaded {where}, or is older than this client"
+        else:
+            fix = _FIXES[reason]
+            if reason == NO_PERMISSION:
+                what = f"the Redis user may not run this {MODULE} command or reach its key {where}"
+            else:
+                what = f"a key {where} holds another kind of value"
+        if key is not None:
+            what += f" (key {key!r})"
+        reply = reply.strip()
+        ResponseError.__init__(self, f"{what}: {reply}; {fix}")
+        self.message = reply
+        self.reason = reason
+        self.server = server
+        self.key = key
+        self.fix = fix
+
+
+class ModuleNotLoaded(RateLimiterMisconfigured):
+    """The ratelimit module is not loaded on a server the limiter uses
+    (`servers`: every one found without it, a cluster's masters each)."""
+
+    def __init__(self, reply: str, *, servers: Sequence[str] = (), key: str | None = None) -> None:
+        self.servers = tuple(servers)
+        super().__init__(reply, NOT_LOADED, server=", ".join(self.servers) or None, key=key)
+
+
+_PIPELINE = " of pipeline caused error: "
+_NOT_IN_TABLE = "command doesn't exist in Redis commands"
+
+
+def _reply_text(error: BaseException) -> str:
+    # A pipeline's error names the command first: "Command # 1 (RL.REFUND
+    # ...) of pipeline caused error: <the reply>".
+    text = str(error)
+    if text.startswith("Command # "):
+        at = text.find(_PIPELINE)
+        if at >= 0:
+            return text[at + len(_PIPELINE) :]
+    return text
+
+
+def located(
+    error: RateLimiterMisconfigured, server: str | None, key: str | None
+) -> RateLimiterMisconfigured:
+    """The same error, naming the server and the key when it did not."""
+    if (error.server or not server) and (error.key or not key):
+        return error
+    if type(error) not in (RateLimiterMisconfigured, ModuleNotLoaded):
+        return error  # a subclass with its own message (PoliciesNotSynced)
+    server, key = error.server or server, error.key or key
+    if isinstance(error, ModuleNotLoaded):
+        return ModuleNotLoaded(error.message, servers=[server] if server else (), key=key)
+    return RateLimiterMisconfigured(error.message, error.reason, server=server, key=key)
+
+
+def misconfiguration(error: BaseException) -> str | None:
+    """The reason (NOT_LOADED, NO_PERMISSION, WRONG_TYPE) when an error
+    reply says the server cannot rate-limit for this client; None for any
+    other error (a bad argument, LOADING, READONLY, ...)."""
+    if not isinstance(error, ResponseError):
+        # redis-py's cluster client, when the node it read its command table
+        # from has no module, before asking anyone.
+        if isinstance(error, RedisError) and str(error).endswith(_NOT_IN_TABLE):
+            return NOT_LOADED
+        return None
+    if isinstance(error, RateLimiterMisconfigured):
+        return error.reason
+    if isinstance(error, NoPermissionError):  # redis-py strips its NOPERM
+        return NO_PERMISSION
+    text = _reply_text(error)
+    head = text[4:] if text.startswith("ERR ") else text  # redis-py strips ERR
+    if head.startswith("unknown command"):
+        return NOT_LOADED
+    if text.startswith("NOPERM"):
+        return NO_PERMISSION
+    if text.startswith("WRONGTYPE") or head.startswith("the key holds"):
+        return WRONG_TYPE
+    return None
+
+
+def misconfigured(
+    error: BaseException, server: str | None = None, key: str | None = None
+) -> RateLimiterMisconfigured | None:
+    """The RateLimiterMisconfigured an error reply means, else None."""
+    if isinstance(error, RateLimiterMisconfigured):
+        return error
+    reason = misconfiguration(error)
+    if reason is None:
+        return None
+    reply = _reply_text(error)
+    if isinstance(error, NoPermissionError) and not reply.startswith("NOPERM"):
+        reply = "NOPERM " + reply
+    if reason == NOT_LOADED:
+        if not reply.startswith("ERR "):
+            reply = "ERR " + reply
+        return ModuleNotLoaded(reply, servers=[server] if server else (), key=key)
+    return RateLimiterMisconfigured(reply, reason, server=server, key=key)
+
+
+def module_error(
+    error: ResponseError, server: str | None = None, key: str | None = None
+) -> RateLimitError:
     if isinstance(error, RateLimitError):
         return error
+    wrong = misconfigured(error, server, key)
+    if wrong is not None:
+        return wrong
     message = str(error)
     # redis-py strips the error code for a few of its own classes; keep the
     # server's words as they were.
     return RateLimitError(message)
+
+
+def command_key(args: Sequence[Any]) -> str | None:
+    """The (first) key of an RL.* command, for error messages."""
+    name = _text(args[0]).upper() if args else ""
+    at = 2 if name in ("RL.ALL", "RL.CHECK") else 1
+    if name == "RL.POLICY" or name.startswith("COMMAND") or len(args) <= at:
+        return None
+    return _text(args[at])
+
+
+def command_info_has(reply: Any) -> bool:
+    """Whether COMMAND INFO <one command> answered the command (a nil
+    entry: the server does not have it)."""
+    return isinstance(reply, (list, tuple)) and len(reply) == 1 and reply[0] is not None
 
 
 # ---------------------------------------------------------------- decisions

@@ -338,7 +338,14 @@ class FastConnection:
             self._connecting = None
 
     def close(self) -> None:
-        if self._proto is not None and self._proto.transport is not None:
+        loop = self._loop
+        # A connection of an event loop already closed (a test client's,
+        # the start-up check's) went with it.
+        if (
+            self._proto is not None
+            and self._proto.transport is not None
+            and (loop is None or not loop.is_closed())
+        ):
             self._proto.transport.close()
         self._proto = None
         self._connecting = None

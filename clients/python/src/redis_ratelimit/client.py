@@ -12,7 +12,7 @@ from typing import Any, TypeAlias
 
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
-from redis.exceptions import ResponseError
+from redis.exceptions import NoPermissionError, RedisError, ResponseError
 
 from ._core import (
     Arg,
@@ -22,11 +22,16 @@ from ._core import (
     Leaky,
     Limit,
     Log,
+    ModuleNotLoaded,
+    RateLimitError,
     RateLimitExceeded,
     Sliding,
     Token,
     all_args,
+    command_info_has,
+    command_key,
     info_from_reply,
+    misconfigured,
     module_error,
     options,
     policy_get_reply,
@@ -75,6 +80,52 @@ def _first(reply: Any) -> Any:
     return reply
 
 
+# The command whose presence says the module is loaded (COMMAND INFO): every
+# version of the module has it.
+CHECK_COMMAND = "RL.FIXED"
+
+
+def server_address(redis: Any) -> str | None:
+    """Where a redis-py client's call goes: host:port (or the unix socket)
+    of a standalone client. None when unknown, and on a cluster: redis-py
+    may send an RL.* command to another node than the key's when the node
+    it read its command table from lacks the module (check_module() names
+    the masters without it)."""
+    try:
+        if isinstance(redis, (RedisCluster, AsyncRedisCluster)):
+            return None
+        kw = redis.connection_pool.connection_kwargs
+        if kw.get("path"):
+            return f"unix:{kw['path']}"
+        return f"{kw.get('host', 'localhost')}:{kw.get('port', 6379)}"
+    except Exception:  # only for a message: never worth failing over
+        return None
+
+
+def _module_check(replies: Mapping[str, Any]) -> list[str]:
+    """COMMAND INFO RL.FIXED's reply of each server (name -> reply): the
+    servers checked, or ModuleNotLoaded naming those without the module."""
+    missing = [name for name, reply in replies.items() if not command_info_has(reply)]
+    if missing:
+        raise ModuleNotLoaded(f"COMMAND INFO {CHECK_COMMAND} answered no such command",
+                              servers=missing)  # fmt: skip
+    return list(replies)
+
+
+def _check_refused(error: NoPermissionError, where: str | None) -> RateLimitError:
+    # Not a misconfiguration of the limiter: the check could not run.
+    return RateLimitError(
+        f"cannot check for the ratelimit module on {where or 'the Redis server'}: the Redis "
+        f"user may not run COMMAND INFO (NOPERM {error}); grant it +command|info"
+    )
+
+
+def _per_node(nodes: Sequence[Any], reply: Any) -> dict[str, Any]:
+    if isinstance(reply, Mapping) and all(isinstance(k, str) for k in reply):
+        return dict(reply)
+    return {nodes[0].name: reply}  # one node: redis-py answers its reply alone
+
+
 class RateLimiter:
     """The RL.* commands over a redis-py client (`redis.Redis` or
     `redis.cluster.RedisCluster`), either RESP2 or RESP3, with or without
@@ -95,10 +146,33 @@ class RateLimiter:
         try:
             return self.redis.execute_command(*args, **kw)
         except ResponseError as e:
-            raise module_error(e) from e
+            key = command_key(args)
+            raise module_error(e, server_address(self.redis), key) from e
+        except RedisError as e:  # a cluster client without RL.* in its command table
+            wrong = misconfigured(e, None, command_key(args))
+            if wrong is None:
+                raise
+            raise wrong from e
 
     def _decide(self, args: list[Arg]) -> Decision:
         return Decision.from_reply(self._call(args))
+
+    def check_module(self) -> list[str]:
+        """Checks that the server has the ratelimit module (COMMAND INFO
+        RL.FIXED; on a cluster, on every master): returns the servers
+        checked, raises ModuleNotLoaded naming those without it, and
+        RateLimitError when the ACL user may not run COMMAND INFO. Redis
+        unreachable raises redis-py's ConnectionError or TimeoutError."""
+        redis = self.redis
+        try:
+            if self._cluster:
+                nodes = redis.get_primaries()
+                reply = redis.execute_command("COMMAND INFO", CHECK_COMMAND, target_nodes=nodes)
+                return _module_check(_per_node(nodes, reply))
+            reply = redis.execute_command("COMMAND INFO", CHECK_COMMAND)
+        except NoPermissionError as e:
+            raise _check_refused(e, server_address(redis)) from e
+        return _module_check({server_address(redis) or "the Redis server": reply})
 
     # -- the algorithms
 
@@ -267,10 +341,31 @@ class AsyncRateLimiter:
         try:
             return await self.redis.execute_command(*args, **kw)
         except ResponseError as e:
-            raise module_error(e) from e
+            key = command_key(args)
+            raise module_error(e, server_address(self.redis), key) from e
+        except RedisError as e:  # a cluster client without RL.* in its command table
+            wrong = misconfigured(e, None, command_key(args))
+            if wrong is None:
+                raise
+            raise wrong from e
 
     async def _decide(self, args: list[Arg]) -> Decision:
         return Decision.from_reply(await self._call(args))
+
+    async def check_module(self) -> list[str]:
+        """RateLimiter.check_module(), awaited."""
+        redis = self.redis
+        try:
+            if self._cluster:
+                await redis.initialize()  # the nodes are known once connected
+                nodes = redis.get_primaries()
+                reply = await redis.execute_command("COMMAND INFO", CHECK_COMMAND,
+                                                    target_nodes=nodes)  # fmt: skip
+                return _module_check(_per_node(nodes, reply))
+            reply = await redis.execute_command("COMMAND INFO", CHECK_COMMAND)
+        except NoPermissionError as e:
+            raise _check_refused(e, server_address(redis)) from e
+        return _module_check({server_address(redis) or "the Redis server": reply})
 
     async def decide(
         self,

@@ -29,7 +29,7 @@ import logging
 import math
 import time
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -43,7 +43,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ._breaker import (
-    ERROR_REPLY,
+    MISCONFIGURED,
     POOL_EXHAUSTED,
     CircuitBreaker,
     LimiterUnavailable,
@@ -51,6 +51,7 @@ from ._breaker import (
     within,
 )
 from ._core import (
+    NO_PERMISSION,
     Arg,
     Decision,
     Fixed,
@@ -58,17 +59,23 @@ from ._core import (
     Leaky,
     Limit,
     Log,
+    ModuleNotLoaded,
     Policy,
+    RateLimiterMisconfigured,
+    RateLimitError,
     Sliding,
     Token,
+    located,
+    misconfiguration,
+    misconfigured,
     policy_get_reply,
     policy_set_args,
 )
 from ._durations import Duration, Rate, check_amount, duration_arg, duration_seconds, parse_rates
 from ._fast import FastConnection, encode, encode_args, encode_int, encode_str
 from ._pool import PoolGate
-from .client import AsyncRateLimiter, Lease
-from .policies import Policies, no_such_policy
+from .client import CHECK_COMMAND, AsyncRateLimiter, Lease, _module_check, server_address
+from .policies import Policies, PoliciesNotSynced, no_such_policy
 
 log = logging.getLogger("redis_ratelimit")
 
@@ -319,6 +326,16 @@ class Unavailable(HTTPException):
         super().__init__(503, detail="Rate limiter unavailable")
 
 
+class Misconfigured(Unavailable):
+    """The 503 answered, whatever the fail mode, when Redis answers but
+    cannot rate-limit (no module, NOPERM, a key of another type): `error`
+    is the RateLimiterMisconfigured, which is logged at ERROR."""
+
+    def __init__(self, error: RateLimiterMisconfigured) -> None:
+        super().__init__()
+        self.error = error
+
+
 # ---------------------------------------------------------------- the deny cache
 
 
@@ -406,6 +423,30 @@ def widen_young_generation(threshold: int = YOUNG_GENERATION) -> None:
         gc.set_threshold(threshold, *rest)
 
 
+def _check_at_startup(app: Any, limiter: Limiter) -> None:
+    """Wraps the app's lifespan so that limiter.check_server() runs before
+    its startup: a server without the module stops the app from starting.
+    Once per app and limiter."""
+    router: Any = getattr(app, "router", None)
+    inner = getattr(router, "lifespan_context", None)
+    if inner is None:
+        return
+    checked: set[int] = getattr(inner, "_redis_ratelimit_checks", set())
+    if id(limiter) in checked:
+        return
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        if limiter.enabled:
+            await limiter.check_server()
+        async with inner(a) as state:
+            yield state
+
+    lifespan._redis_ratelimit_checks = checked | {id(limiter)}  # type: ignore[attr-defined]
+    lifespan._redis_ratelimit_freezes = getattr(inner, "_redis_ratelimit_freezes", False)  # type: ignore[attr-defined]
+    router.lifespan_context = lifespan
+
+
 def _freeze_after_startup(app: Any) -> None:
     """Wraps the app's lifespan (its router's lifespan_context, which runs
     the startup handlers too) so that freeze_heap() runs once its startup
@@ -435,7 +476,13 @@ class Limiter:
     prefix           of every key
     enabled          False: every limit lets everything through (tests, dev)
     fail_open        Redis unreachable or slower than `timeout`: serve the
-                     request (True) or answer 503 (False)
+                     request (True) or answer 503 (False). Never for a Redis
+                     that answers but cannot rate-limit (no module, NOPERM,
+                     a key of another type): 503, logged at ERROR
+    serve_misconfigured
+                     True: such a server's checks serve the request without
+                     limits instead (still logged at ERROR); an explicit
+                     opt-out, for a limit that is only nice to have
     timeout          seconds Redis may take to answer a check before the fail
                      mode applies (the wait for a free pooled connection
                      comes first and is not counted; a pool still busy after
@@ -456,11 +503,16 @@ class Limiter:
                      client: through redis-py's pool
     policies         a Policies: the app's limits kept in the server, used as
                      "policy:<name>"; `await limiter.sync_policies()` at
-                     start-up defines them (as its `sync` says), a call
-                     finding one missing defines them again and is retried
-                     once, and the headers take each policy's window from
-                     the definition in force
+                     start-up defines them (as its `sync` says; "verify"
+                     only checks them, for a Redis user who may not write
+                     them), a call finding one missing defines them again
+                     and is retried once, and the headers take each
+                     policy's window from the definition in force
     log_interval     seconds between two warnings of one kind, at least
+                     (and between two ERRORs of one kind of misconfiguration)
+
+    `failures` counts the failed checks by kind (UNREACHABLE, CIRCUIT_OPEN,
+    POOL_EXHAUSTED, ERROR_REPLY, MISCONFIGURED), whatever was logged.
     """
 
     def __init__(
@@ -480,6 +532,7 @@ class Limiter:
         pipelining: bool = True,
         policies: Policies | None = None,
         log_interval: float = 10.0,
+        serve_misconfigured: bool = False,
     ) -> None:
         if headers not in ("both", "ietf", "x", None):
             raise ValueError(f"headers must be 'both', 'ietf', 'x' or None, not {headers!r}")
@@ -501,8 +554,12 @@ class Limiter:
         self._fast = FastConnection.for_client(redis, timeout) if pipelining else None
         self._gate = PoolGate.for_client(redis)  # calls through redis-py's pool queue here
         self._last_warning: dict[str, float] = {}
+        self._reported: dict[str, tuple[float, int]] = {}  # ERRORs: (last, left out since)
         self.policies = policies
         self.log_interval = log_interval
+        self.serve_misconfigured = serve_misconfigured
+        self.failures: Counter[str] = Counter()
+        self.checked = False  # check_server() has found the module
 
     # -- building blocks
 
@@ -569,10 +626,15 @@ class Limiter:
     def has_exempt_endpoints(self) -> bool:
         return bool(self._exempt)
 
-    def init_app(self, app: Any, *, freeze_gc: bool = True) -> None:
+    def init_app(self, app: Any, *, freeze_gc: bool = True, check_server: bool = True) -> None:
         """Registers the 429/503 handlers (on_denied) and documents the 429
         and 503 responses with their headers in the app's OpenAPI schema on
         every route with a limit (all routes when the middleware is used).
+
+        check_server  at the start of the app's lifespan, check_server():
+                   a Redis without the module (every master of a cluster)
+                   stops the app from starting (ModuleNotLoaded); one that
+                   cannot be reached is only logged. False: no check.
 
         freeze_gc  tune the garbage collector for requests that wait:
                    widen_young_generation() now, and once the app's
@@ -588,6 +650,8 @@ class Limiter:
         if freeze_gc:
             widen_young_generation()
             _freeze_after_startup(app)
+        if check_server:
+            _check_at_startup(app, self)
 
     async def _handle_denied(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Denied)
@@ -602,6 +666,54 @@ class Limiter:
         return JSONResponse({"detail": exc.detail}, status_code=429, headers=exc.headers)
 
     # -- asking Redis
+
+    def server(self, key: str | None = None) -> str | None:
+        """The address this limiter's call about `key` goes to (None when
+        unknown: a cluster without a key)."""
+        fast = self._fast
+        if fast is not None:
+            return f"unix:{fast.path}" if fast.path else f"{fast.host or 'localhost'}:{fast.port}"
+        return server_address(self.client.redis)
+
+    async def check_server(self) -> bool:
+        """Checks that the server has the ratelimit module (COMMAND INFO
+        RL.FIXED, on every master of a cluster), within the timeout.
+        init_app's start-up runs it. True when it has; raises ModuleNotLoaded
+        (after logging it at ERROR) when it has not. False when the check
+        could not run: Redis unreachable (the fail mode applies until it
+        answers, and its first reply to a check tells: without the module,
+        503 and an ERROR), or the ACL user may not run COMMAND INFO (grant
+        +command|info); both are logged as a warning."""
+        fast = self._fast
+        try:
+            if fast is not None:
+                ask = ("COMMAND", "INFO", CHECK_COMMAND)
+                reply = await within(lambda: fast.execute(ask), self.timeout)
+                _module_check({self.server() or "the Redis server": reply})
+            else:
+                await within(self.client.check_module, self.timeout)
+        except RateLimiterMisconfigured as e:
+            self.failures[MISCONFIGURED] += 1
+            log.error("rate limiter misconfigured (%s), refusing to start: %s", e.reason, e)
+            raise
+        except RateLimitError as e:  # COMMAND INFO refused: not the limiter's own calls
+            log.warning("rate limiter start-up check skipped: %s; the first check tells", e)
+            return False
+        except Exception as e:
+            if misconfiguration(e) == NO_PERMISSION:  # the same, on the pipelined connection
+                log.warning("rate limiter start-up check skipped: the Redis user may not run "
+                            "COMMAND INFO on %s (%s); grant it +command|info; the first "
+                            "check tells", self.server(), e)  # fmt: skip
+                return False
+            err = unavailable(e)
+            if err is None:
+                raise
+            log.warning("rate limiter start-up check: Redis unavailable (%s: %s); checks take "
+                        "the fail mode until it answers, and its first reply tells whether "
+                        "it has the module", err.kind, err)  # fmt: skip
+            return False
+        self.checked = True
+        return True
 
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
         """await fn() (a Redis call through redis-py's pool) within the
@@ -652,17 +764,18 @@ class Limiter:
             self._fail_mode(e)
             return None
 
-    async def run(self, args: Sequence[Arg]) -> Any:
-        """execute(args), or None for the fail mode as ask()."""
+    async def run(self, args: Sequence[Arg], key: str | None = None) -> Any:
+        """execute(args), or None for the fail mode as ask() (`key`: the
+        call's, for the messages)."""
         if self._fast is not None:
-            return await self.run_resp(encode(args))
+            return await self.run_resp(encode(args), key)
         try:
             return await self.execute(args)
         except LimiterUnavailable as e:
-            self._fail_mode(e)
+            self._fail_mode(e, key)
             return None
 
-    async def run_resp(self, command: bytes) -> Any:
+    async def run_resp(self, command: bytes, key: str | None = None) -> Any:
         """run() for a command already in RESP, on the pipelined connection
         (there must be one)."""
         fast = self._fast
@@ -676,7 +789,7 @@ class Limiter:
                 err = breaker._failed_with(e, False) if breaker is not None else unavailable(e)
                 if not isinstance(err, LimiterUnavailable):
                     raise
-                self._fail_mode(err)
+                self._fail_mode(err, key)
                 return None
             if breaker is not None and breaker._failed:
                 breaker._success(False)
@@ -684,10 +797,20 @@ class Limiter:
         try:
             return await breaker.call(lambda: fast.send(command), None)
         except LimiterUnavailable as e:
-            self._fail_mode(e)
+            self._fail_mode(e, key)
             return None
 
-    def _fail_mode(self, e: LimiterUnavailable) -> None:
+    def _fail_mode(self, e: LimiterUnavailable, key: str | None = None) -> None:
+        self.failures[e.kind] += 1
+        if e.kind == MISCONFIGURED:
+            # Redis answered: not an outage, never failed open by default.
+            wrong = self.explain(e, key)
+            serving = self.serve_misconfigured
+            self.report(wrong, "serving without limits (serve_misconfigured=True)" if serving
+                        else "answering 503")  # fmt: skip
+            if not serving:
+                raise Misconfigured(wrong) from None
+            return
         # A pool with no free connection is the app's own congestion, not
         # Redis down: failing open would let a burst through. Always 503.
         fail_open = self.fail_open and e.kind != POOL_EXHAUSTED
@@ -696,25 +819,83 @@ class Limiter:
         if not fail_open:
             raise Unavailable() from None
 
+    def explain(self, e: LimiterUnavailable, key: str | None = None) -> RateLimiterMisconfigured:
+        """The RateLimiterMisconfigured of a MISCONFIGURED failure, naming
+        the server and the key."""
+        wrong = e.misconfigured or misconfigured(e) or RateLimiterMisconfigured(
+            str(e), "module-not-loaded")  # fmt: skip
+        return located(wrong, self.server(key), key)
+
+    def report(self, wrong: RateLimiterMisconfigured, consequence: str = "") -> None:
+        """Logs a misconfiguration at ERROR: at most one per kind per
+        `log_interval` s, saying how many were left out since (apart from
+        the outages' warnings)."""
+        kind = wrong.reason
+        now = time.monotonic()
+        last, left_out = self._reported.get(kind, (-1e9, 0))
+        if now - last <= self.log_interval:
+            self._reported[kind] = (last, left_out + 1)
+            return
+        self._reported[kind] = (now, 0)
+        more = f" ({left_out} more since the last report)" if left_out else ""
+        log.error("rate limiter misconfigured (%s)%s: %s%s", kind,
+                  ", " + consequence if consequence else "", wrong, more)  # fmt: skip
+
+    def _lost(self, e: LimiterUnavailable, what: str, message: str, *args: Any,
+              key: str | None = None) -> None:  # fmt: skip
+        """A call the request does not wait on failed (a refund, a lease's
+        release or renewal, a policy read): a warning, or the ERROR of a
+        misconfiguration."""
+        self.failures[e.kind] += 1
+        if e.kind == MISCONFIGURED:
+            self.report(self.explain(e, key), what)
+        else:
+            self.warn(f"{what}:{e.kind}", message, *args)
+
     # -- policies kept in the server
 
     async def sync_policies(self) -> dict[str, str]:
         """Defines the Limiter's policies in the server as their `sync`
         says (Policies.sync), through the timeout and the breaker. Returns
         what became of each; raises LimiterUnavailable when Redis cannot
-        answer (then the first call finding a policy missing defines it)."""
+        answer (then the first call finding a policy missing defines it),
+        RateLimiterMisconfigured (ModuleNotLoaded, NOPERM, ...) when it
+        answers but cannot hold them, PoliciesNotSynced when they are not
+        as the app defines them and the app may not (sync="verify") or
+        cannot (its Redis user lacks +rl.policy|set) define them: a
+        configuration error, which an `except LimiterUnavailable` does
+        not swallow, logged at ERROR."""
         if self.policies is None:
             return {}
-        return await self.policies.sync(_PolicyCalls(self))
+        if not self.checked:
+            await self.check_server()
+        try:
+            return await self.policies.sync(_PolicyCalls(self), server=self.server())
+        except PoliciesNotSynced as e:
+            self.failures[MISCONFIGURED] += 1
+            log.error("rate limiter misconfigured (%s), refusing to start: %s", e.reason, e)
+            raise
+        except LimiterUnavailable as e:
+            if e.kind == MISCONFIGURED:
+                wrong = self.explain(e)
+                self.failures[MISCONFIGURED] += 1
+                log.error("rate limiter misconfigured (%s), policies not synced: %s",
+                          wrong.reason, wrong)  # fmt: skip
+                raise wrong from None
+            raise
 
-    async def run_policies(self, args: Sequence[Arg], names: Sequence[str]) -> Any:
+    async def run_policies(
+        self, args: Sequence[Arg], names: Sequence[str], key: str | None = None
+    ) -> Any:
         """run(args) for a call using these policies (short names): their
         definitions due for a refresh are read at the same time, and a call
         answered `no such policy` did nothing: it is sent again, once,
-        after the policies are defined again (not with sync off)."""
+        after the policies are defined again (not with sync off). When they
+        stay missing (sync="verify", or a Redis user who may not define
+        them) it is a misconfiguration: 503 and an ERROR naming them."""
         policies = self.policies
         if policies is None:
-            return await self.run(args)
+            return await self.run(args, key)
         stale = [n for n in names if n in policies and policies.stale(n)]
         try:
             if stale:
@@ -722,10 +903,18 @@ class Limiter:
             else:
                 reply = await self.execute(args)
         except LimiterUnavailable as e:
-            if not no_such_policy(e) or not await self._restore_policies():
-                self._fail_mode(e)
+            if not no_such_policy(e):
+                self._fail_mode(e, key)
                 return None
-            return await self.run(args)
+            try:
+                restored = await self._restore_policies()
+            except PoliciesNotSynced as stays:  # the server answers: not an outage
+                self._fail_mode(LimiterUnavailable(str(stays), MISCONFIGURED, stays), key)
+                return None  # serve_misconfigured
+            if not restored:
+                self._fail_mode(e, key)
+                return None
+            return await self.run(args, key)
         return reply
 
     async def _execute_and_read(self, args: Sequence[Arg], names: Sequence[str]) -> Any:
@@ -761,7 +950,9 @@ class Limiter:
             if not isinstance(r, BaseException):
                 policies.learn(name, policy_get_reply(r))
         if isinstance(replies[0], ResponseError):
-            raise LimiterUnavailable(str(replies[0]), ERROR_REPLY) from replies[0]
+            err = unavailable(replies[0])
+            assert err is not None  # an error reply is ERROR_REPLY or MISCONFIGURED
+            raise err from replies[0]
         return replies[0]
 
     async def _read_policies(self, names: Sequence[str]) -> None:
@@ -769,14 +960,14 @@ class Limiter:
         try:
             await self.policies.read(_PolicyCalls(self), names)
         except LimiterUnavailable as e:  # the headers keep the last definition known
-            self.warn("policy-read:" + e.kind, "rate limiter policies not read: %s", e)
+            self._lost(e, "policy-read", "rate limiter policies not read: %s", e)
 
     async def _restore_policies(self) -> bool:
         assert self.policies is not None
         try:
-            return await self.policies.restore(_PolicyCalls(self))
+            return await self.policies.restore(_PolicyCalls(self), server=self.server())
         except LimiterUnavailable as e:
-            self.warn("restore:" + e.kind, "rate limiter policies not restored: %s", e)
+            self._lost(e, "restore", "rate limiter policies not restored: %s", e)
             return False
 
     def close(self) -> None:
@@ -1110,7 +1301,7 @@ class RateLimit:
         if plan.policy_names:
             # With the definitions' reads, and a retry on 'no such policy'.
             args = plan.command(keys, cost, self._options if cost > 0 else self._peek_options)
-            reply = await limiter.run_policies(args, plan.policy_names)
+            reply = await limiter.run_policies(args, plan.policy_names, keys[0])
         elif fast is not None:
             if cost != self.cost or not command:
                 if cost > 0:
@@ -1120,7 +1311,7 @@ class RateLimit:
             breaker = limiter.breaker
             fut = fast.submit(command) if breaker is None or breaker._opened_at is None else None
             if fut is None:  # not connected yet, or the breaker open
-                reply = await limiter.run_resp(command)
+                reply = await limiter.run_resp(command, keys[0])
             else:  # run_resp(), inline: the common case waits in this frame only
                 try:
                     reply = await fut
@@ -1128,13 +1319,13 @@ class RateLimit:
                     err = breaker._failed_with(e, False) if breaker is not None else unavailable(e)
                     if not isinstance(err, LimiterUnavailable):
                         raise
-                    limiter._fail_mode(err)
+                    limiter._fail_mode(err, keys[0])
                     return None
                 if breaker is not None and breaker._failed:
                     breaker._success(False)
         else:
             args = plan.command(keys, cost, self._options if cost > 0 else self._peek_options)
-            reply = await limiter.run(args)
+            reply = await limiter.run(args, keys[0])
         if reply is None:
             return None
         if type(reply) is list and len(reply) == 5:
@@ -1250,7 +1441,7 @@ class RateLimit:
         try:
             replies = await limiter.call(pipe.execute)
         except LimiterUnavailable as e:
-            limiter.warn("refund:" + e.kind, "rate limiter refund lost (%s): %s", e.kind, e)
+            limiter._lost(e, "refund", "rate limiter refund lost (%s): %s", e.kind, e, key=keys[0])
             return None
         limiter.deny_cache.discard(keys[0] if len(keys) == 1 else "\0".join(keys))
         outcome = self._outcome(Decision.from_reply(replies[-1]), plan)
@@ -1494,7 +1685,7 @@ class ConcurrencyLimit:
         key = await self._key(request)
         if key is None:
             return None
-        reply = await self.limiter.run(("RL.ACQUIRE", key, self.limit, self.ttl, "COST", 0))
+        reply = await self.limiter.run(("RL.ACQUIRE", key, self.limit, self.ttl, "COST", 0), key)
         return None if reply is None else self._outcome(Decision.from_reply(reply))
 
     @asynccontextmanager
@@ -1513,7 +1704,7 @@ class ConcurrencyLimit:
         lease_id = uuid.uuid4().hex
         # A call that timed out may still run when a stalled Redis resumes:
         # that lease is freed by its ttl.
-        reply = await limiter.run(("RL.ACQUIRE", key, self.limit, self.ttl, "ID", lease_id))
+        reply = await limiter.run(("RL.ACQUIRE", key, self.limit, self.ttl, "ID", lease_id), key)
         if reply is None:  # failing open: the block runs without a slot
             yield None
             return
@@ -1546,8 +1737,8 @@ class ConcurrencyLimit:
         try:
             freed = await limiter.execute(("RL.RELEASE", key, lease_id))
         except LimiterUnavailable as e:
-            limiter.warn("release:" + e.kind, "rate limiter lease not released (its ttl, %s, "
-                         "frees it): %s", self.ttl, e)  # fmt: skip
+            limiter._lost(e, "release", "rate limiter lease not released (its ttl, %s, frees "
+                          "it): %s", self.ttl, e, key=key)  # fmt: skip
             return False
         if not freed:
             limiter.warn("lease-lost", "rate limiter lease on %s had expired before its "
@@ -1562,7 +1753,7 @@ class ConcurrencyLimit:
             try:
                 held = await limiter.execute(renew)
             except LimiterUnavailable as e:
-                limiter.warn("renew:" + e.kind, "rate limiter lease not renewed: %s", e)
+                limiter._lost(e, "renew", "rate limiter lease not renewed: %s", e, key=key)
                 continue
             if not held:
                 limiter.warn("lease-lost", "rate limiter lease on %s expired while its "
@@ -1699,10 +1890,12 @@ def openapi_responses(limiter: Limiter) -> dict[int | str, dict[str, Any]]:
     # Failing open, a 503 is still answered when the connection pool stays
     # busy past its own timeout (letting the request through would let a
     # burst through), so it is documented either way.
+    # A Redis that answers but cannot rate-limit is answered 503 in either
+    # mode (unless serve_misconfigured).
     unavailable = (
-        "Rate limiter busy (its connection pool stayed full)"
+        "Rate limiter busy (its connection pool stayed full) or misconfigured"
         if limiter.fail_open
-        else "Rate limiter unavailable"
+        else "Rate limiter unavailable or misconfigured"
     )
     return {429: too_many, 503: {"description": unavailable}}
 
@@ -1767,10 +1960,13 @@ __all__ = [
     "DenyCache",
     "Limiter",
     "LimiterUnavailable",
+    "Misconfigured",
+    "ModuleNotLoaded",
     "Outcome",
     "Quota",
     "RateLimit",
     "RateLimitMiddleware",
+    "RateLimiterMisconfigured",
     "Unavailable",
     "bearer_token",
     "by_api_key",

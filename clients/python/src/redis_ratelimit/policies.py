@@ -14,8 +14,11 @@ limit with one RL.POLICY SET, without a redeploy.
 
 `sync` says what the app writes: "missing" defines what the server lacks
 and keeps an operator's definition, "overwrite" makes the app's win at
-start-up, "off" never writes. `Policies.current(name)` is the definition in
-force as last read from the server (for headers: its limit and window).
+start-up, "off" never writes, "verify" never writes and refuses to start
+unless the server holds every policy as the app defines it (for an ACL user
+who may not run RL.POLICY SET: an operator defines them). `Policies.current(name)`
+is the definition in force as last read from the server (for headers: its
+limit and window).
 """
 
 from __future__ import annotations
@@ -24,21 +27,40 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from ._core import Fixed, Gcra, Leaky, Limit, Log, Sliding, Token
+from redis.exceptions import ResponseError
+
+from ._core import (
+    NO_PERMISSION,
+    Fixed,
+    Gcra,
+    Leaky,
+    Limit,
+    Log,
+    RateLimiterMisconfigured,
+    Sliding,
+    Token,
+    misconfigured,
+)
 from ._durations import MAX_AMOUNT, Duration, duration_arg, parse_rates
+from .client import server_address
 
 log = logging.getLogger("redis_ratelimit")
 
 T = TypeVar("T")
 Call = Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
 
-SYNC_MODES = ("missing", "overwrite", "off")
+SYNC_MODES = ("missing", "overwrite", "off", "verify")
+WRITING_MODES = ("missing", "overwrite")  # the modes that run RL.POLICY SET
+# What a Redis user needs to define policies, on top of an application's
+# grant (RL.POLICY SET and DEL are in @admin @dangerous, not @ratelimit).
+OPERATOR_GRANT = "+rl.policy|set +rl.policy|del"
+POLICIES_NOT_SYNCED = "policies-not-synced"  # RateLimiterMisconfigured.reason
 ALGORITHMS = ("fixed", "sliding", "log", "token", "leaky", "gcra")
 _POLICY_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")  # the module's rule
 _PARAMS = {"FIXED": 2, "SLIDING": 2, "LOG": 2, "TOKEN": 3, "LEAKY": 3, "GCRA": 3}
@@ -297,6 +319,81 @@ class PolicySpec:
         return PolicyDef.parse(self.args())
 
 
+class PoliciesNotSynced(RateLimiterMisconfigured):
+    """The server does not hold the app's policies as the app defines them,
+    and the app may not define them (sync="verify") or its Redis user may
+    not (RL.POLICY SET answered NOPERM): a configuration error. Start-up
+    (Policies.sync, Limiter.sync_policies) raises it; at run time a call
+    whose policy is missing is answered 503 with it.
+
+    `missing`    the policies the server lacks (names in the server)
+    `different`  those it holds otherwise: name -> (the server's
+                 definition, the app's), as PolicyDef.describe() spells them
+    `refused`    the NOPERM reply to RL.POLICY SET; None with sync="verify"
+    `commands`   the RL.POLICY SET commands defining them as the app does,
+                 for an operator to run on every master
+    `mode`       the sync mode
+    `reason` is POLICIES_NOT_SYNCED; str() says all of it and the fix."""
+
+    def __init__(
+        self,
+        *,
+        missing: Sequence[str] = (),
+        different: Mapping[str, tuple[str, str]] | None = None,
+        commands: Sequence[str] = (),
+        mode: str = "verify",
+        refused: str | None = None,
+        server: str | None = None,
+    ) -> None:
+        self.missing = tuple(missing)
+        self.different = dict(different or {})
+        self.commands = tuple(commands)
+        self.mode = mode
+        self.refused = refused
+        wrong = [f"{n} missing" for n in self.missing] + [
+            f"{n} differs (Redis: {have}; the app: {want})"
+            for n, (have, want) in self.different.items()
+        ]
+        where = f"on {server}" if server else "in Redis"
+        run = "; ".join(f"`{c}`" for c in self.commands)
+        operator = f"an operator (a Redis user granted {OPERATOR_GRANT})"
+        if refused is None:
+            reply = f"sync={mode!r} never writes them"
+            fix = f"{operator} defines them on every master: {run}"
+            if self.different:
+                fix += " (or give the app the server's definitions)"
+        else:
+            reply = refused.strip()
+            fix = (f"the Redis user may not define them: grant it +rl.policy|set, or "
+                   f"have {operator} define them on every master ({run}) and use "
+                   f"sync='verify'")  # fmt: skip
+        ResponseError.__init__(
+            self, f"policies not as the app defines them {where}: {', '.join(wrong)}: "
+            f"{reply}; {fix}"
+        )  # fmt: skip
+        self.message = reply
+        self.reason = POLICIES_NOT_SYNCED
+        self.server = server
+        self.key = None
+        self.fix = fix
+
+
+def _write_refused(error: BaseException) -> str | None:
+    """The NOPERM reply when a policy write was refused (what a client
+    raised, or a FastAPI Limiter's LimiterUnavailable for it), else None."""
+    wrong = error if isinstance(error, RateLimiterMisconfigured) else None
+    if wrong is None:
+        wrong = getattr(error, "misconfigured", None) or misconfigured(error)
+    if not isinstance(wrong, RateLimiterMisconfigured) or wrong.reason != NO_PERMISSION:
+        return None
+    return wrong.message
+
+
+def _address(client: Any) -> str | None:
+    redis = getattr(client, "redis", None)  # AsyncRateLimiter's, RateLimiter's
+    return None if redis is None else server_address(redis)
+
+
 async def _direct(fn: Callable[[], Awaitable[T]]) -> T:
     return await fn()
 
@@ -312,6 +409,15 @@ class Policies:
                          without persistence, a DEL) define them again
               overwrite  the same, but at start-up the app's definitions win
               off        never write: a missing policy is an error reply
+              verify     never write (an ACL user without +rl.policy|set:
+                         an operator defines them): start-up raises
+                         PoliciesNotSynced unless the server holds every
+                         policy as the app defines it; after `no such
+                         policy` read them again, and raise it if still
+                         missing (a FastAPI Limiter answers 503)
+              In the writing modes a Redis user who may not run RL.POLICY
+              SET is no error while nothing needs writing; otherwise
+              PoliciesNotSynced says which and how to fix it.
     prefix    before every name in the server ("quotes:" makes
               "quotes:free"), so that apps sharing a Redis do not share
               policies; headers and keys use the names without it
@@ -395,31 +501,68 @@ class Policies:
         for name, reply in zip(names, replies, strict=True):
             self.learn(name, reply)
 
-    async def _set(self, client: PolicyClient, names: Sequence[str], call: Call) -> None:
-        for n in names:
+    def not_synced(
+        self, names: Sequence[str], server: str | None = None, refused: str | None = None
+    ) -> PoliciesNotSynced:
+        """The PoliciesNotSynced for these policies (short names), as last
+        read from the server."""
+        different = {
+            self.server_name(n): (self._known[n].describe() if n in self._known else "?",
+                                  self.specs[n].definition.describe())
+            for n in names if self.held(n)
+        }  # fmt: skip
+        commands = [" ".join(["RL.POLICY", "SET", self.server_name(n),
+                              *map(str, self.specs[n].args())]) for n in names]  # fmt: skip
+        return PoliciesNotSynced(
+            missing=[self.server_name(n) for n in names if not self.held(n)],
+            different=different, commands=commands, mode=self.sync_mode, refused=refused,
+            server=server,
+        )  # fmt: skip
+
+    async def _set(
+        self, client: PolicyClient, names: Sequence[str], call: Call, server: str | None
+    ) -> None:
+        for i, n in enumerate(names):
             spec = self.specs[n]
             set_it = partial(client.policy_set, self.server_name(n), spec.limit(),
                              penalty=spec.penalty, shadow=spec.shadow)  # fmt: skip
-            await call(set_it)
+            try:
+                await call(set_it)
+            except Exception as e:
+                refused = _write_refused(e)
+                if refused is None:
+                    raise
+                # Not a generic NOPERM: which policies, and the two ways out.
+                raise self.not_synced(names[i:], server or _address(client), refused) from e
 
-    async def sync(self, client: PolicyClient, call: Call = _direct) -> dict[str, str]:
+    async def sync(
+        self, client: PolicyClient, call: Call = _direct, *, server: str | None = None
+    ) -> dict[str, str]:
         """At start-up: reads every policy and defines them as `sync` says.
         Returns what became of each: "defined", "replaced", "kept" (the
-        server's differs and stays), "same" or "missing" (sync off)."""
+        server's differs and stays), "same" or "missing" (sync off).
+        Raises PoliciesNotSynced when they are not as the app defines them
+        and it may not (sync="verify") or cannot (NOPERM) define them.
+        `server`: the address for the messages (default: the client's)."""
         names = list(self.specs)
         await self.read(client, names, call)
         done: dict[str, str] = {}
+        mode = self.sync_mode
         for n in names:
             want, have = self.specs[n].definition, self._known.get(n)
             if have == want:
                 done[n] = "same"
-            elif self.sync_mode == "off":
+            elif mode in ("off", "verify"):
                 done[n] = "kept" if self.held(n) else "missing"
             elif not self.held(n):
                 done[n] = "defined"
             else:
-                done[n] = "replaced" if self.sync_mode == "overwrite" else "kept"
-            if done[n] == "kept":
+                done[n] = "replaced" if mode == "overwrite" else "kept"
+            if mode == "verify":
+                if n in self._unreadable:  # a newer module's form: not held against it
+                    log.warning("policy %s in Redis is in a form this client cannot read: "
+                                "not verified (sync=verify)", self.server_name(n))  # fmt: skip
+            elif done[n] == "kept":
                 log.warning("policy %s in Redis (%s) differs from the app's (%s): keeping "
                             "Redis' (sync=%s)", self.server_name(n),
                             have.describe() if have else "?", want.describe(),
@@ -427,35 +570,47 @@ class Policies:
             elif done[n] == "missing":
                 log.warning("policy %s is not defined in Redis (sync=off): calls using it "
                             "are answered 'no such policy'", self.server_name(n))  # fmt: skip
+        if mode == "verify":
+            wrong = [n for n in names if done[n] != "same" and n not in self._unreadable]
+            if wrong:
+                raise self.not_synced(wrong, server or _address(client))
+            return done
         to_set = [n for n in names if done[n] in ("defined", "replaced")]
-        await self._set(client, to_set, call)
+        await self._set(client, to_set, call, server)
         await self.read(client, to_set, call)
         return done
 
-    async def restore(self, client: PolicyClient, call: Call = _direct) -> bool:
+    async def restore(
+        self, client: PolicyClient, call: Call = _direct, *, server: str | None = None
+    ) -> bool:
         """After `no such policy`: defines the missing policies again from
         the app's definitions, once for all the calls that found them
-        missing at the same time. False when the app must not (sync off);
-        raises what the Redis calls raise."""
+        missing at the same time. False when the app must not (sync off).
+        Raises PoliciesNotSynced when they stay missing: sync="verify"
+        (read again first: an operator may just have defined them), or the
+        Redis user may not define them; and what the Redis calls raise."""
         if self.sync_mode == "off":
             return False
         task = self._restoring
         if task is None or task.done():
-            task = asyncio.ensure_future(self._restore(client, call))
+            task = asyncio.ensure_future(self._restore(client, call, server))
             self._restoring = task
         await asyncio.shield(task)
         return True
 
-    async def _restore(self, client: PolicyClient, call: Call) -> None:
+    async def _restore(self, client: PolicyClient, call: Call, server: str | None) -> None:
         # All of them: a Redis that lost one has usually lost them all.
         await self.read(client, list(self.specs), call)
         # Only those still missing: one an operator has just set stays his.
         missing = [n for n in self.specs if not self.held(n)]
-        if missing:
-            log.warning("rate limiter policies missing in Redis, defined again from the "
-                        "app's definitions: %s",
-                        ", ".join(self.server_name(n) for n in missing))  # fmt: skip
-        await self._set(client, missing, call)
+        if not missing:
+            return
+        if self.sync_mode == "verify":
+            raise self.not_synced(missing, server or _address(client))
+        await self._set(client, missing, call, server)
+        log.warning("rate limiter policies missing in Redis, defined again from the "
+                    "app's definitions: %s",
+                    ", ".join(self.server_name(n) for n in missing))  # fmt: skip
         await self.read(client, missing, call)
 
 
@@ -466,8 +621,12 @@ def no_such_policy(error: BaseException) -> bool:
 
 
 __all__ = [
+    "OPERATOR_GRANT",
+    "POLICIES_NOT_SYNCED",
     "SYNC_MODES",
+    "WRITING_MODES",
     "Policies",
+    "PoliciesNotSynced",
     "PolicyClient",
     "PolicyDef",
     "PolicySpec",
