@@ -174,7 +174,7 @@ def test_refund(client: redis.Redis) -> None:
 def test_acquire_release_renew(client: redis.Redis) -> None:
     rl = RateLimiter(client)
     a = rl.acquire("in", 2, "30s")
-    assert a.allowed and a.lease_id is not None and len(a.lease_id) == 16
+    assert a.allowed and a.lease_id is not None and len(a.lease_id) == 32
     b = rl.acquire("in", 2, 30, lease_id="mine")
     assert b.lease_id == "mine" and b.remaining == 0
     c = rl.acquire("in", 2, 30)
