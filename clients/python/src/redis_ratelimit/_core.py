@@ -55,7 +55,7 @@ _FIXES = {
         "<user> ~rl:* +rl.fixed +rl.sliding +rl.log +rl.token +rl.leaky +rl.gcra +rl.all "
         "+rl.peek +rl.info +rl.refund +rl.check +rl.policy|get +rl.policy|list +rl.acquire "
         "+rl.release +rl.renew +command|info`; `~rl:* +@ratelimit +command|info` where "
-        "module commands have ACL categories, Redis 7.4+ and Valkey 8+); RL.POLICY SET and "
+        "module commands have ACL categories, Redis 7.4+ and Valkey 8+; RL.POLICY SET and "
         "DEL are an operator's: +rl.policy|set +rl.policy|del)"
     ),
     WRONG_TYPE: (
