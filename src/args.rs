@@ -671,11 +671,32 @@ pub fn policy_name(arg: &[u8]) -> Result<&str, ArgError> {
         return Err(ArgError::new(format!(
             "a policy name is 1 to {} of A-Z a-z 0-9 _ . : -, got{}",
             crate::policy::MAX_NAME_LEN,
-            shown_or_empty(arg)
+            bad_policy_name(arg)
         )));
     }
     // Valid names are ASCII.
     std::str::from_utf8(arg).map_err(|_| ArgError::new("policy name is not valid UTF-8"))
+}
+
+/// What is wrong with a name `valid_name` refused, shown without control
+/// characters: the name itself when it is printable, else its length or
+/// its first byte that no name may hold.
+fn bad_policy_name(arg: &[u8]) -> String {
+    if arg.is_empty() {
+        return " an empty string".into();
+    }
+    if arg.len() > crate::policy::MAX_NAME_LEN {
+        return format!(" a name of {} bytes", arg.len());
+    }
+    if arg.iter().all(u8::is_ascii_graphic) {
+        return format!(" '{}'", String::from_utf8_lossy(arg));
+    }
+    // A name that is not all graphic ASCII holds a byte outside the set.
+    match arg.iter().find(|b| !b.is_ascii_graphic()) {
+        Some(b' ') => " a name with a space".into(),
+        Some(b) => format!(" a name with the byte 0x{b:02x}"),
+        None => String::new(),
+    }
 }
 
 /// The error for a policy the server does not have.
@@ -965,6 +986,25 @@ mod tests {
 
     fn err(r: Result<impl std::fmt::Debug, ArgError>) -> String {
         format!("ERR {}", r.expect_err("expected an error"))
+    }
+
+    #[test]
+    fn bad_policy_names_say_what_is_wrong() {
+        let head = "ERR a policy name is 1 to 64 of A-Z a-z 0-9 _ . : -, got";
+        for (name, got) in [
+            (&b""[..], " an empty string".to_string()),
+            (b"bad name", " a name with a space".into()),
+            (b"tab\there", " a name with the byte 0x09".into()),
+            ("caf\u{e9}".as_bytes(), " a name with the byte 0xc3".into()),
+            (b"a/b", " 'a/b'".into()),
+            (&[b'x'; 65], " a name of 65 bytes".into()),
+            // Printable names up to the longest are shown whole.
+            (&[b'!'; 64], format!(" '{}'", "!".repeat(64))),
+        ] {
+            assert_eq!(err(policy_name(name)), format!("{head}{got}"), "{name:?}");
+        }
+        assert_eq!(policy_name(b"paid-monthly:v2"), Ok("paid-monthly:v2"));
+        assert_eq!(policy_name(&[b'x'; 64]).map(str::len), Ok(64));
     }
 
     #[test]

@@ -231,6 +231,28 @@ fn policy_errors_are_precise() {
     ] {
         assert_eq!(c.cmd(line).err(), want, "{line}");
     }
+    // A name that can't be shown as it is still gets an error saying why
+    // it is not a name, never one about numbers.
+    let head = "ERR a policy name is 1 to 64 of A-Z a-z 0-9 _ . : -, got";
+    for (name, got) in [
+        (&b"bad name"[..], " a name with a space"),
+        (b"new\nline", " a name with the byte 0x0a"),
+        (&[b'p'; 65], " a name of 65 bytes"),
+    ] {
+        for sub in [&b"SET"[..], b"GET", b"DEL"] {
+            let mut args = vec![b"RL.POLICY".to_vec(), sub.to_vec(), name.to_vec()];
+            if sub == b"SET" {
+                args.extend(["TOKEN", "10", "5", "1s"].map(|a| a.as_bytes().to_vec()));
+            }
+            assert_eq!(
+                c.call(&args).err(),
+                format!("{head}{got}"),
+                "{sub:?} {name:?}"
+            );
+        }
+        let check = [b"RL.CHECK".to_vec(), name.to_vec(), b"k".to_vec()];
+        assert_eq!(c.call(&check).err(), format!("{head}{got}"), "{name:?}");
+    }
     assert_eq!(c.cmd("RL.POLICY SET p FIXED 1 1s").text(), "OK");
     assert_eq!(
         c.cmd("RL.CHECK p k PENALTY 1s").err(),
