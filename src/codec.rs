@@ -423,7 +423,7 @@ pub fn encode_value(value: &Value) -> Vec<u8> {
             w.0
         }
         Value::Leases(l) => {
-            let mut w = Writer(Vec::with_capacity(32 + l.leases.len() * 34));
+            let mut w = Writer(Vec::with_capacity(32 + l.leases().len() * 34));
             w.u8(LEASES_TAG);
             lease::write_leases(&mut w, l);
             w.0

@@ -1289,8 +1289,7 @@ fn run_leases(steps: &[(i64, LeaseStep)]) -> LeaseStats {
         // units; a valid state that round-trips byte for byte.
         assert!(st.is_valid(), "{st:?}");
         let got: Vec<(Vec<u8>, u64, Us)> = st
-            .leases
-            .iter()
+            .leases()
             .map(|l: &Lease| (l.id.to_vec(), l.units, l.expires.as_micros()))
             .collect();
         assert_eq!(got, m.sorted(), "after {}", ctx());
@@ -1437,11 +1436,7 @@ fn any_leases() -> impl Strategy<Value = LeaseState> {
                 });
             }
             leases.sort_by_key(|l| l.expires);
-            let s = LeaseState {
-                limit: count(limit),
-                last: t(last),
-                leases,
-            };
+            let s = LeaseState::from_parts(count(limit), t(last), leases);
             assert!(s.is_valid(), "{s:?}");
             s
         })

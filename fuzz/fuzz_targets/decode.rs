@@ -87,8 +87,7 @@ fuzz_target!(|data: &[u8]| {
 fn leases(state: &LeaseState) {
     let ttl = Duration::from_micros(MAX_DURATION_US);
     let ids: Vec<Vec<u8>> = state
-        .leases
-        .iter()
+        .leases()
         .map(|l| l.id.to_vec())
         .chain([b"fresh".to_vec()])
         .collect();

@@ -239,6 +239,7 @@ def all_vs_single(value, name):
 # must be read back before it can be released.
 
 LEASES_HELD = 1000  # the leases the O(n) row's key holds
+MANY_LEASES = 10_000  # the leases the acquire-at-scale row's key holds
 
 
 class Row:
@@ -267,13 +268,13 @@ def is_one(_, reply):
 
 
 def lease_ok(cmd, reply):
-    """An acquire granted under the id it was given (or a 16-character id
+    """An acquire granted under the id it was given (or a 32-character id
     the server made up), or a release of a held lease."""
     if cmd[0] == "RL.RELEASE":
         return reply == 1
     if not (isinstance(reply, list) and reply[0] == 1 and isinstance(reply[5], bytes)):
         return False
-    return reply[5] == cmd[5].encode() if "ID" in cmd else len(reply[5]) == 16
+    return reply[5] == cmd[5].encode() if "ID" in cmd else len(reply[5]) == 32
 
 
 def server_id_pairs(key, limit, ttl):
@@ -331,6 +332,8 @@ def newer_rows():
     k = [f"n:{i}" for i in range(20)]
     held = [["RL.ACQUIRE", k[10], 2 * LEASES_HELD, "1h", "ID", f"held-{i}"]
             for i in range(LEASES_HELD)]
+    many = [["RL.ACQUIRE", k[19], 2 * MANY_LEASES, "1h", "ID", f"held-{i}"]
+            for i in range(MANY_LEASES)]
     return [
         Row("INCR", "INCR on a counter above 10,000 (updated in place)",
             same(["INCR", k[0]]), lambda c, r: isinstance(r, int),
@@ -372,6 +375,12 @@ def newer_rows():
             same(["RL.ACQUIRE", k[10], 2 * LEASES_HELD, "1h", "ID", "probe"],
                  ["RL.RELEASE", k[10], "probe"]),
             lease_ok, setup=lambda: held, base="RL.ACQUIRE+RELEASE, ID given"),
+        Row(f"RL.ACQUIRE+RELEASE, server ids, {MANY_LEASES:,} leases", f"As the server ids "
+            f"pair, on a key holding {MANY_LEASES:,} other leases (limit {2 * MANY_LEASES:,}, "
+            "each 1h): the acquire's line against the server ids row's is the cost of the "
+            "leases held (the release scans for its id)",
+            server_id_pairs(k[19], 2 * MANY_LEASES, "1h"), lease_ok, setup=lambda: many,
+            base="RL.ACQUIRE+RELEASE, server ids"),
         Row("RL.CHECK, TOKEN policy", f"`RL.CHECK {POLICY_TOKEN[0]} key`, the policy "
             f"`{' '.join(map(str, POLICY_TOKEN[1:]))}`: the RL.TOKEN row's call by name",
             same(["RL.CHECK", POLICY_TOKEN[0], k[11]]), is_allowed, setup=policies_setup,

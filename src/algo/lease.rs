@@ -7,16 +7,26 @@
 //! dropped by the next call that writes the state.
 //!
 //! The leases are kept sorted by expiry (ties in the order they were placed),
-//! so the dead ones are a prefix, the last one is the key's expiry, and the
-//! wait for `n` units to come free is one pass over a prefix. Every call is
-//! O(n) in the number of leases at most (a scan for the id, a sum, one
-//! `memmove`); a peek or a denial never allocates. The number of leases is
-//! at most the limit (each holds at least one unit), which the caller bounds
-//! by the `lease-max` config.
+//! in a ring buffer, so the dead ones are a prefix reclaimed from the front,
+//! the last one is the key's expiry, a lease of the usual ttl is placed at
+//! the back, and the wait for `n` units to come free is one pass over a
+//! prefix. Beside them the state keeps the units they hold and a set of
+//! their ids' keyed hashes: an acquire under an id not held (every
+//! server-made id) needs no scan, and costs the same with 10,000 leases held
+//! as with none (amortised: each dead lease is reclaimed once). A renewal or
+//! a release scans for its id, and moves what follows it; a peek or a
+//! denial never allocates. The number of leases is at most the limit (each
+//! holds at least one unit), which the caller bounds by the `lease-max`
+//! config.
 //!
 //! Like the other limiters, a request is decided first and the state changed
 //! only if the request writes: a denial (or a peek) leaves the state exactly
 //! as it was, dead leases included, since the module replicates only writes.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{HashSet, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::sync::OnceLock;
 
 use super::{to_u64, Count, Decision, Duration, Instant, MAX_COUNT, MAX_DURATION_US, MAX_TIME_US};
 
@@ -44,7 +54,7 @@ impl Lease {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct LeaseState {
     /// The limit of the last allowed acquire (what RL.INFO shows).
     pub limit: Count,
@@ -53,7 +63,52 @@ pub struct LeaseState {
     pub last: Instant,
     /// Live and not-yet-reclaimed leases, sorted by `expires`; leases that
     /// expire together are in the order they were acquired or renewed.
-    pub leases: Vec<Lease>,
+    leases: VecDeque<Lease>,
+    /// Units `leases` hold, dead ones included.
+    units: u128,
+    /// The keyed hash of every id in `leases`: an id whose hash is missing
+    /// is not held.
+    ids: HashSet<u64, BuildHasherDefault<Prehashed>>,
+    /// Two stored ids share a hash (never seen with 64-bit SipHash; handled
+    /// all the same): `ids` is then rebuilt when a lease goes.
+    shared: bool,
+}
+
+/// Equal leases, whatever the indexes beside them.
+impl PartialEq for LeaseState {
+    fn eq(&self, other: &Self) -> bool {
+        (self.limit, self.last) == (other.limit, other.last) && self.leases == other.leases
+    }
+}
+
+impl Eq for LeaseState {}
+
+/// The hasher of `ids`, whose values are already hashes.
+#[derive(Default)]
+pub struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64s are hashed with it; this keeps it total anyway.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// An id's hash, keyed once per process (clients choose ids, so the keys
+/// must be unknown to them), the same for every state.
+fn id_hash(id: &[u8]) -> u64 {
+    static KEYS: OnceLock<RandomState> = OnceLock::new();
+    KEYS.get_or_init(RandomState::new).hash_one(id)
 }
 
 /// What `acquire` answers.
@@ -71,7 +126,51 @@ impl LeaseState {
         LeaseState {
             limit,
             last: Instant::EPOCH,
-            leases: Vec::new(),
+            leases: VecDeque::new(),
+            units: 0,
+            ids: HashSet::default(),
+            shared: false,
+        }
+    }
+
+    /// A state holding `leases` (sorted by expiry, for a valid state; see
+    /// [`is_valid`](Self::is_valid)), as decoded.
+    pub fn from_parts(limit: Count, last: Instant, leases: Vec<Lease>) -> Self {
+        let mut s = LeaseState {
+            limit,
+            last,
+            leases: leases.into(),
+            units: 0,
+            ids: HashSet::default(),
+            shared: false,
+        };
+        s.units = s.leases.iter().map(|l| u128::from(l.units)).sum();
+        s.index_ids();
+        s
+    }
+
+    /// The leases stored, in expiry order (dead ones not yet reclaimed too).
+    pub fn leases(&self) -> impl ExactSizeIterator<Item = &Lease> {
+        self.leases.iter()
+    }
+
+    /// Whether no lease is stored.
+    pub fn is_empty(&self) -> bool {
+        self.leases.is_empty()
+    }
+
+    /// Whether a stored lease (live or not yet reclaimed) is named `id`:
+    /// O(1) for an id not held.
+    pub fn holds(&self, id: &[u8]) -> bool {
+        self.ids.contains(&id_hash(id)) && self.leases.iter().any(|l| *l.id == *id)
+    }
+
+    fn index_ids(&mut self) {
+        self.ids.clear();
+        self.ids.reserve(self.leases.len());
+        self.shared = false;
+        for l in &self.leases {
+            self.shared |= !self.ids.insert(id_hash(&l.id));
         }
     }
 
@@ -88,16 +187,26 @@ impl LeaseState {
         self.leases.partition_point(|l| l.expires <= now)
     }
 
-    /// The leases live at `now` (already a clock reading).
-    fn live(&self, now: Instant) -> &[Lease] {
-        &self.leases[self.dead(now)..]
+    /// The leases live at `now` (already a clock reading): how many, the
+    /// units they hold, and the first one's index.
+    fn live(&self, now: Instant) -> Live<'_> {
+        let dead = self.dead(now);
+        let dead_units: u128 = self.leases.range(..dead).map(|l| u128::from(l.units)).sum();
+        Live {
+            leases: &self.leases,
+            first: dead,
+            units: self.units.saturating_sub(dead_units),
+        }
     }
 
     /// Index of the live lease named `id`, if any.
     fn find(&self, id: &[u8], now: Instant) -> Option<usize> {
+        if !self.ids.contains(&id_hash(id)) {
+            return None;
+        }
         let dead = self.dead(now);
-        self.leases[dead..]
-            .iter()
+        self.leases
+            .range(dead..)
             .position(|l| *l.id == *id)
             .map(|i| dead + i)
     }
@@ -144,12 +253,14 @@ impl LeaseState {
                 renewed: true,
             };
         }
-        let d = answer(self.live(now), limit, units, now);
+        let d = answer(&self.live(now), limit, units, now);
         if !d.allowed {
             return refused(d);
         }
         self.reclaim_at(now);
         self.reserve_one(limit);
+        self.shared |= !self.ids.insert(id_hash(id));
+        self.units += u128::from(units);
         self.place(Lease {
             id: id.into(),
             units,
@@ -160,7 +271,7 @@ impl LeaseState {
         Acquired {
             decision: Decision {
                 // The new lease may now be the last to expire.
-                reset_after: reset(&self.leases, now),
+                reset_after: reset(self.leases.back(), now),
                 ..d
             },
             granted: true,
@@ -174,7 +285,7 @@ impl LeaseState {
     /// held: a peek has no ttl for the lease it does not place.
     pub fn peek(&self, limit: Count, units: u64, now: Instant) -> Decision {
         let now = self.clock(now);
-        answer(self.live(now), limit, units, now)
+        answer(&self.live(now), limit, units, now)
     }
 
     /// Ends the live lease `id`: true if it was held and is now gone (dead
@@ -185,7 +296,9 @@ impl LeaseState {
         let Some(i) = self.find(id, now) else {
             return false;
         };
-        self.leases.remove(i);
+        if let Some(gone) = self.leases.remove(i) {
+            self.forget(&gone);
+        }
         self.reclaim_at(now);
         self.last = now;
         true
@@ -217,17 +330,17 @@ impl LeaseState {
 
     /// How many leases are live at `now`.
     pub fn live_leases(&self, now: Instant) -> usize {
-        self.live(self.clock(now)).len()
+        self.leases.len() - self.dead(self.clock(now))
     }
 
     /// Units held by the leases live at `now`.
     pub fn held(&self, now: Instant) -> u64 {
-        to_u64(total(self.live(self.clock(now))))
+        to_u64(self.live(self.clock(now)).units)
     }
 
     /// When the last lease expires (the key's expiry), `None` without leases.
     pub fn empty_at(&self) -> Option<Instant> {
-        self.leases.last().map(|l| l.expires)
+        self.leases.back().map(|l| l.expires)
     }
 
     /// Whether the state satisfies the invariants the methods keep; decoded
@@ -246,8 +359,8 @@ impl LeaseState {
         if !(fields
             && self.leases.len() as u64 <= MAX_LEASES
             && self.last.as_micros() <= MAX_TIME_US
-            && total(&self.leases) <= MAX_COUNT.into()
-            && self.leases.is_sorted_by_key(|l| l.expires))
+            && total(self.leases.iter()) <= MAX_COUNT.into()
+            && self.leases.iter().is_sorted_by_key(|l| l.expires))
         {
             return false;
         }
@@ -256,11 +369,13 @@ impl LeaseState {
         ids.windows(2).all(|w| w[0] != w[1])
     }
 
-    /// Bytes owned by the state (for `MEMORY USAGE`).
+    /// Bytes owned by the state (for `MEMORY USAGE`): the leases, their
+    /// ids, and the id set (a hash and a control byte per slot).
     pub fn memory(&self) -> usize {
         size_of::<LeaseState>()
             + self.leases.capacity() * size_of::<Lease>()
             + self.leases.iter().map(|l| l.id.len()).sum::<usize>()
+            + self.ids.capacity() * (size_of::<u64>() + 1)
     }
 
     /// The answer to a renewing acquire, once installed (every lease live):
@@ -269,32 +384,59 @@ impl LeaseState {
         Decision {
             allowed: true,
             limit: limit.get(),
-            remaining: to_u64(limit.wide().saturating_sub(total(&self.leases))),
+            remaining: to_u64(limit.wide().saturating_sub(self.units)),
             retry_after: Some(Duration::ZERO),
-            reset_after: reset(&self.leases, now),
+            reset_after: reset(self.leases.back(), now),
             at: now,
         }
     }
 
-    /// Drops the leases dead at `now` (a clock reading); returns how many.
+    /// Drops the leases dead at `now` (a clock reading), from the front;
+    /// returns how many.
     fn reclaim_at(&mut self, now: Instant) -> usize {
-        let n = self.dead(now);
-        self.leases.drain(..n);
+        let mut n = 0;
+        while self.leases.front().is_some_and(|l| l.expires <= now) {
+            if let Some(gone) = self.leases.pop_front() {
+                self.forget(&gone);
+            }
+            n += 1;
+        }
         n
+    }
+
+    /// Takes a lease that left `leases` out of the units and the id set.
+    fn forget(&mut self, gone: &Lease) {
+        self.units = self.units.saturating_sub(u128::from(gone.units));
+        if self.shared {
+            self.index_ids();
+        } else {
+            self.ids.remove(&id_hash(&gone.id));
+        }
     }
 
     /// Renews the live lease at `i`: reclaims the dead ones (all before it),
     /// then moves it to its new place in expiry order.
     fn extend(&mut self, i: usize, ttl: Duration, now: Instant) {
         let dead = self.reclaim_at(now);
-        let mut lease = self.leases.remove(i - dead);
+        let Some(mut lease) = self.leases.remove(i - dead) else {
+            return;
+        };
         lease.expires = now + clamp_ttl(ttl);
         self.place(lease);
         self.last = now;
     }
 
-    /// Inserts a lease after every lease expiring no later.
+    /// Inserts a lease after every lease expiring no later: at the back
+    /// for a lease of the longest ttl yet, in O(1).
     fn place(&mut self, lease: Lease) {
+        if self
+            .leases
+            .back()
+            .is_none_or(|l| l.expires <= lease.expires)
+        {
+            self.leases.push_back(lease);
+            return;
+        }
         let at = self.leases.partition_point(|l| l.expires <= lease.expires);
         self.leases.insert(at, lease);
     }
@@ -310,6 +452,7 @@ impl LeaseState {
         let cap_limit = usize::try_from(limit.get()).unwrap_or(usize::MAX);
         let target = cap.saturating_mul(2).max(4).min(cap_limit).max(len + 1);
         self.leases.reserve_exact(target - len);
+        self.ids.reserve(target.saturating_sub(self.ids.len()));
     }
 }
 
@@ -320,22 +463,44 @@ fn clamp_ttl(ttl: Duration) -> Duration {
 
 /// Units held by `leases`. At most [`MAX_LEASES`] * `u64::MAX`, far within
 /// `u128`, whatever the leases say.
-fn total(leases: &[Lease]) -> u128 {
-    leases.iter().map(|l| u128::from(l.units)).sum()
+fn total<'a>(leases: impl Iterator<Item = &'a Lease>) -> u128 {
+    leases.map(|l| u128::from(l.units)).sum()
 }
 
-/// Time from `now` until the last of `leases` (sorted) expires.
-fn reset(leases: &[Lease], now: Instant) -> Duration {
-    leases.last().map_or(Duration::ZERO, |l| l.expires - now)
+/// Time from `now` until `last`, the last lease to expire, expires.
+fn reset(last: Option<&Lease>, now: Instant) -> Duration {
+    last.map_or(Duration::ZERO, |l| l.expires - now)
+}
+
+/// The leases live at a clock reading: `leases[first..]`, which hold `units`.
+struct Live<'a> {
+    leases: &'a VecDeque<Lease>,
+    first: usize,
+    units: u128,
+}
+
+impl Live<'_> {
+    fn len(&self) -> usize {
+        self.leases.len() - self.first
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Lease> {
+        self.leases.range(self.first..)
+    }
+
+    fn last(&self) -> Option<&Lease> {
+        // Live leases are a suffix: the last stored is the last live one.
+        (self.len() > 0).then(|| self.leases.back()).flatten()
+    }
 }
 
 /// The answer to `units` more under `limit`, given the leases `live` at
 /// `now`, before anything is written. A new lease (`units > 0`) also needs
 /// a slot under [`MAX_LEASES`]; the caller's `lease-max` bounds the limit
 /// below it, so in practice only units count.
-fn answer(live: &[Lease], limit: Count, units: u64, now: Instant) -> Decision {
+fn answer(live: &Live, limit: Count, units: u64, now: Instant) -> Decision {
     let cap = limit.wide();
-    let held = total(live);
+    let held = live.units;
     let want = u128::from(units);
     let slots = units == 0 || (live.len() as u64) < MAX_LEASES;
     let allowed = want <= cap && held + want <= cap && slots;
@@ -362,7 +527,7 @@ fn answer(live: &[Lease], limit: Count, units: u64, now: Instant) -> Decision {
         // A lowered limit may be below what is held.
         remaining: to_u64(cap.saturating_sub(after)),
         retry_after,
-        reset_after: reset(live, now),
+        reset_after: reset(live.last(), now),
         at: now,
     }
 }
@@ -370,15 +535,15 @@ fn answer(live: &[Lease], limit: Count, units: u64, now: Instant) -> Decision {
 /// Time from `now` until leases holding `need` units have expired, taking
 /// them in expiry order. `need` is at most what `live` holds when it is
 /// called, so the scan always ends inside `live`.
-fn wait_for(live: &[Lease], need: u128, now: Instant) -> Duration {
+fn wait_for(live: &Live, need: u128, now: Instant) -> Duration {
     let mut freed = 0u128;
-    for l in live {
+    for l in live.iter() {
         freed += u128::from(l.units);
         if freed >= need {
             return l.expires - now;
         }
     }
-    reset(live, now)
+    reset(live.last(), now)
 }
 
 #[cfg(test)]
@@ -398,10 +563,10 @@ mod tests {
 
     /// A state at `last` holding `(id, units, expires)`, as given (sorted).
     fn state(limit: u64, last: u64, leases: &[(&str, u64, u64)]) -> LeaseState {
-        let st = LeaseState {
-            limit: c(limit),
-            last: t(last),
-            leases: leases
+        let st = LeaseState::from_parts(
+            c(limit),
+            t(last),
+            leases
                 .iter()
                 .map(|&(id, units, expires)| Lease {
                     id: id.as_bytes().into(),
@@ -409,7 +574,7 @@ mod tests {
                     expires: t(expires),
                 })
                 .collect(),
-        };
+        );
         assert!(st.is_valid());
         st
     }
@@ -727,8 +892,68 @@ mod tests {
         assert_eq!(st.memory(), base);
         st.acquire(c(2), 1, d(S), &[7; 16], t(0));
         st.acquire(c(2), 1, d(S), &[8; 16], t(0));
-        // Capacity stops at the limit.
+        // Capacity stops at the limit; the id set holds a hash and a
+        // control byte per slot.
         assert_eq!(st.leases.capacity(), 2);
-        assert_eq!(st.memory(), base + 2 * (size_of::<Lease>() + 16));
+        assert!(st.ids.capacity() >= 2);
+        assert_eq!(
+            st.memory(),
+            base + 2 * (size_of::<Lease>() + 16) + st.ids.capacity() * 9
+        );
+    }
+
+    #[test]
+    fn the_indexes_follow_the_leases() {
+        // Held units and the id set agree with the leases after every kind
+        // of change, dead leases and their reclaiming included.
+        let mut st = LeaseState::new(c(10));
+        let check = |st: &LeaseState| {
+            let units: u128 = st.leases.iter().map(|l| u128::from(l.units)).sum();
+            assert_eq!(st.units, units);
+            assert_eq!(st.ids.len(), st.leases.len());
+            for l in &st.leases {
+                assert!(st.holds(&l.id));
+            }
+            assert!(!st.holds(b"never"));
+        };
+        for (i, id) in [b"a", b"b", b"c", b"d"].iter().enumerate() {
+            let ttl = d((i as u64 + 1) * S);
+            assert!(st.acquire(c(10), 2, ttl, *id, t(0)).granted);
+            check(&st);
+        }
+        // A renewal moves "a" behind the others.
+        assert!(st.acquire(c(10), 2, d(10 * S), b"a", t(0)).renewed);
+        assert_eq!(
+            ids(&st).iter().map(|l| l.0).collect::<Vec<_>>(),
+            ["b", "c", "d", "a"]
+        );
+        check(&st);
+        assert!(st.release(b"c", t(0)));
+        check(&st);
+        // At 2.5 s "b" is dead: an acquire reclaims it.
+        assert_eq!(st.held(t(2 * S + S / 2)), 4);
+        assert!(st.acquire(c(10), 1, d(S), b"e", t(2 * S + S / 2)).granted);
+        assert_eq!(
+            ids(&st).iter().map(|l| l.0).collect::<Vec<_>>(),
+            ["e", "d", "a"]
+        );
+        check(&st);
+        assert!(!st.holds(b"b"));
+        // Decoded states build the same indexes.
+        let copy = LeaseState::from_parts(st.limit, st.last, st.leases.iter().cloned().collect());
+        assert_eq!(copy, st);
+        check(&copy);
+    }
+
+    #[test]
+    fn ids_sharing_a_hash_keep_the_set_right() {
+        let mut st = state(5, 0, &[("a", 1, 10), ("b", 1, 20)]);
+        // As if "a" and "b" hashed alike: "b"'s hash is gone from the set.
+        st.ids.remove(&id_hash(b"b"));
+        st.shared = true;
+        assert!(st.release(b"a", t(0)));
+        // The set was rebuilt from the leases left.
+        assert!(st.holds(b"b") && !st.holds(b"a"));
+        assert!(!st.shared);
     }
 }

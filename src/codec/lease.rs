@@ -22,8 +22,8 @@ const MAX_EXPIRES_US: u64 = MAX_TIME_US + MAX_DURATION_US;
 pub(super) fn write_leases<S: Sink>(w: &mut Writer<S>, s: &LeaseState) {
     w.u64(s.limit.get());
     w.time(s.last);
-    w.u64(s.leases.len() as u64);
-    for l in &s.leases {
+    w.u64(s.leases().len() as u64);
+    for l in s.leases() {
         w.time(l.expires);
         w.u64(l.units);
         // Ids are at most MAX_LEASE_ID_LEN bytes; a longer one (a bug) is
@@ -58,11 +58,7 @@ pub(super) fn read_leases(r: &mut Reader) -> Result<LeaseState, DecodeError> {
             expires: crate::algo::Instant::from_micros(expires),
         });
     }
-    let s = LeaseState {
-        limit,
-        last,
-        leases,
-    };
+    let s = LeaseState::from_parts(limit, last, leases);
     if !s.is_valid() {
         return Err(DecodeError::BadState);
     }
@@ -120,7 +116,7 @@ mod tests {
             assert_eq!(encode(&decode(&bytes).unwrap()), bytes);
         }
         let s = &samples()[1];
-        assert_eq!(s.leases.len(), 4);
+        assert_eq!(s.leases().len(), 4);
         assert_eq!(encode(s).len(), 24 + 4 * 17 + (8 + 3 + 64 + 1));
     }
 

@@ -55,7 +55,7 @@ fn fresh_id(held: Option<&Value>) -> Result<[u8; MADE_ID_LEN], Error> {
     loop {
         let id = hex32(random_128()?);
         let taken = match held {
-            Some(Value::Leases(s)) => s.leases.iter().any(|l| *l.id == id),
+            Some(Value::Leases(s)) => s.holds(&id),
             _ => false,
         };
         if !taken {
@@ -219,7 +219,7 @@ fn end_or_extend(
     if !done {
         return Ok((false, 0));
     }
-    let at = if s.leases.is_empty() {
+    let at = if s.is_empty() {
         key.delete();
         0
     } else {
@@ -342,11 +342,7 @@ pub(super) fn apply(ctx: Ctx, name: RStr, op: &LeaseOp) -> Outcome {
 pub(super) fn info(ctx: Ctx, s: &LeaseState, now: Instant, ttl_ms: Option<i64>) {
     let peek = s.peek(s.limit, 0, now);
     let held = s.held(now);
-    let live = s
-        .leases
-        .iter()
-        .filter(|l| l.expires > now.max(s.last))
-        .count();
+    let live = s.live_leases(now);
     ctx.reply_map(7);
     ctx.reply_bulk(b"algorithm");
     ctx.reply_bulk(b"LEASES");

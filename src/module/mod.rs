@@ -248,7 +248,7 @@ const COMMANDS: &[CommandDef] = &[
         operator: false,
         doc: Doc {
             summary: c"Takes cost (default 1) of limit concurrency slots for ttl under a lease id, made up unless given; the same id again renews its lease.",
-            complexity: c"O(N) where N is the number of leases held on the key",
+            complexity: c"O(1) amortised for a new lease; O(N) to renew one, where N is the number of leases held on the key",
             since: c"0.3.0",
             arity: -4,
             keys: Keys::One(Access::Update),
