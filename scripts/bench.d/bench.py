@@ -267,13 +267,13 @@ def is_one(_, reply):
 
 
 def lease_ok(cmd, reply):
-    """An acquire granted under the id it was given (or a 16-character id
+    """An acquire granted under the id it was given (or a 32-character id
     the server made up), or a release of a held lease."""
     if cmd[0] == "RL.RELEASE":
         return reply == 1
     if not (isinstance(reply, list) and reply[0] == 1 and isinstance(reply[5], bytes)):
         return False
-    return reply[5] == cmd[5].encode() if "ID" in cmd else len(reply[5]) == 16
+    return reply[5] == cmd[5].encode() if "ID" in cmd else len(reply[5]) == 32
 
 
 def server_id_pairs(key, limit, ttl):
