@@ -10,20 +10,27 @@
 //! encoding.
 
 use std::ffi::{c_int, c_void, CStr};
-use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
-use redis_module::native_types::RedisType;
 use redis_module::raw;
 
-use super::ffi;
+use super::ffi::{self, ModuleValue};
+use super::stats;
 use crate::algo::{
     Algorithm, Blocked, BucketState, FixedState, LeaseState, Limiter, LogState, SlidingState, Value,
 };
 use crate::codec;
 
-pub static RATELIMIT_TYPE: RedisType = RedisType::new(
-    "ratelimit",
-    codec::ENCODING_VERSION,
+/// A key opened for writing, holding a [`Value`].
+pub type WriteKey<'a> = ffi::WriteKey<'a, Value>;
+
+/// The type's callbacks. The aux callbacks (server data saved with every
+/// RDB, before the keys) are the caller's: the top of the module wires the
+/// policy registry's, so the data type knows nothing of policies.
+pub const fn methods(
+    aux_load: raw::RedisModuleTypeAuxLoadFunc,
+    aux_save: raw::RedisModuleTypeAuxSaveFunc,
+) -> raw::RedisModuleTypeMethods {
     raw::RedisModuleTypeMethods {
         version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
         rdb_load: Some(rdb_load),
@@ -32,9 +39,8 @@ pub static RATELIMIT_TYPE: RedisType = RedisType::new(
         mem_usage: Some(mem_usage),
         digest: Some(digest),
         free: Some(free),
-        // The server's policies travel with every RDB, before the keys.
-        aux_load: Some(super::policy::aux_load),
-        aux_save: Some(super::policy::aux_save),
+        aux_load,
+        aux_save,
         aux_save2: None,
         aux_save_triggers: raw::REDISMODULE_AUX_BEFORE_RDB as i32,
         free_effort: None,
@@ -45,15 +51,40 @@ pub static RATELIMIT_TYPE: RedisType = RedisType::new(
         free_effort2: None,
         mem_usage2: None,
         unlink2: None,
-    },
-);
+    }
+}
 
 /// The command an AOF rewrite emits to recreate a key:
 /// `RL.SETSTATE key encoding-version blob`.
 pub const SETSTATE: &CStr = c"RL.SETSTATE";
 
-pub fn raw_type() -> *mut raw::RedisModuleType {
-    *RATELIMIT_TYPE.raw_type.borrow()
+/// The type Redis registered (null until [`registered`]).
+static RAW_TYPE: AtomicPtr<raw::RedisModuleType> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Records the type Redis registered, before any key is opened.
+pub fn registered(t: *mut raw::RedisModuleType) {
+    RAW_TYPE.store(t, Ordering::Relaxed);
+}
+
+// SAFETY: `take` undoes `into_raw` (see both), and every value stored is one
+// of this type, registered under `RAW_TYPE`.
+unsafe impl ModuleValue for Value {
+    fn raw_type() -> *mut raw::RedisModuleType {
+        RAW_TYPE.load(Ordering::Relaxed)
+    }
+
+    fn into_raw(self) -> ffi::RawValue {
+        into_raw(self)
+    }
+
+    unsafe fn take(raw: ffi::RawValue) -> Self {
+        // SAFETY: the caller's contract.
+        unsafe { take(raw) }
+    }
+
+    fn stored() {
+        stats::key_created();
+    }
 }
 
 /// Low pointer bits that hold the algorithm (0 to 5), [`BLOCKED`] or
@@ -100,7 +131,7 @@ pub fn into_raw(value: Value) -> ffi::RawValue {
 /// # Safety
 /// `value` must come from [`into_raw`] and not have been taken back yet;
 /// the caller then owns it (Redis must not use it again), unless it is
-/// wrapped in `ManuallyDrop` as [`view`] does.
+/// wrapped in `ManuallyDrop` as [`ffi::view`] does.
 pub unsafe fn take(value: ffi::RawValue) -> Value {
     let tag = value.addr() & TAG_MASK;
     let ptr = value.map_addr(|a| a & !TAG_MASK);
@@ -123,17 +154,6 @@ pub unsafe fn take(value: ffi::RawValue) -> Value {
     }
 }
 
-/// A view of a value Redis owns: usable (also mutably) while Redis keeps
-/// the value, never dropped.
-///
-/// # Safety
-/// As [`take`], except that ownership stays with Redis: the view must not be
-/// used once Redis frees or replaces the value.
-pub unsafe fn view(value: ffi::RawValue) -> ManuallyDrop<Value> {
-    // SAFETY: the caller's contract; `ManuallyDrop` leaves the value to Redis.
-    ManuallyDrop::new(unsafe { take(value) })
-}
-
 /// Runs `f` on the limiter behind a value a callback received.
 ///
 /// # Safety
@@ -141,7 +161,7 @@ pub unsafe fn view(value: ffi::RawValue) -> ManuallyDrop<Value> {
 /// during the call.
 unsafe fn with<R>(value: *const c_void, f: impl FnOnce(&Value) -> R) -> R {
     // SAFETY: the caller's contract.
-    let l = unsafe { view(value.cast_mut()) };
+    let l = unsafe { ffi::view::<Value>(value.cast_mut()) };
     f(&l)
 }
 
@@ -152,7 +172,7 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
     };
     match codec::decode_value(buffer.as_ref(), encver) {
         Ok(l) => {
-            super::stats::key_created();
+            stats::key_created();
             into_raw(l)
         }
         Err(e) => {
@@ -207,7 +227,7 @@ unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void)
 unsafe extern "C" fn free(value: *mut c_void) {
     // SAFETY: Redis hands back a value of this type it no longer uses.
     drop(unsafe { take(value) });
-    super::stats::key_freed();
+    stats::key_freed();
 }
 
 unsafe extern "C" fn copy(
@@ -217,7 +237,7 @@ unsafe extern "C" fn copy(
 ) -> *mut c_void {
     // SAFETY: Redis passes a live value of this type.
     let l = unsafe { with(value, Value::clone) };
-    super::stats::key_created();
+    stats::key_created();
     into_raw(l)
 }
 
@@ -241,7 +261,7 @@ mod tests {
             for value in [Value::Limiter(l.clone()), blocked] {
                 let raw = into_raw(value.clone());
                 // SAFETY: made by `into_raw` just above, taken back once.
-                let mut v = unsafe { view(raw) };
+                let mut v = unsafe { ffi::view::<Value>(raw) };
                 assert_eq!(*v, value);
                 v.limiter_mut()
                     .unwrap()

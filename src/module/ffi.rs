@@ -7,6 +7,10 @@
 //! has no handle at all). Nothing outside this file and the data type's
 //! callbacks dereferences a pointer from Redis.
 //!
+//! The bottom layer: it imports nothing else of the module. Keys hold any
+//! [`ModuleValue`] (the data type implements it), so this file knows how to
+//! open, view and store a value but not what a value is made of.
+//!
 //! The command handlers use these rather than the `redis-module` crate's
 //! `Context`, whose argument and reply helpers allocate on every call: this
 //! path's whole budget is about that of the module API's own work. Off the hot
@@ -19,9 +23,6 @@ use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 
 use redis_module::raw;
-
-use super::datatype;
-use crate::algo::{Blocked, Instant, Value};
 
 /// Functions of the module API this module calls; checked once at load
 /// (see [`missing_api`]), so the `unwrap`s on them below cannot fail.
@@ -98,6 +99,43 @@ pub fn missing_api() -> Option<&'static str> {
 }
 
 const OK: c_int = raw::Status::Ok as c_int;
+
+/// A Rust value that keys of one module type hold: Redis owns it as an
+/// opaque pointer between calls, and this layer views it in place.
+///
+/// # Safety
+/// [`take`](ModuleValue::take) of a pointer made by
+/// [`into_raw`](ModuleValue::into_raw) gives that value back, and every
+/// such pointer is stored under [`raw_type`](ModuleValue::raw_type).
+pub unsafe trait ModuleValue: Sized {
+    /// The registered module type (null before registration: no key then
+    /// holds one).
+    fn raw_type() -> *mut raw::RedisModuleType;
+
+    /// Hands a value over to Redis.
+    fn into_raw(self) -> RawValue;
+
+    /// Takes a value back: the caller owns it again.
+    ///
+    /// # Safety
+    /// `raw` comes from [`into_raw`](ModuleValue::into_raw) and was not
+    /// taken back yet.
+    unsafe fn take(raw: RawValue) -> Self;
+
+    /// Redis now holds one more value (a key's value was stored).
+    fn stored();
+}
+
+/// A view of a value Redis owns: usable (also mutably) while Redis keeps
+/// it, never dropped.
+///
+/// # Safety
+/// As [`ModuleValue::take`], except that ownership stays with Redis: the
+/// view must not be used once Redis frees or replaces the value.
+pub unsafe fn view<V: ModuleValue>(raw: RawValue) -> ManuallyDrop<V> {
+    // SAFETY: the caller's contract; `ManuallyDrop` leaves the value to Redis.
+    ManuallyDrop::new(unsafe { V::take(raw) })
+}
 
 /// A command's context; valid for the callback that received it.
 #[derive(Clone, Copy)]
@@ -298,7 +336,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Opens `name` for reading; a missing key holds nothing.
-    pub fn open_read(self, name: RStr<'a>) -> Result<ReadKey<'a>, WrongType> {
+    pub fn open_read<V: ModuleValue>(self, name: RStr<'a>) -> Result<ReadKey<'a, V>, WrongType> {
         // SAFETY: a live context and argument; the key is closed on drop.
         let key = unsafe {
             api!(RedisModule_OpenKey)(self.ptr(), name.ptr(), raw::REDISMODULE_READ as c_int)
@@ -316,7 +354,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Opens `name` for writing.
-    pub fn open_write(self, name: RStr<'a>) -> Result<WriteKey<'a>, WrongType> {
+    pub fn open_write<V: ModuleValue>(self, name: RStr<'a>) -> Result<WriteKey<'a, V>, WrongType> {
         let mode = (raw::REDISMODULE_READ | raw::REDISMODULE_WRITE) as c_int;
         // SAFETY: a live context and argument; the key is closed on drop.
         let key = unsafe { api!(RedisModule_OpenKey)(self.ptr(), name.ptr(), mode) };
@@ -410,9 +448,9 @@ impl<'a> Ctx<'a> {
 /// # Safety
 /// `key` must be an open key, and the view must not be used after the key
 /// or its value changes hands (closing, deleting or replacing it).
-unsafe fn held(
+unsafe fn held<V: ModuleValue>(
     key: Option<NonNull<raw::RedisModuleKey>>,
-) -> Result<Option<ManuallyDrop<Value>>, WrongType> {
+) -> Result<Option<ManuallyDrop<V>>, WrongType> {
     let Some(key) = key else {
         return Ok(None);
     };
@@ -424,7 +462,7 @@ unsafe fn held(
             return Ok(None);
         }
         if kind != raw::REDISMODULE_KEYTYPE_MODULE as c_int
-            || api!(RedisModule_ModuleTypeGetType)(key) != datatype::raw_type()
+            || api!(RedisModule_ModuleTypeGetType)(key) != V::raw_type()
         {
             return Err(WrongType);
         }
@@ -432,22 +470,22 @@ unsafe fn held(
         if value.is_null() {
             return Err(WrongType);
         }
-        // SAFETY: a value of our type is a pointer made by `datatype::into_raw`.
-        Ok(Some(datatype::view(value)))
+        // SAFETY: a value of this type is a pointer made by `V::into_raw`.
+        Ok(Some(view(value)))
     }
 }
 
 /// A key opened for reading.
-pub struct ReadKey<'a> {
+pub struct ReadKey<'a, V: ModuleValue> {
     /// `None` when the key does not exist.
     key: Option<NonNull<raw::RedisModuleKey>>,
-    held: Option<ManuallyDrop<Value>>,
+    held: Option<ManuallyDrop<V>>,
     _callback: PhantomData<&'a ()>,
 }
 
-impl ReadKey<'_> {
+impl<V: ModuleValue> ReadKey<'_, V> {
     /// What the key holds, if anything.
-    pub fn value(&self) -> Option<&Value> {
+    pub fn value(&self) -> Option<&V> {
         self.held.as_deref()
     }
 
@@ -460,7 +498,7 @@ impl ReadKey<'_> {
     }
 }
 
-impl Drop for ReadKey<'_> {
+impl<V: ModuleValue> Drop for ReadKey<'_, V> {
     fn drop(&mut self) {
         self.held = None;
         if let Some(key) = self.key {
@@ -471,67 +509,47 @@ impl Drop for ReadKey<'_> {
 }
 
 /// A key opened for writing, with a view of what it holds.
-pub struct WriteKey<'a> {
+pub struct WriteKey<'a, V: ModuleValue> {
     ctx: Ctx<'a>,
     name: RStr<'a>,
     key: NonNull<raw::RedisModuleKey>,
     /// Kept in step with the key's value by `store`.
-    held: Option<ManuallyDrop<Value>>,
+    held: Option<ManuallyDrop<V>>,
 }
 
-impl<'a> WriteKey<'a> {
-    pub fn value(&self) -> Option<&Value> {
+impl<V: ModuleValue> WriteKey<'_, V> {
+    pub fn value(&self) -> Option<&V> {
         self.held.as_deref()
     }
 
     /// The value, to change in place through its states' own methods.
-    /// Never assign a new `Value` or `Limiter` through this reference: the
-    /// boxes belong to Redis, which would keep the old pointer; `store`
-    /// replaces a value.
-    pub fn value_mut(&mut self) -> Option<&mut Value> {
+    /// Never assign a new value (or any box inside it) through this
+    /// reference: the boxes belong to Redis, which would keep the old
+    /// pointer; `store` replaces a value.
+    pub fn value_mut(&mut self) -> Option<&mut V> {
         self.held.as_deref_mut()
-    }
-
-    /// Puts the key's limiter in the penalty box until `until`, or takes
-    /// it out (`None`). Changing a wrapper's end is done in place; adding or
-    /// removing one stores a new value with a copy of the limiter, which is
-    /// rare (once per block) and keeps every value one Redis owns whole.
-    pub fn set_block(&mut self, until: Option<Instant>) -> Result<(), NotStored> {
-        let new = match (self.value_mut(), until) {
-            (Some(Value::Blocked(b)), Some(until)) => {
-                b.until = until;
-                return Ok(());
-            }
-            (Some(Value::Blocked(b)), None) => Value::Limiter(b.limiter.clone()),
-            (Some(Value::Limiter(l)), Some(until)) => Value::Blocked(Box::new(Blocked {
-                until,
-                limiter: l.clone(),
-            })),
-            (_, None) | (None, _) | (Some(Value::Leases(_)), _) => return Ok(()),
-        };
-        self.store(new)
     }
 
     /// Stores `value` as the key's value, replacing (and freeing) any
     /// value it held.
-    pub fn store(&mut self, value: Value) -> Result<(), NotStored> {
-        let value = datatype::into_raw(value);
+    pub fn store(&mut self, value: V) -> Result<(), NotStored> {
+        let value = value.into_raw();
         // The old value, if any, is freed by Redis below: forget the view first.
         self.held = None;
         // SAFETY: an open key; on success Redis owns `value` and frees it
         // through our type's `free` callback.
         let status = unsafe {
-            api!(RedisModule_ModuleTypeSetValue)(self.key.as_ptr(), datatype::raw_type(), value)
+            api!(RedisModule_ModuleTypeSetValue)(self.key.as_ptr(), V::raw_type(), value)
         };
         if status != OK {
             // SAFETY: Redis did not take `value`; it is still ours.
-            drop(unsafe { datatype::take(value) });
+            drop(unsafe { V::take(value) });
             return Err(NotStored);
         }
-        super::stats::key_created();
+        V::stored();
         // SAFETY: the value just stored, owned by Redis for as long as the
         // key holds it, and only replaced through `self`.
-        self.held = Some(unsafe { datatype::view(value) });
+        self.held = Some(unsafe { view(value) });
         Ok(())
     }
 
@@ -563,7 +581,7 @@ impl<'a> WriteKey<'a> {
     }
 }
 
-impl Drop for WriteKey<'_> {
+impl<V: ModuleValue> Drop for WriteKey<'_, V> {
     fn drop(&mut self) {
         self.held = None;
         // SAFETY: opened by us and not closed yet.

@@ -7,25 +7,38 @@
 //! - [`reply`], [`clock`], [`config`], [`stats`]: one concern each.
 
 pub mod clock;
-pub mod command;
 pub mod config;
 pub mod datatype;
 pub mod docs;
 pub mod ffi;
-pub mod lease;
-pub mod policy;
+mod kernel;
+mod leases;
+mod policies;
+pub mod registry;
+mod replay;
 pub mod reply;
 pub mod stats;
+mod windows;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::ffi::{c_int, CStr};
 
 use redis_module::alloc::RedisAlloc;
+use redis_module::native_types::RedisType;
 use redis_module::raw::{self, ModuleOptions, Version};
 use redis_module::{redis_module, Context, RedisString, Status};
 
-use datatype::RATELIMIT_TYPE;
+use crate::algo::Algorithm;
+use crate::codec;
 use docs::{Access, Doc, Keys};
+
+/// The `ratelimit` data type; the server's policies travel with every RDB
+/// as its aux data, before the keys.
+static RATELIMIT_TYPE: RedisType = RedisType::new(
+    "ratelimit",
+    codec::ENCODING_VERSION,
+    datatype::methods(Some(registry::aux_load), Some(registry::aux_save)),
+);
 
 /// Shown in `INFO ratelimit`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -134,53 +147,118 @@ const fn decision(
     }
 }
 
+/// Defines `extern "C"` command handlers over safe bodies taking the
+/// context and the arguments.
+macro_rules! handlers {
+    ($($name:ident => $body:expr;)*) => {$(
+        unsafe extern "C" fn $name(
+            ctx: *mut raw::RedisModuleCtx,
+            argv: *mut *mut raw::RedisModuleString,
+            argc: c_int,
+        ) -> c_int {
+            // SAFETY: Redis calls a command handler with its live context
+            // and arguments, which are used only during this call.
+            match unsafe { ffi::Ctx::enter(ctx, argv, argc) } {
+                Some((ctx, args)) => kernel::guarded(ctx, || $body(ctx, args)),
+                None => raw::Status::Err as c_int,
+            }
+        }
+    )*};
+}
+
+handlers! {
+    rl_fixed => |ctx, args| windows::limit_command(ctx, args, Algorithm::Fixed);
+    rl_sliding => |ctx, args| windows::limit_command(ctx, args, Algorithm::Sliding);
+    rl_log => |ctx, args| windows::limit_command(ctx, args, Algorithm::Log);
+    rl_token => |ctx, args| windows::limit_command(ctx, args, Algorithm::Token);
+    rl_leaky => |ctx, args| windows::limit_command(ctx, args, Algorithm::Leaky);
+    rl_gcra => |ctx, args| windows::limit_command(ctx, args, Algorithm::Gcra);
+    rl_all => |ctx, args| numkeys_command(ctx, args, windows::all_command);
+    rl_info => windows::info_command;
+    rl_peek => windows::peek_command;
+    rl_refund => windows::refund_command;
+    cl_throttle => windows::throttle_command;
+    rl_acquire => leases::acquire_command;
+    rl_release => leases::release_command;
+    rl_renew => leases::renew_command;
+    rl_policy => policies::policy_command;
+    rl_check => policies::check_command;
+    rl_apply => replay::apply_command;
+    rl_apply_all => |ctx, args| numkeys_command(ctx, args, replay::apply_all_command);
+    rl_setstate => replay::setstate_command;
+}
+
+/// The handler of commands whose keys are `numkeys key [key ...]` after the
+/// name: answers Redis 7.0's key-position requests (its cluster routing asks
+/// the handler rather than reading the key spec) with the same keys.
+fn numkeys_command(
+    ctx: ffi::Ctx,
+    args: &[ffi::RStr],
+    body: impl FnOnce(ffi::Ctx, &[ffi::RStr]) -> kernel::Outcome,
+) -> kernel::Outcome {
+    if ctx.keys_position_request() {
+        let numkeys = args
+            .get(1)
+            .and_then(|n| crate::args::count("numkeys", n.bytes(), 1).ok())
+            .unwrap_or(0);
+        let last = usize::try_from(numkeys)
+            .unwrap_or(usize::MAX)
+            .min(args.len().saturating_sub(2));
+        for pos in 2..2 + last {
+            ctx.key_at(pos);
+        }
+        return Ok(());
+    }
+    body(ctx, args)
+}
+
 /// Every command, with its metadata next to it.
 const COMMANDS: &[CommandDef] = &[
     decision(
         c"RL.FIXED",
-        command::rl_fixed,
+        rl_fixed,
         c"Fixed window counter: at most limit units per window, the window opening at the first request, or aligned to the clock and calendar with ALIGN (months: mo).",
         O1,
         docs::FIXED,
     ),
     decision(
         c"RL.SLIDING",
-        command::rl_sliding,
+        rl_sliding,
         c"Sliding window counter: the current window plus the previous one weighted by its overlap.",
         O1,
         docs::WINDOW,
     ),
     decision(
         c"RL.LOG",
-        command::rl_log,
+        rl_log,
         c"Sliding window log: exactly at most limit units in any window.",
         c"O(log N) where N is the limit, plus O(M) where M is the cost when allowed",
         docs::WINDOW,
     ),
     decision(
         c"RL.TOKEN",
-        command::rl_token,
+        rl_token,
         c"Token bucket: capacity tokens, refilled continuously at rate per period.",
         O1,
         docs::BUCKET,
     ),
     decision(
         c"RL.LEAKY",
-        command::rl_leaky,
+        rl_leaky,
         c"Leaky bucket as a queue: up to capacity units waiting, drained at rate per period.",
         O1,
         docs::BUCKET,
     ),
     decision(
         c"RL.GCRA",
-        command::rl_gcra,
+        rl_gcra,
         c"GCRA: max_burst + 1 at once, then rate per period.",
         O1,
         docs::GCRA,
     ),
     CommandDef {
         name: c"RL.ALL",
-        handler: command::rl_all,
+        handler: rl_all,
         flags: DECIDE,
         internal: false,
         operator: false,
@@ -197,7 +275,7 @@ const COMMANDS: &[CommandDef] = &[
     },
     CommandDef {
         name: c"RL.INFO",
-        handler: command::rl_info,
+        handler: rl_info,
         flags: c"readonly fast",
         internal: false,
         operator: false,
@@ -212,7 +290,7 @@ const COMMANDS: &[CommandDef] = &[
     },
     CommandDef {
         name: c"RL.PEEK",
-        handler: command::rl_peek,
+        handler: rl_peek,
         flags: c"readonly fast",
         internal: false,
         operator: false,
@@ -227,7 +305,7 @@ const COMMANDS: &[CommandDef] = &[
     },
     CommandDef {
         name: c"RL.REFUND",
-        handler: command::rl_refund,
+        handler: rl_refund,
         flags: c"write fast",
         internal: false,
         operator: false,
@@ -242,7 +320,7 @@ const COMMANDS: &[CommandDef] = &[
     },
     CommandDef {
         name: c"RL.ACQUIRE",
-        handler: command::rl_acquire,
+        handler: rl_acquire,
         flags: c"write deny-oom",
         internal: false,
         operator: false,
@@ -257,7 +335,7 @@ const COMMANDS: &[CommandDef] = &[
     },
     CommandDef {
         name: c"RL.RELEASE",
-        handler: command::rl_release,
+        handler: rl_release,
         flags: c"write",
         internal: false,
         operator: false,
@@ -272,7 +350,7 @@ const COMMANDS: &[CommandDef] = &[
     },
     CommandDef {
         name: c"RL.RENEW",
-        handler: command::rl_renew,
+        handler: rl_renew,
         flags: c"write",
         internal: false,
         operator: false,
@@ -288,7 +366,7 @@ const COMMANDS: &[CommandDef] = &[
     // RL.POLICY is a container: reading subcommands run on replicas.
     CommandDef {
         name: c"RL.POLICY|SET",
-        handler: command::rl_policy,
+        handler: rl_policy,
         flags: c"write deny-oom",
         internal: false,
         operator: true,
@@ -303,7 +381,7 @@ const COMMANDS: &[CommandDef] = &[
     },
     CommandDef {
         name: c"RL.POLICY|GET",
-        handler: command::rl_policy,
+        handler: rl_policy,
         flags: c"readonly fast",
         internal: false,
         operator: false,
@@ -318,7 +396,7 @@ const COMMANDS: &[CommandDef] = &[
     },
     CommandDef {
         name: c"RL.POLICY|DEL",
-        handler: command::rl_policy,
+        handler: rl_policy,
         flags: c"write fast",
         internal: false,
         operator: true,
@@ -333,7 +411,7 @@ const COMMANDS: &[CommandDef] = &[
     },
     CommandDef {
         name: c"RL.POLICY|LIST",
-        handler: command::rl_policy,
+        handler: rl_policy,
         flags: c"readonly",
         internal: false,
         operator: false,
@@ -348,7 +426,7 @@ const COMMANDS: &[CommandDef] = &[
     },
     CommandDef {
         name: c"RL.CHECK",
-        handler: command::rl_check,
+        handler: rl_check,
         flags: DECIDE,
         internal: false,
         operator: false,
@@ -364,7 +442,7 @@ const COMMANDS: &[CommandDef] = &[
     // What replicas and the AOF receive; closed to clients.
     CommandDef {
         name: c"RL.APPLY",
-        handler: command::rl_apply,
+        handler: rl_apply,
         flags: DECIDE,
         internal: true,
         operator: false,
@@ -379,7 +457,7 @@ const COMMANDS: &[CommandDef] = &[
     },
     CommandDef {
         name: c"RL.APPLYALL",
-        handler: command::rl_apply_all,
+        handler: rl_apply_all,
         flags: DECIDE,
         internal: true,
         operator: false,
@@ -394,7 +472,7 @@ const COMMANDS: &[CommandDef] = &[
     },
     CommandDef {
         name: c"RL.SETSTATE",
-        handler: command::rl_setstate,
+        handler: rl_setstate,
         flags: c"write deny-oom",
         internal: true,
         operator: false,
@@ -412,7 +490,7 @@ const COMMANDS: &[CommandDef] = &[
 /// Only with `cell-compat yes`.
 const CELL: CommandDef = CommandDef {
     name: c"CL.THROTTLE",
-    handler: command::cl_throttle,
+    handler: cl_throttle,
     flags: DECIDE,
     internal: false,
     operator: false,
@@ -539,17 +617,25 @@ fn register(ctx: &Context, c: &CommandDef, own_category: bool) -> bool {
     created && docs::declare(ctx, c.name, &c.doc, &categories)
 }
 
-/// Fills `INFO ratelimit`: the counters, then the policies, then the rest.
-/// Here rather than in `stats`, which knows nothing of policies.
+/// Fills `INFO ratelimit`: the version, the counters, the policies, the
+/// other counters, then the settings. Composed here, at the top, so that
+/// `stats`, the registry and `config` know nothing of each other.
 extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) {
     // SAFETY: Redis calls an info callback with a live info context, used
     // only during this call.
     let Some(mut w) = (unsafe { ffi::InfoWriter::default_section(ctx) }) else {
         return;
     };
+    w.text(|name, value| {
+        name.extend_from_slice(b"version");
+        value.extend_from_slice(VERSION.as_bytes());
+    });
     stats::write_head(&mut w);
-    policy::write_info(&mut w);
+    registry::write_info(&mut w);
     stats::write_tail(&mut w);
+    w.u64("log_max", config::log_max());
+    w.u64("lease_max", config::lease_max());
+    w.u64("cell_compat", config::cell_compat() as u64);
     if !w.ok() {
         ffi::log_warning("could not fill INFO ratelimit: the server refused a field");
     }
@@ -606,6 +692,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         return refuse(&why);
     }
     install_panic_hook();
+    datatype::registered(*RATELIMIT_TYPE.raw_type.borrow());
     if let Err(why) = config::load(ctx, args) {
         return refuse(&why);
     }
@@ -635,7 +722,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
     if !clock::init(ctx) {
         return refuse("could not subscribe to the event loop");
     }
-    if !policy::init(ctx) {
+    if !registry::init(ctx) {
         return refuse("could not subscribe to loading events");
     }
     Status::Ok

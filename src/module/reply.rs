@@ -5,7 +5,7 @@
 //! never early.
 
 use super::ffi::Ctx;
-use crate::algo::{Decision, Duration, Limiter};
+use crate::algo::{Decision, Duration, Instant, LeaseState, Limiter};
 
 /// A duration as whole milliseconds, rounded up.
 pub fn ms(d: Duration) -> i64 {
@@ -115,6 +115,29 @@ pub fn info(
     ctx.reply_i64(ms(peek.reset_after));
     ctx.reply_bulk(b"blocked_until_ms");
     ctx.reply_u64(blocked_until_ms);
+    ctx.reply_bulk(b"ttl_ms");
+    ctx.reply_i64(ttl_ms.unwrap_or(-1));
+}
+
+/// `RL.INFO` on a lease key: the limit, the leases live now, the units they
+/// hold, what could be taken now, when the last one ends, and the TTL.
+pub fn lease_info(ctx: Ctx, s: &LeaseState, now: Instant, ttl_ms: Option<i64>) {
+    let peek = s.peek(s.limit, 0, now);
+    let held = s.held(now);
+    let live = s.live_leases(now);
+    ctx.reply_map(7);
+    ctx.reply_bulk(b"algorithm");
+    ctx.reply_bulk(b"LEASES");
+    ctx.reply_bulk(b"limit");
+    ctx.reply_u64(s.limit.get());
+    ctx.reply_bulk(b"leases");
+    ctx.reply_u64(live as u64);
+    ctx.reply_bulk(b"held");
+    ctx.reply_u64(held);
+    ctx.reply_bulk(b"remaining");
+    ctx.reply_u64(s.limit.get().saturating_sub(held));
+    ctx.reply_bulk(b"reset_after_ms");
+    ctx.reply_i64(ms(peek.reset_after));
     ctx.reply_bulk(b"ttl_ms");
     ctx.reply_i64(ttl_ms.unwrap_or(-1));
 }

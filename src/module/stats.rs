@@ -6,8 +6,7 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
-use super::config::{self, Setting};
-use super::ffi::InfoWriter;
+use super::ffi::{self, InfoWriter};
 use crate::algo::Algorithm;
 
 /// How a call ended, as counted.
@@ -124,19 +123,17 @@ pub fn replay_failed() {
 /// A replayed op's limit is above this server's setting: counted, and
 /// logged at most once a minute (a replica replaying a busy key would
 /// otherwise log every op).
-pub fn replayed_above_setting(setting: Setting, limit: u64, current: u64) {
+pub fn replayed_above_setting(setting: &str, limit: u64, current: u64) {
     ABOVE_SETTINGS.fetch_add(1, Ordering::Relaxed);
-    let now = super::ffi::wall_ms();
+    let now = ffi::wall_ms();
     let last = ABOVE_SETTINGS_LOGGED_MS.load(Ordering::Relaxed);
     if last == 0 || now.saturating_sub(last) >= 60_000 {
         ABOVE_SETTINGS_LOGGED_MS.store(now.max(1), Ordering::Relaxed);
-        super::ffi::log_warning(&format!(
-            "replayed a limit of {limit}, above this server's {} of {current}: applied, since the \
+        ffi::log_warning(&format!(
+            "replayed a limit of {limit}, above this server's {setting} of {current}: applied, since the \
              server that wrote it (a master, or this one before a restart) accepted it; \
-             set {} to at least {limit} here so that clients get the same limits after a failover \
-             or restart (INFO ratelimit: replayed_above_settings)",
-            setting.name(),
-            setting.name()
+             set {setting} to at least {limit} here so that clients get the same limits after a failover \
+             or restart (INFO ratelimit: replayed_above_settings)"
         ));
     }
 }
@@ -172,12 +169,9 @@ pub fn key_freed() {
 }
 
 /// The first fields of `INFO ratelimit` (Redis prefixes each with
-/// `ratelimit_`): the version, the keys, and every algorithm's counters.
+/// `ratelimit_`) after the version: the keys, and every algorithm's
+/// counters.
 pub fn write_head(w: &mut InfoWriter) {
-    w.text(|name, value| {
-        name.extend_from_slice(b"version");
-        value.extend_from_slice(super::VERSION.as_bytes());
-    });
     w.i64("keys", KEYS.load(Ordering::Relaxed).max(0));
     let names = Algorithm::ALL.iter().map(|a| a.info().lower).chain(["all"]);
     for (prefix, c) in names.zip(&COUNTERS) {
@@ -191,8 +185,8 @@ pub fn write_head(w: &mut InfoWriter) {
     }
 }
 
-/// The last fields of `INFO ratelimit`: leases, penalties, refunds, replay,
-/// and the settings.
+/// The counters after the policies in `INFO ratelimit`: leases,
+/// penalties, refunds, replay (the settings follow).
 pub fn write_tail(w: &mut InfoWriter) {
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
     w.u64("leases_acquired", load(&ACQUIRED));
@@ -204,7 +198,4 @@ pub fn write_tail(w: &mut InfoWriter) {
     w.u64("refunded_units", load(&REFUNDED));
     w.u64("replay_errors", load(&REPLAY_ERRORS));
     w.u64("replayed_above_settings", load(&ABOVE_SETTINGS));
-    w.u64("log_max", config::log_max());
-    w.u64("lease_max", config::lease_max());
-    w.u64("cell_compat", config::cell_compat() as u64);
 }

@@ -1,5 +1,6 @@
-//! Concurrency leases: `RL.ACQUIRE`, `RL.RELEASE`, `RL.RENEW`, their
-//! replay, and `RL.INFO` on a lease key.
+//! The lease commands: `RL.ACQUIRE`, `RL.RELEASE`, `RL.RENEW` (their
+//! replay is in [`super::replay`], `RL.INFO` on a lease key in
+//! [`super::windows`]).
 //!
 //! A key holds a [`LeaseState`]; the algorithm is in `algo::lease`. As for
 //! the limiters, replication is by effect: a call that changes the leases
@@ -8,39 +9,15 @@
 //! replica or an AOF replays it without a clock. A key expires with its
 //! last lease, and is deleted when its last lease is released.
 
-use std::ffi::CStr;
-
 use smallvec::SmallVec;
 
-use super::command::{check_replayed_limit, diverged, Error, Outcome, APPLY};
-use super::config::Setting;
-use super::ffi::{Ctx, RStr, WriteKey};
-use super::reply::{self, ms};
-use super::{clock, config, stats};
-use crate::algo::{Decision, Instant, Kind, LeaseState, Mismatch, Value};
+use super::datatype::WriteKey;
+use super::ffi::{Ctx, RStr};
+use super::kernel::{lease_expiry_ms, leases_of, Error, Outcome, APPLY, DENIED_EVENT};
+use super::{clock, config, reply, stats};
+use crate::algo::{Decision, Instant, LeaseState, Value};
 use crate::args;
 use crate::codec::{self, LeaseAction, LeaseOp};
-
-/// Keyspace event fired on the key of every denied request.
-const DENIED_EVENT: &CStr = c"rl.denied";
-
-/// The leases a key holds, or the error for what it holds instead.
-fn leases_of(value: &mut Value) -> Result<&mut LeaseState, Error> {
-    match value {
-        Value::Leases(s) => Ok(s),
-        other => Err(Mismatch {
-            stored: other.kind(),
-            requested: Kind::Leases,
-        }
-        .into()),
-    }
-}
-
-/// When the key expires: with its last lease, and never in the past.
-fn expiry_ms(s: &LeaseState, wall: Instant) -> u64 {
-    let last = s.empty_at().map_or(0, Instant::ceil_millis);
-    last.max(wall.ceil_millis() + 1)
-}
 
 /// Length of a lease id the server makes up: 32 hex digits, 128 bits.
 pub(super) const MADE_ID_LEN: usize = 32;
@@ -142,7 +119,7 @@ fn acquire_on(
     let mut at = 0;
     if holds {
         at = match key.value_mut() {
-            Some(held) => expiry_ms(leases_of(held)?, wall),
+            Some(held) => lease_expiry_ms(leases_of(held)?, wall),
             None => return Err(Error::NotStored),
         };
         key.expire_at(i64::try_from(at).unwrap_or(i64::MAX));
@@ -223,7 +200,7 @@ fn end_or_extend(
         key.delete();
         0
     } else {
-        let at = expiry_ms(s, now);
+        let at = lease_expiry_ms(s, now);
         key.expire_at(i64::try_from(at).unwrap_or(i64::MAX));
         at
     };
@@ -269,95 +246,6 @@ pub(super) fn renew_command(ctx: Ctx, args: &[RStr]) -> Outcome {
         ttl: ttl.duration(),
     };
     end_or_extend_command(ctx, *name, what, id)
-}
-
-/// Replays a lease op: it must do exactly what it did on the master, or it
-/// changes nothing. It works on the stored leases in place, as the master's
-/// call did (a copy of 10,000 leases per op made a replica ten times
-/// slower than its master): whether the op empties the key is known before
-/// anything changes, and an op that finds nothing to do changes nothing.
-pub(super) fn apply(ctx: Ctx, name: RStr, op: &LeaseOp) -> Outcome {
-    if let LeaseAction::Acquire { limit, .. } = op.what {
-        // The master's setting bounded its client; here only the codec's
-        // ceiling applies, whatever this server's own lease-max says.
-        check_replayed_limit(
-            Setting::LeaseMax,
-            limit.get(),
-            config::LEASE_MAX_CEILING,
-            config::lease_max(),
-        )?;
-    }
-    super::command::check_replayed_expiry(op.expire_at_ms)?;
-    let mut key = ctx.open_write(name)?;
-    let emptied = op.expire_at_ms == 0;
-    let done = match key.value_mut() {
-        Some(held) => {
-            let s = leases_of(held)?;
-            // Only a release can take the last lease (an acquire or a
-            // renewal leaves a live lease behind).
-            let empties = match op.what {
-                LeaseAction::Release => s.live_leases(op.now) == 1,
-                _ => false,
-            };
-            if empties != emptied {
-                return Err(diverged("the leases differ here"));
-            }
-            match op.what {
-                LeaseAction::Acquire { limit, units, ttl } => {
-                    let a = s.acquire(limit, units, ttl, op.id, op.now);
-                    a.granted || a.renewed
-                }
-                LeaseAction::Release => s.release(op.id, op.now),
-                LeaseAction::Renew { ttl } => s.renew(op.id, ttl, op.now),
-            }
-        }
-        None => match op.what {
-            LeaseAction::Acquire { limit, units, ttl } if !emptied => {
-                let mut s = LeaseState::new(limit);
-                let granted = s.acquire(limit, units, ttl, op.id, op.now).granted;
-                if granted {
-                    key.store(Value::Leases(Box::new(s)))?;
-                }
-                granted
-            }
-            _ => return Err(diverged("there are no leases here")),
-        },
-    };
-    if !done {
-        return Err(diverged("the leases differ here"));
-    }
-    if emptied {
-        key.delete();
-    } else {
-        key.expire_at(i64::try_from(op.expire_at_ms).unwrap_or(i64::MAX));
-    }
-    key.signal_modified();
-    ctx.replicate_verbatim();
-    ctx.reply_i64(1);
-    Ok(())
-}
-
-/// `RL.INFO` on a lease key: the limit, the leases live now, the units they
-/// hold, what could be taken now, when the last one ends, and the TTL.
-pub(super) fn info(ctx: Ctx, s: &LeaseState, now: Instant, ttl_ms: Option<i64>) {
-    let peek = s.peek(s.limit, 0, now);
-    let held = s.held(now);
-    let live = s.live_leases(now);
-    ctx.reply_map(7);
-    ctx.reply_bulk(b"algorithm");
-    ctx.reply_bulk(b"LEASES");
-    ctx.reply_bulk(b"limit");
-    ctx.reply_u64(s.limit.get());
-    ctx.reply_bulk(b"leases");
-    ctx.reply_u64(live as u64);
-    ctx.reply_bulk(b"held");
-    ctx.reply_u64(held);
-    ctx.reply_bulk(b"remaining");
-    ctx.reply_u64(s.limit.get().saturating_sub(held));
-    ctx.reply_bulk(b"reset_after_ms");
-    ctx.reply_i64(ms(peek.reset_after));
-    ctx.reply_bulk(b"ttl_ms");
-    ctx.reply_i64(ttl_ms.unwrap_or(-1));
 }
 
 #[cfg(test)]

@@ -1,0 +1,559 @@
+//! The kernel every command family stands on: the errors and how they are
+//! answered, who decided a request ([`Source`]), the expiry rules, and
+//! "decide on the snapshot the key holds, then install", for one key
+//! ([`decide_one`]) and for an `RL.ALL` call ([`decide_all`]), with the
+//! checks a replayed op must pass. It imports no command family.
+//!
+//! Replication is by effect, not by command: a request that writes is sent
+//! to replicas and the AOF as `RL.APPLY key <op>` (or, for `RL.ALL`, one
+//! `RL.APPLYALL numkeys key... <op>`), where the op carries the parameters,
+//! the cost, the exact time used and the absolute expiry. A replica (or an
+//! AOF being loaded) replays it through the same code without reading any
+//! clock, so it computes the very same state. Requests that don't write
+//! (denials under unchanged parameters, peeks) send nothing.
+
+use std::ffi::{c_int, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use redis_module::raw;
+use smallvec::SmallVec;
+
+use super::config::{self, Setting};
+use super::datatype::WriteKey;
+use super::ffi::{Ctx, NotStored, RStr, WrongType};
+use super::{clock, stats};
+use crate::algo::value::{evaluate, BlockChange, Guarded};
+use crate::algo::{
+    Algorithm, Blocked, Decision, Duration, Instant, Kind, LeaseState, Limiter, Mismatch, Params,
+    Value, Verdict, MAX_TIME_US, MAX_WAIT_US,
+};
+use crate::args::{self, ArgError};
+use crate::codec;
+
+pub(super) const APPLY: &CStr = c"RL.APPLY";
+pub(super) const APPLY_ALL: &CStr = c"RL.APPLYALL";
+
+/// Keyspace event fired on the key of every denied request.
+pub(super) const DENIED_EVENT: &CStr = c"rl.denied";
+
+/// Keyspace event fired when a `PENALTY` blocks a key.
+const PENALTY_EVENT: &CStr = c"rl.penalty";
+
+/// Keyspace event fired on the key of a denial answered allowed (`SHADOW`).
+const SHADOW_EVENT: &CStr = c"rl.shadow";
+
+/// Counts a client's decision on one key and fires its events; answers
+/// what the client is told (a denial in shadow mode reads as allowed) and
+/// how the call is counted.
+pub(super) fn report(
+    ctx: Ctx,
+    key: RStr,
+    algo: Algorithm,
+    d: &Decision,
+    shadow: bool,
+    blocked: bool,
+) -> (Decision, stats::Verdict) {
+    let (told, verdict) = if d.allowed {
+        (*d, stats::Verdict::Allowed)
+    } else if shadow {
+        ctx.notify(SHADOW_EVENT, key);
+        (d.shadowed(), stats::Verdict::ShadowDenied)
+    } else {
+        ctx.notify(DENIED_EVENT, key);
+        (*d, stats::Verdict::Denied)
+    };
+    if blocked {
+        stats::penalty_started();
+        ctx.notify(PENALTY_EVENT, key);
+    }
+    stats::count(algo, verdict);
+    (told, verdict)
+}
+
+/// Why a command failed; the reply adds the error code.
+pub(super) enum Error {
+    Arg(ArgError),
+    WrongType,
+    Mismatch(Mismatch),
+    NotStored,
+    /// A replicated or rewritten operation that can't be applied.
+    BadOp(String),
+    /// A replication or AOF command sent by an ordinary client.
+    Internal(&'static str),
+    /// A command meets a kind of value it does not work on.
+    Holds(&'static str, Kind),
+    /// The operating system failed us (no random bytes).
+    System(String),
+}
+
+impl From<ArgError> for Error {
+    fn from(e: ArgError) -> Self {
+        Error::Arg(e)
+    }
+}
+
+impl From<WrongType> for Error {
+    fn from(_: WrongType) -> Self {
+        Error::WrongType
+    }
+}
+
+impl From<Mismatch> for Error {
+    fn from(m: Mismatch) -> Self {
+        Error::Mismatch(m)
+    }
+}
+
+impl From<NotStored> for Error {
+    fn from(_: NotStored) -> Self {
+        Error::NotStored
+    }
+}
+
+impl Error {
+    /// The reply, error code first.
+    pub(super) fn text(&self) -> String {
+        match self {
+            Error::WrongType => {
+                "WRONGTYPE Operation against a key holding the wrong kind of value".into()
+            }
+            Error::Arg(e) => format!("ERR {e}"),
+            Error::Mismatch(Mismatch {
+                stored: Kind::Limiter(stored),
+                requested: Kind::Limiter(requested),
+            }) => format!(
+                "ERR the key holds a {} limiter, not {}: use another key, or DEL it to change algorithm",
+                stored.name(),
+                requested.name()
+            ),
+            Error::Mismatch(m) => format!(
+                "ERR the key holds {}, not {}: use another key, or DEL it",
+                m.stored, m.requested
+            ),
+            Error::Holds(command, stored) => {
+                format!("ERR the key holds {stored}, which {command} does not apply to: use another key")
+            }
+            Error::NotStored => "ERR could not store the limiter".into(),
+            Error::BadOp(msg) | Error::System(msg) => format!("ERR {msg}"),
+            Error::Internal(command) => format!(
+                "ERR {command} is internal: only a master's replication stream and AOF loading may send it"
+            ),
+        }
+    }
+
+    pub(super) fn reply(&self, ctx: Ctx) {
+        ctx.reply_error(&self.text());
+    }
+}
+
+pub(super) type Outcome = Result<(), Error>;
+
+/// Runs a handler, turning a panic (a bug, never expected; the panic hook
+/// has logged it with its location) into an error reply instead of taking
+/// the whole server down.
+pub(super) fn guarded(ctx: Ctx, f: impl FnOnce() -> Outcome) -> c_int {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => e.reply(ctx),
+        Err(_) => ctx
+            .reply_error_static(c"ERR internal error in the ratelimit module, see the server log"),
+    }
+    raw::Status::Ok as c_int
+}
+
+/// Inline room for the limits of an `RL.ALL` call: no allocation up to 8.
+pub(super) type PerKey<T> = SmallVec<[T; 8]>;
+
+/// Calls `f` with the bytes of `strings`, without allocating for argument
+/// lists up to an `RL.ALL` of 8 limits.
+pub(super) fn with_bytes<R>(strings: &[RStr], f: impl FnOnce(&[&[u8]]) -> R) -> R {
+    let bytes: SmallVec<[&[u8]; 48]> = strings.iter().map(|s| s.bytes()).collect();
+    f(&bytes)
+}
+
+/// When a limiter that decided `d` is as good as an absent key: at the
+/// decision's time or the wall clock, whichever is later (a limiter ahead of
+/// the clock keeps its key that much longer), plus its reset time; never in
+/// the past.
+fn empty_at_ms(d: &Decision, wall: Instant) -> u64 {
+    (d.at.max(wall) + d.reset_after)
+        .ceil_millis()
+        .max(wall.ceil_millis() + 1)
+}
+
+/// When a key written by a client's request expires: when its state is
+/// equivalent to an absent key, counted from the decision's time or the
+/// wall clock, whichever is later (a limiter ahead of the clock keeps its
+/// key that much longer), and never in the past. A write that spends nothing
+/// (a denial keeping new parameters) never shortens the key's life: the
+/// state it leaves still counts under the parameters it had.
+pub(super) fn expiry_ms(key: &WriteKey, v: &Verdict, wall: Instant) -> u64 {
+    let at = empty_at_ms(&v.decision, wall);
+    if v.spends {
+        return at;
+    }
+    key.expire_at_ms().map_or(at, |current| at.max(current))
+}
+
+/// Installs a verdict that writes, with its block change, sets the expiry
+/// and signals the change.
+pub(super) fn install(
+    key: &mut WriteKey,
+    params: &Params,
+    g: &Guarded,
+    expire_at_ms: u64,
+) -> Outcome {
+    match key.value_mut() {
+        Some(held) => held
+            .limiter_mut_for(Kind::Limiter(params.algorithm()))?
+            .apply(&g.verdict.next),
+        None => key.store(Value::Limiter(Limiter::create(params, &g.verdict.next)))?,
+    }
+    match g.block {
+        BlockChange::Keep => {}
+        BlockChange::Start(until) => set_block(key, Some(until))?,
+        BlockChange::Lift => set_block(key, None)?,
+    }
+    key.expire_at(i64::try_from(expire_at_ms).unwrap_or(i64::MAX));
+    key.signal_modified();
+    Ok(())
+}
+
+/// Puts a key's limiter in the penalty box until `until`, or takes
+/// it out (`None`). Changing a wrapper's end is done in place; adding or
+/// removing one stores a new value with a copy of the limiter, which is
+/// rare (once per block) and keeps every value one Redis owns whole.
+fn set_block(key: &mut WriteKey, until: Option<Instant>) -> Result<(), NotStored> {
+    let new = match (key.value_mut(), until) {
+        (Some(Value::Blocked(b)), Some(until)) => {
+            b.until = until;
+            return Ok(());
+        }
+        (Some(Value::Blocked(b)), None) => Value::Limiter(b.limiter.clone()),
+        (Some(Value::Limiter(l)), Some(until)) => Value::Blocked(Box::new(Blocked {
+            until,
+            limiter: l.clone(),
+        })),
+        (_, None) | (None, _) | (Some(Value::Leases(_)), _) => return Ok(()),
+    };
+    key.store(new)
+}
+
+/// Who decided the request: a client (compute the expiry, replicate the
+/// op) or a replayed op (use its expiry, pass it on verbatim).
+#[derive(Clone, Copy)]
+pub(super) enum Source {
+    /// With the server's clock as the call sees it.
+    Client {
+        wall: Instant,
+    },
+    Replay {
+        expire_at_ms: u64,
+    },
+}
+
+/// One request on one key, from a client or replayed. Answers the decision
+/// and whether it started a penalty block.
+pub(super) fn decide_one(
+    ctx: Ctx,
+    name: RStr,
+    params: &Params,
+    cost: u64,
+    now: Instant,
+    penalty: Option<Duration>,
+    source: Source,
+) -> Result<(Decision, bool), Error> {
+    if cost == 0 {
+        // A peek never writes: read only.
+        let key = ctx.open_read(name)?;
+        let g = evaluate(key.value(), params, 0, now, None)?;
+        return Ok((g.verdict.decision, false));
+    }
+    let mut key = ctx.open_write(name)?;
+    let g = evaluate(key.value(), params, cost, now, penalty)?;
+    let v = &g.verdict;
+    let blocks = matches!(g.block, BlockChange::Start(_));
+    if let Source::Replay { .. } = source {
+        if !v.writes {
+            return Err(diverged("the operation changes nothing here"));
+        }
+        if blocks != penalty.is_some() {
+            return Err(diverged("the penalty box differs here"));
+        }
+    }
+    if v.writes {
+        match source {
+            Source::Client { wall } => {
+                let expire_at_ms = expiry_ms(&key, v, wall);
+                install(&mut key, params, &g, expire_at_ms)?;
+                let op = codec::encode_op(&codec::Op {
+                    params: *params,
+                    cost,
+                    now,
+                    expire_at_ms,
+                    penalty: penalty.filter(|_| blocks),
+                });
+                ctx.replicate(APPLY, name, &op);
+            }
+            Source::Replay { expire_at_ms } => {
+                install(&mut key, params, &g, expire_at_ms)?;
+                ctx.replicate_verbatim();
+            }
+        }
+    }
+    Ok((v.decision, blocks))
+}
+
+/// A client's request on one key: decide, count, report a denial and a
+/// block; answers what the client is told. In shadow mode the decision is
+/// made and applied for real (so a denial changes nothing, and starts no
+/// block), and a denial is answered allowed.
+pub(super) fn client_decide(ctx: Ctx, key: RStr, req: &args::Request) -> Result<Decision, Error> {
+    Ok(client_decide_with(ctx, key, req)?.0)
+}
+
+/// As [`client_decide`], also answering how the call was counted.
+pub(super) fn client_decide_with(
+    ctx: Ctx,
+    key: RStr,
+    req: &args::Request,
+) -> Result<(Decision, stats::Verdict), Error> {
+    let wall = clock::wall(ctx);
+    let now = req.at.unwrap_or(wall);
+    let penalty = req.penalty.filter(|_| !req.shadow);
+    let (d, blocked) = decide_one(
+        ctx,
+        key,
+        &req.params,
+        req.cost,
+        now,
+        penalty,
+        Source::Client { wall },
+    )?;
+    Ok(report(
+        ctx,
+        key,
+        req.params.algorithm(),
+        &d,
+        req.shadow,
+        blocked,
+    ))
+}
+
+/// When a refunded key expires: when what is left is as good as nothing
+/// (or its block ends), by the rule of [`expiry_ms`], never later than the
+/// expiry it had (a refund only takes away).
+pub(super) fn refund_expiry_ms(key: &WriteKey, now: Instant, wall: Instant) -> Result<u64, Error> {
+    let held = key.value();
+    let params = held.and_then(Value::limiter).map(Limiter::params);
+    let Some(params) = params else {
+        return Err(Error::BadOp("no limiter to refund".into()));
+    };
+    let d = evaluate(held, &params, 0, now, None)?.verdict.decision;
+    let at = empty_at_ms(&d, wall);
+    Ok(key.expire_at_ms().map_or(at, |current| at.min(current)))
+}
+
+/// Ops come from our own master or AOF, and are checked as decoded data:
+/// within the codec's ceilings, and an expiry a master can have set.
+pub(super) fn check_replayed(params: &Params, expire_at_ms: u64) -> Result<(), Error> {
+    if let Params::Log(p) = params {
+        check_replayed_limit(
+            Setting::LogMax,
+            p.limit.get(),
+            config::LOG_MAX_CEILING,
+            config::log_max(),
+        )?;
+    }
+    check_replayed_expiry(expire_at_ms)
+}
+
+/// A replayed limit is bound by the hard ceiling only. The master's own
+/// setting bounded its clients when it accepted the call, and what it
+/// accepted must replay here (a replica, or this server restarting from its
+/// AOF) whatever this server's setting says now: refusing would drop the
+/// key and let the limit be exceeded. A limit above this server's setting
+/// is applied, counted and logged, so that settings that differ between
+/// servers are visible.
+pub(super) fn check_replayed_limit(
+    setting: Setting,
+    limit: u64,
+    ceiling: u64,
+    current: u64,
+) -> Result<(), Error> {
+    if limit > ceiling {
+        return Err(Error::BadOp(format!(
+            "invalid replicated operation: limit {limit} above the ceiling of {} ({ceiling})",
+            setting.name()
+        )));
+    }
+    if limit > current {
+        stats::replayed_above_setting(setting.name(), limit, current);
+    }
+    Ok(())
+}
+
+pub(super) fn check_replayed_expiry(expire_at_ms: u64) -> Result<(), Error> {
+    if expire_at_ms > MAX_EXPIRE_MS {
+        return Err(Error::BadOp(format!(
+            "invalid replicated operation: expiry {expire_at_ms} is beyond year 9999 plus the longest wait"
+        )));
+    }
+    Ok(())
+}
+
+/// Latest expiry a master can set: the latest instant plus the longest wait.
+pub(super) const MAX_EXPIRE_MS: u64 = (MAX_TIME_US + MAX_WAIT_US) / 1000 + 1;
+
+/// A replayed op must write exactly where its master wrote.
+pub(super) fn diverged(what: &str) -> Error {
+    Error::BadOp(format!(
+        "the replica's state differs from its master's: {what}"
+    ))
+}
+
+/// Who decided an `RL.ALL` call, as [`Source`] for one key.
+#[derive(Clone, Copy)]
+pub(super) enum AllSource<'e> {
+    /// A client's call: computes the expiries and replicates one op.
+    Client { wall: Instant },
+    /// A replayed op's expiries (0 for a key the master did not write).
+    Replay { expiries: &'e [u64] },
+}
+
+/// What an `RL.ALL` call decided.
+pub(super) struct AllDecided {
+    pub(super) combined: Decision,
+    pub(super) each: PerKey<Decision>,
+    /// Per key, whether the call put it in the penalty box.
+    pub(super) blocked: PerKey<bool>,
+}
+
+/// Decides several limits together, all or nothing: every limit is
+/// evaluated on the state it holds, and only if all allow is any spent. A
+/// denied call still keeps changed parameters (like a single-key denial),
+/// and with a `penalty` blocks each key whose own limit denied; the limits
+/// that would have allowed then report what they hold now.
+pub(super) fn decide_all(
+    ctx: Ctx,
+    names: &[RStr],
+    params: &[Params],
+    cost: u64,
+    now: Instant,
+    penalty: Option<Duration>,
+    source: AllSource,
+) -> Result<AllDecided, Error> {
+    let mut blocked = PerKey::from_elem(false, names.len());
+    if cost == 0 {
+        let mut each = PerKey::with_capacity(names.len());
+        for (name, p) in names.iter().zip(params) {
+            let key = ctx.open_read(*name)?;
+            each.push(evaluate(key.value(), p, 0, now, None)?.verdict.decision);
+        }
+        let combined = Decision::combine(&each).ok_or(Error::BadOp("no keys".into()))?;
+        return Ok(AllDecided {
+            combined,
+            each,
+            blocked,
+        });
+    }
+    let mut keys: PerKey<WriteKey> = PerKey::with_capacity(names.len());
+    let mut guarded: PerKey<Guarded> = PerKey::with_capacity(names.len());
+    for (name, p) in names.iter().zip(params) {
+        let key = ctx.open_write(*name)?;
+        guarded.push(evaluate(key.value(), p, cost, now, penalty)?);
+        keys.push(key);
+    }
+    if !guarded.iter().all(|g| g.verdict.decision.allowed) {
+        for ((key, g), p) in keys.iter().zip(&mut guarded).zip(params) {
+            if g.verdict.decision.allowed {
+                // Nothing is spent: report (and keep) what the key holds
+                // now, under these parameters if they changed.
+                let changed = key
+                    .value()
+                    .and_then(Value::limiter)
+                    .is_some_and(|l| l.params() != *p);
+                let mut now_held = evaluate(key.value(), p, 0, now, None)?;
+                now_held.verdict.writes = changed;
+                if !changed {
+                    now_held.block = BlockChange::Keep;
+                }
+                *g = now_held;
+            }
+        }
+    }
+    let mut expire = [0u64; codec::ALL_OP_MAX_LIMITS];
+    let mut wrote = false;
+    let mut disagree = false;
+    for (i, ((key, g), p)) in keys.iter_mut().zip(&guarded).zip(params).enumerate() {
+        let v = &g.verdict;
+        let at = match source {
+            AllSource::Client { wall } if v.writes => expiry_ms(key, v, wall),
+            AllSource::Client { .. } => continue,
+            // A replica writes exactly the keys its master wrote; where the
+            // two disagree, its state differs: leave that key as it is.
+            AllSource::Replay { expiries } => match expiries.get(i) {
+                Some(&ms) if ms > 0 && v.writes => ms,
+                Some(&ms) => {
+                    disagree |= (ms > 0) != v.writes;
+                    continue;
+                }
+                None => continue,
+            },
+        };
+        install(key, p, g, at)?;
+        if let Some(slot) = expire.get_mut(i) {
+            *slot = at;
+        }
+        if let (Some(b), BlockChange::Start(_)) = (blocked.get_mut(i), g.block) {
+            *b = true;
+        }
+        wrote = true;
+    }
+    let blocks = blocked.iter().any(|&b| b);
+    if wrote {
+        match source {
+            AllSource::Client { .. } => {
+                let op = codec::encode_all_op(
+                    cost,
+                    now,
+                    penalty.filter(|_| blocks),
+                    params.iter().zip(expire),
+                );
+                ctx.replicate_keys(APPLY_ALL, names, &op);
+            }
+            AllSource::Replay { .. } => ctx.replicate_verbatim(),
+        }
+    }
+    if disagree {
+        return Err(diverged("the operation writes other keys here"));
+    }
+    if matches!(source, AllSource::Replay { .. }) && blocks != penalty.is_some() {
+        return Err(diverged("the penalty box differs here"));
+    }
+    let each: PerKey<Decision> = guarded.iter().map(|g| g.verdict.decision).collect();
+    let combined = Decision::combine(&each).ok_or(Error::BadOp("no keys".into()))?;
+    Ok(AllDecided {
+        combined,
+        each,
+        blocked,
+    })
+}
+
+/// The leases a key holds, or the error for what it holds instead.
+pub(super) fn leases_of(value: &mut Value) -> Result<&mut LeaseState, Error> {
+    match value {
+        Value::Leases(s) => Ok(s),
+        other => Err(Mismatch {
+            stored: other.kind(),
+            requested: Kind::Leases,
+        }
+        .into()),
+    }
+}
+
+/// When a lease key expires: with its last lease, and never in the past.
+pub(super) fn lease_expiry_ms(s: &LeaseState, wall: Instant) -> u64 {
+    let last = s.empty_at().map_or(0, Instant::ceil_millis);
+    last.max(wall.ceil_millis() + 1)
+}

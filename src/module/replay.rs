@@ -1,0 +1,242 @@
+//! Replay: `RL.APPLY`, `RL.APPLYALL` and `RL.SETSTATE`, what a master's
+//! replication stream and the AOF send (see [`super::kernel`]). Closed to
+//! ordinary clients; an op that can't be applied here is counted and logged,
+//! never half-applied.
+
+use std::ffi::c_int;
+
+use redis_module::raw;
+
+use super::config::{self, Setting};
+use super::ffi::{self, Ctx, RStr};
+use super::kernel::{
+    check_replayed, check_replayed_expiry, check_replayed_limit, decide_all, decide_one, diverged,
+    leases_of, AllSource, Error, Outcome, PerKey, Source,
+};
+use super::{reply, stats};
+use crate::algo::{LeaseState, Params, Value};
+use crate::args;
+use crate::codec::{self, LeaseAction, LeaseOp};
+
+/// Replays a refund: it must give back exactly what the master did, or it
+/// changes nothing.
+fn apply_refund(ctx: Ctx, name: RStr, op: &codec::RefundOp) -> Outcome {
+    check_replayed_expiry(op.expire_at_ms)?;
+    let mut key = ctx.open_write(name)?;
+    let Some(limiter) = key.value_mut().and_then(Value::limiter_mut) else {
+        return Err(diverged("there is no limiter to refund here"));
+    };
+    // Tried on a copy; then done in place, since the value is Redis' (the
+    // refund is deterministic, so both give back the same).
+    if limiter.clone().refund(op.given, op.now) != op.given {
+        return Err(diverged("the refund gives back another amount here"));
+    }
+    limiter.refund(op.given, op.now);
+    key.expire_at(i64::try_from(op.expire_at_ms).unwrap_or(i64::MAX));
+    key.signal_modified();
+    ctx.replicate_verbatim();
+    ctx.reply_u64(op.given);
+    Ok(())
+}
+
+/// Runs a replication or AOF command: only for a master's stream or while
+/// loading. A replay that can't be applied is the sign of a replica whose
+/// state differs from its master's: it is counted and logged (at most once
+/// a second) with the key and the reason, since nobody reads the reply.
+fn internal(
+    ctx: Ctx,
+    args: &[RStr],
+    command: &'static str,
+    body: impl FnOnce(Ctx, &[RStr]) -> Outcome,
+) -> Outcome {
+    let from = raw::REDISMODULE_CTX_FLAGS_REPLICATED | raw::REDISMODULE_CTX_FLAGS_LOADING;
+    if ctx.flags() & from as c_int == 0 {
+        return Err(Error::Internal(command));
+    }
+    let result = body(ctx, args);
+    if let Err(e) = &result {
+        stats::replay_failed();
+        let key = args.get(if command == "RL.APPLYALL" { 2 } else { 1 });
+        let key = key.map_or(String::new(), |k| args::shown(k.bytes()));
+        log_throttled(&format!(
+            "could not apply {command} on key{key}: {}",
+            e.text()
+        ));
+    }
+    result
+}
+
+/// Logs at most once a second (a diverged replica could fail every op).
+fn log_throttled(msg: &str) {
+    static LAST_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(i64::MIN);
+    let now = ffi::wall_ms();
+    let last = LAST_MS.load(std::sync::atomic::Ordering::Relaxed);
+    if now.saturating_sub(last) >= 1000 {
+        LAST_MS.store(now, std::sync::atomic::Ordering::Relaxed);
+        ffi::log_warning(msg);
+    }
+}
+
+/// `RL.APPLY key op`: replays a decided request (what replicas and the AOF
+/// receive). Needs no clock.
+pub(super) fn apply_command(ctx: Ctx, args: &[RStr]) -> Outcome {
+    internal(ctx, args, "RL.APPLY", apply_op)
+}
+
+fn apply_op(ctx: Ctx, args: &[RStr]) -> Outcome {
+    let [_, key, op] = args else {
+        return Err(args::arity_error("RL.APPLY").into());
+    };
+    let op = codec::decode_any_op(op.bytes())
+        .map_err(|e| Error::BadOp(format!("invalid RL.APPLY operation: {e}")))?;
+    let op = match op {
+        codec::AnyOp::Decide(op) => op,
+        codec::AnyOp::Refund(op) => return apply_refund(ctx, *key, &op),
+        codec::AnyOp::Lease(op) => return apply_lease(ctx, *key, &op),
+    };
+    check_replayed(&op.params, op.expire_at_ms)?;
+    if op.cost == 0 {
+        return Err(Error::BadOp(
+            "invalid RL.APPLY operation: a peek is never replicated".into(),
+        ));
+    }
+    let source = Source::Replay {
+        expire_at_ms: op.expire_at_ms,
+    };
+    let (d, _) = decide_one(ctx, *key, &op.params, op.cost, op.now, op.penalty, source)?;
+    reply::decision(ctx, &d);
+    Ok(())
+}
+
+/// `RL.SETSTATE key encoding-version blob`: what an AOF rewrite emits to
+/// recreate a key (its expiry follows as a separate `PEXPIREAT`).
+pub(super) fn setstate_command(ctx: Ctx, args: &[RStr]) -> Outcome {
+    internal(ctx, args, "RL.SETSTATE", setstate)
+}
+
+fn setstate(ctx: Ctx, args: &[RStr]) -> Outcome {
+    let [_, key, version, blob] = args else {
+        return Err(args::arity_error("RL.SETSTATE").into());
+    };
+    let version = args::count("encoding version", version.bytes(), 1)?;
+    let version = i32::try_from(version).unwrap_or(i32::MAX);
+    let value = codec::decode_value(blob.bytes(), version)
+        .map_err(|e| Error::BadOp(format!("invalid RL.SETSTATE value: {e}")))?;
+    let mut key = ctx.open_write(*key)?;
+    key.store(value)?;
+    key.signal_modified();
+    ctx.replicate_verbatim();
+    ctx.reply_ok();
+    Ok(())
+}
+
+/// `RL.APPLYALL numkeys key [key ...] op`: replays one `RL.ALL` call.
+pub(super) fn apply_all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
+    internal(ctx, args, "RL.APPLYALL", apply_all_op)
+}
+
+fn apply_all_op(ctx: Ctx, args: &[RStr]) -> Outcome {
+    let bad = |why: &str| Error::BadOp(format!("invalid RL.APPLYALL operation: {why}"));
+    let [_, numkeys, rest @ ..] = args else {
+        return Err(args::arity_error("RL.APPLYALL").into());
+    };
+    let n = args::count("numkeys", numkeys.bytes(), 1)?;
+    let Some((op, names)) = rest.split_last() else {
+        return Err(args::arity_error("RL.APPLYALL").into());
+    };
+    if names.len() as u64 != n {
+        return Err(args::arity_error("RL.APPLYALL").into());
+    }
+    let op = codec::decode_all_op(op.bytes()).map_err(|e| bad(&e.to_string()))?;
+    if op.limits.len() != names.len() {
+        return Err(bad("one limit per key is needed"));
+    }
+    // Two handles on one key would alias its value.
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].iter().any(|other| other.bytes() == name.bytes()) {
+            return Err(bad("a key is repeated"));
+        }
+    }
+    let mut params: PerKey<Params> = PerKey::with_capacity(op.limits.len());
+    let mut expiries: PerKey<u64> = PerKey::with_capacity(op.limits.len());
+    if op.cost == 0 {
+        return Err(bad("a peek is never replicated"));
+    }
+    for (p, at) in &op.limits {
+        check_replayed(p, *at)?;
+        params.push(*p);
+        expiries.push(*at);
+    }
+    let source = AllSource::Replay {
+        expiries: &expiries,
+    };
+    let decided = decide_all(ctx, names, &params, op.cost, op.now, op.penalty, source)?;
+    reply::all(ctx, &decided.combined, &decided.each);
+    Ok(())
+}
+
+/// Replays a lease op: it must do exactly what it did on the master, or it
+/// changes nothing. It works on the stored leases in place, as the master's
+/// call did (a copy of 10,000 leases per op made a replica ten times
+/// slower than its master): whether the op empties the key is known before
+/// anything changes, and an op that finds nothing to do changes nothing.
+fn apply_lease(ctx: Ctx, name: RStr, op: &LeaseOp) -> Outcome {
+    if let LeaseAction::Acquire { limit, .. } = op.what {
+        // The master's setting bounded its client; here only the codec's
+        // ceiling applies, whatever this server's own lease-max says.
+        check_replayed_limit(
+            Setting::LeaseMax,
+            limit.get(),
+            config::LEASE_MAX_CEILING,
+            config::lease_max(),
+        )?;
+    }
+    check_replayed_expiry(op.expire_at_ms)?;
+    let mut key = ctx.open_write(name)?;
+    let emptied = op.expire_at_ms == 0;
+    let done = match key.value_mut() {
+        Some(held) => {
+            let s = leases_of(held)?;
+            // Only a release can take the last lease (an acquire or a
+            // renewal leaves a live lease behind).
+            let empties = match op.what {
+                LeaseAction::Release => s.live_leases(op.now) == 1,
+                _ => false,
+            };
+            if empties != emptied {
+                return Err(diverged("the leases differ here"));
+            }
+            match op.what {
+                LeaseAction::Acquire { limit, units, ttl } => {
+                    let a = s.acquire(limit, units, ttl, op.id, op.now);
+                    a.granted || a.renewed
+                }
+                LeaseAction::Release => s.release(op.id, op.now),
+                LeaseAction::Renew { ttl } => s.renew(op.id, ttl, op.now),
+            }
+        }
+        None => match op.what {
+            LeaseAction::Acquire { limit, units, ttl } if !emptied => {
+                let mut s = LeaseState::new(limit);
+                let granted = s.acquire(limit, units, ttl, op.id, op.now).granted;
+                if granted {
+                    key.store(Value::Leases(Box::new(s)))?;
+                }
+                granted
+            }
+            _ => return Err(diverged("there are no leases here")),
+        },
+    };
+    if !done {
+        return Err(diverged("the leases differ here"));
+    }
+    if emptied {
+        key.delete();
+    } else {
+        key.expire_at(i64::try_from(op.expire_at_ms).unwrap_or(i64::MAX));
+    }
+    key.signal_modified();
+    ctx.replicate_verbatim();
+    ctx.reply_i64(1);
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! The layering of `src/module` (README, "How it works"): every file
+//! imports only files of lower layers, so there is no import cycle, the
+//! command families never import each other, and `ffi` imports none of the
+//! module. Read from the sources' own `super::` and `crate::module::` paths.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Bottom first; a file may import only files of the layers before its own.
+const LAYERS: &[&[&str]] = &[
+    // the module API, generic over the value a key holds
+    &["ffi"],
+    // leaves: one concern each
+    &["clock", "config", "docs", "reply", "stats"],
+    // the value Redis holds, and its callbacks
+    &["datatype"],
+    // the server's named policies
+    &["registry"],
+    // errors, sources, expiry rules, decide-then-install, replay checks
+    &["kernel"],
+    // command families, siblings
+    &["windows", "leases", "policies", "replay"],
+    // registration, handlers, INFO
+    &["mod"],
+];
+
+/// The source without comments and without its `#[cfg(test)] mod tests`.
+fn code(src: &str) -> String {
+    let src = src.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
+    src.lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn ident_at(s: &str) -> &str {
+    let end = s
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(s.len());
+    &s[..end]
+}
+
+/// The files of the module that `file` imports: `super::x`,
+/// `super::{x, y}` and `crate::module::x`, and, in `mod.rs`, `x::` for a
+/// child `x`. A path to an item of `mod.rs` itself (`super::VERSION`)
+/// imports `mod`.
+fn imports(file: &str, src: &str, files: &BTreeSet<String>) -> BTreeSet<String> {
+    let src = code(src);
+    let mut out = BTreeSet::new();
+    let mut note = |name: &str| {
+        if files.contains(name) {
+            out.insert(name.to_string());
+        } else if !name.is_empty() && name != "self" && name != "super" {
+            out.insert("mod".to_string());
+        }
+    };
+    for prefix in ["super::", "crate::module::"] {
+        let mut rest = src.as_str();
+        while let Some(i) = rest.find(prefix) {
+            rest = &rest[i + prefix.len()..];
+            if let Some(group) = rest.strip_prefix('{') {
+                let end = group.find('}').unwrap_or(group.len());
+                for part in group[..end].split(',') {
+                    note(ident_at(part.trim()));
+                }
+            } else {
+                note(ident_at(rest));
+            }
+        }
+    }
+    if file == "mod" {
+        let bytes = src.as_bytes();
+        for name in files {
+            let pat = format!("{name}::");
+            let mut at = 0;
+            while let Some(i) = src[at..].find(&pat) {
+                let start = at + i;
+                let before = start.checked_sub(1).map(|j| bytes[j]);
+                if !matches!(before, Some(b) if b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+                {
+                    out.insert(name.clone());
+                }
+                at = start + pat.len();
+            }
+        }
+    }
+    out.remove(file);
+    out
+}
+
+#[test]
+fn module_files_import_only_lower_layers() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/module");
+    let mut sources = BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            sources.insert(name, std::fs::read_to_string(&path).unwrap());
+        }
+    }
+    let layer_of: BTreeMap<&str, usize> = LAYERS
+        .iter()
+        .enumerate()
+        .flat_map(|(i, files)| files.iter().map(move |f| (*f, i)))
+        .collect();
+    let files: BTreeSet<String> = sources.keys().filter(|f| *f != "mod").cloned().collect();
+    let mut wrong = Vec::new();
+    for (file, src) in &sources {
+        let Some(&mine) = layer_of.get(file.as_str()) else {
+            wrong.push(format!(
+                "{file}.rs has no layer: add it to LAYERS (and the README)"
+            ));
+            continue;
+        };
+        for dep in imports(file, src, &files) {
+            match layer_of.get(dep.as_str()) {
+                Some(&theirs) if theirs < mine => {}
+                _ => wrong.push(format!("{file} imports {dep}, which is not below it")),
+            }
+        }
+    }
+    for f in layer_of.keys() {
+        if !sources.contains_key(*f) {
+            wrong.push(format!("LAYERS names {f}.rs, which does not exist"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_scanner_sees_every_form_of_import() {
+    let files: BTreeSet<String> = ["ffi", "stats", "kernel"].map(String::from).into();
+    let src = "use super::ffi::Ctx;\nuse super::{kernel, VERSION};\n\
+               fn f() { crate::module::stats::x(); } // super::nothing\n\
+               #[cfg(test)]\nmod tests { use super::*; }";
+    let got = imports("windows", src, &files);
+    assert_eq!(
+        got,
+        ["ffi", "kernel", "mod", "stats"].map(String::from).into()
+    );
+    let got = imports("mod", "fn f() { kernel::x(); std::ffi::c_int; }", &files);
+    assert_eq!(got, ["kernel"].map(String::from).into());
+}
