@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Client, Server, Value};
+use common::{server_version, Server, Value};
 
 fn flat(v: &Value) -> Vec<String> {
     match v {
@@ -17,18 +17,6 @@ fn flat(v: &Value) -> Vec<String> {
         Value::Int(i) => vec![i.to_string()],
         other => vec![other.text()],
     }
-}
-
-fn server_version(c: &mut Client) -> (u32, u32) {
-    let info = c.cmd("INFO server").text();
-    let v = info
-        .lines()
-        .find_map(|l| l.strip_prefix("redis_version:"))
-        .unwrap()
-        .trim()
-        .to_string();
-    let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap());
-    (parts.next().unwrap(), parts.next().unwrap())
 }
 
 #[test]

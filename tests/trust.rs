@@ -286,18 +286,6 @@ fn a_replica_with_lower_settings_replays_what_its_master_accepted() {
     assert!(replica.log().contains("ratelimit.lease-max of 10000"));
 }
 
-fn version(c: &mut Client) -> (u32, u32) {
-    let text = c.cmd("INFO server").text();
-    let v = text
-        .lines()
-        .find_map(|l| l.strip_prefix("redis_version:"))
-        .unwrap()
-        .trim()
-        .to_string();
-    let mut p = v.split('.').map(|n| n.parse::<u32>().unwrap());
-    (p.next().unwrap(), p.next().unwrap())
-}
-
 fn as_user(s: &Server, user: &str) -> Client {
     let mut c = s.client();
     assert_eq!(c.cmd(&format!("AUTH {user} pw")).text(), "OK");
@@ -312,7 +300,7 @@ fn denied(reply: &Value) -> bool {
 fn only_an_operators_grant_changes_policies() {
     let s = Server::start();
     let mut admin = s.client();
-    let v = version(&mut admin);
+    let v = common::server_version(&mut admin);
     let has_own_category = admin
         .cmd("ACL CAT")
         .texts()

@@ -1,5 +1,5 @@
 //! The server's named policies: the registry `RL.POLICY` and `RL.CHECK`
-//! (in [`super::policies`]) and `RL.ALL ... POLICY` read, its place in the
+//! (in `policies.rs`) and `RL.ALL ... POLICY` read, its place in the
 //! RDB (aux data), and its counters in `INFO ratelimit`.
 //!
 //! Policies are server state, not keys. `RL.POLICY SET` and `DEL` are

@@ -553,6 +553,19 @@ pub fn start_replica(master: &Server, extra: &[&str]) -> Server {
     replica
 }
 
+/// The server's `redis_version` as (major, minor); Valkey reports 7.2.
+pub fn server_version(c: &mut Client) -> (u32, u32) {
+    let info = c.cmd("INFO server").text();
+    let v = info
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap());
+    (parts.next().unwrap(), parts.next().unwrap())
+}
+
 /// Waits until every replica has processed everything sent so far (WAIT
 /// answers as soon as they have; its timeout is only a safety limit).
 pub fn sync(master: &mut Client, replicas: i64) {
