@@ -126,6 +126,17 @@ def _per_node(nodes: Sequence[Any], reply: Any) -> dict[str, Any]:
     return {nodes[0].name: reply}  # one node: redis-py answers its reply alone
 
 
+def _as_module_error(e: RedisError, redis: Any, args: Sequence[Arg]) -> Exception:
+    """What a failed call raises, for the sync and async clients alike: an
+    error reply as the module's error for its key; any other RedisError
+    unchanged, unless it means the server can't rate-limit (a cluster
+    client without RL.* in its command table)."""
+    if isinstance(e, ResponseError):
+        return module_error(e, server_address(redis), command_key(args))
+    wrong = misconfigured(e, None, command_key(args))
+    return e if wrong is None else wrong
+
+
 class RateLimiter:
     """The RL.* commands over a redis-py client (`redis.Redis` or
     `redis.cluster.RedisCluster`), either RESP2 or RESP3, with or without
@@ -145,12 +156,9 @@ class RateLimiter:
     def _call(self, args: Sequence[Arg], **kw: Any) -> Any:
         try:
             return self.redis.execute_command(*args, **kw)
-        except ResponseError as e:
-            key = command_key(args)
-            raise module_error(e, server_address(self.redis), key) from e
-        except RedisError as e:  # a cluster client without RL.* in its command table
-            wrong = misconfigured(e, None, command_key(args))
-            if wrong is None:
+        except RedisError as e:
+            wrong = _as_module_error(e, self.redis, args)
+            if wrong is e:
                 raise
             raise wrong from e
 
@@ -340,12 +348,9 @@ class AsyncRateLimiter:
     async def _call(self, args: Sequence[Arg], **kw: Any) -> Any:
         try:
             return await self.redis.execute_command(*args, **kw)
-        except ResponseError as e:
-            key = command_key(args)
-            raise module_error(e, server_address(self.redis), key) from e
-        except RedisError as e:  # a cluster client without RL.* in its command table
-            wrong = misconfigured(e, None, command_key(args))
-            if wrong is None:
+        except RedisError as e:
+            wrong = _as_module_error(e, self.redis, args)
+            if wrong is e:
                 raise
             raise wrong from e
 
