@@ -32,7 +32,7 @@ fn apply_refund(ctx: Ctx, name: RStr, op: &codec::RefundOp) -> Outcome {
         return Err(diverged("the refund gives back another amount here"));
     }
     limiter.refund(op.given, op.now);
-    key.expire_at(i64::try_from(op.expire_at_ms).unwrap_or(i64::MAX));
+    key.expire_at(op.expire_at_ms);
     key.signal_modified();
     ctx.replicate_verbatim();
     ctx.reply_u64(op.given);
@@ -233,7 +233,7 @@ fn apply_lease(ctx: Ctx, name: RStr, op: &LeaseOp) -> Outcome {
     if emptied {
         key.delete();
     } else {
-        key.expire_at(i64::try_from(op.expire_at_ms).unwrap_or(i64::MAX));
+        key.expire_at(op.expire_at_ms);
     }
     key.signal_modified();
     ctx.replicate_verbatim();
