@@ -561,8 +561,10 @@ impl<V: ModuleValue> WriteKey<'_, V> {
     }
 
     /// Sets the key's expiry to the absolute Unix time `at_ms`, so master,
-    /// replicas and reloads expire it at the same millisecond.
-    pub fn expire_at(&self, at_ms: i64) {
+    /// replicas and reloads expire it at the same millisecond (a time past
+    /// what Redis can hold is its latest).
+    pub fn expire_at(&self, at_ms: u64) {
+        let at_ms = i64::try_from(at_ms).unwrap_or(i64::MAX);
         // SAFETY: an open key holding a value.
         unsafe { api!(RedisModule_SetAbsExpire)(self.key.as_ptr(), at_ms) };
     }

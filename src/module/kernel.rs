@@ -214,7 +214,7 @@ pub(super) fn install(
         BlockChange::Start(until) => set_block(key, Some(until))?,
         BlockChange::Lift => set_block(key, None)?,
     }
-    key.expire_at(i64::try_from(expire_at_ms).unwrap_or(i64::MAX));
+    key.expire_at(expire_at_ms);
     key.signal_modified();
     Ok(())
 }

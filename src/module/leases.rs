@@ -122,7 +122,7 @@ fn acquire_on(
             Some(held) => lease_expiry_ms(leases_of(held)?, wall),
             None => return Err(Error::NotStored),
         };
-        key.expire_at(i64::try_from(at).unwrap_or(i64::MAX));
+        key.expire_at(at);
         key.signal_modified();
     }
     Ok((
@@ -201,7 +201,7 @@ fn end_or_extend(
         0
     } else {
         let at = lease_expiry_ms(s, now);
-        key.expire_at(i64::try_from(at).unwrap_or(i64::MAX));
+        key.expire_at(at);
         at
     };
     key.signal_modified();

@@ -32,7 +32,7 @@ fn apply_refund(ctx: Ctx, name: RStr, op: &codec::RefundOp) -> Outcome {
         return Err(diverged("the refund gives back another amount here"));
     }
     limiter.refund(op.given, op.now);
-    key.expire_at(i64::try_from(op.expire_at_ms).unwrap_or(i64::MAX));
+    key.expire_at(op.expire_at_ms);
     key.signal_modified();
     ctx.replicate_verbatim();
     ctx.reply_u64(op.given);
@@ -42,11 +42,13 @@ fn apply_refund(ctx: Ctx, name: RStr, op: &codec::RefundOp) -> Outcome {
 /// Runs a replication or AOF command: only for a master's stream or while
 /// loading. A replay that can't be applied is the sign of a replica whose
 /// state differs from its master's: it is counted and logged (at most once
-/// a second) with the key and the reason, since nobody reads the reply.
+/// a second) with the key (argument `key_at`) and the reason, since nobody
+/// reads the reply.
 fn internal(
     ctx: Ctx,
     args: &[RStr],
     command: &'static str,
+    key_at: usize,
     body: impl FnOnce(Ctx, &[RStr]) -> Outcome,
 ) -> Outcome {
     let from = raw::REDISMODULE_CTX_FLAGS_REPLICATED | raw::REDISMODULE_CTX_FLAGS_LOADING;
@@ -56,7 +58,7 @@ fn internal(
     let result = body(ctx, args);
     if let Err(e) = &result {
         stats::replay_failed();
-        let key = args.get(if command == "RL.APPLYALL" { 2 } else { 1 });
+        let key = args.get(key_at);
         let key = key.map_or(String::new(), |k| args::shown(k.bytes()));
         log_throttled(&format!(
             "could not apply {command} on key{key}: {}",
@@ -80,7 +82,7 @@ fn log_throttled(msg: &str) {
 /// `RL.APPLY key op`: replays a decided request (what replicas and the AOF
 /// receive). Needs no clock.
 pub(super) fn apply_command(ctx: Ctx, args: &[RStr]) -> Outcome {
-    internal(ctx, args, "RL.APPLY", apply_op)
+    internal(ctx, args, "RL.APPLY", 1, apply_op)
 }
 
 fn apply_op(ctx: Ctx, args: &[RStr]) -> Outcome {
@@ -111,7 +113,7 @@ fn apply_op(ctx: Ctx, args: &[RStr]) -> Outcome {
 /// `RL.SETSTATE key encoding-version blob`: what an AOF rewrite emits to
 /// recreate a key (its expiry follows as a separate `PEXPIREAT`).
 pub(super) fn setstate_command(ctx: Ctx, args: &[RStr]) -> Outcome {
-    internal(ctx, args, "RL.SETSTATE", setstate)
+    internal(ctx, args, "RL.SETSTATE", 1, setstate)
 }
 
 fn setstate(ctx: Ctx, args: &[RStr]) -> Outcome {
@@ -132,7 +134,7 @@ fn setstate(ctx: Ctx, args: &[RStr]) -> Outcome {
 
 /// `RL.APPLYALL numkeys key [key ...] op`: replays one `RL.ALL` call.
 pub(super) fn apply_all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
-    internal(ctx, args, "RL.APPLYALL", apply_all_op)
+    internal(ctx, args, "RL.APPLYALL", 2, apply_all_op)
 }
 
 fn apply_all_op(ctx: Ctx, args: &[RStr]) -> Outcome {
@@ -233,7 +235,7 @@ fn apply_lease(ctx: Ctx, name: RStr, op: &LeaseOp) -> Outcome {
     if emptied {
         key.delete();
     } else {
-        key.expire_at(i64::try_from(op.expire_at_ms).unwrap_or(i64::MAX));
+        key.expire_at(op.expire_at_ms);
     }
     key.signal_modified();
     ctx.replicate_verbatim();

@@ -18,16 +18,6 @@ pub enum Verdict {
     ShadowDenied,
 }
 
-impl Verdict {
-    pub fn of(allowed: bool) -> Verdict {
-        if allowed {
-            Verdict::Allowed
-        } else {
-            Verdict::Denied
-        }
-    }
-}
-
 pub struct Counters {
     calls: AtomicU64,
     allowed: AtomicU64,

@@ -64,7 +64,7 @@ pub(super) fn refund_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     };
     if given > 0 {
         let expire_at_ms = refund_expiry_ms(&key, now, wall)?;
-        key.expire_at(i64::try_from(expire_at_ms).unwrap_or(i64::MAX));
+        key.expire_at(expire_at_ms);
         key.signal_modified();
         let op = codec::encode_refund_op(&codec::RefundOp {
             given,
