@@ -143,7 +143,7 @@ fn all_checks_every_key_before_touching_any() {
         ),
         (
             "RL.ALL 1 {k}:a FIXED 5 1s FIXED",
-            "ERR unknown option 'FIXED' (expected COST, AT, PENALTY or SHADOW)",
+            "ERR unknown option 'FIXED' (expected COST, AT, PENALTY, SHADOW or COMBINED)",
         ),
         ("RL.ALL 1", "ERR wrong number of arguments for 'RL.ALL' command"),
         (

@@ -166,7 +166,7 @@ pub(super) fn all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     } else {
         *combined
     };
-    reply::all(ctx, &combined, &told);
+    reply::all(ctx, &combined, if req.combined { &[] } else { &told });
     Ok(())
 }
 
@@ -269,6 +269,6 @@ fn all_with_modes(
     } else {
         stats::Verdict::Denied
     });
-    reply::all(ctx, &combined, &told);
+    reply::all(ctx, &combined, if req.combined { &[] } else { &told });
     Ok(())
 }
