@@ -9,9 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{wait_until, Client, Server, Value};
-
-const T0: i64 = 1_700_000_000_000;
+use common::{wait_until, Client, Server, Value, T0};
 
 struct Cluster {
     nodes: Vec<Server>,

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Client, Server, Value};
+use common::{words, Client, Server, Value};
 
 /// Window (and bucket period) of every key during the load. A key expires
 /// when its state is as good as absent: for a window, a window after it
@@ -68,12 +68,6 @@ fn params(i: usize, limit: i64, w: &str) -> (&'static str, String, i64) {
         4 => ("LEAKY", format!("{b} {b} {w}"), b),
         _ => ("GCRA", format!("{} {b} {w}", b - 1), b),
     }
-}
-
-fn words(line: &str) -> Vec<Vec<u8>> {
-    line.split_whitespace()
-        .map(|s| s.as_bytes().to_vec())
-        .collect()
 }
 
 /// Deterministic per-connection pseudo-random numbers (xorshift).

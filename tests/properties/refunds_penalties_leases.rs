@@ -151,7 +151,7 @@ impl Model {
     fn new(p: &Params) -> Model {
         match *p {
             // The models here are of first-hit windows; aligned ones have
-            // their own properties (tests/calendar.rs).
+            // their own properties (calendar.rs, beside this file).
             Params::Fixed(f) => match f.window() {
                 FixedWindow::FirstHit(w) => Model::Fixed {
                     limit: f.limit.get(),
