@@ -6,8 +6,8 @@
 mod common;
 
 use common::{
-    allowed, lease, pipeline, ratelimit_stat, rl_info_field, snapshot, start_replica, sync,
-    usec_per_call, Client, Server, T1,
+    allowed, commandstat, lease, pipeline, ratelimit_stat, rl_info_field, snapshot, start_replica,
+    sync, usec_per_call, Client, Server, T1,
 };
 
 #[test]
@@ -182,15 +182,7 @@ fn a_replica_replays_leases_as_fast_as_its_master_decides_them() {
     }
     sync(&mut m, 1);
     assert_eq!(ratelimit_stat(&mut r, "replay_errors"), 0);
-    let calls = |c: &mut Client, name: &str| {
-        let text = c.cmd("INFO commandstats").text().to_lowercase();
-        let prefix = format!("cmdstat_{}:calls=", name.to_lowercase());
-        text.lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .and_then(|l| l.split(',').next())
-            .map_or(0, |n| n.parse::<u64>().unwrap())
-    };
-    assert_eq!(calls(&mut r, "rl.apply"), 4000);
+    assert_eq!(commandstat(&mut r, "rl.apply"), 4000);
     let on_master = (usec_per_call(&mut m, "rl.renew") * 2000.0
         + usec_per_call(&mut m, "rl.release") * 1000.0
         + usec_per_call(&mut m, "rl.acquire") * 1000.0)

@@ -5,9 +5,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Client, Server, Value, T0};
+use common::{aof_rewrite_idle, wait_until, Client, Server, Value, T0};
 
 /// Every key's exact bytes and absolute expiry.
 fn snapshot(c: &mut Client) -> Vec<(String, Value, Value)> {
@@ -30,15 +30,6 @@ fn workload(c: &mut Client, tag: &str) {
         ] {
             assert!(matches!(c.cmd(&line), Value::Array(_)), "{line}");
         }
-    }
-}
-
-/// Polls until `field` is `value`; the deadline is only a safety limit.
-fn wait_for(c: &mut Client, section: &str, field: &str, value: i64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while c.cmd(&format!("INFO {section}")).info_int(field) != value {
-        assert!(Instant::now() < deadline, "{field} never became {value}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -79,8 +70,9 @@ fn aof_always_then_rewrite_then_restart() {
         assert_eq!(snapshot(&mut c), before, "AOF replay changed state");
 
         assert!(c.cmd("BGREWRITEAOF").text().contains("rewriting"));
-        wait_for(&mut c, "persistence", "aof_rewrite_in_progress", 0);
-        wait_for(&mut c, "persistence", "aof_rewrite_scheduled", 0);
+        wait_until("the AOF rewrite ends", Duration::from_secs(60), || {
+            aof_rewrite_idle(&mut c)
+        });
         workload(&mut c, "c");
         let before = snapshot(&mut c);
         s.restart();

@@ -494,10 +494,7 @@ fn persistence(c: &mut Client) -> Value {
 /// reached `at_least`; the last one must have succeeded.
 fn wait_rewritten(c: &mut Client, at_least: i64) {
     common::wait_until("the AOF rewrite to finish", LIMIT, || {
-        let p = persistence(c);
-        p.info_int("aof_rewrite_in_progress") == 0
-            && p.info_int("aof_rewrite_scheduled") == 0
-            && p.info_int("aof_rewrites") >= at_least
+        common::aof_rewrite_idle(c) && persistence(c).info_int("aof_rewrites") >= at_least
     });
     let status = persistence(c).text();
     assert!(

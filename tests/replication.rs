@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{
     keys, lease, resp, rl_info_field, snapshot, start_replica, sync, Client, FakeMaster, Server,
@@ -216,15 +216,11 @@ fn a_replica_that_reconnects_catches_up_exactly() {
     workload(&mut m);
     assert!(replica.start_again(), "{}", replica.log());
     let mut r = replica.client();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !r
-        .cmd("INFO replication")
-        .text()
-        .contains("master_link_status:up")
-    {
-        assert!(Instant::now() < deadline, "replica never resynced");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_until("the replica resyncs", Duration::from_secs(60), || {
+        r.cmd("INFO replication")
+            .text()
+            .contains("master_link_status:up")
+    });
     sync(&mut m, 1);
     let keys = keys(&mut m);
     assert_eq!(snapshot(&mut m, &keys), snapshot(&mut r, &keys));
@@ -373,10 +369,7 @@ fn refunds_and_blocks_reach_replicas_rdb_and_aof_exactly() {
     assert_eq!(snapshot(&mut m, &keys), on_master, "from the AOF");
     assert!(!m.cmd("BGREWRITEAOF").is_error());
     common::wait_until("the AOF rewrite ends", Duration::from_secs(60), || {
-        m.cmd("INFO persistence")
-            .info_int("aof_rewrite_in_progress")
-            == 0
-            && m.cmd("INFO persistence").info_int("aof_rewrite_scheduled") == 0
+        common::aof_rewrite_idle(&mut m)
     });
     drop(m);
     master.restart();

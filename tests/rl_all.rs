@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::{keys, map, rl_info_field, snapshot, start_replica, sync, Client, Server, Value, T0};
+use common::{
+    commandstat, keys, map, rl_info_field, snapshot, start_replica, sync, Client, Server, Value, T0,
+};
 
 /// `RL.ALL` in RESP2: the combined five integers, then one array per key.
 fn all(c: &mut Client, line: &str) -> (Vec<i64>, Vec<Vec<i64>>) {
@@ -210,19 +212,6 @@ fn all_under_racing_connections_never_overspends() {
     let b = map(&c.cmd("RL.INFO {race}:b"));
     assert_eq!(a["count"].int(), spent);
     assert_eq!(b["current"].int(), spent);
-}
-
-fn commandstat(c: &mut Client, name: &str) -> i64 {
-    c.cmd("INFO commandstats")
-        .text()
-        .lines()
-        // Module commands are listed as registered (upper case).
-        .map(str::to_lowercase)
-        .find_map(|l| {
-            l.strip_prefix(&format!("cmdstat_{name}:calls="))
-                .map(str::to_string)
-        })
-        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
 }
 
 #[test]

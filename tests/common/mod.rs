@@ -601,6 +601,26 @@ pub fn is_internal(args: &[Vec<u8>]) -> bool {
     })
 }
 
+/// Whether no AOF rewrite runs or waits to run (for [`wait_until`]).
+pub fn aof_rewrite_idle(c: &mut Client) -> bool {
+    let p = c.cmd("INFO persistence");
+    p.info_int("aof_rewrite_in_progress") == 0 && p.info_int("aof_rewrite_scheduled") == 0
+}
+
+/// A command's `calls` in `INFO commandstats`, 0 if it has none.
+pub fn commandstat(c: &mut Client, name: &str) -> i64 {
+    c.cmd("INFO commandstats")
+        .text()
+        .lines()
+        // Module commands are listed as registered (upper case).
+        .map(str::to_lowercase)
+        .find_map(|l| {
+            l.strip_prefix(&format!("cmdstat_{name}:calls="))
+                .map(str::to_string)
+        })
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
 /// One integer field of `RL.INFO key`.
 pub fn rl_info_field(c: &mut Client, key: &str, field: &str) -> i64 {
     let Value::Array(items) = c.call(&[b"RL.INFO".to_vec(), key.as_bytes().to_vec()]) else {
@@ -618,11 +638,37 @@ pub fn rl_info_field(c: &mut Client, key: &str, field: &str) -> i64 {
 /// server's housekeeping): the timeout is a generous safety limit, never a
 /// margin an assertion depends on.
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    wait_for(what, timeout, || {
+        if cond() {
+            Ok(())
+        } else {
+            Err(String::new())
+        }
+    });
+}
+
+/// Like [`wait_until`], for a value: polls `attempt` every 20 ms until it
+/// returns `Ok`, and fails after `timeout` with `what` and what the last
+/// attempt saw (its `Err`).
+pub fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut attempt: impl FnMut() -> Result<T, String>,
+) -> T {
     let deadline = Instant::now() + timeout;
-    while !cond() {
+    loop {
+        let seen = match attempt() {
+            Ok(found) => return found,
+            Err(seen) => seen,
+        };
         assert!(
             Instant::now() < deadline,
-            "{what}: still not the case after {timeout:?}"
+            "{what}: still not the case after {timeout:?}{}",
+            if seen.is_empty() {
+                String::new()
+            } else {
+                format!(" ({seen})")
+            }
         );
         std::thread::sleep(Duration::from_millis(20));
     }
