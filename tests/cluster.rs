@@ -1,3 +1,5 @@
+//! Redis Cluster: routing by key, failover, and policies on every node.
+//!
 //! A real Redis Cluster of 3 masters and 3 replicas, every node with the
 //! module: commands route by key, RL.ALL needs one slot, a promoted
 //! replica answers exactly as its old master did, and policies set on every

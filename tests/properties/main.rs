@@ -1,4 +1,6 @@
-//! Property tests of the pure `ratelimit` crate, no server: random runs against brute-force reference models, one module per subject.
+//! Property tests of the pure `ratelimit` crate (no server), one module per subject.
+//!
+//! Random runs against reference models computed by brute force.
 //!
 //! `PROPTEST_CASES` sets the case count of every property (e.g.
 //! `PROPTEST_CASES=20000 cargo test --test properties`); a name filter
