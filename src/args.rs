@@ -433,10 +433,15 @@ pub struct Options<'a> {
     pub id: Option<&'a [u8]>,
     /// `SHADOW` (a flag, no value).
     pub shadow: bool,
+    /// `COMBINED` (a flag, `RL.ALL` only): reply the combined decision alone.
+    pub combined: bool,
 }
 
 /// The options of the decision commands and `RL.ALL`.
 pub const DECIDE_OPTIONS: &[&str] = &["COST", "AT", "PENALTY", "SHADOW"];
+
+/// `RL.ALL`'s: the decision commands' and `COMBINED`.
+pub const ALL_OPTIONS: &[&str] = &["COST", "AT", "PENALTY", "SHADOW", "COMBINED"];
 
 /// Parses the options named in `accepted` (from `COST n`, `AT unix_ms`,
 /// `PENALTY duration`, `ID lease_id` and the flag `SHADOW`), each at most
@@ -461,11 +466,16 @@ pub fn options<'a>(args: &[&'a [u8]], accepted: &[&str]) -> Result<Options<'a>, 
                 listed(accepted)
             )));
         };
-        if option == "SHADOW" {
-            if opts.shadow {
-                return Err(ArgError::new("SHADOW given more than once"));
+        let flag = match option {
+            "SHADOW" => Some(&mut opts.shadow),
+            "COMBINED" => Some(&mut opts.combined),
+            _ => None,
+        };
+        if let Some(set) = flag {
+            if *set {
+                return Err(ArgError::new(format!("{option} given more than once")));
             }
-            opts.shadow = true;
+            *set = true;
             i += 1;
             continue;
         }
@@ -543,6 +553,9 @@ pub struct AllRequest {
     pub at: Option<Instant>,
     pub penalty: Option<Duration>,
     pub shadow: bool,
+    /// `COMBINED`: the reply is the combined decision's five integers
+    /// alone, without one array per key.
+    pub combined: bool,
     /// Per limit, where the name of its policy is in the argument list
     /// (`POLICY name` given instead of `ALGO params`).
     pub policies: SmallVec<[Option<usize>; 8]>,
@@ -640,7 +653,7 @@ pub fn all_request(
         }));
         rest = tail;
     }
-    let opts = options(rest, DECIDE_OPTIONS)?;
+    let opts = options(rest, ALL_OPTIONS)?;
     Ok(AllRequest {
         numkeys,
         params,
@@ -648,6 +661,7 @@ pub fn all_request(
         at: opts.at,
         penalty: opts.penalty,
         shadow: opts.shadow,
+        combined: opts.combined,
         policies,
         modes,
     })
@@ -1286,7 +1300,7 @@ mod tests {
             ),
             (
                 "1 a FIXED 1 1s FIXED 1 1s",
-                "ERR unknown option 'FIXED' (expected COST, AT, PENALTY or SHADOW)",
+                "ERR unknown option 'FIXED' (expected COST, AT, PENALTY, SHADOW or COMBINED)",
             ),
             ("1 a FIXED 1 1s COST -1", "ERR COST must not be negative"),
         ];

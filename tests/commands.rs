@@ -694,7 +694,7 @@ fn every_case() -> Vec<(Vec<Vec<u8>>, String)> {
         ),
         (
             "RL.ALL 1 a FIXED 1 1s FIXED 1 1s",
-            "unknown option 'FIXED' (expected COST, AT, PENALTY or SHADOW)",
+            "unknown option 'FIXED' (expected COST, AT, PENALTY, SHADOW or COMBINED)",
         ),
         ("RL.ALL 1 a FIXED 1 1s COST -1", "COST must not be negative"),
         (

@@ -802,3 +802,31 @@ fn a_log_policy_above_a_lowered_log_max_still_loads() {
         "ERR policy 'big': limit is too large for RL.LOG (at most 100, see ratelimit.log-max)"
     );
 }
+
+#[test]
+fn rl_all_counts_each_named_policy_once_per_limit() {
+    // Policies looked up once per call: the counters each POLICY limit
+    // counts into are the ones its name resolved to, in order, with ALGO
+    // limits between them and a shadow policy (its own path) among them.
+    let s = Server::start();
+    let mut c = s.client();
+    c.cmd("RL.POLICY SET one FIXED 1 1d");
+    c.cmd("RL.POLICY SET two FIXED 5 1d");
+    c.cmd("RL.POLICY SET quiet FIXED 1 1d SHADOW");
+    let call = |c: &mut Client, tail: &str| {
+        c.cmd(&format!(
+            "RL.ALL 4 {{p}}:a {{p}}:b {{p}}:c {{p}}:d POLICY one TOKEN 9 1 1s POLICY two {tail} AT {T1}"
+        ))
+    };
+    call(&mut c, "FIXED 9 1d");
+    call(&mut c, "FIXED 9 1d"); // "one" denies: the call is denied
+    call(&mut c, "POLICY quiet");
+    let info = c.cmd("INFO ratelimit").text();
+    for want in [
+        "name=one,calls=3,allowed=1,denied=2,shadow_denied=0",
+        "name=two,calls=3,allowed=3,denied=0,shadow_denied=0",
+        "name=quiet,calls=1,allowed=1,denied=0,shadow_denied=0",
+    ] {
+        assert!(info.contains(want), "{want}: {info}");
+    }
+}

@@ -118,7 +118,7 @@ fn all_checks_every_key_before_touching_any() {
         ),
         (
             "RL.ALL 1 {k}:a FIXED 5 1s FIXED",
-            "ERR unknown option 'FIXED' (expected COST, AT, PENALTY or SHADOW)",
+            "ERR unknown option 'FIXED' (expected COST, AT, PENALTY, SHADOW or COMBINED)",
         ),
         ("RL.ALL 1", "ERR wrong number of arguments for 'RL.ALL' command"),
         (
@@ -238,4 +238,60 @@ fn rl_all_replicates_as_one_op() {
     assert_eq!(keys.len(), 4);
     assert_eq!(snapshot(&mut m, &keys), snapshot(&mut r, &keys));
     assert_eq!(rl_info_field(&mut r, "{u}:b", "limit"), 4);
+}
+
+#[test]
+fn rl_all_combined_replies_the_combined_decision_alone() {
+    // The same calls on two sets of keys, one set with COMBINED: the reply
+    // is the full reply's first five integers, and the keys end the same.
+    let s = Server::start();
+    let mut c = s.client();
+    let limits = "TOKEN 3 1 1s FIXED 2 1h";
+    for (i, at) in [T0, T0 + 1, T0 + 2, T0 + 3, T0 + 1_500]
+        .into_iter()
+        .enumerate()
+    {
+        let full = c.cmd(&format!("RL.ALL 2 {{a}}:s {{a}}:h {limits} AT {at}"));
+        let Value::Array(items) = &full else {
+            panic!("{full:?}")
+        };
+        assert_eq!(items.len(), 7, "call {i}: {full:?}");
+        let head: Vec<i64> = items[..5].iter().map(Value::int).collect();
+        let combined = c.cmd(&format!(
+            "RL.ALL 2 {{b}}:s {{b}}:h {limits} AT {at} COMBINED"
+        ));
+        assert_eq!(combined.ints(), head, "call {i}");
+    }
+    // RL.INFO but its last field, the TTL, which moves with the clock.
+    let state = |c: &mut Client, key: &str| match c.cmd(&format!("RL.INFO {key}")) {
+        Value::Array(mut items) => {
+            items.truncate(items.len() - 2);
+            items
+        }
+        other => panic!("{other:?}"),
+    };
+    for (a, b) in [("{a}:s", "{b}:s"), ("{a}:h", "{b}:h")] {
+        assert_eq!(state(&mut c, a), state(&mut c, b));
+    }
+    // Denied with PENALTY and SHADOW too, in any order among the options.
+    let d = c.cmd(&format!(
+        "RL.ALL 2 {{b}}:s {{b}}:h {limits} COMBINED SHADOW AT {}",
+        T0 + 4
+    ));
+    assert_eq!(d.ints().len(), 5);
+    assert!(matches!(c.cmd("HELLO 3"), Value::Map(_)));
+    let r3 = c.cmd(&format!(
+        "RL.ALL 2 {{c}}:s {{c}}:h {limits} COMBINED AT {T0}"
+    ));
+    assert_eq!(r3.ints(), vec![1, 2, 1, 0, 3_600_000]);
+    let twice = c.cmd("RL.ALL 1 k TOKEN 3 1 1s COMBINED COMBINED");
+    assert!(
+        twice.text().contains("COMBINED given more than once"),
+        "{twice:?}"
+    );
+    let single = c.cmd("RL.FIXED k 2 1h COMBINED");
+    assert!(
+        single.text().contains("unknown option 'COMBINED'"),
+        "{single:?}"
+    );
 }
