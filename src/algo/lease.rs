@@ -10,21 +10,27 @@
 //! in a ring buffer, so the dead ones are a prefix reclaimed from the front,
 //! the last one is the key's expiry, a lease of the usual ttl is placed at
 //! the back, and the wait for `n` units to come free is one pass over a
-//! prefix. Beside them the state keeps the units they hold and a set of
-//! their ids' keyed hashes: an acquire under an id not held (every
-//! server-made id) needs no scan, and costs the same with 10,000 leases held
-//! as with none (amortised: each dead lease is reclaimed once). A renewal or
-//! a release scans for its id, and moves what follows it; a peek or a
-//! denial never allocates. The number of leases is at most the limit (each
-//! holds at least one unit), which the caller bounds by the `lease-max`
-//! config.
+//! prefix. Beside them the state keeps the units they hold and an index from
+//! their ids' keyed hashes to their expiries: an acquire under an id not held
+//! (every server-made id) needs no scan, and a release or a renewal finds its
+//! lease by a binary search on its expiry (then a pass over the leases that
+//! expire at the same microsecond). A lease that leaves from the middle
+//! leaves a hole in its slot, so nothing shifts: holes hold nothing, are
+//! never first or last, are skipped by everything that reads the leases, and
+//! are squeezed out once they are an eighth of the slots when the buffer is
+//! full, or half of them at any time (each hole is made once and squeezed
+//! once, so that is O(1) amortised). Every call then costs the same with
+//! 10,000 leases held as with none (amortised: each dead lease is reclaimed
+//! once); a peek or a denial never allocates. The number of leases is at
+//! most the limit (each holds at least one unit), which the caller bounds by
+//! the `lease-max` config.
 //!
 //! Like the other limiters, a request is decided first and the state changed
 //! only if the request writes: a denial (or a peek) leaves the state exactly
 //! as it was, dead leases included, since the module replicates only writes.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{vec_deque, HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
@@ -54,6 +60,21 @@ impl Lease {
     }
 }
 
+/// The slot of a lease gone from the middle: no units (no lease has none),
+/// no id (an empty box allocates nothing), and the expiry it had, so the
+/// slots stay sorted for the binary searches.
+fn hole(expires: Instant) -> Lease {
+    Lease {
+        id: Box::default(),
+        units: 0,
+        expires,
+    }
+}
+
+fn is_hole(l: &Lease) -> bool {
+    l.units == 0
+}
+
 #[derive(Clone, Debug)]
 pub struct LeaseState {
     /// The limit of the last allowed acquire (what RL.INFO shows).
@@ -63,27 +84,31 @@ pub struct LeaseState {
     pub last: Instant,
     /// Live and not-yet-reclaimed leases, sorted by `expires`; leases that
     /// expire together are in the order they were acquired or renewed.
+    /// Among them, `holes` holes ([`hole`]), never first nor last.
     leases: VecDeque<Lease>,
+    holes: usize,
     /// Units `leases` hold, dead ones included.
     units: u128,
-    /// The keyed hash of every id in `leases`: an id whose hash is missing
-    /// is not held.
-    ids: HashSet<u64, BuildHasherDefault<Prehashed>>,
+    /// The expiry of every lease in `leases` by its id's keyed hash: an id
+    /// whose hash is missing is not held, and a held one is found by its
+    /// expiry.
+    ids: HashMap<u64, Instant, BuildHasherDefault<Prehashed>>,
     /// Two stored ids share a hash (never seen with 64-bit SipHash; handled
-    /// all the same): `ids` is then rebuilt when a lease goes.
+    /// all the same): `ids` then keeps one expiry for both, so ids are
+    /// looked for by a scan, and `ids` is rebuilt when a lease goes.
     shared: bool,
 }
 
-/// Equal leases, whatever the indexes beside them.
+/// Equal leases, whatever the holes and indexes beside them.
 impl PartialEq for LeaseState {
     fn eq(&self, other: &Self) -> bool {
-        (self.limit, self.last) == (other.limit, other.last) && self.leases == other.leases
+        (self.limit, self.last) == (other.limit, other.last) && self.leases().eq(other.leases())
     }
 }
 
 impl Eq for LeaseState {}
 
-/// The hasher of `ids`, whose values are already hashes.
+/// The hasher of `ids`, whose keys are already hashes.
 #[derive(Default)]
 pub struct Prehashed(u64);
 
@@ -111,6 +136,29 @@ fn id_hash(id: &[u8]) -> u64 {
     KEYS.get_or_init(RandomState::new).hash_one(id)
 }
 
+/// The leases of a state in expiry order, holes skipped.
+pub struct Leases<'a> {
+    slots: vec_deque::Iter<'a, Lease>,
+    /// Leases not yet yielded.
+    left: usize,
+}
+
+impl<'a> Iterator for Leases<'a> {
+    type Item = &'a Lease;
+
+    fn next(&mut self) -> Option<&'a Lease> {
+        let l = self.slots.find(|l| !is_hole(l))?;
+        self.left = self.left.saturating_sub(1);
+        Some(l)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Leases<'_> {}
+
 /// What `acquire` answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Acquired {
@@ -123,14 +171,7 @@ pub struct Acquired {
 
 impl LeaseState {
     pub fn new(limit: Count) -> Self {
-        LeaseState {
-            limit,
-            last: Instant::EPOCH,
-            leases: VecDeque::new(),
-            units: 0,
-            ids: HashSet::default(),
-            shared: false,
-        }
+        Self::from_parts(limit, Instant::EPOCH, Vec::new())
     }
 
     /// A state holding `leases` (sorted by expiry, for a valid state; see
@@ -140,37 +181,43 @@ impl LeaseState {
             limit,
             last,
             leases: leases.into(),
+            holes: 0,
             units: 0,
-            ids: HashSet::default(),
+            ids: HashMap::default(),
             shared: false,
         };
-        s.units = s.leases.iter().map(|l| u128::from(l.units)).sum();
+        s.units = total(s.leases.iter());
         s.index_ids();
         s
     }
 
     /// The leases stored, in expiry order (dead ones not yet reclaimed too).
-    pub fn leases(&self) -> impl ExactSizeIterator<Item = &Lease> {
-        self.leases.iter()
+    pub fn leases(&self) -> Leases<'_> {
+        Leases {
+            slots: self.leases.iter(),
+            left: self.leases.len().saturating_sub(self.holes),
+        }
     }
 
     /// Whether no lease is stored.
     pub fn is_empty(&self) -> bool {
+        // Holes are never first or last, so never alone.
         self.leases.is_empty()
     }
 
     /// Whether a stored lease (live or not yet reclaimed) is named `id`:
     /// O(1) for an id not held.
     pub fn holds(&self, id: &[u8]) -> bool {
-        self.ids.contains(&id_hash(id)) && self.leases.iter().any(|l| *l.id == *id)
+        self.locate(id).is_some()
     }
 
     fn index_ids(&mut self) {
         self.ids.clear();
-        self.ids.reserve(self.leases.len());
+        self.ids
+            .reserve(self.leases.len().saturating_sub(self.holes));
         self.shared = false;
-        for l in &self.leases {
-            self.shared |= !self.ids.insert(id_hash(&l.id));
+        for l in self.leases.iter().filter(|l| !is_hole(l)) {
+            self.shared |= self.ids.insert(id_hash(&l.id), l.expires).is_some();
         }
     }
 
@@ -181,34 +228,52 @@ impl LeaseState {
         now.min(Instant::MAX).max(self.last)
     }
 
-    /// How many leading leases are dead at `now` (they are a prefix, since
-    /// the leases are sorted by expiry).
+    /// How many leading slots are dead at `now` (they are a prefix, since
+    /// the slots are sorted by expiry).
     fn dead(&self, now: Instant) -> usize {
         self.leases.partition_point(|l| l.expires <= now)
     }
 
     /// The leases live at `now` (already a clock reading): how many, the
-    /// units they hold, and the first one's index.
+    /// units they hold, and the first one's index. O(1) but for the dead
+    /// slots, which the next write reclaims.
     fn live(&self, now: Instant) -> Live<'_> {
-        let dead = self.dead(now);
-        let dead_units: u128 = self.leases.range(..dead).map(|l| u128::from(l.units)).sum();
+        let first = self.dead(now);
+        let (mut dead_units, mut dead_holes) = (0u128, 0usize);
+        for l in self.leases.range(..first) {
+            dead_units += u128::from(l.units);
+            dead_holes += usize::from(is_hole(l));
+        }
+        let live_holes = self.holes.saturating_sub(dead_holes);
         Live {
             leases: &self.leases,
-            first: dead,
+            first,
+            count: (self.leases.len() - first).saturating_sub(live_holes),
             units: self.units.saturating_sub(dead_units),
         }
     }
 
+    /// Index of the stored lease (live or dead) named `id`, if any: a binary
+    /// search on the expiry `ids` gives, then a pass over the leases
+    /// expiring at that same instant.
+    fn locate(&self, id: &[u8]) -> Option<usize> {
+        let named = |l: &Lease| !is_hole(l) && *l.id == *id;
+        let expires = *self.ids.get(&id_hash(id))?;
+        if self.shared {
+            return self.leases.iter().position(named);
+        }
+        let first = self.leases.partition_point(|l| l.expires < expires);
+        self.leases
+            .range(first..)
+            .take_while(|l| l.expires == expires)
+            .position(named)
+            .map(|i| first + i)
+    }
+
     /// Index of the live lease named `id`, if any.
     fn find(&self, id: &[u8], now: Instant) -> Option<usize> {
-        if !self.ids.contains(&id_hash(id)) {
-            return None;
-        }
-        let dead = self.dead(now);
-        self.leases
-            .range(dead..)
-            .position(|l| *l.id == *id)
-            .map(|i| dead + i)
+        self.locate(id)
+            .filter(|&i| self.leases.get(i).is_some_and(|l| l.expires > now))
     }
 
     /// Acquires `units` of `limit` for `ttl` under `id`, or renews the live
@@ -259,12 +324,13 @@ impl LeaseState {
         }
         self.reclaim_at(now);
         self.reserve_one(limit);
-        self.shared |= !self.ids.insert(id_hash(id));
+        let expires = now + clamp_ttl(ttl);
+        self.shared |= self.ids.insert(id_hash(id), expires).is_some();
         self.units += u128::from(units);
         self.place(Lease {
             id: id.into(),
             units,
-            expires: now + clamp_ttl(ttl),
+            expires,
         });
         self.limit = limit;
         self.last = now;
@@ -296,7 +362,7 @@ impl LeaseState {
         let Some(i) = self.find(id, now) else {
             return false;
         };
-        if let Some(gone) = self.leases.remove(i) {
+        if let Some(gone) = self.detach(i) {
             self.forget(&gone);
         }
         self.reclaim_at(now);
@@ -330,7 +396,7 @@ impl LeaseState {
 
     /// How many leases are live at `now`.
     pub fn live_leases(&self, now: Instant) -> usize {
-        self.leases.len() - self.dead(self.clock(now))
+        self.live(self.clock(now)).count
     }
 
     /// Units held by the leases live at `now`.
@@ -347,35 +413,41 @@ impl LeaseState {
     /// data must pass this before it is used. Beyond the bounds of each
     /// field: ids unique, leases sorted by expiry (the methods rely on it),
     /// and at most [`MAX_COUNT`] units in all (every grant fitted under a
-    /// limit, and the dead leases were reclaimed first). O(n log n), for
+    /// limit, and the dead leases were reclaimed first). A decoded state has
+    /// no holes, so a lease of no units is refused as one. O(n log n), for
     /// decoding only.
     pub fn is_valid(&self) -> bool {
         let max_expiry = Instant::MAX + Duration::from_micros(MAX_DURATION_US);
-        let fields = self.leases.iter().all(|l| {
+        let fields = self.leases().all(|l| {
             Lease::is_valid_id(&l.id)
                 && (1..=MAX_COUNT).contains(&l.units)
                 && l.expires <= max_expiry
         });
+        let holes = self.leases.iter().filter(|l| is_hole(l)).count();
+        let ends =
+            !self.leases.front().is_some_and(is_hole) && !self.leases.back().is_some_and(is_hole);
         if !(fields
-            && self.leases.len() as u64 <= MAX_LEASES
+            && holes == self.holes
+            && ends
+            && self.leases().len() as u64 <= MAX_LEASES
             && self.last.as_micros() <= MAX_TIME_US
-            && total(self.leases.iter()) <= MAX_COUNT.into()
+            && total(self.leases()) <= MAX_COUNT.into()
             && self.leases.iter().is_sorted_by_key(|l| l.expires))
         {
             return false;
         }
-        let mut ids: Vec<&[u8]> = self.leases.iter().map(|l| &*l.id).collect();
+        let mut ids: Vec<&[u8]> = self.leases().map(|l| &*l.id).collect();
         ids.sort_unstable();
         ids.windows(2).all(|w| w[0] != w[1])
     }
 
-    /// Bytes owned by the state (for `MEMORY USAGE`): the leases, their
-    /// ids, and the id set (a hash and a control byte per slot).
+    /// Bytes owned by the state (for `MEMORY USAGE`): the slots, the ids,
+    /// and the id index (a hash, an expiry and a control byte per slot).
     pub fn memory(&self) -> usize {
         size_of::<LeaseState>()
             + self.leases.capacity() * size_of::<Lease>()
             + self.leases.iter().map(|l| l.id.len()).sum::<usize>()
-            + self.ids.capacity() * (size_of::<u64>() + 1)
+            + self.ids.capacity() * (size_of::<u64>() + size_of::<Instant>() + 1)
     }
 
     /// The answer to a renewing acquire, once installed (every lease live):
@@ -391,20 +463,66 @@ impl LeaseState {
         }
     }
 
-    /// Drops the leases dead at `now` (a clock reading), from the front;
-    /// returns how many.
+    /// Drops the leases dead at `now` (a clock reading), from the front,
+    /// and the holes they uncover; returns how many leases.
     fn reclaim_at(&mut self, now: Instant) -> usize {
         let mut n = 0;
-        while self.leases.front().is_some_and(|l| l.expires <= now) {
-            if let Some(gone) = self.leases.pop_front() {
-                self.forget(&gone);
+        while let Some(front) = self.leases.front() {
+            let hole = is_hole(front);
+            if !hole && front.expires > now {
+                break;
             }
-            n += 1;
+            let Some(gone) = self.leases.pop_front() else {
+                break;
+            };
+            if hole {
+                self.holes = self.holes.saturating_sub(1);
+            } else {
+                self.forget(&gone);
+                n += 1;
+            }
         }
         n
     }
 
-    /// Takes a lease that left `leases` out of the units and the id set.
+    /// Takes the lease at `i` out of the slots, units and index untouched:
+    /// popped from an end (with the holes it uncovers), or left as a hole.
+    fn detach(&mut self, i: usize) -> Option<Lease> {
+        let last = self.leases.len().checked_sub(1)?;
+        let gone = if i == last {
+            self.leases.pop_back()
+        } else if i == 0 {
+            self.leases.pop_front()
+        } else {
+            let slot = self.leases.get_mut(i)?;
+            let expires = slot.expires;
+            self.holes += 1;
+            Some(std::mem::replace(slot, hole(expires)))
+        };
+        while self.leases.back().is_some_and(is_hole) {
+            self.leases.pop_back();
+            self.holes = self.holes.saturating_sub(1);
+        }
+        while self.leases.front().is_some_and(is_hole) {
+            self.leases.pop_front();
+            self.holes = self.holes.saturating_sub(1);
+        }
+        if self.holes * 2 > self.leases.len() {
+            self.squeeze();
+        }
+        gone
+    }
+
+    /// Drops every hole, keeping the leases' order: O(n), paid for by the
+    /// n/8 (or n/2) leases that went since the holes were last squeezed out.
+    fn squeeze(&mut self) {
+        if self.holes > 0 {
+            self.leases.retain(|l| !is_hole(l));
+            self.holes = 0;
+        }
+    }
+
+    /// Takes a lease that left `leases` out of the units and the id index.
     fn forget(&mut self, gone: &Lease) {
         self.units = self.units.saturating_sub(u128::from(gone.units));
         if self.shared {
@@ -414,20 +532,27 @@ impl LeaseState {
         }
     }
 
-    /// Renews the live lease at `i`: reclaims the dead ones (all before it),
-    /// then moves it to its new place in expiry order.
+    /// Renews the live lease at `i`: takes it out, reclaims the dead ones
+    /// (all before it), then puts it at its new place in expiry order.
     fn extend(&mut self, i: usize, ttl: Duration, now: Instant) {
-        let dead = self.reclaim_at(now);
-        let Some(mut lease) = self.leases.remove(i - dead) else {
+        let Some(mut lease) = self.detach(i) else {
             return;
         };
+        self.reclaim_at(now);
         lease.expires = now + clamp_ttl(ttl);
+        let (hash, expires) = (id_hash(&lease.id), lease.expires);
         self.place(lease);
+        if self.shared {
+            self.index_ids();
+        } else {
+            self.ids.insert(hash, expires);
+        }
         self.last = now;
     }
 
-    /// Inserts a lease after every lease expiring no later: at the back
-    /// for a lease of the longest ttl yet, in O(1).
+    /// Puts a lease after every lease expiring no later: at the back for a
+    /// lease of the longest ttl yet, in O(1); else into the hole just before
+    /// its place if there is one, or shifting the shorter side.
     fn place(&mut self, lease: Lease) {
         if self
             .leases
@@ -438,21 +563,40 @@ impl LeaseState {
             return;
         }
         let at = self.leases.partition_point(|l| l.expires <= lease.expires);
+        if let Some(slot) = at.checked_sub(1).and_then(|i| self.leases.get_mut(i)) {
+            if is_hole(slot) {
+                *slot = lease;
+                self.holes = self.holes.saturating_sub(1);
+                return;
+            }
+        }
         self.leases.insert(at, lease);
     }
 
     /// Room for one more lease, growing geometrically but never beyond
     /// `limit` leases (each holds a unit at least, so a granted lease always
     /// fits): a key full at `limit` costs `limit` leases, not up to twice.
+    /// Holes a full buffer holds are squeezed out when they are an eighth of
+    /// it, and make it grow by an eighth when fewer.
     fn reserve_one(&mut self, limit: Count) {
         let (len, cap) = (self.leases.len(), self.leases.capacity());
         if len < cap {
             return;
         }
+        if self.holes > 0 && self.holes * 8 >= len {
+            self.squeeze();
+            return;
+        }
         let cap_limit = usize::try_from(limit.get()).unwrap_or(usize::MAX);
-        let target = cap.saturating_mul(2).max(4).min(cap_limit).max(len + 1);
+        let target = if cap < cap_limit {
+            cap.saturating_mul(2).max(4).min(cap_limit)
+        } else {
+            cap.saturating_add(cap / 8)
+        }
+        .max(len + 1);
         self.leases.reserve_exact(target - len);
-        self.ids.reserve(target.saturating_sub(self.ids.len()));
+        let indexed = target.saturating_sub(self.holes);
+        self.ids.reserve(indexed.saturating_sub(self.ids.len()));
     }
 }
 
@@ -472,25 +616,27 @@ fn reset(last: Option<&Lease>, now: Instant) -> Duration {
     last.map_or(Duration::ZERO, |l| l.expires - now)
 }
 
-/// The leases live at a clock reading: `leases[first..]`, which hold `units`.
+/// The leases live at a clock reading: those of `leases[first..]` that are
+/// not holes, `count` of them holding `units`.
 struct Live<'a> {
     leases: &'a VecDeque<Lease>,
     first: usize,
+    count: usize,
     units: u128,
 }
 
 impl Live<'_> {
     fn len(&self) -> usize {
-        self.leases.len() - self.first
+        self.count
     }
 
     fn iter(&self) -> impl Iterator<Item = &Lease> {
-        self.leases.range(self.first..)
+        self.leases.range(self.first..).filter(|l| !is_hole(l))
     }
 
     fn last(&self) -> Option<&Lease> {
         // Live leases are a suffix: the last stored is the last live one.
-        (self.len() > 0).then(|| self.leases.back()).flatten()
+        (self.count > 0).then(|| self.leases.back()).flatten()
     }
 }
 
@@ -580,8 +726,7 @@ mod tests {
     }
 
     fn ids(st: &LeaseState) -> Vec<(&str, u64, u64)> {
-        st.leases
-            .iter()
+        st.leases()
             .map(|l| {
                 let id = std::str::from_utf8(&l.id).unwrap();
                 (id, l.units, l.expires.as_micros())
@@ -892,13 +1037,13 @@ mod tests {
         assert_eq!(st.memory(), base);
         st.acquire(c(2), 1, d(S), &[7; 16], t(0));
         st.acquire(c(2), 1, d(S), &[8; 16], t(0));
-        // Capacity stops at the limit; the id set holds a hash and a
-        // control byte per slot.
+        // Capacity stops at the limit; the id index holds a hash, an expiry
+        // and a control byte per slot.
         assert_eq!(st.leases.capacity(), 2);
         assert!(st.ids.capacity() >= 2);
         assert_eq!(
             st.memory(),
-            base + 2 * (size_of::<Lease>() + 16) + st.ids.capacity() * 9
+            base + 2 * (size_of::<Lease>() + 16) + st.ids.capacity() * 17
         );
     }
 
@@ -908,12 +1053,14 @@ mod tests {
         // of change, dead leases and their reclaiming included.
         let mut st = LeaseState::new(c(10));
         let check = |st: &LeaseState| {
-            let units: u128 = st.leases.iter().map(|l| u128::from(l.units)).sum();
+            let units: u128 = st.leases().map(|l| u128::from(l.units)).sum();
             assert_eq!(st.units, units);
-            assert_eq!(st.ids.len(), st.leases.len());
-            for l in &st.leases {
+            assert_eq!(st.ids.len(), st.leases().len());
+            for l in st.leases() {
                 assert!(st.holds(&l.id));
+                assert_eq!(st.ids.get(&id_hash(&l.id)), Some(&l.expires));
             }
+            assert!(st.is_valid());
             assert!(!st.holds(b"never"));
         };
         for (i, id) in [b"a", b"b", b"c", b"d"].iter().enumerate() {
@@ -940,7 +1087,7 @@ mod tests {
         check(&st);
         assert!(!st.holds(b"b"));
         // Decoded states build the same indexes.
-        let copy = LeaseState::from_parts(st.limit, st.last, st.leases.iter().cloned().collect());
+        let copy = LeaseState::from_parts(st.limit, st.last, st.leases().cloned().collect());
         assert_eq!(copy, st);
         check(&copy);
     }
