@@ -482,6 +482,9 @@ impl LeaseState {
                 n += 1;
             }
         }
+        if self.holes * 2 > self.leases.len() {
+            self.squeeze();
+        }
         n
     }
 
@@ -1102,5 +1105,386 @@ mod tests {
         // The set was rebuilt from the leases left.
         assert!(st.holds(b"b") && !st.holds(b"a"));
         assert!(!st.shared);
+    }
+
+    /// An op of the hole tables and the model test.
+    #[derive(Clone, Copy, Debug)]
+    enum Op {
+        Acquire { limit: u64, units: u64, ttl: u64 },
+        Release,
+        Renew { ttl: u64 },
+    }
+
+    /// Runs `op` on `id` at `now`: whether it wrote.
+    fn apply(st: &mut LeaseState, op: Op, id: &[u8], now: u64) -> bool {
+        match op {
+            Op::Acquire { limit, units, ttl } => {
+                let a = st.acquire(c(limit), units, d(ttl), id, t(now));
+                a.granted || a.renewed
+            }
+            Op::Release => st.release(id, t(now)),
+            Op::Renew { ttl } => st.renew(id, d(ttl), t(now)),
+        }
+    }
+
+    fn names(st: &LeaseState) -> Vec<&str> {
+        ids(st).iter().map(|l| l.0).collect()
+    }
+
+    /// (op, id, now, wrote, leases after, holes after, slots after)
+    type HoleRow = (
+        Op,
+        &'static str,
+        u64,
+        bool,
+        &'static [&'static str],
+        usize,
+        usize,
+    );
+
+    #[test]
+    fn leases_leaving_the_middle_leave_holes_nobody_sees() {
+        use Op::*;
+        let abcdef = [
+            ("a", 1, 10 * S),
+            ("b", 1, 20 * S),
+            ("c", 1, 30 * S),
+            ("d", 1, 40 * S),
+            ("e", 1, 50 * S),
+            ("f", 1, 60 * S),
+        ];
+        let mut st = state(10, 0, &abcdef);
+        let renew = |ttl| Renew { ttl };
+        let acquire = |units, ttl| Acquire {
+            limit: 10,
+            units,
+            ttl,
+        };
+        #[rustfmt::skip]
+        let rows: &[HoleRow] = &[
+            (Release, "c", 0, true, &["a", "b", "d", "e", "f"], 1, 6),
+            (Release, "c", 0, false, &["a", "b", "d", "e", "f"], 1, 6),
+            // The first lease renewed goes to the back, nothing left in front.
+            (renew(100 * S), "a", 0, true, &["b", "d", "e", "f", "a"], 1, 6),
+            // The last renewed stays last.
+            (renew(200 * S), "a", 0, true, &["b", "d", "e", "f", "a"], 1, 6),
+            // "e" renewed to 35 s fills the hole "c" left at 30 s, leaving
+            // one at 50 s; "d" renewed to 45 s fills the one it leaves.
+            (renew(35 * S), "e", 0, true, &["b", "e", "d", "f", "a"], 1, 6),
+            (renew(45 * S), "d", 0, true, &["b", "e", "d", "f", "a"], 1, 6),
+            // A tie goes after the lease it ties with, in placement order:
+            // "g" after "f" at 60 s (the buffer is full: its hole is
+            // squeezed out first), then "f" renewed to 60 s after "g".
+            (acquire(2, 60 * S), "g", 0, true, &["b", "e", "d", "f", "g", "a"], 0, 6),
+            (renew(60 * S), "f", 0, true, &["b", "e", "d", "g", "f", "a"], 1, 7),
+            (Release, "g", 0, true, &["b", "e", "d", "f", "a"], 2, 7),
+            // At 36 s "b" and "e" are dead, not held any more: releasing
+            // "f" reclaims them, and the holes, now over half the slots,
+            // are squeezed out.
+            (Release, "e", 36 * S, false, &["b", "e", "d", "f", "a"], 2, 7),
+            (Release, "f", 36 * S, true, &["d", "a"], 0, 2),
+            (acquire(1, 50 * S), "h", 36 * S, true, &["d", "h", "a"], 0, 3),
+            (Release, "h", 36 * S, true, &["d", "a"], 1, 3),
+            (renew(S), "d", 36 * S, true, &["d", "a"], 0, 2),
+        ];
+        for (i, &(op, id, now, wrote, after, holes, slots)) in rows.iter().enumerate() {
+            assert_eq!(apply(&mut st, op, id.as_bytes(), now), wrote, "row {i}");
+            assert_eq!(names(&st), after, "row {i}");
+            assert_eq!((st.holes, st.leases.len()), (holes, slots), "row {i}");
+            assert!(st.is_valid(), "row {i}");
+            assert_eq!(st.leases().len(), after.len(), "row {i}");
+            let live = ids(&st).iter().filter(|l| l.2 > now).count();
+            assert_eq!(st.live_leases(t(now)), live, "row {i}");
+            assert_eq!(st.ids.len(), after.len(), "row {i}");
+            for l in st.leases() {
+                assert!(st.holds(&l.id), "row {i}");
+            }
+        }
+        assert_eq!(ids(&st), [("d", 1, 37 * S), ("a", 1, 200 * S)]);
+        assert_eq!((st.held(t(36 * S)), st.empty_at()), (2, Some(t(200 * S))));
+    }
+
+    #[test]
+    fn a_state_with_holes_encodes_as_one_without() {
+        use crate::algo::Value;
+        use crate::codec::{decode_value, encode_value, ENCODING_VERSION};
+        let n = 1000u64;
+        let mut st = LeaseState::new(c(2 * n));
+        for i in 0..n {
+            let id = format!("held-{i}");
+            assert!(
+                st.acquire(c(2 * n), 1 + i % 3, d(S + i), id.as_bytes(), t(0))
+                    .granted
+            );
+        }
+        // Release 900 in a scattered order, renew some of the rest.
+        for k in 0..900 {
+            let id = format!("held-{}", (k * 7919) % n);
+            assert!(st.release(id.as_bytes(), t(S / 2)), "{id}");
+            assert!(st.holes * 2 <= st.leases.len());
+        }
+        for k in 900..950 {
+            let id = format!("held-{}", (k * 7919) % n);
+            assert!(st.renew(id.as_bytes(), d(S), t(S / 2)), "{id}");
+        }
+        assert_eq!(st.live_leases(t(S / 2)), 100);
+        let fresh = LeaseState::from_parts(st.limit, st.last, st.leases().cloned().collect());
+        assert!(fresh.is_valid() && fresh == st);
+        let bytes = encode_value(&Value::Leases(Box::new(st.clone())));
+        assert_eq!(bytes, encode_value(&Value::Leases(Box::new(fresh))));
+        match decode_value(&bytes, ENCODING_VERSION) {
+            Ok(Value::Leases(back)) => assert_eq!(*back, st),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn holes_in_a_full_buffer_are_squeezed_before_it_grows() {
+        // 8 leases under a limit of 8: one hole is an eighth, squeezed out.
+        let mut st = LeaseState::new(c(8));
+        for i in 0..8u64 {
+            st.acquire(c(8), 1, d(S + i), &[b'a' + i as u8], t(0));
+        }
+        assert_eq!(st.leases.capacity(), 8);
+        assert!(st.release(b"c", t(0)));
+        assert_eq!(st.holes, 1);
+        assert!(st.acquire(c(8), 1, d(2 * S), b"z", t(0)).granted);
+        assert_eq!((st.holes, st.leases.len(), st.leases.capacity()), (0, 8, 8));
+        // Under a limit of 100, one hole in 100 slots: the buffer grows by
+        // an eighth, not to twice.
+        let mut st = LeaseState::new(c(100));
+        for i in 0..100u64 {
+            st.acquire(c(100), 1, d(S + i), format!("{i}").as_bytes(), t(0));
+        }
+        assert_eq!(st.leases.capacity(), 100);
+        assert!(st.release(b"50", t(0)));
+        assert!(st.acquire(c(100), 1, d(2 * S), b"z", t(0)).granted);
+        assert_eq!((st.holes, st.leases.len()), (1, 101));
+        assert_eq!(st.leases.capacity(), 112);
+        assert!(st.is_valid());
+    }
+
+    /// The reference: the leases in a Vec sorted by expiry, every lookup a
+    /// scan, every removal a shift, the answers from the same `answer`.
+    #[derive(Clone, Debug)]
+    struct Model {
+        limit: Count,
+        last: Instant,
+        leases: Vec<Lease>,
+    }
+
+    impl Model {
+        fn clock(&self, now: Instant) -> Instant {
+            now.min(Instant::MAX).max(self.last)
+        }
+
+        fn dead(&self, now: Instant) -> usize {
+            self.leases.iter().take_while(|l| l.expires <= now).count()
+        }
+
+        fn answer(&self, limit: Count, units: u64, now: Instant) -> Decision {
+            let q: VecDeque<Lease> = self.leases.iter().cloned().collect();
+            let first = self.dead(now);
+            let live = Live {
+                leases: &q,
+                first,
+                count: q.len() - first,
+                units: total(q.range(first..)),
+            };
+            answer(&live, limit, units, now)
+        }
+
+        fn find(&self, id: &[u8], now: Instant) -> Option<usize> {
+            self.leases
+                .iter()
+                .position(|l| *l.id == *id && l.expires > now)
+        }
+
+        fn place(&mut self, l: Lease) {
+            let at = self
+                .leases
+                .iter()
+                .take_while(|x| x.expires <= l.expires)
+                .count();
+            self.leases.insert(at, l);
+        }
+
+        fn reclaim_at(&mut self, now: Instant) -> usize {
+            let n = self.dead(now);
+            self.leases.drain(..n);
+            n
+        }
+
+        fn extend(&mut self, i: usize, ttl: Duration, now: Instant) {
+            let mut l = self.leases.remove(i);
+            self.reclaim_at(now);
+            l.expires = now + clamp_ttl(ttl);
+            self.place(l);
+            self.last = now;
+        }
+
+        fn acquire(
+            &mut self,
+            limit: Count,
+            units: u64,
+            ttl: Duration,
+            id: &[u8],
+            now: Instant,
+        ) -> Acquired {
+            let now = self.clock(now);
+            let refused = |decision| Acquired {
+                decision,
+                granted: false,
+                renewed: false,
+            };
+            if units == 0 {
+                return refused(self.answer(limit, 0, now));
+            }
+            if !Lease::is_valid_id(id) {
+                return refused(Decision {
+                    allowed: false,
+                    retry_after: None,
+                    ..self.answer(limit, 0, now)
+                });
+            }
+            if let Some(i) = self.find(id, now) {
+                self.extend(i, ttl, now);
+                self.limit = limit;
+                let decision = Decision {
+                    allowed: true,
+                    limit: limit.get(),
+                    remaining: to_u64(limit.wide().saturating_sub(total(self.leases.iter()))),
+                    retry_after: Some(Duration::ZERO),
+                    reset_after: reset(self.leases.last(), now),
+                    at: now,
+                };
+                return Acquired {
+                    decision,
+                    granted: false,
+                    renewed: true,
+                };
+            }
+            let d = self.answer(limit, units, now);
+            if !d.allowed {
+                return refused(d);
+            }
+            self.reclaim_at(now);
+            self.place(Lease {
+                id: id.into(),
+                units,
+                expires: now + clamp_ttl(ttl),
+            });
+            self.limit = limit;
+            self.last = now;
+            Acquired {
+                decision: Decision {
+                    reset_after: reset(self.leases.last(), now),
+                    ..d
+                },
+                granted: true,
+                renewed: false,
+            }
+        }
+
+        fn release(&mut self, id: &[u8], now: Instant) -> bool {
+            let now = self.clock(now);
+            let Some(i) = self.find(id, now) else {
+                return false;
+            };
+            self.leases.remove(i);
+            self.reclaim_at(now);
+            self.last = now;
+            true
+        }
+
+        fn renew(&mut self, id: &[u8], ttl: Duration, now: Instant) -> bool {
+            let now = self.clock(now);
+            let Some(i) = self.find(id, now) else {
+                return false;
+            };
+            self.extend(i, ttl, now);
+            true
+        }
+    }
+
+    /// An id of the model test: a small pool, so that ops often name a
+    /// held lease; 0 is the empty id, refused.
+    fn pool_id(n: u8) -> Vec<u8> {
+        if n == 0 {
+            Vec::new()
+        } else {
+            format!("id-{n}").into_bytes()
+        }
+    }
+
+    fn op_strategy() -> impl proptest::strategy::Strategy<Value = (u8, Op)> {
+        use proptest::prelude::*;
+        // Ttls of a few seconds, often equal (ties), rarely endless.
+        let ttl = prop_oneof![
+            4 => (1u64..=4).prop_map(|n| n * S / 2),
+            1 => Just(0u64),
+            1 => Just(u64::MAX),
+        ];
+        let op = prop_oneof![
+            3 => ((1u64..=8), (0u64..=3), ttl.clone())
+                .prop_map(|(limit, units, ttl)| Op::Acquire { limit, units, ttl }),
+            2 => Just(Op::Release),
+            2 => ttl.prop_map(|ttl| Op::Renew { ttl }),
+        ];
+        (0u8..=10, op)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(400))]
+
+        /// Every op answers and leaves what the reference does, whatever
+        /// holes it made: the leases, in order, and what is read of them.
+        #[test]
+        fn agrees_with_a_scanned_vec(
+            ops in proptest::collection::vec((op_strategy(), 0u64..=4, 0u8..8), 1..120),
+        ) {
+            let mut st = LeaseState::new(c(4));
+            let mut model = Model { limit: c(4), last: Instant::EPOCH, leases: Vec::new() };
+            let mut now = 10 * S;
+            for (i, ((n, op), step, back)) in ops.into_iter().enumerate() {
+                // Mostly forward by half seconds (or not at all: ties); now
+                // and then back (read as the latest time seen).
+                now = if back == 0 { now - S } else { now + step * S / 2 };
+                let id = pool_id(n);
+                let at = t(now);
+                match op {
+                    Op::Acquire { limit, units, ttl } => {
+                        let got = st.acquire(c(limit), units, d(ttl), &id, at);
+                        let want = model.acquire(c(limit), units, d(ttl), &id, at);
+                        proptest::prop_assert_eq!(got, want, "op {}", i);
+                    }
+                    Op::Release => {
+                        proptest::prop_assert_eq!(st.release(&id, at), model.release(&id, at), "op {}", i);
+                    }
+                    Op::Renew { ttl } => {
+                        proptest::prop_assert_eq!(st.renew(&id, d(ttl), at), model.renew(&id, d(ttl), at), "op {}", i);
+                    }
+                }
+                proptest::prop_assert!(st.is_valid(), "op {}", i);
+                proptest::prop_assert_eq!((st.limit, st.last), (model.limit, model.last));
+                proptest::prop_assert!(st.leases().eq(model.leases.iter()), "op {}: {:?} vs {:?}", i, st, model);
+                proptest::prop_assert_eq!(st.leases().len(), model.leases.len());
+                proptest::prop_assert!(st.holes * 2 <= st.leases.len());
+                proptest::prop_assert_eq!(st.ids.len(), model.leases.len());
+                let probe = t(now + step * S / 3);
+                let model_now = model.clock(probe);
+                let live = model.leases.len() - model.dead(model_now);
+                proptest::prop_assert_eq!(st.live_leases(probe), live);
+                proptest::prop_assert_eq!(st.held(probe), to_u64(total(model.leases[model.leases.len() - live..].iter())));
+                proptest::prop_assert_eq!(st.empty_at(), model.leases.last().map(|l| l.expires));
+                for units in [0, 1, 3] {
+                    proptest::prop_assert_eq!(st.peek(c(4), units, probe), model.answer(c(4), units, model_now));
+                }
+                for n in 0..=10 {
+                    let id = pool_id(n);
+                    proptest::prop_assert_eq!(st.holds(&id), model.leases.iter().any(|l| *l.id == *id));
+                }
+            }
+        }
     }
 }
