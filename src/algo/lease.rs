@@ -11,10 +11,12 @@
 //! the last one is the key's expiry, a lease of the usual ttl is placed at
 //! the back, and the wait for `n` units to come free is one pass over a
 //! prefix. Beside them the state keeps the units they hold and an index from
-//! their ids' keyed hashes to their expiries: an acquire under an id not held
-//! (every server-made id) needs no scan, and a release or a renewal finds its
-//! lease by a binary search on its expiry (then a pass over the leases that
-//! expire at the same microsecond). A lease that leaves from the middle
+//! their ids' keyed hashes to the low 32 bits of their expiries (12 bytes an
+//! entry): an acquire under an id not held (every server-made id) needs no
+//! scan, and a release or a renewal finds its lease by a binary search on its
+//! expiry (then a pass over the leases that expire at the same microsecond),
+//! one search per span of 2^32 µs (71 minutes) the expiries cover, a few at
+//! most before it falls back to a scan. A lease that leaves from the middle
 //! leaves a hole in its slot, so nothing shifts: holes hold nothing, are
 //! never first or last, are skipped by everything that reads the leases, and
 //! are squeezed out once they are an eighth of the slots when the buffer is
@@ -29,9 +31,10 @@
 //! only if the request writes: a denial (or a peek) leaves the state exactly
 //! as it was, dead leases included, since the module replicates only writes.
 
+use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
-use std::collections::{vec_deque, HashMap, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::collections::{vec_deque, HashSet, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::OnceLock;
 
 use super::{to_u64, Count, Decision, Duration, Instant, MAX_COUNT, MAX_DURATION_US, MAX_TIME_US};
@@ -89,12 +92,12 @@ pub struct LeaseState {
     holes: usize,
     /// Units `leases` hold, dead ones included.
     units: u128,
-    /// The expiry of every lease in `leases` by its id's keyed hash: an id
+    /// An entry for every lease in `leases`, by its id's keyed hash: an id
     /// whose hash is missing is not held, and a held one is found by its
-    /// expiry.
-    ids: HashMap<u64, Instant, BuildHasherDefault<Prehashed>>,
+    /// expiry's low bits.
+    ids: HashSet<Entry, BuildHasherDefault<Prehashed>>,
     /// Two stored ids share a hash (never seen with 64-bit SipHash; handled
-    /// all the same): `ids` then keeps one expiry for both, so ids are
+    /// all the same): `ids` then keeps one entry for both, so ids are
     /// looked for by a scan, and `ids` is rebuilt when a lease goes.
     shared: bool,
 }
@@ -135,6 +138,65 @@ fn id_hash(id: &[u8]) -> u64 {
     static KEYS: OnceLock<RandomState> = OnceLock::new();
     KEYS.get_or_init(RandomState::new).hash_one(id)
 }
+
+/// An id's hash as `ids` keys it: two halves, so that an [`Entry`] takes 12
+/// bytes rather than the 16 a u64 beside a u32 would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Key([u32; 2]);
+
+impl Key {
+    fn of(id: &[u8]) -> Key {
+        let h = id_hash(id);
+        Key([h as u32, (h >> 32) as u32])
+    }
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(u64::from(self.0[0]) | u64::from(self.0[1]) << 32);
+    }
+}
+
+/// A lease's entry in `ids`: its id's hash, and the low 32 bits of its
+/// expiry, which with the expiries stored give the expiry back.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    key: Key,
+    low: u32,
+}
+
+impl Entry {
+    fn of(id: &[u8], expires: Instant) -> Entry {
+        Entry {
+            key: Key::of(id),
+            low: expires.as_micros() as u32,
+        }
+    }
+}
+
+/// Entries are the same entry by their key alone (and hash as it).
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Entry {}
+
+impl Hash for Entry {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key.hash(state);
+    }
+}
+
+impl Borrow<Key> for Entry {
+    fn borrow(&self) -> &Key {
+        &self.key
+    }
+}
+
+/// Spans of 2^32 µs [`LeaseState::locate`] searches before it scans.
+const SPANS_SEARCHED: usize = 8;
 
 /// The leases of a state in expiry order, holes skipped.
 pub struct Leases<'a> {
@@ -183,7 +245,7 @@ impl LeaseState {
             leases: leases.into(),
             holes: 0,
             units: 0,
-            ids: HashMap::default(),
+            ids: HashSet::default(),
             shared: false,
         };
         s.units = total(s.leases.iter());
@@ -217,7 +279,7 @@ impl LeaseState {
             .reserve(self.leases.len().saturating_sub(self.holes));
         self.shared = false;
         for l in self.leases.iter().filter(|l| !is_hole(l)) {
-            self.shared |= self.ids.insert(id_hash(&l.id), l.expires).is_some();
+            self.shared |= !self.ids.insert(Entry::of(&l.id, l.expires));
         }
     }
 
@@ -253,21 +315,40 @@ impl LeaseState {
         }
     }
 
-    /// Index of the stored lease (live or dead) named `id`, if any: a binary
-    /// search on the expiry `ids` gives, then a pass over the leases
-    /// expiring at that same instant.
+    /// Index of the stored lease (live or dead) named `id`, if any. Its
+    /// expiry is one ending in the low bits `ids` holds: one per span of
+    /// 2^32 µs, tried from the first span any lease expires in, each by a
+    /// binary search then a pass over the leases that expire at that same
+    /// instant; leases spread over more spans than [`SPANS_SEARCHED`] (ttls
+    /// of hours and days mixed) are scanned.
     fn locate(&self, id: &[u8]) -> Option<usize> {
         let named = |l: &Lease| !is_hole(l) && *l.id == *id;
-        let expires = *self.ids.get(&id_hash(id))?;
+        let low = u64::from(self.ids.get(&Key::of(id))?.low);
         if self.shared {
             return self.leases.iter().position(named);
         }
-        let first = self.leases.partition_point(|l| l.expires < expires);
-        self.leases
-            .range(first..)
-            .take_while(|l| l.expires == expires)
-            .position(named)
-            .map(|i| first + i)
+        let last = self.leases.back()?.expires.as_micros();
+        let mut span = self.leases.front()?.expires.as_micros() >> 32;
+        for _ in 0..SPANS_SEARCHED {
+            let expires = Instant::from_micros(span.checked_mul(1 << 32)? | low);
+            if expires.as_micros() > last {
+                return None;
+            }
+            let first = self.leases.partition_point(|l| l.expires < expires);
+            let found = self
+                .leases
+                .range(first..)
+                .take_while(|l| l.expires == expires)
+                .position(named);
+            if let Some(i) = found {
+                return Some(first + i);
+            }
+            // On to the next span any lease expires in.
+            let end = span.checked_add(1)?.checked_mul(1 << 32)?;
+            let next = self.leases.partition_point(|l| l.expires.as_micros() < end);
+            span = self.leases.get(next)?.expires.as_micros() >> 32;
+        }
+        self.leases.iter().position(named)
     }
 
     /// Index of the live lease named `id`, if any.
@@ -325,7 +406,7 @@ impl LeaseState {
         self.reclaim_at(now);
         self.reserve_one(limit);
         let expires = now + clamp_ttl(ttl);
-        self.shared |= self.ids.insert(id_hash(id), expires).is_some();
+        self.shared |= !self.ids.insert(Entry::of(id, expires));
         self.units += u128::from(units);
         self.place(Lease {
             id: id.into(),
@@ -442,12 +523,12 @@ impl LeaseState {
     }
 
     /// Bytes owned by the state (for `MEMORY USAGE`): the slots, the ids,
-    /// and the id index (a hash, an expiry and a control byte per slot).
+    /// and the id index (an entry and a control byte per slot).
     pub fn memory(&self) -> usize {
         size_of::<LeaseState>()
             + self.leases.capacity() * size_of::<Lease>()
             + self.leases.iter().map(|l| l.id.len()).sum::<usize>()
-            + self.ids.capacity() * (size_of::<u64>() + size_of::<Instant>() + 1)
+            + self.ids.capacity() * (size_of::<Entry>() + 1)
     }
 
     /// The answer to a renewing acquire, once installed (every lease live):
@@ -531,7 +612,7 @@ impl LeaseState {
         if self.shared {
             self.index_ids();
         } else {
-            self.ids.remove(&id_hash(&gone.id));
+            self.ids.remove(&Key::of(&gone.id));
         }
     }
 
@@ -543,12 +624,12 @@ impl LeaseState {
         };
         self.reclaim_at(now);
         lease.expires = now + clamp_ttl(ttl);
-        let (hash, expires) = (id_hash(&lease.id), lease.expires);
+        let entry = Entry::of(&lease.id, lease.expires);
         self.place(lease);
         if self.shared {
             self.index_ids();
         } else {
-            self.ids.insert(hash, expires);
+            self.ids.replace(entry);
         }
         self.last = now;
     }
@@ -1040,13 +1121,13 @@ mod tests {
         assert_eq!(st.memory(), base);
         st.acquire(c(2), 1, d(S), &[7; 16], t(0));
         st.acquire(c(2), 1, d(S), &[8; 16], t(0));
-        // Capacity stops at the limit; the id index holds a hash, an expiry
-        // and a control byte per slot.
+        // Capacity stops at the limit; the id index holds a hash, an
+        // expiry's low 32 bits and a control byte per slot.
         assert_eq!(st.leases.capacity(), 2);
         assert!(st.ids.capacity() >= 2);
         assert_eq!(
             st.memory(),
-            base + 2 * (size_of::<Lease>() + 16) + st.ids.capacity() * 17
+            base + 2 * (size_of::<Lease>() + 16) + st.ids.capacity() * 13
         );
     }
 
@@ -1061,7 +1142,8 @@ mod tests {
             assert_eq!(st.ids.len(), st.leases().len());
             for l in st.leases() {
                 assert!(st.holds(&l.id));
-                assert_eq!(st.ids.get(&id_hash(&l.id)), Some(&l.expires));
+                let entry = st.ids.get(&Key::of(&l.id)).map(|e| e.low);
+                assert_eq!(entry, Some(l.expires.as_micros() as u32));
             }
             assert!(st.is_valid());
             assert!(!st.holds(b"never"));
@@ -1099,7 +1181,7 @@ mod tests {
     fn ids_sharing_a_hash_keep_the_set_right() {
         let mut st = state(5, 0, &[("a", 1, 10), ("b", 1, 20)]);
         // As if "a" and "b" hashed alike: "b"'s hash is gone from the set.
-        st.ids.remove(&id_hash(b"b"));
+        st.ids.remove(&Key::of(b"b"));
         st.shared = true;
         assert!(st.release(b"a", t(0)));
         // The set was rebuilt from the leases left.
@@ -1236,6 +1318,36 @@ mod tests {
             Ok(Value::Leases(back)) => assert_eq!(*back, st),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn expiries_ending_in_the_same_bits_in_many_spans() {
+        // 20 leases whose expiries all end in the same 32 bits, one per
+        // span of 2^32 µs: past SPANS_SEARCHED spans the lookup scans.
+        let mut st = LeaseState::new(c(100));
+        let span = 1u64 << 32;
+        for k in 1..=20u64 {
+            let id = format!("{k}");
+            assert!(
+                st.acquire(c(100), 1, d(k * span), id.as_bytes(), t(S))
+                    .granted
+            );
+        }
+        assert_eq!(size_of::<Entry>(), 12);
+        for k in [20u64, 1, 9, 10, 17, 2] {
+            let id = format!("{k}");
+            assert!(st.holds(id.as_bytes()), "{k}");
+            assert!(st.renew(id.as_bytes(), d(k * span), t(S)), "{k}");
+        }
+        for k in [5u64, 19, 8, 12, 1, 20, 3] {
+            assert!(st.release(format!("{k}").as_bytes(), t(S)), "{k}");
+            assert!(!st.holds(format!("{k}").as_bytes()), "{k}");
+        }
+        assert_eq!(st.live_leases(t(S)), 13);
+        for l in st.leases() {
+            assert!(st.holds(&l.id));
+        }
+        assert!(!st.holds(b"21") && st.is_valid());
     }
 
     #[test]
@@ -1422,6 +1534,8 @@ mod tests {
         // Ttls of a few seconds, often equal (ties), rarely endless.
         let ttl = prop_oneof![
             4 => (1u64..=4).prop_map(|n| n * S / 2),
+            // Expiries in other spans of 2^32 µs, ending in the same bits.
+            1 => (1u64..=3).prop_map(|n| (n << 32) + S),
             1 => Just(0u64),
             1 => Just(u64::MAX),
         ];
