@@ -1033,7 +1033,7 @@ BREAKDOWN = [
 
 
 # A command's own function in the module (what Redis' dispatcher calls).
-HANDLER = "ratelimit::module::command::rl_"
+HANDLER = "ratelimit::module::rl_"
 
 
 def instr_by_command(res, calls):
