@@ -302,6 +302,37 @@ def server_id_pairs(key, limit, ttl):
     return batch
 
 
+def scattered(n):
+    """0 to n-1 over and over, in a scattered order (a prime stride, coprime
+    with n), so each call finds its lease at another place in the key."""
+    i = 0
+    while True:
+        yield (i * 7919) % n
+        i += 1
+
+
+def scattered_renews(key, n, ttl):
+    """16 RL.RENEW of the key's held-<i> leases, in scattered order: each
+    moves from where it is to the back, leaving a hole."""
+    order = scattered(n)
+    return lambda prev: [["RL.RENEW", key, f"held-{next(order)}", ttl] for _ in range(16)]
+
+
+def scattered_pairs(key, n, limit, ttl):
+    """8 pairs: RL.RELEASE of one of the key's held-<i> leases, in scattered
+    order (from the middle, leaving a hole), then its RL.ACQUIRE again (at
+    the back)."""
+    order = scattered(n)
+
+    def batch(prev):
+        out = []
+        for _ in range(8):
+            lease = f"held-{next(order)}"
+            out += [["RL.RELEASE", key, lease], ["RL.ACQUIRE", key, limit, ttl, "ID", lease]]
+        return out
+    return batch
+
+
 def blocked_setup(key):
     """Puts `key` in the penalty box for an hour from 10 s ago: the first
     call takes the bucket's one token, the second is denied and blocks.
@@ -343,7 +374,7 @@ def shadow_denial(_, reply):
 def newer_rows():
     """The yardsticks (INCR, the floor, the base commands), then the rows of
     the newer commands. Keys `n:<row number>`."""
-    k = [f"n:{i}" for i in range(20)]
+    k = [f"n:{i}" for i in range(22)]
     held = [["RL.ACQUIRE", k[10], 2 * LEASES_HELD, "1h", "ID", f"held-{i}"]
             for i in range(LEASES_HELD)]
     many = [["RL.ACQUIRE", k[19], 2 * MANY_LEASES, "1h", "ID", f"held-{i}"]
@@ -392,9 +423,23 @@ def newer_rows():
         Row(f"RL.ACQUIRE+RELEASE, server ids, {MANY_LEASES:,} leases", f"As the server ids "
             f"pair, on a key holding {MANY_LEASES:,} other leases (limit {2 * MANY_LEASES:,}, "
             "each 1h): the acquire's line against the server ids row's is the cost of the "
-            "leases held (the release scans for its id)",
+            "leases held (the release finds its id by a binary search on its expiry)",
             server_id_pairs(k[19], 2 * MANY_LEASES, "1h"), lease_ok, setup=lambda: many,
             base="RL.ACQUIRE+RELEASE, server ids"),
+        Row(f"RL.RELEASE+ACQUIRE, middle, {MANY_LEASES:,} leases", f"On a key holding "
+            f"{MANY_LEASES:,} leases `held-<i>` (limit {2 * MANY_LEASES:,}, each 1h): "
+            "`RL.RELEASE key held-<i>` then `RL.ACQUIRE key 20000 1h ID held-<i>`, 8 pairs a "
+            "batch, the i in a scattered order, so each release takes a lease from the middle "
+            "(leaving a hole) and each acquire puts it at the back",
+            scattered_pairs(k[20], MANY_LEASES, 2 * MANY_LEASES, "1h"), lease_ok,
+            setup=lambda: [[c[0], k[20], *c[2:]] for c in many],
+            base="RL.ACQUIRE+RELEASE, ID given"),
+        Row(f"RL.RENEW, {MANY_LEASES:,} leases", f"`RL.RENEW key held-<i> 1h` on a key holding "
+            f"{MANY_LEASES:,} leases `held-<i>` (limit {2 * MANY_LEASES:,}, each 1h), the i in a "
+            "scattered order, so each renewal finds its lease somewhere else and moves it to "
+            "the back (every reply checked to be 1)",
+            scattered_renews(k[21], MANY_LEASES, "1h"), is_one,
+            setup=lambda: [[c[0], k[21], *c[2:]] for c in many], base="RL.RENEW"),
         Row("RL.CHECK, TOKEN policy", f"`RL.CHECK {POLICY_TOKEN[0]} key`, the policy "
             f"`{' '.join(map(str, POLICY_TOKEN[1:]))}`: the RL.TOKEN row's call by name",
             same(["RL.CHECK", POLICY_TOKEN[0], k[11]]), is_allowed, setup=policies_setup,
@@ -1021,7 +1066,7 @@ BREAKDOWN = [
 
 
 # A command's own function in the module (what Redis' dispatcher calls).
-HANDLER = "ratelimit::module::command::rl_"
+HANDLER = "ratelimit::module::rl_"
 
 
 def instr_by_command(res, calls):

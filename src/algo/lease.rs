@@ -10,22 +10,31 @@
 //! in a ring buffer, so the dead ones are a prefix reclaimed from the front,
 //! the last one is the key's expiry, a lease of the usual ttl is placed at
 //! the back, and the wait for `n` units to come free is one pass over a
-//! prefix. Beside them the state keeps the units they hold and a set of
-//! their ids' keyed hashes: an acquire under an id not held (every
-//! server-made id) needs no scan, and costs the same with 10,000 leases held
-//! as with none (amortised: each dead lease is reclaimed once). A renewal or
-//! a release scans for its id, and moves what follows it; a peek or a
-//! denial never allocates. The number of leases is at most the limit (each
-//! holds at least one unit), which the caller bounds by the `lease-max`
-//! config.
+//! prefix. Beside them the state keeps the units they hold and an index from
+//! their ids' keyed hashes to the low 32 bits of their expiries (12 bytes an
+//! entry): an acquire under an id not held (every server-made id) needs no
+//! scan, and a release or a renewal finds its lease by a binary search on its
+//! expiry (then a pass over the leases that expire at the same microsecond),
+//! one search per span of 2^32 µs (71 minutes) the expiries cover, a few at
+//! most before it falls back to a scan. A lease that leaves from the middle
+//! leaves a hole in its slot, so nothing shifts: holes hold nothing, are
+//! never first or last, are skipped by everything that reads the leases, and
+//! are squeezed out once they are an eighth of the slots when the buffer is
+//! full, or half of them at any time (each hole is made once and squeezed
+//! once, so that is O(1) amortised). Every call then costs the same with
+//! 10,000 leases held as with none (amortised: each dead lease is reclaimed
+//! once); a peek or a denial never allocates. The number of leases is at
+//! most the limit (each holds at least one unit), which the caller bounds by
+//! the `lease-max` config.
 //!
 //! Like the other limiters, a request is decided first and the state changed
 //! only if the request writes: a denial (or a peek) leaves the state exactly
 //! as it was, dead leases included, since the module replicates only writes.
 
+use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
-use std::collections::{HashSet, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::collections::{vec_deque, HashSet, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::OnceLock;
 
 use super::{to_u64, Count, Decision, Duration, Instant, MAX_COUNT, MAX_DURATION_US, MAX_TIME_US};
@@ -54,6 +63,21 @@ impl Lease {
     }
 }
 
+/// The slot of a lease gone from the middle: no units (no lease has none),
+/// no id (an empty box allocates nothing), and the expiry it had, so the
+/// slots stay sorted for the binary searches.
+fn hole(expires: Instant) -> Lease {
+    Lease {
+        id: Box::default(),
+        units: 0,
+        expires,
+    }
+}
+
+fn is_hole(l: &Lease) -> bool {
+    l.units == 0
+}
+
 #[derive(Clone, Debug)]
 pub struct LeaseState {
     /// The limit of the last allowed acquire (what RL.INFO shows).
@@ -63,27 +87,31 @@ pub struct LeaseState {
     pub last: Instant,
     /// Live and not-yet-reclaimed leases, sorted by `expires`; leases that
     /// expire together are in the order they were acquired or renewed.
+    /// Among them, `holes` holes ([`hole`]), never first nor last.
     leases: VecDeque<Lease>,
+    holes: usize,
     /// Units `leases` hold, dead ones included.
     units: u128,
-    /// The keyed hash of every id in `leases`: an id whose hash is missing
-    /// is not held.
-    ids: HashSet<u64, BuildHasherDefault<Prehashed>>,
+    /// An entry for every lease in `leases`, by its id's keyed hash: an id
+    /// whose hash is missing is not held, and a held one is found by its
+    /// expiry's low bits.
+    ids: HashSet<Entry, BuildHasherDefault<Prehashed>>,
     /// Two stored ids share a hash (never seen with 64-bit SipHash; handled
-    /// all the same): `ids` is then rebuilt when a lease goes.
+    /// all the same): `ids` then keeps one entry for both, so ids are
+    /// looked for by a scan, and `ids` is rebuilt when a lease goes.
     shared: bool,
 }
 
-/// Equal leases, whatever the indexes beside them.
+/// Equal leases, whatever the holes and indexes beside them.
 impl PartialEq for LeaseState {
     fn eq(&self, other: &Self) -> bool {
-        (self.limit, self.last) == (other.limit, other.last) && self.leases == other.leases
+        (self.limit, self.last) == (other.limit, other.last) && self.leases().eq(other.leases())
     }
 }
 
 impl Eq for LeaseState {}
 
-/// The hasher of `ids`, whose values are already hashes.
+/// The hasher of `ids`, whose keys are already hashes.
 #[derive(Default)]
 pub struct Prehashed(u64);
 
@@ -111,6 +139,88 @@ fn id_hash(id: &[u8]) -> u64 {
     KEYS.get_or_init(RandomState::new).hash_one(id)
 }
 
+/// An id's hash as `ids` keys it: two halves, so that an [`Entry`] takes 12
+/// bytes rather than the 16 a u64 beside a u32 would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Key([u32; 2]);
+
+impl Key {
+    fn of(id: &[u8]) -> Key {
+        let h = id_hash(id);
+        Key([h as u32, (h >> 32) as u32])
+    }
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(u64::from(self.0[0]) | u64::from(self.0[1]) << 32);
+    }
+}
+
+/// A lease's entry in `ids`: its id's hash, and the low 32 bits of its
+/// expiry, which with the expiries stored give the expiry back.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    key: Key,
+    low: u32,
+}
+
+impl Entry {
+    fn of(id: &[u8], expires: Instant) -> Entry {
+        Entry {
+            key: Key::of(id),
+            low: expires.as_micros() as u32,
+        }
+    }
+}
+
+/// Entries are the same entry by their key alone (and hash as it).
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Entry {}
+
+impl Hash for Entry {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key.hash(state);
+    }
+}
+
+impl Borrow<Key> for Entry {
+    fn borrow(&self) -> &Key {
+        &self.key
+    }
+}
+
+/// Spans of 2^32 µs [`LeaseState::locate`] searches before it scans.
+const SPANS_SEARCHED: usize = 8;
+
+/// The leases of a state in expiry order, holes skipped.
+pub struct Leases<'a> {
+    slots: vec_deque::Iter<'a, Lease>,
+    /// Leases not yet yielded.
+    left: usize,
+}
+
+impl<'a> Iterator for Leases<'a> {
+    type Item = &'a Lease;
+
+    fn next(&mut self) -> Option<&'a Lease> {
+        let l = self.slots.find(|l| !is_hole(l))?;
+        self.left = self.left.saturating_sub(1);
+        Some(l)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Leases<'_> {}
+
 /// What `acquire` answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Acquired {
@@ -123,14 +233,7 @@ pub struct Acquired {
 
 impl LeaseState {
     pub fn new(limit: Count) -> Self {
-        LeaseState {
-            limit,
-            last: Instant::EPOCH,
-            leases: VecDeque::new(),
-            units: 0,
-            ids: HashSet::default(),
-            shared: false,
-        }
+        Self::from_parts(limit, Instant::EPOCH, Vec::new())
     }
 
     /// A state holding `leases` (sorted by expiry, for a valid state; see
@@ -140,37 +243,43 @@ impl LeaseState {
             limit,
             last,
             leases: leases.into(),
+            holes: 0,
             units: 0,
             ids: HashSet::default(),
             shared: false,
         };
-        s.units = s.leases.iter().map(|l| u128::from(l.units)).sum();
+        s.units = total(s.leases.iter());
         s.index_ids();
         s
     }
 
     /// The leases stored, in expiry order (dead ones not yet reclaimed too).
-    pub fn leases(&self) -> impl ExactSizeIterator<Item = &Lease> {
-        self.leases.iter()
+    pub fn leases(&self) -> Leases<'_> {
+        Leases {
+            slots: self.leases.iter(),
+            left: self.leases.len().saturating_sub(self.holes),
+        }
     }
 
     /// Whether no lease is stored.
     pub fn is_empty(&self) -> bool {
+        // Holes are never first or last, so never alone.
         self.leases.is_empty()
     }
 
     /// Whether a stored lease (live or not yet reclaimed) is named `id`:
     /// O(1) for an id not held.
     pub fn holds(&self, id: &[u8]) -> bool {
-        self.ids.contains(&id_hash(id)) && self.leases.iter().any(|l| *l.id == *id)
+        self.locate(id).is_some()
     }
 
     fn index_ids(&mut self) {
         self.ids.clear();
-        self.ids.reserve(self.leases.len());
+        self.ids
+            .reserve(self.leases.len().saturating_sub(self.holes));
         self.shared = false;
-        for l in &self.leases {
-            self.shared |= !self.ids.insert(id_hash(&l.id));
+        for l in self.leases.iter().filter(|l| !is_hole(l)) {
+            self.shared |= !self.ids.insert(Entry::of(&l.id, l.expires));
         }
     }
 
@@ -181,34 +290,71 @@ impl LeaseState {
         now.min(Instant::MAX).max(self.last)
     }
 
-    /// How many leading leases are dead at `now` (they are a prefix, since
-    /// the leases are sorted by expiry).
+    /// How many leading slots are dead at `now` (they are a prefix, since
+    /// the slots are sorted by expiry).
     fn dead(&self, now: Instant) -> usize {
         self.leases.partition_point(|l| l.expires <= now)
     }
 
     /// The leases live at `now` (already a clock reading): how many, the
-    /// units they hold, and the first one's index.
+    /// units they hold, and the first one's index. O(1) but for the dead
+    /// slots, which the next write reclaims.
     fn live(&self, now: Instant) -> Live<'_> {
-        let dead = self.dead(now);
-        let dead_units: u128 = self.leases.range(..dead).map(|l| u128::from(l.units)).sum();
+        let first = self.dead(now);
+        let (mut dead_units, mut dead_holes) = (0u128, 0usize);
+        for l in self.leases.range(..first) {
+            dead_units += u128::from(l.units);
+            dead_holes += usize::from(is_hole(l));
+        }
+        let live_holes = self.holes.saturating_sub(dead_holes);
         Live {
             leases: &self.leases,
-            first: dead,
+            first,
+            count: (self.leases.len() - first).saturating_sub(live_holes),
             units: self.units.saturating_sub(dead_units),
         }
     }
 
+    /// Index of the stored lease (live or dead) named `id`, if any. Its
+    /// expiry is one ending in the low bits `ids` holds: one per span of
+    /// 2^32 µs, tried from the first span any lease expires in, each by a
+    /// binary search then a pass over the leases that expire at that same
+    /// instant; leases spread over more spans than [`SPANS_SEARCHED`] (ttls
+    /// of hours and days mixed) are scanned.
+    fn locate(&self, id: &[u8]) -> Option<usize> {
+        let named = |l: &Lease| !is_hole(l) && *l.id == *id;
+        let low = u64::from(self.ids.get(&Key::of(id))?.low);
+        if self.shared {
+            return self.leases.iter().position(named);
+        }
+        let last = self.leases.back()?.expires.as_micros();
+        let mut span = self.leases.front()?.expires.as_micros() >> 32;
+        for _ in 0..SPANS_SEARCHED {
+            let expires = Instant::from_micros(span.checked_mul(1 << 32)? | low);
+            if expires.as_micros() > last {
+                return None;
+            }
+            let first = self.leases.partition_point(|l| l.expires < expires);
+            let found = self
+                .leases
+                .range(first..)
+                .take_while(|l| l.expires == expires)
+                .position(named);
+            if let Some(i) = found {
+                return Some(first + i);
+            }
+            // On to the next span any lease expires in.
+            let end = span.checked_add(1)?.checked_mul(1 << 32)?;
+            let next = self.leases.partition_point(|l| l.expires.as_micros() < end);
+            span = self.leases.get(next)?.expires.as_micros() >> 32;
+        }
+        self.leases.iter().position(named)
+    }
+
     /// Index of the live lease named `id`, if any.
     fn find(&self, id: &[u8], now: Instant) -> Option<usize> {
-        if !self.ids.contains(&id_hash(id)) {
-            return None;
-        }
-        let dead = self.dead(now);
-        self.leases
-            .range(dead..)
-            .position(|l| *l.id == *id)
-            .map(|i| dead + i)
+        self.locate(id)
+            .filter(|&i| self.leases.get(i).is_some_and(|l| l.expires > now))
     }
 
     /// Acquires `units` of `limit` for `ttl` under `id`, or renews the live
@@ -259,12 +405,13 @@ impl LeaseState {
         }
         self.reclaim_at(now);
         self.reserve_one(limit);
-        self.shared |= !self.ids.insert(id_hash(id));
+        let expires = now + clamp_ttl(ttl);
+        self.shared |= !self.ids.insert(Entry::of(id, expires));
         self.units += u128::from(units);
         self.place(Lease {
             id: id.into(),
             units,
-            expires: now + clamp_ttl(ttl),
+            expires,
         });
         self.limit = limit;
         self.last = now;
@@ -296,7 +443,7 @@ impl LeaseState {
         let Some(i) = self.find(id, now) else {
             return false;
         };
-        if let Some(gone) = self.leases.remove(i) {
+        if let Some(gone) = self.detach(i) {
             self.forget(&gone);
         }
         self.reclaim_at(now);
@@ -330,7 +477,7 @@ impl LeaseState {
 
     /// How many leases are live at `now`.
     pub fn live_leases(&self, now: Instant) -> usize {
-        self.leases.len() - self.dead(self.clock(now))
+        self.live(self.clock(now)).count
     }
 
     /// Units held by the leases live at `now`.
@@ -347,35 +494,41 @@ impl LeaseState {
     /// data must pass this before it is used. Beyond the bounds of each
     /// field: ids unique, leases sorted by expiry (the methods rely on it),
     /// and at most [`MAX_COUNT`] units in all (every grant fitted under a
-    /// limit, and the dead leases were reclaimed first). O(n log n), for
+    /// limit, and the dead leases were reclaimed first). A decoded state has
+    /// no holes, so a lease of no units is refused as one. O(n log n), for
     /// decoding only.
     pub fn is_valid(&self) -> bool {
         let max_expiry = Instant::MAX + Duration::from_micros(MAX_DURATION_US);
-        let fields = self.leases.iter().all(|l| {
+        let fields = self.leases().all(|l| {
             Lease::is_valid_id(&l.id)
                 && (1..=MAX_COUNT).contains(&l.units)
                 && l.expires <= max_expiry
         });
+        let holes = self.leases.iter().filter(|l| is_hole(l)).count();
+        let ends =
+            !self.leases.front().is_some_and(is_hole) && !self.leases.back().is_some_and(is_hole);
         if !(fields
-            && self.leases.len() as u64 <= MAX_LEASES
+            && holes == self.holes
+            && ends
+            && self.leases().len() as u64 <= MAX_LEASES
             && self.last.as_micros() <= MAX_TIME_US
-            && total(self.leases.iter()) <= MAX_COUNT.into()
+            && total(self.leases()) <= MAX_COUNT.into()
             && self.leases.iter().is_sorted_by_key(|l| l.expires))
         {
             return false;
         }
-        let mut ids: Vec<&[u8]> = self.leases.iter().map(|l| &*l.id).collect();
+        let mut ids: Vec<&[u8]> = self.leases().map(|l| &*l.id).collect();
         ids.sort_unstable();
         ids.windows(2).all(|w| w[0] != w[1])
     }
 
-    /// Bytes owned by the state (for `MEMORY USAGE`): the leases, their
-    /// ids, and the id set (a hash and a control byte per slot).
+    /// Bytes owned by the state (for `MEMORY USAGE`): the slots, the ids,
+    /// and the id index (an entry and a control byte per slot).
     pub fn memory(&self) -> usize {
         size_of::<LeaseState>()
             + self.leases.capacity() * size_of::<Lease>()
             + self.leases.iter().map(|l| l.id.len()).sum::<usize>()
-            + self.ids.capacity() * (size_of::<u64>() + 1)
+            + self.ids.capacity() * (size_of::<Entry>() + 1)
     }
 
     /// The answer to a renewing acquire, once installed (every lease live):
@@ -391,43 +544,99 @@ impl LeaseState {
         }
     }
 
-    /// Drops the leases dead at `now` (a clock reading), from the front;
-    /// returns how many.
+    /// Drops the leases dead at `now` (a clock reading), from the front,
+    /// and the holes they uncover; returns how many leases.
     fn reclaim_at(&mut self, now: Instant) -> usize {
         let mut n = 0;
-        while self.leases.front().is_some_and(|l| l.expires <= now) {
-            if let Some(gone) = self.leases.pop_front() {
-                self.forget(&gone);
+        while let Some(front) = self.leases.front() {
+            let hole = is_hole(front);
+            if !hole && front.expires > now {
+                break;
             }
-            n += 1;
+            let Some(gone) = self.leases.pop_front() else {
+                break;
+            };
+            if hole {
+                self.holes = self.holes.saturating_sub(1);
+            } else {
+                self.forget(&gone);
+                n += 1;
+            }
+        }
+        if self.holes * 2 > self.leases.len() {
+            self.squeeze();
         }
         n
     }
 
-    /// Takes a lease that left `leases` out of the units and the id set.
+    /// Takes the lease at `i` out of the slots, units and index untouched:
+    /// popped from an end (with the holes it uncovers), or left as a hole.
+    fn detach(&mut self, i: usize) -> Option<Lease> {
+        let last = self.leases.len().checked_sub(1)?;
+        let gone = if i == last {
+            self.leases.pop_back()
+        } else if i == 0 {
+            self.leases.pop_front()
+        } else {
+            let slot = self.leases.get_mut(i)?;
+            let expires = slot.expires;
+            self.holes += 1;
+            Some(std::mem::replace(slot, hole(expires)))
+        };
+        while self.leases.back().is_some_and(is_hole) {
+            self.leases.pop_back();
+            self.holes = self.holes.saturating_sub(1);
+        }
+        while self.leases.front().is_some_and(is_hole) {
+            self.leases.pop_front();
+            self.holes = self.holes.saturating_sub(1);
+        }
+        if self.holes * 2 > self.leases.len() {
+            self.squeeze();
+        }
+        gone
+    }
+
+    /// Drops every hole, keeping the leases' order: O(n), paid for by the
+    /// n/8 (or n/2) leases that went since the holes were last squeezed out.
+    fn squeeze(&mut self) {
+        if self.holes > 0 {
+            self.leases.retain(|l| !is_hole(l));
+            self.holes = 0;
+        }
+    }
+
+    /// Takes a lease that left `leases` out of the units and the id index.
     fn forget(&mut self, gone: &Lease) {
         self.units = self.units.saturating_sub(u128::from(gone.units));
         if self.shared {
             self.index_ids();
         } else {
-            self.ids.remove(&id_hash(&gone.id));
+            self.ids.remove(&Key::of(&gone.id));
         }
     }
 
-    /// Renews the live lease at `i`: reclaims the dead ones (all before it),
-    /// then moves it to its new place in expiry order.
+    /// Renews the live lease at `i`: takes it out, reclaims the dead ones
+    /// (all before it), then puts it at its new place in expiry order.
     fn extend(&mut self, i: usize, ttl: Duration, now: Instant) {
-        let dead = self.reclaim_at(now);
-        let Some(mut lease) = self.leases.remove(i - dead) else {
+        let Some(mut lease) = self.detach(i) else {
             return;
         };
+        self.reclaim_at(now);
         lease.expires = now + clamp_ttl(ttl);
+        let entry = Entry::of(&lease.id, lease.expires);
         self.place(lease);
+        if self.shared {
+            self.index_ids();
+        } else {
+            self.ids.replace(entry);
+        }
         self.last = now;
     }
 
-    /// Inserts a lease after every lease expiring no later: at the back
-    /// for a lease of the longest ttl yet, in O(1).
+    /// Puts a lease after every lease expiring no later: at the back for a
+    /// lease of the longest ttl yet, in O(1); else into the hole just before
+    /// its place if there is one, or shifting the shorter side.
     fn place(&mut self, lease: Lease) {
         if self
             .leases
@@ -438,21 +647,40 @@ impl LeaseState {
             return;
         }
         let at = self.leases.partition_point(|l| l.expires <= lease.expires);
+        if let Some(slot) = at.checked_sub(1).and_then(|i| self.leases.get_mut(i)) {
+            if is_hole(slot) {
+                *slot = lease;
+                self.holes = self.holes.saturating_sub(1);
+                return;
+            }
+        }
         self.leases.insert(at, lease);
     }
 
     /// Room for one more lease, growing geometrically but never beyond
     /// `limit` leases (each holds a unit at least, so a granted lease always
     /// fits): a key full at `limit` costs `limit` leases, not up to twice.
+    /// Holes a full buffer holds are squeezed out when they are an eighth of
+    /// it, and make it grow by an eighth when fewer.
     fn reserve_one(&mut self, limit: Count) {
         let (len, cap) = (self.leases.len(), self.leases.capacity());
         if len < cap {
             return;
         }
+        if self.holes > 0 && self.holes * 8 >= len {
+            self.squeeze();
+            return;
+        }
         let cap_limit = usize::try_from(limit.get()).unwrap_or(usize::MAX);
-        let target = cap.saturating_mul(2).max(4).min(cap_limit).max(len + 1);
+        let target = if cap < cap_limit {
+            cap.saturating_mul(2).max(4).min(cap_limit)
+        } else {
+            cap.saturating_add(cap / 8)
+        }
+        .max(len + 1);
         self.leases.reserve_exact(target - len);
-        self.ids.reserve(target.saturating_sub(self.ids.len()));
+        let indexed = target.saturating_sub(self.holes);
+        self.ids.reserve(indexed.saturating_sub(self.ids.len()));
     }
 }
 
@@ -472,25 +700,27 @@ fn reset(last: Option<&Lease>, now: Instant) -> Duration {
     last.map_or(Duration::ZERO, |l| l.expires - now)
 }
 
-/// The leases live at a clock reading: `leases[first..]`, which hold `units`.
+/// The leases live at a clock reading: those of `leases[first..]` that are
+/// not holes, `count` of them holding `units`.
 struct Live<'a> {
     leases: &'a VecDeque<Lease>,
     first: usize,
+    count: usize,
     units: u128,
 }
 
 impl Live<'_> {
     fn len(&self) -> usize {
-        self.leases.len() - self.first
+        self.count
     }
 
     fn iter(&self) -> impl Iterator<Item = &Lease> {
-        self.leases.range(self.first..)
+        self.leases.range(self.first..).filter(|l| !is_hole(l))
     }
 
     fn last(&self) -> Option<&Lease> {
         // Live leases are a suffix: the last stored is the last live one.
-        (self.len() > 0).then(|| self.leases.back()).flatten()
+        (self.count > 0).then(|| self.leases.back()).flatten()
     }
 }
 
@@ -580,8 +810,7 @@ mod tests {
     }
 
     fn ids(st: &LeaseState) -> Vec<(&str, u64, u64)> {
-        st.leases
-            .iter()
+        st.leases()
             .map(|l| {
                 let id = std::str::from_utf8(&l.id).unwrap();
                 (id, l.units, l.expires.as_micros())
@@ -892,13 +1121,13 @@ mod tests {
         assert_eq!(st.memory(), base);
         st.acquire(c(2), 1, d(S), &[7; 16], t(0));
         st.acquire(c(2), 1, d(S), &[8; 16], t(0));
-        // Capacity stops at the limit; the id set holds a hash and a
-        // control byte per slot.
+        // Capacity stops at the limit; the id index holds a hash, an
+        // expiry's low 32 bits and a control byte per slot.
         assert_eq!(st.leases.capacity(), 2);
         assert!(st.ids.capacity() >= 2);
         assert_eq!(
             st.memory(),
-            base + 2 * (size_of::<Lease>() + 16) + st.ids.capacity() * 9
+            base + 2 * (size_of::<Lease>() + 16) + st.ids.capacity() * 13
         );
     }
 
@@ -908,12 +1137,15 @@ mod tests {
         // of change, dead leases and their reclaiming included.
         let mut st = LeaseState::new(c(10));
         let check = |st: &LeaseState| {
-            let units: u128 = st.leases.iter().map(|l| u128::from(l.units)).sum();
+            let units: u128 = st.leases().map(|l| u128::from(l.units)).sum();
             assert_eq!(st.units, units);
-            assert_eq!(st.ids.len(), st.leases.len());
-            for l in &st.leases {
+            assert_eq!(st.ids.len(), st.leases().len());
+            for l in st.leases() {
                 assert!(st.holds(&l.id));
+                let entry = st.ids.get(&Key::of(&l.id)).map(|e| e.low);
+                assert_eq!(entry, Some(l.expires.as_micros() as u32));
             }
+            assert!(st.is_valid());
             assert!(!st.holds(b"never"));
         };
         for (i, id) in [b"a", b"b", b"c", b"d"].iter().enumerate() {
@@ -940,7 +1172,7 @@ mod tests {
         check(&st);
         assert!(!st.holds(b"b"));
         // Decoded states build the same indexes.
-        let copy = LeaseState::from_parts(st.limit, st.last, st.leases.iter().cloned().collect());
+        let copy = LeaseState::from_parts(st.limit, st.last, st.leases().cloned().collect());
         assert_eq!(copy, st);
         check(&copy);
     }
@@ -949,11 +1181,424 @@ mod tests {
     fn ids_sharing_a_hash_keep_the_set_right() {
         let mut st = state(5, 0, &[("a", 1, 10), ("b", 1, 20)]);
         // As if "a" and "b" hashed alike: "b"'s hash is gone from the set.
-        st.ids.remove(&id_hash(b"b"));
+        st.ids.remove(&Key::of(b"b"));
         st.shared = true;
         assert!(st.release(b"a", t(0)));
         // The set was rebuilt from the leases left.
         assert!(st.holds(b"b") && !st.holds(b"a"));
         assert!(!st.shared);
+    }
+
+    /// An op of the hole tables and the model test.
+    #[derive(Clone, Copy, Debug)]
+    enum Op {
+        Acquire { limit: u64, units: u64, ttl: u64 },
+        Release,
+        Renew { ttl: u64 },
+    }
+
+    /// Runs `op` on `id` at `now`: whether it wrote.
+    fn apply(st: &mut LeaseState, op: Op, id: &[u8], now: u64) -> bool {
+        match op {
+            Op::Acquire { limit, units, ttl } => {
+                let a = st.acquire(c(limit), units, d(ttl), id, t(now));
+                a.granted || a.renewed
+            }
+            Op::Release => st.release(id, t(now)),
+            Op::Renew { ttl } => st.renew(id, d(ttl), t(now)),
+        }
+    }
+
+    fn names(st: &LeaseState) -> Vec<&str> {
+        ids(st).iter().map(|l| l.0).collect()
+    }
+
+    /// (op, id, now, wrote, leases after, holes after, slots after)
+    type HoleRow = (
+        Op,
+        &'static str,
+        u64,
+        bool,
+        &'static [&'static str],
+        usize,
+        usize,
+    );
+
+    #[test]
+    fn leases_leaving_the_middle_leave_holes_nobody_sees() {
+        use Op::*;
+        let abcdef = [
+            ("a", 1, 10 * S),
+            ("b", 1, 20 * S),
+            ("c", 1, 30 * S),
+            ("d", 1, 40 * S),
+            ("e", 1, 50 * S),
+            ("f", 1, 60 * S),
+        ];
+        let mut st = state(10, 0, &abcdef);
+        let renew = |ttl| Renew { ttl };
+        let acquire = |units, ttl| Acquire {
+            limit: 10,
+            units,
+            ttl,
+        };
+        #[rustfmt::skip]
+        let rows: &[HoleRow] = &[
+            (Release, "c", 0, true, &["a", "b", "d", "e", "f"], 1, 6),
+            (Release, "c", 0, false, &["a", "b", "d", "e", "f"], 1, 6),
+            // The first lease renewed goes to the back, nothing left in front.
+            (renew(100 * S), "a", 0, true, &["b", "d", "e", "f", "a"], 1, 6),
+            // The last renewed stays last.
+            (renew(200 * S), "a", 0, true, &["b", "d", "e", "f", "a"], 1, 6),
+            // "e" renewed to 35 s fills the hole "c" left at 30 s, leaving
+            // one at 50 s; "d" renewed to 45 s fills the one it leaves.
+            (renew(35 * S), "e", 0, true, &["b", "e", "d", "f", "a"], 1, 6),
+            (renew(45 * S), "d", 0, true, &["b", "e", "d", "f", "a"], 1, 6),
+            // A tie goes after the lease it ties with, in placement order:
+            // "g" after "f" at 60 s (the buffer is full: its hole is
+            // squeezed out first), then "f" renewed to 60 s after "g".
+            (acquire(2, 60 * S), "g", 0, true, &["b", "e", "d", "f", "g", "a"], 0, 6),
+            (renew(60 * S), "f", 0, true, &["b", "e", "d", "g", "f", "a"], 1, 7),
+            (Release, "g", 0, true, &["b", "e", "d", "f", "a"], 2, 7),
+            // At 36 s "b" and "e" are dead, not held any more: releasing
+            // "f" reclaims them, and the holes, now over half the slots,
+            // are squeezed out.
+            (Release, "e", 36 * S, false, &["b", "e", "d", "f", "a"], 2, 7),
+            (Release, "f", 36 * S, true, &["d", "a"], 0, 2),
+            (acquire(1, 50 * S), "h", 36 * S, true, &["d", "h", "a"], 0, 3),
+            (Release, "h", 36 * S, true, &["d", "a"], 1, 3),
+            (renew(S), "d", 36 * S, true, &["d", "a"], 0, 2),
+        ];
+        for (i, &(op, id, now, wrote, after, holes, slots)) in rows.iter().enumerate() {
+            assert_eq!(apply(&mut st, op, id.as_bytes(), now), wrote, "row {i}");
+            assert_eq!(names(&st), after, "row {i}");
+            assert_eq!((st.holes, st.leases.len()), (holes, slots), "row {i}");
+            assert!(st.is_valid(), "row {i}");
+            assert_eq!(st.leases().len(), after.len(), "row {i}");
+            let live = ids(&st).iter().filter(|l| l.2 > now).count();
+            assert_eq!(st.live_leases(t(now)), live, "row {i}");
+            assert_eq!(st.ids.len(), after.len(), "row {i}");
+            for l in st.leases() {
+                assert!(st.holds(&l.id), "row {i}");
+            }
+        }
+        assert_eq!(ids(&st), [("d", 1, 37 * S), ("a", 1, 200 * S)]);
+        assert_eq!((st.held(t(36 * S)), st.empty_at()), (2, Some(t(200 * S))));
+    }
+
+    #[test]
+    fn a_state_with_holes_encodes_as_one_without() {
+        use crate::algo::Value;
+        use crate::codec::{decode_value, encode_value, ENCODING_VERSION};
+        let n = 1000u64;
+        let mut st = LeaseState::new(c(2 * n));
+        for i in 0..n {
+            let id = format!("held-{i}");
+            assert!(
+                st.acquire(c(2 * n), 1 + i % 3, d(S + i), id.as_bytes(), t(0))
+                    .granted
+            );
+        }
+        // Release 900 in a scattered order, renew some of the rest.
+        for k in 0..900 {
+            let id = format!("held-{}", (k * 7919) % n);
+            assert!(st.release(id.as_bytes(), t(S / 2)), "{id}");
+            assert!(st.holes * 2 <= st.leases.len());
+        }
+        for k in 900..950 {
+            let id = format!("held-{}", (k * 7919) % n);
+            assert!(st.renew(id.as_bytes(), d(S), t(S / 2)), "{id}");
+        }
+        assert_eq!(st.live_leases(t(S / 2)), 100);
+        let fresh = LeaseState::from_parts(st.limit, st.last, st.leases().cloned().collect());
+        assert!(fresh.is_valid() && fresh == st);
+        let bytes = encode_value(&Value::Leases(Box::new(st.clone())));
+        assert_eq!(bytes, encode_value(&Value::Leases(Box::new(fresh))));
+        match decode_value(&bytes, ENCODING_VERSION) {
+            Ok(Value::Leases(back)) => assert_eq!(*back, st),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn expiries_ending_in_the_same_bits_in_many_spans() {
+        // 20 leases whose expiries all end in the same 32 bits, one per
+        // span of 2^32 µs: past SPANS_SEARCHED spans the lookup scans.
+        let mut st = LeaseState::new(c(100));
+        let span = 1u64 << 32;
+        for k in 1..=20u64 {
+            let id = format!("{k}");
+            assert!(
+                st.acquire(c(100), 1, d(k * span), id.as_bytes(), t(S))
+                    .granted
+            );
+        }
+        assert_eq!(size_of::<Entry>(), 12);
+        for k in [20u64, 1, 9, 10, 17, 2] {
+            let id = format!("{k}");
+            assert!(st.holds(id.as_bytes()), "{k}");
+            assert!(st.renew(id.as_bytes(), d(k * span), t(S)), "{k}");
+        }
+        for k in [5u64, 19, 8, 12, 1, 20, 3] {
+            assert!(st.release(format!("{k}").as_bytes(), t(S)), "{k}");
+            assert!(!st.holds(format!("{k}").as_bytes()), "{k}");
+        }
+        assert_eq!(st.live_leases(t(S)), 13);
+        for l in st.leases() {
+            assert!(st.holds(&l.id));
+        }
+        assert!(!st.holds(b"21") && st.is_valid());
+    }
+
+    #[test]
+    fn holes_in_a_full_buffer_are_squeezed_before_it_grows() {
+        // 8 leases under a limit of 8: one hole is an eighth, squeezed out.
+        let mut st = LeaseState::new(c(8));
+        for i in 0..8u64 {
+            st.acquire(c(8), 1, d(S + i), &[b'a' + i as u8], t(0));
+        }
+        assert_eq!(st.leases.capacity(), 8);
+        assert!(st.release(b"c", t(0)));
+        assert_eq!(st.holes, 1);
+        assert!(st.acquire(c(8), 1, d(2 * S), b"z", t(0)).granted);
+        assert_eq!((st.holes, st.leases.len(), st.leases.capacity()), (0, 8, 8));
+        // Under a limit of 100, one hole in 100 slots: the buffer grows by
+        // an eighth, not to twice.
+        let mut st = LeaseState::new(c(100));
+        for i in 0..100u64 {
+            st.acquire(c(100), 1, d(S + i), format!("{i}").as_bytes(), t(0));
+        }
+        assert_eq!(st.leases.capacity(), 100);
+        assert!(st.release(b"50", t(0)));
+        assert!(st.acquire(c(100), 1, d(2 * S), b"z", t(0)).granted);
+        assert_eq!((st.holes, st.leases.len()), (1, 101));
+        assert_eq!(st.leases.capacity(), 112);
+        assert!(st.is_valid());
+    }
+
+    /// The reference: the leases in a Vec sorted by expiry, every lookup a
+    /// scan, every removal a shift, the answers from the same `answer`.
+    #[derive(Clone, Debug)]
+    struct Model {
+        limit: Count,
+        last: Instant,
+        leases: Vec<Lease>,
+    }
+
+    impl Model {
+        fn clock(&self, now: Instant) -> Instant {
+            now.min(Instant::MAX).max(self.last)
+        }
+
+        fn dead(&self, now: Instant) -> usize {
+            self.leases.iter().take_while(|l| l.expires <= now).count()
+        }
+
+        fn answer(&self, limit: Count, units: u64, now: Instant) -> Decision {
+            let q: VecDeque<Lease> = self.leases.iter().cloned().collect();
+            let first = self.dead(now);
+            let live = Live {
+                leases: &q,
+                first,
+                count: q.len() - first,
+                units: total(q.range(first..)),
+            };
+            answer(&live, limit, units, now)
+        }
+
+        fn find(&self, id: &[u8], now: Instant) -> Option<usize> {
+            self.leases
+                .iter()
+                .position(|l| *l.id == *id && l.expires > now)
+        }
+
+        fn place(&mut self, l: Lease) {
+            let at = self
+                .leases
+                .iter()
+                .take_while(|x| x.expires <= l.expires)
+                .count();
+            self.leases.insert(at, l);
+        }
+
+        fn reclaim_at(&mut self, now: Instant) -> usize {
+            let n = self.dead(now);
+            self.leases.drain(..n);
+            n
+        }
+
+        fn extend(&mut self, i: usize, ttl: Duration, now: Instant) {
+            let mut l = self.leases.remove(i);
+            self.reclaim_at(now);
+            l.expires = now + clamp_ttl(ttl);
+            self.place(l);
+            self.last = now;
+        }
+
+        fn acquire(
+            &mut self,
+            limit: Count,
+            units: u64,
+            ttl: Duration,
+            id: &[u8],
+            now: Instant,
+        ) -> Acquired {
+            let now = self.clock(now);
+            let refused = |decision| Acquired {
+                decision,
+                granted: false,
+                renewed: false,
+            };
+            if units == 0 {
+                return refused(self.answer(limit, 0, now));
+            }
+            if !Lease::is_valid_id(id) {
+                return refused(Decision {
+                    allowed: false,
+                    retry_after: None,
+                    ..self.answer(limit, 0, now)
+                });
+            }
+            if let Some(i) = self.find(id, now) {
+                self.extend(i, ttl, now);
+                self.limit = limit;
+                let decision = Decision {
+                    allowed: true,
+                    limit: limit.get(),
+                    remaining: to_u64(limit.wide().saturating_sub(total(self.leases.iter()))),
+                    retry_after: Some(Duration::ZERO),
+                    reset_after: reset(self.leases.last(), now),
+                    at: now,
+                };
+                return Acquired {
+                    decision,
+                    granted: false,
+                    renewed: true,
+                };
+            }
+            let d = self.answer(limit, units, now);
+            if !d.allowed {
+                return refused(d);
+            }
+            self.reclaim_at(now);
+            self.place(Lease {
+                id: id.into(),
+                units,
+                expires: now + clamp_ttl(ttl),
+            });
+            self.limit = limit;
+            self.last = now;
+            Acquired {
+                decision: Decision {
+                    reset_after: reset(self.leases.last(), now),
+                    ..d
+                },
+                granted: true,
+                renewed: false,
+            }
+        }
+
+        fn release(&mut self, id: &[u8], now: Instant) -> bool {
+            let now = self.clock(now);
+            let Some(i) = self.find(id, now) else {
+                return false;
+            };
+            self.leases.remove(i);
+            self.reclaim_at(now);
+            self.last = now;
+            true
+        }
+
+        fn renew(&mut self, id: &[u8], ttl: Duration, now: Instant) -> bool {
+            let now = self.clock(now);
+            let Some(i) = self.find(id, now) else {
+                return false;
+            };
+            self.extend(i, ttl, now);
+            true
+        }
+    }
+
+    /// An id of the model test: a small pool, so that ops often name a
+    /// held lease; 0 is the empty id, refused.
+    fn pool_id(n: u8) -> Vec<u8> {
+        if n == 0 {
+            Vec::new()
+        } else {
+            format!("id-{n}").into_bytes()
+        }
+    }
+
+    fn op_strategy() -> impl proptest::strategy::Strategy<Value = (u8, Op)> {
+        use proptest::prelude::*;
+        // Ttls of a few seconds, often equal (ties), rarely endless.
+        let ttl = prop_oneof![
+            4 => (1u64..=4).prop_map(|n| n * S / 2),
+            // Expiries in other spans of 2^32 µs, ending in the same bits.
+            1 => (1u64..=3).prop_map(|n| (n << 32) + S),
+            1 => Just(0u64),
+            1 => Just(u64::MAX),
+        ];
+        let op = prop_oneof![
+            3 => ((1u64..=8), (0u64..=3), ttl.clone())
+                .prop_map(|(limit, units, ttl)| Op::Acquire { limit, units, ttl }),
+            2 => Just(Op::Release),
+            2 => ttl.prop_map(|ttl| Op::Renew { ttl }),
+        ];
+        (0u8..=10, op)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(400))]
+
+        /// Every op answers and leaves what the reference does, whatever
+        /// holes it made: the leases, in order, and what is read of them.
+        #[test]
+        fn agrees_with_a_scanned_vec(
+            ops in proptest::collection::vec((op_strategy(), 0u64..=4, 0u8..8), 1..120),
+        ) {
+            let mut st = LeaseState::new(c(4));
+            let mut model = Model { limit: c(4), last: Instant::EPOCH, leases: Vec::new() };
+            let mut now = 10 * S;
+            for (i, ((n, op), step, back)) in ops.into_iter().enumerate() {
+                // Mostly forward by half seconds (or not at all: ties); now
+                // and then back (read as the latest time seen).
+                now = if back == 0 { now - S } else { now + step * S / 2 };
+                let id = pool_id(n);
+                let at = t(now);
+                match op {
+                    Op::Acquire { limit, units, ttl } => {
+                        let got = st.acquire(c(limit), units, d(ttl), &id, at);
+                        let want = model.acquire(c(limit), units, d(ttl), &id, at);
+                        proptest::prop_assert_eq!(got, want, "op {}", i);
+                    }
+                    Op::Release => {
+                        proptest::prop_assert_eq!(st.release(&id, at), model.release(&id, at), "op {}", i);
+                    }
+                    Op::Renew { ttl } => {
+                        proptest::prop_assert_eq!(st.renew(&id, d(ttl), at), model.renew(&id, d(ttl), at), "op {}", i);
+                    }
+                }
+                proptest::prop_assert!(st.is_valid(), "op {}", i);
+                proptest::prop_assert_eq!((st.limit, st.last), (model.limit, model.last));
+                proptest::prop_assert!(st.leases().eq(model.leases.iter()), "op {}: {:?} vs {:?}", i, st, model);
+                proptest::prop_assert_eq!(st.leases().len(), model.leases.len());
+                proptest::prop_assert!(st.holes * 2 <= st.leases.len());
+                proptest::prop_assert_eq!(st.ids.len(), model.leases.len());
+                let probe = t(now + step * S / 3);
+                let model_now = model.clock(probe);
+                let live = model.leases.len() - model.dead(model_now);
+                proptest::prop_assert_eq!(st.live_leases(probe), live);
+                proptest::prop_assert_eq!(st.held(probe), to_u64(total(model.leases[model.leases.len() - live..].iter())));
+                proptest::prop_assert_eq!(st.empty_at(), model.leases.last().map(|l| l.expires));
+                for units in [0, 1, 3] {
+                    proptest::prop_assert_eq!(st.peek(c(4), units, probe), model.answer(c(4), units, model_now));
+                }
+                for n in 0..=10 {
+                    let id = pool_id(n);
+                    proptest::prop_assert_eq!(st.holds(&id), model.leases.iter().any(|l| *l.id == *id));
+                }
+            }
+        }
     }
 }
