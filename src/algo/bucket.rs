@@ -14,6 +14,7 @@
 //! period in µs: `scaled = level * period`. Draining for `dt` µs then removes
 //! exactly `dt * rate`, with no division and no rounding.
 
+use super::limiter::Algo;
 use super::{div_ceil_u128, to_u64, Burst, Count, Decision, Duration, Instant, Period, MAX_COUNT};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,7 +213,85 @@ impl BucketState {
     pub fn is_valid(&self) -> bool {
         self.scaled.get() <= MAX_COUNT as u128 * self.params.period.wide()
     }
+
+    /// [`Algo::describe`] of the three flavours: GCRA's burst is
+    /// `capacity - 1`.
+    fn describe(&self, flavor: Flavor, field: &mut impl FnMut(&'static str, i128)) {
+        let p = &self.params;
+        if flavor == Flavor::Gcra {
+            field("max_burst", (p.capacity.get() - 1).into());
+        } else {
+            field("capacity", p.capacity.get().into());
+        }
+        field("rate", p.rate.get().into());
+        field("period_us", p.period.micros().into());
+        field("level", self.level().into());
+        field("updated_at_us", self.last.as_micros().into());
+    }
 }
+
+/// The three algorithms on the bucket: one state, a marker each, told
+/// apart by their [`Flavor`] (and GCRA by its parameters).
+macro_rules! bucket_algo {
+    ($(#[$doc:meta])* $marker:ident, $flavor:ident, $params:ty, $to_bucket:expr, $of_bucket:expr) => {
+        $(#[$doc])*
+        pub struct $marker;
+
+        impl Algo for $marker {
+            type Params = $params;
+            type State = BucketState;
+            type Next = BucketState;
+
+            fn new(p: $params) -> BucketState {
+                BucketState::new($to_bucket(&p))
+            }
+            fn params(s: &BucketState) -> $params {
+                $of_bucket(&s.params)
+            }
+            fn limit(p: &$params) -> u64 {
+                $to_bucket(p).capacity.get()
+            }
+            #[inline]
+            fn evaluate(
+                s: &BucketState,
+                p: &$params,
+                cost: u64,
+                now: Instant,
+            ) -> (Decision, BucketState) {
+                s.evaluate(Flavor::$flavor, &$to_bucket(p), cost, now)
+            }
+            #[inline]
+            fn apply(s: &mut BucketState, next: &BucketState) {
+                *s = *next;
+            }
+            fn refund(s: &mut BucketState, n: u64, now: Instant) -> u64 {
+                s.refund(n, now)
+            }
+            fn describe(s: &BucketState, field: &mut impl FnMut(&'static str, i128)) {
+                s.describe(Flavor::$flavor, field);
+            }
+            fn is_valid(s: &BucketState) -> bool {
+                s.is_valid()
+            }
+            fn from_bucket(b: BucketParams) -> Option<$params> {
+                Some($of_bucket(&b))
+            }
+        }
+    };
+}
+
+bucket_algo!(
+    /// The token bucket (`RL.TOKEN`).
+    Token, Token, BucketParams, |p: &BucketParams| *p, |b: &BucketParams| *b
+);
+bucket_algo!(
+    /// The leaky bucket as a queue (`RL.LEAKY`).
+    Leaky, Leaky, BucketParams, |p: &BucketParams| *p, |b: &BucketParams| *b
+);
+bucket_algo!(
+    /// GCRA (`RL.GCRA`), parameters given as `max_burst rate period`.
+    Gcra, Gcra, GcraParams, GcraParams::bucket, GcraParams::of_bucket
+);
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,7 @@
 //! decision, so a clock that steps back inside the window changes nothing;
 //! one that steps back before the window's start is treated as the start.
 
+use super::limiter::Algo;
 use std::num::NonZeroU64;
 
 use super::calendar::{window_at, Months, Offset, Span};
@@ -240,6 +241,63 @@ impl FixedState {
     /// grants nothing that was already spent.
     pub fn is_valid(&self) -> bool {
         self.count <= super::MAX_COUNT
+    }
+}
+
+/// The fixed window (`RL.FIXED`).
+pub struct Fixed;
+
+impl Algo for Fixed {
+    type Params = FixedParams;
+    type State = FixedState;
+    type Next = FixedState;
+
+    fn new(p: FixedParams) -> FixedState {
+        FixedState::new(p)
+    }
+    fn params(s: &FixedState) -> FixedParams {
+        s.params
+    }
+    fn limit(p: &FixedParams) -> u64 {
+        p.limit.get()
+    }
+    #[inline]
+    fn evaluate(
+        s: &FixedState,
+        p: &FixedParams,
+        cost: u64,
+        now: Instant,
+    ) -> (Decision, FixedState) {
+        s.evaluate(p, cost, now)
+    }
+    #[inline]
+    fn apply(s: &mut FixedState, next: &FixedState) {
+        *s = *next;
+    }
+    fn refund(s: &mut FixedState, n: u64, now: Instant) -> u64 {
+        s.refund(n, now)
+    }
+    fn describe(s: &FixedState, field: &mut impl FnMut(&'static str, i128)) {
+        field("limit", s.params.limit.get().into());
+        match s.params.window() {
+            FixedWindow::FirstHit(w) => field("window_us", w.micros().into()),
+            FixedWindow::Aligned(span, offset) => {
+                match span {
+                    Span::Micros(w) => field("window_us", w.micros().into()),
+                    Span::Months(n) => field("window_months", n.get().into()),
+                }
+                field("align", 1);
+                field("offset_minutes", offset.minutes().into());
+            }
+        }
+        field("window_start_us", s.start.as_micros().into());
+        field("count", s.count.into());
+    }
+    fn is_valid(s: &FixedState) -> bool {
+        s.is_valid()
+    }
+    fn from_window(w: WindowParams) -> Option<FixedParams> {
+        Some(w.into())
     }
 }
 

@@ -12,6 +12,7 @@
 //! from the front when the state is written, so the amortised cost per unit
 //! is O(1).
 
+use super::limiter::Algo;
 use std::collections::VecDeque;
 
 use super::{Decision, Duration, Instant, WindowParams};
@@ -144,6 +145,53 @@ impl LogState {
                 .iter()
                 .zip(self.entries.iter().skip(1))
                 .all(|(a, b)| a <= b)
+    }
+}
+
+/// The sliding log (`RL.LOG`).
+pub struct Log;
+
+impl Algo for Log {
+    type Params = WindowParams;
+    type State = LogState;
+    type Next = LogNext;
+
+    fn new(p: WindowParams) -> LogState {
+        LogState::new(p)
+    }
+    fn params(s: &LogState) -> WindowParams {
+        s.params
+    }
+    fn limit(p: &WindowParams) -> u64 {
+        p.limit.get()
+    }
+    #[inline]
+    fn evaluate(s: &LogState, p: &WindowParams, cost: u64, now: Instant) -> (Decision, LogNext) {
+        s.evaluate(p, cost, now)
+    }
+    #[inline]
+    fn apply(s: &mut LogState, next: &LogNext) {
+        s.apply(next);
+    }
+    fn refund(s: &mut LogState, n: u64, now: Instant) -> u64 {
+        s.refund(n, now)
+    }
+    fn describe(s: &LogState, field: &mut impl FnMut(&'static str, i128)) {
+        field("limit", s.params.limit.get().into());
+        field("window_us", s.params.window.micros().into());
+        field("entries", (s.entries.len() as u64).into());
+        let micros = |t: Option<&Instant>| t.map_or(0, |t| t.as_micros());
+        field("oldest_us", micros(s.entries.front()).into());
+        field("newest_us", micros(s.entries.back()).into());
+    }
+    fn is_valid(s: &LogState) -> bool {
+        s.is_valid()
+    }
+    fn memory(s: &LogState) -> usize {
+        size_of::<LogState>() + s.entries.capacity() * size_of::<Instant>()
+    }
+    fn from_window(w: WindowParams) -> Option<WindowParams> {
+        Some(w)
     }
 }
 

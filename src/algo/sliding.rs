@@ -13,6 +13,7 @@
 //! one window's units at its very end, then a full window's worth), and the
 //! count in any *fixed* window never exceeds `limit`.
 
+use super::limiter::Algo;
 use super::{div_ceil_u128, to_u64, Decision, Duration, Instant, WindowParams};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,6 +167,54 @@ impl SlidingState {
         // Both counts may exceed a limit lowered since they were counted:
         // they only fade out.
         self.prev <= super::MAX_COUNT && self.curr <= super::MAX_COUNT
+    }
+}
+
+/// The sliding window counter (`RL.SLIDING`).
+pub struct Sliding;
+
+impl Algo for Sliding {
+    type Params = WindowParams;
+    type State = SlidingState;
+    type Next = SlidingState;
+
+    fn new(p: WindowParams) -> SlidingState {
+        SlidingState::new(p)
+    }
+    fn params(s: &SlidingState) -> WindowParams {
+        s.params
+    }
+    fn limit(p: &WindowParams) -> u64 {
+        p.limit.get()
+    }
+    #[inline]
+    fn evaluate(
+        s: &SlidingState,
+        p: &WindowParams,
+        cost: u64,
+        now: Instant,
+    ) -> (Decision, SlidingState) {
+        s.evaluate(p, cost, now)
+    }
+    #[inline]
+    fn apply(s: &mut SlidingState, next: &SlidingState) {
+        *s = *next;
+    }
+    fn refund(s: &mut SlidingState, n: u64, now: Instant) -> u64 {
+        s.refund(n, now)
+    }
+    fn describe(s: &SlidingState, field: &mut impl FnMut(&'static str, i128)) {
+        field("limit", s.params.limit.get().into());
+        field("window_us", s.params.window.micros().into());
+        field("window_start_us", s.start.as_micros().into());
+        field("previous", s.prev.into());
+        field("current", s.curr.into());
+    }
+    fn is_valid(s: &SlidingState) -> bool {
+        s.is_valid()
+    }
+    fn from_window(w: WindowParams) -> Option<WindowParams> {
+        Some(w)
     }
 }
 
