@@ -14,7 +14,7 @@
 //! period in µs: `scaled = level * period`. Draining for `dt` µs then removes
 //! exactly `dt * rate`, with no division and no rounding.
 
-use super::limiter::Algo;
+use super::limiter::{Algo, Decoder, Encoder};
 use super::{div_ceil_u128, to_u64, Burst, Count, Decision, Duration, Instant, Period, MAX_COUNT};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -230,6 +230,24 @@ impl BucketState {
     }
 }
 
+/// The three buckets' parameters as stored: capacity, rate, period in µs
+/// (GCRA's as the bucket's capacity, `max_burst + 1`, as the first release
+/// wrote them). The state follows: the scaled level, the time it was
+/// computed at.
+fn write_bucket_params(p: &BucketParams, w: &mut impl Encoder) {
+    w.u64(p.capacity.get());
+    w.u64(p.rate.get());
+    w.u64(p.period.micros());
+}
+
+fn read_bucket_params<D: Decoder>(r: &mut D) -> Result<BucketParams, D::Error> {
+    Ok(BucketParams {
+        capacity: r.count()?,
+        rate: r.count()?,
+        period: r.period()?,
+    })
+}
+
 /// The three algorithms on the bucket: one state, a marker each, told
 /// apart by their [`Flavor`] (and GCRA by its parameters).
 macro_rules! bucket_algo {
@@ -275,6 +293,23 @@ macro_rules! bucket_algo {
             }
             fn from_bucket(b: BucketParams) -> Option<$params> {
                 Some($of_bucket(&b))
+            }
+            fn write_params(p: &$params, w: &mut impl Encoder) {
+                write_bucket_params(&$to_bucket(p), w);
+            }
+            fn read_params<D: Decoder>(_tag: u8, r: &mut D) -> Result<$params, D::Error> {
+                Ok($of_bucket(&read_bucket_params(r)?))
+            }
+            fn write_state(s: &BucketState, w: &mut impl Encoder) {
+                w.u128(s.scaled.get());
+                w.time(s.last);
+            }
+            fn read_state<D: Decoder>(p: $params, r: &mut D) -> Result<BucketState, D::Error> {
+                Ok(BucketState {
+                    params: $to_bucket(&p),
+                    scaled: Wide::new(r.u128()?),
+                    last: r.time()?,
+                })
             }
         }
     };

@@ -67,6 +67,29 @@ pub trait Algo {
         size_of::<Self::State>()
     }
 
+    /// Writes the parameters' fields, after the tag (the table's, or
+    /// [`Algo::ALT_TAG`] when [`Algo::uses_alt_tag`]).
+    fn write_params(p: &Self::Params, w: &mut impl Encoder);
+
+    /// Reads the parameters' fields written under `tag`.
+    fn read_params<D: Decoder>(tag: u8, r: &mut D) -> Result<Self::Params, D::Error>;
+
+    /// Writes the state's fields, after its parameters.
+    fn write_state(s: &Self::State, w: &mut impl Encoder);
+
+    /// Reads the state's fields under the parameters read before them;
+    /// the caller then checks [`Algo::is_valid`].
+    fn read_state<D: Decoder>(p: Self::Params, r: &mut D) -> Result<Self::State, D::Error>;
+
+    /// A second codec tag, for parameters of another layout (FIXED's
+    /// aligned windows); never one of the table's.
+    const ALT_TAG: Option<u8> = None;
+
+    /// Whether `p` is written under [`Algo::ALT_TAG`].
+    fn uses_alt_tag(_p: &Self::Params) -> bool {
+        false
+    }
+
     /// The algorithm's parameters from window figures, if it takes those.
     fn from_window(_w: WindowParams) -> Option<Self::Params> {
         None
@@ -77,6 +100,38 @@ pub trait Algo {
     fn from_bucket(_b: BucketParams) -> Option<Self::Params> {
         None
     }
+}
+
+/// Where an algorithm writes its parameters and state: fields in order.
+/// How each field is laid out in bytes is the codec's ([`crate::codec`]);
+/// which fields, in which order, is the algorithm's, beside its code.
+pub trait Encoder {
+    fn u8(&mut self, v: u8);
+    fn i16(&mut self, v: i16);
+    fn u64(&mut self, v: u64);
+    fn u128(&mut self, v: u128);
+    fn time(&mut self, t: Instant);
+}
+
+/// Where an algorithm reads what it wrote to an [`Encoder`]. Every read
+/// checks what the types promise, so decoded data is never out of bounds.
+pub trait Decoder {
+    type Error;
+    fn u8(&mut self) -> Result<u8, Self::Error>;
+    fn i16(&mut self) -> Result<i16, Self::Error>;
+    fn u64(&mut self) -> Result<u64, Self::Error>;
+    fn u128(&mut self) -> Result<u128, Self::Error>;
+    /// An instant no later than the latest the module accepts.
+    fn time(&mut self) -> Result<Instant, Self::Error>;
+    fn count(&mut self) -> Result<super::Count, Self::Error>;
+    fn period(&mut self) -> Result<super::Period, Self::Error>;
+    /// How many instants follow: at most `max`, and no more than the bytes
+    /// left can hold, so it is safe to allocate for.
+    fn times_len(&mut self, max: u64) -> Result<usize, Self::Error>;
+    /// The error for a parameter out of its bounds.
+    fn bad_parameter(&self) -> Self::Error;
+    /// The error for a tag no algorithm owns.
+    fn unknown_tag(&self, tag: u8) -> Self::Error;
 }
 
 /// How an algorithm's parameters read on a command line.
@@ -206,6 +261,26 @@ macro_rules! algorithms {
                 }
             }
 
+            /// Writes the parameters: the algorithm's tag, then its fields.
+            pub fn write(&self, w: &mut impl Encoder) {
+                match self {
+                    $(Params::$v(p) => {
+                        let alt = <$a as Algo>::ALT_TAG.filter(|_| <$a as Algo>::uses_alt_tag(p));
+                        w.u8(alt.unwrap_or($tag));
+                        <$a as Algo>::write_params(p, w);
+                    })*
+                }
+            }
+
+            /// Reads what [`Params::write`] wrote.
+            pub fn read<D: Decoder>(r: &mut D) -> Result<Params, D::Error> {
+                let tag = r.u8()?;
+                $(if tag == $tag || <$a as Algo>::ALT_TAG == Some(tag) {
+                    return <$a as Algo>::read_params(tag, r).map(Params::$v);
+                })*
+                Err(r.unknown_tag(tag))
+            }
+
             /// Window parameters under the window algorithm `algo`.
             pub fn window(algo: Algorithm, w: WindowParams) -> Option<Params> {
                 match algo {
@@ -322,6 +397,22 @@ macro_rules! algorithms {
                 match self {
                     $(Limiter::$v(s) => <$a as Algo>::is_valid(s),)*
                 }
+            }
+
+            /// Writes the limiter: its parameters, then its state.
+            pub fn write(&self, w: &mut impl Encoder) {
+                self.params().write(w);
+                match self {
+                    $(Limiter::$v(s) => <$a as Algo>::write_state(s, w),)*
+                }
+            }
+
+            /// Reads what [`Limiter::write`] wrote, without checking
+            /// [`Limiter::is_valid`].
+            pub fn read<D: Decoder>(r: &mut D) -> Result<Limiter, D::Error> {
+                Ok(match Params::read(r)? {
+                    $(Params::$v(p) => Limiter::$v(Box::new(<$a as Algo>::read_state(p, r)?)),)*
+                })
             }
 
             /// The algorithm and the state's allocation, handed over (to
@@ -468,6 +559,12 @@ mod tests {
             assert_eq!(Algorithm::from_name(a.name().as_bytes()), Some(a));
             assert_eq!(a.info().lower, a.name().to_ascii_lowercase());
         }
+        for a in Algorithm::ALL {
+            assert_eq!(a.info().command, format!("RL.{}", a.name()));
+        }
+        // FIXED's second tag is no algorithm's.
+        let alt = <super::super::fixed::Fixed as Algo>::ALT_TAG.unwrap();
+        assert_eq!(Algorithm::from_tag(alt), None);
         assert_eq!(Algorithm::from_tag(0), None);
         assert_eq!(Algorithm::from_tag(7), None);
     }

@@ -12,7 +12,7 @@
 //! from the front when the state is written, so the amortised cost per unit
 //! is O(1).
 
-use super::limiter::Algo;
+use super::limiter::{Algo, Decoder, Encoder};
 use std::collections::VecDeque;
 
 use super::{Decision, Duration, Instant, WindowParams};
@@ -192,6 +192,32 @@ impl Algo for Log {
     }
     fn from_window(w: WindowParams) -> Option<WindowParams> {
         Some(w)
+    }
+
+    /// As the sliding window's: limit, window in µs.
+    fn write_params(p: &WindowParams, w: &mut impl Encoder) {
+        super::sliding::Sliding::write_params(p, w);
+    }
+
+    fn read_params<D: Decoder>(tag: u8, r: &mut D) -> Result<WindowParams, D::Error> {
+        super::sliding::Sliding::read_params(tag, r)
+    }
+
+    /// The number of entries, then each, oldest first.
+    fn write_state(s: &LogState, w: &mut impl Encoder) {
+        w.u64(s.entries.len() as u64);
+        for &t in &s.entries {
+            w.time(t);
+        }
+    }
+
+    fn read_state<D: Decoder>(params: WindowParams, r: &mut D) -> Result<LogState, D::Error> {
+        let n = r.times_len(super::MAX_LOG_ENTRIES)?;
+        let mut entries = VecDeque::with_capacity(n);
+        for _ in 0..n {
+            entries.push_back(r.time()?);
+        }
+        Ok(LogState { params, entries })
     }
 }
 

@@ -13,7 +13,7 @@
 //! one window's units at its very end, then a full window's worth), and the
 //! count in any *fixed* window never exceeds `limit`.
 
-use super::limiter::Algo;
+use super::limiter::{Algo, Decoder, Encoder};
 use super::{div_ceil_u128, to_u64, Decision, Duration, Instant, WindowParams};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -215,6 +215,36 @@ impl Algo for Sliding {
     }
     fn from_window(w: WindowParams) -> Option<WindowParams> {
         Some(w)
+    }
+
+    /// Limit, window in µs.
+    fn write_params(p: &WindowParams, w: &mut impl Encoder) {
+        w.u64(p.limit.get());
+        w.u64(p.window.micros());
+    }
+
+    fn read_params<D: Decoder>(_tag: u8, r: &mut D) -> Result<WindowParams, D::Error> {
+        Ok(WindowParams {
+            limit: r.count()?,
+            window: r.period()?,
+        })
+    }
+
+    /// The current window's start, the previous window's count, the
+    /// current one's.
+    fn write_state(s: &SlidingState, w: &mut impl Encoder) {
+        w.time(s.start);
+        w.u64(s.prev);
+        w.u64(s.curr);
+    }
+
+    fn read_state<D: Decoder>(params: WindowParams, r: &mut D) -> Result<SlidingState, D::Error> {
+        Ok(SlidingState {
+            params,
+            start: r.time()?,
+            prev: r.u64()?,
+            curr: r.u64()?,
+        })
     }
 }
 
