@@ -262,7 +262,7 @@ pub fn spec<'a, 'b>(
         return Err(arity_error(algo.name()));
     }
     let (given, rest) = args.split_at(n);
-    if algo != Algorithm::Fixed {
+    if algo.shape() != Shape::AlignableWindow {
         return Ok((params(algo, given, limits)?, rest));
     }
     let [limit, window] = given else {
@@ -354,8 +354,8 @@ pub fn params(algo: Algorithm, args: &[&[u8]], limits: &Limits) -> Result<Params
         return Err(wrong());
     };
     let params = match algo.shape() {
-        Shape::Window => {
-            if algo != Algorithm::Fixed && months(second).is_some() {
+        Shape::Window | Shape::AlignableWindow => {
+            if algo.shape() == Shape::Window && months(second).is_some() {
                 return Err(ArgError::new(format!(
                     "a window in months is only for FIXED with ALIGN, not {}",
                     algo.name()
@@ -384,11 +384,14 @@ pub fn params(algo: Algorithm, args: &[&[u8]], limits: &Limits) -> Result<Params
         }
         Shape::Gcra => {
             let [third] = rest else { return Err(wrong()) };
-            Some(Params::Gcra(GcraParams {
-                max_burst: burst(first)?,
-                rate: positive("rate", second)?,
-                period: duration("period", third)?,
-            }))
+            Params::bucket(
+                algo,
+                BucketParams {
+                    capacity: burst(first)?.capacity(),
+                    rate: positive("rate", second)?,
+                    period: duration("period", third)?,
+                },
+            )
         }
     };
     params.ok_or_else(wrong)
@@ -399,9 +402,10 @@ pub fn params(algo: Algorithm, args: &[&[u8]], limits: &Limits) -> Result<Params
 /// defined earlier (a policy set before `log-max` was lowered, or loaded
 /// from an RDB file).
 pub fn within(p: &Params, limits: &Limits) -> Result<(), ArgError> {
-    match p {
-        Params::Log(w) if w.limit.get() > limits.log_max => Err(ArgError::new(format!(
-            "limit is too large for RL.LOG (at most {}, see ratelimit.log-max)",
+    match p.entries() {
+        Some(n) if n > limits.log_max => Err(ArgError::new(format!(
+            "limit is too large for {} (at most {}, see ratelimit.log-max)",
+            p.algorithm().info().command,
             limits.log_max
         ))),
         _ => Ok(()),

@@ -5,7 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::algo::{Duration, FixedWindow, Offset, Params, Span};
+use crate::algo::limiter::Argument;
+use crate::algo::{Duration, Offset, Params};
 
 /// Longest policy name.
 pub const MAX_NAME_LEN: usize = 64;
@@ -38,40 +39,19 @@ impl Policy {
     /// duration in its largest exact unit: what `RL.POLICY GET` answers.
     pub fn definition(&self) -> Vec<String> {
         let mut out = vec![self.params.algorithm().name().to_string()];
-        match &self.params {
-            Params::Fixed(f) => {
-                out.push(f.limit.get().to_string());
-                match f.window() {
-                    FixedWindow::FirstHit(w) => out.push(duration(w.duration())),
-                    FixedWindow::Aligned(span, offset) => {
-                        out.push(match span {
-                            Span::Micros(w) => duration(w.duration()),
-                            Span::Months(n) => format!("{}mo", n.get()),
-                        });
-                        out.push("ALIGN".into());
-                        // UTC is the default, so it is not written.
-                        if offset != Offset::UTC {
-                            out.push("OFFSET".into());
-                            out.push(offset.to_string());
-                        }
-                    }
+        self.params.arguments(|arg| match arg {
+            Argument::Count(n) => out.push(n.to_string()),
+            Argument::Duration(d) => out.push(duration(d)),
+            Argument::Months(n) => out.push(format!("{n}mo")),
+            Argument::Align(offset) => {
+                out.push("ALIGN".into());
+                // UTC is the default, so it is not written.
+                if offset != Offset::UTC {
+                    out.push("OFFSET".into());
+                    out.push(offset.to_string());
                 }
             }
-            Params::Sliding(w) | Params::Log(w) => {
-                out.push(w.limit.get().to_string());
-                out.push(duration(w.window.duration()));
-            }
-            Params::Token(b) | Params::Leaky(b) => {
-                out.push(b.capacity.get().to_string());
-                out.push(b.rate.get().to_string());
-                out.push(duration(b.period.duration()));
-            }
-            Params::Gcra(g) => {
-                out.push(g.max_burst.get().to_string());
-                out.push(g.rate.get().to_string());
-                out.push(duration(g.period.duration()));
-            }
-        }
+        });
         if let Some(p) = self.penalty {
             out.push("PENALTY".into());
             out.push(duration(p));

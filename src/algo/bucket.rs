@@ -14,7 +14,7 @@
 //! period in µs: `scaled = level * period`. Draining for `dt` µs then removes
 //! exactly `dt * rate`, with no division and no rounding.
 
-use super::limiter::{Algo, Decoder, Encoder};
+use super::limiter::{Algo, Argument, Decoder, Encoder};
 use super::{div_ceil_u128, to_u64, Burst, Count, Decision, Duration, Instant, Period, MAX_COUNT};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -293,6 +293,17 @@ macro_rules! bucket_algo {
             }
             fn from_bucket(b: BucketParams) -> Option<$params> {
                 Some($of_bucket(&b))
+            }
+            fn arguments(p: &$params, out: &mut impl FnMut(Argument)) {
+                let b = $to_bucket(p);
+                // GCRA's first is its burst, one less than the capacity.
+                let first = match Flavor::$flavor {
+                    Flavor::Gcra => b.capacity.get() - 1,
+                    _ => b.capacity.get(),
+                };
+                out(Argument::Count(first));
+                out(Argument::Count(b.rate.get()));
+                out(Argument::Duration(b.period.duration()));
             }
             fn write_params(p: &$params, w: &mut impl Encoder) {
                 write_bucket_params(&$to_bucket(p), w);

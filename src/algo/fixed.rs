@@ -8,7 +8,7 @@
 //! decision, so a clock that steps back inside the window changes nothing;
 //! one that steps back before the window's start is treated as the start.
 
-use super::limiter::{Algo, Decoder, Encoder};
+use super::limiter::{Algo, Argument, Decoder, Encoder};
 use std::num::NonZeroU64;
 
 use super::calendar::{window_at, Months, Offset, Span};
@@ -298,6 +298,20 @@ impl Algo for Fixed {
     }
     fn from_window(w: WindowParams) -> Option<FixedParams> {
         Some(w.into())
+    }
+
+    fn arguments(p: &FixedParams, out: &mut impl FnMut(Argument)) {
+        out(Argument::Count(p.limit.get()));
+        match p.window() {
+            FixedWindow::FirstHit(w) => out(Argument::Duration(w.duration())),
+            FixedWindow::Aligned(span, offset) => {
+                out(match span {
+                    Span::Micros(w) => Argument::Duration(w.duration()),
+                    Span::Months(n) => Argument::Months(n.get()),
+                });
+                out(Argument::Align(offset));
+            }
+        }
     }
 
     const ALT_TAG: Option<u8> = Some(ALIGNED_TAG);

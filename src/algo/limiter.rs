@@ -67,6 +67,11 @@ pub trait Algo {
         size_of::<Self::State>()
     }
 
+    /// The parameters as a command line gives them, in order (what
+    /// `RL.POLICY GET` answers; the parser reads them back by the table's
+    /// [`Shape`]).
+    fn arguments(p: &Self::Params, out: &mut impl FnMut(Argument));
+
     /// Writes the parameters' fields, after the tag (the table's, or
     /// [`Algo::ALT_TAG`] when [`Algo::uses_alt_tag`]).
     fn write_params(p: &Self::Params, w: &mut impl Encoder);
@@ -90,6 +95,13 @@ pub trait Algo {
         false
     }
 
+    /// How many entries a state may hold under `p`, if its memory grows
+    /// with its limit (the log's): the module bounds that by its setting
+    /// `log-max`.
+    fn entries(_p: &Self::Params) -> Option<u64> {
+        None
+    }
+
     /// The algorithm's parameters from window figures, if it takes those.
     fn from_window(_w: WindowParams) -> Option<Self::Params> {
         None
@@ -100,6 +112,17 @@ pub trait Algo {
     fn from_bucket(_b: BucketParams) -> Option<Self::Params> {
         None
     }
+}
+
+/// One argument of an algorithm's parameters on a command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Argument {
+    Count(u64),
+    Duration(super::Duration),
+    /// A window in calendar months.
+    Months(u32),
+    /// `ALIGN`, with `OFFSET` when the offset is not UTC (the default).
+    Align(super::Offset),
 }
 
 /// Where an algorithm writes its parameters and state: fields in order.
@@ -139,6 +162,9 @@ pub trait Decoder {
 pub enum Shape {
     /// `limit window`
     Window,
+    /// `limit window [ALIGN [OFFSET ±hh:mm]]`: a window that may be aligned
+    /// on the calendar, and then be months long.
+    AlignableWindow,
     /// `capacity rate period`
     Bucket,
     /// `max_burst rate period`
@@ -149,7 +175,7 @@ impl Shape {
     /// Names of the positional parameters, in order.
     pub fn param_names(self) -> &'static [&'static str] {
         match self {
-            Shape::Window => &["limit", "window"],
+            Shape::Window | Shape::AlignableWindow => &["limit", "window"],
             Shape::Bucket => &["capacity", "rate", "period"],
             Shape::Gcra => &["max_burst", "rate", "period"],
         }
@@ -258,6 +284,22 @@ macro_rules! algorithms {
             pub fn limit(&self) -> u64 {
                 match self {
                     $(Params::$v(p) => <$a as Algo>::limit(p),)*
+                }
+            }
+
+            /// The parameters as a command line gives them (see
+            /// [`Algo::arguments`]).
+            pub fn arguments(&self, mut out: impl FnMut(Argument)) {
+                match self {
+                    $(Params::$v(p) => <$a as Algo>::arguments(p, &mut out),)*
+                }
+            }
+
+            /// How many entries a state may hold under these parameters, if
+            /// its memory grows with its limit (see [`Algo::entries`]).
+            pub fn entries(&self) -> Option<u64> {
+                match self {
+                    $(Params::$v(p) => <$a as Algo>::entries(p),)*
                 }
             }
 
@@ -441,7 +483,7 @@ macro_rules! algorithms {
 }
 
 algorithms! {
-    Fixed   = 0, 1, "FIXED",   "fixed",   Window => super::fixed::Fixed;
+    Fixed   = 0, 1, "FIXED",   "fixed",   AlignableWindow => super::fixed::Fixed;
     Sliding = 1, 2, "SLIDING", "sliding", Window => super::sliding::Sliding;
     Log     = 2, 3, "LOG",     "log",     Window => super::log::Log;
     Token   = 3, 4, "TOKEN",   "token",   Bucket => super::bucket::Token;

@@ -12,7 +12,7 @@
 //! from the front when the state is written, so the amortised cost per unit
 //! is O(1).
 
-use super::limiter::{Algo, Decoder, Encoder};
+use super::limiter::{Algo, Argument, Decoder, Encoder};
 use std::collections::VecDeque;
 
 use super::{Decision, Duration, Instant, WindowParams};
@@ -187,11 +187,19 @@ impl Algo for Log {
     fn is_valid(s: &LogState) -> bool {
         s.is_valid()
     }
+    /// One entry per unit of the limit.
+    fn entries(p: &WindowParams) -> Option<u64> {
+        Some(p.limit.get())
+    }
     fn memory(s: &LogState) -> usize {
         size_of::<LogState>() + s.entries.capacity() * size_of::<Instant>()
     }
     fn from_window(w: WindowParams) -> Option<WindowParams> {
         Some(w)
+    }
+
+    fn arguments(p: &WindowParams, out: &mut impl FnMut(Argument)) {
+        super::sliding::Sliding::arguments(p, out);
     }
 
     /// As the sliding window's: limit, window in µs.

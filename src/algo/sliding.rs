@@ -13,7 +13,7 @@
 //! one window's units at its very end, then a full window's worth), and the
 //! count in any *fixed* window never exceeds `limit`.
 
-use super::limiter::{Algo, Decoder, Encoder};
+use super::limiter::{Algo, Argument, Decoder, Encoder};
 use super::{div_ceil_u128, to_u64, Decision, Duration, Instant, WindowParams};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -215,6 +215,11 @@ impl Algo for Sliding {
     }
     fn from_window(w: WindowParams) -> Option<WindowParams> {
         Some(w)
+    }
+
+    fn arguments(p: &WindowParams, out: &mut impl FnMut(Argument)) {
+        out(Argument::Count(p.limit.get()));
+        out(Argument::Duration(p.window.duration()));
     }
 
     /// Limit, window in µs.

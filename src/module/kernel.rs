@@ -357,10 +357,10 @@ pub(super) fn refund_expiry_ms(key: &WriteKey, now: Instant, wall: Instant) -> R
 /// Ops come from our own master or AOF, and are checked as decoded data:
 /// within the codec's ceilings, and an expiry a master can have set.
 pub(super) fn check_replayed(params: &Params, expire_at_ms: u64) -> Result<(), Error> {
-    if let Params::Log(p) = params {
+    if let Some(entries) = params.entries() {
         check_replayed_limit(
             Setting::LogMax,
-            p.limit.get(),
+            entries,
             config::LOG_MAX_CEILING,
             config::log_max(),
         )?;
