@@ -5,6 +5,7 @@
 use smallvec::SmallVec;
 
 use crate::algo::limiter::Shape;
+use crate::algo::units::{unit_scale, DAY_US, DURATION_UNITS};
 use crate::algo::{
     Algorithm, BucketParams, Burst, Count, Duration, FixedParams, FixedWindow, GcraParams, Instant,
     Months, Offset, Params, Period, Span, WindowParams, MAX_ALIGNED_US, MAX_COUNT, MAX_DURATION_US,
@@ -186,26 +187,18 @@ fn duration_or(name: &str, arg: &[u8], units: &str) -> Result<Period, ArgError> 
         .position(|&c| !(c.is_ascii_digit() || c == b'-'))
         .unwrap_or(arg.len());
     let (number, unit) = arg.split_at(split);
-    const UNITS: [(&[u8], u64); 6] = [
-        (b"s", 1_000_000),
-        (b"us", 1),
-        (b"ms", 1_000),
-        (b"m", 60_000_000),
-        (b"h", 3_600_000_000),
-        (b"d", 86_400_000_000),
-    ];
-    let scale = if unit.is_empty() {
-        1_000_000
-    } else {
-        match UNITS.iter().find(|(u, _)| unit.eq_ignore_ascii_case(u)) {
-            Some(&(_, scale)) => scale,
-            None => {
-                utf8(name, arg)?;
-                return Err(ArgError::new(format!(
-                    "{name} has an unknown unit{} (use {units})",
-                    shown(unit)
-                )));
-            }
+    let known = DURATION_UNITS
+        .iter()
+        .find(|(u, _)| unit.eq_ignore_ascii_case(u.as_bytes()));
+    let scale = match known {
+        Some(&(_, scale)) => scale,
+        None if unit.is_empty() => 1_000_000,
+        None => {
+            utf8(name, arg)?;
+            return Err(ArgError::new(format!(
+                "{name} has an unknown unit{} (use {units})",
+                shown(unit)
+            )));
         }
     };
     let what = "a positive integer with an optional unit (us, ms, s, m, h, d)";
@@ -216,7 +209,7 @@ fn duration_or(name: &str, arg: &[u8], units: &str) -> Result<Period, ArgError> 
     let too_long = || {
         ArgError::new(format!(
             "{name} is too long (at most {} days)",
-            MAX_DURATION_US / 86_400_000_000
+            MAX_DURATION_US / DAY_US
         ))
     };
     let us = v.checked_mul(scale as i128).ok_or_else(too_long)?;
@@ -232,15 +225,7 @@ fn duration_or(name: &str, arg: &[u8], units: &str) -> Result<Period, ArgError> 
 fn plain_duration(arg: &[u8]) -> Option<Period> {
     let digits = arg.iter().take_while(|b| b.is_ascii_digit()).count();
     let (number, unit) = arg.split_at(digits);
-    let scale: u64 = match unit {
-        b"" | b"s" => 1_000_000,
-        b"ms" => 1_000,
-        b"us" => 1,
-        b"m" => 60_000_000,
-        b"h" => 3_600_000_000,
-        b"d" => 86_400_000_000,
-        _ => return None,
-    };
+    let scale = unit_scale(unit)?;
     Period::from_micros(plain_digits(number)?.checked_mul(scale)?)
 }
 
@@ -291,7 +276,7 @@ pub fn spec<'a, 'b>(
     let p = FixedParams::new(limit, window).ok_or_else(|| {
         ArgError::new(format!(
             "an aligned window is at most {} days (use mo for longer)",
-            MAX_ALIGNED_US / 86_400_000_000
+            MAX_ALIGNED_US / DAY_US
         ))
     })?;
     Ok((Params::Fixed(p), rest))

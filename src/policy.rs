@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::algo::limiter::Argument;
+use crate::algo::units::DURATION_UNITS;
 use crate::algo::{Duration, Offset, Params};
 
 /// Longest policy name.
@@ -67,14 +68,9 @@ impl Policy {
 /// `1d`), which the parser reads back as the same duration.
 pub fn duration(d: Duration) -> String {
     let us = d.as_micros();
-    const UNITS: [(u64, &str); 5] = [
-        (86_400_000_000, "d"),
-        (3_600_000_000, "h"),
-        (60_000_000, "m"),
-        (1_000_000, "s"),
-        (1_000, "ms"),
-    ];
-    for (scale, unit) in UNITS {
+    // The largest unit it is a whole number of; every duration is a whole
+    // number of the last, µs.
+    for (unit, scale) in DURATION_UNITS {
         if us >= scale && us.is_multiple_of(scale) {
             return format!("{}{unit}", us / scale);
         }
