@@ -424,20 +424,45 @@ pub struct Options<'a> {
     pub shadow: bool,
 }
 
-/// The options of the decision commands and `RL.ALL`.
-pub const DECIDE_OPTIONS: &[&str] = &["COST", "AT", "PENALTY", "SHADOW"];
+/// The optional trailing arguments, each named once here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opt {
+    /// `COST n`
+    Cost,
+    /// `AT unix_ms`
+    At,
+    /// `PENALTY duration`
+    Penalty,
+    /// `ID lease_id`
+    Id,
+    /// `SHADOW`, a flag with no value.
+    Shadow,
+}
 
-/// Parses the options named in `accepted` (from `COST n`, `AT unix_ms`,
-/// `PENALTY duration`, `ID lease_id` and the flag `SHADOW`), each at most
-/// once, in any order.
-pub fn options<'a>(args: &[&'a [u8]], accepted: &[&str]) -> Result<Options<'a>, ArgError> {
+impl Opt {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Opt::Cost => "COST",
+            Opt::At => "AT",
+            Opt::Penalty => "PENALTY",
+            Opt::Id => "ID",
+            Opt::Shadow => "SHADOW",
+        }
+    }
+}
+
+/// The options of the decision commands and `RL.ALL`.
+pub const DECIDE_OPTIONS: &[Opt] = &[Opt::Cost, Opt::At, Opt::Penalty, Opt::Shadow];
+
+/// Parses the options in `accepted`, each at most once, in any order.
+pub fn options<'a>(args: &[&'a [u8]], accepted: &[Opt]) -> Result<Options<'a>, ArgError> {
     let mut opts = Options::default();
     let mut i = 0;
     while i < args.len() {
         let name = args[i];
         let known = accepted
             .iter()
-            .find(|a| a.as_bytes().eq_ignore_ascii_case(name));
+            .find(|a| a.name().as_bytes().eq_ignore_ascii_case(name));
         let Some(&option) = known else {
             if name.eq_ignore_ascii_case(b"ALIGN") || name.eq_ignore_ascii_case(b"OFFSET") {
                 return Err(ArgError::new(
@@ -450,7 +475,7 @@ pub fn options<'a>(args: &[&'a [u8]], accepted: &[&str]) -> Result<Options<'a>, 
                 listed(accepted)
             )));
         };
-        if option == "SHADOW" {
+        if option == Opt::Shadow {
             if opts.shadow {
                 return Err(ArgError::new("SHADOW given more than once"));
             }
@@ -461,15 +486,16 @@ pub fn options<'a>(args: &[&'a [u8]], accepted: &[&str]) -> Result<Options<'a>, 
         let v = args
             .get(i + 1)
             .copied()
-            .ok_or_else(|| ArgError::new(format!("{option} needs a value")))?;
-        let twice = || ArgError::new(format!("{option} given more than once"));
+            .ok_or_else(|| ArgError::new(format!("{} needs a value", option.name())))?;
+        let twice = || ArgError::new(format!("{} given more than once", option.name()));
+        let name = option.name();
         match option {
-            "COST" if opts.cost.is_none() => opts.cost = Some(count("COST", v, 0)?),
-            "AT" if opts.at.is_none() => opts.at = Some(at(v)?),
-            "PENALTY" if opts.penalty.is_none() => {
-                opts.penalty = Some(duration("PENALTY", v)?.duration())
+            Opt::Cost if opts.cost.is_none() => opts.cost = Some(count(name, v, 0)?),
+            Opt::At if opts.at.is_none() => opts.at = Some(at(v)?),
+            Opt::Penalty if opts.penalty.is_none() => {
+                opts.penalty = Some(duration(name, v)?.duration())
             }
-            "ID" if opts.id.is_none() => opts.id = Some(lease_id(v)?),
+            Opt::Id if opts.id.is_none() => opts.id = Some(lease_id(v)?),
             _ => return Err(twice()),
         }
         i += 2;
@@ -478,8 +504,9 @@ pub fn options<'a>(args: &[&'a [u8]], accepted: &[&str]) -> Result<Options<'a>, 
 }
 
 /// `A`, `A or B`, `A, B or C`.
-fn listed(names: &[&str]) -> String {
-    match names {
+fn listed(options: &[Opt]) -> String {
+    let names: Vec<&str> = options.iter().map(|o| o.name()).collect();
+    match names.as_slice() {
         [] => String::new(),
         [one] => (*one).to_string(),
         [init @ .., last] => format!("{} or {last}", init.join(", ")),
@@ -489,7 +516,7 @@ fn listed(names: &[&str]) -> String {
 fn at(arg: &[u8]) -> Result<Instant, ArgError> {
     let max_ms = MAX_TIME_US / 1000;
     let what = "a Unix time in milliseconds";
-    let v = integer("AT", arg, what)?;
+    let v = integer(Opt::At.name(), arg, what)?;
     if !(0..=max_ms as i128).contains(&v) {
         return Err(ArgError::new(format!("AT must be between 0 and {max_ms}")));
     }
@@ -744,7 +771,7 @@ pub fn peek_request(
         LimitError::Bad(_, e) => e,
     })?;
     // A peek writes nothing, so it can start no block.
-    let opts = options(rest, &["COST", "AT"])?;
+    let opts = options(rest, &[Opt::Cost, Opt::At])?;
     Ok(Request {
         params,
         cost: opts.cost.unwrap_or(1),
@@ -773,7 +800,7 @@ pub fn policy_set<'a>(
         LimitError::Short(algo, needs) => ArgError::new(format!("{} needs {needs}", algo.name())),
         LimitError::Bad(_, e) => e,
     })?;
-    let opts = options(rest, &["PENALTY", "SHADOW"])?;
+    let opts = options(rest, &[Opt::Penalty, Opt::Shadow])?;
     Ok((
         name,
         crate::policy::Policy {
@@ -787,7 +814,7 @@ pub fn policy_set<'a>(
 /// `RL.CHECK policy key [COST n] [AT unix_ms]`: parses the options after
 /// the key.
 pub fn check_options<'a>(args: &[&'a [u8]]) -> Result<Options<'a>, ArgError> {
-    options(args, &["COST", "AT"])
+    options(args, &[Opt::Cost, Opt::At])
 }
 
 /// `RL.REFUND key n [AT unix_ms]`, once parsed.
@@ -805,7 +832,7 @@ pub fn refund_request(args: &[&[u8]]) -> Result<Refund, ArgError> {
         return Err(arity_error("RL.REFUND"));
     };
     let n = count("n", n, 0)?;
-    let opts = options(rest, &["AT"])?;
+    let opts = options(rest, &[Opt::At])?;
     Ok(Refund { n, at: opts.at })
 }
 
@@ -850,7 +877,7 @@ pub fn acquire_request<'a>(args: &[&'a [u8]], lease_max: u64) -> Result<Acquire<
         )));
     }
     let ttl = duration("ttl", ttl)?;
-    let opts = options(rest, &["ID", "COST", "AT"])?;
+    let opts = options(rest, &[Opt::Id, Opt::Cost, Opt::At])?;
     Ok(Acquire {
         limit,
         ttl,
