@@ -78,6 +78,11 @@ pub(super) enum Error {
     NotStored,
     /// A replicated or rewritten operation that can't be applied.
     BadOp(String),
+    /// A client's request the server refuses for what it holds already
+    /// (a full policy registry).
+    Refused(String),
+    /// A broken invariant of the module itself: a bug, never expected.
+    Bug(&'static str),
     /// A replication or AOF command sent by an ordinary client.
     Internal(&'static str),
     /// A command meets a kind of value it does not work on.
@@ -134,7 +139,8 @@ impl Error {
                 format!("ERR the key holds {stored}, which {command} does not apply to: use another key")
             }
             Error::NotStored => "ERR could not store the limiter".into(),
-            Error::BadOp(msg) | Error::System(msg) => format!("ERR {msg}"),
+            Error::BadOp(msg) | Error::Refused(msg) | Error::System(msg) => format!("ERR {msg}"),
+            Error::Bug(what) => format!("ERR {what}"),
             Error::Internal(command) => format!(
                 "ERR {command} is internal: only a master's replication stream and AOF loading may send it"
             ),
@@ -347,7 +353,7 @@ pub(super) fn refund_expiry_ms(key: &WriteKey, now: Instant, wall: Instant) -> R
     let held = key.value();
     let params = held.and_then(Value::limiter).map(Limiter::params);
     let Some(params) = params else {
-        return Err(Error::BadOp("no limiter to refund".into()));
+        return Err(Error::Bug("no limiter to refund"));
     };
     let d = evaluate(held, &params, 0, now, None)?.verdict.decision;
     let at = empty_at_ms(&d, wall);
@@ -450,7 +456,7 @@ pub(super) fn decide_all(
             let key = ctx.open_read(*name)?;
             each.push(evaluate(key.value(), p, 0, now, None)?.verdict.decision);
         }
-        let combined = Decision::combine(&each).ok_or(Error::BadOp("no keys".into()))?;
+        let combined = Decision::combine(&each).ok_or(Error::Bug("no keys"))?;
         return Ok(AllDecided {
             combined,
             each,
@@ -532,7 +538,7 @@ pub(super) fn decide_all(
         return Err(diverged("the penalty box differs here"));
     }
     let each: PerKey<Decision> = guarded.iter().map(|g| g.verdict.decision).collect();
-    let combined = Decision::combine(&each).ok_or(Error::BadOp("no keys".into()))?;
+    let combined = Decision::combine(&each).ok_or(Error::Bug("no keys"))?;
     Ok(AllDecided {
         combined,
         each,

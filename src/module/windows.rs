@@ -240,7 +240,7 @@ fn all_with_modes(
     }
     let mut told: PerKey<Decision> = PerKey::with_capacity(n);
     for i in 0..n {
-        let d = each[i].ok_or(Error::BadOp("a limit was not decided".into()))?;
+        let d = each[i].ok_or(Error::Bug("a limit was not decided"))?;
         let shadow = req.modes[i].shadow;
         let (d, verdict) = report(
             ctx,
@@ -263,7 +263,7 @@ fn all_with_modes(
     } else {
         &enforced_told
     })
-    .ok_or(Error::BadOp("no keys".into()))?;
+    .ok_or(Error::Bug("no keys"))?;
     stats::count_all(if combined.allowed {
         stats::Verdict::Allowed
     } else {
