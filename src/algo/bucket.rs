@@ -282,8 +282,10 @@ macro_rules! bucket_algo {
             fn apply(s: &mut BucketState, next: &BucketState) {
                 *s = *next;
             }
-            fn refund(s: &mut BucketState, n: u64, now: Instant) -> u64 {
-                s.refund(n, now)
+            fn refund(s: &BucketState, n: u64, now: Instant) -> (u64, BucketState) {
+                let mut next = *s;
+                let given = next.refund(n, now);
+                (given, next)
             }
             fn describe(s: &BucketState, field: &mut impl FnMut(&'static str, i128)) {
                 s.describe(Flavor::$flavor, field);

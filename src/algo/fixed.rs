@@ -274,8 +274,10 @@ impl Algo for Fixed {
     fn apply(s: &mut FixedState, next: &FixedState) {
         *s = *next;
     }
-    fn refund(s: &mut FixedState, n: u64, now: Instant) -> u64 {
-        s.refund(n, now)
+    fn refund(s: &FixedState, n: u64, now: Instant) -> (u64, FixedState) {
+        let mut next = *s;
+        let given = next.refund(n, now);
+        (given, next)
     }
     fn describe(s: &FixedState, field: &mut impl FnMut(&'static str, i128)) {
         field("limit", s.params.limit.get().into());

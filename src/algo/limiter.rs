@@ -49,10 +49,11 @@ pub trait Algo {
     /// Installs what [`Algo::evaluate`] on this state returned.
     fn apply(s: &mut Self::State, next: &Self::Next);
 
-    /// Gives back up to `n` units spent at or before `now`, by the
-    /// algorithm's own rule; answers how many (the state changes only when
-    /// that is more than zero).
-    fn refund(s: &mut Self::State, n: u64, now: Instant) -> u64;
+    /// Decides, on a borrowed state, giving back up to `n` units spent at
+    /// or before `now` by the algorithm's own rule: answers how many, and
+    /// what installing the refund writes (to install only when that is more
+    /// than zero).
+    fn refund(s: &Self::State, n: u64, now: Instant) -> (u64, Self::Next);
 
     /// The parameters in force and the stored state as named integers, for
     /// `RL.INFO`: times in µs since the Unix epoch, durations in µs.
@@ -405,13 +406,15 @@ macro_rules! algorithms {
                 }
             }
 
-            /// Gives back up to `n` units spent at or before `now`, by the
-            /// algorithm's own rule (see each [`Algo::refund`]), and answers
-            /// how many; the limiter changes only when that is more than
-            /// zero.
-            pub fn refund(&mut self, n: u64, now: Instant) -> u64 {
+            /// Decides giving back up to `n` units spent at or before
+            /// `now`, by the algorithm's own rule (see each
+            /// [`Algo::refund`]), without changing the limiter.
+            pub fn evaluate_refund(&self, n: u64, now: Instant) -> Refund {
                 match self {
-                    $(Limiter::$v(s) => <$a as Algo>::refund(s, n, now),)*
+                    $(Limiter::$v(s) => {
+                        let (given, next) = <$a as Algo>::refund(s, n, now);
+                        Refund { given, next: Next::$v(next) }
+                    })*
                 }
             }
 
@@ -540,6 +543,21 @@ pub struct Verdict {
     pub writes: bool,
 }
 
+/// A refund decided on a limiter, and what installing it would write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refund {
+    /// Units given back.
+    pub given: u64,
+    pub next: Next,
+}
+
+impl Refund {
+    /// A refund writes when it gives something back.
+    pub fn writes(&self) -> bool {
+        self.given > 0
+    }
+}
+
 /// What a key of this module can hold, for messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -570,6 +588,16 @@ impl Limiter {
         let mut l = Limiter::new(params);
         l.apply(next);
         l
+    }
+
+    /// Gives back up to `n` units and answers how many: the refund decided
+    /// and installed (tests, benches; the Redis layer uses the two steps).
+    pub fn refund(&mut self, n: u64, now: Instant) -> u64 {
+        let r = self.evaluate_refund(n, now);
+        if r.writes() {
+            self.apply(&r.next);
+        }
+        r.given
     }
 
     /// Evaluates and installs when the request writes: the whole request on

@@ -24,12 +24,14 @@ pub struct LogState {
     pub entries: VecDeque<Instant>,
 }
 
-/// How a write changes a log: drop the oldest `drop` entries (expired), then
-/// log `push` units at `at`, under `params`.
+/// How a write changes a log: drop the oldest `drop` entries (expired) and
+/// the newest `pop` (refunded), then log `push` units at `at`, under
+/// `params`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LogNext {
     pub params: WindowParams,
     pub drop: usize,
+    pub pop: usize,
     pub push: u64,
     pub at: Instant,
 }
@@ -94,6 +96,7 @@ impl LogState {
             // Entries expired under `p` may still count under other
             // parameters: only a spending request drops them.
             drop: if spends { expired } else { 0 },
+            pop: 0,
             push,
             at: now,
         };
@@ -103,6 +106,8 @@ impl LogState {
     pub fn apply(&mut self, next: &LogNext) {
         let drop = next.drop.min(self.entries.len());
         self.entries.drain(..drop);
+        let pop = next.pop.min(self.entries.len());
+        self.entries.truncate(self.entries.len() - pop);
         let after = self.entries.len() as u64 + next.push;
         self.reserve_for(after, next.params.limit.get());
         // `push <= limit`, which the parser bounds by `log-max`.
@@ -113,17 +118,28 @@ impl LogState {
 
     /// Removes up to `n` of the newest entries still counting at `now` (under
     /// a lowered limit, only the newest `limit` count); answers how many.
-    pub fn refund(&mut self, n: u64, now: Instant) -> u64 {
+    /// Decided on the log as it stands: answers how many, and the change
+    /// that gives them back.
+    pub fn refund(&self, n: u64, now: Instant) -> (u64, LogNext) {
         let w = self.params.window.duration();
-        let now = match self.entries.back() {
-            Some(&last) => now.max(last),
-            None => return 0,
+        let given = match self.entries.back() {
+            Some(&last) => {
+                let now = now.max(last);
+                let expired = self.entries.partition_point(|&t| t + w <= now);
+                let live = ((self.entries.len() - expired) as u64).min(self.params.limit.get());
+                n.min(live)
+            }
+            None => 0,
         };
-        let expired = self.entries.partition_point(|&t| t + w <= now);
-        let live = ((self.entries.len() - expired) as u64).min(self.params.limit.get());
-        let given = n.min(live);
-        self.entries.truncate(self.entries.len() - given as usize);
-        given
+        let next = LogNext {
+            params: self.params,
+            drop: 0,
+            // At most the entries held.
+            pop: given as usize,
+            push: 0,
+            at: now,
+        };
+        (given, next)
     }
 
     /// Grows the ring geometrically but never beyond `limit`, so a full log
@@ -173,7 +189,7 @@ impl Algo for Log {
     fn apply(s: &mut LogState, next: &LogNext) {
         s.apply(next);
     }
-    fn refund(s: &mut LogState, n: u64, now: Instant) -> u64 {
+    fn refund(s: &LogState, n: u64, now: Instant) -> (u64, LogNext) {
         s.refund(n, now)
     }
     fn describe(s: &LogState, field: &mut impl FnMut(&'static str, i128)) {

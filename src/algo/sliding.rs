@@ -200,8 +200,10 @@ impl Algo for Sliding {
     fn apply(s: &mut SlidingState, next: &SlidingState) {
         *s = *next;
     }
-    fn refund(s: &mut SlidingState, n: u64, now: Instant) -> u64 {
-        s.refund(n, now)
+    fn refund(s: &SlidingState, n: u64, now: Instant) -> (u64, SlidingState) {
+        let mut next = *s;
+        let given = next.refund(n, now);
+        (given, next)
     }
     fn describe(s: &SlidingState, field: &mut impl FnMut(&'static str, i128)) {
         field("limit", s.params.limit.get().into());

@@ -346,10 +346,58 @@ pub(super) fn client_decide_with(
     ))
 }
 
+/// A refund on one key, from a client or replayed: decided on the limiter
+/// the key holds, then installed with its expiry only when it gives
+/// something back (a replay must give back exactly what its master did).
+/// Answers the units given back.
+pub(super) fn refund_one(
+    ctx: Ctx,
+    name: RStr,
+    n: u64,
+    now: Instant,
+    source: Source,
+) -> Result<u64, Error> {
+    let mut key = ctx.open_write(name)?;
+    let refund = match (key.value().map(Value::limiter), source) {
+        (Some(Some(l)), _) => l.evaluate_refund(n, now),
+        (Some(None), Source::Client { .. }) => return Err(Error::Holds("RL.REFUND", Kind::Leases)),
+        (None, Source::Client { .. }) => return Ok(0),
+        (_, Source::Replay { .. }) => return Err(diverged("there is no limiter to refund here")),
+    };
+    if matches!(source, Source::Replay { .. }) && refund.given != n {
+        return Err(diverged("the refund gives back another amount here"));
+    }
+    if !refund.writes() {
+        return Ok(0);
+    }
+    key.value_mut()
+        .and_then(Value::limiter_mut)
+        .ok_or(Error::Bug("the refunded limiter is gone"))?
+        .apply(&refund.next);
+    let expire_at_ms = match source {
+        Source::Client { wall } => refund_expiry_ms(&key, now, wall)?,
+        Source::Replay { expire_at_ms } => expire_at_ms,
+    };
+    key.expire_at(expire_at_ms);
+    key.signal_modified();
+    match source {
+        Source::Client { .. } => {
+            let op = codec::encode_refund_op(&codec::RefundOp {
+                given: refund.given,
+                now,
+                expire_at_ms,
+            });
+            ctx.replicate(APPLY, name, &op);
+        }
+        Source::Replay { .. } => ctx.replicate_verbatim(),
+    }
+    Ok(refund.given)
+}
+
 /// When a refunded key expires: when what is left is as good as nothing
 /// (or its block ends), by the rule of [`expiry_ms`], never later than the
 /// expiry it had (a refund only takes away).
-pub(super) fn refund_expiry_ms(key: &WriteKey, now: Instant, wall: Instant) -> Result<u64, Error> {
+fn refund_expiry_ms(key: &WriteKey, now: Instant, wall: Instant) -> Result<u64, Error> {
     let held = key.value();
     let params = held.and_then(Value::limiter).map(Limiter::params);
     let Some(params) = params else {

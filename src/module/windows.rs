@@ -2,17 +2,15 @@
 //! `RL.INFO` and redis-cell's `CL.THROTTLE`. Each parses, decides through
 //! the kernel, counts and replies; their replay is in [`super::replay`].
 
-use super::datatype::WriteKey;
 use super::ffi::{Ctx, RStr};
 use super::kernel::{
-    client_decide, decide_all, decide_one, refund_expiry_ms, report, with_bytes, AllSource, Error,
-    Outcome, PerKey, Source, APPLY,
+    client_decide, decide_all, decide_one, refund_one, report, with_bytes, AllSource, Error,
+    Outcome, PerKey, Source,
 };
 use super::{clock, config, registry, reply, stats};
 use crate::algo::value::evaluate;
-use crate::algo::{Algorithm, Decision, Instant, Kind, Params, Value};
+use crate::algo::{Algorithm, Decision, Instant, Params, Value};
 use crate::args;
-use crate::codec;
 
 /// `RL.<ALGO> key params... [COST n] [AT unix_ms]`
 pub(super) fn limit_command(ctx: Ctx, args: &[RStr], algo: Algorithm) -> Outcome {
@@ -54,24 +52,8 @@ pub(super) fn refund_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     let req = with_bytes(rest, args::refund_request)?;
     let wall = clock::wall(ctx);
     let now = req.at.unwrap_or(wall);
-    let mut key: WriteKey = ctx.open_write(*name)?;
-    let given = match key.value_mut() {
-        Some(held) => held
-            .limiter_mut()
-            .ok_or(Error::Holds("RL.REFUND", Kind::Leases))?
-            .refund(req.n, now),
-        None => 0,
-    };
+    let given = refund_one(ctx, *name, req.n, now, Source::Client { wall })?;
     if given > 0 {
-        let expire_at_ms = refund_expiry_ms(&key, now, wall)?;
-        key.expire_at(expire_at_ms);
-        key.signal_modified();
-        let op = codec::encode_refund_op(&codec::RefundOp {
-            given,
-            now,
-            expire_at_ms,
-        });
-        ctx.replicate(APPLY, *name, &op);
         stats::refunded(given);
     }
     ctx.reply_u64(given);
