@@ -3,7 +3,7 @@
 //! shapes, counter slots).
 //!
 //! Each algorithm is a type implementing [`Algo`]: its parameters, its state,
-//! and the pure steps on them. The [`algorithms!`] table below lists them
+//! and the pure steps on them. The `algorithms!` table below lists them
 //! once, with their names and codec tags, and writes from that list the enums
 //! every other layer handles ([`Algorithm`], [`Params`], [`Limiter`],
 //! [`Next`]) and the one dispatch from those enums to the algorithm's own
@@ -46,7 +46,8 @@ pub trait Algo {
         now: Instant,
     ) -> (Decision, Self::Next);
 
-    /// Installs what [`Algo::evaluate`] on this state returned.
+    /// Installs what [`Algo::evaluate`] or [`Algo::refund`] on this state
+    /// returned.
     fn apply(s: &mut Self::State, next: &Self::Next);
 
     /// Decides, on a borrowed state, giving back up to `n` units spent at
@@ -265,7 +266,7 @@ macro_rules! algorithms {
 
         /// The smallest alignment of any state: the Redis layer keeps the
         /// algorithm in the pointer bits it leaves free.
-        pub const STATE_ALIGN: usize = {
+        pub(crate) const STATE_ALIGN: usize = {
             let mut min = usize::MAX;
             $(if align_of::<<$a as Algo>::State>() < min {
                 min = align_of::<<$a as Algo>::State>();
@@ -463,7 +464,7 @@ macro_rules! algorithms {
             /// The algorithm and the state's allocation, handed over (to
             /// Redis, which keeps the algorithm in the pointer's free low
             /// bits, see [`STATE_ALIGN`]).
-            pub fn into_raw(self) -> (Algorithm, *mut u8) {
+            pub(crate) fn into_raw(self) -> (Algorithm, *mut u8) {
                 match self {
                     $(Limiter::$v(s) => (Algorithm::$v, Box::into_raw(s).cast()),)*
                 }
@@ -474,7 +475,7 @@ macro_rules! algorithms {
             /// # Safety
             /// `ptr` must come from [`Limiter::into_raw`] of a limiter of
             /// `algo`, and not have been taken back yet.
-            pub unsafe fn from_raw(algo: Algorithm, ptr: *mut u8) -> Limiter {
+            pub(crate) unsafe fn from_raw(algo: Algorithm, ptr: *mut u8) -> Limiter {
                 match algo {
                     // SAFETY: a `Box` of this algorithm's state, by the
                     // caller's contract.

@@ -9,6 +9,11 @@
 //! - `apply(next)` installs it, which the caller does only when the request
 //!   writes (see [`Verdict::writes`]).
 //!
+//! A refund takes the same two steps (`evaluate_refund`, then `apply` when
+//! it gives something back), so a replayed one is checked on the snapshot
+//! before anything changes. The algorithms are listed once, in
+//! [`limiter`]'s table; each implements [`Algo`].
+//!
 //! So a denial, a peek or one limit of a denied `RL.ALL` never copies or
 //! allocates a state, and a missing key is evaluated as a fresh state on the
 //! stack.
