@@ -38,3 +38,13 @@ ensure_deps() {
         exit 1
     fi
 }
+
+# The integration suites scripts/servers and scripts/redis74 run against
+# other servers: every tests/*.rs that starts one, but the load (stress.rs)
+# and trust.rs, which are run on Debian's server only.
+SERVER_SUITES=(
+    --test algorithms --test commands --test configuration --test rl_all
+    --test refunds --test penalty --test leases --test policies --test peek
+    --test memory --test persistence --test replication --test cluster
+    --test compat --test docs
+)

@@ -422,6 +422,8 @@ pub struct Options<'a> {
     pub id: Option<&'a [u8]>,
     /// `SHADOW` (a flag, no value).
     pub shadow: bool,
+    /// `COMBINED` (a flag, `RL.ALL` only): reply the combined decision alone.
+    pub combined: bool,
 }
 
 /// The optional trailing arguments, each named once here.
@@ -437,6 +439,8 @@ pub enum Opt {
     Id,
     /// `SHADOW`, a flag with no value.
     Shadow,
+    /// `COMBINED`, a flag (`RL.ALL` only).
+    Combined,
 }
 
 impl Opt {
@@ -447,12 +451,16 @@ impl Opt {
             Opt::Penalty => "PENALTY",
             Opt::Id => "ID",
             Opt::Shadow => "SHADOW",
+            Opt::Combined => "COMBINED",
         }
     }
 }
 
-/// The options of the decision commands and `RL.ALL`.
+/// The options of the decision commands.
 pub const DECIDE_OPTIONS: &[Opt] = &[Opt::Cost, Opt::At, Opt::Penalty, Opt::Shadow];
+
+/// `RL.ALL`'s: the decision commands' and `COMBINED`.
+pub const ALL_OPTIONS: &[Opt] = &[Opt::Cost, Opt::At, Opt::Penalty, Opt::Shadow, Opt::Combined];
 
 /// Parses the options in `accepted`, each at most once, in any order.
 pub fn options<'a>(args: &[&'a [u8]], accepted: &[Opt]) -> Result<Options<'a>, ArgError> {
@@ -475,11 +483,19 @@ pub fn options<'a>(args: &[&'a [u8]], accepted: &[Opt]) -> Result<Options<'a>, A
                 listed(accepted)
             )));
         };
-        if option == Opt::Shadow {
-            if opts.shadow {
-                return Err(ArgError::new("SHADOW given more than once"));
+        let flag = match option {
+            Opt::Shadow => Some(&mut opts.shadow),
+            Opt::Combined => Some(&mut opts.combined),
+            _ => None,
+        };
+        if let Some(set) = flag {
+            if *set {
+                return Err(ArgError::new(format!(
+                    "{} given more than once",
+                    option.name()
+                )));
             }
-            opts.shadow = true;
+            *set = true;
             i += 1;
             continue;
         }
@@ -559,6 +575,9 @@ pub struct AllRequest {
     pub at: Option<Instant>,
     pub penalty: Option<Duration>,
     pub shadow: bool,
+    /// `COMBINED`: the reply is the combined decision's five integers
+    /// alone, without one array per key.
+    pub combined: bool,
     /// Per limit, where the name of its policy is in the argument list
     /// (`POLICY name` given instead of `ALGO params`).
     pub policies: SmallVec<[Option<usize>; 8]>,
@@ -656,7 +675,7 @@ pub fn all_request(
         }));
         rest = tail;
     }
-    let opts = options(rest, DECIDE_OPTIONS)?;
+    let opts = options(rest, ALL_OPTIONS)?;
     Ok(AllRequest {
         numkeys,
         params,
@@ -664,6 +683,7 @@ pub fn all_request(
         at: opts.at,
         penalty: opts.penalty,
         shadow: opts.shadow,
+        combined: opts.combined,
         policies,
         modes,
     })
@@ -1302,7 +1322,7 @@ mod tests {
             ),
             (
                 "1 a FIXED 1 1s FIXED 1 1s",
-                "ERR unknown option 'FIXED' (expected COST, AT, PENALTY or SHADOW)",
+                "ERR unknown option 'FIXED' (expected COST, AT, PENALTY, SHADOW or COMBINED)",
             ),
             ("1 a FIXED 1 1s COST -1", "ERR COST must not be negative"),
         ];

@@ -1,3 +1,5 @@
+//! Redis Cluster: routing by key, failover, and policies on every node.
+//!
 //! A real Redis Cluster of 3 masters and 3 replicas, every node with the
 //! module: commands route by key, RL.ALL needs one slot, a promoted
 //! replica answers exactly as its old master did, and policies set on every
@@ -7,11 +9,13 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{wait_until, Client, Server, Value};
+use common::{wait_for, wait_until, Client, Server, Value, T0};
 
-const T0: i64 = 1_700_000_000_000;
+/// The safety limit of every wait for the cluster (it returns as soon as
+/// what it waits for holds): generous, for a slow shared machine.
+const WAIT: Duration = Duration::from_secs(120);
 
 struct Cluster {
     nodes: Vec<Server>,
@@ -58,20 +62,15 @@ impl Cluster {
         cluster
     }
 
-    /// Polls (returning as soon as it holds); the deadlines of these waits
-    /// are safety limits, generous for a slow shared machine.
+    /// Waits until every live node says the cluster is ok.
     fn wait_ok(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(120);
         for port in self.live() {
-            while !self
-                .node(port)
-                .cmd("CLUSTER INFO")
-                .text()
-                .contains("cluster_state:ok")
-            {
-                assert!(Instant::now() < deadline, "cluster never became ok");
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            wait_until("the cluster becomes ok", WAIT, || {
+                self.node(port)
+                    .cmd("CLUSTER INFO")
+                    .text()
+                    .contains("cluster_state:ok")
+            });
         }
     }
 
@@ -93,16 +92,12 @@ impl Cluster {
 
     /// Waits until `port` is a master.
     fn wait_master(&mut self, port: u16) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while !self
-            .node(port)
-            .cmd("INFO replication")
-            .text()
-            .contains("role:master")
-        {
-            assert!(Instant::now() < deadline, "{port} was never promoted");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_until(&format!("{port} is promoted"), WAIT, || {
+            self.node(port)
+                .cmd("INFO replication")
+                .text()
+                .contains("role:master")
+        });
     }
 
     fn node(&mut self, port: u16) -> &mut Client {
@@ -136,8 +131,7 @@ impl Cluster {
     /// The ports of the masters, once there are exactly three (a node that
     /// just handed its slots over may still call itself master for a moment).
     fn masters(&mut self) -> Vec<u16> {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
+        wait_for("exactly three masters", WAIT, || {
             let masters: Vec<u16> = self
                 .live()
                 .into_iter()
@@ -149,11 +143,11 @@ impl Cluster {
                 })
                 .collect();
             if masters.len() == 3 {
-                return masters;
+                Ok(masters)
+            } else {
+                Err(format!("masters: {masters:?}"))
             }
-            assert!(Instant::now() < deadline, "masters: {masters:?}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        })
     }
 
     /// `redis-cli --cluster call <node> <line> --cluster-only-masters`, the
@@ -185,19 +179,17 @@ impl Cluster {
     /// The port of the replica of the master on `port`.
     fn replica_of(&mut self, port: u16) -> u16 {
         let id = self.node_id(port);
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
+        wait_for(&format!("a replica of {port}"), WAIT, || {
             let nodes = self.node(port).cmd("CLUSTER NODES").text();
             for line in nodes.lines() {
                 let f: Vec<&str> = line.split_whitespace().collect();
                 if f.len() > 3 && f[3] == id && f[2].contains("slave") {
                     let addr = f[1].split('@').next().unwrap();
-                    return addr.rsplit(':').next().unwrap().parse().unwrap();
+                    return Ok(addr.rsplit(':').next().unwrap().parse().unwrap());
                 }
             }
-            assert!(Instant::now() < deadline, "no replica of {port}: {nodes}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            Err(nodes)
+        })
     }
 }
 

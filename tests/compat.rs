@@ -1,3 +1,5 @@
+//! Compatibility: the RDB, AOF and replication stream of every release load.
+//!
 //! Data written by released versions still loads: the fixtures in
 //! `tests/fixtures/v<version>/` (an RDB file, an AOF directory without the
 //! RDB preamble, and a replication stream, all written by that release on

@@ -1,3 +1,5 @@
+//! Command docs: `COMMAND DOCS`, `COMMAND INFO` and ACL categories.
+//!
 //! What clients learn from the server: `COMMAND DOCS` and `COMMAND INFO`
 //! (summary, arity, key specs, arguments) and ACL categories where the
 //! server lets a module set them.

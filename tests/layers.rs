@@ -1,3 +1,5 @@
+//! The layering of `src/module`: imports point down, never in a circle.
+//!
 //! The layering of `src/module` (README, "How it works"): every file
 //! imports only files of lower layers, so there is no import cycle, the
 //! command families never import each other, and `ffi` imports none of the

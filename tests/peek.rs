@@ -1,11 +1,39 @@
-//! RL.PEEK: what a call would get, read-only, so dashboards and `/limits`
-//! endpoints can ask replicas and read-only scripts.
+//! Peeks (`RL.PEEK`, `COST 0`): what a call would get, read-only.
+//!
+//! So dashboards and `/limits` endpoints can ask replicas and read-only
+//! scripts.
 
 mod common;
 
-use common::{start_replica, sync, Server, Value};
+use common::{digest, rl, start_replica, sync, Server, Value, T0};
 
-const T0: i64 = 1_700_000_000_000;
+#[test]
+fn peek_never_creates_or_changes_a_key() {
+    let s = Server::start();
+    let mut c = s.client();
+    // Each key must outlive the five commands after it is made: the
+    // buckets' periods are an hour (at 1 s they lived 2 s).
+    for cmd in [
+        "RL.FIXED p 5 10s",
+        "RL.SLIDING p 5 10s",
+        "RL.LOG p 5 10s",
+        "RL.TOKEN p 5 1 1h",
+        "RL.LEAKY p 5 1 1h",
+        "RL.GCRA p 4 1 1h",
+    ] {
+        let r = rl(&mut c, &format!("{cmd} COST 0"), T0);
+        assert_eq!(r, vec![1, 5, 5, 0, 0], "{cmd}");
+        assert_eq!(c.cmd("EXISTS p").int(), 0, "{cmd}");
+        rl(&mut c, &format!("{cmd} COST 2"), T0);
+        let before = digest(&mut c, "p");
+        let ttl = c.cmd("PEXPIRETIME p").int();
+        let r = rl(&mut c, &format!("{cmd} COST 0"), T0 + 100);
+        assert_eq!((r[0], r[2]), (1, 3), "{cmd}");
+        assert_eq!(digest(&mut c, "p"), before, "{cmd}");
+        assert_eq!(c.cmd("PEXPIRETIME p").int(), ttl, "{cmd}");
+        c.cmd("DEL p");
+    }
+}
 
 #[test]
 fn peek_answers_like_the_call_and_writes_nothing() {

@@ -1,11 +1,13 @@
-//! RDB, AOF (fsync always, rewrite), reload and keyspace operations keep every
-//! limiter exactly, expiry included; corrupt data is refused cleanly.
+//! Persistence: RDB, AOF (fsync always, rewrite), reload and keyspace operations.
+//!
+//! Every limiter is kept exactly, expiry included; corrupt data is refused
+//! cleanly.
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Client, Server, Value};
+use common::{aof_rewrite_idle, wait_until, Client, Server, Value, T0};
 
 /// Every key's exact bytes and absolute expiry.
 fn snapshot(c: &mut Client) -> Vec<(String, Value, Value)> {
@@ -28,15 +30,6 @@ fn workload(c: &mut Client, tag: &str) {
         ] {
             assert!(matches!(c.cmd(&line), Value::Array(_)), "{line}");
         }
-    }
-}
-
-/// Polls until `field` is `value`; the deadline is only a safety limit.
-fn wait_for(c: &mut Client, section: &str, field: &str, value: i64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while c.cmd(&format!("INFO {section}")).info_int(field) != value {
-        assert!(Instant::now() < deadline, "{field} never became {value}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -77,8 +70,9 @@ fn aof_always_then_rewrite_then_restart() {
         assert_eq!(snapshot(&mut c), before, "AOF replay changed state");
 
         assert!(c.cmd("BGREWRITEAOF").text().contains("rewriting"));
-        wait_for(&mut c, "persistence", "aof_rewrite_in_progress", 0);
-        wait_for(&mut c, "persistence", "aof_rewrite_scheduled", 0);
+        wait_until("the AOF rewrite ends", Duration::from_secs(60), || {
+            aof_rewrite_idle(&mut c)
+        });
         workload(&mut c, "c");
         let before = snapshot(&mut c);
         s.restart();
@@ -290,4 +284,27 @@ fn an_rdb_from_a_newer_module_version_is_refused_cleanly() {
         log.contains("ratelimit encoding version 3 is newer than this module (2)"),
         "the log should say why: {log}"
     );
+}
+
+/// Regression (src/algo/sliding.rs): a sliding limit lowered below the
+/// previous window's count left a state that RDB loading rejected.
+#[test]
+fn lowered_sliding_limit_survives_a_reload() {
+    let s = Server::start();
+    let mut c = s.client();
+    assert_eq!(
+        c.cmd(&format!("RL.SLIDING k 10 10s COST 10 AT {T0}"))
+            .ints()[0],
+        1
+    );
+    assert_eq!(
+        c.cmd(&format!("RL.SLIDING k 2 10s AT {}", T0 + 19_900))
+            .ints()[0],
+        1
+    );
+    let digest = c.cmd("DEBUG DIGEST-VALUE k");
+    assert_eq!(c.cmd("DEBUG RELOAD").text(), "OK");
+    assert_eq!(c.cmd("DEBUG DIGEST-VALUE k"), digest);
+    let dump = c.cmd("DUMP k").bytes();
+    assert_eq!(c.call(&args!["RESTORE", "k2", 0i64, dump]).text(), "OK");
 }

@@ -1,13 +1,17 @@
-//! Replicas hold byte-identical state to their master, never read their own
-//! clock for a replicated write, and receive nothing for denials and peeks.
+//! Replication: replicas hold exactly their master's state.
+//!
+//! Byte-identical state, never a replica's own clock for a replicated
+//! write, nothing sent for denials and peeks, and every replayed op
+//! (refunds, blocks and leases included) checked like a client's call.
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{keys, snapshot, start_replica, sync, Client, Server, Value};
-
-const T0: i64 = 1_700_000_000_000;
+use common::{
+    keys, lease, resp, rl_info_field, snapshot, start_replica, sync, Client, FakeMaster, Server,
+    Value, T0, T1,
+};
 
 /// A mix of every command, with and without AT, costs, denials, peeks,
 /// transactions and scripts.
@@ -212,15 +216,11 @@ fn a_replica_that_reconnects_catches_up_exactly() {
     workload(&mut m);
     assert!(replica.start_again(), "{}", replica.log());
     let mut r = replica.client();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !r
-        .cmd("INFO replication")
-        .text()
-        .contains("master_link_status:up")
-    {
-        assert!(Instant::now() < deadline, "replica never resynced");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_until("the replica resyncs", Duration::from_secs(60), || {
+        r.cmd("INFO replication")
+            .text()
+            .contains("master_link_status:up")
+    });
     sync(&mut m, 1);
     let keys = keys(&mut m);
     assert_eq!(snapshot(&mut m, &keys), snapshot(&mut r, &keys));
@@ -271,4 +271,204 @@ fn every_write_reaches_replicas_as_an_effect() {
     let keys = keys(&mut m);
     assert!(keys.iter().any(|k| k == "cell:2"), "{keys:?}");
     assert_eq!(snapshot(&mut m, &keys), snapshot(&mut r, &keys));
+}
+
+/// A random mix of refunds and penalties on a master: the replica holds the
+/// very same keys, and so do the RDB and the AOF after a restart.
+#[test]
+fn refunds_and_blocks_reach_replicas_rdb_and_aof_exactly() {
+    let mut master = Server::start_with(&["--appendonly", "yes", "--aof-use-rdb-preamble", "no"]);
+    let replica = start_replica(&master, &[]);
+    let mut m = master.client();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let algos = [
+        ("RL.FIXED", "3 1h"),
+        ("RL.SLIDING", "3 1h"),
+        ("RL.LOG", "3 1h"),
+        ("RL.TOKEN", "3 1 1h"),
+        ("RL.LEAKY", "3 1 1h"),
+        ("RL.GCRA", "2 1 1h"),
+    ];
+    for i in 0..600 {
+        let (cmd, params) = algos[next(6) as usize];
+        let k = format!("m:{}:{}", &cmd[3..], next(4));
+        let at = T1 + i * 1000;
+        let lease_key = format!("lease:{}", next(3));
+        let lease_id = format!("w{}", next(6));
+        let line = match next(7) {
+            4 => format!(
+                "RL.ACQUIRE {lease_key} 3 {}s ID {lease_id} COST {} AT {at}",
+                1 + next(20),
+                1 + next(2)
+            ),
+            5 => format!("RL.RELEASE {lease_key} {lease_id}"),
+            6 => format!("RL.RENEW {lease_key} {lease_id} {}s", 1 + next(20)),
+            0 => format!("RL.REFUND {k} {} AT {at}", next(3)),
+            1 => format!(
+                "{cmd} {k} {params} COST {} PENALTY {}m AT {at}",
+                1 + next(2),
+                1 + next(5)
+            ),
+            2 => format!(
+                "RL.ALL 2 {{a}}:{} {{a}}:x TOKEN 3 1 1h FIXED 9 1h PENALTY 2m AT {at}",
+                next(3)
+            ),
+            _ => format!("{cmd} {k} {params} COST {} AT {at}", next(3)),
+        };
+        let reply = m.cmd(&line);
+        assert!(
+            !reply.is_error() || reply.err().starts_with("ERR the key holds"),
+            "{line}: {reply:?}"
+        );
+    }
+    sync(&mut m, 1);
+    let info = m.cmd("INFO ratelimit");
+    assert!(info.info_int("ratelimit_penalties") > 5);
+    assert!(info.info_int("ratelimit_refunds") > 5);
+    let keys = keys(&mut m);
+    let blocked = keys
+        .iter()
+        .filter(|k| !k.starts_with("lease:") && rl_info_field(&mut m, k, "blocked_until_ms") > 0)
+        .count();
+    assert!(blocked > 0, "no key is blocked at the end");
+    let lease_keys: Vec<&String> = keys.iter().filter(|k| k.starts_with("lease:")).collect();
+    assert!(!lease_keys.is_empty(), "no lease is held at the end");
+    assert!(info.info_int("ratelimit_leases_released") > 5);
+    assert!(info.info_int("ratelimit_leases_renewed") > 5);
+    let on_master = snapshot(&mut m, &keys);
+    let mut r = replica.client();
+    assert_eq!(snapshot(&mut r, &keys), on_master, "the replica differs");
+    assert_eq!(m.cmd("DEBUG DIGEST"), r.cmd("DEBUG DIGEST"));
+
+    // Failover: the promoted replica holds the same leases, and frees them.
+    assert_eq!(r.cmd("REPLICAOF NO ONE").text(), "OK");
+    let Value::Array(promoted) = r.cmd("KEYS lease:*") else {
+        panic!()
+    };
+    assert_eq!(promoted.len(), lease_keys.len());
+    for k in &lease_keys {
+        assert_eq!(
+            rl_info_field(&mut r, k, "held"),
+            rl_info_field(&mut m, k, "held"),
+            "{k}"
+        );
+    }
+
+    // From the AOF (commands as sent: APPLY ops), then after a rewrite
+    // (SETSTATE of the blocked values), then from the RDB.
+    let digest = m.cmd("DEBUG DIGEST");
+    drop(m);
+    master.restart();
+    let mut m = master.client();
+    assert_eq!(snapshot(&mut m, &keys), on_master, "from the AOF");
+    assert!(!m.cmd("BGREWRITEAOF").is_error());
+    common::wait_until("the AOF rewrite ends", Duration::from_secs(60), || {
+        common::aof_rewrite_idle(&mut m)
+    });
+    drop(m);
+    master.restart();
+    let mut m = master.client();
+    assert_eq!(snapshot(&mut m, &keys), on_master, "from the rewritten AOF");
+    assert_eq!(m.cmd("DEBUG RELOAD").text(), "OK");
+    assert_eq!(snapshot(&mut m, &keys), on_master, "from the RDB");
+    assert_eq!(m.cmd("DEBUG DIGEST"), digest);
+}
+
+/// Replayed refunds, penalties and lease ops are checked like a client's
+/// call: one that can't apply exactly as on its master changes nothing, and
+/// is counted.
+#[test]
+fn replayed_refunds_penalties_and_leases_are_checked() {
+    use ratelimit::algo::{Count, Duration as Us, Instant, Params, WindowParams};
+    use ratelimit::codec::{self, LeaseAction, LeaseOp, Op, RefundOp};
+
+    let origin = Server::start();
+    let mut o = origin.client();
+    assert_eq!(o.cmd(&format!("RL.FIXED fx 10 1h AT {T1}")).ints()[0], 1);
+    assert_eq!(
+        lease(&mut o, &format!("RL.ACQUIRE sem 2 1h ID a AT {T1}")).0[0],
+        1
+    );
+    assert_eq!(o.cmd("SAVE").text(), "OK");
+    let rdb = std::fs::read(origin.dir.join("dump.rdb")).unwrap();
+    let (fx, sem) = (o.cmd("DUMP fx"), o.cmd("DUMP sem"));
+
+    let replica = Server::start();
+    let mut c = replica.client();
+    let mut master = FakeMaster::feed(&replica, &"0123456789abcdef".repeat(3)[..40], &rdb, b"");
+    let now = Instant::from_micros(T1 as u64 * 1000 + 1000);
+    let at = T1 as u64 + 3_600_000;
+    let refund = |given| {
+        codec::encode_refund_op(&RefundOp {
+            given,
+            now,
+            expire_at_ms: at,
+        })
+        .to_vec()
+    };
+    let lease_op = |what, id: &[u8], expire_at_ms| {
+        codec::encode_lease_op(&LeaseOp {
+            what,
+            id,
+            now,
+            expire_at_ms,
+        })
+        .to_vec()
+    };
+    let one_hour = Us::from_micros(3_600_000_000);
+    let acquire = |limit, units| LeaseAction::Acquire {
+        limit: Count::new(limit).unwrap(),
+        units,
+        ttl: one_hour,
+    };
+    // fx holds 1 of 10: a call of cost 1 is allowed, so a master's "denied
+    // and blocked" can't have come from this state.
+    let blocked = codec::encode_op(&Op {
+        params: Params::Fixed(WindowParams::new(10, 3_600_000_000).unwrap().into()),
+        cost: 1,
+        now,
+        expire_at_ms: at,
+        penalty: Some(Us::from_micros(60_000_000)),
+    })
+    .to_vec();
+    let bad: Vec<(&[u8], Vec<u8>)> = vec![
+        (b"fx", refund(5)),                                  // holds only 1
+        (b"none", refund(1)),                                // nothing to refund
+        (b"sem", refund(1)),                                 // leases, not a limiter
+        (b"fx", blocked),                                    // the penalty box differs
+        (b"sem", lease_op(LeaseAction::Release, b"zz", at)), // not held
+        (
+            b"sem",
+            lease_op(LeaseAction::Renew { ttl: one_hour }, b"zz", at),
+        ),
+        (b"sem", lease_op(acquire(2, 2), b"b", at)), // no room for 2
+        (b"sem", lease_op(acquire(1_000_001, 1), b"b", at)), // above the ceiling
+        (b"sem", lease_op(LeaseAction::Release, b"a", at)), // the master kept the key
+        (b"fx", lease_op(acquire(2, 1), b"b", at)),  // a limiter, not leases
+    ];
+    let mut stream = Vec::new();
+    for (key, op) in &bad {
+        stream.extend(resp(&[b"RL.APPLY", key, op]));
+    }
+    // And one good op of each kind, so the stream is known to be applied.
+    stream.extend(resp(&[
+        b"RL.APPLY",
+        b"sem",
+        &lease_op(acquire(2, 1), b"b", at),
+    ]));
+    master.send(&mut c, &stream, &replica);
+    assert_eq!(
+        c.cmd("INFO ratelimit").info_int("ratelimit_replay_errors"),
+        bad.len() as i64
+    );
+    assert_eq!(c.cmd("DUMP fx"), fx);
+    assert_eq!(c.cmd("EXISTS none").int(), 0);
+    assert_eq!(rl_info_field(&mut c, "sem", "held"), 2);
+    assert_ne!(c.cmd("DUMP sem"), sem);
 }

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Client, Server, Value};
+use common::{words, Client, Server, Value};
 
 /// Window (and bucket period) of every key during the load. A key expires
 /// when its state is as good as absent: for a window, a window after it
@@ -68,12 +68,6 @@ fn params(i: usize, limit: i64, w: &str) -> (&'static str, String, i64) {
         4 => ("LEAKY", format!("{b} {b} {w}"), b),
         _ => ("GCRA", format!("{} {b} {w}", b - 1), b),
     }
-}
-
-fn words(line: &str) -> Vec<Vec<u8>> {
-    line.split_whitespace()
-        .map(|s| s.as_bytes().to_vec())
-        .collect()
 }
 
 /// Deterministic per-connection pseudo-random numbers (xorshift).
@@ -382,21 +376,24 @@ fn stress(calls: usize, keys: usize, connections: usize) {
     });
     let waited = expiring.elapsed();
     wait_alone(&mut admin);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut used = used_memory(&mut admin);
     // The keyspace's hash table shrinks back in the server's cron.
-    while used > baseline + 64 * 1024 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-        used = used_memory(&mut admin);
-    }
+    let used = common::wait_for(
+        "used_memory back to its baseline once every key expired",
+        Duration::from_secs(60),
+        || {
+            let used = used_memory(&mut admin);
+            if used <= baseline + 64 * 1024 {
+                return Ok(used);
+            }
+            Err(format!(
+                "used_memory {used}, baseline {baseline}\n\
+                 before: {baseline_stats:?}\nafter: {:?}",
+                memory_stats(&mut admin)
+            ))
+        },
+    );
     eprintln!(
         "stress: keys gone {waited:?} after the last write; used_memory {used} (baseline {baseline})"
-    );
-    assert!(
-        used <= baseline + 64 * 1024,
-        "used_memory {used} not back to baseline {baseline} after every key expired\n\
-         before: {baseline_stats:?}\nafter: {:?}",
-        memory_stats(&mut admin)
     );
     assert_eq!(admin.cmd("PING"), Value::Simple("PONG".into()));
 }

@@ -131,6 +131,7 @@ pub const ALL: &[Arg] = &[
     AT,
     PENALTY,
     SHADOW,
+    option(c"COMBINED", c"combined", Kind::PureToken),
 ];
 pub const INFO: &[Arg] = &[KEY];
 pub const REFUND: &[Arg] = &[KEY, arg(c"n", Kind::Integer), AT];

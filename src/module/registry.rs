@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use redis_module::raw;
 
 use super::ffi::{self, Ctx, InfoWriter};
-use super::stats::{Counters, Verdict};
+use super::stats::Counters;
 use crate::codec;
 use crate::policy::{Policies, Policy};
 
@@ -48,14 +48,13 @@ pub fn resolve(name: &[u8]) -> Option<Policy> {
     registry().get(name).map(|e| e.policy)
 }
 
-/// Counts a call decided under policy `name`.
-pub fn count(name: &[u8], v: Verdict) {
-    let Ok(name) = std::str::from_utf8(name) else {
-        return;
-    };
-    if let Some(e) = registry().get(name) {
-        e.counters.count(v);
-    }
+/// The parameters of policy `name` and its counters: a call that counts
+/// through them looks the policy up once (`RL.ALL ... POLICY name`).
+pub fn resolve_counted(name: &[u8]) -> Option<(Policy, Arc<Counters>)> {
+    let name = std::str::from_utf8(name).ok()?;
+    registry()
+        .get(name)
+        .map(|e| (e.policy, Arc::clone(&e.counters)))
 }
 
 fn snapshot() -> Policies {

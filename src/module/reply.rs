@@ -39,7 +39,8 @@ pub fn decision(ctx: Ctx, d: &Decision) {
     five(ctx, fields(d), 0);
 }
 
-/// `RL.ALL`: the combined decision's five fields, then one decision per key.
+/// `RL.ALL`: the combined decision's five fields, then one decision per key
+/// (none: `COMBINED`, the five fields alone).
 pub fn all(ctx: Ctx, combined: &Decision, each: &[Decision]) {
     five(ctx, fields(combined), each.len());
     for d in each {

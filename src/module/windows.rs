@@ -2,11 +2,15 @@
 //! `RL.INFO` and redis-cell's `CL.THROTTLE`. Each parses, decides through
 //! the kernel, counts and replies; their replay is in [`super::replay`].
 
+use std::cell::RefCell;
+use std::sync::Arc;
+
 use super::ffi::{Ctx, RStr};
 use super::kernel::{
     client_decide, decide_all, decide_one, refund_one, report, with_bytes, AllSource, Error,
     Outcome, PerKey, Source,
 };
+use super::stats::Counters;
 use super::{clock, config, registry, reply, stats};
 use crate::algo::value::evaluate;
 use crate::algo::{Algorithm, Decision, Instant, Params, Value};
@@ -109,20 +113,28 @@ pub(super) fn all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     let Some(rest) = args.get(1..).filter(|r| r.len() >= 2) else {
         return Err(args::arity_error("RL.ALL").into());
     };
-    let req = with_bytes(rest, |a| {
-        args::all_request(a, &config::limits(), &registry::resolve)
-    })?;
+    // Each policy named is looked up once: its counters are kept for the
+    // verdict, in the order the limits name them.
+    let counters: RefCell<PerKey<Arc<Counters>>> = RefCell::default();
+    let resolve = |name: &[u8]| {
+        let (policy, c) = registry::resolve_counted(name)?;
+        counters.borrow_mut().push(c);
+        Some(policy)
+    };
+    let req = with_bytes(rest, |a| args::all_request(a, &config::limits(), &resolve))?;
+    let counters = counters.into_inner();
     let names = &rest[1..=req.numkeys];
     // The clock is read once: for the decision (unless AT) and the expiries.
     let wall = clock::wall(ctx);
     let now = req.at.unwrap_or(wall);
     if req.per_limit_modes() {
-        return all_with_modes(ctx, rest, names, &req, wall, now);
+        return all_with_modes(ctx, names, &req, &counters, wall, now);
     }
     let source = AllSource::Client { wall };
     let penalty = req.penalty.filter(|_| !req.shadow);
     let decided = decide_all(ctx, names, &req.params, req.cost, now, penalty, source)?;
     let mut told: PerKey<Decision> = PerKey::with_capacity(names.len());
+    let mut named = counters.iter();
     for ((((name, d), p), &blocked), policy) in names
         .iter()
         .zip(&decided.each)
@@ -131,8 +143,8 @@ pub(super) fn all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
         .zip(&req.policies)
     {
         let (d, verdict) = report(ctx, *name, p.algorithm(), d, req.shadow, blocked);
-        if let Some(name) = policy.and_then(|i| rest.get(i)) {
-            registry::count(name.bytes(), verdict);
+        if let Some(c) = policy.and_then(|_| named.next()) {
+            c.count(verdict);
         }
         told.push(d);
     }
@@ -148,7 +160,7 @@ pub(super) fn all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     } else {
         *combined
     };
-    reply::all(ctx, &combined, &told);
+    reply::all(ctx, &combined, if req.combined { &[] } else { &told });
     Ok(())
 }
 
@@ -172,9 +184,9 @@ pub(super) fn all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
 /// wrote and per block started (Redis wraps them in one MULTI/EXEC).
 fn all_with_modes(
     ctx: Ctx,
-    rest: &[RStr],
     names: &[RStr],
     req: &args::AllRequest,
+    counters: &[Arc<Counters>],
     wall: Instant,
     now: Instant,
 ) -> Outcome {
@@ -221,6 +233,7 @@ fn all_with_modes(
         each[i] = Some(d);
     }
     let mut told: PerKey<Decision> = PerKey::with_capacity(n);
+    let mut named = counters.iter();
     for i in 0..n {
         let d = each[i].ok_or(Error::Bug("a limit was not decided"))?;
         let shadow = req.modes[i].shadow;
@@ -232,8 +245,8 @@ fn all_with_modes(
             shadow,
             blocked[i],
         );
-        if let Some(name) = req.policies[i].and_then(|at| rest.get(at)) {
-            registry::count(name.bytes(), verdict);
+        if let Some(c) = req.policies[i].and_then(|_| named.next()) {
+            c.count(verdict);
         }
         told.push(d);
     }
@@ -251,6 +264,6 @@ fn all_with_modes(
     } else {
         stats::Verdict::Denied
     });
-    reply::all(ctx, &combined, &told);
+    reply::all(ctx, &combined, if req.combined { &[] } else { &told });
     Ok(())
 }

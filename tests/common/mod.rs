@@ -3,6 +3,7 @@
 //! replies exactly as the server sent them (types included).
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -468,10 +469,158 @@ impl Drop for Server {
     }
 }
 
-/// Polls `cond` every 20 ms until it holds, failing with `what` if it still
-/// does not after `timeout`. For things that happen "soon" (expiry, a
-/// server's housekeeping): the timeout is a generous safety limit, never a
-/// margin an assertion depends on.
+/// An instant in the wall clock's past (November 2023) for `AT`: the
+/// decision is exact, and the key's expiry still counts from the server's
+/// clock, so it lives as long as its window or bucket needs.
+pub const T0: i64 = 1_700_000_000_000;
+
+/// An instant ahead of the wall clock (2096) for `AT`: what `RL.INFO` and
+/// key expiry (which read the server's clock) must see as still in force,
+/// such as a block or a lease, stays in force for the whole test.
+pub const T1: i64 = 4_000_000_000_000;
+
+/// A command line split on whitespace, as `Client::send` takes it.
+pub fn words(line: &str) -> Vec<Vec<u8>> {
+    line.split_whitespace()
+        .map(|s| s.as_bytes().to_vec())
+        .collect()
+}
+
+/// A decision's first integer (`RL.ALL` nests arrays): 1 if allowed.
+pub fn allowed(reply: &Value) -> i64 {
+    match reply {
+        Value::Array(items) => items[0].int(),
+        other => panic!("not a decision: {other:?}"),
+    }
+}
+
+/// One integer field of `INFO section`.
+pub fn server_info(c: &mut Client, section: &str, field: &str) -> i64 {
+    c.cmd(&format!("INFO {section}")).info_int(field)
+}
+
+/// One of the module's counters in `INFO ratelimit` (`ratelimit_{field}`).
+pub fn ratelimit_stat(c: &mut Client, field: &str) -> i64 {
+    server_info(c, "ratelimit", &format!("ratelimit_{field}"))
+}
+
+/// `DEBUG DIGEST-VALUE key` as text: a value's digest, to compare a key's
+/// bytes before and after.
+pub fn digest(c: &mut Client, key: &str) -> String {
+    match c.cmd(&format!("DEBUG DIGEST-VALUE {key}")) {
+        Value::Array(v) => v.iter().map(Value::text).collect::<Vec<_>>().join(","),
+        other => other.text(),
+    }
+}
+
+/// `RL.<cmd> key params.. [COST c] AT t` as the five reply integers.
+pub fn rl(c: &mut Client, line: &str, at: i64) -> Vec<i64> {
+    let reply = c.cmd(&format!("{line} AT {at}"));
+    match reply {
+        Value::Array(_) => reply.ints(),
+        other => panic!("{line} AT {at}: {other:?}"),
+    }
+}
+
+/// A RESP3 map, or a RESP2 array of key-value pairs, by key.
+pub fn map(v: &Value) -> HashMap<String, Value> {
+    match v {
+        Value::Map(pairs) => pairs.iter().map(|(k, v)| (k.text(), v.clone())).collect(),
+        Value::Array(items) => items
+            .chunks(2)
+            .map(|kv| (kv[0].text(), kv[1].clone()))
+            .collect(),
+        other => panic!("expected a map, got {other:?}"),
+    }
+}
+
+/// Sends every line before reading any reply, then reads them in order.
+pub fn pipeline(c: &mut Client, lines: &[String]) -> Vec<Value> {
+    for l in lines {
+        let args: Vec<Vec<u8>> = l.split(' ').map(|w| w.as_bytes().to_vec()).collect();
+        c.send(&args);
+    }
+    lines.iter().map(|_| c.read()).collect()
+}
+
+/// `usec_per_call` of `command` in `INFO commandstats`, in µs.
+pub fn usec_per_call(c: &mut Client, command: &str) -> f64 {
+    // Module commands keep their case there (cmdstat_RL.APPLY).
+    let text = c.cmd("INFO commandstats").text().to_lowercase();
+    let prefix = format!("cmdstat_{}:", command.to_lowercase());
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {command} in {text}"));
+    line.split(',')
+        .find_map(|f| f.strip_prefix("usec_per_call="))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// An `RL.ACQUIRE` reply: the five integers, and the lease id if granted.
+pub fn lease(c: &mut Client, line: &str) -> (Vec<i64>, Option<String>) {
+    let Value::Array(items) = c.cmd(line) else {
+        panic!("{line}: {:?}", c.cmd("PING"))
+    };
+    assert_eq!(items.len(), 6, "{line}");
+    let ints = items[..5].iter().map(Value::int).collect();
+    let id = match &items[5] {
+        Value::Null => None,
+        v => Some(v.text()),
+    };
+    (ints, id)
+}
+
+/// An `RL.APPLY` op as the codec lays it out: a FIXED limit of `limit` per
+/// `window_us`, `cost` units at `now_us`, expiring at `expire_ms`.
+pub fn fixed_op(limit: u64, window_us: u64, cost: u64, now_us: u64, expire_ms: u64) -> Vec<u8> {
+    let mut op = vec![1u8, 1];
+    for v in [limit, window_us, cost, now_us, expire_ms] {
+        op.extend_from_slice(&v.to_le_bytes());
+    }
+    op
+}
+
+/// A FIXED limiter's state for `RL.SETSTATE key 1 <blob>`.
+pub fn fixed_state(limit: u64, window_us: u64, start_us: u64, count: u64) -> Vec<u8> {
+    let mut blob = vec![1u8];
+    for v in [limit, window_us, start_us, count] {
+        blob.extend_from_slice(&v.to_le_bytes());
+    }
+    blob
+}
+
+/// Replication and AOF commands, which only a master or the AOF may send.
+pub fn is_internal(args: &[Vec<u8>]) -> bool {
+    args.first().is_some_and(|c| {
+        [&b"RL.APPLY"[..], b"RL.APPLYALL", b"RL.SETSTATE"]
+            .iter()
+            .any(|i| c.eq_ignore_ascii_case(i))
+    })
+}
+
+/// Whether no AOF rewrite runs or waits to run (for [`wait_until`]).
+pub fn aof_rewrite_idle(c: &mut Client) -> bool {
+    let p = c.cmd("INFO persistence");
+    p.info_int("aof_rewrite_in_progress") == 0 && p.info_int("aof_rewrite_scheduled") == 0
+}
+
+/// A command's `calls` in `INFO commandstats`, 0 if it has none.
+pub fn commandstat(c: &mut Client, name: &str) -> i64 {
+    c.cmd("INFO commandstats")
+        .text()
+        .lines()
+        // Module commands are listed as registered (upper case).
+        .map(str::to_lowercase)
+        .find_map(|l| {
+            l.strip_prefix(&format!("cmdstat_{name}:calls="))
+                .map(str::to_string)
+        })
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
 /// One integer field of `RL.INFO key`.
 pub fn rl_info_field(c: &mut Client, key: &str, field: &str) -> i64 {
     let Value::Array(items) = c.call(&[b"RL.INFO".to_vec(), key.as_bytes().to_vec()]) else {
@@ -484,12 +633,42 @@ pub fn rl_info_field(c: &mut Client, key: &str, field: &str) -> i64 {
         .unwrap_or_else(|| panic!("{field} missing"))
 }
 
+/// Polls `cond` every 20 ms until it holds, failing with `what` if it still
+/// does not after `timeout`. For things that happen "soon" (expiry, a
+/// server's housekeeping): the timeout is a generous safety limit, never a
+/// margin an assertion depends on.
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    wait_for(what, timeout, || {
+        if cond() {
+            Ok(())
+        } else {
+            Err(String::new())
+        }
+    });
+}
+
+/// Like [`wait_until`], for a value: polls `attempt` every 20 ms until it
+/// returns `Ok`, and fails after `timeout` with `what` and what the last
+/// attempt saw (its `Err`).
+pub fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut attempt: impl FnMut() -> Result<T, String>,
+) -> T {
     let deadline = Instant::now() + timeout;
-    while !cond() {
+    loop {
+        let seen = match attempt() {
+            Ok(found) => return found,
+            Err(seen) => seen,
+        };
         assert!(
             Instant::now() < deadline,
-            "{what}: still not the case after {timeout:?}"
+            "{what}: still not the case after {timeout:?}{}",
+            if seen.is_empty() {
+                String::new()
+            } else {
+                format!(" ({seen})")
+            }
         );
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -38,36 +38,14 @@
 //! Case counts are small so `cargo test` stays fast; set `PROPTEST_CASES`
 //! (e.g. `PROPTEST_CASES=20000 cargo test --test properties`) to dig deeper.
 
+use super::{bucket_params, config, t, window_params, Us, EPOCH};
 use proptest::prelude::*;
-use proptest::test_runner::Config;
 
 use ratelimit::algo::{
     sliding, Algorithm, BucketParams, Decision, Duration, FixedWindow, Instant, Limiter, Params,
     SlidingState, Verdict, WindowParams, MAX_COUNT, MAX_DURATION_US, MAX_TIME_US,
 };
 use ratelimit::codec;
-
-/// Raw microseconds, as the reference models compute.
-type Us = u64;
-
-/// A plausible present (Nov 2023) in µs, so products are realistic too.
-const EPOCH: Us = 1_700_000_000_000_000;
-
-fn config(default_cases: u32) -> Config {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default_cases);
-    Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
-
-fn t(us: Us) -> Instant {
-    Instant::from_micros(us)
-}
 
 fn wp(limit: u64, window_us: u64) -> WindowParams {
     WindowParams::new(limit, window_us).expect("window parameters in bounds")
@@ -114,14 +92,6 @@ fn step(scale: i64) -> impl Strategy<Value = Step> {
 
 fn steps(scale: i64) -> impl Strategy<Value = Vec<Step>> {
     prop::collection::vec(step(scale), 1..60)
-}
-
-fn window_params() -> impl Strategy<Value = WindowParams> {
-    (1u64..=8, 1u64..=40).prop_map(|(limit, window)| wp(limit, window))
-}
-
-fn bucket_params() -> impl Strategy<Value = BucketParams> {
-    (1u64..=8, 1u64..=5, 1u64..=40).prop_map(|(capacity, rate, period)| bp(capacity, rate, period))
 }
 
 /// What the reference models need: the accepted requests (allowed, cost >

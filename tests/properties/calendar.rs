@@ -19,8 +19,8 @@
 
 use std::sync::LazyLock;
 
+use super::config;
 use proptest::prelude::*;
-use proptest::test_runner::Config;
 
 use ratelimit::algo::calendar::{civil_from_days, days_from_civil, days_in_month};
 use ratelimit::algo::{
@@ -37,18 +37,6 @@ const FIRST_YEAR: i64 = 1870;
 
 /// Month index (months since January 1970) of the table's first entry.
 const FIRST_INDEX: i64 = (FIRST_YEAR - 1970) * 12;
-
-fn config(default_cases: u32) -> Config {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default_cases);
-    Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
 
 fn leap(year: i64) -> bool {
     year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)

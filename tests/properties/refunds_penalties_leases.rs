@@ -25,8 +25,9 @@
 //! runs in well under a second in release and in seconds in debug; set
 //! `PROPTEST_CASES` to dig deeper.
 
+use super::{bucket_params, config, t, window_params, Us, EPOCH};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::TestRunner;
 
 use ratelimit::algo::bucket::Wide;
 use ratelimit::algo::value::{self, latest_block_end};
@@ -36,28 +37,6 @@ use ratelimit::algo::{
     SlidingState, Value, WindowParams, MAX_COUNT, MAX_DURATION_US, MAX_LEASE_ID_LEN, MAX_TIME_US,
 };
 use ratelimit::codec::{self, AnyOp, LeaseAction, LeaseOp, Op, RefundOp};
-
-/// Raw microseconds, as the models compute.
-type Us = u64;
-
-/// A plausible present (Nov 2023) in µs.
-const EPOCH: Us = 1_700_000_000_000_000;
-
-fn config(default_cases: u32) -> Config {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default_cases);
-    Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
-
-fn t(us: Us) -> Instant {
-    Instant::from_micros(us)
-}
 
 fn d(us: Us) -> Duration {
     Duration::from_micros(us)
@@ -74,14 +53,6 @@ fn params_of(algo: usize, w: WindowParams, b: BucketParams) -> Params {
     Params::window(a, w)
         .or_else(|| Params::bucket(a, b))
         .expect("every algorithm is a window or a bucket one")
-}
-
-fn window_params() -> impl Strategy<Value = WindowParams> {
-    (1u64..=8, 1u64..=40).prop_map(|(limit, w)| WindowParams::new(limit, w).unwrap())
-}
-
-fn bucket_params() -> impl Strategy<Value = BucketParams> {
-    (1u64..=8, 1u64..=5, 1u64..=40).prop_map(|(c, r, p)| BucketParams::new(c, r, p).unwrap())
 }
 
 /// A decision's four figures, in µs.
@@ -151,7 +122,7 @@ impl Model {
     fn new(p: &Params) -> Model {
         match *p {
             // The models here are of first-hit windows; aligned ones have
-            // their own properties (tests/calendar.rs).
+            // their own properties (calendar.rs, beside this file).
             Params::Fixed(f) => match f.window() {
                 FixedWindow::FirstHit(w) => Model::Fixed {
                     limit: f.limit.get(),
