@@ -5,6 +5,7 @@
 use smallvec::SmallVec;
 
 use crate::algo::limiter::Shape;
+use crate::algo::units::{unit_scale, DAY_US, DURATION_UNITS};
 use crate::algo::{
     Algorithm, BucketParams, Burst, Count, Duration, FixedParams, FixedWindow, GcraParams, Instant,
     Months, Offset, Params, Period, Span, WindowParams, MAX_ALIGNED_US, MAX_COUNT, MAX_DURATION_US,
@@ -186,26 +187,18 @@ fn duration_or(name: &str, arg: &[u8], units: &str) -> Result<Period, ArgError> 
         .position(|&c| !(c.is_ascii_digit() || c == b'-'))
         .unwrap_or(arg.len());
     let (number, unit) = arg.split_at(split);
-    const UNITS: [(&[u8], u64); 6] = [
-        (b"s", 1_000_000),
-        (b"us", 1),
-        (b"ms", 1_000),
-        (b"m", 60_000_000),
-        (b"h", 3_600_000_000),
-        (b"d", 86_400_000_000),
-    ];
-    let scale = if unit.is_empty() {
-        1_000_000
-    } else {
-        match UNITS.iter().find(|(u, _)| unit.eq_ignore_ascii_case(u)) {
-            Some(&(_, scale)) => scale,
-            None => {
-                utf8(name, arg)?;
-                return Err(ArgError::new(format!(
-                    "{name} has an unknown unit{} (use {units})",
-                    shown(unit)
-                )));
-            }
+    let known = DURATION_UNITS
+        .iter()
+        .find(|(u, _)| unit.eq_ignore_ascii_case(u.as_bytes()));
+    let scale = match known {
+        Some(&(_, scale)) => scale,
+        None if unit.is_empty() => 1_000_000,
+        None => {
+            utf8(name, arg)?;
+            return Err(ArgError::new(format!(
+                "{name} has an unknown unit{} (use {units})",
+                shown(unit)
+            )));
         }
     };
     let what = "a positive integer with an optional unit (us, ms, s, m, h, d)";
@@ -216,7 +209,7 @@ fn duration_or(name: &str, arg: &[u8], units: &str) -> Result<Period, ArgError> 
     let too_long = || {
         ArgError::new(format!(
             "{name} is too long (at most {} days)",
-            MAX_DURATION_US / 86_400_000_000
+            MAX_DURATION_US / DAY_US
         ))
     };
     let us = v.checked_mul(scale as i128).ok_or_else(too_long)?;
@@ -232,15 +225,7 @@ fn duration_or(name: &str, arg: &[u8], units: &str) -> Result<Period, ArgError> 
 fn plain_duration(arg: &[u8]) -> Option<Period> {
     let digits = arg.iter().take_while(|b| b.is_ascii_digit()).count();
     let (number, unit) = arg.split_at(digits);
-    let scale: u64 = match unit {
-        b"" | b"s" => 1_000_000,
-        b"ms" => 1_000,
-        b"us" => 1,
-        b"m" => 60_000_000,
-        b"h" => 3_600_000_000,
-        b"d" => 86_400_000_000,
-        _ => return None,
-    };
+    let scale = unit_scale(unit)?;
     Period::from_micros(plain_digits(number)?.checked_mul(scale)?)
 }
 
@@ -262,7 +247,7 @@ pub fn spec<'a, 'b>(
         return Err(arity_error(algo.name()));
     }
     let (given, rest) = args.split_at(n);
-    if algo != Algorithm::Fixed {
+    if algo.shape() != Shape::AlignableWindow {
         return Ok((params(algo, given, limits)?, rest));
     }
     let [limit, window] = given else {
@@ -291,7 +276,7 @@ pub fn spec<'a, 'b>(
     let p = FixedParams::new(limit, window).ok_or_else(|| {
         ArgError::new(format!(
             "an aligned window is at most {} days (use mo for longer)",
-            MAX_ALIGNED_US / 86_400_000_000
+            MAX_ALIGNED_US / DAY_US
         ))
     })?;
     Ok((Params::Fixed(p), rest))
@@ -354,8 +339,8 @@ pub fn params(algo: Algorithm, args: &[&[u8]], limits: &Limits) -> Result<Params
         return Err(wrong());
     };
     let params = match algo.shape() {
-        Shape::Window => {
-            if algo != Algorithm::Fixed && months(second).is_some() {
+        Shape::Window | Shape::AlignableWindow => {
+            if algo.shape() == Shape::Window && months(second).is_some() {
                 return Err(ArgError::new(format!(
                     "a window in months is only for FIXED with ALIGN, not {}",
                     algo.name()
@@ -384,11 +369,14 @@ pub fn params(algo: Algorithm, args: &[&[u8]], limits: &Limits) -> Result<Params
         }
         Shape::Gcra => {
             let [third] = rest else { return Err(wrong()) };
-            Some(Params::Gcra(GcraParams {
-                max_burst: burst(first)?,
-                rate: positive("rate", second)?,
-                period: duration("period", third)?,
-            }))
+            Params::bucket(
+                algo,
+                BucketParams {
+                    capacity: burst(first)?.capacity(),
+                    rate: positive("rate", second)?,
+                    period: duration("period", third)?,
+                },
+            )
         }
     };
     params.ok_or_else(wrong)
@@ -399,9 +387,10 @@ pub fn params(algo: Algorithm, args: &[&[u8]], limits: &Limits) -> Result<Params
 /// defined earlier (a policy set before `log-max` was lowered, or loaded
 /// from an RDB file).
 pub fn within(p: &Params, limits: &Limits) -> Result<(), ArgError> {
-    match p {
-        Params::Log(w) if w.limit.get() > limits.log_max => Err(ArgError::new(format!(
-            "limit is too large for RL.LOG (at most {}, see ratelimit.log-max)",
+    match p.entries() {
+        Some(n) if n > limits.log_max => Err(ArgError::new(format!(
+            "limit is too large for {} (at most {}, see ratelimit.log-max)",
+            p.algorithm().info().command,
             limits.log_max
         ))),
         _ => Ok(()),
@@ -437,23 +426,51 @@ pub struct Options<'a> {
     pub combined: bool,
 }
 
-/// The options of the decision commands and `RL.ALL`.
-pub const DECIDE_OPTIONS: &[&str] = &["COST", "AT", "PENALTY", "SHADOW"];
+/// The optional trailing arguments, each named once here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opt {
+    /// `COST n`
+    Cost,
+    /// `AT unix_ms`
+    At,
+    /// `PENALTY duration`
+    Penalty,
+    /// `ID lease_id`
+    Id,
+    /// `SHADOW`, a flag with no value.
+    Shadow,
+    /// `COMBINED`, a flag (`RL.ALL` only).
+    Combined,
+}
+
+impl Opt {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Opt::Cost => "COST",
+            Opt::At => "AT",
+            Opt::Penalty => "PENALTY",
+            Opt::Id => "ID",
+            Opt::Shadow => "SHADOW",
+            Opt::Combined => "COMBINED",
+        }
+    }
+}
+
+/// The options of the decision commands.
+pub const DECIDE_OPTIONS: &[Opt] = &[Opt::Cost, Opt::At, Opt::Penalty, Opt::Shadow];
 
 /// `RL.ALL`'s: the decision commands' and `COMBINED`.
-pub const ALL_OPTIONS: &[&str] = &["COST", "AT", "PENALTY", "SHADOW", "COMBINED"];
+pub const ALL_OPTIONS: &[Opt] = &[Opt::Cost, Opt::At, Opt::Penalty, Opt::Shadow, Opt::Combined];
 
-/// Parses the options named in `accepted` (from `COST n`, `AT unix_ms`,
-/// `PENALTY duration`, `ID lease_id` and the flag `SHADOW`), each at most
-/// once, in any order.
-pub fn options<'a>(args: &[&'a [u8]], accepted: &[&str]) -> Result<Options<'a>, ArgError> {
+/// Parses the options in `accepted`, each at most once, in any order.
+pub fn options<'a>(args: &[&'a [u8]], accepted: &[Opt]) -> Result<Options<'a>, ArgError> {
     let mut opts = Options::default();
     let mut i = 0;
     while i < args.len() {
         let name = args[i];
         let known = accepted
             .iter()
-            .find(|a| a.as_bytes().eq_ignore_ascii_case(name));
+            .find(|a| a.name().as_bytes().eq_ignore_ascii_case(name));
         let Some(&option) = known else {
             if name.eq_ignore_ascii_case(b"ALIGN") || name.eq_ignore_ascii_case(b"OFFSET") {
                 return Err(ArgError::new(
@@ -467,13 +484,16 @@ pub fn options<'a>(args: &[&'a [u8]], accepted: &[&str]) -> Result<Options<'a>, 
             )));
         };
         let flag = match option {
-            "SHADOW" => Some(&mut opts.shadow),
-            "COMBINED" => Some(&mut opts.combined),
+            Opt::Shadow => Some(&mut opts.shadow),
+            Opt::Combined => Some(&mut opts.combined),
             _ => None,
         };
         if let Some(set) = flag {
             if *set {
-                return Err(ArgError::new(format!("{option} given more than once")));
+                return Err(ArgError::new(format!(
+                    "{} given more than once",
+                    option.name()
+                )));
             }
             *set = true;
             i += 1;
@@ -482,15 +502,16 @@ pub fn options<'a>(args: &[&'a [u8]], accepted: &[&str]) -> Result<Options<'a>, 
         let v = args
             .get(i + 1)
             .copied()
-            .ok_or_else(|| ArgError::new(format!("{option} needs a value")))?;
-        let twice = || ArgError::new(format!("{option} given more than once"));
+            .ok_or_else(|| ArgError::new(format!("{} needs a value", option.name())))?;
+        let twice = || ArgError::new(format!("{} given more than once", option.name()));
+        let name = option.name();
         match option {
-            "COST" if opts.cost.is_none() => opts.cost = Some(count("COST", v, 0)?),
-            "AT" if opts.at.is_none() => opts.at = Some(at(v)?),
-            "PENALTY" if opts.penalty.is_none() => {
-                opts.penalty = Some(duration("PENALTY", v)?.duration())
+            Opt::Cost if opts.cost.is_none() => opts.cost = Some(count(name, v, 0)?),
+            Opt::At if opts.at.is_none() => opts.at = Some(at(v)?),
+            Opt::Penalty if opts.penalty.is_none() => {
+                opts.penalty = Some(duration(name, v)?.duration())
             }
-            "ID" if opts.id.is_none() => opts.id = Some(lease_id(v)?),
+            Opt::Id if opts.id.is_none() => opts.id = Some(lease_id(v)?),
             _ => return Err(twice()),
         }
         i += 2;
@@ -499,8 +520,9 @@ pub fn options<'a>(args: &[&'a [u8]], accepted: &[&str]) -> Result<Options<'a>, 
 }
 
 /// `A`, `A or B`, `A, B or C`.
-fn listed(names: &[&str]) -> String {
-    match names {
+fn listed(options: &[Opt]) -> String {
+    let names: Vec<&str> = options.iter().map(|o| o.name()).collect();
+    match names.as_slice() {
         [] => String::new(),
         [one] => (*one).to_string(),
         [init @ .., last] => format!("{} or {last}", init.join(", ")),
@@ -510,7 +532,7 @@ fn listed(names: &[&str]) -> String {
 fn at(arg: &[u8]) -> Result<Instant, ArgError> {
     let max_ms = MAX_TIME_US / 1000;
     let what = "a Unix time in milliseconds";
-    let v = integer("AT", arg, what)?;
+    let v = integer(Opt::At.name(), arg, what)?;
     if !(0..=max_ms as i128).contains(&v) {
         return Err(ArgError::new(format!("AT must be between 0 and {max_ms}")));
     }
@@ -769,7 +791,7 @@ pub fn peek_request(
         LimitError::Bad(_, e) => e,
     })?;
     // A peek writes nothing, so it can start no block.
-    let opts = options(rest, &["COST", "AT"])?;
+    let opts = options(rest, &[Opt::Cost, Opt::At])?;
     Ok(Request {
         params,
         cost: opts.cost.unwrap_or(1),
@@ -798,7 +820,7 @@ pub fn policy_set<'a>(
         LimitError::Short(algo, needs) => ArgError::new(format!("{} needs {needs}", algo.name())),
         LimitError::Bad(_, e) => e,
     })?;
-    let opts = options(rest, &["PENALTY", "SHADOW"])?;
+    let opts = options(rest, &[Opt::Penalty, Opt::Shadow])?;
     Ok((
         name,
         crate::policy::Policy {
@@ -812,7 +834,7 @@ pub fn policy_set<'a>(
 /// `RL.CHECK policy key [COST n] [AT unix_ms]`: parses the options after
 /// the key.
 pub fn check_options<'a>(args: &[&'a [u8]]) -> Result<Options<'a>, ArgError> {
-    options(args, &["COST", "AT"])
+    options(args, &[Opt::Cost, Opt::At])
 }
 
 /// `RL.REFUND key n [AT unix_ms]`, once parsed.
@@ -830,7 +852,7 @@ pub fn refund_request(args: &[&[u8]]) -> Result<Refund, ArgError> {
         return Err(arity_error("RL.REFUND"));
     };
     let n = count("n", n, 0)?;
-    let opts = options(rest, &["AT"])?;
+    let opts = options(rest, &[Opt::At])?;
     Ok(Refund { n, at: opts.at })
 }
 
@@ -875,7 +897,7 @@ pub fn acquire_request<'a>(args: &[&'a [u8]], lease_max: u64) -> Result<Acquire<
         )));
     }
     let ttl = duration("ttl", ttl)?;
-    let opts = options(rest, &["ID", "COST", "AT"])?;
+    let opts = options(rest, &[Opt::Id, Opt::Cost, Opt::At])?;
     Ok(Acquire {
         limit,
         ttl,

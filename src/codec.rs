@@ -10,15 +10,11 @@
 //! Anything else would let a crafted `RESTORE` payload put a state into the
 //! keyspace that the algorithms never produce.
 
-use std::collections::VecDeque;
 use std::mem::MaybeUninit;
 
+use crate::algo::limiter::{Decoder, Encoder};
 use crate::algo::value::latest_block_end;
-use crate::algo::{
-    Algorithm, Blocked, BucketParams, BucketState, Count, Duration, FixedParams, FixedState,
-    FixedWindow, Instant, Limiter, LogState, Months, Offset, Params, Period, SlidingState, Span,
-    Value, WindowParams, MAX_TIME_US,
-};
+use crate::algo::{Blocked, Count, Duration, Instant, Limiter, Params, Period, Value, MAX_TIME_US};
 
 mod lease;
 
@@ -31,12 +27,8 @@ pub const ENCODING_VERSION: i32 = 2;
 const BLOCKED_TAG: u8 = 0x10;
 
 /// Tag, in place of FIXED's, of the parameters of an aligned fixed window
-/// (version 2): the limit, the span's unit (`SPAN_MICROS` or
-/// `SPAN_MONTHS`) and length, and the offset in signed minutes. A window
-/// opened by the first hit keeps FIXED's own tag and layout.
-const ALIGNED_FIXED_TAG: u8 = 7;
-const SPAN_MICROS: u8 = 0;
-const SPAN_MONTHS: u8 = 1;
+/// (version 2); see [`crate::algo::fixed::ALIGNED_TAG`].
+const ALIGNED_FIXED_TAG: u8 = crate::algo::fixed::ALIGNED_TAG;
 
 /// Tag of a key's concurrency leases (version 2).
 const LEASES_TAG: u8 = 0x11;
@@ -191,7 +183,69 @@ impl<S: Sink> Writer<S> {
     }
 }
 
+impl<S: Sink> Encoder for Writer<S> {
+    #[inline]
+    fn u8(&mut self, v: u8) {
+        Writer::u8(self, v);
+    }
+    #[inline]
+    fn i16(&mut self, v: i16) {
+        Writer::i16(self, v);
+    }
+    #[inline]
+    fn u64(&mut self, v: u64) {
+        Writer::u64(self, v);
+    }
+    #[inline]
+    fn u128(&mut self, v: u128) {
+        Writer::u128(self, v);
+    }
+    #[inline]
+    fn time(&mut self, t: Instant) {
+        Writer::time(self, t);
+    }
+}
+
 struct Reader<'a>(&'a [u8]);
+
+impl Decoder for Reader<'_> {
+    type Error = DecodeError;
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Reader::u8(self)
+    }
+    fn i16(&mut self) -> Result<i16, DecodeError> {
+        Reader::i16(self)
+    }
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        Reader::u64(self)
+    }
+    fn u128(&mut self) -> Result<u128, DecodeError> {
+        Reader::u128(self)
+    }
+    fn time(&mut self) -> Result<Instant, DecodeError> {
+        Reader::time(self)
+    }
+    fn count(&mut self) -> Result<Count, DecodeError> {
+        Reader::count(self)
+    }
+    fn period(&mut self) -> Result<Period, DecodeError> {
+        Reader::period(self)
+    }
+    fn times_len(&mut self, max: u64) -> Result<usize, DecodeError> {
+        let n = Reader::u64(self)?;
+        // Checked against the bytes present before anything is allocated.
+        if n > max || n > (self.0.len() / 8) as u64 {
+            return Err(DecodeError::BadState);
+        }
+        Ok(n as usize)
+    }
+    fn bad_parameter(&self) -> DecodeError {
+        DecodeError::BadParameter
+    }
+    fn unknown_tag(&self, tag: u8) -> DecodeError {
+        DecodeError::UnknownAlgorithm(tag)
+    }
+}
 
 impl Reader<'_> {
     fn take<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
@@ -265,116 +319,22 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Every algorithm's parameters as stored: GCRA's as the bucket's capacity
-/// (`max_burst + 1`), as the first release wrote them.
+/// Every algorithm's parameters as stored: its tag, then its fields (see
+/// each [`crate::algo::Algo::write_params`]).
+#[inline]
 fn write_params<S: Sink>(w: &mut Writer<S>, params: &Params) {
-    if let Params::Fixed(f) = params {
-        let limit = f.limit;
-        let (span, offset) = match f.window() {
-            FixedWindow::Aligned(span, offset) => (span, offset),
-            FixedWindow::FirstHit(window) => {
-                w.u8(Algorithm::Fixed.tag());
-                w.u64(limit.get());
-                w.u64(window.micros());
-                return;
-            }
-        };
-        w.u8(ALIGNED_FIXED_TAG);
-        w.u64(limit.get());
-        match span {
-            Span::Micros(p) => {
-                w.u8(SPAN_MICROS);
-                w.u64(p.micros());
-            }
-            Span::Months(n) => {
-                w.u8(SPAN_MONTHS);
-                w.u64(n.get().into());
-            }
-        }
-        // Offsets are within ±23:59 minutes, so they fit an `i16`.
-        w.i16(i16::try_from(offset.minutes()).unwrap_or(0));
-        return;
-    }
-    w.u8(params.algorithm().tag());
-    let bucket = |w: &mut Writer<S>, p: &BucketParams| {
-        w.u64(p.capacity.get());
-        w.u64(p.rate.get());
-        w.u64(p.period.micros());
-    };
-    match params {
-        // Written above.
-        Params::Fixed(_) => {}
-        Params::Sliding(p) | Params::Log(p) => {
-            w.u64(p.limit.get());
-            w.u64(p.window.micros());
-        }
-        Params::Token(p) | Params::Leaky(p) => bucket(w, p),
-        Params::Gcra(p) => bucket(w, &p.bucket()),
-    }
+    params.write(w);
 }
 
 fn read_params(r: &mut Reader) -> Result<Params, DecodeError> {
-    let tag = r.u8()?;
-    if tag == ALIGNED_FIXED_TAG {
-        let limit = r.count()?;
-        let span = match r.u8()? {
-            SPAN_MICROS => Span::Micros(r.period()?),
-            SPAN_MONTHS => {
-                let n = u32::try_from(r.u64()?).map_err(|_| DecodeError::BadParameter)?;
-                Span::Months(Months::new(n).ok_or(DecodeError::BadParameter)?)
-            }
-            _ => return Err(DecodeError::BadParameter),
-        };
-        let offset = Offset::from_minutes(r.i16()?.into()).ok_or(DecodeError::BadParameter)?;
-        let p = FixedParams::new(limit, FixedWindow::Aligned(span, offset));
-        return p.map(Params::Fixed).ok_or(DecodeError::BadParameter);
-    }
-    let algo = Algorithm::from_tag(tag).ok_or(DecodeError::UnknownAlgorithm(tag))?;
-    let params = match algo.shape() {
-        crate::algo::limiter::Shape::Window => {
-            let w = WindowParams {
-                limit: r.count()?,
-                window: r.period()?,
-            };
-            Params::window(algo, w)
-        }
-        _ => {
-            let b = BucketParams {
-                capacity: r.count()?,
-                rate: r.count()?,
-                period: r.period()?,
-            };
-            Params::bucket(algo, b)
-        }
-    };
-    params.ok_or(DecodeError::UnknownAlgorithm(tag))
+    Params::read(r)
 }
 
-/// Encodes a limiter (the stored value of a key).
+/// Encodes a limiter (the stored value of a key): its parameters, then its
+/// state (see each [`crate::algo::Algo::write_state`]).
 pub fn encode(limiter: &Limiter) -> Vec<u8> {
     let mut w = Writer(Vec::with_capacity(64));
-    write_params(&mut w, &limiter.params());
-    match limiter {
-        Limiter::Fixed(s) => {
-            w.time(s.start);
-            w.u64(s.count);
-        }
-        Limiter::Sliding(s) => {
-            w.time(s.start);
-            w.u64(s.prev);
-            w.u64(s.curr);
-        }
-        Limiter::Log(s) => {
-            w.u64(s.entries.len() as u64);
-            for &t in &s.entries {
-                w.time(t);
-            }
-        }
-        Limiter::Token(s) | Limiter::Leaky(s) | Limiter::Gcra(s) => {
-            w.u128(s.scaled.get());
-            w.time(s.last);
-        }
-    }
+    limiter.write(&mut w);
     w.0
 }
 
@@ -388,34 +348,7 @@ pub fn decode(bytes: &[u8], version: i32) -> Result<Limiter, DecodeError> {
         return Err(DecodeError::UnknownAlgorithm(ALIGNED_FIXED_TAG));
     }
     let mut r = Reader(bytes);
-    let limiter = match read_params(&mut r)? {
-        Params::Fixed(params) => Limiter::Fixed(Box::new(FixedState {
-            params,
-            start: r.time()?,
-            count: r.u64()?,
-        })),
-        Params::Sliding(params) => Limiter::Sliding(Box::new(SlidingState {
-            params,
-            start: r.time()?,
-            prev: r.u64()?,
-            curr: r.u64()?,
-        })),
-        Params::Log(params) => {
-            let n = r.u64()?;
-            // Check the length against the bytes present before allocating.
-            if n > crate::algo::MAX_LOG_ENTRIES || n > (r.0.len() / 8) as u64 {
-                return Err(DecodeError::BadState);
-            }
-            let mut entries = VecDeque::with_capacity(n as usize);
-            for _ in 0..n {
-                entries.push_back(r.time()?);
-            }
-            Limiter::Log(Box::new(LogState { params, entries }))
-        }
-        Params::Token(p) => Limiter::Token(read_bucket(&mut r, p)?),
-        Params::Leaky(p) => Limiter::Leaky(read_bucket(&mut r, p)?),
-        Params::Gcra(p) => Limiter::Gcra(read_bucket(&mut r, p.bucket())?),
-    };
+    let limiter = Limiter::read(&mut r)?;
     r.finish()?;
     if !limiter.is_valid() {
         return Err(DecodeError::BadState);
@@ -460,14 +393,6 @@ pub fn decode_value(bytes: &[u8], version: i32) -> Result<Value, DecodeError> {
         }
         _ => decode(bytes, version).map(Value::Limiter),
     }
-}
-
-fn read_bucket(r: &mut Reader, params: BucketParams) -> Result<Box<BucketState>, DecodeError> {
-    Ok(Box::new(BucketState {
-        params,
-        scaled: crate::algo::bucket::Wide::new(r.u128()?),
-        last: r.time()?,
-    }))
 }
 
 /// Version byte leading the policies record (RDB aux data).
@@ -784,7 +709,8 @@ pub fn decode_all_op(bytes: &[u8]) -> Result<AllOp, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::algo::GcraParams;
+    use crate::algo::fixed::{SPAN_MICROS, SPAN_MONTHS};
+    use crate::algo::{BucketParams, FixedParams, GcraParams, WindowParams};
 
     fn samples() -> Vec<Limiter> {
         let w = WindowParams::new(5, 1_000_000).unwrap();

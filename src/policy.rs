@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::algo::{Duration, FixedWindow, Offset, Params, Span};
+use crate::algo::limiter::Argument;
+use crate::algo::units::DURATION_UNITS;
+use crate::algo::{Duration, Offset, Params};
 
 /// Longest policy name.
 pub const MAX_NAME_LEN: usize = 64;
@@ -38,40 +40,19 @@ impl Policy {
     /// duration in its largest exact unit: what `RL.POLICY GET` answers.
     pub fn definition(&self) -> Vec<String> {
         let mut out = vec![self.params.algorithm().name().to_string()];
-        match &self.params {
-            Params::Fixed(f) => {
-                out.push(f.limit.get().to_string());
-                match f.window() {
-                    FixedWindow::FirstHit(w) => out.push(duration(w.duration())),
-                    FixedWindow::Aligned(span, offset) => {
-                        out.push(match span {
-                            Span::Micros(w) => duration(w.duration()),
-                            Span::Months(n) => format!("{}mo", n.get()),
-                        });
-                        out.push("ALIGN".into());
-                        // UTC is the default, so it is not written.
-                        if offset != Offset::UTC {
-                            out.push("OFFSET".into());
-                            out.push(offset.to_string());
-                        }
-                    }
+        self.params.arguments(|arg| match arg {
+            Argument::Count(n) => out.push(n.to_string()),
+            Argument::Duration(d) => out.push(duration(d)),
+            Argument::Months(n) => out.push(format!("{n}mo")),
+            Argument::Align(offset) => {
+                out.push("ALIGN".into());
+                // UTC is the default, so it is not written.
+                if offset != Offset::UTC {
+                    out.push("OFFSET".into());
+                    out.push(offset.to_string());
                 }
             }
-            Params::Sliding(w) | Params::Log(w) => {
-                out.push(w.limit.get().to_string());
-                out.push(duration(w.window.duration()));
-            }
-            Params::Token(b) | Params::Leaky(b) => {
-                out.push(b.capacity.get().to_string());
-                out.push(b.rate.get().to_string());
-                out.push(duration(b.period.duration()));
-            }
-            Params::Gcra(g) => {
-                out.push(g.max_burst.get().to_string());
-                out.push(g.rate.get().to_string());
-                out.push(duration(g.period.duration()));
-            }
-        }
+        });
         if let Some(p) = self.penalty {
             out.push("PENALTY".into());
             out.push(duration(p));
@@ -87,14 +68,9 @@ impl Policy {
 /// `1d`), which the parser reads back as the same duration.
 pub fn duration(d: Duration) -> String {
     let us = d.as_micros();
-    const UNITS: [(u64, &str); 5] = [
-        (86_400_000_000, "d"),
-        (3_600_000_000, "h"),
-        (60_000_000, "m"),
-        (1_000_000, "s"),
-        (1_000, "ms"),
-    ];
-    for (scale, unit) in UNITS {
+    // The largest unit it is a whole number of; every duration is a whole
+    // number of the last, µs.
+    for (unit, scale) in DURATION_UNITS {
         if us >= scale && us.is_multiple_of(scale) {
             return format!("{}{unit}", us / scale);
         }

@@ -14,6 +14,7 @@
 //! period in µs: `scaled = level * period`. Draining for `dt` µs then removes
 //! exactly `dt * rate`, with no division and no rounding.
 
+use super::limiter::{Algo, Argument, Decoder, Encoder};
 use super::{div_ceil_u128, to_u64, Burst, Count, Decision, Duration, Instant, Period, MAX_COUNT};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,7 +213,133 @@ impl BucketState {
     pub fn is_valid(&self) -> bool {
         self.scaled.get() <= MAX_COUNT as u128 * self.params.period.wide()
     }
+
+    /// [`Algo::describe`] of the three flavours: GCRA's burst is
+    /// `capacity - 1`.
+    fn describe(&self, flavor: Flavor, field: &mut impl FnMut(&'static str, i128)) {
+        let p = &self.params;
+        if flavor == Flavor::Gcra {
+            field("max_burst", (p.capacity.get() - 1).into());
+        } else {
+            field("capacity", p.capacity.get().into());
+        }
+        field("rate", p.rate.get().into());
+        field("period_us", p.period.micros().into());
+        field("level", self.level().into());
+        field("updated_at_us", self.last.as_micros().into());
+    }
 }
+
+/// The three buckets' parameters as stored: capacity, rate, period in µs
+/// (GCRA's as the bucket's capacity, `max_burst + 1`, as the first release
+/// wrote them). The state follows: the scaled level, the time it was
+/// computed at.
+fn write_bucket_params(p: &BucketParams, w: &mut impl Encoder) {
+    w.u64(p.capacity.get());
+    w.u64(p.rate.get());
+    w.u64(p.period.micros());
+}
+
+fn read_bucket_params<D: Decoder>(r: &mut D) -> Result<BucketParams, D::Error> {
+    Ok(BucketParams {
+        capacity: r.count()?,
+        rate: r.count()?,
+        period: r.period()?,
+    })
+}
+
+/// The three algorithms on the bucket: one state, a marker each, told
+/// apart by their [`Flavor`] (and GCRA by its parameters).
+macro_rules! bucket_algo {
+    ($(#[$doc:meta])* $marker:ident, $flavor:ident, $params:ty, $to_bucket:expr, $of_bucket:expr) => {
+        $(#[$doc])*
+        pub struct $marker;
+
+        impl Algo for $marker {
+            type Params = $params;
+            type State = BucketState;
+            type Next = BucketState;
+
+            fn new(p: $params) -> BucketState {
+                BucketState::new($to_bucket(&p))
+            }
+            fn params(s: &BucketState) -> $params {
+                $of_bucket(&s.params)
+            }
+            fn limit(p: &$params) -> u64 {
+                $to_bucket(p).capacity.get()
+            }
+            #[inline]
+            fn evaluate(
+                s: &BucketState,
+                p: &$params,
+                cost: u64,
+                now: Instant,
+            ) -> (Decision, BucketState) {
+                s.evaluate(Flavor::$flavor, &$to_bucket(p), cost, now)
+            }
+            #[inline]
+            fn apply(s: &mut BucketState, next: &BucketState) {
+                *s = *next;
+            }
+            fn refund(s: &BucketState, n: u64, now: Instant) -> (u64, BucketState) {
+                let mut next = *s;
+                let given = next.refund(n, now);
+                (given, next)
+            }
+            fn describe(s: &BucketState, field: &mut impl FnMut(&'static str, i128)) {
+                s.describe(Flavor::$flavor, field);
+            }
+            fn is_valid(s: &BucketState) -> bool {
+                s.is_valid()
+            }
+            fn from_bucket(b: BucketParams) -> Option<$params> {
+                Some($of_bucket(&b))
+            }
+            fn arguments(p: &$params, out: &mut impl FnMut(Argument)) {
+                let b = $to_bucket(p);
+                // GCRA's first is its burst, one less than the capacity.
+                let first = match Flavor::$flavor {
+                    Flavor::Gcra => b.capacity.get() - 1,
+                    _ => b.capacity.get(),
+                };
+                out(Argument::Count(first));
+                out(Argument::Count(b.rate.get()));
+                out(Argument::Duration(b.period.duration()));
+            }
+            fn write_params(p: &$params, w: &mut impl Encoder) {
+                write_bucket_params(&$to_bucket(p), w);
+            }
+            fn read_params<D: Decoder>(_tag: u8, r: &mut D) -> Result<$params, D::Error> {
+                Ok($of_bucket(&read_bucket_params(r)?))
+            }
+            fn write_state(s: &BucketState, w: &mut impl Encoder) {
+                w.u128(s.scaled.get());
+                w.time(s.last);
+            }
+            fn read_state<D: Decoder>(p: $params, r: &mut D) -> Result<BucketState, D::Error> {
+                Ok(BucketState {
+                    params: $to_bucket(&p),
+                    scaled: Wide::new(r.u128()?),
+                    last: r.time()?,
+                })
+            }
+        }
+    };
+}
+
+bucket_algo!(
+    /// The token bucket (`RL.TOKEN`).
+    Token, Token, BucketParams, |p: &BucketParams| *p, |b: &BucketParams| *b
+);
+bucket_algo!(
+    /// The leaky bucket as a queue (`RL.LEAKY`).
+    Leaky, Leaky, BucketParams, |p: &BucketParams| *p, |b: &BucketParams| *b
+);
+bucket_algo!(
+    /// GCRA (`RL.GCRA`), parameters given as `max_burst rate period`.
+    Gcra, Gcra, GcraParams, GcraParams::bucket, GcraParams::of_bucket
+);
 
 #[cfg(test)]
 mod tests {

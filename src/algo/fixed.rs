@@ -8,6 +8,7 @@
 //! decision, so a clock that steps back inside the window changes nothing;
 //! one that steps back before the window's start is treated as the start.
 
+use super::limiter::{Algo, Argument, Decoder, Encoder};
 use std::num::NonZeroU64;
 
 use super::calendar::{window_at, Months, Offset, Span};
@@ -242,6 +243,150 @@ impl FixedState {
         self.count <= super::MAX_COUNT
     }
 }
+
+/// The fixed window (`RL.FIXED`).
+pub struct Fixed;
+
+impl Algo for Fixed {
+    type Params = FixedParams;
+    type State = FixedState;
+    type Next = FixedState;
+
+    fn new(p: FixedParams) -> FixedState {
+        FixedState::new(p)
+    }
+    fn params(s: &FixedState) -> FixedParams {
+        s.params
+    }
+    fn limit(p: &FixedParams) -> u64 {
+        p.limit.get()
+    }
+    #[inline]
+    fn evaluate(
+        s: &FixedState,
+        p: &FixedParams,
+        cost: u64,
+        now: Instant,
+    ) -> (Decision, FixedState) {
+        s.evaluate(p, cost, now)
+    }
+    #[inline]
+    fn apply(s: &mut FixedState, next: &FixedState) {
+        *s = *next;
+    }
+    fn refund(s: &FixedState, n: u64, now: Instant) -> (u64, FixedState) {
+        let mut next = *s;
+        let given = next.refund(n, now);
+        (given, next)
+    }
+    fn describe(s: &FixedState, field: &mut impl FnMut(&'static str, i128)) {
+        field("limit", s.params.limit.get().into());
+        match s.params.window() {
+            FixedWindow::FirstHit(w) => field("window_us", w.micros().into()),
+            FixedWindow::Aligned(span, offset) => {
+                match span {
+                    Span::Micros(w) => field("window_us", w.micros().into()),
+                    Span::Months(n) => field("window_months", n.get().into()),
+                }
+                field("align", 1);
+                field("offset_minutes", offset.minutes().into());
+            }
+        }
+        field("window_start_us", s.start.as_micros().into());
+        field("count", s.count.into());
+    }
+    fn is_valid(s: &FixedState) -> bool {
+        s.is_valid()
+    }
+    fn from_window(w: WindowParams) -> Option<FixedParams> {
+        Some(w.into())
+    }
+
+    fn arguments(p: &FixedParams, out: &mut impl FnMut(Argument)) {
+        out(Argument::Count(p.limit.get()));
+        match p.window() {
+            FixedWindow::FirstHit(w) => out(Argument::Duration(w.duration())),
+            FixedWindow::Aligned(span, offset) => {
+                out(match span {
+                    Span::Micros(w) => Argument::Duration(w.duration()),
+                    Span::Months(n) => Argument::Months(n.get()),
+                });
+                out(Argument::Align(offset));
+            }
+        }
+    }
+
+    const ALT_TAG: Option<u8> = Some(ALIGNED_TAG);
+
+    fn uses_alt_tag(p: &FixedParams) -> bool {
+        matches!(p.window(), FixedWindow::Aligned(..))
+    }
+
+    /// A window opened by the first hit: limit, window in µs (as the first
+    /// release wrote it). An aligned one (under [`ALIGNED_TAG`]): limit,
+    /// the span's unit ([`SPAN_MICROS`] or [`SPAN_MONTHS`]) and length, and
+    /// the offset in signed minutes.
+    fn write_params(p: &FixedParams, w: &mut impl Encoder) {
+        w.u64(p.limit.get());
+        match p.window() {
+            FixedWindow::FirstHit(window) => w.u64(window.micros()),
+            FixedWindow::Aligned(span, offset) => {
+                match span {
+                    Span::Micros(p) => {
+                        w.u8(SPAN_MICROS);
+                        w.u64(p.micros());
+                    }
+                    Span::Months(n) => {
+                        w.u8(SPAN_MONTHS);
+                        w.u64(n.get().into());
+                    }
+                }
+                // Offsets are within ±23:59 minutes, so they fit an `i16`.
+                w.i16(i16::try_from(offset.minutes()).unwrap_or(0));
+            }
+        }
+    }
+
+    fn read_params<D: Decoder>(tag: u8, r: &mut D) -> Result<FixedParams, D::Error> {
+        let limit = r.count()?;
+        if tag != ALIGNED_TAG {
+            return Ok(FixedParams::from(WindowParams {
+                limit,
+                window: r.period()?,
+            }));
+        }
+        let span = match r.u8()? {
+            SPAN_MICROS => Span::Micros(r.period()?),
+            SPAN_MONTHS => {
+                let n = u32::try_from(r.u64()?).ok().and_then(Months::new);
+                Span::Months(n.ok_or_else(|| r.bad_parameter())?)
+            }
+            _ => return Err(r.bad_parameter()),
+        };
+        let offset = Offset::from_minutes(r.i16()?.into()).ok_or_else(|| r.bad_parameter())?;
+        FixedParams::new(limit, FixedWindow::Aligned(span, offset)).ok_or_else(|| r.bad_parameter())
+    }
+
+    /// The window's start, its count.
+    fn write_state(s: &FixedState, w: &mut impl Encoder) {
+        w.time(s.start);
+        w.u64(s.count);
+    }
+
+    fn read_state<D: Decoder>(params: FixedParams, r: &mut D) -> Result<FixedState, D::Error> {
+        Ok(FixedState {
+            params,
+            start: r.time()?,
+            count: r.u64()?,
+        })
+    }
+}
+
+/// Codec tag of FIXED's parameters for an aligned window (encoding version
+/// 2); a window opened by the first hit keeps FIXED's own tag and layout.
+pub const ALIGNED_TAG: u8 = 7;
+pub(crate) const SPAN_MICROS: u8 = 0;
+pub(crate) const SPAN_MONTHS: u8 = 1;
 
 #[cfg(test)]
 mod tests {

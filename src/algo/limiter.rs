@@ -1,27 +1,162 @@
 //! One limiter of any algorithm: what a Redis key holds, and the one table of
-//! algorithms every other layer reads (names, parameters, encoding tags,
-//! counter slots).
+//! algorithms every other layer reads (names, encoding tags, parameter
+//! shapes, counter slots).
+//!
+//! Each algorithm is a type implementing [`Algo`]: its parameters, its state,
+//! and the pure steps on them. The `algorithms!` table below lists them
+//! once, with their names and codec tags, and writes from that list the enums
+//! every other layer handles ([`Algorithm`], [`Params`], [`Limiter`],
+//! [`Next`]) and the one dispatch from those enums to the algorithm's own
+//! code. Adding an algorithm is an `Algo` impl and a row of that table.
+//!
+//! The dispatch is a `match` the compiler sees through (each arm calls one
+//! algorithm's monomorphic code), so a request costs what a hand-written
+//! `match` did: no trait objects, no allocation.
 
-use super::bucket::Flavor;
-use super::calendar::Span;
-use super::fixed::{FixedParams, FixedWindow};
-use super::log::LogNext;
-use super::{
-    BucketParams, BucketState, Decision, FixedState, GcraParams, Instant, LogState, SlidingState,
-    WindowParams,
-};
+use super::BucketParams;
+use super::{Decision, Instant, WindowParams};
 
-/// The six algorithms. The discriminant is the algorithm's slot in
-/// [`TABLE`] and in per-algorithm counters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum Algorithm {
-    Fixed = 0,
-    Sliding = 1,
-    Log = 2,
-    Token = 3,
-    Leaky = 4,
-    Gcra = 5,
+/// One rate-limit algorithm: the pure steps on its state. Implemented by a
+/// marker type per algorithm (the three buckets share a state type but not
+/// a marker).
+pub trait Algo {
+    /// The parameters of a request, as given on the command line.
+    type Params: Copy + PartialEq + std::fmt::Debug;
+    /// The stored state, with the parameters last written to it.
+    type State: Clone + PartialEq + std::fmt::Debug;
+    /// What a request that writes leaves: the whole state when it is small
+    /// and `Copy`, else a description of the change.
+    type Next: Copy + PartialEq + std::fmt::Debug;
+
+    /// A new, empty state.
+    fn new(p: Self::Params) -> Self::State;
+
+    /// The parameters stored with the state (those of the last write).
+    fn params(s: &Self::State) -> Self::Params;
+
+    /// The limit as replies report it (limit, capacity, `max_burst + 1`).
+    fn limit(p: &Self::Params) -> u64;
+
+    /// Decides one request on a borrowed state; answers the decision and
+    /// what installing it would write.
+    fn evaluate(
+        s: &Self::State,
+        p: &Self::Params,
+        cost: u64,
+        now: Instant,
+    ) -> (Decision, Self::Next);
+
+    /// Installs what [`Algo::evaluate`] or [`Algo::refund`] on this state
+    /// returned.
+    fn apply(s: &mut Self::State, next: &Self::Next);
+
+    /// Decides, on a borrowed state, giving back up to `n` units spent at
+    /// or before `now` by the algorithm's own rule: answers how many, and
+    /// what installing the refund writes (to install only when that is more
+    /// than zero).
+    fn refund(s: &Self::State, n: u64, now: Instant) -> (u64, Self::Next);
+
+    /// The parameters in force and the stored state as named integers, for
+    /// `RL.INFO`: times in µs since the Unix epoch, durations in µs.
+    fn describe(s: &Self::State, field: &mut impl FnMut(&'static str, i128));
+
+    /// Whether the state satisfies the invariants `evaluate` keeps; decoded
+    /// data must pass this before it is used.
+    fn is_valid(s: &Self::State) -> bool;
+
+    /// Bytes owned by the state (for `MEMORY USAGE`).
+    fn memory(_s: &Self::State) -> usize {
+        size_of::<Self::State>()
+    }
+
+    /// The parameters as a command line gives them, in order (what
+    /// `RL.POLICY GET` answers; the parser reads them back by the table's
+    /// [`Shape`]).
+    fn arguments(p: &Self::Params, out: &mut impl FnMut(Argument));
+
+    /// Writes the parameters' fields, after the tag (the table's, or
+    /// [`Algo::ALT_TAG`] when [`Algo::uses_alt_tag`]).
+    fn write_params(p: &Self::Params, w: &mut impl Encoder);
+
+    /// Reads the parameters' fields written under `tag`.
+    fn read_params<D: Decoder>(tag: u8, r: &mut D) -> Result<Self::Params, D::Error>;
+
+    /// Writes the state's fields, after its parameters.
+    fn write_state(s: &Self::State, w: &mut impl Encoder);
+
+    /// Reads the state's fields under the parameters read before them;
+    /// the caller then checks [`Algo::is_valid`].
+    fn read_state<D: Decoder>(p: Self::Params, r: &mut D) -> Result<Self::State, D::Error>;
+
+    /// A second codec tag, for parameters of another layout (FIXED's
+    /// aligned windows); never one of the table's.
+    const ALT_TAG: Option<u8> = None;
+
+    /// Whether `p` is written under [`Algo::ALT_TAG`].
+    fn uses_alt_tag(_p: &Self::Params) -> bool {
+        false
+    }
+
+    /// How many entries a state may hold under `p`, if its memory grows
+    /// with its limit (the log's): the module bounds that by its setting
+    /// `log-max`.
+    fn entries(_p: &Self::Params) -> Option<u64> {
+        None
+    }
+
+    /// The algorithm's parameters from window figures, if it takes those.
+    fn from_window(_w: WindowParams) -> Option<Self::Params> {
+        None
+    }
+
+    /// The algorithm's parameters from bucket figures (GCRA's capacity is
+    /// `max_burst + 1`), if it takes those.
+    fn from_bucket(_b: BucketParams) -> Option<Self::Params> {
+        None
+    }
+}
+
+/// One argument of an algorithm's parameters on a command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Argument {
+    Count(u64),
+    Duration(super::Duration),
+    /// A window in calendar months.
+    Months(u32),
+    /// `ALIGN`, with `OFFSET` when the offset is not UTC (the default).
+    Align(super::Offset),
+}
+
+/// Where an algorithm writes its parameters and state: fields in order.
+/// How each field is laid out in bytes is the codec's ([`crate::codec`]);
+/// which fields, in which order, is the algorithm's, beside its code.
+pub trait Encoder {
+    fn u8(&mut self, v: u8);
+    fn i16(&mut self, v: i16);
+    fn u64(&mut self, v: u64);
+    fn u128(&mut self, v: u128);
+    fn time(&mut self, t: Instant);
+}
+
+/// Where an algorithm reads what it wrote to an [`Encoder`]. Every read
+/// checks what the types promise, so decoded data is never out of bounds.
+pub trait Decoder {
+    type Error;
+    fn u8(&mut self) -> Result<u8, Self::Error>;
+    fn i16(&mut self) -> Result<i16, Self::Error>;
+    fn u64(&mut self) -> Result<u64, Self::Error>;
+    fn u128(&mut self) -> Result<u128, Self::Error>;
+    /// An instant no later than the latest the module accepts.
+    fn time(&mut self) -> Result<Instant, Self::Error>;
+    fn count(&mut self) -> Result<super::Count, Self::Error>;
+    fn period(&mut self) -> Result<super::Period, Self::Error>;
+    /// How many instants follow: at most `max`, and no more than the bytes
+    /// left can hold, so it is safe to allocate for.
+    fn times_len(&mut self, max: u64) -> Result<usize, Self::Error>;
+    /// The error for a parameter out of its bounds.
+    fn bad_parameter(&self) -> Self::Error;
+    /// The error for a tag no algorithm owns.
+    fn unknown_tag(&self, tag: u8) -> Self::Error;
 }
 
 /// How an algorithm's parameters read on a command line.
@@ -29,10 +164,24 @@ pub enum Algorithm {
 pub enum Shape {
     /// `limit window`
     Window,
+    /// `limit window [ALIGN [OFFSET ±hh:mm]]`: a window that may be aligned
+    /// on the calendar, and then be months long.
+    AlignableWindow,
     /// `capacity rate period`
     Bucket,
     /// `max_burst rate period`
     Gcra,
+}
+
+impl Shape {
+    /// Names of the positional parameters, in order.
+    pub fn param_names(self) -> &'static [&'static str] {
+        match self {
+            Shape::Window | Shape::AlignableWindow => &["limit", "window"],
+            Shape::Bucket => &["capacity", "rate", "period"],
+            Shape::Gcra => &["max_burst", "rate", "period"],
+        }
+    }
 }
 
 pub struct AlgorithmInfo {
@@ -43,68 +192,310 @@ pub struct AlgorithmInfo {
     /// Lower case, for `INFO ratelimit` fields.
     pub lower: &'static str,
     pub shape: Shape,
+    /// Stable tag of the binary encodings; never reuse one.
+    pub tag: u8,
 }
 
-const TABLE: [AlgorithmInfo; 6] = [
-    AlgorithmInfo {
-        name: "FIXED",
-        command: "RL.FIXED",
-        lower: "fixed",
-        shape: Shape::Window,
-    },
-    AlgorithmInfo {
-        name: "SLIDING",
-        command: "RL.SLIDING",
-        lower: "sliding",
-        shape: Shape::Window,
-    },
-    AlgorithmInfo {
-        name: "LOG",
-        command: "RL.LOG",
-        lower: "log",
-        shape: Shape::Window,
-    },
-    AlgorithmInfo {
-        name: "TOKEN",
-        command: "RL.TOKEN",
-        lower: "token",
-        shape: Shape::Bucket,
-    },
-    AlgorithmInfo {
-        name: "LEAKY",
-        command: "RL.LEAKY",
-        lower: "leaky",
-        shape: Shape::Bucket,
-    },
-    AlgorithmInfo {
-        name: "GCRA",
-        command: "RL.GCRA",
-        lower: "gcra",
-        shape: Shape::Gcra,
-    },
-];
+/// Evaluates a request on one algorithm's state: the decision, its next
+/// state wrapped by `wrap`, whether it spends and whether it writes.
+#[inline]
+fn verdict<A: Algo, N>(
+    s: &A::State,
+    p: &A::Params,
+    cost: u64,
+    now: Instant,
+    wrap: impl FnOnce(A::Next) -> N,
+    fresh: bool,
+) -> (Decision, N, bool, bool) {
+    let (decision, next) = A::evaluate(s, p, cost, now);
+    let spends = decision.allowed && cost > 0;
+    // `spends` short-cuts the comparison on the common path; a fresh state
+    // holds the request's own parameters.
+    let writes = spends || (!fresh && super::writes(false, cost, A::params(s) != *p));
+    (decision, wrap(next), spends, writes)
+}
 
-impl Shape {
-    /// Names of the positional parameters, in order.
-    pub fn param_names(self) -> &'static [&'static str] {
-        match self {
-            Shape::Window => &["limit", "window"],
-            Shape::Bucket => &["capacity", "rate", "period"],
-            Shape::Gcra => &["max_burst", "rate", "period"],
+/// The table of algorithms: `Variant = slot, tag, "NAME", "lower", Shape =>
+/// Marker`. The slot is the algorithm's index in per-algorithm counters and
+/// in the Redis layer's pointer tags; the tag is the codec's (1 to 6, as the
+/// first release wrote them; the aligned fixed window has its own, see
+/// [`crate::codec`]).
+macro_rules! algorithms {
+    ($($v:ident = $slot:literal, $tag:literal, $name:literal, $lower:literal, $shape:ident => $a:ty;)*) => {
+        /// The algorithms. The discriminant is the algorithm's slot in
+        /// [`Algorithm::ALL`] and in per-algorithm counters.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum Algorithm {
+            $($v = $slot,)*
         }
-    }
+
+        const TABLE: &[AlgorithmInfo] = &[$(AlgorithmInfo {
+            name: $name,
+            command: concat!("RL.", $name),
+            lower: $lower,
+            shape: Shape::$shape,
+            tag: $tag,
+        },)*];
+
+        impl Algorithm {
+            pub const ALL: [Algorithm; TABLE.len()] = [$(Algorithm::$v,)*];
+        }
+
+        /// The parameters of one request, as given on the command line.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Params {
+            $($v(<$a as Algo>::Params),)*
+        }
+
+        /// The state of one limiter, with the parameters last written to
+        /// it. Each state lives in its own allocation of exactly its size
+        /// (the Redis layer stores the algorithm beside the pointer), so a
+        /// bucket costs 48 bytes.
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub enum Limiter {
+            $($v(Box<<$a as Algo>::State>),)*
+        }
+
+        /// The state a request leaves when it writes: the whole new state
+        /// for the fixed-size algorithms, the change for the log.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Next {
+            $($v(<$a as Algo>::Next),)*
+        }
+
+        /// The smallest alignment of any state: the Redis layer keeps the
+        /// algorithm in the pointer bits it leaves free.
+        pub(crate) const STATE_ALIGN: usize = {
+            let mut min = usize::MAX;
+            $(if align_of::<<$a as Algo>::State>() < min {
+                min = align_of::<<$a as Algo>::State>();
+            })*
+            min
+        };
+
+        impl Params {
+            pub fn algorithm(&self) -> Algorithm {
+                match self {
+                    $(Params::$v(_) => Algorithm::$v,)*
+                }
+            }
+
+            /// The limit as replies report it (limit, capacity,
+            /// `max_burst + 1`).
+            pub fn limit(&self) -> u64 {
+                match self {
+                    $(Params::$v(p) => <$a as Algo>::limit(p),)*
+                }
+            }
+
+            /// The parameters as a command line gives them (see
+            /// [`Algo::arguments`]).
+            pub fn arguments(&self, mut out: impl FnMut(Argument)) {
+                match self {
+                    $(Params::$v(p) => <$a as Algo>::arguments(p, &mut out),)*
+                }
+            }
+
+            /// How many entries a state may hold under these parameters, if
+            /// its memory grows with its limit (see [`Algo::entries`]).
+            pub fn entries(&self) -> Option<u64> {
+                match self {
+                    $(Params::$v(p) => <$a as Algo>::entries(p),)*
+                }
+            }
+
+            /// Writes the parameters: the algorithm's tag, then its fields.
+            pub fn write(&self, w: &mut impl Encoder) {
+                match self {
+                    $(Params::$v(p) => {
+                        let alt = <$a as Algo>::ALT_TAG.filter(|_| <$a as Algo>::uses_alt_tag(p));
+                        w.u8(alt.unwrap_or($tag));
+                        <$a as Algo>::write_params(p, w);
+                    })*
+                }
+            }
+
+            /// Reads what [`Params::write`] wrote.
+            pub fn read<D: Decoder>(r: &mut D) -> Result<Params, D::Error> {
+                let tag = r.u8()?;
+                $(if tag == $tag || <$a as Algo>::ALT_TAG == Some(tag) {
+                    return <$a as Algo>::read_params(tag, r).map(Params::$v);
+                })*
+                Err(r.unknown_tag(tag))
+            }
+
+            /// Window parameters under the window algorithm `algo`.
+            pub fn window(algo: Algorithm, w: WindowParams) -> Option<Params> {
+                match algo {
+                    $(Algorithm::$v => <$a as Algo>::from_window(w).map(Params::$v),)*
+                }
+            }
+
+            /// Bucket parameters under the bucket algorithm `algo` (GCRA's
+            /// capacity is `max_burst + 1`).
+            pub fn bucket(algo: Algorithm, b: BucketParams) -> Option<Params> {
+                match algo {
+                    $(Algorithm::$v => <$a as Algo>::from_bucket(b).map(Params::$v),)*
+                }
+            }
+        }
+
+        impl Limiter {
+            /// A new, empty limiter.
+            pub fn new(params: &Params) -> Limiter {
+                match *params {
+                    $(Params::$v(p) => Limiter::$v(Box::new(<$a as Algo>::new(p))),)*
+                }
+            }
+
+            pub fn algorithm(&self) -> Algorithm {
+                match self {
+                    $(Limiter::$v(_) => Algorithm::$v,)*
+                }
+            }
+
+            /// The parameters stored with the state (those of the last
+            /// write).
+            pub fn params(&self) -> Params {
+                match self {
+                    $(Limiter::$v(s) => Params::$v(<$a as Algo>::params(s)),)*
+                }
+            }
+
+            /// Decides one request on this limiter without changing it.
+            pub fn evaluate(
+                &self,
+                params: &Params,
+                cost: u64,
+                now: Instant,
+            ) -> Result<Verdict, Mismatch> {
+                let (decision, next, spends, writes) = match (self, params) {
+                    $((Limiter::$v(s), Params::$v(p)) => {
+                        verdict::<$a, _>(s, p, cost, now, Next::$v, false)
+                    })*
+                    _ => {
+                        return Err(Mismatch {
+                            stored: Kind::Limiter(self.algorithm()),
+                            requested: Kind::Limiter(params.algorithm()),
+                        })
+                    }
+                };
+                Ok(Verdict { decision, next, spends, writes })
+            }
+
+            /// Decides one request on a key that holds nothing, without
+            /// allocating.
+            pub fn evaluate_fresh(params: &Params, cost: u64, now: Instant) -> Verdict {
+                let (decision, next, spends, writes) = match params {
+                    $(Params::$v(p) => {
+                        let s = <$a as Algo>::new(*p);
+                        verdict::<$a, _>(&s, p, cost, now, Next::$v, true)
+                    })*
+                };
+                Verdict { decision, next, spends, writes }
+            }
+
+            /// Installs what [`Limiter::evaluate`] on this limiter
+            /// returned.
+            pub fn apply(&mut self, next: &Next) {
+                match (self, next) {
+                    $((Limiter::$v(s), Next::$v(n)) => <$a as Algo>::apply(s, n),)*
+                    // `next` always comes from evaluating this very limiter.
+                    #[allow(unreachable_patterns)]
+                    _ => debug_assert!(false, "a verdict applied to another algorithm"),
+                }
+            }
+
+            /// Decides giving back up to `n` units spent at or before
+            /// `now`, by the algorithm's own rule (see each
+            /// [`Algo::refund`]), without changing the limiter.
+            pub fn evaluate_refund(&self, n: u64, now: Instant) -> Refund {
+                match self {
+                    $(Limiter::$v(s) => {
+                        let (given, next) = <$a as Algo>::refund(s, n, now);
+                        Refund { given, next: Next::$v(next) }
+                    })*
+                }
+            }
+
+            /// The parameters in force and the stored state as named
+            /// integers, for `RL.INFO`. Times are µs since the Unix epoch,
+            /// durations µs; an offset is signed minutes, so fields are
+            /// `i64` (every other figure is bounded far below `i64::MAX`).
+            pub fn describe(&self, mut signed: impl FnMut(&'static str, i64)) {
+                let mut field = |name, v: i128| signed(name, super::saturating_i64(v));
+                match self {
+                    $(Limiter::$v(s) => <$a as Algo>::describe(s, &mut field),)*
+                }
+            }
+
+            /// Bytes owned by the limiter (for `MEMORY USAGE`).
+            pub fn memory(&self) -> usize {
+                match self {
+                    $(Limiter::$v(s) => <$a as Algo>::memory(s),)*
+                }
+            }
+
+            /// Whether the state satisfies the invariants `evaluate` keeps;
+            /// decoded data must pass this before it is used.
+            pub fn is_valid(&self) -> bool {
+                match self {
+                    $(Limiter::$v(s) => <$a as Algo>::is_valid(s),)*
+                }
+            }
+
+            /// Writes the limiter: its parameters, then its state.
+            pub fn write(&self, w: &mut impl Encoder) {
+                self.params().write(w);
+                match self {
+                    $(Limiter::$v(s) => <$a as Algo>::write_state(s, w),)*
+                }
+            }
+
+            /// Reads what [`Limiter::write`] wrote, without checking
+            /// [`Limiter::is_valid`].
+            pub fn read<D: Decoder>(r: &mut D) -> Result<Limiter, D::Error> {
+                Ok(match Params::read(r)? {
+                    $(Params::$v(p) => Limiter::$v(Box::new(<$a as Algo>::read_state(p, r)?)),)*
+                })
+            }
+
+            /// The algorithm and the state's allocation, handed over (to
+            /// Redis, which keeps the algorithm in the pointer's free low
+            /// bits, see [`STATE_ALIGN`]).
+            pub(crate) fn into_raw(self) -> (Algorithm, *mut u8) {
+                match self {
+                    $(Limiter::$v(s) => (Algorithm::$v, Box::into_raw(s).cast()),)*
+                }
+            }
+
+            /// Takes back what [`Limiter::into_raw`] handed over.
+            ///
+            /// # Safety
+            /// `ptr` must come from [`Limiter::into_raw`] of a limiter of
+            /// `algo`, and not have been taken back yet.
+            pub(crate) unsafe fn from_raw(algo: Algorithm, ptr: *mut u8) -> Limiter {
+                match algo {
+                    // SAFETY: a `Box` of this algorithm's state, by the
+                    // caller's contract.
+                    $(Algorithm::$v => Limiter::$v(unsafe { Box::from_raw(ptr.cast()) }),)*
+                }
+            }
+        }
+    };
+}
+
+algorithms! {
+    Fixed   = 0, 1, "FIXED",   "fixed",   AlignableWindow => super::fixed::Fixed;
+    Sliding = 1, 2, "SLIDING", "sliding", Window => super::sliding::Sliding;
+    Log     = 2, 3, "LOG",     "log",     Window => super::log::Log;
+    Token   = 3, 4, "TOKEN",   "token",   Bucket => super::bucket::Token;
+    Leaky   = 4, 5, "LEAKY",   "leaky",   Bucket => super::bucket::Leaky;
+    Gcra    = 5, 6, "GCRA",    "gcra",    Gcra   => super::bucket::Gcra;
 }
 
 impl Algorithm {
-    pub const ALL: [Algorithm; 6] = [
-        Algorithm::Fixed,
-        Algorithm::Sliding,
-        Algorithm::Log,
-        Algorithm::Token,
-        Algorithm::Leaky,
-        Algorithm::Gcra,
-    ];
-
     /// Slot in [`Algorithm::ALL`] and in per-algorithm counters.
     pub const fn index(self) -> usize {
         self as usize
@@ -128,102 +519,14 @@ impl Algorithm {
             .find(|a| a.name().as_bytes().eq_ignore_ascii_case(name))
     }
 
-    /// Stable tag used by the binary encodings (1 to 6); never reuse one.
-    pub const fn tag(self) -> u8 {
-        self as u8 + 1
+    /// Stable tag used by the binary encodings; never reuse one.
+    pub fn tag(self) -> u8 {
+        self.info().tag
     }
 
     pub fn from_tag(tag: u8) -> Option<Algorithm> {
-        Algorithm::ALL
-            .get(usize::from(tag).checked_sub(1)?)
-            .copied()
+        Algorithm::ALL.into_iter().find(|a| a.tag() == tag)
     }
-
-    fn flavor(self) -> Flavor {
-        match self {
-            Algorithm::Leaky => Flavor::Leaky,
-            Algorithm::Gcra => Flavor::Gcra,
-            _ => Flavor::Token,
-        }
-    }
-}
-
-/// The parameters of one request, as given on the command line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Params {
-    Fixed(FixedParams),
-    Sliding(WindowParams),
-    Log(WindowParams),
-    Token(BucketParams),
-    Leaky(BucketParams),
-    Gcra(GcraParams),
-}
-
-impl Params {
-    pub fn algorithm(&self) -> Algorithm {
-        match self {
-            Params::Fixed(_) => Algorithm::Fixed,
-            Params::Sliding(_) => Algorithm::Sliding,
-            Params::Log(_) => Algorithm::Log,
-            Params::Token(_) => Algorithm::Token,
-            Params::Leaky(_) => Algorithm::Leaky,
-            Params::Gcra(_) => Algorithm::Gcra,
-        }
-    }
-
-    /// The limit as replies report it (limit, capacity, `max_burst + 1`).
-    pub fn limit(&self) -> u64 {
-        match self {
-            Params::Fixed(f) => f.limit.get(),
-            Params::Sliding(w) | Params::Log(w) => w.limit.get(),
-            Params::Token(b) | Params::Leaky(b) => b.capacity.get(),
-            Params::Gcra(g) => g.max_burst.capacity().get(),
-        }
-    }
-
-    /// Window parameters under the window algorithm `algo`.
-    pub fn window(algo: Algorithm, w: WindowParams) -> Option<Params> {
-        match algo {
-            Algorithm::Fixed => Some(Params::Fixed(w.into())),
-            Algorithm::Sliding => Some(Params::Sliding(w)),
-            Algorithm::Log => Some(Params::Log(w)),
-            _ => None,
-        }
-    }
-
-    /// Bucket parameters under the bucket algorithm `algo` (GCRA's capacity
-    /// is `max_burst + 1`).
-    pub fn bucket(algo: Algorithm, b: BucketParams) -> Option<Params> {
-        match algo {
-            Algorithm::Token => Some(Params::Token(b)),
-            Algorithm::Leaky => Some(Params::Leaky(b)),
-            Algorithm::Gcra => Some(Params::Gcra(GcraParams::of_bucket(&b))),
-            _ => None,
-        }
-    }
-}
-
-/// The state of one limiter, with the parameters last written to it. Each
-/// state lives in its own allocation of exactly its size (the Redis layer
-/// stores the algorithm beside the pointer), so a bucket costs 48 bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Limiter {
-    Fixed(Box<FixedState>),
-    Sliding(Box<SlidingState>),
-    Log(Box<LogState>),
-    Token(Box<BucketState>),
-    Leaky(Box<BucketState>),
-    Gcra(Box<BucketState>),
-}
-
-/// The state a request leaves when it writes: the whole new state for the
-/// fixed-size algorithms, the change for the log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Next {
-    Fixed(FixedState),
-    Sliding(SlidingState),
-    Log(LogNext),
-    Bucket(BucketState),
 }
 
 /// A decision and what installing it would write.
@@ -239,6 +542,21 @@ pub struct Verdict {
     /// limit is never forgotten early by the key's expiry, and a denial never
     /// makes a later request more likely to pass. A peek never writes.
     pub writes: bool,
+}
+
+/// A refund decided on a limiter, and what installing it would write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refund {
+    /// Units given back.
+    pub given: u64,
+    pub next: Next,
+}
+
+impl Refund {
+    /// A refund writes when it gives something back.
+    pub fn writes(&self) -> bool {
+        self.given > 0
+    }
 }
 
 /// What a key of this module can hold, for messages.
@@ -265,134 +583,22 @@ pub struct Mismatch {
 }
 
 impl Limiter {
-    /// A new, empty limiter.
-    pub fn new(params: &Params) -> Limiter {
-        match *params {
-            Params::Fixed(p) => Limiter::Fixed(Box::new(FixedState::new(p))),
-            Params::Sliding(p) => Limiter::Sliding(Box::new(SlidingState::new(p))),
-            Params::Log(p) => Limiter::Log(Box::new(LogState::new(p))),
-            Params::Token(p) => Limiter::Token(Box::new(BucketState::new(p))),
-            Params::Leaky(p) => Limiter::Leaky(Box::new(BucketState::new(p))),
-            Params::Gcra(p) => Limiter::Gcra(Box::new(BucketState::new(p.bucket()))),
-        }
-    }
-
-    pub fn algorithm(&self) -> Algorithm {
-        match self {
-            Limiter::Fixed(_) => Algorithm::Fixed,
-            Limiter::Sliding(_) => Algorithm::Sliding,
-            Limiter::Log(_) => Algorithm::Log,
-            Limiter::Token(_) => Algorithm::Token,
-            Limiter::Leaky(_) => Algorithm::Leaky,
-            Limiter::Gcra(_) => Algorithm::Gcra,
-        }
-    }
-
-    /// The parameters stored with the state (those of the last write).
-    pub fn params(&self) -> Params {
-        match self {
-            Limiter::Fixed(s) => Params::Fixed(s.params),
-            Limiter::Sliding(s) => Params::Sliding(s.params),
-            Limiter::Log(s) => Params::Log(s.params),
-            Limiter::Token(s) => Params::Token(s.params),
-            Limiter::Leaky(s) => Params::Leaky(s.params),
-            Limiter::Gcra(s) => Params::Gcra(GcraParams::of_bucket(&s.params)),
-        }
-    }
-
-    /// Decides one request on this limiter without changing it.
-    pub fn evaluate(&self, params: &Params, cost: u64, now: Instant) -> Result<Verdict, Mismatch> {
-        let (decision, next) = match (self, params) {
-            (Limiter::Fixed(s), Params::Fixed(p)) => {
-                let (d, n) = s.evaluate(p, cost, now);
-                (d, Next::Fixed(n))
-            }
-            (Limiter::Sliding(s), Params::Sliding(p)) => {
-                let (d, n) = s.evaluate(p, cost, now);
-                (d, Next::Sliding(n))
-            }
-            (Limiter::Log(s), Params::Log(p)) => {
-                let (d, n) = s.evaluate(p, cost, now);
-                (d, Next::Log(n))
-            }
-            (Limiter::Token(s), Params::Token(p)) | (Limiter::Leaky(s), Params::Leaky(p)) => {
-                let (d, n) = s.evaluate(params.algorithm().flavor(), p, cost, now);
-                (d, Next::Bucket(n))
-            }
-            (Limiter::Gcra(s), Params::Gcra(p)) => {
-                let (d, n) = s.evaluate(Flavor::Gcra, &p.bucket(), cost, now);
-                (d, Next::Bucket(n))
-            }
-            _ => {
-                return Err(Mismatch {
-                    stored: Kind::Limiter(self.algorithm()),
-                    requested: Kind::Limiter(params.algorithm()),
-                })
-            }
-        };
-        let spends = decision.allowed && cost > 0;
-        Ok(Verdict {
-            decision,
-            next,
-            spends,
-            // `spends` short-cuts the comparison on the common path.
-            writes: spends || super::writes(false, cost, self.params() != *params),
-        })
-    }
-
-    /// Decides one request on a key that holds nothing, without allocating.
-    pub fn evaluate_fresh(params: &Params, cost: u64, now: Instant) -> Verdict {
-        let (decision, next) = match params {
-            Params::Fixed(p) => {
-                let (d, n) = FixedState::new(*p).evaluate(p, cost, now);
-                (d, Next::Fixed(n))
-            }
-            Params::Sliding(p) => {
-                let (d, n) = SlidingState::new(*p).evaluate(p, cost, now);
-                (d, Next::Sliding(n))
-            }
-            Params::Log(p) => {
-                let (d, n) = LogState::new(*p).evaluate(p, cost, now);
-                (d, Next::Log(n))
-            }
-            Params::Token(p) | Params::Leaky(p) => {
-                let (d, n) =
-                    BucketState::new(*p).evaluate(params.algorithm().flavor(), p, cost, now);
-                (d, Next::Bucket(n))
-            }
-            Params::Gcra(g) => {
-                let p = g.bucket();
-                let (d, n) = BucketState::new(p).evaluate(Flavor::Gcra, &p, cost, now);
-                (d, Next::Bucket(n))
-            }
-        };
-        let spends = decision.allowed && cost > 0;
-        Verdict {
-            decision,
-            next,
-            spends,
-            writes: spends,
-        }
-    }
-
-    /// Installs what [`Limiter::evaluate`] on this limiter returned.
-    pub fn apply(&mut self, next: &Next) {
-        match (self, next) {
-            (Limiter::Fixed(s), Next::Fixed(n)) => **s = *n,
-            (Limiter::Sliding(s), Next::Sliding(n)) => **s = *n,
-            (Limiter::Log(s), Next::Log(n)) => s.apply(n),
-            (Limiter::Token(s) | Limiter::Leaky(s) | Limiter::Gcra(s), Next::Bucket(n)) => **s = *n,
-            // `next` always comes from evaluating this very limiter.
-            _ => debug_assert!(false, "a verdict applied to another algorithm"),
-        }
-    }
-
     /// The limiter a request on an absent key leaves (from
     /// [`Limiter::evaluate_fresh`]).
     pub fn create(params: &Params, next: &Next) -> Limiter {
         let mut l = Limiter::new(params);
         l.apply(next);
         l
+    }
+
+    /// Gives back up to `n` units and answers how many: the refund decided
+    /// and installed (tests, benches; the Redis layer uses the two steps).
+    pub fn refund(&mut self, n: u64, now: Instant) -> u64 {
+        let r = self.evaluate_refund(n, now);
+        if r.writes() {
+            self.apply(&r.next);
+        }
+        r.given
     }
 
     /// Evaluates and installs when the request writes: the whole request on
@@ -409,97 +615,12 @@ impl Limiter {
         }
         Ok(v.decision)
     }
-
-    /// Gives back up to `n` units spent at or before `now`, by the
-    /// algorithm's own rule (see each state's `refund`), and answers how
-    /// many; the limiter changes only when that is more than zero.
-    pub fn refund(&mut self, n: u64, now: Instant) -> u64 {
-        match self {
-            Limiter::Fixed(s) => s.refund(n, now),
-            Limiter::Sliding(s) => s.refund(n, now),
-            Limiter::Log(s) => s.refund(n, now),
-            Limiter::Token(s) | Limiter::Leaky(s) | Limiter::Gcra(s) => s.refund(n, now),
-        }
-    }
-
-    /// The parameters in force and the stored state as named integers, for
-    /// `RL.INFO`. Times are µs since the Unix epoch, durations µs; an offset
-    /// is signed minutes, so fields are `i64` (every other figure is bounded
-    /// far below `i64::MAX`).
-    pub fn describe(&self, mut signed: impl FnMut(&'static str, i64)) {
-        let mut field = |name, v: i128| signed(name, i64::try_from(v).unwrap_or(i64::MAX));
-        match self {
-            Limiter::Fixed(s) => {
-                field("limit", i128::from(s.params.limit.get()));
-                match s.params.window() {
-                    FixedWindow::FirstHit(w) => field("window_us", w.micros().into()),
-                    FixedWindow::Aligned(span, offset) => {
-                        match span {
-                            Span::Micros(w) => field("window_us", w.micros().into()),
-                            Span::Months(n) => field("window_months", n.get().into()),
-                        }
-                        field("align", 1);
-                        field("offset_minutes", offset.minutes().into());
-                    }
-                }
-                field("window_start_us", i128::from(s.start.as_micros()));
-                field("count", i128::from(s.count));
-            }
-            Limiter::Sliding(s) => {
-                field("limit", i128::from(s.params.limit.get()));
-                field("window_us", i128::from(s.params.window.micros()));
-                field("window_start_us", i128::from(s.start.as_micros()));
-                field("previous", i128::from(s.prev));
-                field("current", i128::from(s.curr));
-            }
-            Limiter::Log(s) => {
-                field("limit", i128::from(s.params.limit.get()));
-                field("window_us", i128::from(s.params.window.micros()));
-                field("entries", i128::from(s.entries.len() as u64));
-                let micros = |t: Option<&Instant>| t.map_or(0, |t| t.as_micros());
-                field("oldest_us", i128::from(micros(s.entries.front())));
-                field("newest_us", i128::from(micros(s.entries.back())));
-            }
-            Limiter::Token(s) | Limiter::Leaky(s) | Limiter::Gcra(s) => {
-                let p = &s.params;
-                if let Limiter::Gcra(_) = self {
-                    field("max_burst", i128::from(p.capacity.get() - 1));
-                } else {
-                    field("capacity", i128::from(p.capacity.get()));
-                }
-                field("rate", i128::from(p.rate.get()));
-                field("period_us", i128::from(p.period.micros()));
-                field("level", i128::from(s.level()));
-                field("updated_at_us", i128::from(s.last.as_micros()));
-            }
-        }
-    }
-
-    /// Bytes owned by the limiter (for `MEMORY USAGE`).
-    pub fn memory(&self) -> usize {
-        match self {
-            Limiter::Fixed(_) => size_of::<FixedState>(),
-            Limiter::Sliding(_) => size_of::<SlidingState>(),
-            Limiter::Log(s) => size_of::<LogState>() + s.entries.capacity() * size_of::<Instant>(),
-            Limiter::Token(_) | Limiter::Leaky(_) | Limiter::Gcra(_) => size_of::<BucketState>(),
-        }
-    }
-
-    /// Whether the state satisfies the invariants `evaluate` keeps; decoded
-    /// data must pass this before it is used.
-    pub fn is_valid(&self) -> bool {
-        match self {
-            Limiter::Fixed(s) => s.is_valid(),
-            Limiter::Sliding(s) => s.is_valid(),
-            Limiter::Log(s) => s.is_valid(),
-            Limiter::Token(s) | Limiter::Leaky(s) | Limiter::Gcra(s) => s.is_valid(),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::algo::{BucketState, FixedState, LogState, SlidingState};
 
     #[test]
     fn one_table_of_algorithms() {
@@ -509,6 +630,12 @@ mod tests {
             assert_eq!(Algorithm::from_name(a.name().as_bytes()), Some(a));
             assert_eq!(a.info().lower, a.name().to_ascii_lowercase());
         }
+        for a in Algorithm::ALL {
+            assert_eq!(a.info().command, format!("RL.{}", a.name()));
+        }
+        // FIXED's second tag is no algorithm's.
+        let alt = <super::super::fixed::Fixed as Algo>::ALT_TAG.unwrap();
+        assert_eq!(Algorithm::from_tag(alt), None);
         assert_eq!(Algorithm::from_tag(0), None);
         assert_eq!(Algorithm::from_tag(7), None);
     }

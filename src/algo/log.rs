@@ -12,6 +12,7 @@
 //! from the front when the state is written, so the amortised cost per unit
 //! is O(1).
 
+use super::limiter::{Algo, Argument, Decoder, Encoder};
 use std::collections::VecDeque;
 
 use super::{Decision, Duration, Instant, WindowParams};
@@ -23,12 +24,14 @@ pub struct LogState {
     pub entries: VecDeque<Instant>,
 }
 
-/// How a write changes a log: drop the oldest `drop` entries (expired), then
-/// log `push` units at `at`, under `params`.
+/// How a write changes a log: drop the oldest `drop` entries (expired) and
+/// the newest `pop` (refunded), then log `push` units at `at`, under
+/// `params`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LogNext {
     pub params: WindowParams,
     pub drop: usize,
+    pub pop: usize,
     pub push: u64,
     pub at: Instant,
 }
@@ -93,6 +96,7 @@ impl LogState {
             // Entries expired under `p` may still count under other
             // parameters: only a spending request drops them.
             drop: if spends { expired } else { 0 },
+            pop: 0,
             push,
             at: now,
         };
@@ -102,6 +106,8 @@ impl LogState {
     pub fn apply(&mut self, next: &LogNext) {
         let drop = next.drop.min(self.entries.len());
         self.entries.drain(..drop);
+        let pop = next.pop.min(self.entries.len());
+        self.entries.truncate(self.entries.len() - pop);
         let after = self.entries.len() as u64 + next.push;
         self.reserve_for(after, next.params.limit.get());
         // `push <= limit`, which the parser bounds by `log-max`.
@@ -112,17 +118,28 @@ impl LogState {
 
     /// Removes up to `n` of the newest entries still counting at `now` (under
     /// a lowered limit, only the newest `limit` count); answers how many.
-    pub fn refund(&mut self, n: u64, now: Instant) -> u64 {
+    /// Decided on the log as it stands: answers how many, and the change
+    /// that gives them back.
+    pub fn refund(&self, n: u64, now: Instant) -> (u64, LogNext) {
         let w = self.params.window.duration();
-        let now = match self.entries.back() {
-            Some(&last) => now.max(last),
-            None => return 0,
+        let given = match self.entries.back() {
+            Some(&last) => {
+                let now = now.max(last);
+                let expired = self.entries.partition_point(|&t| t + w <= now);
+                let live = ((self.entries.len() - expired) as u64).min(self.params.limit.get());
+                n.min(live)
+            }
+            None => 0,
         };
-        let expired = self.entries.partition_point(|&t| t + w <= now);
-        let live = ((self.entries.len() - expired) as u64).min(self.params.limit.get());
-        let given = n.min(live);
-        self.entries.truncate(self.entries.len() - given as usize);
-        given
+        let next = LogNext {
+            params: self.params,
+            drop: 0,
+            // At most the entries held.
+            pop: given as usize,
+            push: 0,
+            at: now,
+        };
+        (given, next)
     }
 
     /// Grows the ring geometrically but never beyond `limit`, so a full log
@@ -144,6 +161,87 @@ impl LogState {
                 .iter()
                 .zip(self.entries.iter().skip(1))
                 .all(|(a, b)| a <= b)
+    }
+}
+
+/// The sliding log (`RL.LOG`).
+pub struct Log;
+
+impl Algo for Log {
+    type Params = WindowParams;
+    type State = LogState;
+    type Next = LogNext;
+
+    fn new(p: WindowParams) -> LogState {
+        LogState::new(p)
+    }
+    fn params(s: &LogState) -> WindowParams {
+        s.params
+    }
+    fn limit(p: &WindowParams) -> u64 {
+        p.limit.get()
+    }
+    #[inline]
+    fn evaluate(s: &LogState, p: &WindowParams, cost: u64, now: Instant) -> (Decision, LogNext) {
+        s.evaluate(p, cost, now)
+    }
+    #[inline]
+    fn apply(s: &mut LogState, next: &LogNext) {
+        s.apply(next);
+    }
+    fn refund(s: &LogState, n: u64, now: Instant) -> (u64, LogNext) {
+        s.refund(n, now)
+    }
+    fn describe(s: &LogState, field: &mut impl FnMut(&'static str, i128)) {
+        field("limit", s.params.limit.get().into());
+        field("window_us", s.params.window.micros().into());
+        field("entries", (s.entries.len() as u64).into());
+        let micros = |t: Option<&Instant>| t.map_or(0, |t| t.as_micros());
+        field("oldest_us", micros(s.entries.front()).into());
+        field("newest_us", micros(s.entries.back()).into());
+    }
+    fn is_valid(s: &LogState) -> bool {
+        s.is_valid()
+    }
+    /// One entry per unit of the limit.
+    fn entries(p: &WindowParams) -> Option<u64> {
+        Some(p.limit.get())
+    }
+    fn memory(s: &LogState) -> usize {
+        size_of::<LogState>() + s.entries.capacity() * size_of::<Instant>()
+    }
+    fn from_window(w: WindowParams) -> Option<WindowParams> {
+        Some(w)
+    }
+
+    fn arguments(p: &WindowParams, out: &mut impl FnMut(Argument)) {
+        super::sliding::Sliding::arguments(p, out);
+    }
+
+    /// As the sliding window's: limit, window in µs.
+    fn write_params(p: &WindowParams, w: &mut impl Encoder) {
+        super::sliding::Sliding::write_params(p, w);
+    }
+
+    fn read_params<D: Decoder>(tag: u8, r: &mut D) -> Result<WindowParams, D::Error> {
+        super::sliding::Sliding::read_params(tag, r)
+    }
+
+    /// The number of entries, then each, oldest first.
+    fn write_state(s: &LogState, w: &mut impl Encoder) {
+        w.u64(s.entries.len() as u64);
+        for &t in &s.entries {
+            w.time(t);
+        }
+    }
+
+    fn read_state<D: Decoder>(params: WindowParams, r: &mut D) -> Result<LogState, D::Error> {
+        let n = r.times_len(super::MAX_LOG_ENTRIES)?;
+        let mut entries = VecDeque::with_capacity(n);
+        for _ in 0..n {
+            entries.push_back(r.time()?);
+        }
+        Ok(LogState { params, entries })
     }
 }
 

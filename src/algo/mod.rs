@@ -9,6 +9,11 @@
 //! - `apply(next)` installs it, which the caller does only when the request
 //!   writes (see [`Verdict::writes`]).
 //!
+//! A refund takes the same two steps (`evaluate_refund`, then `apply` when
+//! it gives something back), so a replayed one is checked on the snapshot
+//! before anything changes. The algorithms are listed once, in
+//! [`limiter`]'s table; each implements [`Algo`].
+//!
 //! So a denial, a peek or one limit of a denied `RL.ALL` never copies or
 //! allocates a state, and a missing key is evaluated as a fresh state on the
 //! stack.
@@ -31,7 +36,7 @@ pub use bucket::{BucketParams, BucketState, GcraParams};
 pub use calendar::{window_at, Months, Offset, Span, MAX_MONTHS};
 pub use fixed::{FixedParams, FixedState, FixedWindow, MAX_ALIGNED_US};
 pub use lease::{Acquired, Lease, LeaseState, MAX_LEASES, MAX_LEASE_ID_LEN};
-pub use limiter::{Algorithm, Kind, Limiter, Mismatch, Next, Params, Verdict};
+pub use limiter::{Algo, Algorithm, Kind, Limiter, Mismatch, Next, Params, Refund, Verdict};
 pub use log::LogState;
 pub use sliding::SlidingState;
 pub use units::{
@@ -131,6 +136,13 @@ pub fn writes(allowed: bool, cost: u64, other_params: bool) -> bool {
 #[inline]
 pub(crate) fn div_ceil_u128(n: u128, d: u128) -> u128 {
     n.div_ceil(d)
+}
+
+/// Narrows a figure to `i64` for a reply, saturating (every figure the
+/// module reports is bounded far below `i64::MAX`).
+#[inline]
+pub fn saturating_i64(v: impl TryInto<i64>) -> i64 {
+    v.try_into().unwrap_or(i64::MAX)
 }
 
 /// Narrows a count known to be bounded by the module's limits to `u64`.

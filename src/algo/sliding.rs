@@ -13,6 +13,7 @@
 //! one window's units at its very end, then a full window's worth), and the
 //! count in any *fixed* window never exceeds `limit`.
 
+use super::limiter::{Algo, Argument, Decoder, Encoder};
 use super::{div_ceil_u128, to_u64, Decision, Duration, Instant, WindowParams};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,6 +167,91 @@ impl SlidingState {
         // Both counts may exceed a limit lowered since they were counted:
         // they only fade out.
         self.prev <= super::MAX_COUNT && self.curr <= super::MAX_COUNT
+    }
+}
+
+/// The sliding window counter (`RL.SLIDING`).
+pub struct Sliding;
+
+impl Algo for Sliding {
+    type Params = WindowParams;
+    type State = SlidingState;
+    type Next = SlidingState;
+
+    fn new(p: WindowParams) -> SlidingState {
+        SlidingState::new(p)
+    }
+    fn params(s: &SlidingState) -> WindowParams {
+        s.params
+    }
+    fn limit(p: &WindowParams) -> u64 {
+        p.limit.get()
+    }
+    #[inline]
+    fn evaluate(
+        s: &SlidingState,
+        p: &WindowParams,
+        cost: u64,
+        now: Instant,
+    ) -> (Decision, SlidingState) {
+        s.evaluate(p, cost, now)
+    }
+    #[inline]
+    fn apply(s: &mut SlidingState, next: &SlidingState) {
+        *s = *next;
+    }
+    fn refund(s: &SlidingState, n: u64, now: Instant) -> (u64, SlidingState) {
+        let mut next = *s;
+        let given = next.refund(n, now);
+        (given, next)
+    }
+    fn describe(s: &SlidingState, field: &mut impl FnMut(&'static str, i128)) {
+        field("limit", s.params.limit.get().into());
+        field("window_us", s.params.window.micros().into());
+        field("window_start_us", s.start.as_micros().into());
+        field("previous", s.prev.into());
+        field("current", s.curr.into());
+    }
+    fn is_valid(s: &SlidingState) -> bool {
+        s.is_valid()
+    }
+    fn from_window(w: WindowParams) -> Option<WindowParams> {
+        Some(w)
+    }
+
+    fn arguments(p: &WindowParams, out: &mut impl FnMut(Argument)) {
+        out(Argument::Count(p.limit.get()));
+        out(Argument::Duration(p.window.duration()));
+    }
+
+    /// Limit, window in µs.
+    fn write_params(p: &WindowParams, w: &mut impl Encoder) {
+        w.u64(p.limit.get());
+        w.u64(p.window.micros());
+    }
+
+    fn read_params<D: Decoder>(_tag: u8, r: &mut D) -> Result<WindowParams, D::Error> {
+        Ok(WindowParams {
+            limit: r.count()?,
+            window: r.period()?,
+        })
+    }
+
+    /// The current window's start, the previous window's count, the
+    /// current one's.
+    fn write_state(s: &SlidingState, w: &mut impl Encoder) {
+        w.time(s.start);
+        w.u64(s.prev);
+        w.u64(s.curr);
+    }
+
+    fn read_state<D: Decoder>(params: WindowParams, r: &mut D) -> Result<SlidingState, D::Error> {
+        Ok(SlidingState {
+            params,
+            start: r.time()?,
+            prev: r.u64()?,
+            curr: r.u64()?,
+        })
     }
 }
 

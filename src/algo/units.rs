@@ -28,6 +28,37 @@ pub const MAX_TIME_US: u64 = 253_402_300_799_999_000;
 /// then.
 pub const MAX_WAIT_US: u64 = 2 * MAX_DURATION_US;
 
+/// A day in µs.
+pub const DAY_US: u64 = 86_400_000_000;
+
+/// The units a duration is written in on a command line, largest first,
+/// with their length in µs: what the parser reads (a number without a unit
+/// is in seconds) and `RL.POLICY GET` writes back.
+pub const DURATION_UNITS: [(&str, u64); 6] = [
+    ("d", DAY_US),
+    ("h", 3_600_000_000),
+    ("m", 60_000_000),
+    ("s", 1_000_000),
+    ("ms", 1_000),
+    ("us", 1),
+];
+
+/// The length in µs of a unit of [`DURATION_UNITS`] written in lower case,
+/// or of none (seconds). The parser's every-call path, spelled as a
+/// `match` for speed; a test holds it to the table.
+#[inline]
+pub fn unit_scale(unit: &[u8]) -> Option<u64> {
+    Some(match unit {
+        b"" | b"s" => 1_000_000,
+        b"ms" => 1_000,
+        b"us" => 1,
+        b"m" => 60_000_000,
+        b"h" => 3_600_000_000,
+        b"d" => DAY_US,
+        _ => return None,
+    })
+}
+
 /// A point in time: microseconds since the Unix epoch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Instant(u64);
@@ -191,6 +222,17 @@ impl Burst {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_table_of_duration_units() {
+        for (unit, us) in DURATION_UNITS {
+            assert_eq!(unit_scale(unit.as_bytes()), Some(us), "{unit}");
+        }
+        assert_eq!(unit_scale(b""), Some(1_000_000));
+        for other in [&b"S"[..], b"mo", b"y", b"sec", b"M"] {
+            assert_eq!(unit_scale(other), None);
+        }
+    }
 
     #[test]
     fn bounds_are_enforced_by_construction() {

@@ -16,9 +16,8 @@ use redis_module::raw;
 
 use super::ffi::{self, ModuleValue};
 use super::stats;
-use crate::algo::{
-    Algorithm, Blocked, BucketState, FixedState, LeaseState, Limiter, LogState, SlidingState, Value,
-};
+use crate::algo::limiter::STATE_ALIGN;
+use crate::algo::{Algorithm, Blocked, LeaseState, Limiter, Value};
 use crate::codec;
 
 /// A key opened for writing, holding a [`Value`].
@@ -99,10 +98,7 @@ const LEASES: usize = 7;
 
 const _: () = {
     // The tag needs the states' alignment to leave those bits free.
-    assert!(align_of::<FixedState>() > TAG_MASK);
-    assert!(align_of::<SlidingState>() > TAG_MASK);
-    assert!(align_of::<LogState>() > TAG_MASK);
-    assert!(align_of::<BucketState>() > TAG_MASK);
+    assert!(STATE_ALIGN > TAG_MASK);
     assert!(align_of::<Blocked>() > TAG_MASK);
     assert!(align_of::<LeaseState>() > TAG_MASK);
     assert!(Algorithm::ALL.len() <= BLOCKED);
@@ -112,13 +108,7 @@ const _: () = {
 pub fn into_raw(value: Value) -> ffi::RawValue {
     match value {
         Value::Limiter(l) => {
-            let algo = l.algorithm();
-            let ptr: *mut u8 = match l {
-                Limiter::Fixed(s) => Box::into_raw(s).cast(),
-                Limiter::Sliding(s) => Box::into_raw(s).cast(),
-                Limiter::Log(s) => Box::into_raw(s).cast(),
-                Limiter::Token(s) | Limiter::Leaky(s) | Limiter::Gcra(s) => Box::into_raw(s).cast(),
-            };
+            let (algo, ptr) = l.into_raw();
             ptr.map_addr(|a| a | algo.index()).cast()
         }
         Value::Blocked(b) => Box::into_raw(b).map_addr(|a| a | BLOCKED).cast(),
@@ -136,21 +126,16 @@ pub unsafe fn take(value: ffi::RawValue) -> Value {
     let tag = value.addr() & TAG_MASK;
     let ptr = value.map_addr(|a| a & !TAG_MASK);
     // SAFETY: `into_raw` stored the tag in the low bits of a pointer from
-    // `Box::into_raw` of that algorithm's state, or of a `Blocked` (caller's
-    // contract).
+    // `Limiter::into_raw` of that algorithm, or from `Box::into_raw` of a
+    // `Blocked` or a `LeaseState` (caller's contract).
     unsafe {
-        Value::Limiter(match Algorithm::ALL.get(tag) {
-            Some(Algorithm::Fixed) => Limiter::Fixed(Box::from_raw(ptr.cast())),
-            Some(Algorithm::Sliding) => Limiter::Sliding(Box::from_raw(ptr.cast())),
-            Some(Algorithm::Log) => Limiter::Log(Box::from_raw(ptr.cast())),
-            Some(Algorithm::Token) => Limiter::Token(Box::from_raw(ptr.cast())),
-            Some(Algorithm::Leaky) => Limiter::Leaky(Box::from_raw(ptr.cast())),
-            Some(Algorithm::Gcra) => Limiter::Gcra(Box::from_raw(ptr.cast())),
-            None if tag == BLOCKED => return Value::Blocked(Box::from_raw(ptr.cast())),
-            None if tag == LEASES => return Value::Leases(Box::from_raw(ptr.cast())),
+        match Algorithm::ALL.get(tag) {
+            Some(&algo) => Value::Limiter(Limiter::from_raw(algo, ptr.cast())),
+            None if tag == BLOCKED => Value::Blocked(Box::from_raw(ptr.cast())),
+            None if tag == LEASES => Value::Leases(Box::from_raw(ptr.cast())),
             // `into_raw` never writes another tag.
             None => unreachable!("ratelimit value with tag {tag}"),
-        })
+        }
     }
 }
 

@@ -24,6 +24,8 @@ use std::ptr::NonNull;
 
 use redis_module::raw;
 
+use crate::algo::saturating_i64;
+
 /// Functions of the module API this module calls; checked once at load
 /// (see [`missing_api`]), so the `unwrap`s on them below cannot fail.
 macro_rules! api {
@@ -288,7 +290,7 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn reply_u64(self, v: u64) {
-        self.reply_i64(i64::try_from(v).unwrap_or(i64::MAX));
+        self.reply_i64(saturating_i64(v));
     }
 
     pub fn reply_array(self, len: usize) {
@@ -564,7 +566,7 @@ impl<V: ModuleValue> WriteKey<'_, V> {
     /// replicas and reloads expire it at the same millisecond (a time past
     /// what Redis can hold is its latest).
     pub fn expire_at(&self, at_ms: u64) {
-        let at_ms = i64::try_from(at_ms).unwrap_or(i64::MAX);
+        let at_ms = saturating_i64(at_ms);
         // SAFETY: an open key holding a value.
         unsafe { api!(RedisModule_SetAbsExpire)(self.key.as_ptr(), at_ms) };
     }

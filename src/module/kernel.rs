@@ -78,6 +78,11 @@ pub(super) enum Error {
     NotStored,
     /// A replicated or rewritten operation that can't be applied.
     BadOp(String),
+    /// A client's request the server refuses for what it holds already
+    /// (a full policy registry).
+    Refused(String),
+    /// A broken invariant of the module itself: a bug, never expected.
+    Bug(&'static str),
     /// A replication or AOF command sent by an ordinary client.
     Internal(&'static str),
     /// A command meets a kind of value it does not work on.
@@ -134,7 +139,8 @@ impl Error {
                 format!("ERR the key holds {stored}, which {command} does not apply to: use another key")
             }
             Error::NotStored => "ERR could not store the limiter".into(),
-            Error::BadOp(msg) | Error::System(msg) => format!("ERR {msg}"),
+            Error::BadOp(msg) | Error::Refused(msg) | Error::System(msg) => format!("ERR {msg}"),
+            Error::Bug(what) => format!("ERR {what}"),
             Error::Internal(command) => format!(
                 "ERR {command} is internal: only a master's replication stream and AOF loading may send it"
             ),
@@ -340,14 +346,62 @@ pub(super) fn client_decide_with(
     ))
 }
 
+/// A refund on one key, from a client or replayed: decided on the limiter
+/// the key holds, then installed with its expiry only when it gives
+/// something back (a replay must give back exactly what its master did).
+/// Answers the units given back.
+pub(super) fn refund_one(
+    ctx: Ctx,
+    name: RStr,
+    n: u64,
+    now: Instant,
+    source: Source,
+) -> Result<u64, Error> {
+    let mut key = ctx.open_write(name)?;
+    let refund = match (key.value().map(Value::limiter), source) {
+        (Some(Some(l)), _) => l.evaluate_refund(n, now),
+        (Some(None), Source::Client { .. }) => return Err(Error::Holds("RL.REFUND", Kind::Leases)),
+        (None, Source::Client { .. }) => return Ok(0),
+        (_, Source::Replay { .. }) => return Err(diverged("there is no limiter to refund here")),
+    };
+    if matches!(source, Source::Replay { .. }) && refund.given != n {
+        return Err(diverged("the refund gives back another amount here"));
+    }
+    if !refund.writes() {
+        return Ok(0);
+    }
+    key.value_mut()
+        .and_then(Value::limiter_mut)
+        .ok_or(Error::Bug("the refunded limiter is gone"))?
+        .apply(&refund.next);
+    let expire_at_ms = match source {
+        Source::Client { wall } => refund_expiry_ms(&key, now, wall)?,
+        Source::Replay { expire_at_ms } => expire_at_ms,
+    };
+    key.expire_at(expire_at_ms);
+    key.signal_modified();
+    match source {
+        Source::Client { .. } => {
+            let op = codec::encode_refund_op(&codec::RefundOp {
+                given: refund.given,
+                now,
+                expire_at_ms,
+            });
+            ctx.replicate(APPLY, name, &op);
+        }
+        Source::Replay { .. } => ctx.replicate_verbatim(),
+    }
+    Ok(refund.given)
+}
+
 /// When a refunded key expires: when what is left is as good as nothing
 /// (or its block ends), by the rule of [`expiry_ms`], never later than the
 /// expiry it had (a refund only takes away).
-pub(super) fn refund_expiry_ms(key: &WriteKey, now: Instant, wall: Instant) -> Result<u64, Error> {
+fn refund_expiry_ms(key: &WriteKey, now: Instant, wall: Instant) -> Result<u64, Error> {
     let held = key.value();
     let params = held.and_then(Value::limiter).map(Limiter::params);
     let Some(params) = params else {
-        return Err(Error::BadOp("no limiter to refund".into()));
+        return Err(Error::Bug("no limiter to refund"));
     };
     let d = evaluate(held, &params, 0, now, None)?.verdict.decision;
     let at = empty_at_ms(&d, wall);
@@ -357,10 +411,10 @@ pub(super) fn refund_expiry_ms(key: &WriteKey, now: Instant, wall: Instant) -> R
 /// Ops come from our own master or AOF, and are checked as decoded data:
 /// within the codec's ceilings, and an expiry a master can have set.
 pub(super) fn check_replayed(params: &Params, expire_at_ms: u64) -> Result<(), Error> {
-    if let Params::Log(p) = params {
+    if let Some(entries) = params.entries() {
         check_replayed_limit(
             Setting::LogMax,
-            p.limit.get(),
+            entries,
             config::LOG_MAX_CEILING,
             config::log_max(),
         )?;
@@ -450,7 +504,7 @@ pub(super) fn decide_all(
             let key = ctx.open_read(*name)?;
             each.push(evaluate(key.value(), p, 0, now, None)?.verdict.decision);
         }
-        let combined = Decision::combine(&each).ok_or(Error::BadOp("no keys".into()))?;
+        let combined = Decision::combine(&each).ok_or(Error::Bug("no keys"))?;
         return Ok(AllDecided {
             combined,
             each,
@@ -532,7 +586,7 @@ pub(super) fn decide_all(
         return Err(diverged("the penalty box differs here"));
     }
     let each: PerKey<Decision> = guarded.iter().map(|g| g.verdict.decision).collect();
-    let combined = Decision::combine(&each).ok_or(Error::BadOp("no keys".into()))?;
+    let combined = Decision::combine(&each).ok_or(Error::Bug("no keys"))?;
     Ok(AllDecided {
         combined,
         each,

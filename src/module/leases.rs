@@ -102,7 +102,7 @@ fn acquire_on(
     wall: Instant,
 ) -> Result<(Acquired, u64), Error> {
     let LeaseAction::Acquire { limit, units, ttl } = what else {
-        return Err(Error::BadOp("not an acquire".into()));
+        return Err(Error::Bug("not an acquire"));
     };
     let a = match key.value_mut() {
         Some(held) => leases_of(held)?.acquire(limit, units, ttl, id, now),
@@ -191,7 +191,7 @@ fn end_or_extend(
     let done = match what {
         LeaseAction::Release => s.release(id, now),
         LeaseAction::Renew { ttl } => s.renew(id, ttl, now),
-        LeaseAction::Acquire { .. } => return Err(Error::BadOp("not a release".into())),
+        LeaseAction::Acquire { .. } => return Err(Error::Bug("not a release")),
     };
     if !done {
         return Ok((false, 0));

@@ -735,3 +735,23 @@ redis_module! {
     data_types: [RATELIMIT_TYPE],
     init: init,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table of algorithms and the commands registered agree: every
+    /// algorithm has its command, under the name the table gives it.
+    #[test]
+    fn every_algorithm_has_its_command() {
+        for a in Algorithm::ALL {
+            let name = a.info().command;
+            assert!(
+                COMMANDS
+                    .iter()
+                    .any(|c| c.name.to_bytes() == name.as_bytes()),
+                "{name} is not registered"
+            );
+        }
+    }
+}

@@ -41,7 +41,7 @@ pub(super) fn policy_command(ctx: Ctx, args: &[RStr]) -> Outcome {
         {
             let mut reg = registry();
             if !reg.contains_key(&name) && reg.len() >= MAX_POLICIES {
-                return Err(Error::BadOp(format!(
+                return Err(Error::Refused(format!(
                     "too many policies (at most {MAX_POLICIES}): delete one first"
                 )));
             }

@@ -11,7 +11,7 @@ use super::config::{self, Setting};
 use super::ffi::{self, Ctx, RStr};
 use super::kernel::{
     check_replayed, check_replayed_expiry, check_replayed_limit, decide_all, decide_one, diverged,
-    leases_of, AllSource, Error, Outcome, PerKey, Source,
+    leases_of, refund_one, AllSource, Error, Outcome, PerKey, Source,
 };
 use super::{reply, stats};
 use crate::algo::{LeaseState, Params, Value};
@@ -22,20 +22,11 @@ use crate::codec::{self, LeaseAction, LeaseOp};
 /// changes nothing.
 fn apply_refund(ctx: Ctx, name: RStr, op: &codec::RefundOp) -> Outcome {
     check_replayed_expiry(op.expire_at_ms)?;
-    let mut key = ctx.open_write(name)?;
-    let Some(limiter) = key.value_mut().and_then(Value::limiter_mut) else {
-        return Err(diverged("there is no limiter to refund here"));
+    let source = Source::Replay {
+        expire_at_ms: op.expire_at_ms,
     };
-    // Tried on a copy; then done in place, since the value is Redis' (the
-    // refund is deterministic, so both give back the same).
-    if limiter.clone().refund(op.given, op.now) != op.given {
-        return Err(diverged("the refund gives back another amount here"));
-    }
-    limiter.refund(op.given, op.now);
-    key.expire_at(op.expire_at_ms);
-    key.signal_modified();
-    ctx.replicate_verbatim();
-    ctx.reply_u64(op.given);
+    let given = refund_one(ctx, name, op.given, op.now, source)?;
+    ctx.reply_u64(given);
     Ok(())
 }
 

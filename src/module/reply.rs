@@ -5,15 +5,11 @@
 //! never early.
 
 use super::ffi::Ctx;
-use crate::algo::{Decision, Duration, Instant, LeaseState, Limiter};
+use crate::algo::{saturating_i64, Decision, Duration, Instant, LeaseState, Limiter};
 
 /// A duration as whole milliseconds, rounded up.
 pub fn ms(d: Duration) -> i64 {
-    i64::try_from(d.ceil_millis()).unwrap_or(i64::MAX)
-}
-
-fn count(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
+    saturating_i64(d.ceil_millis())
 }
 
 /// The five integers of a decision, in reply order:
@@ -21,8 +17,8 @@ fn count(v: u64) -> i64 {
 pub fn fields(d: &Decision) -> [i64; 5] {
     [
         d.allowed as i64,
-        count(d.limit),
-        count(d.remaining),
+        saturating_i64(d.limit),
+        saturating_i64(d.remaining),
         d.retry_after.map_or(-1, ms),
         ms(d.reset_after),
     ]
@@ -68,7 +64,7 @@ fn cell_seconds(d: Duration) -> i64 {
     let us = d.as_micros();
     let s = us / 1_000_000;
     let extra = (us % 1_000_000 / 1000 > 0) as u64;
-    count(s + extra)
+    saturating_i64(s + extra)
 }
 
 /// redis-cell's `CL.THROTTLE` reply: `[limited, limit, remaining,
@@ -76,8 +72,8 @@ fn cell_seconds(d: Duration) -> i64 {
 pub fn cell_fields(d: &Decision) -> [i64; 5] {
     [
         (!d.allowed) as i64,
-        count(d.limit),
-        count(d.remaining),
+        saturating_i64(d.limit),
+        saturating_i64(d.remaining),
         match (d.allowed, d.retry_after) {
             (false, Some(wait)) => cell_seconds(wait),
             _ => -1,

@@ -5,18 +5,16 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use super::datatype::WriteKey;
 use super::ffi::{Ctx, RStr};
 use super::kernel::{
-    client_decide, decide_all, decide_one, refund_expiry_ms, report, with_bytes, AllSource, Error,
-    Outcome, PerKey, Source, APPLY,
+    client_decide, decide_all, decide_one, refund_one, report, with_bytes, AllSource, Error,
+    Outcome, PerKey, Source,
 };
 use super::stats::Counters;
 use super::{clock, config, registry, reply, stats};
 use crate::algo::value::evaluate;
-use crate::algo::{Algorithm, Decision, Instant, Kind, Params, Value};
+use crate::algo::{Algorithm, Decision, Instant, Params, Value};
 use crate::args;
-use crate::codec;
 
 /// `RL.<ALGO> key params... [COST n] [AT unix_ms]`
 pub(super) fn limit_command(ctx: Ctx, args: &[RStr], algo: Algorithm) -> Outcome {
@@ -58,24 +56,8 @@ pub(super) fn refund_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     let req = with_bytes(rest, args::refund_request)?;
     let wall = clock::wall(ctx);
     let now = req.at.unwrap_or(wall);
-    let mut key: WriteKey = ctx.open_write(*name)?;
-    let given = match key.value_mut() {
-        Some(held) => held
-            .limiter_mut()
-            .ok_or(Error::Holds("RL.REFUND", Kind::Leases))?
-            .refund(req.n, now),
-        None => 0,
-    };
+    let given = refund_one(ctx, *name, req.n, now, Source::Client { wall })?;
     if given > 0 {
-        let expire_at_ms = refund_expiry_ms(&key, now, wall)?;
-        key.expire_at(expire_at_ms);
-        key.signal_modified();
-        let op = codec::encode_refund_op(&codec::RefundOp {
-            given,
-            now,
-            expire_at_ms,
-        });
-        ctx.replicate(APPLY, *name, &op);
         stats::refunded(given);
     }
     ctx.reply_u64(given);
@@ -253,7 +235,7 @@ fn all_with_modes(
     let mut told: PerKey<Decision> = PerKey::with_capacity(n);
     let mut named = counters.iter();
     for i in 0..n {
-        let d = each[i].ok_or(Error::BadOp("a limit was not decided".into()))?;
+        let d = each[i].ok_or(Error::Bug("a limit was not decided"))?;
         let shadow = req.modes[i].shadow;
         let (d, verdict) = report(
             ctx,
@@ -276,7 +258,7 @@ fn all_with_modes(
     } else {
         &enforced_told
     })
-    .ok_or(Error::BadOp("no keys".into()))?;
+    .ok_or(Error::Bug("no keys"))?;
     stats::count_all(if combined.allowed {
         stats::Verdict::Allowed
     } else {
