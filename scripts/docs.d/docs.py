@@ -60,6 +60,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 # tests/pyserver.py: the redis-server helper shared with the Python tests.
 sys.path.insert(0, str(ROOT / "tests"))
 from pyserver import Server  # noqa: E402
+
 REDIS_CLI = shutil.which("redis-cli") or "redis-cli"
 CONSOLE_DOCS = ["README.md"]
 PYTHON_DOCS = ["README.md", "clients/python/README.md", "examples/fastapi/README.md"]

@@ -18,9 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import pyserver  # tests/pyserver.py, on pytest's pythonpath (pytest.ini)
 import pytest
 import redis
+
+import pyserver  # tests/pyserver.py, on pytest's pythonpath (pytest.ini)
 
 
 @dataclass
