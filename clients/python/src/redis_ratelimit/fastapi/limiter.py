@@ -33,12 +33,10 @@ from .._core import (
     misconfiguration,
     misconfigured,
     policy_get_reply,
-    policy_set_args,
 )
 from .._durations import Duration
-from .._fast import FastConnection, encode
 from .._pool import PoolGate
-from ..client import CHECK_COMMAND, AsyncRateLimiter, _module_check, server_address
+from ..client import AsyncRateLimiter
 from ..policies import Policies, PoliciesNotSynced, no_such_policy
 from .collector import _freeze_after_startup, widen_young_generation
 from .concurrency import ConcurrencyLimit
@@ -61,6 +59,7 @@ from .rules import (
     LimitsArg,
     RateLimit,
 )
+from .transport import Transport, transport_for
 
 log = logging.getLogger("redis_ratelimit")
 
@@ -174,7 +173,8 @@ class Limiter:
         if breaker is True:
             breaker = CircuitBreaker()
         self.breaker: CircuitBreaker | None = breaker or None
-        self._fast = FastConnection.for_client(redis, timeout) if pipelining else None
+        # The one choice of connection: every call below goes through it.
+        self.transport: Transport = transport_for(self.client, timeout, pipelining)
         self._gate = PoolGate.for_client(redis)  # calls through redis-py's pool queue here
         self._last_warning: dict[str, float] = {}
         self._reported: dict[str, tuple[float, int]] = {}  # ERRORs: (last, left out since)
@@ -293,10 +293,7 @@ class Limiter:
     def server(self, key: str | None = None) -> str | None:
         """The address this limiter's call about `key` goes to (None when
         unknown: a cluster without a key)."""
-        fast = self._fast
-        if fast is not None:
-            return f"unix:{fast.path}" if fast.path else f"{fast.host or 'localhost'}:{fast.port}"
-        return server_address(self.client.redis)
+        return self.transport.address(key)
 
     async def check_server(self) -> bool:
         """Checks that the server has the ratelimit module (COMMAND INFO
@@ -307,14 +304,8 @@ class Limiter:
         answers, and its first reply to a check tells: without the module,
         503 and an ERROR), or the ACL user may not run COMMAND INFO (grant
         +command|info); both are logged as a warning."""
-        fast = self._fast
         try:
-            if fast is not None:
-                ask = ("COMMAND", "INFO", CHECK_COMMAND)
-                reply = await within(lambda: fast.execute(ask), self.timeout)
-                _module_check({self.server() or "the Redis server": reply})
-            else:
-                await within(self.client.check_module, self.timeout)
+            await within(self.transport.check_module, self.timeout)
         except RateLimiterMisconfigured as e:
             self.failures[MISCONFIGURED] += 1
             log.error("rate limiter misconfigured (%s), refusing to start: %s", e.reason, e)
@@ -338,44 +329,42 @@ class Limiter:
         self.checked = True
         return True
 
-    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        """await fn() (a Redis call through redis-py's pool) within the
-        timeout, through the breaker. Raises LimiterUnavailable when Redis
+    async def call(self, fn: Callable[[], Awaitable[T]], *, timed: bool = False) -> T:
+        """await fn() (a Redis call) within the timeout, through the
+        breaker: every call of the limiter but the hot path's (which
+        inlines it: RateLimit.check). Raises LimiterUnavailable when Redis
         cannot answer. The wait for a free pooled connection comes first,
-        outside the timeout (PoolGate)."""
-        if self._gate is not None:
-            async with self._gate:
-                return await self._call(fn)
-        return await self._call(fn)
+        outside the timeout (PoolGate). `timed`: fn keeps its own time and
+        takes no pooled connection (the pipelined transport)."""
+        gate = None if timed else self._gate
+        if gate is not None:
+            async with gate:
+                return await self._guarded(fn, None if timed else self.timeout)
+        return await self._guarded(fn, None if timed else self.timeout)
 
-    async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
+    async def _guarded(self, fn: Callable[[], Awaitable[T]], timeout: float | None) -> T:
         if self.breaker is not None:
-            return await self.breaker.call(fn, self.timeout)
+            return await self.breaker.call(fn, timeout)
         try:
-            return await within(fn, self.timeout)
+            return await (fn() if timeout is None else within(fn, timeout))
         except Exception as e:
-            err = unavailable(e)
-            if err is None:
-                raise
-            raise err from e
+            raise self.failure(e) from e
+
+    def failure(self, error: Exception) -> Exception:
+        """What a failed Redis call means (the breaker counting it): the
+        LimiterUnavailable to raise, or the error itself when it is not
+        about Redis."""
+        breaker = self.breaker
+        if breaker is not None:
+            return breaker.failure(error)
+        return unavailable(error) or error
 
     async def execute(self, args: Sequence[Arg]) -> Any:
-        """One command's reply, within the timeout, through the breaker (on
-        the pipelined connection when there is one). Raises
-        LimiterUnavailable when Redis cannot answer."""
-        fast = self._fast
-        if fast is None:
-            execute = self.client.redis.execute_command
-            return await self.call(lambda: execute(*args))
-        if self.breaker is not None:  # the connection keeps the time itself
-            return await self.breaker.call(lambda: fast.execute(args), None)
-        try:
-            return await fast.execute(args)
-        except Exception as e:
-            err = unavailable(e)
-            if err is None:
-                raise
-            raise err from e
+        """One command's reply, through the transport, within the timeout
+        and the breaker. Raises LimiterUnavailable when Redis cannot
+        answer."""
+        transport = self.transport
+        return await self.call(lambda: transport.send(args), timed=transport.timed)
 
     async def ask(self, fn: Callable[[], Awaitable[T]]) -> T | None:
         """fn()'s result, or None when Redis cannot answer (within the
@@ -390,38 +379,20 @@ class Limiter:
     async def run(self, args: Sequence[Arg], key: str | None = None) -> Any:
         """execute(args), or None for the fail mode as ask() (`key`: the
         call's, for the messages)."""
-        if self._fast is not None:
-            return await self.run_resp(encode(args), key)
         try:
             return await self.execute(args)
         except LimiterUnavailable as e:
             self._fail_mode(e, key)
             return None
 
-    async def run_resp(self, command: bytes, key: str | None = None) -> Any:
-        """run() for a command already in RESP, on the pipelined connection
-        (there must be one)."""
-        fast = self._fast
-        assert fast is not None
-        breaker = self.breaker
-        if breaker is None or breaker._opened_at is None:
-            # execute() unrolled, for the common case: a check, the breaker closed
-            try:
-                reply = await fast.send(command)
-            except Exception as e:
-                err = breaker._failed_with(e, False) if breaker is not None else unavailable(e)
-                if not isinstance(err, LimiterUnavailable):
-                    raise
-                self._fail_mode(err, key)
-                return None
-            if breaker is not None and breaker._failed:
-                breaker._success(False)
-            return reply
-        try:
-            return await breaker.call(lambda: fast.send(command), None)
-        except LimiterUnavailable as e:
-            self._fail_mode(e, key)
-            return None
+    def failed(self, error: Exception, key: str | None = None) -> None:
+        """The fail mode of a call that raised `error` outside call() (the
+        hot path's): returns (serving without limits) or raises Unavailable
+        or Misconfigured; an error not about Redis is raised again."""
+        err = self.failure(error)
+        if not isinstance(err, LimiterUnavailable):
+            raise err
+        self._fail_mode(err, key)
 
     def _fail_mode(self, e: LimiterUnavailable, key: str | None = None) -> None:
         self.failures[e.kind] += 1
@@ -542,33 +513,21 @@ class Limiter:
 
     async def _execute_and_read(self, args: Sequence[Arg], names: Sequence[str]) -> Any:
         """execute(args) and RL.POLICY GET of these policies at the same
-        time (pipelined down the one connection when there is one), as one
-        call for the timeout and the breaker: one failure, not one per
-        command. Raises LimiterUnavailable as execute()."""
+        time, as one call for the timeout and the breaker: one failure, not
+        one per command. Raises LimiterUnavailable as execute()."""
         policies = self.policies
         assert policies is not None
-        fast = self._fast
-        calls = _PolicyCalls(self)
-        if fast is None:
-            execute = self.client.redis.execute_command
-            first: Callable[[], Awaitable[Any]] = lambda: execute(*args)  # noqa: E731
-        else:
-            first = lambda: fast.execute(args)  # noqa: E731
+        transport = self.transport
 
         async def together() -> list[Any]:
-            replies = await asyncio.gather(
-                first(), *(calls.raw_get(policies.server_name(n)) for n in names),
-                return_exceptions=True,
-            )  # fmt: skip
+            reads = (transport.policy_get(policies.server_name(n)) for n in names)
+            replies = await asyncio.gather(transport.send(args), *reads, return_exceptions=True)
             for r in replies:  # an error reply is an answer; anything else is not
                 if isinstance(r, BaseException) and not isinstance(r, ResponseError):
                     raise r
             return replies
 
-        if fast is not None and self.breaker is not None:
-            replies = await self.breaker.call(together, None)
-        else:
-            replies = await self.call(together)
+        replies = await self.call(together, timed=transport.timed)
         for name, r in zip(names, replies[1:], strict=True):
             if not isinstance(r, BaseException):
                 policies.learn(name, policy_get_reply(r))
@@ -595,8 +554,7 @@ class Limiter:
 
     def close(self) -> None:
         """Closes the pipelined connection (the redis client is yours)."""
-        if self._fast is not None:
-            self._fast.close()
+        self.transport.close()
 
     def warn(self, kind: str, message: str, *args: Any) -> None:
         """Logs a warning, at most one of each kind per `log_interval` s."""
@@ -607,35 +565,23 @@ class Limiter:
 
 
 class _PolicyCalls:
-    """RL.POLICY GET and SET for a Limiter's policies, within its timeout
-    and through its breaker: down the pipelined connection when there is
-    one (it reconnects by itself after a Redis restart, where the pool's
-    idle connections fail once each), else through the client (which sends
-    RL.POLICY SET to every master of a cluster)."""
+    """RL.POLICY GET and SET for a Limiter's policies, through its
+    transport, within its timeout and through its breaker (the client's
+    pool sends RL.POLICY SET to every master of a cluster)."""
 
     def __init__(self, limiter: Limiter) -> None:
         self.limiter = limiter
 
-    async def raw_get(self, name: str) -> Any:
-        """RL.POLICY GET without the timeout or the breaker (the caller's)."""
-        limiter = self.limiter
-        if limiter._fast is None:
-            return await limiter.client.policy_get(name)
-        return await limiter._fast.execute(("RL.POLICY", "GET", name))
-
     async def policy_get(self, name: str) -> list[str] | None:
         limiter = self.limiter
-        if limiter._fast is None:
-            return await limiter.call(lambda: limiter.client.policy_get(name))
-        return policy_get_reply(await limiter.execute(("RL.POLICY", "GET", name)))
+        transport = limiter.transport
+        reply = await limiter.call(lambda: transport.policy_get(name), timed=transport.timed)
+        return policy_get_reply(reply)
 
     async def policy_set(
         self, name: str, limit: Limit, *, penalty: Duration | None = None, shadow: bool = False
     ) -> None:
         limiter = self.limiter
-        if limiter._fast is None:
-            await limiter.call(
-                lambda: limiter.client.policy_set(name, limit, penalty=penalty, shadow=shadow)
-            )
-        else:
-            await limiter.execute(policy_set_args(name, limit, penalty, shadow))
+        transport = limiter.transport
+        await limiter.call(lambda: transport.policy_set(name, limit, penalty, shadow),
+                           timed=transport.timed)  # fmt: skip

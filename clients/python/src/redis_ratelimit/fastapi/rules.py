@@ -17,7 +17,6 @@ from starlette.responses import Response
 
 from .._breaker import (
     LimiterUnavailable,
-    unavailable,
 )
 from .._core import (
     Arg,
@@ -267,7 +266,7 @@ class RateLimit:
         cache_key = keys[0] if len(keys) == 1 else "\0".join(keys)
         command = b""  # only the pipelined connection sends RESP made here
         cost = self.cost
-        if isinstance(cost, int) and self.limiter._fast is not None and not plan.policy_names:
+        if isinstance(cost, int) and self.limiter.transport.takes_resp and not plan.policy_names:
             options = (self._options, self._options_resp) if cost > 0 else (
                 self._peek_options, self._peek_options_resp)  # fmt: skip
             command = plan.resp(keys, cost, *options)
@@ -348,35 +347,37 @@ class RateLimit:
                     outcome.quotas,
                     outcome.cap_retry,
                 )
-        fast = limiter._fast
+        transport = limiter.transport
+        breaker = limiter.breaker
+        fut = None
         if plan.policy_names:
-            # With the definitions' reads, and a retry on 'no such policy'.
-            args = plan.command(keys, cost, self._options if cost > 0 else self._peek_options)
-            reply = await limiter.run_policies(args, plan.policy_names, keys[0])
-        elif fast is not None:
+            pass  # limiter.run_policies() below
+        elif transport.takes_resp and (breaker is None or breaker.opened_at is None):
             if cost != self.cost or not command:
                 if cost > 0:
                     command = plan.resp(keys, cost, self._options, self._options_resp)
                 else:
                     command = plan.resp(keys, cost, self._peek_options, self._peek_options_resp)
-            breaker = limiter.breaker
-            fut = fast.submit(command) if breaker is None or breaker._opened_at is None else None
-            if fut is None:  # not connected yet, or the breaker open
-                reply = await limiter.run_resp(command, keys[0])
-            else:  # run_resp(), inline: the common case waits in this frame only
-                try:
-                    reply = await fut
-                except Exception as e:
-                    err = breaker._failed_with(e, False) if breaker is not None else unavailable(e)
-                    if not isinstance(err, LimiterUnavailable):
-                        raise
-                    limiter._fail_mode(err, keys[0])
-                    return None
-                if breaker is not None and breaker._failed:
-                    breaker._success(False)
+            fut = transport.submit(command)  # None: not connected yet
+        if fut is not None:
+            # Limiter.run(), inline for the common case (the pipelined
+            # transport, the breaker closed): the reply is awaited in this
+            # frame only, no coroutine in between. What a failure means is
+            # Limiter.failed(), the breaker's part its failure()/success().
+            try:
+                reply = await fut
+            except Exception as e:
+                limiter.failed(e, keys[0])
+                return None
+            if breaker is not None and breaker.failed_in_a_row:
+                breaker.success()
         else:
             args = plan.command(keys, cost, self._options if cost > 0 else self._peek_options)
-            reply = await limiter.run(args, keys[0])
+            if plan.policy_names:
+                # With the definitions' reads, and a retry on 'no such policy'.
+                reply = await limiter.run_policies(args, plan.policy_names, keys[0])
+            else:  # the pooled transport, not connected yet, or the breaker open
+                reply = await limiter.run(args, keys[0])
         if reply is None:
             return None
         if type(reply) is list and len(reply) == 5:
@@ -485,12 +486,14 @@ class RateLimit:
             return None
         keys, plan = target
         limiter = self.limiter
-        pipe = limiter.client.redis.pipeline(transaction=False)
-        for k in keys:
-            pipe.execute_command("RL.REFUND", k, cost)
-        pipe.execute_command(*plan.command(keys, 0, self._peek_options))
+        transport = limiter.transport
+        commands = [
+            *(("RL.REFUND", k, cost) for k in keys),
+            plan.command(keys, 0, self._peek_options),
+        ]
         try:
-            replies = await limiter.call(pipe.execute)
+            replies = await limiter.call(lambda: transport.send_many(commands),
+                                         timed=transport.timed)  # fmt: skip
         except LimiterUnavailable as e:
             limiter._lost(e, "refund", "rate limiter refund lost (%s): %s", e.kind, e, key=keys[0])
             return None
