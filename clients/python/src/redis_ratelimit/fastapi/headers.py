@@ -16,6 +16,7 @@ from .._core import (
     Decision,
     RateLimiterMisconfigured,
 )
+from .bounded import Bounded
 
 log = logging.getLogger("redis_ratelimit")
 
@@ -141,31 +142,30 @@ class Outcome:
         return out
 
 
-_POLICIES: dict[tuple[str, int, int | None, bool], bytes] = {}
+_HEADER_PARTS = 10_000  # cached per kind of header part, at most (then it starts over)
+_POLICIES: Bounded[tuple[str, int, int | None, bool], bytes] = Bounded(_HEADER_PARTS)
 
 
-_QUOTED: dict[str, bytes] = {}
+_QUOTED: Bounded[str, bytes] = Bounded(_HEADER_PARTS)
 
 
-_FIXED_PARTS: dict[tuple[str, int, int | None, bool], tuple[bytes, bytes, bytes]] = {}
+_FIXED_PARTS: Bounded[tuple[str, int, int | None, bool], tuple[bytes, bytes, bytes]] = Bounded(
+    _HEADER_PARTS
+)
 
 
 def _fixed_parts(key: tuple[str, int, int | None, bool]) -> tuple[bytes, bytes, bytes]:
     """What a quota's headers keep from one check to the next: its
     RateLimit-Policy item, the start of its RateLimit item, the limit."""
     parts = (_policy_bytes(*key), _quoted(key[0]) + b";r=", b"%d" % key[1])
-    if len(_FIXED_PARTS) < 10_000:
-        _FIXED_PARTS[key] = parts
-    return parts
+    return _FIXED_PARTS.put(key, parts)
 
 
 def _quoted(name: str) -> bytes:
     """A quota's name as the RateLimit header has it: b'"name"'."""
     quoted = _QUOTED.get(name)
     if quoted is None:
-        quoted = b'"%s"' % name.encode()
-        if len(_QUOTED) < 10_000:
-            _QUOTED[name] = quoted
+        quoted = _QUOTED.put(name, b'"%s"' % name.encode())
     return quoted
 
 
@@ -175,9 +175,7 @@ def _policy_bytes(name: str, limit: int, window: int | None, concurrent: bool) -
     if cached is not None:
         return cached
     value = _policy_item(Quota(name, window, Decision(True, limit, 0, 0, 0), concurrent)).encode()
-    if len(_POLICIES) < 10_000:
-        _POLICIES[key] = value
-    return value
+    return _POLICIES.put(key, value)
 
 
 def _policy_item(q: Quota) -> str:

@@ -32,6 +32,7 @@ from .._core import (
 )
 from .._durations import Duration, Rate, check_amount, duration_arg, parse_rates
 from .._fast import encode_args, encode_int, encode_str
+from .bounded import Bounded
 from .concurrency import ConcurrencyLimit
 from .headers import (
     _RATE_LIMITS,
@@ -141,6 +142,7 @@ _Target: TypeAlias = "tuple[list[str], str, bytes]"
 
 
 _TARGETS = 4096  # cached targets per rule, at most (then it starts over)
+_PLANS = 1000  # cached plans of a dynamic rule's choices, at most (likewise)
 
 
 _new = object.__new__
@@ -209,9 +211,9 @@ class RateLimit:
         # (identity, method, route path) -> the static plan's keys, their
         # deny-cache key and the command at the default cost: what every
         # check of a returning caller would build again.
-        self._targets: dict[tuple[str, str, str], _Target] = {}
+        self._targets: Bounded[tuple[str, str, str], _Target] = Bounded(_TARGETS)
         self._dynamic: Callable[[Request], Any] | None = None
-        self._plans: dict[Any, _Plan] = {}
+        self._plans: Bounded[Any, _Plan] = Bounded(_PLANS)
         if callable(limits):
             self._dynamic = limits
         else:
@@ -256,9 +258,7 @@ class RateLimit:
         cache_key = chosen if isinstance(chosen, str) else tuple(chosen)
         plan = self._plans.get(cache_key)
         if plan is None:
-            plan = self._plan(chosen)
-            if len(self._plans) < 1000:
-                self._plans[cache_key] = plan
+            plan = self._plans.put(cache_key, self._plan(chosen))
         return plan
 
     def _target_of(self, request: Request, ident: str, plan: _Plan) -> _Target:
@@ -324,10 +324,7 @@ class RateLimit:
             if ck is not None:
                 target = self._targets.get(ck)
                 if target is None:
-                    target = self._target_of(request, ident, plan)
-                    if len(self._targets) >= _TARGETS:
-                        self._targets.clear()
-                    self._targets[ck] = target
+                    target = self._targets.put(ck, self._target_of(request, ident, plan))
         else:
             plan = await self.plan(request)
             if plan is None:
