@@ -235,7 +235,12 @@ def _record(
 ) -> list[tuple[bytes, bytes]]:
     """The headers of this request's decisions (the latest of the rate
     limits, and each concurrency limit's), kept in the scope for the
-    middleware. `served`: the request goes through whatever the state says."""
+    middleware. `served`: the request goes through whatever the state says.
+
+    Every outcome a request gets (dependency, decorator, middleware, lease,
+    refund; from Redis or the deny cache) passes here once: the place to
+    count decisions. The calls Redis could not answer are counted apart,
+    by Limiter._fail_mode and Limiter._lost (Limiter.failures)."""
     scope = request.scope
     outcomes: dict[object, Outcome] | None = scope.get("redis_ratelimit.outcomes")
     if outcomes is None:
