@@ -85,7 +85,8 @@ class Pooled(Transport):
         return server_address(self.redis)
 
     def send(self, args: Sequence[Arg]) -> Awaitable[Any]:
-        return self.redis.execute_command(*args)  # type: ignore[no-any-return]
+        reply: Awaitable[Any] = self.redis.execute_command(*args)
+        return reply
 
     async def send_many(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
         # One pipeline: one round trip, on one connection (on a cluster,
@@ -93,7 +94,8 @@ class Pooled(Transport):
         pipe = self.redis.pipeline(transaction=False)
         for c in commands:
             pipe.execute_command(*c)
-        return await pipe.execute()  # type: ignore[no-any-return]
+        replies: list[Any] = await pipe.execute()
+        return replies
 
     async def policy_get(self, name: str) -> Any:
         # Read where the client reads policies (a cluster: its default node).
