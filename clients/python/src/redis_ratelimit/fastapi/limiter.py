@@ -348,7 +348,10 @@ class Limiter:
         try:
             return await (fn() if timeout is None else within(fn, timeout))
         except Exception as e:
-            raise self.failure(e) from e
+            err = self.failure(e)
+            if err is e:  # not about Redis
+                raise
+            raise err from e
 
     def failure(self, error: Exception) -> Exception:
         """What a failed Redis call means (the breaker counting it): the

@@ -346,10 +346,12 @@ class RateLimit:
                 )
         transport = limiter.transport
         breaker = limiter.breaker
-        fut = None
-        if plan.policy_names:
-            pass  # limiter.run_policies() below
-        elif transport.takes_resp and (breaker is None or breaker.opened_at is None):
+        fut = None  # policies: limiter.run_policies() below
+        if (
+            not plan.policy_names
+            and transport.takes_resp
+            and (breaker is None or breaker.opened_at is None)
+        ):
             if cost != self.cost or not command:
                 if cost > 0:
                     command = plan.resp(keys, cost, self._options, self._options_resp)
