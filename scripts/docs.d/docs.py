@@ -49,7 +49,6 @@ import os
 import pathlib
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -57,11 +56,11 @@ import textwrap
 import time
 from dataclasses import dataclass, field
 
-import redis
-
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-MODULE = os.environ.get("RL_MODULE") or str(ROOT / "target/debug/libratelimit.so")
-REDIS_SERVER = os.environ.get("REDIS_SERVER", "redis-server")
+# tests/pyserver.py: the redis-server helper shared with the Python tests.
+sys.path.insert(0, str(ROOT / "tests"))
+from pyserver import Server  # noqa: E402
+
 REDIS_CLI = shutil.which("redis-cli") or "redis-cli"
 CONSOLE_DOCS = ["README.md"]
 PYTHON_DOCS = ["README.md", "clients/python/README.md", "examples/fastapi/README.md"]
@@ -133,71 +132,6 @@ def blocks(path: str) -> list[Block]:
 
 
 # ---------------------------------------------------------------- the server
-
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port: int = s.getsockname()[1]
-        if port != 6379:
-            return port
-
-
-class Server:
-    def __init__(self, workdir: pathlib.Path) -> None:
-        if not os.path.isfile(MODULE):
-            raise SystemExit(f"module not found at {MODULE}: run 'cargo build' or set RL_MODULE")
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = workdir / "redis.log"
-        for attempt in range(5):  # the port can be taken before the server binds it
-            self.port = free_port()
-            args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
-                    "--save", "", "--appendonly", "no", "--dir", str(workdir),
-                    "--loadmodule", MODULE]  # fmt: skip
-            with open(self.log, "ab") as out:
-                self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-            if self._ready():
-                self.client = redis.Redis(port=self.port, socket_timeout=10)
-                return
-            self.stop()
-        raise SystemExit(f"redis-server did not start:\n{self.log.read_text()}")
-
-    def _ready(self) -> bool:
-        assert self.proc is not None
-        deadline = time.monotonic() + 30
-        with redis.Redis(port=self.port, socket_timeout=2) as c:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    return False
-                try:  # this process's answer, not another server's on the port
-                    if c.info("server")["process_id"] == self.proc.pid:
-                        return True
-                except redis.RedisError:
-                    pass
-                time.sleep(0.05)
-        return False
-
-    def reset(self) -> None:
-        """An empty server: no keys, no policies, default settings, no counters."""
-        c = self.client
-        c.flushall()
-        for name in c.execute_command("RL.POLICY", "LIST"):  # type: ignore[no-untyped-call]
-            c.execute_command("RL.POLICY", "DEL", name)  # type: ignore[no-untyped-call]
-        c.config_set("ratelimit.log-max", 10000)
-        c.config_set("ratelimit.lease-max", 10000)
-        c.config_set("notify-keyspace-events", "")
-        c.config_resetstat()
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 # ---------------------------------------------------------------- transcripts
@@ -367,7 +301,10 @@ def main() -> int:
     counts = {"transcripts": 0, "commands": 0, "run": 0, "checked": 0, "skipped": 0}
 
     with tempfile.TemporaryDirectory(prefix="docs-redis-") as tmp:
-        server = Server(pathlib.Path(tmp))
+        try:
+            server = Server(pathlib.Path(tmp))
+        except RuntimeError as e:
+            raise SystemExit(str(e)) from None
         try:
             for path in CONSOLE_DOCS:
                 if only and path not in only:

@@ -13,10 +13,7 @@ A call that reached the wrong node is counted by that node as a MOVED error
 from __future__ import annotations
 
 import os
-import pathlib
 import re
-import socket
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,25 +21,7 @@ from typing import Any
 import pytest
 import redis
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-MODULE = os.environ.get("RL_MODULE", str(ROOT / "target/debug/libratelimit.so"))
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_base() -> int:
-    # Six nodes, each also needing its cluster bus port (+10000).
-    for base in range(21000, 29000, 17):
-        if all(_free(p) and _free(p + 10000) for p in range(base, base + 6)):
-            return base
-    raise RuntimeError("no six free ports")
+import pyserver  # tests/pyserver.py, on pytest's pythonpath (pytest.ini)
 
 
 @dataclass
@@ -180,13 +159,5 @@ def cluster() -> Iterator[Cluster]:
     if os.environ.get("RL_CLUSTER_PORT"):
         yield _topology(int(os.environ["RL_CLUSTER_PORT"]))
         return
-    base = _free_base()
-    env = {**os.environ, "BASE_PORT": str(base), "RL_MODULE": MODULE}
-    script = str(ROOT / "scripts/cluster")
-    try:
-        subprocess.run(["bash", script], env=env, check=True, timeout=180,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
+    with pyserver.cluster(pyserver.free_base(*pyserver.CLIENTS_PORTS)) as base:
         yield _topology(base)
-    finally:
-        subprocess.run(["bash", script, "stop"], env=env, timeout=120,
-                       stdout=subprocess.DEVNULL)  # fmt: skip

@@ -40,21 +40,8 @@ if [ "$(cat "$HERE/node_modules/.lock.sha256" 2>/dev/null || true)" != "$want" ]
     echo "$want" >"$HERE/node_modules/.lock.sha256"
 fi
 
-# Six nodes, each also needing its cluster bus port (+10000).
-base="$("$PY" - <<'PY'
-import socket
-
-def free(port):
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-print(next(b for b in range(21000, 29000, 17) if all(free(p) and free(p + 10000) for p in range(b, b + 6))))
-PY
-)"
+# Six nodes, each also needing its cluster bus port (+10000): tests/pyserver.py.
+base="$(PYTHONPATH="$ROOT/tests" "$PY" -c 'import pyserver as p; print(p.free_base(*p.CLIENTS_PORTS))')"
 export BASE_PORT="$base" RL_CLUSTER_PORT="$base"
 trap 'bash "$ROOT/scripts/cluster" stop >/dev/null' EXIT
 echo "==> a Redis Cluster on 127.0.0.1:$base-$((base + 5))"

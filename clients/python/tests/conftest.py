@@ -1,90 +1,21 @@
 """Real redis-server processes with the module loaded, on free loopback ports
 (never 6379), always stopped: one standalone server, and a 3+3 cluster
-started by scripts/cluster."""
+started by scripts/cluster (both from tests/pyserver.py, on pytest's
+pythonpath: see pyproject.toml)."""
 
 from __future__ import annotations
 
-import os
-import pathlib
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 
+import pyserver
 import pytest
 import redis
+from pyserver import Server, free_port, port_free
 from redis.cluster import RedisCluster
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
-MODULE = os.environ.get("RL_MODULE") or str(ROOT / "target/debug/libratelimit.so")
-REDIS_SERVER = os.environ.get("REDIS_SERVER", "redis-server")
-
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port: int = s.getsockname()[1]
-        if port != 6379:
-            return port
-
-
-class Server:
-    """redis-server with the module (module=False: without it, as a new
-    node or a typo in loadmodule leaves one), on a free port (or `port`)."""
-
-    def __init__(
-        self,
-        workdir: pathlib.Path,
-        *,
-        module: bool = True,
-        port: int | None = None,
-        extra: tuple[str, ...] = (),
-    ) -> None:
-        if module and not os.path.isfile(MODULE):
-            raise RuntimeError(f"module not found at {MODULE}: run 'cargo build' or set RL_MODULE")
-        self.module = module
-        self.extra = extra
-        self.proc: subprocess.Popen[bytes] | None = None
-        for attempt in range(5):  # the port can be taken before the server binds it
-            self.port = port or free_port()
-            self.log = workdir / f"redis-{self.port}.log"
-            try:
-                self._start(workdir)
-                return
-            except RuntimeError:
-                self.stop()
-                if attempt == 4 or port is not None:
-                    raise
-
-    def _start(self, workdir: pathlib.Path) -> None:
-        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", str(workdir),
-                *(("--loadmodule", MODULE) if self.module else ()), *self.extra]  # fmt: skip
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        with redis.Redis(port=self.port, socket_timeout=2) as c:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"redis-server exited:\n{self.log.read_text()}")
-                try:  # this process's answer, not another server's on the port
-                    if c.info("server")["process_id"] == self.proc.pid:
-                        return
-                except redis.RedisError:
-                    pass
-                time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+__all__ = ["Server", "calls", "free_port"]
 
 
 @pytest.fixture(scope="session")
@@ -148,37 +79,11 @@ def client(server: Server, protocol: int, decode: bool) -> Iterator[redis.Redis]
     c.close()
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_base() -> int:
-    # Six nodes, each also needing its cluster bus port (+10000); another
-    # range than tests/clients uses.
-    for base in range(13000, 20000, 13):
-        if all(_port_free(p) and _port_free(p + 10000) for p in range(base, base + 6)):
-            return base
-    raise RuntimeError("no six free ports")
-
-
 @pytest.fixture(scope="session")
 def cluster_port() -> Iterator[int]:
     """A 3-master, 3-replica cluster (scripts/cluster), always stopped."""
-    base = _free_base()
-    env = {**os.environ, "BASE_PORT": str(base), "RL_MODULE": MODULE}
-    script = str(ROOT / "scripts/cluster")
-    try:
-        subprocess.run(["bash", script], env=env, check=True, timeout=180,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
+    with pyserver.cluster(pyserver.free_base(*pyserver.PACKAGE_PORTS)) as base:
         yield base
-    finally:
-        subprocess.run(["bash", script, "stop"], env=env, timeout=120,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
 
 
 @pytest.fixture
@@ -197,7 +102,7 @@ def partial_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[S
     try:
         for attempt in range(5):  # ports below the ephemeral range, bus ports (+10000) too
             base = next(b for b in range(20000 + 97 * attempt, 22700, 11)
-                        if all(_port_free(p) and _port_free(p + 10000)
+                        if all(port_free(p) and port_free(p + 10000)
                                for p in range(b, b + 3)))  # fmt: skip
             try:
                 for i in range(3):

@@ -16,6 +16,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from redis_ratelimit._fast import FastConnection, _parse, encode
 from redis_ratelimit.fastapi import Limiter
+from redis_ratelimit.fastapi.transport import Pipelined, Pooled
 
 from .conftest import Server
 
@@ -118,7 +119,8 @@ def test_which_clients_get_the_pipelined_connection(server: Server) -> None:
     cluster = RedisCluster.__new__(RedisCluster)
     assert FastConnection.for_client(cluster, 1) is None
     limiter = Limiter(redis.asyncio.Redis(port=server.port), pipelining=False)
-    assert limiter._fast is None
+    assert isinstance(limiter.transport, Pooled)
+    assert isinstance(Limiter(redis.asyncio.Redis(port=server.port)).transport, Pipelined)
 
 
 def test_limiter_with_and_without_pipelining_decide_alike(

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 from starlette.responses import Response
 
-import redis_ratelimit.fastapi as rlf
+import redis_ratelimit.fastapi.rules as rules
 from redis_ratelimit.fastapi import Limiter
 
 from .conftest import Server, calls
@@ -206,7 +206,7 @@ def test_many_identities_past_the_key_cache(
 ) -> None:
     """The keys each rule remembers per caller start over when full: every
     caller keeps its own budget, whatever was forgotten."""
-    monkeypatch.setattr(rlf, "_TARGETS", 2)
+    monkeypatch.setattr(rules, "_TARGETS", 2)
     app, limiter = make(server, deny_cache=0)
     rule = limiter.limit("2/minute", algorithm="fixed", key=lambda r: r.headers.get("x-user"))
 

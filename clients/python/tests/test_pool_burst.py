@@ -51,7 +51,7 @@ async def _burst(limiter: Limiter, n: int) -> Counter[int]:
 def _decided_exactly(limiter: Limiter, n: int, statuses: Counter[int], elapsed: float) -> None:
     assert statuses == {200: LIMIT, 429: n - LIMIT}, statuses
     assert limiter.breaker is not None and limiter.breaker.state == "closed"
-    assert limiter.breaker._failed == 0  # no call timed out, none counted as Redis failing
+    assert limiter.breaker.failed_in_a_row == 0  # no call timed out, none counted as Redis failing
     assert elapsed < 60
 
 
@@ -111,7 +111,7 @@ def test_a_pool_busy_past_its_own_timeout_answers_503_even_failing_open(server: 
                 busy = await c.get("/q")
                 breaker = limiter.breaker
                 assert breaker is not None
-                state = (breaker.state, breaker._failed)
+                state = (breaker.state, breaker.failed_in_a_row)
                 await held
                 after = await c.get("/q")
                 return [busy.status_code, state, after.status_code]
@@ -137,7 +137,7 @@ def test_redis_unreachable_through_the_pool_still_fails_open() -> None:
         finally:
             await client.aclose()
         assert limiter.breaker is not None
-        return statuses[200], limiter.breaker._failed
+        return statuses[200], limiter.breaker.failed_in_a_row
 
     try:
         assert asyncio.run(main()) == (3, 3)  # served, each timeout a failure

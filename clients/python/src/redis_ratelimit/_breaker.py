@@ -152,6 +152,11 @@ class CircuitBreaker:
     Any reply, an error reply included (a misconfigured server's too: it
     answers), is a success. A call that found no
     free connection in the pool is neither: the pool was busy, not Redis.
+
+    A call made without call() (the Limiter's hot path awaits its reply
+    itself) is made only while `opened_at` is None (closed), and counted
+    with failure(error) or success(); `failed_in_a_row` is the count of
+    consecutive failures while closed.
     """
 
     def __init__(
@@ -168,17 +173,19 @@ class CircuitBreaker:
         self.failures = failures
         self.cooldown = cooldown
         self._clock = clock
-        self._failed = 0  # consecutive failures while closed
-        self._opened_at: float | None = None
+        # Read by the calls made outside call() (the Limiter's hot path),
+        # never written there: see failure() and success().
+        self.failed_in_a_row = 0  # consecutive failures while closed
+        self.opened_at: float | None = None  # None: closed
         self._trial = False  # a trial call is in flight
         self._waiting: set[Any] = set()  # the timeouts of the calls in flight
 
     @property
     def state(self) -> str:
         """One of "closed", "open" or "half-open"."""
-        if self._opened_at is None:
+        if self.opened_at is None:
             return "closed"
-        if self._trial or self._clock() - self._opened_at < self.cooldown:
+        if self._trial or self._clock() - self.opened_at < self.cooldown:
             return "open"
         return "half-open"
 
@@ -186,9 +193,9 @@ class CircuitBreaker:
         """await fn() within `timeout` seconds unless the breaker is open.
         Raises LimiterUnavailable for a Redis failure (the timeout
         included); other exceptions pass through."""
-        if self._opened_at is None:  # the usual case, kept short
+        if self.opened_at is None:  # the usual case, kept short
             return await self._call(fn, timeout, False)
-        left = self._opened_at + self.cooldown - self._clock()
+        left = self.opened_at + self.cooldown - self._clock()
         if left > 0 or self._trial:
             why = f"{max(left, 0):.1f} s to the next trial" if left > 0 else "a trial is in flight"
             raise LimiterUnavailable(f"circuit open ({why})", CIRCUIT_OPEN)
@@ -213,11 +220,11 @@ class CircuitBreaker:
                 finally:
                     waiting.discard(cut)
         except Exception as e:
-            if cut.expired() and self._opened_at is not None and not trial:
+            if cut.expired() and self.opened_at is not None and not trial:
                 why = "circuit opened during the call"
                 raise LimiterUnavailable(why, CIRCUIT_OPEN) from None
             raise self._failed_with(e, trial) from e
-        if self._failed or trial:
+        if self.failed_in_a_row or trial:
             self._success(trial)
         return result
 
@@ -226,9 +233,22 @@ class CircuitBreaker:
             result = await fn()
         except Exception as e:
             raise self._failed_with(e, trial) from e
-        if self._failed or trial:
+        if self.failed_in_a_row or trial:
             self._success(trial)
         return result
+
+    def failure(self, error: Exception) -> Exception:
+        """Counts a call made outside call() that raised `error` (the
+        breaker closed when it was made): returns the LimiterUnavailable
+        it means, or the error itself when it is not about Redis."""
+        return self._failed_with(error, False)
+
+    def success(self) -> None:
+        """Counts a call made outside call() that got a reply (the breaker
+        closed when it was made). The hot path calls it only while
+        failed_in_a_row is not 0, to save a call per request."""
+        if self.failed_in_a_row:
+            self._success(False)
 
     def _failed_with(self, error: Exception, trial: bool) -> Exception:
         err = unavailable(error)
@@ -241,27 +261,27 @@ class CircuitBreaker:
         return err
 
     def _success(self, trial: bool) -> None:
-        if self._opened_at is None:
-            self._failed = 0
+        if self.opened_at is None:
+            self.failed_in_a_row = 0
         elif trial:
-            self._opened_at, self._failed = None, 0
+            self.opened_at, self.failed_in_a_row = None, 0
             log.warning("rate limiter circuit closed: Redis answers again")
 
     def _failure(self, error: Exception, trial: bool) -> None:
         if trial:
-            self._opened_at = self._clock()
+            self.opened_at = self._clock()
             log.warning("rate limiter circuit stays open: the trial call failed (%s); "
                         "next trial in %g s", error, self.cooldown)  # fmt: skip
             return
-        if self._opened_at is not None:
+        if self.opened_at is not None:
             return  # already open
-        self._failed += 1
-        if self._failed < self.failures:
+        self.failed_in_a_row += 1
+        if self.failed_in_a_row < self.failures:
             return
-        self._opened_at = self._clock()
+        self.opened_at = self._clock()
         log.warning("rate limiter circuit open after %d consecutive failures (last: %s): "
                     "requests take the fail mode without asking Redis for %g s",
-                    self._failed, error, self.cooldown)  # fmt: skip
+                    self.failed_in_a_row, error, self.cooldown)  # fmt: skip
         now = asyncio.get_running_loop().time()
         for cut in list(self._waiting):
             # One whose own timeout has just fired ("expiring") is

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, Generic, TypeAlias, TypeVar
 
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
@@ -40,6 +40,7 @@ from ._core import (
 )
 from ._durations import Duration, check_amount, duration_arg
 
+T = TypeVar("T")
 Limits: TypeAlias = Mapping[str, Limit] | Sequence[tuple[str, Limit]]
 
 
@@ -63,10 +64,6 @@ def _acquire_args(
     if lease_id is not None:
         args += ["ID", lease_id]
     return args + options(cost=cost, at=at)
-
-
-def _refund_args(key: str, n: int, at: int | None) -> list[Arg]:
-    return ["RL.REFUND", key, check_amount(n, "n"), *options(at=at)]
 
 
 def _first(reply: Any) -> Any:
@@ -137,7 +134,218 @@ def _as_module_error(e: RedisError, redis: Any, args: Sequence[Arg]) -> Exceptio
     return e if wrong is None else wrong
 
 
-class RateLimiter:
+@dataclass(slots=True)  # not frozen: built for every call, and never kept
+class Command(Generic[T]):
+    """One RL.* call as both clients make it: its arguments, how its reply
+    is read, and where it goes on a cluster ("": the key's node; "write":
+    every master, the first reply kept; "read": the default node)."""
+
+    args: Sequence[Arg]
+    parse: Callable[[Any], T]
+    route: str = ""
+
+
+def _decision(args: Sequence[Arg]) -> Command[Decision]:
+    return Command(args, Decision.from_reply)
+
+
+def _identity(reply: Any) -> Any:
+    return reply
+
+
+def _none(reply: Any) -> None:
+    return None
+
+
+# The return types of the command layer's methods: the reply's value for
+# RateLimiter, a coroutine of it for AsyncRateLimiter (only the I/O differs).
+D = TypeVar("D")  # Decision
+I = TypeVar("I")  # noqa: E741 (int)
+B = TypeVar("B")  # bool
+N = TypeVar("N")  # None
+L = TypeVar("L")  # list[str]
+G = TypeVar("G")  # list[str] | None
+F = TypeVar("F")  # dict[str, int | str] | None
+
+
+class _Commands(Generic[D, I, B, N, L, G, F]):
+    """The RL.* commands, written once for both clients: each method builds
+    a Command; the client's _decision(), _int(), ... run it (RateLimiter:
+    at once; AsyncRateLimiter: as a coroutine). `extra` on the decision
+    methods is appended verbatim: options of the module this client does
+    not know yet."""
+
+    redis: Any
+    _cluster: bool
+
+    def _kw(self, route: str) -> dict[str, Any]:
+        """execute_command's keywords for a Command's route."""
+        if not route or not self._cluster:
+            return {}
+        # The nodes themselves: redis-py 8.1 cannot route a command it does
+        # not know by a node flag (PRIMARIES) alone.
+        if route == "write":  # each master holds its own set of policies
+            return {"target_nodes": self.redis.get_primaries()}
+        return {"target_nodes": self.redis.get_default_node()}
+
+    def _reply(self, cmd: Command[T], reply: Any) -> T:
+        if cmd.route == "write" and self._cluster:
+            reply = _first(reply)
+        return cmd.parse(reply)
+
+    def _run_decision(self, cmd: Command[Decision]) -> D:
+        raise NotImplementedError
+
+    def _run_int(self, cmd: Command[int]) -> I:
+        raise NotImplementedError
+
+    def _run_bool(self, cmd: Command[bool]) -> B:
+        raise NotImplementedError
+
+    def _run_none(self, cmd: Command[None]) -> N:
+        raise NotImplementedError
+
+    def _run_strings(self, cmd: Command[list[str]]) -> L:
+        raise NotImplementedError
+
+    def _run_definition(self, cmd: Command[list[str] | None]) -> G:
+        raise NotImplementedError
+
+    def _run_info(self, cmd: Command[dict[str, int | str] | None]) -> F:
+        raise NotImplementedError
+
+    # -- the algorithms
+
+    def decide(
+        self,
+        key: str,
+        limit: Limit,
+        *,
+        cost: int | None = None,
+        at: int | None = None,
+        penalty: Duration | None = None,
+        shadow: bool = False,
+        extra: Sequence[Arg] = (),
+    ) -> D:
+        """RL.<ALGO> for a `Limit` (RL.CHECK for a `Policy`)."""
+        opts = options(cost, at, penalty, shadow, extra)
+        if limit.algorithm == "POLICY":
+            return self._run_decision(_decision(["RL.CHECK", *limit.params(), key, *opts]))
+        return self._run_decision(_decision([f"RL.{limit.algorithm}", key, *limit.params(), *opts]))
+
+    def fixed(self, key: str, limit: int, window: Duration, *, cost: int | None = None,
+              at: int | None = None, penalty: Duration | None = None, shadow: bool = False,
+              extra: Sequence[Arg] = ()) -> D:  # fmt: skip
+        """RL.FIXED: at most `limit` per `window`."""
+        return self.decide(key, Fixed(limit, window), cost=cost, at=at, penalty=penalty,
+                           shadow=shadow, extra=extra)  # fmt: skip
+
+    def sliding(self, key: str, limit: int, window: Duration, *, cost: int | None = None,
+                at: int | None = None, penalty: Duration | None = None, shadow: bool = False,
+                extra: Sequence[Arg] = ()) -> D:  # fmt: skip
+        """RL.SLIDING: sliding window counter."""
+        return self.decide(key, Sliding(limit, window), cost=cost, at=at, penalty=penalty,
+                           shadow=shadow, extra=extra)  # fmt: skip
+
+    def log(self, key: str, limit: int, window: Duration, *, cost: int | None = None,
+            at: int | None = None, penalty: Duration | None = None, shadow: bool = False,
+            extra: Sequence[Arg] = ()) -> D:  # fmt: skip
+        """RL.LOG: sliding window log, exact."""
+        return self.decide(key, Log(limit, window), cost=cost, at=at, penalty=penalty,
+                           shadow=shadow, extra=extra)  # fmt: skip
+
+    def token(self, key: str, capacity: int, rate: int, period: Duration, *,
+              cost: int | None = None, at: int | None = None, penalty: Duration | None = None,
+              shadow: bool = False, extra: Sequence[Arg] = ()) -> D:  # fmt: skip
+        """RL.TOKEN: token bucket."""
+        return self.decide(key, Token(capacity, rate, period), cost=cost, at=at,
+                           penalty=penalty, shadow=shadow, extra=extra)  # fmt: skip
+
+    def leaky(self, key: str, capacity: int, rate: int, period: Duration, *,
+              cost: int | None = None, at: int | None = None, penalty: Duration | None = None,
+              shadow: bool = False, extra: Sequence[Arg] = ()) -> D:  # fmt: skip
+        """RL.LEAKY: leaky bucket as a queue."""
+        return self.decide(key, Leaky(capacity, rate, period), cost=cost, at=at,
+                           penalty=penalty, shadow=shadow, extra=extra)  # fmt: skip
+
+    def gcra(self, key: str, max_burst: int, rate: int, period: Duration, *,
+             cost: int | None = None, at: int | None = None, penalty: Duration | None = None,
+             shadow: bool = False, extra: Sequence[Arg] = ()) -> D:  # fmt: skip
+        """RL.GCRA: `max_burst + 1` at once, then `rate` per `period`."""
+        return self.decide(key, Gcra(max_burst, rate, period), cost=cost, at=at,
+                           penalty=penalty, shadow=shadow, extra=extra)  # fmt: skip
+
+    def check(self, policy: str, key: str, *, cost: int | None = None,
+              at: int | None = None) -> D:  # fmt: skip
+        """RL.CHECK: decides with a policy kept in the server."""
+        return self._run_decision(_decision(["RL.CHECK", policy, key, *options(cost=cost, at=at)]))
+
+    def all(self, limits: Limits, *, cost: int | None = None, at: int | None = None,
+            penalty: Duration | None = None, shadow: bool = False,
+            extra: Sequence[Arg] = ()) -> D:  # fmt: skip
+        """RL.ALL: every limit ({key: Limit}, in order) or none. The result's
+        `limits` holds each key's own decision. On a cluster the keys need a
+        common hash tag ("{user42}:s", "{user42}:d")."""
+        opts = options(cost, at, penalty, shadow, extra)
+        return self._run_decision(_decision(all_args(limits, opts)))
+
+    def peek(self, key: str, limit: Limit, *, cost: int | None = None,
+             at: int | None = None) -> D:  # fmt: skip
+        """RL.PEEK: what that call would get, writing nothing (runs on
+        read-only replicas)."""
+        args = ["RL.PEEK", key, *limit.args(), *options(cost=cost, at=at)]
+        return self._run_decision(_decision(args))
+
+    def info(self, key: str) -> F:
+        """RL.INFO: what the limiter holds; None for a missing key."""
+        return self._run_info(Command(["RL.INFO", key], info_from_reply))
+
+    # -- refunds and leases
+
+    def refund(self, key: str, n: int = 1, *, at: int | None = None) -> I:
+        """RL.REFUND: gives back up to `n` units; returns how many went back."""
+        return self._run_int(Command(["RL.REFUND", key, check_amount(n, "n"), *options(at=at)],
+                                     int))  # fmt: skip
+
+    def acquire(self, key: str, limit: int, ttl: Duration, *, lease_id: str | None = None,
+                cost: int | None = None, at: int | None = None) -> D:  # fmt: skip
+        """RL.ACQUIRE: a slot of `limit` for `ttl`. The Decision's lease_id
+        is the lease (None when denied)."""
+        return self._run_decision(_decision(_acquire_args(key, limit, ttl, lease_id, cost, at)))
+
+    def release(self, key: str, lease_id: str) -> B:
+        """RL.RELEASE: True if the lease was held and is now freed."""
+        return self._run_bool(Command(["RL.RELEASE", key, lease_id], bool))
+
+    def renew(self, key: str, lease_id: str, ttl: Duration) -> B:
+        """RL.RENEW: True if the lease was held; its end is now `ttl` away."""
+        args = ["RL.RENEW", key, lease_id, duration_arg(ttl, "ttl")]
+        return self._run_bool(Command(args, bool))
+
+    # -- policies
+
+    def policy_set(self, name: str, limit: Limit, *, penalty: Duration | None = None,
+                   shadow: bool = False) -> N:  # fmt: skip
+        """RL.POLICY SET (on every master of a cluster)."""
+        args = policy_set_args(name, limit, penalty, shadow)
+        return self._run_none(Command(args, _none, "write"))
+
+    def policy_get(self, name: str) -> G:
+        """RL.POLICY GET: the definition as arguments; None if there is none."""
+        return self._run_definition(Command(["RL.POLICY", "GET", name], policy_get_reply, "read"))
+
+    def policy_del(self, name: str) -> B:
+        """RL.POLICY DEL (on every master of a cluster): True if it existed."""
+        return self._run_bool(Command(["RL.POLICY", "DEL", name], bool, "write"))
+
+    def policy_list(self) -> L:
+        """RL.POLICY LIST: the names, in order."""
+        return self._run_strings(Command(["RL.POLICY", "LIST"], strings, "read"))
+
+
+class RateLimiter(
+    _Commands[Decision, int, bool, None, list[str], list[str] | None, "dict[str, int | str] | None"]
+):
     """The RL.* commands over a redis-py client (`redis.Redis` or
     `redis.cluster.RedisCluster`), either RESP2 or RESP3, with or without
     decode_responses.
@@ -162,8 +370,12 @@ class RateLimiter:
                 raise
             raise wrong from e
 
-    def _decide(self, args: list[Arg]) -> Decision:
-        return Decision.from_reply(self._call(args))
+    def _run(self, cmd: Command[T]) -> T:
+        return self._reply(cmd, self._call(cmd.args, **self._kw(cmd.route)))
+
+    # Every kind of reply alike (the command layer's types tell them apart).
+    _run_decision = _run_int = _run_bool = _run_none = _run
+    _run_strings = _run_definition = _run_info = _run
 
     def check_module(self) -> list[str]:
         """Checks that the server has the ratelimit module (COMMAND INFO
@@ -182,110 +394,6 @@ class RateLimiter:
             raise _check_refused(e, server_address(redis)) from e
         return _module_check({server_address(redis) or "the Redis server": reply})
 
-    # -- the algorithms
-
-    def decide(
-        self,
-        key: str,
-        limit: Limit,
-        *,
-        cost: int | None = None,
-        at: int | None = None,
-        penalty: Duration | None = None,
-        shadow: bool = False,
-        extra: Sequence[Arg] = (),
-    ) -> Decision:
-        """RL.<ALGO> for a `Limit` (RL.CHECK for a `Policy`)."""
-        opts = options(cost, at, penalty, shadow, extra)
-        if limit.algorithm == "POLICY":
-            return self._decide(["RL.CHECK", *limit.params(), key, *opts])
-        return self._decide([f"RL.{limit.algorithm}", key, *limit.params(), *opts])
-
-    def fixed(self, key: str, limit: int, window: Duration, *, cost: int | None = None,
-              at: int | None = None, penalty: Duration | None = None, shadow: bool = False,
-              extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
-        """RL.FIXED: at most `limit` per `window`."""
-        return self.decide(key, Fixed(limit, window), cost=cost, at=at, penalty=penalty,
-                           shadow=shadow, extra=extra)  # fmt: skip
-
-    def sliding(self, key: str, limit: int, window: Duration, *, cost: int | None = None,
-                at: int | None = None, penalty: Duration | None = None, shadow: bool = False,
-                extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
-        """RL.SLIDING: sliding window counter."""
-        return self.decide(key, Sliding(limit, window), cost=cost, at=at, penalty=penalty,
-                           shadow=shadow, extra=extra)  # fmt: skip
-
-    def log(self, key: str, limit: int, window: Duration, *, cost: int | None = None,
-            at: int | None = None, penalty: Duration | None = None, shadow: bool = False,
-            extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
-        """RL.LOG: sliding window log, exact."""
-        return self.decide(key, Log(limit, window), cost=cost, at=at, penalty=penalty,
-                           shadow=shadow, extra=extra)  # fmt: skip
-
-    def token(self, key: str, capacity: int, rate: int, period: Duration, *,
-              cost: int | None = None, at: int | None = None, penalty: Duration | None = None,
-              shadow: bool = False, extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
-        """RL.TOKEN: token bucket."""
-        return self.decide(key, Token(capacity, rate, period), cost=cost, at=at,
-                           penalty=penalty, shadow=shadow, extra=extra)  # fmt: skip
-
-    def leaky(self, key: str, capacity: int, rate: int, period: Duration, *,
-              cost: int | None = None, at: int | None = None, penalty: Duration | None = None,
-              shadow: bool = False, extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
-        """RL.LEAKY: leaky bucket as a queue."""
-        return self.decide(key, Leaky(capacity, rate, period), cost=cost, at=at,
-                           penalty=penalty, shadow=shadow, extra=extra)  # fmt: skip
-
-    def gcra(self, key: str, max_burst: int, rate: int, period: Duration, *,
-             cost: int | None = None, at: int | None = None, penalty: Duration | None = None,
-             shadow: bool = False, extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
-        """RL.GCRA: `max_burst + 1` at once, then `rate` per `period`."""
-        return self.decide(key, Gcra(max_burst, rate, period), cost=cost, at=at,
-                           penalty=penalty, shadow=shadow, extra=extra)  # fmt: skip
-
-    def check(self, policy: str, key: str, *, cost: int | None = None,
-              at: int | None = None) -> Decision:  # fmt: skip
-        """RL.CHECK: decides with a policy kept in the server."""
-        return self._decide(["RL.CHECK", policy, key, *options(cost=cost, at=at)])
-
-    def all(self, limits: Limits, *, cost: int | None = None, at: int | None = None,
-            penalty: Duration | None = None, shadow: bool = False,
-            extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
-        """RL.ALL: every limit ({key: Limit}, in order) or none. The result's
-        `limits` holds each key's own decision. On a cluster the keys need a
-        common hash tag ("{user42}:s", "{user42}:d")."""
-        return self._decide(all_args(limits, options(cost, at, penalty, shadow, extra)))
-
-    def peek(self, key: str, limit: Limit, *, cost: int | None = None,
-             at: int | None = None) -> Decision:  # fmt: skip
-        """RL.PEEK: what that call would get, writing nothing (runs on
-        read-only replicas)."""
-        return self._decide(["RL.PEEK", key, *limit.args(), *options(cost=cost, at=at)])
-
-    def info(self, key: str) -> dict[str, int | str] | None:
-        """RL.INFO: what the limiter holds; None for a missing key."""
-        return info_from_reply(self._call(["RL.INFO", key]))
-
-    # -- refunds and leases
-
-    def refund(self, key: str, n: int = 1, *, at: int | None = None) -> int:
-        """RL.REFUND: gives back up to `n` units; returns how many went back."""
-        return int(self._call(_refund_args(key, n, at)))
-
-    def acquire(self, key: str, limit: int, ttl: Duration, *, lease_id: str | None = None,
-                cost: int | None = None, at: int | None = None) -> Decision:  # fmt: skip
-        """RL.ACQUIRE: a slot of `limit` for `ttl`. The Decision's lease_id
-        is the lease (None when denied)."""
-        return self._decide(_acquire_args(key, limit, ttl, lease_id, cost, at))
-
-    def release(self, key: str, lease_id: str) -> bool:
-        """RL.RELEASE: True if the lease was held and is now freed."""
-        return bool(self._call(["RL.RELEASE", key, lease_id]))
-
-    def renew(self, key: str, lease_id: str, ttl: Duration) -> bool:
-        """RL.RENEW: True if the lease was held; its end is now `ttl` away."""
-        return bool(self._call(["RL.RENEW", key, lease_id, duration_arg(ttl, "ttl")]))
-
     @contextmanager
     def lease(self, key: str, limit: int, ttl: Duration, *, cost: int | None = None,
               lease_id: str | None = None) -> Iterator[Lease]:  # fmt: skip
@@ -302,42 +410,18 @@ class RateLimiter:
         finally:
             self.release(key, lid)
 
-    # -- policies
-
-    def _policy_write(self, args: list[Arg]) -> Any:
-        if self._cluster:  # each master holds its own set
-            # The nodes themselves: redis-py 8.1 cannot route a command it
-            # does not know by a node flag (PRIMARIES) alone.
-            return _first(self._call(args, target_nodes=self.redis.get_primaries()))
-        return self._call(args)
-
-    def _policy_read(self, args: list[Arg]) -> Any:
-        if self._cluster:
-            return self._call(args, target_nodes=self.redis.get_default_node())
-        return self._call(args)
-
-    def policy_set(self, name: str, limit: Limit, *, penalty: Duration | None = None,
-                   shadow: bool = False) -> None:  # fmt: skip
-        """RL.POLICY SET (on every master of a cluster)."""
-        self._policy_write(policy_set_args(name, limit, penalty, shadow))
-
-    def policy_get(self, name: str) -> list[str] | None:
-        """RL.POLICY GET: the definition as arguments; None if there is none."""
-        return policy_get_reply(self._policy_read(["RL.POLICY", "GET", name]))
-
-    def policy_del(self, name: str) -> bool:
-        """RL.POLICY DEL (on every master of a cluster): True if it existed."""
-        return bool(self._policy_write(["RL.POLICY", "DEL", name]))
-
-    def policy_list(self) -> list[str]:
-        """RL.POLICY LIST: the names, in order."""
-        return strings(self._policy_read(["RL.POLICY", "LIST"]))
-
 
 _releasing: set[asyncio.Task[Any]] = set()  # releases outliving a cancelled task
 
+_Co: TypeAlias = Coroutine[Any, Any, T]
 
-class AsyncRateLimiter:
+
+class AsyncRateLimiter(
+    _Commands[
+        _Co[Decision], _Co[int], _Co[bool], _Co[None], _Co[list[str]], _Co[list[str] | None],
+        "_Co[dict[str, int | str] | None]",
+    ]
+):  # fmt: skip
     """RateLimiter's methods, awaited, over `redis.asyncio.Redis` or
     `redis.asyncio.cluster.RedisCluster`."""
 
@@ -354,8 +438,11 @@ class AsyncRateLimiter:
                 raise
             raise wrong from e
 
-    async def _decide(self, args: list[Arg]) -> Decision:
-        return Decision.from_reply(await self._call(args))
+    async def _run(self, cmd: Command[T]) -> T:
+        return self._reply(cmd, await self._call(cmd.args, **self._kw(cmd.route)))
+
+    _run_decision = _run_int = _run_bool = _run_none = _run
+    _run_strings = _run_definition = _run_info = _run
 
     async def check_module(self) -> list[str]:
         """RateLimiter.check_module(), awaited."""
@@ -371,106 +458,6 @@ class AsyncRateLimiter:
         except NoPermissionError as e:
             raise _check_refused(e, server_address(redis)) from e
         return _module_check({server_address(redis) or "the Redis server": reply})
-
-    async def decide(
-        self,
-        key: str,
-        limit: Limit,
-        *,
-        cost: int | None = None,
-        at: int | None = None,
-        penalty: Duration | None = None,
-        shadow: bool = False,
-        extra: Sequence[Arg] = (),
-    ) -> Decision:
-        """RL.<ALGO> for a `Limit` (RL.CHECK for a `Policy`)."""
-        opts = options(cost, at, penalty, shadow, extra)
-        if limit.algorithm == "POLICY":
-            return await self._decide(["RL.CHECK", *limit.params(), key, *opts])
-        return await self._decide([f"RL.{limit.algorithm}", key, *limit.params(), *opts])
-
-    async def fixed(self, key: str, limit: int, window: Duration, *, cost: int | None = None,
-                    at: int | None = None, penalty: Duration | None = None,
-                    shadow: bool = False, extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
-        """RL.FIXED: at most `limit` per `window`."""
-        return await self.decide(key, Fixed(limit, window), cost=cost, at=at, penalty=penalty,
-                                 shadow=shadow, extra=extra)  # fmt: skip
-
-    async def sliding(self, key: str, limit: int, window: Duration, *, cost: int | None = None,
-                      at: int | None = None, penalty: Duration | None = None,
-                      shadow: bool = False, extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
-        """RL.SLIDING: sliding window counter."""
-        return await self.decide(key, Sliding(limit, window), cost=cost, at=at,
-                                 penalty=penalty, shadow=shadow, extra=extra)  # fmt: skip
-
-    async def log(self, key: str, limit: int, window: Duration, *, cost: int | None = None,
-                  at: int | None = None, penalty: Duration | None = None,
-                  shadow: bool = False, extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
-        """RL.LOG: sliding window log, exact."""
-        return await self.decide(key, Log(limit, window), cost=cost, at=at, penalty=penalty,
-                                 shadow=shadow, extra=extra)  # fmt: skip
-
-    async def token(self, key: str, capacity: int, rate: int, period: Duration, *,
-                    cost: int | None = None, at: int | None = None,
-                    penalty: Duration | None = None, shadow: bool = False,
-                    extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
-        """RL.TOKEN: token bucket."""
-        return await self.decide(key, Token(capacity, rate, period), cost=cost, at=at,
-                                 penalty=penalty, shadow=shadow, extra=extra)  # fmt: skip
-
-    async def leaky(self, key: str, capacity: int, rate: int, period: Duration, *,
-                    cost: int | None = None, at: int | None = None,
-                    penalty: Duration | None = None, shadow: bool = False,
-                    extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
-        """RL.LEAKY: leaky bucket as a queue."""
-        return await self.decide(key, Leaky(capacity, rate, period), cost=cost, at=at,
-                                 penalty=penalty, shadow=shadow, extra=extra)  # fmt: skip
-
-    async def gcra(self, key: str, max_burst: int, rate: int, period: Duration, *,
-                   cost: int | None = None, at: int | None = None,
-                   penalty: Duration | None = None, shadow: bool = False,
-                   extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
-        """RL.GCRA: `max_burst + 1` at once, then `rate` per `period`."""
-        return await self.decide(key, Gcra(max_burst, rate, period), cost=cost, at=at,
-                                 penalty=penalty, shadow=shadow, extra=extra)  # fmt: skip
-
-    async def check(self, policy: str, key: str, *, cost: int | None = None,
-                    at: int | None = None) -> Decision:  # fmt: skip
-        """RL.CHECK: decides with a policy kept in the server."""
-        return await self._decide(["RL.CHECK", policy, key, *options(cost=cost, at=at)])
-
-    async def all(self, limits: Limits, *, cost: int | None = None, at: int | None = None,
-                  penalty: Duration | None = None, shadow: bool = False,
-                  extra: Sequence[Arg] = ()) -> Decision:  # fmt: skip
-        """RL.ALL: every limit ({key: Limit}, in order) or none."""
-        return await self._decide(all_args(limits, options(cost, at, penalty, shadow, extra)))
-
-    async def peek(self, key: str, limit: Limit, *, cost: int | None = None,
-                   at: int | None = None) -> Decision:  # fmt: skip
-        """RL.PEEK: what that call would get, writing nothing."""
-        return await self._decide(["RL.PEEK", key, *limit.args(), *options(cost=cost, at=at)])
-
-    async def info(self, key: str) -> dict[str, int | str] | None:
-        """RL.INFO: what the limiter holds; None for a missing key."""
-        return info_from_reply(await self._call(["RL.INFO", key]))
-
-    async def refund(self, key: str, n: int = 1, *, at: int | None = None) -> int:
-        """RL.REFUND: gives back up to `n` units; returns how many went back."""
-        return int(await self._call(_refund_args(key, n, at)))
-
-    async def acquire(self, key: str, limit: int, ttl: Duration, *,
-                      lease_id: str | None = None, cost: int | None = None,
-                      at: int | None = None) -> Decision:  # fmt: skip
-        """RL.ACQUIRE: a slot of `limit` for `ttl` (lease_id: the lease)."""
-        return await self._decide(_acquire_args(key, limit, ttl, lease_id, cost, at))
-
-    async def release(self, key: str, lease_id: str) -> bool:
-        """RL.RELEASE: True if the lease was held and is now freed."""
-        return bool(await self._call(["RL.RELEASE", key, lease_id]))
-
-    async def renew(self, key: str, lease_id: str, ttl: Duration) -> bool:
-        """RL.RENEW: True if the lease was held; its end is now `ttl` away."""
-        return bool(await self._call(["RL.RENEW", key, lease_id, duration_arg(ttl, "ttl")]))
 
     @asynccontextmanager
     async def lease(self, key: str, limit: int, ttl: Duration, *, cost: int | None = None,
@@ -490,33 +477,6 @@ class AsyncRateLimiter:
             _releasing.add(task)
             task.add_done_callback(_releasing.discard)
             await asyncio.shield(task)
-
-    async def _policy_write(self, args: list[Arg]) -> Any:
-        if self._cluster:
-            return _first(await self._call(args, target_nodes=self.redis.get_primaries()))
-        return await self._call(args)
-
-    async def _policy_read(self, args: list[Arg]) -> Any:
-        if self._cluster:
-            return await self._call(args, target_nodes=self.redis.get_default_node())
-        return await self._call(args)
-
-    async def policy_set(self, name: str, limit: Limit, *, penalty: Duration | None = None,
-                         shadow: bool = False) -> None:  # fmt: skip
-        """RL.POLICY SET (on every master of a cluster)."""
-        await self._policy_write(policy_set_args(name, limit, penalty, shadow))
-
-    async def policy_get(self, name: str) -> list[str] | None:
-        """RL.POLICY GET: the definition as arguments; None if there is none."""
-        return policy_get_reply(await self._policy_read(["RL.POLICY", "GET", name]))
-
-    async def policy_del(self, name: str) -> bool:
-        """RL.POLICY DEL (on every master of a cluster): True if it existed."""
-        return bool(await self._policy_write(["RL.POLICY", "DEL", name]))
-
-    async def policy_list(self) -> list[str]:
-        """RL.POLICY LIST: the names, in order."""
-        return strings(await self._policy_read(["RL.POLICY", "LIST"]))
 
 
 __all__ = ["AsyncRateLimiter", "Lease", "RateLimiter"]

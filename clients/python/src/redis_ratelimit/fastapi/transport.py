@@ -1,0 +1,155 @@
+"""Where a Limiter's calls to Redis go: the one place that chooses between
+redis-py's pool and the pipelined connection (_fast.FastConnection).
+
+A Transport sends commands and hands back raw replies; it neither times
+out (unless `timed`) nor counts failures: the Limiter wraps every call in
+its timeout, breaker and fail mode (Limiter.call), so that what a failure
+means is decided once, whatever carried the call.
+
+    Pooled     redis-py's client (any: a cluster, TLS, Sentinel...), its
+               pool's queue in front (PoolGate)
+    Pipelined  one connection of the limiter's own, commands of every
+               request in flight in one write; keeps its own timeout
+
+Timing Redis calls (metrics) belongs here: every call of a Limiter goes
+through send(), send_many(), the policy calls, or submit() on the hot path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Sequence
+from typing import Any
+
+from .._core import Arg, Limit, policy_set_args
+from .._durations import Duration
+from .._fast import FastConnection
+from ..client import CHECK_COMMAND, AsyncRateLimiter, _module_check, server_address
+
+
+class Transport:
+    """The calls a Limiter makes, on one kind of connection (see the module)."""
+
+    # submit() takes commands already in RESP: the hot path builds them
+    # once per caller (RateLimit's targets) and awaits the reply in its
+    # own frame. False: it gets None, and goes through Limiter.run().
+    takes_resp = False
+    # Keeps the timeout itself (the Limiter's breaker gets none), and has
+    # no pool to queue for (Limiter.call's `timed`).
+    timed = False
+
+    def address(self, key: str | None = None) -> str | None:
+        """Where a call about `key` goes (None when unknown)."""
+        raise NotImplementedError
+
+    def submit(self, command: bytes) -> Awaitable[Any] | None:
+        """The reply's future for a command in RESP, queued now; None when
+        it cannot be queued at once (then Limiter.run())."""
+        return None
+
+    def send(self, args: Sequence[Arg]) -> Awaitable[Any]:
+        """One command's reply; an error reply raises ResponseError."""
+        raise NotImplementedError
+
+    async def send_many(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
+        """Several commands sent together, their replies in order (an
+        error reply raises ResponseError, the first one)."""
+        raise NotImplementedError
+
+    async def policy_get(self, name: str) -> Any:
+        """RL.POLICY GET's raw reply."""
+        return await self.send(("RL.POLICY", "GET", name))
+
+    async def policy_set(
+        self, name: str, limit: Limit, penalty: Duration | None, shadow: bool
+    ) -> None:
+        await self.send(policy_set_args(name, limit, penalty, shadow))
+
+    async def check_module(self) -> None:
+        """COMMAND INFO RL.FIXED (every master of a cluster): raises
+        ModuleNotLoaded when it is missing."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class Pooled(Transport):
+    """Through redis-py's client and its pool."""
+
+    def __init__(self, client: AsyncRateLimiter) -> None:
+        self.client = client
+        self.redis = client.redis
+
+    def address(self, key: str | None = None) -> str | None:
+        return server_address(self.redis)
+
+    def send(self, args: Sequence[Arg]) -> Awaitable[Any]:
+        reply: Awaitable[Any] = self.redis.execute_command(*args)
+        return reply
+
+    async def send_many(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
+        # One pipeline: one round trip, on one connection (on a cluster,
+        # commands whose keys share a hash tag).
+        pipe = self.redis.pipeline(transaction=False)
+        for c in commands:
+            pipe.execute_command(*c)
+        replies: list[Any] = await pipe.execute()
+        return replies
+
+    async def policy_get(self, name: str) -> Any:
+        # Read where the client reads policies (a cluster: its default node).
+        return await self.client.policy_get(name)
+
+    async def policy_set(
+        self, name: str, limit: Limit, penalty: Duration | None, shadow: bool
+    ) -> None:
+        # On every master of a cluster.
+        await self.client.policy_set(name, limit, penalty=penalty, shadow=shadow)
+
+    async def check_module(self) -> None:
+        await self.client.check_module()
+
+
+class Pipelined(Transport):
+    """Down the limiter's own pipelined connection (FastConnection): it
+    reconnects by itself after a Redis restart, where the pool's idle
+    connections fail once each."""
+
+    takes_resp = True
+    timed = True
+
+    def __init__(self, fast: FastConnection) -> None:
+        self.fast = fast
+        # The hot path's call, bound once.
+        self.submit = fast.submit  # type: ignore[method-assign]
+
+    def address(self, key: str | None = None) -> str | None:
+        fast = self.fast
+        return f"unix:{fast.path}" if fast.path else f"{fast.host or 'localhost'}:{fast.port}"
+
+    def send(self, args: Sequence[Arg]) -> Awaitable[Any]:
+        return self.fast.execute(args)
+
+    async def send_many(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
+        # Queued in the same loop iteration: one write, one round trip.
+        execute = self.fast.execute
+        return list(await asyncio.gather(*(execute(c) for c in commands)))
+
+    async def check_module(self) -> None:
+        reply = await self.fast.execute(("COMMAND", "INFO", CHECK_COMMAND))
+        _module_check({self.address() or "the Redis server": reply})
+
+    def close(self) -> None:
+        self.fast.close()
+
+
+def transport_for(client: AsyncRateLimiter, timeout: float, pipelining: bool) -> Transport:
+    """The pipelined connection when asked for and the client allows it (a
+    standalone redis.asyncio.Redis over TCP or a unix socket, without TLS),
+    else the client's pool."""
+    fast = FastConnection.for_client(client.redis, timeout) if pipelining else None
+    return Pooled(client) if fast is None else Pipelined(fast)
+
+
+__all__ = ["Pipelined", "Pooled", "Transport", "transport_for"]

@@ -1,0 +1,146 @@
+"""Real redis-server processes for the Python tests and scripts: on free
+loopback ports (never 6379), with the module loaded (or not), always
+stopped. One copy for the three places that start servers:
+clients/python/tests (its conftest), tests/clients (its conftest and
+run.sh) and scripts/docs.d/docs.py. They import it by its directory
+(pytest's `pythonpath`, mypy's `mypy_path`, docs.py's own path), not as
+a package: it needs only the standard library and redis-py."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+MODULE = os.environ.get("RL_MODULE") or str(ROOT / "target/debug/libratelimit.so")
+REDIS_SERVER = os.environ.get("REDIS_SERVER", "redis-server")
+
+
+# Where each suite looks for a cluster's six ports (range() arguments),
+# apart from each other's so that they can run side by side.
+PACKAGE_PORTS = (13000, 20000, 13)  # clients/python/tests
+CLIENTS_PORTS = (21000, 29000, 17)  # tests/clients (run.sh, its conftest)
+
+
+def free_port() -> int:
+    """A loopback port free now (never 6379); it may be taken before use."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+        if port != 6379:
+            return port
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_base(start: int, stop: int, step: int, nodes: int = 6) -> int:
+    """The first of `nodes` consecutive free ports from range(start, stop,
+    step), each with its cluster bus port (+10000) free too."""
+    for base in range(start, stop, step):
+        if all(port_free(p) and port_free(p + 10000) for p in range(base, base + nodes)):
+            return base
+    raise RuntimeError(f"no {nodes} free ports")
+
+
+class Server:
+    """redis-server with the module (module=False: without it, as a new
+    node or a typo in loadmodule leaves one), on a free port (or `port`).
+    Raises RuntimeError when it does not start."""
+
+    def __init__(
+        self,
+        workdir: pathlib.Path,
+        *,
+        module: bool = True,
+        port: int | None = None,
+        extra: tuple[str, ...] = (),
+    ) -> None:
+        if module and not os.path.isfile(MODULE):
+            raise RuntimeError(f"module not found at {MODULE}: run 'cargo build' or set RL_MODULE")
+        self.module = module
+        self.extra = extra
+        self.proc: subprocess.Popen[bytes] | None = None
+        for attempt in range(5):  # the port can be taken before the server binds it
+            self.port = port or free_port()
+            self.log = workdir / f"redis-{self.port}.log"
+            try:
+                self._start(workdir)
+                break
+            except RuntimeError:
+                self.stop()
+                if attempt == 4 or port is not None:
+                    raise
+        self.client = redis.Redis(port=self.port, socket_timeout=10)
+
+    def _start(self, workdir: pathlib.Path) -> None:
+        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", str(workdir),
+                *(("--loadmodule", MODULE) if self.module else ()), *self.extra]  # fmt: skip
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        with redis.Redis(port=self.port, socket_timeout=2) as c:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"redis-server exited:\n{self.log.read_text()}")
+                try:  # this process's answer, not another server's on the port
+                    if c.info("server")["process_id"] == self.proc.pid:
+                        return
+                except redis.RedisError:
+                    pass
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server did not start:\n{self.log.read_text()}")
+
+    def reset(self) -> None:
+        """An empty server: no keys, no policies, default settings, no counters."""
+        c = self.client
+        c.flushall()
+        for name in c.execute_command("RL.POLICY", "LIST"):  # type: ignore[no-untyped-call]
+            c.execute_command("RL.POLICY", "DEL", name)  # type: ignore[no-untyped-call]
+        c.config_set("ratelimit.log-max", 10000)
+        c.config_set("ratelimit.lease-max", 10000)
+        c.config_set("notify-keyspace-events", "")
+        c.config_resetstat()
+
+    def stop(self) -> None:
+        client = self.__dict__.pop("client", None)
+        if client is not None:
+            client.close()
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@contextmanager
+def cluster(base: int) -> Iterator[int]:
+    """A 3-master, 3-replica cluster (scripts/cluster) on ports base to
+    base+5: its first port; always stopped."""
+    env = {**os.environ, "BASE_PORT": str(base), "RL_MODULE": MODULE}
+    script = str(ROOT / "scripts/cluster")
+    try:
+        subprocess.run(["bash", script], env=env, check=True, timeout=180,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+        yield base
+    finally:
+        subprocess.run(["bash", script, "stop"], env=env, timeout=120,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
