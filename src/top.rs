@@ -66,8 +66,8 @@ const FRACTION: [u32; 64] = [
     75444, 76266, 77096, 77936, 78785, 79642, 80510, 81386, 82273, 83169, 84074, 84990, 85915,
     86851, 87796, 88752, 89719, 90696, 91684, 92682, 93691, 94711, 95743, 96785, 97839, 98905,
     99982, 101070, 102171, 103283, 104408, 105545, 106694, 107856, 109031, 110218, 111418, 112631,
-    113858, 115098, 116351, 117618, 118899, 120194, 121502, 122825, 124163, 125515, 126882,
-    128263, 129660,
+    113858, 115098, 116351, 117618, 118899, 120194, 121502, 122825, 124163, 125515, 126882, 128263,
+    129660,
 ];
 
 /// Longest identity: flags and policy length, policy, key.
@@ -151,7 +151,9 @@ fn weight_before(dt_ms: u64) -> u128 {
     let step = (dt_ms % HALF_LIFE_MS) * 64 / HALF_LIFE_MS;
     let f = u128::from(FRACTION[step as usize]);
     let w = (1u128 << (2 * ONE_BITS)) / f;
-    (w.checked_shr(u32::try_from(halves).unwrap_or(u32::MAX)).unwrap_or(0)).max(1)
+    (w.checked_shr(u32::try_from(halves).unwrap_or(u32::MAX))
+        .unwrap_or(0))
+    .max(1)
 }
 
 /// `count` seen at `dt_ms` after the landmark, in thousandths of a denial.
@@ -368,9 +370,9 @@ impl Summary {
             return 0;
         }
         let dt = now_ms.max(self.latest_ms).saturating_sub(self.landmark_ms);
-        self.heap
-            .first()
-            .map_or(0, |&s| milli_ceil(decayed_milli(self.slots[s as usize].count, dt)))
+        self.heap.first().map_or(0, |&s| {
+            milli_ceil(decayed_milli(self.slots[s as usize].count, dt))
+        })
     }
 
     fn count_at(&self, h: usize) -> u128 {
@@ -466,16 +468,27 @@ mod tests {
     fn listed(s: &Summary, now: u64) -> Vec<(String, u64, u64)> {
         s.top(now)
             .iter()
-            .map(|v| (String::from_utf8_lossy(v.key).into_owned(), v.count, v.error))
+            .map(|v| {
+                (
+                    String::from_utf8_lossy(v.key).into_owned(),
+                    v.count,
+                    v.error,
+                )
+            })
             .collect()
     }
 
     #[test]
     fn counts_and_orders_while_there_is_room() {
         // (key, denials) at T0, and what is listed at T0.
-        let table: &[(&[(&str, u64)], &[(&str, u64, u64)])] = &[
+        type Denials = &'static [(&'static str, u64)];
+        type Listed = &'static [(&'static str, u64, u64)];
+        let table: &[(Denials, Listed)] = &[
             (&[("a", 3), ("b", 1)], &[("a", 3, 0), ("b", 1, 0)]),
-            (&[("b", 1), ("a", 2), ("c", 5)], &[("c", 5, 0), ("a", 2, 0), ("b", 1, 0)]),
+            (
+                &[("b", 1), ("a", 2), ("c", 5)],
+                &[("c", 5, 0), ("a", 2, 0), ("b", 1, 0)],
+            ),
             (&[], &[]),
         ];
         for (denials, want) in table {
@@ -486,8 +499,10 @@ mod tests {
                 }
             }
             assert!(s.is_valid());
-            let want: Vec<(String, u64, u64)> =
-                want.iter().map(|(k, c, e)| (k.to_string(), *c, *e)).collect();
+            let want: Vec<(String, u64, u64)> = want
+                .iter()
+                .map(|(k, c, e)| (k.to_string(), *c, *e))
+                .collect();
             assert_eq!(listed(&s, T0), want, "{denials:?}");
             assert_eq!(s.bound(T0), 0);
         }
@@ -536,10 +551,7 @@ mod tests {
         }
         assert!(s.is_valid());
         // c replaced b, inheriting its 2.
-        assert_eq!(
-            listed(&s, T0),
-            vec![("a".into(), 5, 0), ("c".into(), 3, 2)]
-        );
+        assert_eq!(listed(&s, T0), vec![("a".into(), 5, 0), ("c".into(), 3, 2)]);
         assert_eq!(s.bound(T0), 3);
         let v = &s.top(T0)[1];
         assert_eq!((v.denials, v.last_ms), (1, T0));
@@ -556,7 +568,10 @@ mod tests {
         s.record(&long[..MAX_KEY_LEN], None, T0);
         let top = s.top(T0);
         assert_eq!(top.len(), 4);
-        assert_eq!((top[0].key, top[0].policy, top[0].count), (&b"k"[..], Some(&b"free"[..]), 2));
+        assert_eq!(
+            (top[0].key, top[0].policy, top[0].count),
+            (&b"k"[..], Some(&b"free"[..]), 2)
+        );
         let cut: Vec<_> = top.iter().filter(|v| v.cut).collect();
         assert_eq!(cut.len(), 1);
         assert_eq!(cut[0].key.len(), MAX_KEY_LEN);
@@ -595,7 +610,10 @@ mod tests {
         }
         s.record(b"a", None, later);
         assert!(s.is_valid());
-        assert_eq!(listed(&s, later), vec![("c".into(), 3, 0), ("a".into(), 1, 0)]);
+        assert_eq!(
+            listed(&s, later),
+            vec![("c".into(), 3, 0), ("a".into(), 1, 0)]
+        );
         // A decision time before the landmark still counts, for little.
         s.record(b"d", None, T0);
         assert!(s.is_valid());

@@ -148,9 +148,10 @@ pub(super) fn all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
         .zip(&decided.blocked)
         .zip(&req.policies)
     {
-        let (d, verdict) = report(ctx, *name, p.algorithm(), d, req.shadow, blocked);
-        if let Some(name) = policy.and_then(|i| rest.get(i)) {
-            registry::count(name.bytes(), verdict);
+        let policy = policy.and_then(|i| rest.get(i)).map(|n| n.bytes());
+        let (d, verdict) = report(ctx, *name, p.algorithm(), d, req.shadow, blocked, policy);
+        if let Some(name) = policy {
+            registry::count(name, verdict);
         }
         told.push(d);
     }
@@ -242,6 +243,9 @@ fn all_with_modes(
     for i in 0..n {
         let d = each[i].ok_or(Error::BadOp("a limit was not decided".into()))?;
         let shadow = req.modes[i].shadow;
+        let policy = req.policies[i]
+            .and_then(|at| rest.get(at))
+            .map(|n| n.bytes());
         let (d, verdict) = report(
             ctx,
             names[i],
@@ -249,9 +253,10 @@ fn all_with_modes(
             &d,
             shadow,
             blocked[i],
+            policy,
         );
-        if let Some(name) = req.policies[i].and_then(|at| rest.get(at)) {
-            registry::count(name.bytes(), verdict);
+        if let Some(name) = policy {
+            registry::count(name, verdict);
         }
         told.push(d);
     }
