@@ -63,40 +63,40 @@ pub(super) fn top_command(ctx: Ctx, args: &[RStr]) -> Outcome {
             }
         }
         ctx.reply_map(8);
-        ctx.reply_simple(c"role");
-        ctx.reply_simple(if replica { c"replica" } else { c"master" });
-        ctx.reply_simple(c"at_ms");
+        ctx.reply_bulk(b"role");
+        ctx.reply_bulk(if replica { b"replica" } else { b"master" });
+        ctx.reply_bulk(b"at_ms");
         ctx.reply_i64(int(at_ms));
-        ctx.reply_simple(c"halflife_ms");
+        ctx.reply_bulk(b"halflife_ms");
         ctx.reply_i64(int(HALF_LIFE_MS));
-        ctx.reply_simple(c"size");
+        ctx.reply_bulk(b"size");
         ctx.reply_i64(int(summary.capacity() as u64));
-        ctx.reply_simple(c"tracked");
+        ctx.reply_bulk(b"tracked");
         ctx.reply_i64(int(summary.len() as u64));
-        ctx.reply_simple(c"bound");
+        ctx.reply_bulk(b"bound");
         ctx.reply_i64(int(summary.bound(at_ms)));
-        ctx.reply_simple(c"hidden");
+        ctx.reply_bulk(b"hidden");
         ctx.reply_i64(int(hidden));
-        ctx.reply_simple(c"keys");
+        ctx.reply_bulk(b"keys");
         ctx.reply_array(listed.len());
         for v in &listed {
             ctx.reply_map(7);
-            ctx.reply_simple(c"key");
+            ctx.reply_bulk(b"key");
             ctx.reply_bulk(v.key);
-            ctx.reply_simple(c"policy");
+            ctx.reply_bulk(b"policy");
             match v.policy {
                 Some(p) => ctx.reply_bulk(p),
                 None => ctx.reply_null(),
             }
-            ctx.reply_simple(c"count");
+            ctx.reply_bulk(b"count");
             ctx.reply_i64(int(v.count));
-            ctx.reply_simple(c"error");
+            ctx.reply_bulk(b"error");
             ctx.reply_i64(int(v.error));
-            ctx.reply_simple(c"denials");
+            ctx.reply_bulk(b"denials");
             ctx.reply_i64(int(v.denials));
-            ctx.reply_simple(c"last_denied_ms");
+            ctx.reply_bulk(b"last_denied_ms");
             ctx.reply_i64(int(v.last_ms));
-            ctx.reply_simple(c"truncated");
+            ctx.reply_bulk(b"truncated");
             ctx.reply_i64(v.cut as i64);
         }
     });
