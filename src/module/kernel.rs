@@ -56,14 +56,8 @@ pub(super) fn report(
 ) -> (Decision, stats::Verdict) {
     let (told, verdict) = if d.allowed {
         (*d, stats::Verdict::Allowed)
-    } else if shadow {
-        ctx.notify(SHADOW_EVENT, key);
-        top::denied(ctx, key, policy, d.at, true);
-        (d.shadowed(), stats::Verdict::ShadowDenied)
     } else {
-        ctx.notify(DENIED_EVENT, key);
-        top::denied(ctx, key, policy, d.at, false);
-        (*d, stats::Verdict::Denied)
+        denied(ctx, key, d, shadow, policy)
     };
     if blocked {
         stats::penalty_started();
@@ -71,6 +65,29 @@ pub(super) fn report(
     }
     stats::count(algo, verdict);
     (told, verdict)
+}
+
+/// A denial's events and its count in `RL.TOP`'s summaries. Cold and
+/// never inlined, so that the allowed path of [`report`] stays as short as
+/// it was.
+#[cold]
+#[inline(never)]
+fn denied(
+    ctx: Ctx,
+    key: RStr,
+    d: &Decision,
+    shadow: bool,
+    policy: Option<&[u8]>,
+) -> (Decision, stats::Verdict) {
+    if shadow {
+        ctx.notify(SHADOW_EVENT, key);
+        top::denied(ctx, key, policy, d.at, true);
+        (d.shadowed(), stats::Verdict::ShadowDenied)
+    } else {
+        ctx.notify(DENIED_EVENT, key);
+        top::denied(ctx, key, policy, d.at, false);
+        (*d, stats::Verdict::Denied)
+    }
 }
 
 /// Why a command failed; the reply adds the error code.

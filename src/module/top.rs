@@ -63,7 +63,11 @@ pub(super) fn is_replica(ctx: Ctx) -> bool {
 }
 
 /// Counts a client's denial of `key`, under `policy` (none for a
-/// command's own parameters), at the decision's time.
+/// command's own parameters), at the decision's time. Cold and never
+/// inlined: it stays out of the body of the functions that decide, whose
+/// allowed path must cost what it did.
+#[cold]
+#[inline(never)]
 pub(super) fn denied(ctx: Ctx, key: RStr, policy: Option<&[u8]>, at: Instant, shadow: bool) {
     if is_replica(ctx) {
         return;
