@@ -35,7 +35,8 @@ def u128(v):
 # selector's top bit asks for small log-max and lease-max settings; its low
 # 7 bits pick the command: 0-5 RL.<algo>, 6 RL.ALL, 7 CL.THROTTLE, 8 module
 # arguments, 9 RL.PEEK, 10 RL.REFUND, 11 RL.ACQUIRE, 12 RL.RENEW, 13 RL.POLICY
-# SET (what follows SET), 14 RL.CHECK's options (what follows the key).
+# SET (what follows SET), 14 RL.CHECK's options (what follows the key), 15
+# RL.TOP's arguments.
 ARGS = {
     0: ["10 1s", "10 1s COST 3 AT 1700000000000", "10 500ms cost 0", "0 1s",
         "10 5w", "-1 1", "99999999999999999999999 1", "10 1s COST", "10 1s AT 1 AT 2",
@@ -129,6 +130,13 @@ CHECK_ARGS = ["COST 3", "AT 1700000000000 cost 0", "COST 1 COST 2", "COST", "AT 
 for i, line in enumerate(CHECK_ARGS):
     write("args", f"check-{i}", bytes([14, 0x20]) + line.encode())
 write("args", "check-none", bytes([14, 0x20]))
+
+# RL.TOP [COUNT n] [POLICY name] [SHADOW]
+TOP_ARGS = ["COUNT 5", "POLICY free SHADOW COUNT 100000", "count 100001", "COUNT 0",
+            "SHADOW SHADOW", "POLICY", "POLICY a:b.c-d_e COUNT 1", "FOO", "COUNT 1 COUNT 2"]
+for i, line in enumerate(TOP_ARGS):
+    write("args", f"top-{i}", bytes([15, 0x20]) + line.encode())
+write("args", "top-none", bytes([15, 0x20]))
 # POLICY name in RL.ALL and RL.PEEK (the target knows free, login,
 # tier:gold.v2, log, s and q).
 POLICY_USE = {

@@ -46,5 +46,5 @@ SERVER_SUITES=(
     --test algorithms --test commands --test configuration --test rl_all
     --test refunds --test penalty --test leases --test policies --test peek
     --test memory --test persistence --test replication --test cluster
-    --test compat --test docs
+    --test compat --test docs --test top
 )

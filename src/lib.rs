@@ -4,6 +4,7 @@
 //! - [`args`]: command-line parsing, pure Rust;
 //! - [`codec`]: binary encodings of the state and of replicated operations;
 //! - [`policy`]: named server-side policies, pure Rust;
+//! - [`top`]: the heavy hitters of denials `RL.TOP` lists, pure Rust;
 //! - [`module`]: the thin Redis layer (commands, data type, clock, replies).
 
 // Every `unsafe` block says why it is sound.
@@ -16,3 +17,4 @@ pub mod codec;
 // the compiler reports what it does not use.
 mod module;
 pub mod policy;
+pub mod top;

@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     // the module API, generic over the value a key holds
     &["ffi"],
     // leaves: one concern each
-    &["clock", "config", "docs", "reply", "stats"],
+    &["clock", "config", "docs", "reply", "stats", "top"],
     // the value Redis holds, and its callbacks
     &["datatype"],
     // the server's named policies
@@ -21,7 +21,7 @@ const LAYERS: &[&[&str]] = &[
     // errors, sources, expiry rules, decide-then-install, replay checks
     &["kernel"],
     // command families, siblings
-    &["windows", "leases", "policies", "replay"],
+    &["windows", "leases", "policies", "replay", "monitor"],
     // registration, handlers, INFO
     &["mod"],
 ];

@@ -114,6 +114,10 @@ class Server:
             c.execute_command("RL.POLICY", "DEL", name)  # type: ignore[no-untyped-call]
         c.config_set("ratelimit.log-max", 10000)
         c.config_set("ratelimit.lease-max", 10000)
+        # RL.TOP's summaries are server state FLUSHALL leaves: a size of 0
+        # empties them.
+        c.config_set("ratelimit.top-size", 0)
+        c.config_set("ratelimit.top-size", 1000)
         c.config_set("notify-keyspace-events", "")
         c.config_resetstat()
 

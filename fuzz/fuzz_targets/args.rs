@@ -8,7 +8,8 @@
 //!
 //! `RL.ALL` and `RL.PEEK` resolve `POLICY name` against a fixed set of
 //! policies (`POLICIES`, one per algorithm, within the small `log-max`);
-//! `RL.POLICY SET` definitions and `RL.CHECK` options are parsed too.
+//! `RL.POLICY SET` definitions, `RL.CHECK` options and `RL.TOP`'s
+//! arguments are parsed too.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -26,7 +27,7 @@ use ratelimit::policy::{self, Policies, Policy};
 mod common;
 
 /// Commands the first byte picks from.
-const COMMANDS: u8 = 15;
+const COMMANDS: u8 = 16;
 
 /// The policies `POLICY name` may name, as `RL.POLICY SET` lines.
 const POLICIES: [&str; 6] = [
@@ -86,6 +87,32 @@ fn defined(name: &str, p: &Policy, limits: &Limits) {
 fn named(argv: &[&[u8]], at: usize, params: &Params) {
     assert!(argv[at - 1].eq_ignore_ascii_case(b"POLICY"));
     assert_eq!(resolve(argv[at]).map(|p| p.params).as_ref(), Some(params));
+}
+
+/// An `RL.TOP` request that parsed: within bounds, and listing from a
+/// small summary (fed the arguments themselves as keys) gives at most
+/// `count` entries, of its policy only, most first.
+fn top(r: &args::Top, argv: &[&[u8]]) {
+    assert!((1..=ratelimit::top::MAX_CAPACITY).contains(&r.count), "{r:?}");
+    if let Some(p) = r.policy {
+        assert_eq!(args::policy_name(p.as_bytes()), Ok(p));
+    }
+    let mut s = ratelimit::top::Summary::new(4);
+    let at = (MAX_TIME_US / 1000).min(1_700_000_000_000);
+    for (i, key) in argv.iter().enumerate() {
+        let policy = r.policy.filter(|_| i % 2 == 0).map(str::as_bytes);
+        s.record(key, policy, at + i as u64 * 1000);
+    }
+    assert!(s.is_valid());
+    let listed: Vec<_> = s
+        .top(at)
+        .into_iter()
+        .filter(|v| r.policy.is_none() || v.policy == r.policy.map(str::as_bytes))
+        .take(r.count)
+        .collect();
+    assert!(listed.len() <= r.count.min(4));
+    assert!(listed.windows(2).all(|w| w[0].count >= w[1].count));
+    assert!(listed.iter().all(|v| v.key.len() <= ratelimit::top::MAX_KEY_LEN && v.error <= v.count));
 }
 
 fn check_error(e: &ArgError) {
@@ -296,6 +323,10 @@ fuzz_target!(|data: &[u8]| {
                     run(&[p.params], cost, o.at, p.penalty);
                 }
             }
+            Err(e) => check_error(&e),
+        },
+        15 => match args::top_request(&argv) {
+            Ok(r) => top(&r, &argv),
             Err(e) => check_error(&e),
         },
         _ => {

@@ -1,5 +1,6 @@
-//! Module settings: `ratelimit.log-max`, `ratelimit.lease-max` and
-//! `ratelimit.cell-compat`.
+//! Module settings: `ratelimit.log-max`, `ratelimit.lease-max`,
+//! `ratelimit.cell-compat` and `ratelimit.top-size` (redis.conf and
+//! `CONFIG SET` only).
 //!
 //! Both can be given as `loadmodule` arguments (`log-max 5000`), or in
 //! redis.conf as `ratelimit.log-max 5000` after the `loadmodule` line;
@@ -30,6 +31,15 @@ pub const LEASE_MAX_CEILING: u64 = crate::algo::MAX_LEASES;
 
 /// Like `LOG_MAX`, always a valid limit (Redis checks the bounds).
 static LEASE_MAX: AtomicI64 = AtomicI64::new(DEFAULT_LEASE_MAX as i64);
+
+/// Entries each `RL.TOP` summary holds at most (0: none kept).
+static TOP_SIZE: AtomicI64 = AtomicI64::new(crate::top::DEFAULT_CAPACITY as i64);
+
+pub fn top_size() -> usize {
+    TOP_SIZE
+        .load(Ordering::Relaxed)
+        .clamp(0, crate::top::MAX_CAPACITY as i64) as usize
+}
 
 /// A setting that bounds clients' limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,7 +80,13 @@ pub fn limits() -> Limits {
 
 /// Registers the settings, applies redis.conf and then the module arguments.
 /// `Err` carries the log line explaining why the module must not load.
-pub fn load(ctx: &Context, module_args: &[RedisString]) -> Result<(), String> {
+/// `on_top_size` is told `ratelimit.top-size` once loaded and on every
+/// change, so that the summaries shrink at once.
+pub fn load(
+    ctx: &Context,
+    module_args: &[RedisString],
+    on_top_size: fn(usize),
+) -> Result<(), String> {
     let arg_bytes: Vec<&[u8]> = module_args.iter().map(|a| a.as_slice()).collect();
     let parsed = args::module_args(&arg_bytes, LOG_MAX_CEILING)?;
     register_i64_configuration(
@@ -92,6 +108,16 @@ pub fn load(ctx: &Context, module_args: &[RedisString]) -> Result<(), String> {
         LEASE_MAX_CEILING as i64,
         ConfigurationFlags::DEFAULT,
         None,
+    );
+    register_i64_configuration(
+        ctx,
+        "top-size",
+        &TOP_SIZE,
+        crate::top::DEFAULT_CAPACITY as i64,
+        0,
+        crate::top::MAX_CAPACITY as i64,
+        ConfigurationFlags::DEFAULT,
+        Some(Box::new(move |_, _, _| on_top_size(top_size()))),
     );
     // Commands can only be added while loading, so this one is fixed for
     // the life of the server.
@@ -118,5 +144,6 @@ pub fn load(ctx: &Context, module_args: &[RedisString]) -> Result<(), String> {
     if let Some(v) = parsed.cell_compat {
         CELL_COMPAT.store(v, Ordering::Relaxed);
     }
+    on_top_size(top_size());
     Ok(())
 }

@@ -142,6 +142,11 @@ pub const POLICY_SET: &[Arg] = &[
     PENALTY,
     SHADOW,
 ];
+pub const TOP: &[Arg] = &[
+    option(c"COUNT", c"count", Kind::Integer),
+    option(c"POLICY", c"policy", Kind::String),
+    SHADOW,
+];
 pub const POLICY_NAME: &[Arg] = &[arg(c"name", Kind::String)];
 pub const CHECK: &[Arg] = &[arg(c"policy", Kind::String), KEY, COST, AT];
 pub const ACQUIRE: &[Arg] = &[

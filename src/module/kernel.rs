@@ -21,7 +21,7 @@ use smallvec::SmallVec;
 use super::config::{self, Setting};
 use super::datatype::WriteKey;
 use super::ffi::{Ctx, NotStored, RStr, WrongType};
-use super::{clock, stats};
+use super::{clock, stats, top};
 use crate::algo::value::{evaluate, BlockChange, Guarded};
 use crate::algo::{
     Algorithm, Blocked, Decision, Duration, Instant, Kind, LeaseState, Limiter, Mismatch, Params,
@@ -42,9 +42,9 @@ const PENALTY_EVENT: &CStr = c"rl.penalty";
 /// Keyspace event fired on the key of a denial answered allowed (`SHADOW`).
 const SHADOW_EVENT: &CStr = c"rl.shadow";
 
-/// Counts a client's decision on one key and fires its events; answers
-/// what the client is told (a denial in shadow mode reads as allowed) and
-/// how the call is counted.
+/// Counts a client's decision on one key (decided under `policy`, if
+/// named) and fires its events; answers what the client is told (a denial
+/// in shadow mode reads as allowed) and how the call is counted.
 pub(super) fn report(
     ctx: Ctx,
     key: RStr,
@@ -52,15 +52,12 @@ pub(super) fn report(
     d: &Decision,
     shadow: bool,
     blocked: bool,
+    policy: Option<&[u8]>,
 ) -> (Decision, stats::Verdict) {
     let (told, verdict) = if d.allowed {
         (*d, stats::Verdict::Allowed)
-    } else if shadow {
-        ctx.notify(SHADOW_EVENT, key);
-        (d.shadowed(), stats::Verdict::ShadowDenied)
     } else {
-        ctx.notify(DENIED_EVENT, key);
-        (*d, stats::Verdict::Denied)
+        denied(ctx, key, d, shadow, policy)
     };
     if blocked {
         stats::penalty_started();
@@ -68,6 +65,29 @@ pub(super) fn report(
     }
     stats::count(algo, verdict);
     (told, verdict)
+}
+
+/// A denial's events and its count in `RL.TOP`'s summaries. Cold and
+/// never inlined, so that the allowed path of [`report`] stays as short as
+/// it was.
+#[cold]
+#[inline(never)]
+fn denied(
+    ctx: Ctx,
+    key: RStr,
+    d: &Decision,
+    shadow: bool,
+    policy: Option<&[u8]>,
+) -> (Decision, stats::Verdict) {
+    if shadow {
+        ctx.notify(SHADOW_EVENT, key);
+        top::denied(ctx, key, policy, d.at, true);
+        (d.shadowed(), stats::Verdict::ShadowDenied)
+    } else {
+        ctx.notify(DENIED_EVENT, key);
+        top::denied(ctx, key, policy, d.at, false);
+        (*d, stats::Verdict::Denied)
+    }
 }
 
 /// Why a command failed; the reply adds the error code.
@@ -315,14 +335,16 @@ pub(super) fn decide_one(
 /// made and applied for real (so a denial changes nothing, and starts no
 /// block), and a denial is answered allowed.
 pub(super) fn client_decide(ctx: Ctx, key: RStr, req: &args::Request) -> Result<Decision, Error> {
-    Ok(client_decide_with(ctx, key, req)?.0)
+    Ok(client_decide_with(ctx, key, req, None)?.0)
 }
 
-/// As [`client_decide`], also answering how the call was counted.
+/// As [`client_decide`], under `policy` if named, also answering how the
+/// call was counted.
 pub(super) fn client_decide_with(
     ctx: Ctx,
     key: RStr,
     req: &args::Request,
+    policy: Option<&[u8]>,
 ) -> Result<(Decision, stats::Verdict), Error> {
     let wall = clock::wall(ctx);
     let now = req.at.unwrap_or(wall);
@@ -343,6 +365,7 @@ pub(super) fn client_decide_with(
         &d,
         req.shadow,
         blocked,
+        policy,
     ))
 }
 

@@ -14,7 +14,7 @@ use smallvec::SmallVec;
 use super::datatype::WriteKey;
 use super::ffi::{Ctx, RStr};
 use super::kernel::{lease_expiry_ms, leases_of, Error, Outcome, APPLY, DENIED_EVENT};
-use super::{clock, config, reply, stats};
+use super::{clock, config, reply, stats, top};
 use crate::algo::{Decision, Instant, LeaseState, Value};
 use crate::args;
 use crate::codec::{self, LeaseAction, LeaseOp};
@@ -171,6 +171,7 @@ pub(super) fn acquire_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     stats::count_lease(a.decision.allowed);
     if !a.decision.allowed {
         ctx.notify(DENIED_EVENT, *name);
+        top::denied(ctx, *name, None, a.decision.at, false);
     }
     reply::lease(ctx, &a.decision, a.holds.then_some(id));
     Ok(())

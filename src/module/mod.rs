@@ -13,11 +13,13 @@ pub mod docs;
 pub mod ffi;
 mod kernel;
 mod leases;
+mod monitor;
 mod policies;
 pub mod registry;
 mod replay;
 pub mod reply;
 pub mod stats;
+mod top;
 mod windows;
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -186,6 +188,7 @@ handlers! {
     rl_apply => replay::apply_command;
     rl_apply_all => |ctx, args| numkeys_command(ctx, args, replay::apply_all_command);
     rl_setstate => replay::setstate_command;
+    rl_top => monitor::top_command;
 }
 
 /// The handler of commands whose keys are `numkeys key [key ...]` after the
@@ -439,6 +442,24 @@ const COMMANDS: &[CommandDef] = &[
             args: docs::CHECK,
         },
     },
+    // Lists key names, each checked against the caller's ACL key patterns:
+    // a read of the keyspace, O(size), like KEYS or SCAN (`@read @slow`,
+    // and `@ratelimit`, which grants an application only its own keys).
+    CommandDef {
+        name: c"RL.TOP",
+        handler: rl_top,
+        flags: c"readonly",
+        internal: false,
+        operator: false,
+        doc: Doc {
+            summary: c"The keys denied most on this server, recently (decayed: a denial counts half a minute later), most first, each with its count, error bound, raw denials and last denial; only keys the caller may read.",
+            complexity: c"O(N log N) where N is ratelimit.top-size",
+            since: c"0.4.0",
+            arity: -1,
+            keys: Keys::None,
+            args: docs::TOP,
+        },
+    },
     // What replicas and the AOF receive; closed to clients.
     CommandDef {
         name: c"RL.APPLY",
@@ -633,6 +654,7 @@ extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) 
     stats::write_head(&mut w);
     registry::write_info(&mut w);
     stats::write_tail(&mut w);
+    top::write_info(&mut w);
     w.u64("log_max", config::log_max());
     w.u64("lease_max", config::lease_max());
     w.u64("cell_compat", config::cell_compat() as u64);
@@ -693,7 +715,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
     }
     install_panic_hook();
     datatype::registered(*RATELIMIT_TYPE.raw_type.borrow());
-    if let Err(why) = config::load(ctx, args) {
+    if let Err(why) = config::load(ctx, args, top::resize) {
         return refuse(&why);
     }
     // Corrupt RDB/RESTORE input must come back to us as an error, not abort

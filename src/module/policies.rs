@@ -125,7 +125,7 @@ pub(super) fn check_command(ctx: Ctx, args: &[RStr]) -> Outcome {
         penalty: policy.penalty,
         shadow: policy.shadow,
     };
-    let (told, verdict) = client_decide_with(ctx, *key, &req)?;
+    let (told, verdict) = client_decide_with(ctx, *key, &req, Some(name.as_bytes()))?;
     counters.count(verdict);
     reply::decision(ctx, &told);
     Ok(())

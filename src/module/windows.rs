@@ -128,7 +128,7 @@ pub(super) fn all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     let wall = clock::wall(ctx);
     let now = req.at.unwrap_or(wall);
     if req.per_limit_modes() {
-        return all_with_modes(ctx, names, &req, &counters, wall, now);
+        return all_with_modes(ctx, rest, names, &req, &counters, wall, now);
     }
     let source = AllSource::Client { wall };
     let penalty = req.penalty.filter(|_| !req.shadow);
@@ -142,7 +142,16 @@ pub(super) fn all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
         .zip(&decided.blocked)
         .zip(&req.policies)
     {
-        let (d, verdict) = report(ctx, *name, p.algorithm(), d, req.shadow, blocked);
+        let policy_name = policy.and_then(|i| rest.get(i)).map(|n| n.bytes());
+        let (d, verdict) = report(
+            ctx,
+            *name,
+            p.algorithm(),
+            d,
+            req.shadow,
+            blocked,
+            policy_name,
+        );
         if let Some(c) = policy.and_then(|_| named.next()) {
             c.count(verdict);
         }
@@ -184,6 +193,7 @@ pub(super) fn all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
 /// wrote and per block started (Redis wraps them in one MULTI/EXEC).
 fn all_with_modes(
     ctx: Ctx,
+    rest: &[RStr],
     names: &[RStr],
     req: &args::AllRequest,
     counters: &[Arc<Counters>],
@@ -237,6 +247,9 @@ fn all_with_modes(
     for i in 0..n {
         let d = each[i].ok_or(Error::Bug("a limit was not decided"))?;
         let shadow = req.modes[i].shadow;
+        let policy = req.policies[i]
+            .and_then(|at| rest.get(at))
+            .map(|n| n.bytes());
         let (d, verdict) = report(
             ctx,
             names[i],
@@ -244,6 +257,7 @@ fn all_with_modes(
             &d,
             shadow,
             blocked[i],
+            policy,
         );
         if let Some(c) = req.policies[i].and_then(|_| named.next()) {
             c.count(verdict);
