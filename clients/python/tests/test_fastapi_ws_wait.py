@@ -4,6 +4,7 @@ module; WebSocket clients from the `websockets` package."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -281,14 +282,24 @@ def test_a_waiting_request_stops_when_its_client_goes(
     async def q() -> str:
         return "ok"
 
+    @app.get("/tasks")
+    async def tasks() -> list[str]:
+        names = (getattr(t.get_coro(), "__qualname__", "") for t in asyncio.all_tasks())
+        return [n for n in names if n in ("_disconnected", "sleep")]
+
     with serve(app) as addr:
         assert httpx.get(f"http://{addr}/q").status_code == 200
         before = calls(sync_redis)
-        with pytest.raises(httpx.ReadTimeout):
-            httpx.get(f"http://{addr}/q", timeout=0.5)
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(httpx.get, f"http://{addr}/q", timeout=2)
+            wait_until(lambda: limiter.waiting.now == 1, "the request to wait")
+            assert sorted(httpx.get(f"http://{addr}/tasks").json()) == ["_disconnected", "sleep"]
+            with pytest.raises(httpx.ReadTimeout):
+                waiting.result()
         wait_until(lambda: limiter.waits["gone"] == 1, "the wait to stop")
         assert limiter.waiting.now == 0
         assert calls(sync_redis) - before == 1  # the check; nothing after
+        assert httpx.get(f"http://{addr}/tasks").json() == []  # no task left behind
 
 
 def test_leaky_requests_wait_for_their_turn(server: Server, sync_redis: redis.Redis) -> None:

@@ -125,6 +125,8 @@ async def waited(
     finally:
         waiting.now -= 1
         if gone is not None:
+            if gone.done() and not gone.cancelled():
+                gone.exception()  # retrieved: a receive() that failed is only the end
             gone.cancel()
 
 
