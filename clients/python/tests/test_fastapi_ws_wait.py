@@ -18,7 +18,7 @@ import pytest
 import redis
 import redis.asyncio
 import uvicorn
-from fastapi import Depends, FastAPI, WebSocket
+from fastapi import Depends, FastAPI, Request, WebSocket
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -212,7 +212,20 @@ def test_wait_serves_after_the_retry_or_answers_429(
     async def later() -> str:
         return "ok"
 
+    async def read_stream(request: Request) -> None:
+        async for _ in request.stream():  # to its end, not cached (as a form parser does)
+            pass
+
+    @app.post("/streamed", dependencies=[Depends(read_stream),
+                                         Depends(limiter.limit("1/second", wait=5))])  # fmt: skip
+    async def streamed() -> str:
+        return "ok"
+
     with serve(app) as addr, httpx.Client(base_url=f"http://{addr}") as c:
+        for _ in range(2):  # the second waits
+            assert c.post("/streamed", content=b"x" * 100).status_code == 200
+        assert limiter.waits["served"] == 1
+        limiter.waits.clear()
         assert c.get("/soon").status_code == 200
         r = c.get("/soon")  # waits for the next second's window
         assert r.status_code == 200

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from .._core import Decision
 from .._durations import Duration, duration_seconds
@@ -102,7 +102,13 @@ async def waited(
         if watch and request.scope.get("type") == "http":
             # Reading the body first (cached on the request, the one the
             # endpoint gets) leaves the disconnect the only message to come.
-            await request.body()
+            try:
+                await request.body()
+            except RuntimeError:  # streamed to its end already (a form), not cached
+                pass
+            except ClientDisconnect:
+                counts[GONE] += 1
+                return await _refused(rule, request, outcome, cost)
             gone = asyncio.ensure_future(_disconnected(request))
         deadline = waiting.clock() + bound
         while True:
