@@ -60,6 +60,8 @@ from .rules import (
     RateLimit,
 )
 from .transport import Transport, transport_for
+from .waiting import Waiting
+from .websocket import MessageDeniedHandler, WebSocketDenied, WebSocketLimit, deny
 
 log = logging.getLogger("redis_ratelimit")
 
@@ -132,9 +134,13 @@ class Limiter:
                      policy's window from the definition in force
     log_interval     seconds between two warnings of one kind, at least
                      (and between two ERRORs of one kind of misconfiguration)
+    max_waiting      requests waiting for a slot (limits with wait=) at
+                     once, at most; one more is answered 429 at once
 
     `failures` counts the failed checks by kind (UNREACHABLE, CIRCUIT_OPEN,
     POOL_EXHAUSTED, ERROR_REPLY, MISCONFIGURED), whatever was logged.
+    `waits` counts what became of the requests that could wait (served,
+    timed-out, beyond, full, gone); `waiting.now` is how many wait now.
     """
 
     def __init__(
@@ -155,6 +161,7 @@ class Limiter:
         policies: Policies | None = None,
         log_interval: float = 10.0,
         serve_misconfigured: bool = False,
+        max_waiting: int = 100,
     ) -> None:
         if headers not in ("both", "ietf", "x", None):
             raise ValueError(f"headers must be 'both', 'ietf', 'x' or None, not {headers!r}")
@@ -183,6 +190,12 @@ class Limiter:
         self.serve_misconfigured = serve_misconfigured
         self.failures: Counter[str] = Counter()
         self.checked = False  # check_server() has found the module
+        self.waiting = Waiting(max_waiting)
+
+    @property
+    def waits(self) -> Counter[str]:
+        """What became of the requests that could wait, by kind."""
+        return self.waiting.counts
 
     # -- building blocks
 
@@ -197,10 +210,11 @@ class Limiter:
         scope: str | None = None,
         penalty: Duration | None = None,
         shadow: bool = False,
+        wait: Duration | None = None,
     ) -> RateLimit:
         """A dependency enforcing `limits` (see RateLimit)."""
         return RateLimit(self, limits, algorithm=algorithm, key=key, cost=cost, burst=burst,
-                         scope=scope, penalty=penalty, shadow=shadow)  # fmt: skip
+                         scope=scope, penalty=penalty, shadow=shadow, wait=wait)  # fmt: skip
 
     def limited(
         self,
@@ -213,6 +227,7 @@ class Limiter:
         scope: str | None = None,
         penalty: Duration | None = None,
         shadow: bool = False,
+        wait: Duration | None = None,
     ) -> Callable[[E], E]:
         """A decorator enforcing `limits` on an endpoint (RateLimit.wrap):
         limit()'s check without the cost of a FastAPI dependency.
@@ -221,7 +236,30 @@ class Limiter:
             @limiter.limited("100/minute")
             async def search(q: str): ..."""
         return self.limit(limits, algorithm=algorithm, key=key, cost=cost, burst=burst,
-                          scope=scope, penalty=penalty, shadow=shadow).wrap  # fmt: skip
+                          scope=scope, penalty=penalty, shadow=shadow, wait=wait).wrap  # fmt: skip
+
+    def websocket(
+        self,
+        connect: LimitsArg | None = None,
+        message: LimitsArg | None = None,
+        *,
+        algorithm: str | Sequence[str] = "sliding",
+        key: KeyFunc | None = None,
+        cost: int = 1,
+        burst: int | Sequence[int | None] | None = None,
+        scope: str | None = None,
+        penalty: Duration | None = None,
+        deny: str = "response",
+        on_denied: MessageDeniedHandler | None = None,
+        wait: Duration | None = None,
+    ) -> WebSocketLimit:
+        """Limits on a WebSocket route: on accepting a connection and per
+        message (see WebSocketLimit).
+
+            ws_limit = limiter.websocket(connect="10/minute", message="5/second")"""
+        return WebSocketLimit(self, connect, message, algorithm=algorithm, key=key, cost=cost,
+                              burst=burst, scope=scope, penalty=penalty, deny=deny,
+                              on_denied=on_denied, wait=wait)  # fmt: skip
 
     def concurrency(
         self,
@@ -268,6 +306,7 @@ class Limiter:
         app.state.redis_ratelimit = self
         if hasattr(app, "add_exception_handler"):
             app.add_exception_handler(Denied, self._handle_denied)
+            app.add_exception_handler(WebSocketDenied, self._handle_websocket_denied)
         if hasattr(app, "openapi"):
             _document(app, self)
         if freeze_gc:
@@ -279,6 +318,10 @@ class Limiter:
     async def _handle_denied(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Denied)
         return await self.denied_response(request, exc)
+
+    async def _handle_websocket_denied(self, websocket: Any, exc: Exception) -> None:
+        assert isinstance(exc, WebSocketDenied)
+        await deny(websocket, exc)
 
     async def denied_response(self, request: Request, exc: Denied) -> Response:
         if self.on_denied is not None:
