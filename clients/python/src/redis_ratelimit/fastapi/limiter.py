@@ -38,6 +38,7 @@ from .._durations import Duration
 from .._pool import PoolGate
 from ..client import AsyncRateLimiter
 from ..policies import Policies, PoliciesNotSynced, no_such_policy
+from ..testing import Clock
 from .collector import _freeze_after_startup, widen_young_generation
 from .concurrency import ConcurrencyLimit
 from .denycache import DenyCache
@@ -59,7 +60,7 @@ from .rules import (
     LimitsArg,
     RateLimit,
 )
-from .transport import Transport, transport_for
+from .transport import Clocked, Transport, transport_for
 
 log = logging.getLogger("redis_ratelimit")
 
@@ -132,6 +133,10 @@ class Limiter:
                      policy's window from the definition in force
     log_interval     seconds between two warnings of one kind, at least
                      (and between two ERRORs of one kind of misconfiguration)
+    clock            tests: a redis_ratelimit.testing.FakeClock; every
+                     decision, refund and acquire is made at its time (AT)
+                     and the deny cache counts on it (use_clock() sets it
+                     later, on an app's own limiter)
 
     `failures` counts the failed checks by kind (UNREACHABLE, CIRCUIT_OPEN,
     POOL_EXHAUSTED, ERROR_REPLY, MISCONFIGURED), whatever was logged.
@@ -155,6 +160,7 @@ class Limiter:
         policies: Policies | None = None,
         log_interval: float = 10.0,
         serve_misconfigured: bool = False,
+        clock: Clock | None = None,
     ) -> None:
         if headers not in ("both", "ietf", "x", None):
             raise ValueError(f"headers must be 'both', 'ietf', 'x' or None, not {headers!r}")
@@ -183,6 +189,20 @@ class Limiter:
         self.serve_misconfigured = serve_misconfigured
         self.failures: Counter[str] = Counter()
         self.checked = False  # check_server() has found the module
+        self.clock: Clock | None = None
+        if clock is not None:
+            self.use_clock(clock)
+
+    def use_clock(self, clock: Clock | None) -> None:
+        """Decides at `clock`'s time from now on (tests: a FakeClock, see
+        redis_ratelimit.testing): AT on every decision, refund and acquire,
+        the deny cache on its time too. None: the server's clock again,
+        and the path without a clock as it was."""
+        base = self.transport.inner if isinstance(self.transport, Clocked) else self.transport
+        self.transport = base if clock is None else Clocked(base, clock)
+        self.deny_cache.use_clock(time.monotonic if clock is None else clock.time)
+        self.client.use_clock(clock)
+        self.clock = clock
 
     # -- building blocks
 
