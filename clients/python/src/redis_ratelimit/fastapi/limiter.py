@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -361,6 +362,23 @@ class Limiter:
             async with gate:
                 return await self._guarded(fn, None if timed else self.timeout)
         return await self._guarded(fn, None if timed else self.timeout)
+
+    async def settle(self, fn: Callable[[], Awaitable[T]], *, timed: bool = False) -> T:
+        """call(fn) for a call the request does not wait on and whose loss
+        costs the caller (a refund, a lease's release): sent again, once,
+        when the connection it went down turns out closed (ConnectionError:
+        a Redis restarted under redis-py's idle pooled connections, which
+        fail once each where the pipelined connection reconnects), within
+        the same timeout, as one call for the breaker. Not after a
+        timeout: a call that timed out may yet run."""
+
+        async def again_on_reconnect() -> T:
+            try:
+                return await fn()
+            except RedisConnectionError:
+                return await fn()
+
+        return await self.call(again_on_reconnect, timed=timed)
 
     async def _guarded(self, fn: Callable[[], Awaitable[T]], timeout: float | None) -> T:
         if self.breaker is not None:
