@@ -370,7 +370,10 @@ class Limiter:
         a Redis restarted under redis-py's idle pooled connections, which
         fail once each where the pipelined connection reconnects), within
         the same timeout, as one call for the breaker. Not after a
-        timeout: a call that timed out may yet run."""
+        timeout: a call that timed out may yet run. (A connection lost
+        after Redis ran the call, its reply on the way, is the rare case
+        where a refund goes twice: RL.REFUND never gives back more than
+        was spent.)"""
 
         async def again_on_reconnect() -> T:
             try:
