@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -34,11 +34,11 @@ NAME = "rlmaster"
 LIMIT = 100_000  # never reached: every request Redis decides is counted
 
 
-def _wait(what: str, ok: object, timeout: float = 30.0) -> None:
+def _wait(what: str, ok: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if ok():  # type: ignore[operator]
+            if ok():
                 return
         except redis.RedisError:
             pass
