@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -38,6 +39,7 @@ from .._durations import Duration
 from .._pool import PoolGate
 from ..client import AsyncRateLimiter
 from ..policies import Policies, PoliciesNotSynced, no_such_policy
+from ..testing import Clock
 from .collector import _freeze_after_startup, widen_young_generation
 from .concurrency import ConcurrencyLimit
 from .denycache import DenyCache
@@ -59,7 +61,7 @@ from .rules import (
     LimitsArg,
     RateLimit,
 )
-from .transport import Transport, transport_for
+from .transport import Clocked, Transport, transport_for
 from .waiting import Waiting
 from .websocket import MessageDeniedHandler, WebSocketDenied, WebSocketLimit, deny
 
@@ -136,6 +138,10 @@ class Limiter:
                      (and between two ERRORs of one kind of misconfiguration)
     max_waiting      requests waiting for a slot (limits with wait=) at
                      once, at most; one more is answered 429 at once
+    clock            tests: a redis_ratelimit.testing.FakeClock; every
+                     decision, refund and acquire is made at its time (AT)
+                     and the deny cache counts on it (use_clock() sets it
+                     later, on an app's own limiter)
 
     `failures` counts the failed checks by kind (UNREACHABLE, CIRCUIT_OPEN,
     POOL_EXHAUSTED, ERROR_REPLY, MISCONFIGURED), whatever was logged.
@@ -162,6 +168,7 @@ class Limiter:
         log_interval: float = 10.0,
         serve_misconfigured: bool = False,
         max_waiting: int = 100,
+        clock: Clock | None = None,
     ) -> None:
         if headers not in ("both", "ietf", "x", None):
             raise ValueError(f"headers must be 'both', 'ietf', 'x' or None, not {headers!r}")
@@ -191,6 +198,20 @@ class Limiter:
         self.failures: Counter[str] = Counter()
         self.checked = False  # check_server() has found the module
         self.waiting = Waiting(max_waiting)
+        self.clock: Clock | None = None
+        if clock is not None:
+            self.use_clock(clock)
+
+    def use_clock(self, clock: Clock | None) -> None:
+        """Decides at `clock`'s time from now on (tests: a FakeClock, see
+        redis_ratelimit.testing): AT on every decision, refund and acquire,
+        the deny cache on its time too. None: the server's clock again,
+        and the path without a clock as it was."""
+        base = self.transport.inner if isinstance(self.transport, Clocked) else self.transport
+        self.transport = base if clock is None else Clocked(base, clock)
+        self.deny_cache.use_clock(time.monotonic if clock is None else clock.time)
+        self.client.use_clock(clock)
+        self.clock = clock
 
     @property
     def waits(self) -> Counter[str]:
@@ -384,6 +405,26 @@ class Limiter:
             async with gate:
                 return await self._guarded(fn, None if timed else self.timeout)
         return await self._guarded(fn, None if timed else self.timeout)
+
+    async def settle(self, fn: Callable[[], Awaitable[T]], *, timed: bool = False) -> T:
+        """call(fn) for a call the request does not wait on and whose loss
+        costs the caller (a refund, a lease's release): sent again, once,
+        when the connection it went down turns out closed (ConnectionError:
+        a Redis restarted under redis-py's idle pooled connections, which
+        fail once each where the pipelined connection reconnects), within
+        the same timeout, as one call for the breaker. Not after a
+        timeout: a call that timed out may yet run. (A connection lost
+        after Redis ran the call, its reply on the way, is the rare case
+        where a refund goes twice: RL.REFUND never gives back more than
+        was spent.)"""
+
+        async def again_on_reconnect() -> T:
+            try:
+                return await fn()
+            except RedisConnectionError:
+                return await fn()
+
+        return await self.call(again_on_reconnect, timed=timed)
 
     async def _guarded(self, fn: Callable[[], Awaitable[T]], timeout: float | None) -> T:
         if self.breaker is not None:

@@ -504,8 +504,8 @@ class RateLimit:
             plan.command(keys, 0, self._peek_options),
         ]
         try:
-            replies = await limiter.call(lambda: transport.send_many(commands),
-                                         timed=transport.timed)  # fmt: skip
+            replies = await limiter.settle(lambda: transport.send_many(commands),
+                                           timed=transport.timed)  # fmt: skip
         except LimiterUnavailable as e:
             limiter._lost(e, "refund", "rate limiter refund lost (%s): %s", e.kind, e, key=keys[0])
             return None
