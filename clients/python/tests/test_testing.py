@@ -136,3 +136,28 @@ def test_the_clock() -> None:
     assert with_at([b"rl.refund", "k", 1], clock)[-2:] == ["AT", clock.now_ms()]
     for untimed in (["RL.RELEASE", "k", "id"], ["RL.INFO", "k"], ["RL.POLICY", "GET", "p"]):
         assert with_at(untimed, clock) == untimed
+
+
+def test_a_waiting_route_moves_the_fake_clock_instead_of_sleeping(
+    server: Server, sync_redis: redis.Redis, ratelimit_clock: FakeClock
+) -> None:
+    app = FastAPI()
+    limiter = Limiter(redis.asyncio.Redis(port=server.port))
+    limiter.init_app(app)
+    ratelimit_clock.attach(limiter)
+
+    @app.get("/q", dependencies=[Depends(limiter.limit("1/minute", algorithm="fixed", wait=90))])
+    async def q() -> dict[str, bool]:
+        return {"ok": True}
+
+    with TestClient(app) as c:
+        assert c.get("/q").status_code == 200
+        before = ratelimit_clock.now_ms()
+        # Denied for a minute of fake time, within the 90 s bound: the
+        # request naps on the fake clock and is served, in no real time.
+        r = c.get("/q")
+        assert r.status_code == 200, (r.headers, limiter.waits, ratelimit_clock.now_ms() - before)
+        assert 59_000 <= ratelimit_clock.now_ms() - before <= 61_000
+    assert limiter.waits == {"served": 1}
+    ratelimit_clock.detach()
+    assert limiter.waiting.sleep is asyncio.sleep

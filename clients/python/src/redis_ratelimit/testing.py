@@ -30,6 +30,7 @@ the limits)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -87,6 +88,13 @@ class FakeClock:
     def utc(self) -> datetime:
         """The clock's time as an aware datetime in UTC."""
         return datetime.fromtimestamp(self._ms / 1000, UTC)
+
+    async def sleep(self, seconds: float) -> None:
+        """asyncio.sleep on this clock: moves it forwards by `seconds` at
+        once (a limit with wait= on an attached limiter naps this way, so a
+        test of a waiting route takes no real time)."""
+        self.advance(max(0.0, seconds))
+        await asyncio.sleep(0)
 
     def advance(self, seconds: float = 0, *, ms: int = 0) -> FakeClock:
         """Moves the clock forwards by `seconds` plus `ms`."""

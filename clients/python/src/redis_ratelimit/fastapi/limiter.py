@@ -210,6 +210,13 @@ class Limiter:
         base = self.transport.inner if isinstance(self.transport, Clocked) else self.transport
         self.transport = base if clock is None else Clocked(base, clock)
         self.deny_cache.use_clock(time.monotonic if clock is None else clock.time)
+        # wait=: a clock that can sleep (a FakeClock) takes the naps too, so
+        # a waiting route's test moves its time instead of sleeping.
+        fake_sleep = getattr(clock, "sleep", None)
+        if clock is not None and fake_sleep is not None:
+            self.waiting.sleep, self.waiting.clock = fake_sleep, clock.time
+        else:
+            self.waiting.sleep, self.waiting.clock = asyncio.sleep, time.monotonic
         self.client.use_clock(clock)
         self.clock = clock
 
