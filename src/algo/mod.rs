@@ -40,7 +40,7 @@ pub use limiter::{Algo, Algorithm, Kind, Limiter, Mismatch, Next, Params, Refund
 pub use log::LogState;
 pub use sliding::SlidingState;
 pub use units::{
-    Burst, Count, Duration, Instant, Period, MAX_COUNT, MAX_DURATION_US, MAX_LOG_ENTRIES,
+    Burst, Count, Duration, Instant, Period, UnixMs, MAX_COUNT, MAX_DURATION_US, MAX_LOG_ENTRIES,
     MAX_TIME_US, MAX_WAIT_US,
 };
 pub use value::{BlockChange, Blocked, Guarded, Value};

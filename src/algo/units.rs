@@ -137,6 +137,37 @@ impl Duration {
     }
 }
 
+/// A point in time in whole Unix milliseconds: how Redis keeps a key's
+/// expiry, and how a replicated op carries the expiry its master set. An op
+/// writes the epoch for no expiry (a key the master did not write, or
+/// deleted).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnixMs(u64);
+
+impl UnixMs {
+    pub const EPOCH: UnixMs = UnixMs(0);
+
+    pub const fn from_millis(ms: u64) -> UnixMs {
+        UnixMs(ms)
+    }
+
+    pub const fn as_millis(self) -> u64 {
+        self.0
+    }
+
+    /// The millisecond `at` falls in, rounded up: an expiry is never early.
+    #[inline]
+    pub const fn ceil(at: Instant) -> UnixMs {
+        UnixMs(at.ceil_millis())
+    }
+
+    /// The millisecond after this one (saturating).
+    #[inline]
+    pub const fn next(self) -> UnixMs {
+        UnixMs(self.0.saturating_add(1))
+    }
+}
+
 /// A positive count up to [`MAX_COUNT`]: a limit, a capacity or a rate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Count(NonZeroU64);
@@ -254,6 +285,15 @@ mod tests {
         assert_eq!(Duration::from_micros(1).ceil_millis(), 1);
         assert_eq!(Duration::from_micros(1000).ceil_millis(), 1);
         assert_eq!(Instant::from_millis(-5), Instant::EPOCH);
+        assert_eq!(
+            UnixMs::ceil(Instant::from_micros(1)),
+            UnixMs::from_millis(1)
+        );
+        assert_eq!(
+            UnixMs::ceil(Instant::from_millis(7)),
+            UnixMs::from_millis(7)
+        );
+        assert_eq!(UnixMs::from_millis(u64::MAX).next().as_millis(), u64::MAX);
         assert_eq!(
             Instant::from_micros(10) - Instant::from_micros(20),
             Duration::ZERO

@@ -29,7 +29,7 @@ use std::ptr::NonNull;
 
 use redis_module::raw;
 
-use crate::algo::saturating_i64;
+use crate::algo::{saturating_i64, UnixMs};
 
 /// Functions of the module API this module calls; checked once at load
 /// (see [`missing_api`]), so the `unwrap`s on them below cannot fail.
@@ -571,20 +571,22 @@ impl<V: ModuleValue> WriteKey<'_, V> {
         unsafe { api!(RedisModule_DeleteKey)(self.key.as_ptr()) };
     }
 
-    /// Sets the key's expiry to the absolute Unix time `at_ms`, so master,
+    /// Sets the key's expiry to the absolute time `at`, so master,
     /// replicas and reloads expire it at the same millisecond (a time past
     /// what Redis can hold is its latest).
-    pub fn expire_at(&self, at_ms: u64) {
-        let at_ms = saturating_i64(at_ms);
+    #[inline]
+    pub fn expire_at(&self, at: UnixMs) {
+        let at_ms = saturating_i64(at.as_millis());
         // SAFETY: an open key holding a value.
         unsafe { api!(RedisModule_SetAbsExpire)(self.key.as_ptr(), at_ms) };
     }
 
-    /// The key's absolute expiry in Unix ms, if it has one.
-    pub fn expire_at_ms(&self) -> Option<u64> {
+    /// The key's absolute expiry, if it has one.
+    #[inline]
+    pub fn expire_at_ms(&self) -> Option<UnixMs> {
         // SAFETY: an open key.
         let at = unsafe { api!(RedisModule_GetAbsExpire)(self.key.as_ptr()) };
-        u64::try_from(at).ok()
+        u64::try_from(at).ok().map(UnixMs::from_millis)
     }
 
     /// Tells `WATCH` and client-side caching that the key changed.
