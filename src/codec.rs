@@ -39,13 +39,13 @@ const LEASES_TAG: u8 = 0x11;
 /// what the first releases sent; a kind is never reused.
 mod kind {
     /// A decided request (`RL.APPLY`).
-    pub const DECIDE: u8 = 1;
+    pub(crate) const DECIDE: u8 = 1;
     /// A decided `RL.ALL` call (`RL.APPLYALL`).
     pub const ALL: u8 = 2;
     /// A decided request that started a penalty block.
-    pub const DECIDE_PENALTY: u8 = 3;
+    pub(crate) const DECIDE_PENALTY: u8 = 3;
     /// A decided `RL.ALL` call that started penalty blocks.
-    pub const ALL_PENALTY: u8 = 4;
+    pub(crate) const ALL_PENALTY: u8 = 4;
     /// A refund (`RL.APPLY`).
     pub const REFUND: u8 = 5;
     /// An acquired or renewed lease (`RL.APPLY`).
