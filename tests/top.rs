@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{server_version, start_replica, wait_until, Client, Server, Value};
@@ -567,31 +566,7 @@ fn command_docs_describe_it() {
 /// Three masters: each lists the keys it owns and no other.
 #[test]
 fn each_cluster_master_answers_for_its_own_keys() {
-    let nodes: Vec<Server> = (0..3)
-        .map(|_| {
-            Server::start_with(&[
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-            ])
-        })
-        .collect();
-    let addrs: Vec<String> = nodes
-        .iter()
-        .map(|n| format!("127.0.0.1:{}", n.port))
-        .collect();
-    let out = Command::new("redis-cli")
-        .args(["--cluster", "create"])
-        .args(&addrs)
-        .args(["--cluster-replicas", "0", "--cluster-yes"])
-        .output()
-        .expect("redis-cli (redis-tools) is needed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let nodes = common::start_cluster_nodes(3, 0, &[]);
     let mut clients: HashMap<u16, Client> = nodes.iter().map(|n| (n.port, n.client())).collect();
     for n in &nodes {
         wait_until("the cluster is ok", Duration::from_secs(120), || {
