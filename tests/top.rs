@@ -430,6 +430,45 @@ fn config_set_resizes_at_once() {
 }
 
 #[test]
+fn flushall_empties_the_summaries_and_flushdb_does_not() {
+    let s = Server::start_with(&["--ratelimit.top-size", "8"]);
+    let mut c = s.client();
+    let t0 = base();
+    deny(&mut c, "a", 3, t0);
+    for _ in 0..2 {
+        let call = format!("RL.FIXED s 1 1d SHADOW AT {t0}");
+        assert_eq!(c.cmd(&call).ints()[0], 1);
+    }
+    assert_eq!(
+        (info(&mut c, "top_keys"), info(&mut c, "top_shadow_keys")),
+        (1, 1)
+    );
+    // An entry does not say which database its key is in: FLUSHDB keeps
+    // them all, even the ones of the database it empties.
+    assert_eq!(c.cmd("FLUSHDB").text(), "OK");
+    assert_eq!(counts(&top(&mut c, "")), pairs_of(&[("a", 3)]));
+    for flush in ["FLUSHALL", "FLUSHALL ASYNC"] {
+        deny(&mut c, "b", 2, t0);
+        assert_eq!(c.cmd(flush).text(), "OK");
+        let t = top(&mut c, "");
+        assert_eq!((t.tracked, t.keys.len(), t.size), (0, 0, 8), "{flush}");
+        assert_eq!(
+            [
+                info(&mut c, "top_keys"),
+                info(&mut c, "top_bytes"),
+                info(&mut c, "top_shadow_keys"),
+                info(&mut c, "top_shadow_bytes")
+            ],
+            [0, 0, 0, 0],
+            "{flush}"
+        );
+    }
+    // Counting goes on after, with the configured size.
+    deny(&mut c, "c", 1, t0);
+    assert_eq!(counts(&top(&mut c, "")), pairs_of(&[("c", 1)]));
+}
+
+#[test]
 fn a_flood_of_distinct_keys_stays_within_the_configured_size() {
     let size = 100;
     let s = Server::start_with(&["--ratelimit.top-size", "100"]);

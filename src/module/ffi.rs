@@ -955,6 +955,18 @@ pub fn subscribe(ctx: &redis_module::Context, id: u64, callback: EventCallback) 
     status == OK
 }
 
+/// The database a `REDISMODULE_EVENT_FLUSHDB` event empties: `None` for
+/// `FLUSHALL` (every database).
+///
+/// # Safety
+/// `data` is the `data` argument of a flush event's callback.
+pub unsafe fn flushed_db(data: *mut c_void) -> Option<i32> {
+    // SAFETY: for a flush event Redis passes a live RedisModuleFlushInfo
+    // (the caller's contract); only its `dbnum` is read.
+    let db = unsafe { (*data.cast::<raw::RedisModuleFlushInfo>()).dbnum };
+    (db >= 0).then_some(db)
+}
+
 /// Applies the `ratelimit.*` settings of the server's configuration to the
 /// module configs registered so far; `false` if one is invalid.
 pub fn load_configs(ctx: &redis_module::Context) -> bool {

@@ -671,6 +671,9 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
     if !registry::init(ctx) {
         return refuse("could not subscribe to loading events");
     }
+    if !top::init(ctx) {
+        return refuse("could not subscribe to flush events");
+    }
     Status::Ok
 }
 
