@@ -32,6 +32,15 @@ ensure_deps() {
                 fi
                 ;;
         esac
+        case " ${need[*]} " in
+            *" redis-sentinel "*)
+                # Likewise its sentinel service (26379): tests start their own.
+                if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet redis-sentinel 2>/dev/null; then
+                    echo "==> stopping the redis-sentinel service Debian just started"
+                    _as_root systemctl stop redis-sentinel || true
+                fi
+                ;;
+        esac
     fi
     if ! command -v cargo >/dev/null 2>&1; then
         echo "cargo not found: install Rust (rustup) first" >&2

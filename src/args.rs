@@ -62,7 +62,7 @@ impl std::fmt::Display for ArgError {
 
 /// Redis' own wording, so clients and tools recognise it; module commands
 /// are named as registered, as Redis' own arity check names them.
-pub fn arity_error(command: &str) -> ArgError {
+pub(crate) fn arity_error(command: &str) -> ArgError {
     ArgError(format!("wrong number of arguments for '{command}' command"))
 }
 
@@ -230,14 +230,14 @@ fn plain_duration(arg: &[u8]) -> Option<Period> {
 }
 
 /// Names of the positional parameters of each algorithm, in order.
-pub fn param_names(algo: Algorithm) -> &'static [&'static str] {
+pub(crate) fn param_names(algo: Algorithm) -> &'static [&'static str] {
     algo.shape().param_names()
 }
 
 /// Parses the parameters of `algo` at the start of `args`: its positional
 /// ones, and for FIXED an `ALIGN [OFFSET ±hh:mm]` right after the window.
 /// Answers them and what follows.
-pub fn spec<'a, 'b>(
+pub(crate) fn spec<'a, 'b>(
     algo: Algorithm,
     args: &'a [&'b [u8]],
     limits: &Limits,
@@ -399,7 +399,7 @@ pub fn within(p: &Params, limits: &Limits) -> Result<(), ArgError> {
 
 /// A policy's parameters checked by [`within`], the policy named in the
 /// message.
-pub fn policy_within(name: &str, p: &Params, limits: &Limits) -> Result<(), ArgError> {
+pub(crate) fn policy_within(name: &str, p: &Params, limits: &Limits) -> Result<(), ArgError> {
     within(p, limits).map_err(|e| ArgError::new(format!("policy '{name}': {e}")))
 }
 
@@ -457,10 +457,11 @@ impl Opt {
 }
 
 /// The options of the decision commands.
-pub const DECIDE_OPTIONS: &[Opt] = &[Opt::Cost, Opt::At, Opt::Penalty, Opt::Shadow];
+pub(crate) const DECIDE_OPTIONS: &[Opt] = &[Opt::Cost, Opt::At, Opt::Penalty, Opt::Shadow];
 
 /// `RL.ALL`'s: the decision commands' and `COMBINED`.
-pub const ALL_OPTIONS: &[Opt] = &[Opt::Cost, Opt::At, Opt::Penalty, Opt::Shadow, Opt::Combined];
+pub(crate) const ALL_OPTIONS: &[Opt] =
+    &[Opt::Cost, Opt::At, Opt::Penalty, Opt::Shadow, Opt::Combined];
 
 /// Parses the options in `accepted`, each at most once, in any order.
 pub fn options<'a>(args: &[&'a [u8]], accepted: &[Opt]) -> Result<Options<'a>, ArgError> {
@@ -597,7 +598,7 @@ impl AllRequest {
     /// Whether some limit has a mode of its own that the call's options
     /// don't already cover: a shadow policy (unless the whole call is in
     /// shadow mode), or a policy's penalty (unless the call gives one).
-    pub fn per_limit_modes(&self) -> bool {
+    pub(crate) fn per_limit_modes(&self) -> bool {
         !self.shadow
             && self
                 .modes
@@ -607,10 +608,10 @@ impl AllRequest {
 }
 
 /// Finds a named policy (the server's registry).
-pub type Resolve<'r> = &'r dyn Fn(&[u8]) -> Option<Policy>;
+pub(crate) type Resolve<'r> = &'r dyn Fn(&[u8]) -> Option<Policy>;
 
 /// No policies (tests, and commands that take none).
-pub fn no_policies(_: &[u8]) -> Option<Policy> {
+pub(crate) fn no_policies(_: &[u8]) -> Option<Policy> {
     None
 }
 
@@ -736,7 +737,7 @@ fn bad_policy_name(arg: &[u8]) -> String {
 }
 
 /// The error for a policy the server does not have.
-pub fn no_such_policy(name: &str) -> ArgError {
+pub(crate) fn no_such_policy(name: &str) -> ArgError {
     ArgError::new(format!("no such policy '{name}'"))
 }
 
@@ -1028,7 +1029,7 @@ pub struct Top<'a> {
 }
 
 /// Entries `RL.TOP` lists without `COUNT`.
-pub const TOP_DEFAULT_COUNT: usize = 10;
+pub(crate) const TOP_DEFAULT_COUNT: usize = 10;
 
 /// Parses the arguments of `RL.TOP`, each option at most once, in any
 /// order. `COUNT` is 1 to the largest `ratelimit.top-size`.

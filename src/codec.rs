@@ -14,7 +14,9 @@ use std::mem::MaybeUninit;
 
 use crate::algo::limiter::{Decoder, Encoder};
 use crate::algo::value::latest_block_end;
-use crate::algo::{Blocked, Count, Duration, Instant, Limiter, Params, Period, Value, MAX_TIME_US};
+use crate::algo::{
+    Blocked, Count, Duration, Instant, Limiter, Params, Period, UnixMs, Value, MAX_TIME_US,
+};
 
 mod lease;
 
@@ -37,13 +39,13 @@ const LEASES_TAG: u8 = 0x11;
 /// what the first releases sent; a kind is never reused.
 mod kind {
     /// A decided request (`RL.APPLY`).
-    pub const DECIDE: u8 = 1;
+    pub(crate) const DECIDE: u8 = 1;
     /// A decided `RL.ALL` call (`RL.APPLYALL`).
     pub const ALL: u8 = 2;
     /// A decided request that started a penalty block.
-    pub const DECIDE_PENALTY: u8 = 3;
+    pub(crate) const DECIDE_PENALTY: u8 = 3;
     /// A decided `RL.ALL` call that started penalty blocks.
-    pub const ALL_PENALTY: u8 = 4;
+    pub(crate) const ALL_PENALTY: u8 = 4;
     /// A refund (`RL.APPLY`).
     pub const REFUND: u8 = 5;
     /// An acquired or renewed lease (`RL.APPLY`).
@@ -178,6 +180,11 @@ impl<S: Sink> Writer<S> {
     fn time(&mut self, t: Instant) {
         self.u64(t.as_micros());
     }
+    /// An expiry: its milliseconds as they are, any value (replay checks
+    /// its range).
+    fn unix_ms(&mut self, t: UnixMs) {
+        self.u64(t.as_millis());
+    }
     fn i16(&mut self, v: i16) {
         self.0.put(&v.to_le_bytes());
     }
@@ -248,6 +255,9 @@ impl Decoder for Reader<'_> {
 }
 
 impl Reader<'_> {
+    fn unix_ms(&mut self) -> Result<UnixMs, DecodeError> {
+        Ok(UnixMs::from_millis(self.u64()?))
+    }
     fn take<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         let (head, rest) = self
             .0
@@ -480,7 +490,7 @@ pub struct Op {
     pub cost: u64,
     pub now: Instant,
     /// Absolute expiry of the key in Unix milliseconds, as set on the master.
-    pub expire_at_ms: u64,
+    pub expire_at_ms: UnixMs,
     /// The request's `PENALTY`, sent only when it started a block (so the
     /// op of every other request is what the first release sent).
     pub penalty: Option<Duration>,
@@ -495,7 +505,7 @@ pub fn encode_op(op: &Op) -> OpBytes<OP_MAX_LEN> {
     write_params(&mut w, &op.params);
     w.u64(op.cost);
     w.time(op.now);
-    w.u64(op.expire_at_ms);
+    w.unix_ms(op.expire_at_ms);
     if let Some(p) = op.penalty {
         w.u64(p.as_micros());
     }
@@ -509,7 +519,7 @@ pub fn encode_op(op: &Op) -> OpBytes<OP_MAX_LEN> {
 pub struct RefundOp {
     pub given: u64,
     pub now: Instant,
-    pub expire_at_ms: u64,
+    pub expire_at_ms: UnixMs,
 }
 
 pub fn encode_refund_op(op: &RefundOp) -> OpBytes<OP_MAX_LEN> {
@@ -517,7 +527,7 @@ pub fn encode_refund_op(op: &RefundOp) -> OpBytes<OP_MAX_LEN> {
     w.u8(kind::REFUND);
     w.u64(op.given);
     w.time(op.now);
-    w.u64(op.expire_at_ms);
+    w.unix_ms(op.expire_at_ms);
     w.0
 }
 
@@ -528,7 +538,7 @@ pub struct LeaseOp<'a> {
     pub what: LeaseAction,
     pub id: &'a [u8],
     pub now: Instant,
-    pub expire_at_ms: u64,
+    pub expire_at_ms: UnixMs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -561,7 +571,7 @@ pub fn encode_lease_op(op: &LeaseOp) -> OpBytes<OP_MAX_LEN> {
         }
     }
     w.time(op.now);
-    w.u64(op.expire_at_ms);
+    w.unix_ms(op.expire_at_ms);
     // Ids are at most MAX_LEASE_ID_LEN bytes (the parser's bound).
     w.u8(u8::try_from(op.id.len()).unwrap_or(u8::MAX));
     w.0.put(op.id);
@@ -585,7 +595,7 @@ pub fn decode_any_op(bytes: &[u8]) -> Result<AnyOp<'_>, DecodeError> {
                 params,
                 cost: r.cost()?,
                 now: r.time()?,
-                expire_at_ms: r.u64()?,
+                expire_at_ms: r.unix_ms()?,
                 penalty: if k == kind::DECIDE_PENALTY {
                     Some(r.period_duration()?)
                 } else {
@@ -596,7 +606,7 @@ pub fn decode_any_op(bytes: &[u8]) -> Result<AnyOp<'_>, DecodeError> {
         kind::REFUND => AnyOp::Refund(RefundOp {
             given: r.count()?.get(),
             now: r.time()?,
-            expire_at_ms: r.u64()?,
+            expire_at_ms: r.unix_ms()?,
         }),
         k @ (kind::ACQUIRE | kind::RELEASE | kind::RENEW) => {
             let what = match k {
@@ -611,7 +621,7 @@ pub fn decode_any_op(bytes: &[u8]) -> Result<AnyOp<'_>, DecodeError> {
                 _ => LeaseAction::Release,
             };
             let now = r.time()?;
-            let expire_at_ms = r.u64()?;
+            let expire_at_ms = r.unix_ms()?;
             let len = usize::from(r.u8()?);
             if !(1..=crate::algo::MAX_LEASE_ID_LEN).contains(&len) {
                 return Err(DecodeError::BadParameter);
@@ -646,7 +656,7 @@ pub struct AllOp {
     pub now: Instant,
     /// The call's `PENALTY`, sent only when it started a block.
     pub penalty: Option<Duration>,
-    pub limits: Vec<(Params, u64)>,
+    pub limits: Vec<(Params, UnixMs)>,
 }
 
 /// Encodes an `RL.ALL` op from its parts, without allocating.
@@ -654,7 +664,7 @@ pub fn encode_all_op<'a>(
     cost: u64,
     now: Instant,
     penalty: Option<Duration>,
-    limits: impl ExactSizeIterator<Item = (&'a Params, u64)>,
+    limits: impl ExactSizeIterator<Item = (&'a Params, UnixMs)>,
 ) -> OpBytes<ALL_OP_MAX_LEN> {
     let mut w = Writer(OpBytes::new());
     w.u8(match penalty {
@@ -670,7 +680,7 @@ pub fn encode_all_op<'a>(
     w.u8(u8::try_from(limits.len()).unwrap_or(u8::MAX));
     for (params, expire_at_ms) in limits {
         write_params(&mut w, params);
-        w.u64(expire_at_ms);
+        w.unix_ms(expire_at_ms);
     }
     w.0
 }
@@ -695,7 +705,7 @@ pub fn decode_all_op(bytes: &[u8]) -> Result<AllOp, DecodeError> {
     let mut limits = Vec::with_capacity(n);
     for _ in 0..n {
         let params = read_params(&mut r)?;
-        limits.push((params, r.u64()?));
+        limits.push((params, r.unix_ms()?));
     }
     r.finish()?;
     Ok(AllOp {
@@ -941,7 +951,7 @@ mod tests {
             )),
             cost: 3,
             now: Instant::from_micros(1_700_000_000_123_000),
-            expire_at_ms: 1_700_000_006_123,
+            expire_at_ms: UnixMs::from_millis(1_700_000_006_123),
             penalty: None,
         };
         let bytes = encode_op(&op);
@@ -968,7 +978,7 @@ mod tests {
         let refund = RefundOp {
             given: 2,
             now: Instant::from_micros(1_700_000_000_123_000),
-            expire_at_ms: 1_700_000_006_123,
+            expire_at_ms: UnixMs::from_millis(1_700_000_006_123),
         };
         let bytes = encode_refund_op(&refund);
         assert_eq!(decode_any_op(&bytes), Ok(AnyOp::Refund(refund)));
@@ -986,7 +996,16 @@ mod tests {
         let a = Params::Token(BucketParams::new(10, 10, 1_000_000).unwrap());
         let b = Params::Fixed(WindowParams::new(1000, 86_400_000_000).unwrap().into());
         let now = Instant::from_micros(1_700_000_000_123_000);
-        let bytes = encode_all_op(2, now, None, [(&a, 1_700_000_001_000), (&b, 0)].into_iter());
+        let bytes = encode_all_op(
+            2,
+            now,
+            None,
+            [
+                (&a, UnixMs::from_millis(1_700_000_001_000)),
+                (&b, UnixMs::EPOCH),
+            ]
+            .into_iter(),
+        );
         let op = decode_all_op(&bytes).unwrap();
         assert_eq!(
             op,
@@ -994,11 +1013,14 @@ mod tests {
                 cost: 2,
                 now,
                 penalty: None,
-                limits: vec![(a, 1_700_000_001_000), (b, 0)],
+                limits: vec![
+                    (a, UnixMs::from_millis(1_700_000_001_000)),
+                    (b, UnixMs::EPOCH)
+                ],
             }
         );
         let penalty = Some(Duration::from_micros(60_000_000));
-        let blocking = encode_all_op(2, now, penalty, [(&a, 5)].into_iter());
+        let blocking = encode_all_op(2, now, penalty, [(&a, UnixMs::from_millis(5))].into_iter());
         assert_eq!(decode_all_op(&blocking).map(|op| op.penalty), Ok(penalty));
         for n in 0..blocking.len() {
             assert!(decode_all_op(&blocking[..n]).is_err(), "cut at {n}");
@@ -1012,13 +1034,18 @@ mod tests {
             params: a,
             cost: 1,
             now,
-            expire_at_ms: 5,
+            expire_at_ms: UnixMs::from_millis(5),
             penalty: None,
         });
         assert!(decode_all_op(&single).is_err());
         // The largest RL.ALL fits the stack buffer.
         let many = vec![b; ALL_OP_MAX_LIMITS];
-        let bytes = encode_all_op(1, now, penalty, many.iter().map(|p| (p, 7)));
+        let bytes = encode_all_op(
+            1,
+            now,
+            penalty,
+            many.iter().map(|p| (p, UnixMs::from_millis(7))),
+        );
         assert_eq!(decode_all_op(&bytes).map(|op| op.limits.len()), Ok(64));
     }
 }

@@ -10,7 +10,7 @@ use crate::algo::units::DURATION_UNITS;
 use crate::algo::{Duration, Offset, Params};
 
 /// Longest policy name.
-pub const MAX_NAME_LEN: usize = 64;
+pub(crate) const MAX_NAME_LEN: usize = 64;
 
 /// Most policies one server holds: far above any set of tiers, and it
 /// keeps `RL.POLICY LIST`, `INFO` and the RDB record bounded.

@@ -42,17 +42,17 @@ use std::sync::Arc;
 pub const MAX_KEY_LEN: usize = 256;
 
 /// Longest policy name (as `policy::MAX_NAME_LEN`).
-pub const MAX_POLICY_LEN: usize = crate::policy::MAX_NAME_LEN;
+pub(crate) const MAX_POLICY_LEN: usize = crate::policy::MAX_NAME_LEN;
 
 /// The half-life of a denial's weight: a key that stops being denied sees
 /// its decayed count halve every minute.
-pub const HALF_LIFE_MS: u64 = 60_000;
+pub(crate) const HALF_LIFE_MS: u64 = 60_000;
 
 /// Most entries a summary can be configured to hold.
 pub const MAX_CAPACITY: usize = 100_000;
 
 /// Entries held by default.
-pub const DEFAULT_CAPACITY: usize = 1000;
+pub(crate) const DEFAULT_CAPACITY: usize = 1000;
 
 /// Weight of a denial at the landmark.
 const ONE_BITS: u32 = 16;
@@ -230,7 +230,7 @@ impl Summary {
     }
 
     /// The latest decision time seen (0: none).
-    pub fn latest_ms(&self) -> u64 {
+    pub(crate) fn latest_ms(&self) -> u64 {
         self.latest_ms
     }
 

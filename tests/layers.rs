@@ -130,6 +130,65 @@ fn module_files_import_only_lower_layers() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
+/// Where `src` calls the module API itself: names a function of the API
+/// table (`RedisModule_*`) or of `redis_module::raw` (its functions are
+/// the lower-case names; types are CamelCase, constants upper case).
+fn raw_calls(src: &str) -> Vec<String> {
+    let src = code(src);
+    let mut out = Vec::new();
+    for (n, line) in src.lines().enumerate() {
+        if line.contains("RedisModule_") {
+            out.push(format!("line {}: {}", n + 1, line.trim()));
+            continue;
+        }
+        let mut rest = line;
+        while let Some(i) = rest.find("raw::") {
+            rest = &rest[i + "raw::".len()..];
+            if rest.starts_with(|c: char| c.is_ascii_lowercase()) {
+                out.push(format!("line {}: {}", n + 1, line.trim()));
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// `ffi` owns every call of the module API: the files above it use its
+/// safe wrappers. What `unsafe` they keep is the `extern "C"` signatures
+/// Redis calls back, turning the pointers a callback receives into
+/// `ffi`'s handles, and the data type's own pointer (its `ModuleValue`).
+#[test]
+fn only_ffi_calls_the_module_api() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/module");
+    let mut wrong = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".rs") || name == "ffi.rs" {
+            continue;
+        }
+        let src = std::fs::read_to_string(&path).unwrap();
+        for call in raw_calls(&src) {
+            wrong.push(format!("{name} {call}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "call the module API through ffi.rs:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn the_raw_call_scanner_sees_api_and_crate_calls() {
+    let src = "let t = raw::RedisModuleEvent { id: raw::REDISMODULE_EVENT_LOADING };\n\
+               // raw::save_slice(rdb, b) in a comment\n\
+               raw::save_slice(rdb, b);\n\
+               unsafe { raw::RedisModule_EmitAOF.unwrap()(aof) };\n\
+               x(*std::ptr::addr_of!(RedisModule_Alloc));";
+    assert_eq!(raw_calls(src).len(), 3, "{:?}", raw_calls(src));
+}
+
 #[test]
 fn the_scanner_sees_every_form_of_import() {
     let files: BTreeSet<String> = ["ffi", "stats", "kernel"].map(String::from).into();

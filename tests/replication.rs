@@ -385,7 +385,7 @@ fn refunds_and_blocks_reach_replicas_rdb_and_aof_exactly() {
 /// is counted.
 #[test]
 fn replayed_refunds_penalties_and_leases_are_checked() {
-    use ratelimit::algo::{Count, Duration as Us, Instant, Params, WindowParams};
+    use ratelimit::algo::{Count, Duration as Us, Instant, Params, UnixMs, WindowParams};
     use ratelimit::codec::{self, LeaseAction, LeaseOp, Op, RefundOp};
 
     let origin = Server::start();
@@ -403,7 +403,7 @@ fn replayed_refunds_penalties_and_leases_are_checked() {
     let mut c = replica.client();
     let mut master = FakeMaster::feed(&replica, &"0123456789abcdef".repeat(3)[..40], &rdb, b"");
     let now = Instant::from_micros(T1 as u64 * 1000 + 1000);
-    let at = T1 as u64 + 3_600_000;
+    let at = UnixMs::from_millis(T1 as u64 + 3_600_000);
     let refund = |given| {
         codec::encode_refund_op(&RefundOp {
             given,

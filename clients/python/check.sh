@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the Python package in clients/python: ruff, mypy --strict, a wheel
 # built with `pip wheel`, the test suite (pytest against real redis-server
-# processes with the module: standalone and a 3+3 cluster, RESP2 and RESP3)
+# processes with the module: standalone, a 3+3 cluster, a master and a
+# replica under three redis-sentinel processes, RESP2 and RESP3)
 # run on that wheel installed, and `pip install ./clients/python`,
 # `pip install './clients/python[fastapi]'` and './clients/python[prometheus]'
 # in fresh virtualenvs. The dashboard's test drives Debian's chromium.
@@ -13,7 +14,8 @@
 set -euo pipefail
 PKG="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$PKG/../../scripts/lib.sh"   # ROOT, ensure_deps
-ensure_deps python3-venv chromium  # chromium: the dashboard's headless test
+# the Sentinel failover test, and the dashboard's headless test
+ensure_deps python3-venv redis-sentinel chromium
 
 WORK="$ROOT/tmp/python-client"
 VENV="${VENV:-$WORK/venv}"

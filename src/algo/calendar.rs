@@ -210,7 +210,7 @@ const fn era_year_start(year: i64) -> i64 {
 const EPOCH_IN_ERA: i64 = era_year_start(369) + BEFORE_MONTH[10];
 
 /// Whether `year` has a 29 February (proleptic Gregorian).
-pub const fn is_leap_year(year: i64) -> bool {
+pub(crate) const fn is_leap_year(year: i64) -> bool {
     year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
 }
 
@@ -227,7 +227,7 @@ pub const fn days_in_month(year: i64, month: u32) -> u32 {
 
 /// Latest (and, negated, earliest) year [`days_from_civil`] takes: a
 /// billion years, far beyond any instant yet small enough for `i64` days.
-pub const MAX_CIVIL_YEAR: i64 = 1_000_000_000;
+pub(crate) const MAX_CIVIL_YEAR: i64 = 1_000_000_000;
 
 /// Days since 1970-01-01 (negative before) of a proleptic Gregorian date;
 /// `None` unless `month` is 1 to 12, `day` is in that month and `|year|` is

@@ -384,7 +384,7 @@ impl Algo for Fixed {
 
 /// Codec tag of FIXED's parameters for an aligned window (encoding version
 /// 2); a window opened by the first hit keeps FIXED's own tag and layout.
-pub const ALIGNED_TAG: u8 = 7;
+pub(crate) const ALIGNED_TAG: u8 = 7;
 pub(crate) const SPAN_MICROS: u8 = 0;
 pub(crate) const SPAN_MONTHS: u8 = 1;
 

@@ -58,7 +58,7 @@ pub struct Lease {
 
 impl Lease {
     /// Whether `id` may name a lease: 1 to [`MAX_LEASE_ID_LEN`] bytes.
-    pub fn is_valid_id(id: &[u8]) -> bool {
+    pub(crate) fn is_valid_id(id: &[u8]) -> bool {
         (1..=MAX_LEASE_ID_LEN).contains(&id.len())
     }
 }
@@ -113,7 +113,7 @@ impl Eq for LeaseState {}
 
 /// The hasher of `ids`, whose keys are already hashes.
 #[derive(Default)]
-pub struct Prehashed(u64);
+pub(crate) struct Prehashed(u64);
 
 impl Hasher for Prehashed {
     fn finish(&self) -> u64 {
@@ -476,7 +476,7 @@ impl LeaseState {
     }
 
     /// How many leases are live at `now`.
-    pub fn live_leases(&self, now: Instant) -> usize {
+    pub(crate) fn live_leases(&self, now: Instant) -> usize {
         self.live(self.clock(now)).count
     }
 

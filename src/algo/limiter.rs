@@ -175,7 +175,7 @@ pub enum Shape {
 
 impl Shape {
     /// Names of the positional parameters, in order.
-    pub fn param_names(self) -> &'static [&'static str] {
+    pub(crate) fn param_names(self) -> &'static [&'static str] {
         match self {
             Shape::Window | Shape::AlignableWindow => &["limit", "window"],
             Shape::Bucket => &["capacity", "rate", "period"],
@@ -410,7 +410,7 @@ macro_rules! algorithms {
             /// Decides giving back up to `n` units spent at or before
             /// `now`, by the algorithm's own rule (see each
             /// [`Algo::refund`]), without changing the limiter.
-            pub fn evaluate_refund(&self, n: u64, now: Instant) -> Refund {
+            pub(crate) fn evaluate_refund(&self, n: u64, now: Instant) -> Refund {
                 match self {
                     $(Limiter::$v(s) => {
                         let (given, next) = <$a as Algo>::refund(s, n, now);
@@ -518,15 +518,6 @@ impl Algorithm {
             .into_iter()
             .find(|a| a.name().as_bytes().eq_ignore_ascii_case(name))
     }
-
-    /// Stable tag used by the binary encodings; never reuse one.
-    pub fn tag(self) -> u8 {
-        self.info().tag
-    }
-
-    pub fn from_tag(tag: u8) -> Option<Algorithm> {
-        Algorithm::ALL.into_iter().find(|a| a.tag() == tag)
-    }
 }
 
 /// A decision and what installing it would write.
@@ -622,11 +613,17 @@ mod tests {
     use super::*;
     use crate::algo::{BucketState, FixedState, LogState, SlidingState};
 
+    /// The algorithm the table gives `tag` (the codec matches tags itself,
+    /// in the table's macro).
+    fn from_tag(tag: u8) -> Option<Algorithm> {
+        Algorithm::ALL.into_iter().find(|a| a.info().tag == tag)
+    }
+
     #[test]
     fn one_table_of_algorithms() {
         for (i, a) in Algorithm::ALL.into_iter().enumerate() {
             assert_eq!(a.index(), i);
-            assert_eq!(Algorithm::from_tag(a.tag()), Some(a));
+            assert_eq!(from_tag(a.info().tag), Some(a));
             assert_eq!(Algorithm::from_name(a.name().as_bytes()), Some(a));
             assert_eq!(a.info().lower, a.name().to_ascii_lowercase());
         }
@@ -635,9 +632,9 @@ mod tests {
         }
         // FIXED's second tag is no algorithm's.
         let alt = <super::super::fixed::Fixed as Algo>::ALT_TAG.unwrap();
-        assert_eq!(Algorithm::from_tag(alt), None);
-        assert_eq!(Algorithm::from_tag(0), None);
-        assert_eq!(Algorithm::from_tag(7), None);
+        assert_eq!(from_tag(alt), None);
+        assert_eq!(from_tag(0), None);
+        assert_eq!(from_tag(7), None);
     }
 
     /// Refunds per algorithm, on a fake clock: (now s, op, answer, remaining

@@ -40,7 +40,7 @@ pub use limiter::{Algo, Algorithm, Kind, Limiter, Mismatch, Next, Params, Refund
 pub use log::LogState;
 pub use sliding::SlidingState;
 pub use units::{
-    Burst, Count, Duration, Instant, Period, MAX_COUNT, MAX_DURATION_US, MAX_LOG_ENTRIES,
+    Burst, Count, Duration, Instant, Period, UnixMs, MAX_COUNT, MAX_DURATION_US, MAX_LOG_ENTRIES,
     MAX_TIME_US, MAX_WAIT_US,
 };
 pub use value::{BlockChange, Blocked, Guarded, Value};
@@ -93,7 +93,7 @@ impl Decision {
 
     /// How a denial is answered in shadow mode: allowed, with the real
     /// `remaining` and reset, and no wait.
-    pub fn shadowed(&self) -> Decision {
+    pub(crate) fn shadowed(&self) -> Decision {
         Decision {
             allowed: true,
             retry_after: Some(Duration::ZERO),
@@ -105,7 +105,7 @@ impl Decision {
     /// only if all allow; limit, remaining and reset of the tightest one (the
     /// least remaining, then the longest reset); the longest wait, "never"
     /// outweighing any wait. `None` for no decisions.
-    pub fn combine(decisions: &[Decision]) -> Option<Decision> {
+    pub(crate) fn combine(decisions: &[Decision]) -> Option<Decision> {
         let allowed = decisions.iter().all(|d| d.allowed);
         let tightest = decisions.iter().min_by(|a, b| {
             a.remaining
@@ -141,7 +141,7 @@ pub(crate) fn div_ceil_u128(n: u128, d: u128) -> u128 {
 /// Narrows a figure to `i64` for a reply, saturating (every figure the
 /// module reports is bounded far below `i64::MAX`).
 #[inline]
-pub fn saturating_i64(v: impl TryInto<i64>) -> i64 {
+pub(crate) fn saturating_i64(v: impl TryInto<i64>) -> i64 {
     v.try_into().unwrap_or(i64::MAX)
 }
 

@@ -29,12 +29,12 @@ pub const MAX_TIME_US: u64 = 253_402_300_799_999_000;
 pub const MAX_WAIT_US: u64 = 2 * MAX_DURATION_US;
 
 /// A day in µs.
-pub const DAY_US: u64 = 86_400_000_000;
+pub(crate) const DAY_US: u64 = 86_400_000_000;
 
 /// The units a duration is written in on a command line, largest first,
 /// with their length in µs: what the parser reads (a number without a unit
 /// is in seconds) and `RL.POLICY GET` writes back.
-pub const DURATION_UNITS: [(&str, u64); 6] = [
+pub(crate) const DURATION_UNITS: [(&str, u64); 6] = [
     ("d", DAY_US),
     ("h", 3_600_000_000),
     ("m", 60_000_000),
@@ -47,7 +47,7 @@ pub const DURATION_UNITS: [(&str, u64); 6] = [
 /// or of none (seconds). The parser's every-call path, spelled as a
 /// `match` for speed; a test holds it to the table.
 #[inline]
-pub fn unit_scale(unit: &[u8]) -> Option<u64> {
+pub(crate) fn unit_scale(unit: &[u8]) -> Option<u64> {
     Some(match unit {
         b"" | b"s" => 1_000_000,
         b"ms" => 1_000,
@@ -137,6 +137,37 @@ impl Duration {
     }
 }
 
+/// A point in time in whole Unix milliseconds: how Redis keeps a key's
+/// expiry, and how a replicated op carries the expiry its master set. An op
+/// writes the epoch for no expiry (a key the master did not write, or
+/// deleted).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnixMs(u64);
+
+impl UnixMs {
+    pub const EPOCH: UnixMs = UnixMs(0);
+
+    pub const fn from_millis(ms: u64) -> UnixMs {
+        UnixMs(ms)
+    }
+
+    pub const fn as_millis(self) -> u64 {
+        self.0
+    }
+
+    /// The millisecond `at` falls in, rounded up: an expiry is never early.
+    #[inline]
+    pub(crate) const fn ceil(at: Instant) -> UnixMs {
+        UnixMs(at.ceil_millis())
+    }
+
+    /// The millisecond after this one (saturating).
+    #[inline]
+    pub const fn next(self) -> UnixMs {
+        UnixMs(self.0.saturating_add(1))
+    }
+}
+
 /// A positive count up to [`MAX_COUNT`]: a limit, a capacity or a rate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Count(NonZeroU64);
@@ -164,7 +195,7 @@ pub struct Period(NonZeroU64);
 
 impl Period {
     /// The shortest: 1 µs.
-    pub const MIN: Period = Period(NonZeroU64::MIN);
+    pub(crate) const MIN: Period = Period(NonZeroU64::MIN);
     pub const fn from_micros(us: u64) -> Option<Period> {
         match NonZeroU64::new(us) {
             Some(n) if us <= MAX_DURATION_US => Some(Period(n)),
@@ -214,7 +245,7 @@ impl Burst {
     }
 
     /// The burst a bucket of `capacity` stands for.
-    pub const fn of_capacity(capacity: Count) -> Burst {
+    pub(crate) const fn of_capacity(capacity: Count) -> Burst {
         Burst(capacity.get() - 1)
     }
 }
@@ -254,6 +285,15 @@ mod tests {
         assert_eq!(Duration::from_micros(1).ceil_millis(), 1);
         assert_eq!(Duration::from_micros(1000).ceil_millis(), 1);
         assert_eq!(Instant::from_millis(-5), Instant::EPOCH);
+        assert_eq!(
+            UnixMs::ceil(Instant::from_micros(1)),
+            UnixMs::from_millis(1)
+        );
+        assert_eq!(
+            UnixMs::ceil(Instant::from_millis(7)),
+            UnixMs::from_millis(7)
+        );
+        assert_eq!(UnixMs::from_millis(u64::MAX).next().as_millis(), u64::MAX);
         assert_eq!(
             Instant::from_micros(10) - Instant::from_micros(20),
             Duration::ZERO

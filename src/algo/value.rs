@@ -39,7 +39,7 @@ impl Value {
 
     /// The rate limiter held, or what the key holds instead for a command
     /// that wanted `requested`.
-    pub fn limiter_for(&self, requested: Kind) -> Result<&Limiter, Mismatch> {
+    pub(crate) fn limiter_for(&self, requested: Kind) -> Result<&Limiter, Mismatch> {
         match self {
             Value::Limiter(l) => Ok(l),
             Value::Blocked(b) => Ok(&b.limiter),
@@ -51,7 +51,7 @@ impl Value {
     }
 
     /// As [`Value::limiter_for`], to change it.
-    pub fn limiter_mut_for(&mut self, requested: Kind) -> Result<&mut Limiter, Mismatch> {
+    pub(crate) fn limiter_mut_for(&mut self, requested: Kind) -> Result<&mut Limiter, Mismatch> {
         match self {
             Value::Limiter(l) => Ok(l),
             Value::Blocked(b) => Ok(&mut b.limiter),

@@ -33,15 +33,7 @@ unsafe extern "C" fn on_event_loop(
 /// Subscribes to the event loop so snapshots are dropped between
 /// iterations. `false` if the server refused.
 pub fn init(ctx: &redis_module::Context) -> bool {
-    let event = raw::RedisModuleEvent {
-        id: raw::REDISMODULE_EVENT_EVENTLOOP,
-        dataver: 1,
-    };
-    // SAFETY: the load-time context; the API exists (checked at load).
-    let status = unsafe {
-        raw::RedisModule_SubscribeToServerEvent.unwrap()(ctx.ctx, event, Some(on_event_loop))
-    };
-    status == raw::Status::Ok as c_int
+    ffi::subscribe(ctx, raw::REDISMODULE_EVENT_EVENTLOOP, on_event_loop)
 }
 
 /// The time of this call: `at` when the client gave one, else the server's

@@ -8,14 +8,14 @@
 //! makes the module refuse to load, with a log line naming the argument,
 //! rather than run with a setting the operator did not ask for.
 
-use std::ffi::c_int;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use redis_module::configuration::{
     register_bool_configuration, register_i64_configuration, ConfigurationFlags,
 };
-use redis_module::{raw, Context, RedisString};
+use redis_module::{Context, RedisString};
 
+use super::ffi;
 use crate::args::{self, Limits, DEFAULT_LEASE_MAX, DEFAULT_LOG_MAX};
 
 /// Hard ceiling of `log-max`: one RL.LOG key stays under 8 MB.
@@ -129,10 +129,7 @@ pub fn load(
         ConfigurationFlags::IMMUTABLE,
         None,
     );
-    // SAFETY: the load-time context; the API exists on every server the
-    // module loads on (checked before this is called).
-    let loaded = unsafe { raw::RedisModule_LoadConfigs.unwrap()(ctx.ctx) };
-    if loaded != raw::Status::Ok as c_int {
+    if !ffi::load_configs(ctx) {
         return Err("a ratelimit.* setting in the configuration is invalid".into());
     }
     if let Some(v) = parsed.log_max {

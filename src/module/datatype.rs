@@ -150,10 +150,16 @@ unsafe fn with<R>(value: *const c_void, f: impl FnOnce(&Value) -> R) -> R {
     f(&l)
 }
 
+// The callbacks below keep the `unsafe extern "C"` signatures Redis calls;
+// every module API call in them goes through `ffi`'s handles.
+
 unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
-    let buffer = match raw::load_string_buffer(rdb) {
-        Ok(b) => b,
-        Err(_) => return std::ptr::null_mut(),
+    // SAFETY: Redis passes a live IO handle, used only during this call.
+    let Some(rdb) = (unsafe { ffi::Rdb::callback(rdb) }) else {
+        return std::ptr::null_mut();
+    };
+    let Some(buffer) = rdb.load() else {
+        return std::ptr::null_mut();
     };
     match codec::decode_value(buffer.as_ref(), encver) {
         Ok(l) => {
@@ -168,8 +174,12 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
 }
 
 unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
-    // SAFETY: Redis passes a live value of this type and a live IO handle.
-    unsafe { with(value, |l| raw::save_slice(rdb, &codec::encode_value(l))) };
+    // SAFETY: Redis passes a live IO handle, used only during this call.
+    let Some(rdb) = (unsafe { ffi::Rdb::callback(rdb) }) else {
+        return;
+    };
+    // SAFETY: Redis passes a live value of this type.
+    unsafe { with(value, |l| rdb.save(&codec::encode_value(l))) };
 }
 
 unsafe extern "C" fn aof_rewrite(
@@ -177,21 +187,14 @@ unsafe extern "C" fn aof_rewrite(
     key: *mut raw::RedisModuleString,
     value: *mut c_void,
 ) {
+    // SAFETY: Redis passes a live IO handle and key, used only during this
+    // call.
+    let Some((aof, key)) = (unsafe { ffi::Aof::callback(aof, key) }) else {
+        return;
+    };
     // SAFETY: Redis passes a live value of this type.
     let blob = unsafe { with(value, codec::encode_value) };
-    // SAFETY: a live IO handle and key; "slb" takes a RedisModuleString, a
-    // long long and a buffer with its length.
-    unsafe {
-        raw::RedisModule_EmitAOF.unwrap()(
-            aof,
-            SETSTATE.as_ptr(),
-            c"slb".as_ptr(),
-            key,
-            codec::ENCODING_VERSION as std::ffi::c_longlong,
-            blob.as_ptr(),
-            blob.len(),
-        );
-    }
+    aof.emit(SETSTATE, key, codec::ENCODING_VERSION.into(), &blob);
 }
 
 unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
@@ -200,13 +203,13 @@ unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
 }
 
 unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
+    // SAFETY: Redis passes a live digest handle, used only during this call.
+    let Some(mut md) = (unsafe { ffi::Digest::callback(md) }) else {
+        return;
+    };
     // SAFETY: Redis passes a live value of this type.
-    let mut blob = unsafe { with(value, codec::encode_value) };
-    // SAFETY: a live digest handle; Redis reads `blob.len()` bytes.
-    unsafe {
-        raw::RedisModule_DigestAddStringBuffer.unwrap()(md, blob.as_mut_ptr().cast(), blob.len());
-        raw::RedisModule_DigestEndSequence.unwrap()(md);
-    }
+    let blob = unsafe { with(value, codec::encode_value) };
+    md.add_sequence(&blob);
 }
 
 unsafe extern "C" fn free(value: *mut c_void) {

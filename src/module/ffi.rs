@@ -5,7 +5,12 @@
 //! context, [`RStr<'a>`] for arguments, [`ReadKey<'a>`] and [`WriteKey<'a>`]
 //! for open keys (separate types, because a read-only open of a missing key
 //! has no handle at all). Nothing outside this file and the data type's
-//! callbacks dereferences a pointer from Redis.
+//! callbacks dereferences a pointer from Redis, and nothing outside this
+//! file calls the module API (tests/layers.rs checks): the callbacks above
+//! keep only the `extern "C"` signatures Redis calls, and turn what they
+//! receive into handles ([`Rdb`], [`Aof`], [`Digest`], [`Ctx::callback`]).
+//! Registration's calls (commands, their docs, ACL categories, events,
+//! configs, `INFO`) and the allocator are here too.
 //!
 //! The bottom layer: it imports nothing else of the module. Keys hold any
 //! [`ModuleValue`] (the data type implements it), so this file knows how to
@@ -24,7 +29,7 @@ use std::ptr::NonNull;
 
 use redis_module::raw;
 
-use crate::algo::saturating_i64;
+use crate::algo::{saturating_i64, UnixMs};
 
 /// Functions of the module API this module calls; checked once at load
 /// (see [`missing_api`]), so the `unwrap`s on them below cannot fail.
@@ -96,6 +101,10 @@ pub fn missing_api() -> Option<&'static str> {
         RedisModule_GetServerInfo,
         RedisModule_FreeServerInfo,
         RedisModule_ServerInfoGetFieldSigned,
+        RedisModule_LoadConfigs,
+        RedisModule_RegisterInfoFunc,
+        RedisModule_SaveStringBuffer,
+        RedisModule_LoadStringBuffer,
     );
     None
 }
@@ -562,20 +571,22 @@ impl<V: ModuleValue> WriteKey<'_, V> {
         unsafe { api!(RedisModule_DeleteKey)(self.key.as_ptr()) };
     }
 
-    /// Sets the key's expiry to the absolute Unix time `at_ms`, so master,
+    /// Sets the key's expiry to the absolute time `at`, so master,
     /// replicas and reloads expire it at the same millisecond (a time past
     /// what Redis can hold is its latest).
-    pub fn expire_at(&self, at_ms: u64) {
-        let at_ms = saturating_i64(at_ms);
+    #[inline]
+    pub fn expire_at(&self, at: UnixMs) {
+        let at_ms = saturating_i64(at.as_millis());
         // SAFETY: an open key holding a value.
         unsafe { api!(RedisModule_SetAbsExpire)(self.key.as_ptr(), at_ms) };
     }
 
-    /// The key's absolute expiry in Unix ms, if it has one.
-    pub fn expire_at_ms(&self) -> Option<u64> {
+    /// The key's absolute expiry, if it has one.
+    #[inline]
+    pub fn expire_at_ms(&self) -> Option<UnixMs> {
         // SAFETY: an open key.
         let at = unsafe { api!(RedisModule_GetAbsExpire)(self.key.as_ptr()) };
-        u64::try_from(at).ok()
+        u64::try_from(at).ok().map(UnixMs::from_millis)
     }
 
     /// Tells `WATCH` and client-side caching that the key changed.
@@ -807,5 +818,465 @@ impl Drop for KeyReader<'_> {
         // SAFETY: the user was made by GetModuleUserFromUserName and is
         // freed once, here.
         unsafe { api!(RedisModule_FreeModuleUser)(self.user.as_ptr()) };
+    }
+}
+
+// Type callbacks: the handles Redis passes the data type's and the aux
+// data's callbacks, each valid for the callback that received it.
+
+/// An RDB being saved or loaded (also a `DUMP`/`RESTORE` payload).
+pub struct Rdb<'a> {
+    raw: NonNull<raw::RedisModuleIO>,
+    _callback: PhantomData<&'a raw::RedisModuleIO>,
+}
+
+impl<'a> Rdb<'a> {
+    /// # Safety
+    /// `rdb` must be what Redis passed to an RDB callback, and the result
+    /// must not outlive that call.
+    #[inline]
+    pub unsafe fn callback(rdb: *mut raw::RedisModuleIO) -> Option<Rdb<'a>> {
+        Some(Rdb {
+            raw: NonNull::new(rdb)?,
+            _callback: PhantomData,
+        })
+    }
+
+    /// Writes `bytes` as one string.
+    #[inline]
+    pub fn save(&self, bytes: &[u8]) {
+        // A live IO handle (see `callback`); Redis copies the bytes.
+        raw::save_slice(self.raw.as_ptr(), bytes);
+    }
+
+    /// Reads one string; `None` if the file is cut short or unreadable
+    /// (the module handles IO errors, so this returns rather than aborts).
+    #[inline]
+    pub fn load(&self) -> Option<impl AsRef<[u8]>> {
+        raw::load_string_buffer(self.raw.as_ptr()).ok()
+    }
+}
+
+/// An AOF rewrite, writing the commands that recreate one key.
+pub struct Aof<'a> {
+    raw: NonNull<raw::RedisModuleIO>,
+    _callback: PhantomData<&'a raw::RedisModuleIO>,
+}
+
+impl<'a> Aof<'a> {
+    /// The rewrite and the name of the key it is at.
+    ///
+    /// # Safety
+    /// `aof` and `key` must be what Redis passed to an AOF rewrite
+    /// callback, and the results must not outlive that call.
+    #[inline]
+    pub unsafe fn callback(
+        aof: *mut raw::RedisModuleIO,
+        key: *mut raw::RedisModuleString,
+    ) -> Option<(Aof<'a>, RStr<'a>)> {
+        Some((
+            Aof {
+                raw: NonNull::new(aof)?,
+                _callback: PhantomData,
+            },
+            RStr {
+                raw: NonNull::new(key)?,
+                _callback: PhantomData,
+            },
+        ))
+    }
+
+    /// Emits `cmd key n blob`.
+    pub fn emit(&self, cmd: &CStr, key: RStr<'a>, n: i64, blob: &[u8]) {
+        // SAFETY: a live IO handle and key (see `callback`); "slb" takes a
+        // RedisModuleString, a long long and a buffer with its length,
+        // which Redis copies.
+        unsafe {
+            api!(RedisModule_EmitAOF)(
+                self.raw.as_ptr(),
+                cmd.as_ptr(),
+                c"slb".as_ptr(),
+                key.ptr(),
+                n as c_longlong,
+                blob.as_ptr(),
+                blob.len(),
+            );
+        }
+    }
+}
+
+/// A `DEBUG DIGEST` in progress.
+pub struct Digest<'a> {
+    raw: NonNull<raw::RedisModuleDigest>,
+    _callback: PhantomData<&'a raw::RedisModuleDigest>,
+}
+
+impl<'a> Digest<'a> {
+    /// # Safety
+    /// `md` must be what Redis passed to a digest callback, and the result
+    /// must not outlive that call.
+    #[inline]
+    pub unsafe fn callback(md: *mut raw::RedisModuleDigest) -> Option<Digest<'a>> {
+        Some(Digest {
+            raw: NonNull::new(md)?,
+            _callback: PhantomData,
+        })
+    }
+
+    /// Adds `bytes` as one element, then ends the value's sequence.
+    pub fn add_sequence(&mut self, bytes: &[u8]) {
+        // SAFETY: a live digest handle (see `callback`); Redis reads
+        // `bytes.len()` bytes and keeps none.
+        unsafe {
+            api!(RedisModule_DigestAddStringBuffer)(
+                self.raw.as_ptr(),
+                bytes.as_ptr().cast(),
+                bytes.len(),
+            );
+            api!(RedisModule_DigestEndSequence)(self.raw.as_ptr());
+        }
+    }
+}
+
+// Load time: what the module's `init` calls, with the load-time context.
+
+/// What Redis calls on a server event (see [`subscribe`]).
+pub type EventCallback =
+    unsafe extern "C" fn(*mut raw::RedisModuleCtx, raw::RedisModuleEvent, u64, *mut c_void);
+
+/// Has Redis call `callback` on the server events `id`
+/// (`raw::REDISMODULE_EVENT_*`); `false` if it refused.
+pub fn subscribe(ctx: &redis_module::Context, id: u64, callback: EventCallback) -> bool {
+    let event = raw::RedisModuleEvent { id, dataver: 1 };
+    // SAFETY: the load-time context and a callback with the event
+    // signature.
+    let status =
+        unsafe { api!(RedisModule_SubscribeToServerEvent)(ctx.ctx, event, Some(callback)) };
+    status == OK
+}
+
+/// The database a `REDISMODULE_EVENT_FLUSHDB` event empties: `None` for
+/// `FLUSHALL` (every database).
+///
+/// # Safety
+/// `data` is the `data` argument of a flush event's callback.
+pub unsafe fn flushed_db(data: *mut c_void) -> Option<i32> {
+    // SAFETY: for a flush event Redis passes a live RedisModuleFlushInfo
+    // (the caller's contract); only its `dbnum` is read.
+    let db = unsafe { (*data.cast::<raw::RedisModuleFlushInfo>()).dbnum };
+    (db >= 0).then_some(db)
+}
+
+/// Applies the `ratelimit.*` settings of the server's configuration to the
+/// module configs registered so far; `false` if one is invalid.
+pub fn load_configs(ctx: &redis_module::Context) -> bool {
+    // SAFETY: the load-time context, after the configs were registered.
+    unsafe { api!(RedisModule_LoadConfigs)(ctx.ctx) == OK }
+}
+
+/// What Redis calls to fill the module's `INFO` section.
+pub type InfoCallback = unsafe extern "C" fn(*mut raw::RedisModuleInfoCtx, c_int);
+
+/// Makes `callback` the module's `INFO` function (replacing the
+/// `redis-module` crate's default one).
+pub fn set_info_function(ctx: &redis_module::Context, callback: InfoCallback) {
+    // Registering cannot fail on a context that is loading the module.
+    raw::register_info_function(ctx.ctx, Some(callback));
+}
+
+/// What Redis calls to run a command.
+pub type CommandHandler = unsafe extern "C" fn(
+    *mut raw::RedisModuleCtx,
+    *mut *mut raw::RedisModuleString,
+    c_int,
+) -> c_int;
+
+/// Creates the command `name` (a container for subcommands when `handler`
+/// is `None`), with its keys at `first..=last` by `step` (all 0: none, or
+/// the handler says); `false` if the server refused it.
+pub fn create_command(
+    ctx: &redis_module::Context,
+    name: &CStr,
+    handler: Option<CommandHandler>,
+    flags: &CStr,
+    (first, last, step): (c_int, c_int, c_int),
+) -> bool {
+    // SAFETY: the load-time context, NUL-terminated strings that Redis
+    // copies, and a handler with the command signature.
+    let created = unsafe {
+        api!(RedisModule_CreateCommand)(
+            ctx.ctx,
+            name.as_ptr(),
+            handler,
+            flags.as_ptr(),
+            first,
+            last,
+            step,
+        )
+    };
+    created == OK
+}
+
+/// A command this module created.
+#[derive(Clone, Copy)]
+pub struct Command(NonNull<raw::RedisModuleCommand>);
+
+/// The command `name` (`None` if none was created under that name).
+pub fn command(ctx: &redis_module::Context, name: &CStr) -> Option<Command> {
+    // SAFETY: the load-time context and a NUL-terminated name.
+    let raw = unsafe { api!(RedisModule_GetCommand)(ctx.ctx, name.as_ptr()) };
+    NonNull::new(raw).map(Command)
+}
+
+impl Command {
+    /// Creates the keyless subcommand `name` of this container.
+    pub fn create_subcommand(self, name: &CStr, handler: CommandHandler, flags: &CStr) -> bool {
+        // SAFETY: a command of this module, NUL-terminated strings Redis
+        // copies, and a handler with the command signature.
+        let created = unsafe {
+            api!(RedisModule_CreateSubcommand)(
+                self.0.as_ptr(),
+                name.as_ptr(),
+                Some(handler),
+                flags.as_ptr(),
+                0,
+                0,
+                0,
+            )
+        };
+        created == OK
+    }
+
+    /// Puts the command in ACL categories (a space-separated list) where
+    /// the server lets a module do so (Redis 7.2 and later); `true` on a
+    /// server that can't (see [`can_set_acl_categories`]).
+    pub fn set_acl_categories(self, categories: &CStr) -> bool {
+        // SAFETY: Redis fills the API table once, before calling the module.
+        let Some(set) = (unsafe { *std::ptr::addr_of!(raw::RedisModule_SetCommandACLCategories) })
+        else {
+            return true;
+        };
+        // SAFETY: a command of this module and a NUL-terminated list Redis
+        // parses and does not keep.
+        unsafe { set(self.0.as_ptr(), categories.as_ptr()) == OK }
+    }
+
+    /// Declares what `COMMAND DOCS` and `COMMAND INFO` say of it.
+    pub fn set_info(self, doc: &Doc) -> bool {
+        let mut args: Vec<raw::RedisModuleCommandArg> = doc.args.iter().map(Arg::raw).collect();
+        // SAFETY: a plain C struct, for which all-zero ends the list.
+        args.push(unsafe { std::mem::zeroed() });
+        // A zeroed second spec ends the list; with no keys, so does the first.
+        let mut specs = [doc.keys.raw(), zeroed_spec()];
+        let version = raw::RedisModuleCommandInfoVersion {
+            version: 1,
+            sizeof_historyentry: size_of::<raw::RedisModuleCommandHistoryEntry>(),
+            sizeof_keyspec: size_of::<raw::RedisModuleCommandKeySpec>(),
+            sizeof_arg: size_of::<raw::RedisModuleCommandArg>(),
+        };
+        // SAFETY: a plain C struct, for which all-zero means "unset".
+        let mut info: raw::RedisModuleCommandInfo = unsafe { std::mem::zeroed() };
+        info.version = &version;
+        info.summary = doc.summary.as_ptr();
+        info.complexity = doc.complexity.as_ptr();
+        info.since = doc.since.as_ptr();
+        info.arity = doc.arity;
+        info.key_specs = specs.as_mut_ptr();
+        info.args = args.as_mut_ptr();
+        // SAFETY: a command of this module; every pointer in `info` lives
+        // until SetCommandInfo returns, having copied what it keeps.
+        unsafe { api!(RedisModule_SetCommandInfo)(self.0.as_ptr(), &info) == OK }
+    }
+}
+
+/// Adds the ACL category `name` where the server can (Redis 7.4 and
+/// later); `true` if it exists now.
+pub fn add_acl_category(ctx: &redis_module::Context, name: &CStr) -> bool {
+    // SAFETY: Redis fills the API table once, before calling the module.
+    let Some(add) = (unsafe { *std::ptr::addr_of!(raw::RedisModule_AddACLCategory) }) else {
+        return false;
+    };
+    // SAFETY: the load-time context and a NUL-terminated name Redis copies.
+    unsafe { add(ctx.ctx, name.as_ptr()) == OK }
+}
+
+/// Whether the server lets a module set its commands' ACL categories.
+pub fn can_set_acl_categories() -> bool {
+    // SAFETY: Redis fills the API table once, before calling the module.
+    unsafe { (*std::ptr::addr_of!(raw::RedisModule_SetCommandACLCategories)).is_some() }
+}
+
+/// How a command touches its keys.
+#[derive(Clone, Copy)]
+pub enum Access {
+    /// Reads only (`RL.INFO`).
+    Read,
+    /// Reads and updates in place (every decision).
+    Update,
+    /// Replaces the value (`RL.SETSTATE`).
+    Overwrite,
+}
+
+/// Where the keys are.
+#[derive(Clone, Copy)]
+pub enum Keys {
+    /// One key, right after the name.
+    One(Access),
+    /// One key, second after the name (`RL.CHECK policy key`).
+    Second(Access),
+    /// `numkeys key [key ...]` right after the name.
+    Numkeys,
+    /// No key (`RL.POLICY`: server state).
+    None,
+}
+
+#[derive(Clone, Copy)]
+pub enum Kind {
+    Key,
+    Integer,
+    String,
+    UnixTime,
+    /// A flag: the token alone (`SHADOW`).
+    PureToken,
+}
+
+/// One argument.
+pub struct Arg {
+    pub name: &'static CStr,
+    pub kind: Kind,
+    /// Optional arguments are introduced by this word (`COST n`).
+    pub token: Option<&'static CStr>,
+    pub optional: bool,
+    pub multiple: bool,
+}
+
+/// What a command's documentation says.
+pub struct Doc {
+    pub summary: &'static CStr,
+    pub complexity: &'static CStr,
+    pub since: &'static CStr,
+    /// Including the name; negative: at least that many.
+    pub arity: c_int,
+    pub keys: Keys,
+    pub args: &'static [Arg],
+}
+
+fn zeroed_spec() -> raw::RedisModuleCommandKeySpec {
+    // SAFETY: a plain C struct, for which all-zero means "end of list".
+    unsafe { std::mem::zeroed() }
+}
+
+impl Arg {
+    fn raw(&self) -> raw::RedisModuleCommandArg {
+        // SAFETY: a plain C struct, for which all-zero means "unset".
+        let mut out: raw::RedisModuleCommandArg = unsafe { std::mem::zeroed() };
+        out.name = self.name.as_ptr();
+        out.type_ = match self.kind {
+            Kind::Key => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_KEY,
+            Kind::Integer => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_INTEGER,
+            Kind::String => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING,
+            Kind::UnixTime => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_UNIX_TIME,
+            Kind::PureToken => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_PURE_TOKEN,
+        };
+        // Every key argument is found by the one key spec.
+        out.key_spec_index = if matches!(self.kind, Kind::Key) {
+            0
+        } else {
+            -1
+        };
+        out.token = self.token.map_or(std::ptr::null(), CStr::as_ptr);
+        let mut flags = 0;
+        if self.optional {
+            flags |= raw::REDISMODULE_CMD_ARG_OPTIONAL;
+        }
+        if self.multiple {
+            flags |= raw::REDISMODULE_CMD_ARG_MULTIPLE;
+        }
+        out.flags = flags as c_int;
+        out
+    }
+}
+
+impl Keys {
+    /// The one key spec (all zero, ending the list at once, for no keys).
+    fn raw(self) -> raw::RedisModuleCommandKeySpec {
+        let mut spec = zeroed_spec();
+        spec.begin_search_type = raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX;
+        spec.bs.index.pos = 1;
+        match self {
+            Keys::None => return zeroed_spec(),
+            Keys::One(access) | Keys::Second(access) => {
+                if let Keys::Second(_) = self {
+                    spec.bs.index.pos = 2;
+                }
+                spec.flags = match access {
+                    Access::Read => raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS,
+                    Access::Update => {
+                        raw::REDISMODULE_CMD_KEY_RW
+                            | raw::REDISMODULE_CMD_KEY_ACCESS
+                            | raw::REDISMODULE_CMD_KEY_UPDATE
+                    }
+                    Access::Overwrite => {
+                        raw::REDISMODULE_CMD_KEY_OW | raw::REDISMODULE_CMD_KEY_UPDATE
+                    }
+                } as u64;
+                spec.find_keys_type =
+                    raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_RANGE;
+                spec.fk.range.lastkey = 0;
+                spec.fk.range.keystep = 1;
+                spec.fk.range.limit = 0;
+            }
+            Keys::Numkeys => {
+                spec.flags = (raw::REDISMODULE_CMD_KEY_RW
+                    | raw::REDISMODULE_CMD_KEY_ACCESS
+                    | raw::REDISMODULE_CMD_KEY_UPDATE) as u64;
+                spec.find_keys_type =
+                    raw::RedisModuleKeySpecFindKeysType_REDISMODULE_KSPEC_FK_KEYNUM;
+                spec.fk.keynum.keynumidx = 0;
+                spec.fk.keynum.firstkey = 1;
+                spec.fk.keynum.keystep = 1;
+            }
+        }
+        spec
+    }
+}
+
+/// Redis' allocator once the module is loaded (so memory shows in
+/// `used_memory` and `maxmemory` applies), the system one otherwise: unit
+/// tests, benches and fuzz targets link this crate without a server.
+pub struct ModuleAlloc;
+
+fn in_redis() -> bool {
+    // SAFETY: written once by Redis when the module is initialised, before
+    // any allocation of ours, and never again.
+    unsafe { (*std::ptr::addr_of!(raw::RedisModule_Alloc)).is_some() }
+}
+
+// SAFETY: both allocators honour the layout; a pointer is always freed by
+// the allocator that made it, since `in_redis` never changes once the
+// module's first allocation is made.
+unsafe impl std::alloc::GlobalAlloc for ModuleAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        use redis_module::alloc::RedisAlloc;
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe {
+            if in_redis() {
+                RedisAlloc.alloc(layout)
+            } else {
+                std::alloc::System.alloc(layout)
+            }
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        use redis_module::alloc::RedisAlloc;
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe {
+            if in_redis() {
+                RedisAlloc.dealloc(ptr, layout)
+            } else {
+                std::alloc::System.dealloc(ptr, layout)
+            }
+        }
     }
 }

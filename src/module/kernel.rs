@@ -25,7 +25,7 @@ use super::{clock, stats, top};
 use crate::algo::value::{evaluate, BlockChange, Guarded};
 use crate::algo::{
     Algorithm, Blocked, Decision, Duration, Instant, Kind, LeaseState, Limiter, Mismatch, Params,
-    Value, Verdict, MAX_TIME_US, MAX_WAIT_US,
+    UnixMs, Value, Verdict, MAX_TIME_US, MAX_WAIT_US,
 };
 use crate::args::{self, ArgError};
 use crate::codec;
@@ -201,10 +201,8 @@ pub(super) fn with_bytes<R>(strings: &[RStr], f: impl FnOnce(&[&[u8]]) -> R) -> 
 /// decision's time or the wall clock, whichever is later (a limiter ahead of
 /// the clock keeps its key that much longer), plus its reset time; never in
 /// the past.
-fn empty_at_ms(d: &Decision, wall: Instant) -> u64 {
-    (d.at.max(wall) + d.reset_after)
-        .ceil_millis()
-        .max(wall.ceil_millis() + 1)
+fn empty_at_ms(d: &Decision, wall: Instant) -> UnixMs {
+    UnixMs::ceil(d.at.max(wall) + d.reset_after).max(UnixMs::ceil(wall).next())
 }
 
 /// When a key written by a client's request expires: when its state is
@@ -213,7 +211,7 @@ fn empty_at_ms(d: &Decision, wall: Instant) -> u64 {
 /// key that much longer), and never in the past. A write that spends nothing
 /// (a denial keeping new parameters) never shortens the key's life: the
 /// state it leaves still counts under the parameters it had.
-pub(super) fn expiry_ms(key: &WriteKey, v: &Verdict, wall: Instant) -> u64 {
+pub(super) fn expiry_ms(key: &WriteKey, v: &Verdict, wall: Instant) -> UnixMs {
     let at = empty_at_ms(&v.decision, wall);
     if v.spends {
         return at;
@@ -227,7 +225,7 @@ pub(super) fn install(
     key: &mut WriteKey,
     params: &Params,
     g: &Guarded,
-    expire_at_ms: u64,
+    expire_at_ms: UnixMs,
 ) -> Outcome {
     match key.value_mut() {
         Some(held) => held
@@ -274,7 +272,7 @@ pub(super) enum Source {
         wall: Instant,
     },
     Replay {
-        expire_at_ms: u64,
+        expire_at_ms: UnixMs,
     },
 }
 
@@ -420,7 +418,7 @@ pub(super) fn refund_one(
 /// When a refunded key expires: when what is left is as good as nothing
 /// (or its block ends), by the rule of [`expiry_ms`], never later than the
 /// expiry it had (a refund only takes away).
-fn refund_expiry_ms(key: &WriteKey, now: Instant, wall: Instant) -> Result<u64, Error> {
+fn refund_expiry_ms(key: &WriteKey, now: Instant, wall: Instant) -> Result<UnixMs, Error> {
     let held = key.value();
     let params = held.and_then(Value::limiter).map(Limiter::params);
     let Some(params) = params else {
@@ -433,7 +431,7 @@ fn refund_expiry_ms(key: &WriteKey, now: Instant, wall: Instant) -> Result<u64, 
 
 /// Ops come from our own master or AOF, and are checked as decoded data:
 /// within the codec's ceilings, and an expiry a master can have set.
-pub(super) fn check_replayed(params: &Params, expire_at_ms: u64) -> Result<(), Error> {
+pub(super) fn check_replayed(params: &Params, expire_at_ms: UnixMs) -> Result<(), Error> {
     if let Some(entries) = params.entries() {
         check_replayed_limit(
             Setting::LogMax,
@@ -470,17 +468,19 @@ pub(super) fn check_replayed_limit(
     Ok(())
 }
 
-pub(super) fn check_replayed_expiry(expire_at_ms: u64) -> Result<(), Error> {
+pub(super) fn check_replayed_expiry(expire_at_ms: UnixMs) -> Result<(), Error> {
     if expire_at_ms > MAX_EXPIRE_MS {
         return Err(Error::BadOp(format!(
-            "invalid replicated operation: expiry {expire_at_ms} is beyond year 9999 plus the longest wait"
+            "invalid replicated operation: expiry {} is beyond year 9999 plus the longest wait",
+            expire_at_ms.as_millis()
         )));
     }
     Ok(())
 }
 
 /// Latest expiry a master can set: the latest instant plus the longest wait.
-pub(super) const MAX_EXPIRE_MS: u64 = (MAX_TIME_US + MAX_WAIT_US) / 1000 + 1;
+pub(super) const MAX_EXPIRE_MS: UnixMs =
+    UnixMs::from_millis((MAX_TIME_US + MAX_WAIT_US) / 1000 + 1);
 
 /// A replayed op must write exactly where its master wrote.
 pub(super) fn diverged(what: &str) -> Error {
@@ -494,8 +494,9 @@ pub(super) fn diverged(what: &str) -> Error {
 pub(super) enum AllSource<'e> {
     /// A client's call: computes the expiries and replicates one op.
     Client { wall: Instant },
-    /// A replayed op's expiries (0 for a key the master did not write).
-    Replay { expiries: &'e [u64] },
+    /// A replayed op's expiries (the epoch for a key the master did not
+    /// write).
+    Replay { expiries: &'e [UnixMs] },
 }
 
 /// What an `RL.ALL` call decided.
@@ -559,7 +560,7 @@ pub(super) fn decide_all(
             }
         }
     }
-    let mut expire = [0u64; codec::ALL_OP_MAX_LIMITS];
+    let mut expire = [UnixMs::EPOCH; codec::ALL_OP_MAX_LIMITS];
     let mut wrote = false;
     let mut disagree = false;
     for (i, ((key, g), p)) in keys.iter_mut().zip(&guarded).zip(params).enumerate() {
@@ -570,9 +571,9 @@ pub(super) fn decide_all(
             // A replica writes exactly the keys its master wrote; where the
             // two disagree, its state differs: leave that key as it is.
             AllSource::Replay { expiries } => match expiries.get(i) {
-                Some(&ms) if ms > 0 && v.writes => ms,
+                Some(&ms) if ms > UnixMs::EPOCH && v.writes => ms,
                 Some(&ms) => {
-                    disagree |= (ms > 0) != v.writes;
+                    disagree |= (ms > UnixMs::EPOCH) != v.writes;
                     continue;
                 }
                 None => continue,
@@ -630,7 +631,7 @@ pub(super) fn leases_of(value: &mut Value) -> Result<&mut LeaseState, Error> {
 }
 
 /// When a lease key expires: with its last lease, and never in the past.
-pub(super) fn lease_expiry_ms(s: &LeaseState, wall: Instant) -> u64 {
-    let last = s.empty_at().map_or(0, Instant::ceil_millis);
-    last.max(wall.ceil_millis() + 1)
+pub(super) fn lease_expiry_ms(s: &LeaseState, wall: Instant) -> UnixMs {
+    let last = s.empty_at().map_or(UnixMs::EPOCH, UnixMs::ceil);
+    last.max(UnixMs::ceil(wall).next())
 }

@@ -15,7 +15,7 @@ use super::datatype::WriteKey;
 use super::ffi::{Ctx, RStr};
 use super::kernel::{lease_expiry_ms, leases_of, Error, Outcome, APPLY, DENIED_EVENT};
 use super::{clock, config, reply, stats, top};
-use crate::algo::{Decision, Instant, LeaseState, Value};
+use crate::algo::{Decision, Instant, LeaseState, UnixMs, Value};
 use crate::args;
 use crate::codec::{self, LeaseAction, LeaseOp};
 
@@ -100,7 +100,7 @@ fn acquire_on(
     id: &[u8],
     now: Instant,
     wall: Instant,
-) -> Result<(Acquired, u64), Error> {
+) -> Result<(Acquired, UnixMs), Error> {
     let LeaseAction::Acquire { limit, units, ttl } = what else {
         return Err(Error::Bug("not an acquire"));
     };
@@ -116,7 +116,7 @@ fn acquire_on(
         }
     };
     let holds = a.granted || a.renewed;
-    let mut at = 0;
+    let mut at = UnixMs::EPOCH;
     if holds {
         at = match key.value_mut() {
             Some(held) => lease_expiry_ms(leases_of(held)?, wall),
@@ -184,9 +184,9 @@ fn end_or_extend(
     what: LeaseAction,
     id: &[u8],
     now: Instant,
-) -> Result<(bool, u64), Error> {
+) -> Result<(bool, UnixMs), Error> {
     let Some(held) = key.value_mut() else {
-        return Ok((false, 0));
+        return Ok((false, UnixMs::EPOCH));
     };
     let s = leases_of(held)?;
     let done = match what {
@@ -195,11 +195,11 @@ fn end_or_extend(
         LeaseAction::Acquire { .. } => return Err(Error::Bug("not a release")),
     };
     if !done {
-        return Ok((false, 0));
+        return Ok((false, UnixMs::EPOCH));
     }
     let at = if s.is_empty() {
         key.delete();
-        0
+        UnixMs::EPOCH
     } else {
         let at = lease_expiry_ms(s, now);
         key.expire_at(at);

@@ -22,10 +22,8 @@ pub mod stats;
 mod top;
 mod windows;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::ffi::{c_int, CStr};
 
-use redis_module::alloc::RedisAlloc;
 use redis_module::native_types::RedisType;
 use redis_module::raw::{self, ModuleOptions, Version};
 use redis_module::{redis_module, Context, RedisString, Status};
@@ -49,49 +47,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// `SetAbsExpire` all exist from Redis 7.0 (Valkey reports 7.2.4).
 pub const MIN_SERVER: (c_int, c_int) = (7, 0);
 
-/// Redis' allocator once the module is loaded (so memory shows in
-/// `used_memory` and `maxmemory` applies), the system one otherwise: unit
-/// tests, benches and fuzz targets link this crate without a server.
-pub struct ModuleAlloc;
-
-fn in_redis() -> bool {
-    // SAFETY: written once by Redis when the module is initialised, before
-    // any allocation of ours, and never again.
-    unsafe { (*std::ptr::addr_of!(raw::RedisModule_Alloc)).is_some() }
-}
-
-// SAFETY: both allocators honour the layout; a pointer is always freed by
-// the allocator that made it, since `in_redis` never changes once the
-// module's first allocation is made.
-unsafe impl GlobalAlloc for ModuleAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe {
-            if in_redis() {
-                RedisAlloc.alloc(layout)
-            } else {
-                System.alloc(layout)
-            }
-        }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe {
-            if in_redis() {
-                RedisAlloc.dealloc(ptr, layout)
-            } else {
-                System.dealloc(ptr, layout)
-            }
-        }
-    }
-}
-
-type Handler = unsafe extern "C" fn(
-    *mut raw::RedisModuleCtx,
-    *mut *mut raw::RedisModuleString,
-    c_int,
-) -> c_int;
+type Handler = ffi::CommandHandler;
 
 struct CommandDef {
     name: &'static CStr,
@@ -541,20 +497,7 @@ fn create(ctx: &Context, c: &CommandDef, flags: &[u8]) -> bool {
     if let Some((parent, sub)) = split_subcommand(c.name) {
         return create_subcommand(ctx, &parent, &sub, c.handler, &flags);
     }
-    // SAFETY: the load-time context, NUL-terminated strings that Redis
-    // copies, and a handler with the command signature.
-    let created = unsafe {
-        raw::RedisModule_CreateCommand.unwrap()(
-            ctx.ctx,
-            c.name.as_ptr(),
-            Some(c.handler),
-            flags.as_ptr(),
-            first,
-            last,
-            step,
-        )
-    };
-    created == raw::Status::Ok as c_int
+    ffi::create_command(ctx, c.name, Some(c.handler), &flags, (first, last, step))
 }
 
 /// `PARENT|SUB` as its two names.
@@ -576,38 +519,19 @@ fn create_subcommand(
     handler: Handler,
     flags: &CStr,
 ) -> bool {
-    // SAFETY: the load-time context and NUL-terminated names Redis copies;
-    // a container is created with no handler.
-    unsafe {
-        let mut container = raw::RedisModule_GetCommand.unwrap()(ctx.ctx, parent.as_ptr());
-        if container.is_null() {
-            let made = raw::RedisModule_CreateCommand.unwrap()(
-                ctx.ctx,
-                parent.as_ptr(),
-                None,
-                c"".as_ptr(),
-                0,
-                0,
-                0,
-            );
-            if made != raw::Status::Ok as c_int {
+    let container = match ffi::command(ctx, parent) {
+        Some(c) => c,
+        None => {
+            if !ffi::create_command(ctx, parent, None, c"", (0, 0, 0)) {
                 return false;
             }
-            container = raw::RedisModule_GetCommand.unwrap()(ctx.ctx, parent.as_ptr());
+            let Some(c) = ffi::command(ctx, parent) else {
+                return false;
+            };
+            c
         }
-        if container.is_null() {
-            return false;
-        }
-        raw::RedisModule_CreateSubcommand.unwrap()(
-            container,
-            sub.as_ptr(),
-            Some(handler),
-            flags.as_ptr(),
-            0,
-            0,
-            0,
-        ) == raw::Status::Ok as c_int
-    }
+    };
+    container.create_subcommand(sub, handler, flags)
 }
 
 fn register(ctx: &Context, c: &CommandDef, own_category: bool) -> bool {
@@ -740,12 +664,15 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         }
     }
     // Replaces the crate's default handler: the section is ours.
-    raw::register_info_function(ctx.ctx, Some(info));
+    ffi::set_info_function(ctx, info);
     if !clock::init(ctx) {
         return refuse("could not subscribe to the event loop");
     }
     if !registry::init(ctx) {
         return refuse("could not subscribe to loading events");
+    }
+    if !top::init(ctx) {
+        return refuse("could not subscribe to flush events");
     }
     Status::Ok
 }
@@ -753,7 +680,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
 redis_module! {
     name: "ratelimit",
     version: 1,
-    allocator: (crate::module::ModuleAlloc, crate::module::ModuleAlloc),
+    allocator: (crate::module::ffi::ModuleAlloc, crate::module::ffi::ModuleAlloc),
     data_types: [RATELIMIT_TYPE],
     init: init,
 }

@@ -104,7 +104,10 @@ pub unsafe extern "C" fn aux_save(rdb: *mut raw::RedisModuleIO, when: c_int) {
     if when != raw::REDISMODULE_AUX_BEFORE_RDB as c_int {
         return;
     }
-    raw::save_slice(rdb, &codec::encode_policies(&snapshot()));
+    // SAFETY: the IO handle Redis passed to this callback, used only in it.
+    if let Some(rdb) = unsafe { ffi::Rdb::callback(rdb) } {
+        rdb.save(&codec::encode_policies(&snapshot()));
+    }
 }
 
 /// Loads the policies an RDB holds; a record that fails to decode fails
@@ -125,7 +128,8 @@ pub unsafe extern "C" fn aux_load(
         ffi::log_warning(&format!("refusing to load the policies: {e}"));
         return raw::Status::Err as c_int;
     }
-    let Ok(buffer) = raw::load_string_buffer(rdb) else {
+    // SAFETY: the IO handle Redis passed to this callback, used only in it.
+    let Some(buffer) = unsafe { ffi::Rdb::callback(rdb) }.and_then(|rdb| rdb.load()) else {
         return raw::Status::Err as c_int;
     };
     match codec::decode_policies(buffer.as_ref()) {
@@ -243,13 +247,6 @@ unsafe extern "C" fn restate(ctx: *mut raw::RedisModuleCtx, _data: *mut c_void) 
 /// Empties the set whenever loading starts (see the module docs), and
 /// writes it into the AOF whenever a rewrite starts.
 pub fn init(ctx: &redis_module::Context) -> bool {
-    let subscribe = |id, callback: raw::RedisModuleEventCallback| {
-        let event = raw::RedisModuleEvent { id, dataver: 1 };
-        // SAFETY: the load-time context; the API exists (checked at load).
-        let status =
-            unsafe { raw::RedisModule_SubscribeToServerEvent.unwrap()(ctx.ctx, event, callback) };
-        status == raw::Status::Ok as c_int
-    };
-    subscribe(raw::REDISMODULE_EVENT_LOADING, Some(on_loading))
-        && subscribe(raw::REDISMODULE_EVENT_FORK_CHILD, Some(on_fork))
+    ffi::subscribe(ctx, raw::REDISMODULE_EVENT_LOADING, on_loading)
+        && ffi::subscribe(ctx, raw::REDISMODULE_EVENT_FORK_CHILD, on_fork)
 }

@@ -14,7 +14,7 @@ use super::kernel::{
     leases_of, refund_one, AllSource, Error, Outcome, PerKey, Source,
 };
 use super::{reply, stats};
-use crate::algo::{LeaseState, Params, Value};
+use crate::algo::{LeaseState, Params, UnixMs, Value};
 use crate::args;
 use crate::codec::{self, LeaseAction, LeaseOp};
 
@@ -151,7 +151,7 @@ fn apply_all_op(ctx: Ctx, args: &[RStr]) -> Outcome {
         }
     }
     let mut params: PerKey<Params> = PerKey::with_capacity(op.limits.len());
-    let mut expiries: PerKey<u64> = PerKey::with_capacity(op.limits.len());
+    let mut expiries: PerKey<UnixMs> = PerKey::with_capacity(op.limits.len());
     if op.cost == 0 {
         return Err(bad("a peek is never replicated"));
     }
@@ -186,7 +186,7 @@ fn apply_lease(ctx: Ctx, name: RStr, op: &LeaseOp) -> Outcome {
     }
     check_replayed_expiry(op.expire_at_ms)?;
     let mut key = ctx.open_write(name)?;
-    let emptied = op.expire_at_ms == 0;
+    let emptied = op.expire_at_ms == UnixMs::EPOCH;
     let done = match key.value_mut() {
         Some(held) => {
             let s = leases_of(held)?;

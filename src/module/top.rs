@@ -4,17 +4,18 @@
 //! `ratelimit.top-size`. The algorithm is in [`crate::top`].
 //!
 //! Server state, like `INFO`: not replicated, not persisted, emptied by a
-//! restart. Only clients' calls on a master are counted: a replayed op
-//! (replication, AOF) never reaches [`denied`], and a writable replica's
-//! own denials are left out, so a replica's summaries stay empty. Called
-//! only on the denied branch: an allowed call never gets here.
+//! restart or a `FLUSHALL`. Only clients' calls on a master are counted:
+//! a replayed op (replication, AOF) never reaches [`denied`], and a
+//! writable replica's own denials are left out, so a replica's summaries
+//! stay empty. Called only on the denied branch: an allowed call never
+//! gets here.
 
-use std::ffi::c_int;
+use std::ffi::{c_int, c_void};
 use std::sync::{Mutex, MutexGuard};
 
 use redis_module::raw;
 
-use super::ffi::{Ctx, InfoWriter, RStr};
+use super::ffi::{self, Ctx, InfoWriter, RStr};
 use crate::algo::Instant;
 use crate::top::{Summary, DEFAULT_CAPACITY};
 
@@ -81,6 +82,28 @@ pub(super) fn denied(ctx: Ctx, key: RStr, policy: Option<&[u8]>, at: Instant, sh
         };
         summary.record(key.bytes(), policy, at_ms);
     });
+}
+
+/// `FLUSHALL` empties both summaries, and frees them: the keys they name
+/// are gone, and whoever flushes a whole server (a test suite, a reset)
+/// means to start again. `FLUSHDB` leaves them, since an entry does not
+/// say which database its key is in.
+unsafe extern "C" fn on_flush(
+    _ctx: *mut raw::RedisModuleCtx,
+    _event: raw::RedisModuleEvent,
+    subevent: u64,
+    data: *mut c_void,
+) {
+    // SAFETY: `data` is this flush event's own argument.
+    let everything = unsafe { ffi::flushed_db(data) }.is_none();
+    if subevent == raw::REDISMODULE_SUBEVENT_FLUSHDB_END && everything {
+        *summaries() = None;
+    }
+}
+
+/// Has `FLUSHALL` empty the summaries; `false` if Redis refused.
+pub fn init(ctx: &redis_module::Context) -> bool {
+    ffi::subscribe(ctx, raw::REDISMODULE_EVENT_FLUSHDB, on_flush)
 }
 
 /// `INFO ratelimit`: `top_size`, then per summary the entries it holds

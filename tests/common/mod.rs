@@ -907,3 +907,36 @@ pub fn resp(args: &[&[u8]]) -> Vec<u8> {
     }
     out
 }
+
+/// `masters * (1 + replicas)` cluster-enabled servers with the module,
+/// joined by `redis-cli --cluster create` (each master gets `replicas`
+/// replicas). The caller waits for `cluster_state:ok` as its test needs.
+#[allow(dead_code)] // not every test binary starts a cluster
+pub fn start_cluster_nodes(masters: usize, replicas: usize, extra: &[&str]) -> Vec<Server> {
+    let mut args = vec![
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+    ];
+    args.extend_from_slice(extra);
+    let nodes: Vec<Server> = (0..masters * (1 + replicas))
+        .map(|_| Server::start_with(&args))
+        .collect();
+    let addrs: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let out = std::process::Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&addrs)
+        .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+        .output()
+        .expect("redis-cli (redis-tools) is needed");
+    assert!(
+        out.status.success(),
+        "cluster create failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    nodes
+}

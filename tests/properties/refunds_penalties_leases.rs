@@ -34,7 +34,8 @@ use ratelimit::algo::value::{self, latest_block_end};
 use ratelimit::algo::{
     Algorithm, BlockChange, Blocked, BucketParams, BucketState, Count, Decision, Duration,
     FixedState, FixedWindow, GcraParams, Instant, Lease, LeaseState, Limiter, LogState, Params,
-    SlidingState, Value, WindowParams, MAX_COUNT, MAX_DURATION_US, MAX_LEASE_ID_LEN, MAX_TIME_US,
+    SlidingState, UnixMs, Value, WindowParams, MAX_COUNT, MAX_DURATION_US, MAX_LEASE_ID_LEN,
+    MAX_TIME_US,
 };
 use ratelimit::codec::{self, AnyOp, LeaseAction, LeaseOp, Op, RefundOp};
 
@@ -1482,9 +1483,9 @@ proptest! {
         p in any_params(),
         cost in prop_oneof![Just(0u64), wide_count()],
         now in wide_time(),
-        expire_at_ms in any::<u64>(),
+        expire_at_ms in any::<u64>().prop_map(UnixMs::from_millis),
         penalty in prop::option::of(wide_period()),
-        more in prop::collection::vec((any_params(), any::<u64>()), 0..4),
+        more in prop::collection::vec((any_params(), any::<u64>().prop_map(UnixMs::from_millis)), 0..4),
         many in any::<bool>(),
     ) {
         let refund = RefundOp { given, now: t(now), expire_at_ms };
@@ -1520,7 +1521,7 @@ proptest! {
         what in lease_action(),
         id in any_id(),
         now in wide_time(),
-        expire_at_ms in any::<u64>(),
+        expire_at_ms in any::<u64>().prop_map(UnixMs::from_millis),
     ) {
         let op = LeaseOp { what, id: &id, now: t(now), expire_at_ms };
         let bytes = codec::encode_lease_op(&op);

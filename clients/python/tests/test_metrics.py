@@ -127,3 +127,36 @@ def test_no_metrics_costs_nothing(server: Server) -> None:
     assert isinstance(limiter.transport, Pipelined)  # not wrapped in a timer
     assert limiter.limit("1/minute")._metrics is None
     limiter.close()
+
+
+def test_waits_counted_with_a_fake_clock(server: Server) -> None:
+    """wait= routes: what became of the waiting requests, on a FakeClock
+    (its naps take no real time); the clock's transport wraps the timed one."""
+    from redis_ratelimit.testing import FakeClock
+
+    registry = CollectorRegistry()
+    clock = FakeClock()
+    app, limiter = make(server.port, registry, clock=clock)
+    served = limiter.limit("1/minute", algorithm="fixed", wait=90, scope="metrics-wait")
+    beyond = limiter.limit("1/hour", algorithm="fixed", wait=5, scope="metrics-beyond")
+
+    @app.get("/w", dependencies=[Depends(served)])
+    async def w() -> str:
+        return "ok"
+
+    @app.get("/b", dependencies=[Depends(beyond)])
+    async def b() -> str:
+        return "ok"
+
+    with TestClient(app) as c:
+        assert [c.get("/w").status_code for _ in range(2)] == [200, 200]  # the 2nd waited
+        assert [c.get("/b").status_code for _ in range(2)] == [200, 429]  # an hour > 5 s
+        m = scrape(c)
+    name = "redis_ratelimit_waits_total"
+    waits = {dict(lb)["outcome"]: v for (n, lb), v in m.items() if n == name}
+    assert waits == {"served": 1, "timed-out": 0, "beyond": 1, "full": 0, "gone": 0}
+    assert m[("redis_ratelimit_waiting", ())] == 0
+    # The waiting request's decisions: denied, then allowed after its nap.
+    assert decisions(m, "metrics-wait") == {"allowed": 2, "denied": 1}
+    assert m[("redis_ratelimit_redis_call_duration_seconds_count", ())] >= 5
+    limiter.close()

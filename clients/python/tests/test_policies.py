@@ -222,6 +222,28 @@ def test_sync_missing_defines_what_the_server_lacks_and_keeps_the_rest(
     assert policies.current("monthly").months == 1
 
 
+def test_the_sync_client_defines_restores_and_checks_by_name(
+    server: Server, db: redis.Redis
+) -> None:
+    """Policies with RateLimiter: the same logic as with the async client
+    (one set of steps, two drivers), its calls made at once."""
+    db.execute_command("RL.POLICY", "SET", PREFIX + "free", "SLIDING", 3, "1m")
+    policies = Policies(specs(), prefix=PREFIX)
+    rl = RateLimiter(db)
+    assert policies.sync(rl) == {"free": "kept", "login": "defined", "monthly": "defined"}
+    assert get(db, "monthly") == ["FIXED", "3", "1mo", "ALIGN", "OFFSET", "-08:00"]
+    assert policies.current("free").capacity == 3
+    assert rl.check(policies.server_name("free"), "u1").limit == 3
+    for name in ("login", "monthly"):  # a Redis restarted without them
+        db.execute_command("RL.POLICY", "DEL", PREFIX + name)
+    assert policies.restore(rl) is True
+    assert get(db, "login") == ["FIXED", "5", "1m", "PENALTY", "15m"]
+    assert get(db, "free") == ["SLIDING", "3", "1m"]  # held: not restored over
+    assert Policies(specs(), prefix=PREFIX, sync="off").restore(rl) is False
+    assert Policies(specs(), prefix=PREFIX, sync="overwrite").sync(rl)["free"] == "replaced"
+    assert get(db, "free") == ["SLIDING", "100", "1m"]
+
+
 def test_sync_overwrite_and_off(
     server: Server, db: redis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:

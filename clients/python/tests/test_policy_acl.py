@@ -30,6 +30,7 @@ from redis_ratelimit import (
     Policies,
     PoliciesNotSynced,
     PolicySpec,
+    RateLimiter,
     RateLimiterMisconfigured,
 )
 from redis_ratelimit.fastapi import Limiter, LimiterUnavailable, by_ip
@@ -105,6 +106,10 @@ def define_all(server: Server, user: str) -> None:
 
 
 def sync_as(server: Server, user: str, mode: str) -> dict[str, str]:
+    """Policies.sync() as `user`, with the async client and with the sync
+    one (RateLimiter): the same result, or the same error (the app's user
+    may not write: neither changes what the other finds)."""
+
     async def run() -> dict[str, str]:
         r = redis.asyncio.Redis(port=server.port, username=user, password="pw")
         try:
@@ -112,7 +117,22 @@ def sync_as(server: Server, user: str, mode: str) -> dict[str, str]:
         finally:
             await r.aclose()
 
-    return asyncio.run(run())
+    def blocking() -> dict[str, str]:
+        with redis.Redis(port=server.port, username=user, password="pw") as r:
+            return Policies(specs(), prefix=PREFIX, sync=mode).sync(RateLimiter(r))
+
+    outcomes: list[dict[str, str] | BaseException] = []
+    for way in (blocking, lambda: asyncio.run(run())):
+        try:
+            outcomes.append(way())
+        except PoliciesNotSynced as e:
+            outcomes.append(e)
+    sync_one, async_one = outcomes
+    if isinstance(async_one, BaseException):
+        assert isinstance(sync_one, PoliciesNotSynced) and str(sync_one) == str(async_one)
+        raise async_one
+    assert sync_one == async_one
+    return async_one
 
 
 def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -238,6 +258,25 @@ def test_restore_without_the_grant_raises(
             await r.aclose()
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("mode", ["missing", "verify"])
+def test_restore_without_the_grant_raises_sync_client(
+    server: Server, admin: redis.Redis, app_user: str, operator: str, mode: str
+) -> None:
+    define_all(server, operator)
+    with redis.Redis(port=server.port, username=app_user, password="pw") as r:
+        policies = Policies(specs(), prefix=PREFIX, sync=mode)
+        client = RateLimiter(r)
+        assert policies.sync(client) == {"free": "same", "login": "same"}
+        admin.execute_command("RL.POLICY", "DEL", PREFIX + "login")
+        with pytest.raises(PoliciesNotSynced) as e:
+            policies.restore(client)
+        assert e.value.missing == ("tacl:login",)
+        assert (e.value.refused is None) == (mode == "verify")
+        admin.execute_command("RL.POLICY", "SET", PREFIX + "login", "FIXED", 2, "1m",
+                              "PENALTY", "15m")  # fmt: skip
+        assert policies.restore(client) is True
 
 
 # ---------------------------------------------------------------- the FastAPI app

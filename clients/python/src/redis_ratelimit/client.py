@@ -39,6 +39,7 @@ from ._core import (
     strings,
 )
 from ._durations import Duration, check_amount, duration_arg
+from .testing import Clock
 
 T = TypeVar("T")
 Limits: TypeAlias = Mapping[str, Limit] | Sequence[tuple[str, Limit]]
@@ -177,6 +178,18 @@ class _Commands(Generic[D, I, B, N, L, G, F]):
 
     redis: Any
     _cluster: bool
+    clock: Clock | None = None
+
+    def use_clock(self, clock: Clock | None) -> None:
+        """Decides at `clock`'s time from now on (AT on every decision,
+        refund and acquire; redis_ratelimit.testing.FakeClock); None: the
+        server's clock again. An `at=` given to a call wins."""
+        self.clock = clock
+
+    def _at(self, at: int | None) -> int | None:
+        if at is None and self.clock is not None:
+            return self.clock.now_ms()
+        return at
 
     def _kw(self, route: str) -> dict[str, Any]:
         """execute_command's keywords for a Command's route."""
@@ -228,7 +241,7 @@ class _Commands(Generic[D, I, B, N, L, G, F]):
         extra: Sequence[Arg] = (),
     ) -> D:
         """RL.<ALGO> for a `Limit` (RL.CHECK for a `Policy`)."""
-        opts = options(cost, at, penalty, shadow, extra)
+        opts = options(cost, self._at(at), penalty, shadow, extra)
         if limit.algorithm == "POLICY":
             return self._run_decision(_decision(["RL.CHECK", *limit.params(), key, *opts]))
         return self._run_decision(_decision([f"RL.{limit.algorithm}", key, *limit.params(), *opts]))
@@ -278,7 +291,8 @@ class _Commands(Generic[D, I, B, N, L, G, F]):
     def check(self, policy: str, key: str, *, cost: int | None = None,
               at: int | None = None) -> D:  # fmt: skip
         """RL.CHECK: decides with a policy kept in the server."""
-        return self._run_decision(_decision(["RL.CHECK", policy, key, *options(cost=cost, at=at)]))
+        opts = options(cost=cost, at=self._at(at))
+        return self._run_decision(_decision(["RL.CHECK", policy, key, *opts]))
 
     def all(self, limits: Limits, *, cost: int | None = None, at: int | None = None,
             penalty: Duration | None = None, shadow: bool = False,
@@ -286,14 +300,14 @@ class _Commands(Generic[D, I, B, N, L, G, F]):
         """RL.ALL: every limit ({key: Limit}, in order) or none. The result's
         `limits` holds each key's own decision. On a cluster the keys need a
         common hash tag ("{user42}:s", "{user42}:d")."""
-        opts = options(cost, at, penalty, shadow, extra)
+        opts = options(cost, self._at(at), penalty, shadow, extra)
         return self._run_decision(_decision(all_args(limits, opts)))
 
     def peek(self, key: str, limit: Limit, *, cost: int | None = None,
              at: int | None = None) -> D:  # fmt: skip
         """RL.PEEK: what that call would get, writing nothing (runs on
         read-only replicas)."""
-        args = ["RL.PEEK", key, *limit.args(), *options(cost=cost, at=at)]
+        args = ["RL.PEEK", key, *limit.args(), *options(cost=cost, at=self._at(at))]
         return self._run_decision(_decision(args))
 
     def info(self, key: str) -> F:
@@ -304,14 +318,15 @@ class _Commands(Generic[D, I, B, N, L, G, F]):
 
     def refund(self, key: str, n: int = 1, *, at: int | None = None) -> I:
         """RL.REFUND: gives back up to `n` units; returns how many went back."""
-        return self._run_int(Command(["RL.REFUND", key, check_amount(n, "n"), *options(at=at)],
-                                     int))  # fmt: skip
+        args = ["RL.REFUND", key, check_amount(n, "n"), *options(at=self._at(at))]
+        return self._run_int(Command(args, int))
 
     def acquire(self, key: str, limit: int, ttl: Duration, *, lease_id: str | None = None,
                 cost: int | None = None, at: int | None = None) -> D:  # fmt: skip
         """RL.ACQUIRE: a slot of `limit` for `ttl`. The Decision's lease_id
         is the lease (None when denied)."""
-        return self._run_decision(_decision(_acquire_args(key, limit, ttl, lease_id, cost, at)))
+        args = _acquire_args(key, limit, ttl, lease_id, cost, self._at(at))
+        return self._run_decision(_decision(args))
 
     def release(self, key: str, lease_id: str) -> B:
         """RL.RELEASE: True if the lease was held and is now freed."""
@@ -357,9 +372,10 @@ class RateLimiter(
     `extra` on the decision methods is appended verbatim: options of the
     module this client does not know yet."""
 
-    def __init__(self, redis: Any) -> None:
+    def __init__(self, redis: Any, *, clock: Clock | None = None) -> None:
         self.redis = redis
         self._cluster = isinstance(redis, RedisCluster)
+        self.clock = clock
 
     def _call(self, args: Sequence[Arg], **kw: Any) -> Any:
         try:
@@ -425,9 +441,10 @@ class AsyncRateLimiter(
     """RateLimiter's methods, awaited, over `redis.asyncio.Redis` or
     `redis.asyncio.cluster.RedisCluster`."""
 
-    def __init__(self, redis: Any) -> None:
+    def __init__(self, redis: Any, *, clock: Clock | None = None) -> None:
         self.redis = redis
         self._cluster = isinstance(redis, AsyncRedisCluster)
+        self.clock = clock
 
     async def _call(self, args: Sequence[Arg], **kw: Any) -> Any:
         try:

@@ -11,6 +11,7 @@ limit with one RL.POLICY SET, without a redeploy.
         sync="missing",
     )
     await policies.sync(AsyncRateLimiter(redis))   # at start-up (any PolicyClient)
+    policies.sync(RateLimiter(redis))               # the same, blocking
 
 `sync` says what the app writes: "missing" defines what the server lacks
 and keeps an operator's definition, "overwrite" makes the app's win at
@@ -24,14 +25,16 @@ limit and window).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import re
+import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeAlias, TypeVar, overload
 
 from redis.exceptions import ResponseError
 
@@ -48,7 +51,7 @@ from ._core import (
     misconfigured,
 )
 from ._durations import MAX_AMOUNT, Duration, duration_arg, parse_rates
-from .client import server_address
+from .client import AsyncRateLimiter, RateLimiter, server_address
 
 log = logging.getLogger("redis_ratelimit")
 
@@ -75,14 +78,52 @@ _MONTH_RATE = re.compile(
 
 
 class PolicyClient(Protocol):
-    """What Policies needs of a client: PolicyClient's policy_get and
-    policy_set (on every master of a cluster)."""
+    """What Policies needs of an async client (AsyncRateLimiter, a FastAPI
+    Limiter's calls): policy_get and policy_set (on every master of a
+    cluster), awaited."""
 
     async def policy_get(self, name: str) -> list[str] | None: ...
 
     async def policy_set(
         self, name: str, limit: Limit, *, penalty: Duration | None = None, shadow: bool = False
     ) -> None: ...
+
+
+class SyncPolicyClient(Protocol):
+    """The same of a blocking client (RateLimiter)."""
+
+    def policy_get(self, name: str) -> list[str] | None: ...
+
+    def policy_set(
+        self, name: str, limit: Limit, *, penalty: Duration | None = None, shadow: bool = False
+    ) -> None: ...
+
+
+def _blocking(client: Any) -> bool:
+    """Whether a client's calls answer at once (RateLimiter) rather than
+    being awaited (AsyncRateLimiter, a PolicyClient's coroutines)."""
+    if isinstance(client, RateLimiter):
+        return True
+    if isinstance(client, AsyncRateLimiter):
+        return False
+    return not inspect.iscoroutinefunction(client.policy_get)
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A step of Policies' logic: RL.POLICY GET of these, learned."""
+
+    names: Sequence[str]
+
+
+@dataclass(frozen=True)
+class _Write:
+    """A step: RL.POLICY SET of these as the app defines them."""
+
+    names: Sequence[str]
+
+
+Steps: TypeAlias = Generator[_Read | _Write, None, T]
 
 
 # ---------------------------------------------------------------- calendar windows
@@ -453,6 +494,7 @@ class Policies:
         self._unreadable: set[str] = set()  # held, in a form not understood here
         self._read_at: dict[str, float] = {}
         self._restoring: asyncio.Future[None] | None = None
+        self._restoring_now = threading.Lock()  # a blocking restore's
 
     def __contains__(self, name: object) -> bool:
         return name in self.specs
@@ -491,15 +533,38 @@ class Policies:
             self._unreadable.add(name)
         self._read_at[name] = self._clock()
 
-    async def read(self, client: PolicyClient, names: Sequence[str], call: Call = _direct) -> None:
-        """Reads these definitions now (RL.POLICY GET, concurrently).
-        `call` runs each Redis call (e.g. a FastAPI Limiter's, with its
-        timeout and circuit breaker)."""
+    # -- the Redis calls: the logic once, as steps (_Read, _Write) that an
+    # async driver (awaiting `call`s) or a blocking one (a RateLimiter's
+    # calls) carries out
+
+    @overload
+    def read(self, client: SyncPolicyClient, names: Sequence[str]) -> None: ...
+
+    @overload
+    def read(
+        self, client: PolicyClient, names: Sequence[str], call: Call = ...
+    ) -> Coroutine[Any, Any, None]: ...
+
+    def read(self, client: Any, names: Sequence[str], call: Call = _direct) -> Any:
+        """Reads these definitions now (RL.POLICY GET). With an async client
+        (AsyncRateLimiter, any PolicyClient) a coroutine, the reads
+        concurrent, `call` running each (e.g. a FastAPI Limiter's, with its
+        timeout and circuit breaker); with a RateLimiter, done at once."""
+        if _blocking(client):
+            self._read_now(client, names)
+            return None
+        return self._read(client, names, call)
+
+    async def _read(self, client: PolicyClient, names: Sequence[str], call: Call) -> None:
         replies = await asyncio.gather(
             *(call(partial(client.policy_get, self.server_name(n))) for n in names)
         )
         for name, reply in zip(names, replies, strict=True):
             self.learn(name, reply)
+
+    def _read_now(self, client: SyncPolicyClient, names: Sequence[str]) -> None:
+        for name in names:
+            self.learn(name, client.policy_get(self.server_name(name)))
 
     def not_synced(
         self, names: Sequence[str], server: str | None = None, refused: str | None = None
@@ -519,33 +584,91 @@ class Policies:
             server=server,
         )  # fmt: skip
 
+    def _set_args(self, name: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        spec = self.specs[name]
+        return (self.server_name(name), spec.limit()), {"penalty": spec.penalty,
+                                                        "shadow": spec.shadow}  # fmt: skip
+
+    def _refused(self, e: Exception, names: Sequence[str], server: str | None) -> None:
+        """A write of names[0] failed: PoliciesNotSynced when it was refused
+        (not a generic NOPERM: which policies, and the two ways out)."""
+        refused = _write_refused(e)
+        if refused is not None:
+            raise self.not_synced(names, server, refused) from e
+
     async def _set(
         self, client: PolicyClient, names: Sequence[str], call: Call, server: str | None
     ) -> None:
         for i, n in enumerate(names):
-            spec = self.specs[n]
-            set_it = partial(client.policy_set, self.server_name(n), spec.limit(),
-                             penalty=spec.penalty, shadow=spec.shadow)  # fmt: skip
+            args, kw = self._set_args(n)
             try:
-                await call(set_it)
+                await call(partial(client.policy_set, *args, **kw))
             except Exception as e:
-                refused = _write_refused(e)
-                if refused is None:
-                    raise
-                # Not a generic NOPERM: which policies, and the two ways out.
-                raise self.not_synced(names[i:], server or _address(client), refused) from e
+                self._refused(e, names[i:], server)
+                raise
 
-    async def sync(
-        self, client: PolicyClient, call: Call = _direct, *, server: str | None = None
-    ) -> dict[str, str]:
+    def _set_now(self, client: SyncPolicyClient, names: Sequence[str], server: str | None) -> None:
+        for i, n in enumerate(names):
+            args, kw = self._set_args(n)
+            try:
+                client.policy_set(*args, **kw)
+            except Exception as e:
+                self._refused(e, names[i:], server)
+                raise
+
+    async def _drive(
+        self, steps: Steps[T], client: PolicyClient, call: Call, server: str | None
+    ) -> T:
+        step = next(steps)  # each starts with a read
+        while True:
+            if isinstance(step, _Write):
+                await self._set(client, step.names, call, server)
+            else:
+                await self._read(client, step.names, call)
+            try:
+                step = steps.send(None)
+            except StopIteration as end:
+                result: T = end.value
+                return result
+
+    def _drive_now(self, steps: Steps[T], client: SyncPolicyClient, server: str | None) -> T:
+        step = next(steps)
+        while True:
+            if isinstance(step, _Write):
+                self._set_now(client, step.names, server)
+            else:
+                self._read_now(client, step.names)
+            try:
+                step = steps.send(None)
+            except StopIteration as end:
+                result: T = end.value
+                return result
+
+    @overload
+    def sync(self, client: SyncPolicyClient, *, server: str | None = None) -> dict[str, str]: ...
+
+    @overload
+    def sync(
+        self, client: PolicyClient, call: Call = ..., *, server: str | None = None
+    ) -> Coroutine[Any, Any, dict[str, str]]: ...
+
+    def sync(self, client: Any, call: Call = _direct, *, server: str | None = None) -> Any:
         """At start-up: reads every policy and defines them as `sync` says.
         Returns what became of each: "defined", "replaced", "kept" (the
         server's differs and stays), "same" or "missing" (sync off).
         Raises PoliciesNotSynced when they are not as the app defines them
         and it may not (sync="verify") or cannot (NOPERM) define them.
-        `server`: the address for the messages (default: the client's)."""
+        `server`: the address for the messages (default: the client's).
+        With a RateLimiter it runs at once; with an async client
+        (AsyncRateLimiter, any PolicyClient) it is awaited."""
+        where = server or _address(client)
+        if _blocking(client):
+            return self._drive_now(self._sync_steps(where), client, where)
+        return self._drive(self._sync_steps(where), client, call, where)
+
+    def _sync_steps(self, server: str | None) -> Steps[dict[str, str]]:
         names = list(self.specs)
-        await self.read(client, names, call)
+        yield _Read(names)
         done: dict[str, str] = {}
         mode = self.sync_mode
         for n in names:
@@ -573,45 +696,65 @@ class Policies:
         if mode == "verify":
             wrong = [n for n in names if done[n] != "same" and n not in self._unreadable]
             if wrong:
-                raise self.not_synced(wrong, server or _address(client))
+                raise self.not_synced(wrong, server)
             return done
         to_set = [n for n in names if done[n] in ("defined", "replaced")]
-        await self._set(client, to_set, call, server)
-        await self.read(client, to_set, call)
+        if to_set:
+            yield _Write(to_set)
+            yield _Read(to_set)
         return done
 
-    async def restore(
-        self, client: PolicyClient, call: Call = _direct, *, server: str | None = None
-    ) -> bool:
+    @overload
+    def restore(self, client: SyncPolicyClient, *, server: str | None = None) -> bool: ...
+
+    @overload
+    def restore(
+        self, client: PolicyClient, call: Call = ..., *, server: str | None = None
+    ) -> Coroutine[Any, Any, bool]: ...
+
+    def restore(self, client: Any, call: Call = _direct, *, server: str | None = None) -> Any:
         """After `no such policy`: defines the missing policies again from
         the app's definitions, once for all the calls that found them
         missing at the same time. False when the app must not (sync off).
         Raises PoliciesNotSynced when they stay missing: sync="verify"
         (read again first: an operator may just have defined them), or the
-        Redis user may not define them; and what the Redis calls raise."""
+        Redis user may not define them; and what the Redis calls raise.
+        With a RateLimiter at once (threads one after the other), with an
+        async client awaited."""
+        where = server or _address(client)
+        if _blocking(client):
+            if self.sync_mode == "off":
+                return False
+            with self._restoring_now:
+                self._drive_now(self._restore_steps(where), client, where)
+            return True
+        return self._restore_async(client, call, where)
+
+    async def _restore_async(self, client: PolicyClient, call: Call, server: str | None) -> bool:
         if self.sync_mode == "off":
             return False
         task = self._restoring
         if task is None or task.done():
-            task = asyncio.ensure_future(self._restore(client, call, server))
+            task = asyncio.ensure_future(self._drive(self._restore_steps(server), client, call,
+                                                     server))  # fmt: skip
             self._restoring = task
         await asyncio.shield(task)
         return True
 
-    async def _restore(self, client: PolicyClient, call: Call, server: str | None) -> None:
+    def _restore_steps(self, server: str | None) -> Steps[None]:
         # All of them: a Redis that lost one has usually lost them all.
-        await self.read(client, list(self.specs), call)
+        yield _Read(list(self.specs))
         # Only those still missing: one an operator has just set stays his.
         missing = [n for n in self.specs if not self.held(n)]
         if not missing:
             return
         if self.sync_mode == "verify":
-            raise self.not_synced(missing, server or _address(client))
-        await self._set(client, missing, call, server)
+            raise self.not_synced(missing, server)
+        yield _Write(missing)
         log.warning("rate limiter policies missing in Redis, defined again from the "
                     "app's definitions: %s",
                     ", ".join(self.server_name(n) for n in missing))  # fmt: skip
-        await self.read(client, missing, call)
+        yield _Read(missing)
 
 
 def no_such_policy(error: BaseException) -> bool:
@@ -630,6 +773,7 @@ __all__ = [
     "PolicyClient",
     "PolicyDef",
     "PolicySpec",
+    "SyncPolicyClient",
     "calendar_window",
     "format_offset",
     "no_such_policy",

@@ -29,6 +29,8 @@ modules' layout is not part of the API):
     concurrency  ConcurrencyLimit: leases
     middleware   RateLimitMiddleware
     openapi      the 429/503 responses in the schema
+    waiting      waiting for a slot instead of a 429 (wait=)
+    websocket    WebSocketLimit: on connect and per message
 """
 
 from .._breaker import MISCONFIGURED, POOL_EXHAUSTED, CircuitBreaker, LimiterUnavailable
@@ -58,6 +60,8 @@ from .limiter import Limiter
 from .middleware import RateLimitMiddleware
 from .openapi import openapi_responses
 from .rules import ALGORITHMS, LimitsArg, RateLimit
+from .waiting import Waiting
+from .websocket import MessageDeniedHandler, WebSocketDenied, WebSocketLimit
 
 __all__ = [
     "CircuitBreaker",
@@ -66,6 +70,7 @@ __all__ = [
     "DenyCache",
     "Limiter",
     "LimiterUnavailable",
+    "MessageDeniedHandler",
     "Misconfigured",
     "ModuleNotLoaded",
     "Outcome",
@@ -74,6 +79,9 @@ __all__ = [
     "RateLimitMiddleware",
     "RateLimiterMisconfigured",
     "Unavailable",
+    "Waiting",
+    "WebSocketDenied",
+    "WebSocketLimit",
     "bearer_token",
     "by_api_key",
     "by_ip",

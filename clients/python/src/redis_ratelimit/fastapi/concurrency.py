@@ -163,7 +163,9 @@ class ConcurrencyLimit:
     async def _release(self, key: str, lease_id: str) -> bool:
         limiter = self.limiter
         try:
-            freed = await limiter.execute(("RL.RELEASE", key, lease_id))
+            transport = limiter.transport
+            release = ("RL.RELEASE", key, lease_id)  # idempotent: sent again when lost
+            freed = await limiter.settle(lambda: transport.send(release), timed=transport.timed)
         except LimiterUnavailable as e:
             limiter._lost(e, "release", "rate limiter lease not released (its ttl, %s, frees "
                           "it): %s", self.ttl, e, key=key)  # fmt: skip

@@ -49,6 +49,12 @@ class DenyCache:
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
 
+    def use_clock(self, clock: Callable[[], float]) -> None:
+        """Counts on another clock from now on (a test's FakeClock); the
+        entries timed on the old one go."""
+        self._clock = clock
+        self._entries.clear()
+
     def discard(self, key: str) -> None:
         self._entries.pop(key, None)
 

@@ -75,7 +75,7 @@ def by_api_key(request: Request) -> str | None:
 def _route_scope(request: Request) -> str:
     route = request.scope.get("route")
     path = getattr(route, "path", None) or request.url.path
-    return f"{request.method}:{path}"
+    return f"{request.scope.get('method', 'WS')}:{path}"
 
 
 def _key_base(prefix: str, ident: str, scope: str | None, request: Request) -> str:

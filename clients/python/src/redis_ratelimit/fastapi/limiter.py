@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -38,6 +39,7 @@ from .._durations import Duration
 from .._pool import PoolGate
 from ..client import AsyncRateLimiter
 from ..policies import Policies, PoliciesNotSynced, no_such_policy
+from ..testing import Clock
 from .collector import _freeze_after_startup, widen_young_generation
 from .concurrency import ConcurrencyLimit
 from .denycache import DenyCache
@@ -59,7 +61,9 @@ from .rules import (
     LimitsArg,
     RateLimit,
 )
-from .transport import Transport, transport_for
+from .transport import Clocked, Transport, transport_for
+from .waiting import Waiting
+from .websocket import MessageDeniedHandler, WebSocketDenied, WebSocketLimit, deny
 
 if TYPE_CHECKING:
     from .metrics import Metrics, RuleMetrics
@@ -135,6 +139,12 @@ class Limiter:
                      policy's window from the definition in force
     log_interval     seconds between two warnings of one kind, at least
                      (and between two ERRORs of one kind of misconfiguration)
+    max_waiting      requests waiting for a slot (limits with wait=) at
+                     once, at most; one more is answered 429 at once
+    clock            tests: a redis_ratelimit.testing.FakeClock; every
+                     decision, refund and acquire is made at its time (AT)
+                     and the deny cache counts on it (use_clock() sets it
+                     later, on an app's own limiter)
     metrics          True: Prometheus metrics in prometheus_client's default
                      registry, or a CollectorRegistry to register them in
                      (pip install 'redis-ratelimit[prometheus]'; see
@@ -142,6 +152,8 @@ class Limiter:
 
     `failures` counts the failed checks by kind (UNREACHABLE, CIRCUIT_OPEN,
     POOL_EXHAUSTED, ERROR_REPLY, MISCONFIGURED), whatever was logged.
+    `waits` counts what became of the requests that could wait (served,
+    timed-out, beyond, full, gone); `waiting.now` is how many wait now.
     """
 
     def __init__(
@@ -162,6 +174,8 @@ class Limiter:
         policies: Policies | None = None,
         log_interval: float = 10.0,
         serve_misconfigured: bool = False,
+        max_waiting: int = 100,
+        clock: Clock | None = None,
         metrics: Any = False,
     ) -> None:
         if headers not in ("both", "ietf", "x", None):
@@ -197,6 +211,33 @@ class Limiter:
 
             self.metrics = Metrics(self, None if metrics is True else metrics)
             self.transport = Timed(self.transport, self.metrics.observe)
+        self.waiting = Waiting(max_waiting)
+        self.clock: Clock | None = None
+        if clock is not None:
+            self.use_clock(clock)
+
+    def use_clock(self, clock: Clock | None) -> None:
+        """Decides at `clock`'s time from now on (tests: a FakeClock, see
+        redis_ratelimit.testing): AT on every decision, refund and acquire,
+        the deny cache on its time too. None: the server's clock again,
+        and the path without a clock as it was."""
+        base = self.transport.inner if isinstance(self.transport, Clocked) else self.transport
+        self.transport = base if clock is None else Clocked(base, clock)
+        self.deny_cache.use_clock(time.monotonic if clock is None else clock.time)
+        # wait=: a clock that can sleep (a FakeClock) takes the naps too, so
+        # a waiting route's test moves its time instead of sleeping.
+        fake_sleep = getattr(clock, "sleep", None)
+        if clock is not None and fake_sleep is not None:
+            self.waiting.sleep, self.waiting.clock = fake_sleep, clock.time
+        else:
+            self.waiting.sleep, self.waiting.clock = asyncio.sleep, time.monotonic
+        self.client.use_clock(clock)
+        self.clock = clock
+
+    @property
+    def waits(self) -> Counter[str]:
+        """What became of the requests that could wait, by kind."""
+        return self.waiting.counts
 
     # -- building blocks
 
@@ -211,10 +252,11 @@ class Limiter:
         scope: str | None = None,
         penalty: Duration | None = None,
         shadow: bool = False,
+        wait: Duration | None = None,
     ) -> RateLimit:
         """A dependency enforcing `limits` (see RateLimit)."""
         return RateLimit(self, limits, algorithm=algorithm, key=key, cost=cost, burst=burst,
-                         scope=scope, penalty=penalty, shadow=shadow)  # fmt: skip
+                         scope=scope, penalty=penalty, shadow=shadow, wait=wait)  # fmt: skip
 
     def limited(
         self,
@@ -227,6 +269,7 @@ class Limiter:
         scope: str | None = None,
         penalty: Duration | None = None,
         shadow: bool = False,
+        wait: Duration | None = None,
     ) -> Callable[[E], E]:
         """A decorator enforcing `limits` on an endpoint (RateLimit.wrap):
         limit()'s check without the cost of a FastAPI dependency.
@@ -235,7 +278,30 @@ class Limiter:
             @limiter.limited("100/minute")
             async def search(q: str): ..."""
         return self.limit(limits, algorithm=algorithm, key=key, cost=cost, burst=burst,
-                          scope=scope, penalty=penalty, shadow=shadow).wrap  # fmt: skip
+                          scope=scope, penalty=penalty, shadow=shadow, wait=wait).wrap  # fmt: skip
+
+    def websocket(
+        self,
+        connect: LimitsArg | None = None,
+        message: LimitsArg | None = None,
+        *,
+        algorithm: str | Sequence[str] = "sliding",
+        key: KeyFunc | None = None,
+        cost: int = 1,
+        burst: int | Sequence[int | None] | None = None,
+        scope: str | None = None,
+        penalty: Duration | None = None,
+        deny: str = "response",
+        on_denied: MessageDeniedHandler | None = None,
+        wait: Duration | None = None,
+    ) -> WebSocketLimit:
+        """Limits on a WebSocket route: on accepting a connection and per
+        message (see WebSocketLimit).
+
+            ws_limit = limiter.websocket(connect="10/minute", message="5/second")"""
+        return WebSocketLimit(self, connect, message, algorithm=algorithm, key=key, cost=cost,
+                              burst=burst, scope=scope, penalty=penalty, deny=deny,
+                              on_denied=on_denied, wait=wait)  # fmt: skip
 
     def concurrency(
         self,
@@ -282,6 +348,7 @@ class Limiter:
         app.state.redis_ratelimit = self
         if hasattr(app, "add_exception_handler"):
             app.add_exception_handler(Denied, self._handle_denied)
+            app.add_exception_handler(WebSocketDenied, self._handle_websocket_denied)
         if hasattr(app, "openapi"):
             _document(app, self)
         if freeze_gc:
@@ -293,6 +360,10 @@ class Limiter:
     async def _handle_denied(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Denied)
         return await self.denied_response(request, exc)
+
+    async def _handle_websocket_denied(self, websocket: Any, exc: Exception) -> None:
+        assert isinstance(exc, WebSocketDenied)
+        await deny(websocket, exc)
 
     async def denied_response(self, request: Request, exc: Denied) -> Response:
         if self.on_denied is not None:
@@ -355,6 +426,26 @@ class Limiter:
             async with gate:
                 return await self._guarded(fn, None if timed else self.timeout)
         return await self._guarded(fn, None if timed else self.timeout)
+
+    async def settle(self, fn: Callable[[], Awaitable[T]], *, timed: bool = False) -> T:
+        """call(fn) for a call the request does not wait on and whose loss
+        costs the caller (a refund, a lease's release): sent again, once,
+        when the connection it went down turns out closed (ConnectionError:
+        a Redis restarted under redis-py's idle pooled connections, which
+        fail once each where the pipelined connection reconnects), within
+        the same timeout, as one call for the breaker. Not after a
+        timeout: a call that timed out may yet run. (A connection lost
+        after Redis ran the call, its reply on the way, is the rare case
+        where a refund goes twice: RL.REFUND never gives back more than
+        was spent.)"""
+
+        async def again_on_reconnect() -> T:
+            try:
+                return await fn()
+            except RedisConnectionError:
+                return await fn()
+
+        return await self.call(again_on_reconnect, timed=timed)
 
     async def _guarded(self, fn: Callable[[], Awaitable[T]], timeout: float | None) -> T:
         if self.breaker is not None:

@@ -15,6 +15,9 @@ prometheus_client.make_asgi_app(registry) mounted at /metrics.
     redis_ratelimit_breaker_state{state}
         1 for the breaker's state (closed, open, half-open), 0 for the others
     redis_ratelimit_deny_cache_entries, redis_ratelimit_deny_cache_hits_total
+    redis_ratelimit_waits_total{outcome}, redis_ratelimit_waiting
+        the requests of limits with wait= by what became of them (served,
+        timed-out, beyond, full, gone), and how many wait now
 
 `rule` is the rule's scope when it has one, else its limits as written
 ("100/minute", "policy:free") or the name of the function choosing them;
@@ -39,6 +42,7 @@ from prometheus_client.registry import Collector
 from .._core import Arg, Limit
 from .._durations import Duration
 from .transport import Transport
+from .waiting import BEYOND, FULL, GONE, SERVED, TIMED_OUT
 
 if TYPE_CHECKING:
     from .limiter import Limiter
@@ -58,6 +62,8 @@ LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
                    0.25, 0.5, 1.0)  # fmt: skip
 
 BREAKER_STATES = ("closed", "open", "half-open")
+
+WAIT_OUTCOMES = (SERVED, TIMED_OUT, BEYOND, FULL, GONE)
 
 
 class RuleMetrics:
@@ -99,6 +105,15 @@ class _State(Collector):
         yield CounterMetricFamily("redis_ratelimit_deny_cache_hits",
                                   "Checks answered from the deny cache, without Redis",
                                   value=sum(lim.deny_cache.hits for lim in limiters))  # fmt: skip
+        waits = CounterMetricFamily("redis_ratelimit_waits",
+                                    "Requests that could wait for a slot (wait=), by outcome",
+                                    labels=["outcome"])  # fmt: skip
+        for outcome in WAIT_OUTCOMES:
+            waits.add_metric([outcome], sum(lim.waits[outcome] for lim in limiters))
+        yield waits
+        yield GaugeMetricFamily("redis_ratelimit_waiting",
+                                "Requests waiting for a slot now (wait=)",
+                                value=sum(lim.waiting.now for lim in limiters))  # fmt: skip
 
     def describe(self) -> Iterator[Any]:
         return iter(())

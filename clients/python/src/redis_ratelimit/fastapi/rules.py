@@ -50,6 +50,7 @@ from .keys import (
     _resolve,
 )
 from .labels import rule_name
+from .waiting import wait_seconds, waited
 
 log = logging.getLogger("redis_ratelimit")
 
@@ -179,6 +180,12 @@ class RateLimit:
     scope      namespace of the keys (default: method and route path)
     penalty    a denied key is blocked that long (the module's PENALTY)
     shadow     decide and count, never deny (the module's SHADOW)
+    wait       a denied request whose retry_after is within this bound
+               (seconds, or "500ms", "2s") sleeps that long and asks
+               again, for at most the bound in all, then 429; a LEAKY
+               limit's request sleeps until its turn (beyond the bound:
+               its place is given back, 429). At most the Limiter's
+               max_waiting at once; one whose client goes away stops
     """
 
     def __init__(
@@ -193,8 +200,10 @@ class RateLimit:
         scope: str | None = None,
         penalty: Duration | None = None,
         shadow: bool = False,
+        wait: Duration | None = None,
     ) -> None:
         self.limiter = limiter
+        self.wait = None if wait is None else wait_seconds(wait)
         self.algorithm = algorithm
         self.burst = burst
         self.key = key
@@ -324,7 +333,7 @@ class RateLimit:
             else:
                 path = getattr(scope.get("route"), "path", None)
                 if path is not None:
-                    ck = (ident, scope["method"], path)
+                    ck = (ident, scope.get("method", "WS"), path)
             if ck is not None:
                 target = self._targets.get(ck)
                 if target is None:
@@ -459,6 +468,10 @@ class RateLimit:
         outcome = await self.check(request, cost)
         if outcome is None:
             return None
+        if self.wait is not None and (not outcome.allowed or outcome.decision.retry_after_ms > 0):
+            outcome = await waited(self, request, outcome, cost)
+            if outcome is None:
+                return None
         raw = _record(request, _RATE_LIMITS, outcome, self.limiter.headers)
         if not outcome.allowed:
             raise Denied(outcome, _header_dict(raw))
@@ -501,8 +514,8 @@ class RateLimit:
             plan.command(keys, 0, self._peek_options),
         ]
         try:
-            replies = await limiter.call(lambda: transport.send_many(commands),
-                                         timed=transport.timed)  # fmt: skip
+            replies = await limiter.settle(lambda: transport.send_many(commands),
+                                           timed=transport.timed)  # fmt: skip
         except LimiterUnavailable as e:
             limiter._lost(e, "refund", "rate limiter refund lost (%s): %s", e.kind, e, key=keys[0])
             return None
@@ -530,6 +543,10 @@ class RateLimit:
         outcome = await self.check(request)
         if outcome is None:
             return None
+        if self.wait is not None and (not outcome.allowed or outcome.decision.retry_after_ms > 0):
+            outcome = await waited(self, request, outcome, None)
+            if outcome is None:
+                return None
         raw = _record(request, _RATE_LIMITS, outcome, self.limiter.headers)
         if not outcome.allowed:
             raise Denied(outcome, _header_dict(raw))

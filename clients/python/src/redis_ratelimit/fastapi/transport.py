@@ -25,6 +25,7 @@ from .._core import Arg, Limit, policy_set_args
 from .._durations import Duration
 from .._fast import FastConnection
 from ..client import CHECK_COMMAND, AsyncRateLimiter, _module_check, server_address
+from ..testing import Clock, with_at
 
 
 class Transport:
@@ -144,6 +145,43 @@ class Pipelined(Transport):
         self.fast.close()
 
 
+class Clocked(Transport):
+    """Another transport's calls, each decision, refund and acquire with
+    `AT <clock>` appended (redis_ratelimit.testing): a Limiter's tests
+    deciding at a time they control. It takes no RESP, so the hot path
+    builds every command as arguments (Limiter.run()) and AT is appended
+    here once per command; a Limiter without a clock never comes here."""
+
+    def __init__(self, inner: Transport, clock: Clock) -> None:
+        self.inner = inner
+        self.clock = clock
+        self.timed = inner.timed
+
+    def address(self, key: str | None = None) -> str | None:
+        return self.inner.address(key)
+
+    def send(self, args: Sequence[Arg]) -> Awaitable[Any]:
+        return self.inner.send(with_at(args, self.clock))
+
+    async def send_many(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
+        clock = self.clock
+        return await self.inner.send_many([with_at(c, clock) for c in commands])
+
+    async def policy_get(self, name: str) -> Any:
+        return await self.inner.policy_get(name)
+
+    async def policy_set(
+        self, name: str, limit: Limit, penalty: Duration | None, shadow: bool
+    ) -> None:
+        await self.inner.policy_set(name, limit, penalty, shadow)
+
+    async def check_module(self) -> None:
+        await self.inner.check_module()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 def transport_for(client: AsyncRateLimiter, timeout: float, pipelining: bool) -> Transport:
     """The pipelined connection when asked for and the client allows it (a
     standalone redis.asyncio.Redis over TCP or a unix socket, without TLS),
@@ -152,4 +190,4 @@ def transport_for(client: AsyncRateLimiter, timeout: float, pipelining: bool) ->
     return Pooled(client) if fast is None else Pipelined(fast)
 
 
-__all__ = ["Pipelined", "Pooled", "Transport", "transport_for"]
+__all__ = ["Clocked", "Pipelined", "Pooled", "Transport", "transport_for"]
