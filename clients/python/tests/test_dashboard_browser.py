@@ -1,8 +1,10 @@
 """The dashboard's page in a headless Chromium (Debian's chromium, which
 check.sh installs), against an app served by uvicorn under generated load:
-an attacker hammering one API key, a few well-behaved clients, a SHADOW
-limit being trialled. The page's DOM is checked once drawn, and a
-screenshot is written to tmp/dashboard/dashboard.png.
+an attacker hammering one API key, a few well-behaved clients, a
+scraper on a policy tier kept in Redis, a SHADOW limit being trialled.
+The server is the test's own, so that the page shows this traffic only.
+The page's DOM is checked once drawn, and a screenshot is written to
+tmp/dashboard/dashboard.png.
 
 Chromium runs with a virtual-time budget: its timers (the page polls every
 `interval` ms) run as fast as the page's fetches answer, so that a few
@@ -27,6 +29,7 @@ import uvicorn
 from fastapi import Depends, FastAPI, Request
 from prometheus_client import CollectorRegistry, make_asgi_app
 
+from redis_ratelimit import Policies, PolicySpec
 from redis_ratelimit.fastapi import Limiter
 
 from .conftest import Server, free_port
@@ -37,21 +40,29 @@ CHROMIUM = shutil.which("chromium")
 
 
 @pytest.fixture
-def served(server: Server) -> Iterator[str]:
+def served(tmp_path: Path) -> Iterator[str]:
     """The app under load: its base URL, while load runs."""
+    server = Server(tmp_path)
     registry = CollectorRegistry()
     app = FastAPI()
 
     def client(request: Request) -> str | None:  # readable names, for the page
         return request.headers.get("x-client")
 
-    limiter = Limiter(redis.asyncio.Redis(port=server.port), key=client, metrics=registry)
+    tiers = Policies([PolicySpec("scrapers", "5/second", algorithm="sliding")])
+    limiter = Limiter(redis.asyncio.Redis(port=server.port), key=client, metrics=registry,
+                      policies=tiers)  # fmt: skip
     limiter.init_app(app)
     api = limiter.limit("10/second", algorithm="token", scope="browser-api")
     trial = limiter.limit("20/minute", algorithm="token", scope="browser-trial", shadow=True)
+    feed = limiter.limit("policy:scrapers", scope="browser-feed")
 
     @app.get("/api", dependencies=[Depends(api), Depends(trial)])
     async def endpoint() -> str:
+        return "ok"
+
+    @app.get("/feed", dependencies=[Depends(feed)])
+    async def feed_endpoint() -> str:
         return "ok"
 
     from redis_ratelimit.fastapi.dashboard import dashboard
@@ -79,6 +90,8 @@ def served(server: Server) -> Iterator[str]:
                 c.get("/api", headers={"X-Client": who})
                 if i % 7 == 0:
                     c.get("/api", headers={"X-Client": "scraper-02"})
+                if i % 2 == 0:
+                    c.get("/feed", headers={"X-Client": f"scraper-{i % 4:02}"})
 
     loader = threading.Thread(target=load, daemon=True)
     loader.start()
@@ -90,6 +103,7 @@ def served(server: Server) -> Iterator[str]:
         loader.join(10)
         uv.should_exit = True
         serving.join(10)
+        server.stop()
 
 
 def chromium(*args: str) -> subprocess.CompletedProcess[str]:
@@ -114,6 +128,8 @@ def test_page_in_headless_chromium(served: str) -> None:
     # has calls, bars for the identities denied, nothing failed.
     assert dom.count("<polyline") >= 6
     assert "attacker-7f3a" in dom and "breaker: closed" in dom
+    policies = dom[dom.index('id="policies"') : dom.index('id="top"')]
+    assert "scrapers /s" in policies and "<polyline" in policies  # the tier, by its name
     assert re.search(r'id="errors"[^>]*></span>', dom), "the page shows an error"
     top = dom[dom.index('id="top"') : dom.index('id="shadow"')]
     assert top.count("<rect") >= 1 and "attacker-7f3a" in top
@@ -121,8 +137,8 @@ def test_page_in_headless_chromium(served: str) -> None:
     assert "browser-trial" in shadow  # the SHADOW token bucket, hammered too
     shot = OUT / "dashboard.png"
     shot.unlink(missing_ok=True)
-    chromium(budget, "--window-size=1400,1250", f"--screenshot={shot}", url)
+    chromium(budget, "--window-size=1400,1000", f"--screenshot={shot}", url)
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    assert struct.unpack(">II", png[16:24]) == (1400, 1250)
+    assert struct.unpack(">II", png[16:24]) == (1400, 1000)
     assert len(png) > 30_000  # charts, not a blank page
