@@ -92,7 +92,7 @@ from prometheus_client import CollectorRegistry
 from redis_ratelimit.fastapi import Limiter
 from redis_ratelimit.fastapi.dashboard import dashboard
 limiter = Limiter(redis.asyncio.Redis(), metrics=CollectorRegistry())
-assert limiter.metrics is not None and dashboard(limiter) is not None
+assert limiter.metrics is not None and dashboard(limiter, authorize=None) is not None
 print("    [prometheus] install:", m.__name__, "imports, the dashboard's page is packaged")
 PYCHECK
     fi

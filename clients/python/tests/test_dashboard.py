@@ -4,17 +4,19 @@ over the 3 masters of a cluster), its merging of replies, and its page."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 from typing import Any
 
+import pytest
 import redis
 import redis.asyncio
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from redis.cluster import RedisCluster
 
-from redis_ratelimit.fastapi import Limiter
+from redis_ratelimit.fastapi import Limiter, token_check
 from redis_ratelimit.fastapi.dashboard import dashboard, merge_info, merge_top, sample
 
 from .conftest import Server
@@ -67,7 +69,7 @@ def app_with(server: Server, registry: CollectorRegistry) -> tuple[FastAPI, Limi
     limiter = Limiter(redis.asyncio.Redis(port=server.port, socket_timeout=5), deny_cache=0,
                       metrics=registry)  # fmt: skip
     limiter.init_app(app)
-    app.mount("/ratelimit", dashboard(limiter, top=1000))
+    app.mount("/ratelimit", dashboard(limiter, authorize=None, top=1000))
     return app, limiter
 
 
@@ -156,3 +158,42 @@ def test_sample_merges_every_master_of_a_cluster(cluster_port: int) -> None:
     top = {e["key"]: e["denials"] for e in data["top"]["keys"] if e["key"].startswith("dash:")}
     assert top == {k: 2 + i for i, k in enumerate(keys)}
     assert data["info"]["algorithms"]["fixed"]["denied"] >= sum(2 + i for i in range(6))
+
+
+def test_the_page_and_metrics_only_for_operators(server: Server) -> None:
+    """authorize=: a shared secret as Bearer or as Basic's password; a check
+    of the app's own that may refuse with its own status."""
+    app = FastAPI()
+    limiter = Limiter(redis.asyncio.Redis(port=server.port), metrics=CollectorRegistry())
+    limiter.init_app(app)
+    assert limiter.metrics is not None
+    app.mount("/ratelimit", dashboard(limiter, authorize=token_check("s3cret")))
+    app.mount("/metrics", limiter.metrics.app(authorize=token_check("s3cret")))
+
+    async def admins_only(request: Request) -> bool:  # an async check of the app's own
+        if request.headers.get("x-role") == "viewer":
+            raise HTTPException(403, "operators only")
+        return request.headers.get("x-role") == "admin"
+
+    app.mount("/admin", dashboard(limiter, authorize=admins_only))
+    basic = "Basic " + base64.b64encode(b"anyone:s3cret").decode()
+    with TestClient(app) as c:
+        for path in ("/ratelimit/", "/ratelimit/data.json", "/metrics/"):
+            r = c.get(path)
+            assert r.status_code == 401, path
+            assert r.headers["www-authenticate"] == 'Basic realm="operators"'
+            assert "ratelimit" not in r.text.lower()
+            for bad in ("Bearer s3cre", "Bearer s3cret2", "Basic !!", "Token s3cret",
+                        "Basic " + base64.b64encode(b"s3cret").decode()):  # fmt: skip
+                assert c.get(path, headers={"Authorization": bad}).status_code == 401, bad
+            for good in ("Bearer s3cret", basic):
+                assert c.get(path, headers={"Authorization": good}).status_code == 200, good
+        assert "redis_ratelimit_decisions_total" in c.get(
+            "/metrics/", headers={"Authorization": basic}).text  # fmt: skip
+        assert c.get("/admin/", headers={"X-Role": "admin"}).status_code == 200
+        r = c.get("/admin/data.json", headers={"X-Role": "viewer"})
+        assert (r.status_code, r.text) == (403, "operators only")
+        assert c.get("/admin/").status_code == 401
+    with pytest.raises(ValueError):
+        token_check("")
+    limiter.close()

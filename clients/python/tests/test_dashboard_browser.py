@@ -27,16 +27,17 @@ import pytest
 import redis.asyncio
 import uvicorn
 from fastapi import Depends, FastAPI, Request
-from prometheus_client import CollectorRegistry, make_asgi_app
+from prometheus_client import CollectorRegistry
 
 from redis_ratelimit import Policies, PolicySpec
-from redis_ratelimit.fastapi import Limiter
+from redis_ratelimit.fastapi import Limiter, token_check
 
 from .conftest import Server, free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 OUT = ROOT / "tmp" / "dashboard"
 CHROMIUM = shutil.which("chromium")
+TOKEN = "ops-s3cret"
 
 
 @pytest.fixture
@@ -67,8 +68,12 @@ def served(tmp_path: Path) -> Iterator[str]:
 
     from redis_ratelimit.fastapi.dashboard import dashboard
 
-    app.mount("/ratelimit", dashboard(limiter))
-    app.mount("/metrics", make_asgi_app(registry))
+    # Behind a shared secret: the browser is given it in the URL, and sends
+    # it with the page's own fetches of data.json (the same realm).
+    operators = token_check(TOKEN)
+    app.mount("/ratelimit", dashboard(limiter, authorize=operators))
+    assert limiter.metrics is not None
+    app.mount("/metrics", limiter.metrics.app(authorize=operators))
     port = free_port()
     uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                        lifespan="on"))  # fmt: skip
@@ -79,6 +84,7 @@ def served(tmp_path: Path) -> Iterator[str]:
         assert time.monotonic() < deadline and serving.is_alive(), "uvicorn did not start"
         time.sleep(0.05)
     base = f"http://127.0.0.1:{port}"
+    assert httpx.get(f"{base}/ratelimit/data.json").status_code == 401
     stop = threading.Event()
 
     def load() -> None:  # bounded: stops when asked, or after 20,000 requests
@@ -119,7 +125,7 @@ def chromium(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (check.sh installs it)")
 def test_page_in_headless_chromium(served: str) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    url = f"{served}/ratelimit/?interval=400"
+    url = f"{served}/ratelimit/?interval=400".replace("://", f"://operator:{TOKEN}@")
     budget = "--virtual-time-budget=8000"  # about 20 samples
     dom = chromium(budget, "--dump-dom", url).stdout
     samples = int(re.search(r'data-samples="(\d+)"', dom).group(1))  # type: ignore[union-attr]

@@ -9,7 +9,7 @@ import redis
 import redis.asyncio
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
-from prometheus_client import CollectorRegistry, make_asgi_app
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from redis_ratelimit.fastapi import Limiter
@@ -41,7 +41,8 @@ def make(port: int, registry: CollectorRegistry, **kw: Any) -> tuple[FastAPI, Li
     app = FastAPI()
     limiter = Limiter(redis.asyncio.Redis(port=port, socket_timeout=5), metrics=registry, **kw)
     limiter.init_app(app, check_server=False)
-    app.mount("/metrics", make_asgi_app(registry))
+    assert limiter.metrics is not None
+    app.mount("/metrics", limiter.metrics.app(authorize=None))
     return app, limiter
 
 

@@ -1,7 +1,7 @@
 """A live page for operators: an ASGI app to mount behind the app's own
 authentication (it shows identities: the keys being denied).
 
-    app.mount("/ratelimit", dashboard(limiter))   # behind your auth
+    app.mount("/ratelimit", dashboard(limiter, authorize=is_operator))
 
     GET /ratelimit/           one HTML page, no external asset (works
                               air-gapped), polling data.json and drawing
@@ -32,7 +32,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
+from .guard import Authorize, guarded
 from .limiter import Limiter
 
 _COUNTER = re.compile(r"^ratelimit_([a-z0-9]+?)_(calls|allowed|shadow_denied|denied)$")
@@ -198,11 +200,20 @@ async def sample(limiter: Limiter, top: int = 10, timeout: float = 2.0) -> dict[
     }
 
 
-def dashboard(limiter: Limiter, *, top: int = 10, interval: float = 2.0) -> Starlette:
-    """The page and its data.json, as an ASGI app to mount behind the
-    app's own authentication: it lists the identities being denied.
-    `top`: entries of RL.TOP shown; `interval`: seconds between two
-    samples the page takes (?interval= overrides it)."""
+def dashboard(
+    limiter: Limiter,
+    *,
+    authorize: Authorize | None,
+    top: int = 10,
+    interval: float = 2.0,
+) -> ASGIApp:
+    """The page and its data.json, as an ASGI app to mount. `authorize`:
+    the app's check of an operator (see redis_ratelimit.fastapi.guard;
+    `token_check(secret)` for a shared secret), required since the page
+    lists the identities being denied: None serves everyone, for an app
+    that checks before the mount. `top`: entries of RL.TOP shown;
+    `interval`: seconds between two samples the page takes (?interval=
+    overrides it)."""
 
     async def page(request: Request) -> Response:
         html = _PAGE.replace("__INTERVAL_MS__", str(int(interval * 1000)))
@@ -211,7 +222,7 @@ def dashboard(limiter: Limiter, *, top: int = 10, interval: float = 2.0) -> Star
     async def data(request: Request) -> Response:
         return JSONResponse(await sample(limiter, top), headers={"Cache-Control": "no-store"})
 
-    return Starlette(routes=[Route("/", page), Route("/data.json", data)])
+    return guarded(Starlette(routes=[Route("/", page), Route("/data.json", data)]), authorize)
 
 
 # The page: one file of HTML, CSS and JS, shipped in the package.

@@ -1,7 +1,8 @@
 """Prometheus metrics (pip install 'redis-ratelimit[prometheus]'):
 Limiter(..., metrics=True) registers them in prometheus_client's default
 registry, Limiter(..., metrics=registry) in yours; serve them with
-prometheus_client.make_asgi_app(registry) mounted at /metrics.
+limiter.metrics.app(authorize=...) mounted at /metrics (the registry's
+exposition, behind the app's check of who may scrape it).
 
     redis_ratelimit_decisions_total{rule, outcome}
         outcome: allowed, denied (by Redis), denied_cache (from the deny
@@ -35,12 +36,14 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, make_asgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from starlette.types import ASGIApp
 
 from .._core import Arg, Limit
 from .._durations import Duration
+from .guard import Authorize, guarded
 from .transport import Transport
 from .waiting import BEYOND, FULL, GONE, SERVED, TIMED_OUT
 
@@ -149,6 +152,13 @@ class Metrics:
         self._families = families
         self.observe: Callable[[float], None] = families.latency.observe
         self.unruled = self.rule("-")
+
+    def app(self, *, authorize: Authorize | None) -> ASGIApp:
+        """The registry's exposition as an ASGI app to mount (at /metrics),
+        served to the requests `authorize` lets through (see
+        redis_ratelimit.fastapi.guard; None: to everyone, for a port only
+        Prometheus reaches)."""
+        return guarded(make_asgi_app(self.registry), authorize)
 
     def rule(self, name: str, shadow: bool = False) -> RuleMetrics:
         return RuleMetrics(self._families.decisions, name, shadow)
