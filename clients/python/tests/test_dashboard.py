@@ -119,7 +119,8 @@ def test_data_json_against_known_traffic(server: Server, sync_redis: redis.Redis
     (shadow_key,) = [e for e in after["shadow_top"]["keys"] if "dash-trial" in e["key"]]
     assert shadow_key["denials"] == 5
     lim = after["limiter"]
-    assert lim["breaker"] == "closed" and lim["deny_cache"] == {"entries": 0, "hits": 0}
+    assert lim["breaker"] == "closed" and lim["deny_cache"] == {"entries": 0, "hits": 0,
+                                                                "top": []}  # fmt: skip
     assert lim["decisions"]["dash-real"]["allowed"] == 3
     assert lim["decisions"]["dash-real"]["denied"] == 20
     assert lim["decisions"]["dash-trial"]["shadow"] == 6
@@ -196,4 +197,28 @@ def test_the_page_and_metrics_only_for_operators(server: Server) -> None:
         assert c.get("/admin/").status_code == 401
     with pytest.raises(ValueError):
         token_check("")
+    limiter.close()
+
+
+def test_denials_answered_by_the_deny_cache_are_listed_apart(server: Server) -> None:
+    """RL.TOP sees one denial of an identity the deny cache then answers:
+    the page lists the cache's entries with what they answered."""
+    app = FastAPI()
+    limiter = Limiter(redis.asyncio.Redis(port=server.port))
+    limiter.init_app(app)
+    app.mount("/ratelimit", dashboard(limiter, authorize=None))
+    rule = limiter.limit("1/minute", algorithm="fixed", scope="dash-cached")
+
+    @app.get("/c", dependencies=[Depends(rule)])
+    async def c_() -> str:
+        return "ok"
+
+    with TestClient(app) as c:
+        assert [c.get("/c").status_code for _ in range(5)] == [200] + [429] * 4
+        data = c.get("/ratelimit/data.json").json()
+    (cached,) = data["limiter"]["deny_cache"]["top"]
+    assert "dash-cached" in cached["key"] and cached["hits"] == 3
+    assert 0 < cached["left_ms"] <= 60_000
+    (seen,) = [e for e in data["top"]["keys"] if e["key"] == cached["key"]]
+    assert seen["denials"] == 1  # Redis was asked once after the limit
     limiter.close()

@@ -9,6 +9,8 @@ authentication (it shows identities: the keys being denied).
     GET /ratelimit/data.json  a sample: INFO ratelimit summed over every
                               master, RL.TOP (denied and SHADOW) merged
                               across masters, and the limiter's own state
+                              (the deny cache's entries answering most:
+                              denials that never reach Redis)
 
 Counters are totals since each server started; the page turns two
 successive samples into rates (by the samples' own `now_ms`, not the
@@ -193,7 +195,15 @@ async def sample(limiter: Limiter, top: int = 10, timeout: float = 2.0) -> dict[
         "limiter": {
             "breaker": "none" if breaker is None else breaker.state,
             "failures": dict(limiter.failures),
-            "deny_cache": {"entries": len(limiter.deny_cache), "hits": limiter.deny_cache.hits},
+            "deny_cache": {
+                "entries": len(limiter.deny_cache),
+                "hits": limiter.deny_cache.hits,
+                # This process's, never seen by Redis (RL.TOP counts none).
+                "top": [
+                    {"key": k, "hits": h, "left_ms": round(left * 1000)}
+                    for k, h, left in limiter.deny_cache.top(top)
+                ],
+            },
             "latency": None if metrics is None else metrics.latency(),
             "decisions": None if metrics is None else metrics.decisions(),
         },
