@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import redis
 import redis.asyncio
 from fastapi import Depends, FastAPI
@@ -13,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from redis_ratelimit.fastapi import Limiter
+from redis_ratelimit.fastapi.metrics import metrics_app
 from redis_ratelimit.fastapi.transport import Pipelined
 
 from .conftest import Server, free_port
@@ -42,7 +44,7 @@ def make(port: int, registry: CollectorRegistry, **kw: Any) -> tuple[FastAPI, Li
     limiter = Limiter(redis.asyncio.Redis(port=port, socket_timeout=5), metrics=registry, **kw)
     limiter.init_app(app, check_server=False)
     assert limiter.metrics is not None
-    app.mount("/metrics", limiter.metrics.app(authorize=None))
+    app.mount("/metrics", metrics_app(limiter, authorize=None))
     return app, limiter
 
 
@@ -127,6 +129,9 @@ def test_no_metrics_costs_nothing(server: Server) -> None:
     assert limiter.metrics is None
     assert isinstance(limiter.transport, Pipelined)  # not wrapped in a timer
     assert limiter.limit("1/minute")._metrics is None
+    # Mounting a /metrics for it is a mistake said at start-up.
+    with pytest.raises(ValueError, match="has no metrics"):
+        metrics_app(limiter, authorize=None)
     limiter.close()
 
 

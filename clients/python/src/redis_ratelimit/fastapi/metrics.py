@@ -1,7 +1,7 @@
 """Prometheus metrics (pip install 'redis-ratelimit[prometheus]'):
 Limiter(..., metrics=True) registers them in prometheus_client's default
 registry, Limiter(..., metrics=registry) in yours; serve them with
-limiter.metrics.app(authorize=...) mounted at /metrics (the registry's
+metrics_app(limiter, authorize=...) mounted at /metrics (the registry's
 exposition, behind the app's check of who may scrape it).
 
     redis_ratelimit_decisions_total{rule, outcome}
@@ -137,6 +137,15 @@ class _Families:
 # One set of metrics per registry, shared by its limiters (several
 # limiters in one process would otherwise register the same names twice).
 _FAMILIES: weakref.WeakKeyDictionary[CollectorRegistry, _Families] = weakref.WeakKeyDictionary()
+
+
+def metrics_app(limiter: Limiter, *, authorize: Authorize | None) -> ASGIApp:
+    """limiter.metrics.app(authorize=...), for a limiter made with metrics
+    on (a limiter without them is a mistake to report at start-up, not a
+    /metrics that serves nothing)."""
+    if limiter.metrics is None:
+        raise ValueError("metrics_app: this Limiter has no metrics (make it with metrics=True)")
+    return limiter.metrics.app(authorize=authorize)
 
 
 class Metrics:
