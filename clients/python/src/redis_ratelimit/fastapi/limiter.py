@@ -399,11 +399,19 @@ class Limiter:
             log.warning("rate limiter start-up check skipped: %s; the first check tells", e)
             return False
         except Exception as e:
-            if misconfiguration(e) == NO_PERMISSION:  # the same, on the pipelined connection
+            reason = misconfiguration(e)
+            if reason == NO_PERMISSION:  # the same, on the pipelined connection
                 log.warning("rate limiter start-up check skipped: the Redis user may not run "
                             "COMMAND INFO on %s (%s); grant it +command|info; the first "
                             "check tells", self.server(), e)  # fmt: skip
                 return False
+            if reason is not None:  # credentials refused while connecting: WRONGPASS, NOAUTH
+                wrong = misconfigured(e, self.server())
+                assert wrong is not None
+                self.failures[MISCONFIGURED] += 1
+                log.error("rate limiter misconfigured (%s), refusing to start: %s",
+                          wrong.reason, wrong)  # fmt: skip
+                raise wrong from e
             err = unavailable(e)
             if err is None:
                 raise
