@@ -35,7 +35,10 @@ pub mod value;
 pub use bucket::{BucketParams, BucketState, GcraParams};
 pub use calendar::{window_at, Months, Offset, Span, MAX_MONTHS};
 pub use fixed::{FixedParams, FixedState, FixedWindow, MAX_ALIGNED_US};
-pub use lease::{Acquired, Lease, LeaseState, MAX_LEASES, MAX_LEASE_ID_LEN};
+pub use lease::{
+    Acquired, Lease, LeaseAction, LeaseChange, LeaseState, LeaseVerdict, MAX_LEASES,
+    MAX_LEASE_ID_LEN,
+};
 pub use limiter::{Algo, Algorithm, Kind, Limiter, Mismatch, Next, Params, Refund, Verdict};
 pub use log::LogState;
 pub use sliding::SlidingState;
