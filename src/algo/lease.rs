@@ -434,6 +434,7 @@ impl LeaseState {
     /// the answer, and what installing it writes (see [`apply`](Self::apply)).
     /// An acquire is decided as [`evaluate_acquire`](Self::evaluate_acquire);
     /// a release or a renewal writes when `id` names a live lease.
+    #[inline(always)]
     pub fn evaluate<'id>(
         &self,
         what: LeaseAction,
@@ -518,6 +519,7 @@ impl LeaseState {
 
     /// Decides the release of the live lease `id`: its slot, or `None` (and
     /// nothing to write) if `id` holds no live lease.
+    #[inline(always)]
     fn evaluate_release<'id>(&self, id: &[u8], now: Instant) -> Option<LeaseChange<'id>> {
         let now = self.clock(now);
         let slot = self.find(id, now)?;
@@ -527,6 +529,7 @@ impl LeaseState {
     /// Decides pushing the expiry of the live lease `id` to `now + ttl`
     /// (`ttl` read as in [`evaluate_acquire`](Self::evaluate_acquire)), or
     /// `None` if `id` holds no live lease.
+    #[inline(always)]
     fn evaluate_renew<'id>(
         &self,
         id: &[u8],
@@ -591,6 +594,7 @@ impl LeaseState {
     /// Whether installing `change` leaves no lease (the key goes with its
     /// last lease), decided on the snapshot `change` was decided on: only
     /// the end of the one live lease does.
+    #[inline]
     pub fn empties(&self, change: &LeaseChange) -> bool {
         match *change {
             LeaseChange::End { now, .. } => self.live(now).count == 1,

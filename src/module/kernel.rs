@@ -1,8 +1,9 @@
 //! The kernel every command family stands on: the errors and how they are
 //! answered, who decided a request ([`Source`]), the expiry rules, and
 //! "decide on the snapshot the key holds, then install", for one key
-//! ([`decide_one`]) and for an `RL.ALL` call ([`decide_all`]), with the
-//! checks a replayed op must pass. It imports no command family.
+//! ([`decide_one`]), for an `RL.ALL` call ([`decide_all`]), for a refund
+//! ([`refund_one`]) and for a lease op ([`lease_one`]), with the checks a
+//! replayed op must pass. It imports no command family.
 //!
 //! Replication is by effect, not by command: a request that writes is sent
 //! to replicas and the AOF as `RL.APPLY key <op>` (or, for `RL.ALL`, one
@@ -648,9 +649,12 @@ fn not_leases(other: &Value) -> Error {
 /// key goes with its last lease), signalled and replicated. A replayed op
 /// must write exactly where its master's did and empty the key exactly
 /// when it did: both are checked on the snapshot, so one that can't be
-/// applied changes nothing, and nothing is copied. Answers the verdict and
-/// the key's expiry after it (the epoch when it wrote nothing, or the key
-/// went).
+/// applied changes nothing, and nothing is copied. Answers the verdict.
+///
+/// Inlined into each command (and the replay), so that the op each one
+/// runs is known where it is decided: an RL.RENEW costs no more than it
+/// did when it renewed in place.
+#[inline(always)]
 pub(super) fn lease_one<'id>(
     ctx: Ctx,
     name: RStr,
@@ -659,7 +663,7 @@ pub(super) fn lease_one<'id>(
     id: &'id [u8],
     now: Instant,
     source: Source,
-) -> Result<(LeaseVerdict<'id>, UnixMs), Error> {
+) -> Result<LeaseVerdict<'id>, Error> {
     let replayed = match source {
         Source::Replay { expire_at_ms } => Some(expire_at_ms),
         Source::Client { .. } => None,
@@ -673,7 +677,7 @@ pub(super) fn lease_one<'id>(
         {
             fresh.insert(LeaseState::new(limit))
         }
-        (None, _, None) => return Ok((LeaseVerdict::default(), UnixMs::EPOCH)),
+        (None, _, None) => return Ok(LeaseVerdict::default()),
         (None, _, Some(_)) => return Err(diverged("there are no leases here")),
     };
     let v = snapshot.evaluate(what, id, now);
@@ -688,7 +692,7 @@ pub(super) fn lease_one<'id>(
         }
     }
     let Some(change) = &v.next else {
-        return Ok((v, UnixMs::EPOCH));
+        return Ok(v);
     };
     let expiry = |s: &LeaseState| match source {
         Source::Client { .. } if s.is_empty() => UnixMs::EPOCH,
@@ -703,7 +707,9 @@ pub(super) fn lease_one<'id>(
             at
         }
         None => {
-            let held = key.value_mut().ok_or(Error::Bug("the leases are gone"))?;
+            let Some(held) = key.value_mut() else {
+                return Err(Error::Bug("the leases are gone"));
+            };
             let s = leases_of(held)?;
             s.apply(change);
             expiry(s)
@@ -727,10 +733,11 @@ pub(super) fn lease_one<'id>(
         }
         Source::Replay { .. } => ctx.replicate_verbatim(),
     }
-    Ok((v, expire_at_ms))
+    Ok(v)
 }
 
 /// When a lease key expires: with its last lease, and never in the past.
+#[inline]
 pub(super) fn lease_expiry_ms(s: &LeaseState, wall: Instant) -> UnixMs {
     let last = s.empty_at().map_or(UnixMs::EPOCH, UnixMs::ceil);
     last.max(UnixMs::ceil(wall).next())

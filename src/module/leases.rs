@@ -2,10 +2,12 @@
 //! replay is in [`super::replay`], `RL.INFO` on a lease key in
 //! [`super::windows`]).
 //!
-//! A key holds a [`LeaseState`]; the algorithm is in `algo::lease`. As for
-//! the limiters, replication is by effect: a call that changes the leases
-//! sends `RL.APPLY key <op>` with the lease id (made up by the master when
-//! the client gave none), the time and the key's resulting expiry, and a
+//! A key holds a `LeaseState`; the algorithm is in `algo::lease`. Each
+//! command parses, decides and installs through the kernel's `lease_one`
+//! (as its replay does), then counts and replies. As for the limiters,
+//! replication is by effect: a call that changes the leases sends
+//! `RL.APPLY key <op>` with the lease id (made up by the master when the
+//! client gave none), the time and the key's resulting expiry, and a
 //! replica or an AOF replays it without a clock. A key expires with its
 //! last lease, and is deleted when its last lease is released.
 
@@ -107,8 +109,10 @@ pub(super) fn acquire_command(ctx: Ctx, args: &[RStr]) -> Outcome {
         ttl: req.ttl.duration(),
     };
     let source = Source::Client { wall };
-    let (v, _) = lease_one(ctx, *name, &mut key, what, id, now, source)?;
-    let d = v.decision.ok_or(Error::Bug("an acquire was not decided"))?;
+    let v = lease_one(ctx, *name, &mut key, what, id, now, source)?;
+    let Some(d) = v.decision else {
+        return Err(Error::Bug("an acquire was not decided"));
+    };
     stats::count_lease(d.allowed);
     if !d.allowed {
         ctx.notify(DENIED_EVENT, *name);
@@ -119,12 +123,14 @@ pub(super) fn acquire_command(ctx: Ctx, args: &[RStr]) -> Outcome {
 }
 
 /// `RL.RELEASE key lease_id` and `RL.RENEW key lease_id ttl`: 1 if the
-/// lease was held (and is now freed, or extended), 0 otherwise.
+/// lease was held (and is now freed, or extended), 0 otherwise. Inlined
+/// into each, so that the op is known where it is decided.
+#[inline(always)]
 fn end_or_extend_command(ctx: Ctx, name: RStr, what: LeaseAction, id: &[u8]) -> Outcome {
     let wall = clock::wall(ctx);
     let mut key = ctx.open_write(name)?;
     let source = Source::Client { wall };
-    let (v, _) = lease_one(ctx, name, &mut key, what, id, wall, source)?;
+    let v = lease_one(ctx, name, &mut key, what, id, wall, source)?;
     let done = v.next.is_some();
     if done {
         stats::count_lease_end(what);
