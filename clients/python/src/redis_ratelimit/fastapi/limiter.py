@@ -392,8 +392,7 @@ class Limiter:
         try:
             await within(self.transport.check_module, self.timeout)
         except RateLimiterMisconfigured as e:
-            self.failures[MISCONFIGURED] += 1
-            log.error("rate limiter misconfigured (%s), refusing to start: %s", e.reason, e)
+            self._refuse_to_start(e)
             raise
         except RateLimitError as e:  # COMMAND INFO refused: not the limiter's own calls
             log.warning("rate limiter start-up check skipped: %s; the first check tells", e)
@@ -408,9 +407,7 @@ class Limiter:
             if reason is not None:  # credentials refused while connecting: WRONGPASS, NOAUTH
                 wrong = misconfigured(e, self.server())
                 assert wrong is not None
-                self.failures[MISCONFIGURED] += 1
-                log.error("rate limiter misconfigured (%s), refusing to start: %s",
-                          wrong.reason, wrong)  # fmt: skip
+                self._refuse_to_start(wrong)
                 raise wrong from e
             err = unavailable(e)
             if err is None:
@@ -421,6 +418,10 @@ class Limiter:
             return False
         self.checked = True
         return True
+
+    def _refuse_to_start(self, wrong: RateLimiterMisconfigured) -> None:
+        self.failures[MISCONFIGURED] += 1
+        log.error("rate limiter misconfigured (%s), refusing to start: %s", wrong.reason, wrong)
 
     async def call(self, fn: Callable[[], Awaitable[T]], *, timed: bool = False) -> T:
         """await fn() (a Redis call) within the timeout, through the
