@@ -20,6 +20,9 @@ use crate::algo::{
 
 mod lease;
 
+/// What a lease op asks, as the algorithm decides it: encoded in lease ops.
+pub use crate::algo::LeaseAction;
+
 /// The encoding version written to RDB; `decode` accepts versions up to it.
 /// Version 2 adds the penalty box; a plain limiter is written as version 1
 /// wrote it, so its digest and `DUMP` payload are unchanged.
@@ -539,20 +542,6 @@ pub struct LeaseOp<'a> {
     pub id: &'a [u8],
     pub now: Instant,
     pub expire_at_ms: UnixMs,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LeaseAction {
-    /// `RL.ACQUIRE`: a lease taken or renewed.
-    Acquire {
-        limit: Count,
-        units: u64,
-        ttl: Duration,
-    },
-    Release,
-    Renew {
-        ttl: Duration,
-    },
 }
 
 pub fn encode_lease_op(op: &LeaseOp) -> OpBytes<OP_MAX_LEN> {

@@ -3,8 +3,9 @@
 # built with `pip wheel`, the test suite (pytest against real redis-server
 # processes with the module: standalone, a 3+3 cluster, a master and a
 # replica under three redis-sentinel processes, RESP2 and RESP3)
-# run on that wheel installed, and `pip install ./clients/python` and
-# `pip install './clients/python[fastapi]'` in fresh virtualenvs.
+# run on that wheel installed, and `pip install ./clients/python`,
+# `pip install './clients/python[fastapi]'` and './clients/python[prometheus]'
+# in fresh virtualenvs. The dashboard's test drives Debian's chromium.
 #
 # Everything comes from PyPI at the versions pinned in requirements-dev.txt
 # (also the constraint for the fresh installs and the build backend). The
@@ -13,7 +14,8 @@
 set -euo pipefail
 PKG="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$PKG/../../scripts/lib.sh"   # ROOT, ensure_deps
-ensure_deps python3-venv redis-sentinel  # the Sentinel failover test
+# the Sentinel failover test, and the dashboard's headless test
+ensure_deps python3-venv redis-sentinel chromium
 
 WORK="$ROOT/tmp/python-client"
 VENV="${VENV:-$WORK/venv}"
@@ -63,8 +65,8 @@ echo "==> pytest (on the wheel installed)"
 "$PY" -m pip install "${PIP[@]}" --force-reinstall --no-deps "$WHEEL"
 "$PY" -m pytest -q -p no:cacheprovider tests "$@"
 
-echo "==> pip install ./clients/python and './clients/python[fastapi]' in fresh virtualenvs"
-for extra in "" "[fastapi]"; do
+echo "==> pip install ./clients/python, '[fastapi]' and '[prometheus]' in fresh virtualenvs"
+for extra in "" "[fastapi]" "[prometheus]"; do
     fresh="$WORK/fresh"
     rm -rf "$fresh"
     "${PYTHON:-python3}" -m venv "$fresh"
@@ -80,8 +82,19 @@ installed = sorted(d.metadata["Name"].lower() for d in md.distributions())
 assert "fastapi" not in installed and "starlette" not in installed, installed
 print("    plain install: redis_ratelimit", redis_ratelimit.__version__, "with", ", ".join(installed))
 PYCHECK
-    else
+    elif [ "$extra" = "[fastapi]" ]; then
         "$fresh/bin/python" -c 'import redis_ratelimit.fastapi as f; print("    [fastapi] install:", f.__name__, "imports")'
+    else
+        "$fresh/bin/python" - <<'PYCHECK'
+import redis.asyncio
+import redis_ratelimit.fastapi.metrics as m
+from prometheus_client import CollectorRegistry
+from redis_ratelimit.fastapi import Limiter
+from redis_ratelimit.fastapi.dashboard import dashboard
+limiter = Limiter(redis.asyncio.Redis(), metrics=CollectorRegistry())
+assert limiter.metrics is not None and dashboard(limiter, authorize=None) is not None
+print("    [prometheus] install:", m.__name__, "imports, the dashboard's page is packaged")
+PYCHECK
     fi
     rm -rf "$fresh"
 done

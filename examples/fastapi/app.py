@@ -19,6 +19,9 @@ RL.POLICY SET, without a redeploy:
                            released when the request ends) and policy
                            `orders`, 1/second, burst 10, cost by order size
     GET  /limits           the caller's quotas, spending nothing (COST 0)
+    GET  /ops/ratelimit/   operators (OPS_TOKEN): the live page, who is
+                           being denied (RL.TOP) and the decisions
+    GET  /ops/metrics      operators (OPS_TOKEN): Prometheus metrics
 
 Run it with run.sh; every setting is an environment variable (README.md).
 """
@@ -47,6 +50,7 @@ from redis_ratelimit import (
     async_redis,
     parse_offset,
 )
+from prometheus_client import CollectorRegistry
 from redis_ratelimit.fastapi import (
     ConcurrencyLimit,
     Limiter,
@@ -58,7 +62,10 @@ from redis_ratelimit.fastapi import (
     by_api_key,
     by_ip,
     openapi_responses,
+    token_check,
 )
+from redis_ratelimit.fastapi.dashboard import dashboard
+from redis_ratelimit.fastapi.metrics import metrics_app
 from redis_ratelimit.policies import SYNC_MODES
 
 log = logging.getLogger("quotes")
@@ -173,6 +180,9 @@ def create_app() -> FastAPI:
     policy_refresh = _number("RL_POLICY_REFRESH", "0", float, 0.0)
     policy_prefix = os.environ.get("RL_POLICY_PREFIX", "").strip()
     api_keys = _api_keys(_env("API_KEYS", "demo-key-alice:alice,demo-key-bob:bob"))
+    # The operators' pages show who is being denied: served only with this
+    # secret, and not at all without one.
+    ops_token = os.environ.get("OPS_TOKEN", "").strip()
     exchange = Exchange(
         _number("ORDER_LATENCY", "0", float, 0.0),
         frozenset(s.strip() for s in _env("ORDER_FAIL_SYMBOLS", "").split(",") if s.strip()),
@@ -249,6 +259,8 @@ def create_app() -> FastAPI:
         breaker=CircuitBreaker(breaker_failures, breaker_cooldown),
         policies=policies,
         log_interval=log_interval,
+        # A registry of the app's own: each create_app() its own metrics.
+        metrics=CollectorRegistry() if ops_token else False,
     )
 
     # -- limits (scopes are explicit so that /limits can peek at them)
@@ -319,6 +331,10 @@ def create_app() -> FastAPI:
     # The headers also on responses raised after a check (a 401 from /login).
     app.add_middleware(RateLimitMiddleware, limiter=limiter)
     limited = openapi_responses(limiter)  # for routes that check by hand
+    if ops_token:
+        operators = token_check(ops_token)  # Bearer, or Basic's password (a browser)
+        app.mount("/ops/ratelimit", dashboard(limiter, authorize=operators))
+        app.mount("/ops/metrics", metrics_app(limiter, authorize=operators))
 
     @app.get("/quotes/{symbol}", responses=limited)
     async def quote(

@@ -5,6 +5,7 @@
 set -euo pipefail
 source "$(dirname "$0")/venv.sh"
 ensure_venv
+ensure_deps chromium  # tests/test_ops.py: the operators' page in a headless browser
 
 export RL_MODULE="${RL_MODULE:-$ROOT/target/debug/libratelimit.so}"
 if [ ! -f "$RL_MODULE" ]; then

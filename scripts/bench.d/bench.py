@@ -1055,12 +1055,12 @@ BREAKDOWN = [
                "ratelimit::args::renew_request", "ratelimit::args::check_options",
                "ratelimit::args::policy_name"]),
     # The limiter's evaluation (also a refund's, for the key's new expiry),
-    # a refund, a lease operation (LeaseState::renew is inlined, calling
-    # extend; acquire calls extend only on a re-acquire, which no row does).
+    # a refund, a lease operation: an acquire's decision and every lease
+    # change's install (a release's or a renewal's decision, a lookup, is
+    # inlined into its handler and counted in the rest).
     ("decide", ["ratelimit::algo::value::evaluate", "ratelimit::algo::limiter::Limiter::refund",
-                "ratelimit::algo::lease::LeaseState::acquire",
-                "ratelimit::algo::lease::LeaseState::release",
-                "ratelimit::algo::lease::LeaseState::extend"]),
+                "ratelimit::algo::lease::LeaseState::evaluate_acquire",
+                "ratelimit::algo::lease::LeaseState::apply"]),
     ("set expiry", ["RM_SetAbsExpire", "RM_SetExpire"]),
 ]
 

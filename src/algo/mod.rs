@@ -10,8 +10,10 @@
 //!   writes (see [`Verdict::writes`]).
 //!
 //! A refund takes the same two steps (`evaluate_refund`, then `apply` when
-//! it gives something back), so a replayed one is checked on the snapshot
-//! before anything changes. The algorithms are listed once, in
+//! it gives something back), and so do leases ([`LeaseState::evaluate`]
+//! answers and describes the [`LeaseChange`], [`LeaseState::apply`]
+//! installs it), so a replayed refund or lease op is checked on the
+//! snapshot before anything changes. The algorithms are listed once, in
 //! [`limiter`]'s table; each implements [`Algo`].
 //!
 //! So a denial, a peek or one limit of a denied `RL.ALL` never copies or
@@ -35,7 +37,10 @@ pub mod value;
 pub use bucket::{BucketParams, BucketState, GcraParams};
 pub use calendar::{window_at, Months, Offset, Span, MAX_MONTHS};
 pub use fixed::{FixedParams, FixedState, FixedWindow, MAX_ALIGNED_US};
-pub use lease::{Acquired, Lease, LeaseState, MAX_LEASES, MAX_LEASE_ID_LEN};
+pub use lease::{
+    Acquired, Lease, LeaseAction, LeaseChange, LeaseState, LeaseVerdict, MAX_LEASES,
+    MAX_LEASE_ID_LEN,
+};
 pub use limiter::{Algo, Algorithm, Kind, Limiter, Mismatch, Next, Params, Refund, Verdict};
 pub use log::LogState;
 pub use sliding::SlidingState;

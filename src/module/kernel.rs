@@ -1,8 +1,9 @@
 //! The kernel every command family stands on: the errors and how they are
 //! answered, who decided a request ([`Source`]), the expiry rules, and
 //! "decide on the snapshot the key holds, then install", for one key
-//! ([`decide_one`]) and for an `RL.ALL` call ([`decide_all`]), with the
-//! checks a replayed op must pass. It imports no command family.
+//! ([`decide_one`]), for an `RL.ALL` call ([`decide_all`]), for a refund
+//! ([`refund_one`]) and for a lease op ([`lease_one`]), with the checks a
+//! replayed op must pass. It imports no command family.
 //!
 //! Replication is by effect, not by command: a request that writes is sent
 //! to replicas and the AOF as `RL.APPLY key <op>` (or, for `RL.ALL`, one
@@ -24,8 +25,8 @@ use super::ffi::{Ctx, NotStored, RStr, WrongType};
 use super::{clock, stats, top};
 use crate::algo::value::{evaluate, BlockChange, Guarded};
 use crate::algo::{
-    Algorithm, Blocked, Decision, Duration, Instant, Kind, LeaseState, Limiter, Mismatch, Params,
-    UnixMs, Value, Verdict, MAX_TIME_US, MAX_WAIT_US,
+    Algorithm, Blocked, Decision, Duration, Instant, Kind, LeaseAction, LeaseState, LeaseVerdict,
+    Limiter, Mismatch, Params, UnixMs, Value, Verdict, MAX_TIME_US, MAX_WAIT_US,
 };
 use crate::args::{self, ArgError};
 use crate::codec;
@@ -619,18 +620,124 @@ pub(super) fn decide_all(
 }
 
 /// The leases a key holds, or the error for what it holds instead.
-pub(super) fn leases_of(value: &mut Value) -> Result<&mut LeaseState, Error> {
+fn leases_in(value: &Value) -> Result<&LeaseState, Error> {
     match value {
         Value::Leases(s) => Ok(s),
-        other => Err(Mismatch {
-            stored: other.kind(),
-            requested: Kind::Leases,
-        }
-        .into()),
+        other => Err(not_leases(other)),
     }
 }
 
+/// As [`leases_in`], to install a change.
+fn leases_of(value: &mut Value) -> Result<&mut LeaseState, Error> {
+    match value {
+        Value::Leases(s) => Ok(s),
+        other => Err(not_leases(other)),
+    }
+}
+
+fn not_leases(other: &Value) -> Error {
+    Mismatch {
+        stored: other.kind(),
+        requested: Kind::Leases,
+    }
+    .into()
+}
+
+/// A lease op on one open key, from a client or replayed: decided on the
+/// leases the key holds (an acquire on a key holding none, on a fresh
+/// state), then, only when it writes, installed with the key's expiry (a
+/// key goes with its last lease), signalled and replicated. A replayed op
+/// must write exactly where its master's did and empty the key exactly
+/// when it did: both are checked on the snapshot, so one that can't be
+/// applied changes nothing, and nothing is copied. Answers the verdict.
+///
+/// Inlined into each command (and the replay), so that the op each one
+/// runs is known where it is decided: an RL.RENEW costs no more than it
+/// did when it renewed in place.
+#[inline(always)]
+pub(super) fn lease_one<'id>(
+    ctx: Ctx,
+    name: RStr,
+    key: &mut WriteKey,
+    what: LeaseAction,
+    id: &'id [u8],
+    now: Instant,
+    source: Source,
+) -> Result<LeaseVerdict<'id>, Error> {
+    let replayed = match source {
+        Source::Replay { expire_at_ms } => Some(expire_at_ms),
+        Source::Client { .. } => None,
+    };
+    let mut fresh = None;
+    let snapshot = match (key.value(), what, replayed) {
+        (Some(held), _, _) => leases_in(held)?,
+        // A replayed acquire that emptied the key can't have been one.
+        (None, LeaseAction::Acquire { limit, .. }, _)
+            if replayed.is_none_or(|at| at > UnixMs::EPOCH) =>
+        {
+            fresh.insert(LeaseState::new(limit))
+        }
+        (None, _, None) => return Ok(LeaseVerdict::default()),
+        (None, _, Some(_)) => return Err(diverged("there are no leases here")),
+    };
+    let v = snapshot.evaluate(what, id, now);
+    if let Some(expire_at_ms) = replayed {
+        let emptied = expire_at_ms == UnixMs::EPOCH;
+        let same = v
+            .next
+            .as_ref()
+            .is_some_and(|c| snapshot.empties(c) == emptied);
+        if !same {
+            return Err(diverged("the leases differ here"));
+        }
+    }
+    let Some(change) = &v.next else {
+        return Ok(v);
+    };
+    let expiry = |s: &LeaseState| match source {
+        Source::Client { .. } if s.is_empty() => UnixMs::EPOCH,
+        Source::Client { wall } => lease_expiry_ms(s, wall),
+        Source::Replay { expire_at_ms } => expire_at_ms,
+    };
+    let expire_at_ms = match fresh {
+        Some(mut s) => {
+            s.apply(change);
+            let at = expiry(&s);
+            key.store(Value::Leases(Box::new(s)))?;
+            at
+        }
+        None => {
+            let Some(held) = key.value_mut() else {
+                return Err(Error::Bug("the leases are gone"));
+            };
+            let s = leases_of(held)?;
+            s.apply(change);
+            expiry(s)
+        }
+    };
+    if expire_at_ms == UnixMs::EPOCH {
+        key.delete();
+    } else {
+        key.expire_at(expire_at_ms);
+    }
+    key.signal_modified();
+    match source {
+        Source::Client { .. } => {
+            let op = codec::encode_lease_op(&codec::LeaseOp {
+                what,
+                id,
+                now,
+                expire_at_ms,
+            });
+            ctx.replicate(APPLY, name, &op);
+        }
+        Source::Replay { .. } => ctx.replicate_verbatim(),
+    }
+    Ok(v)
+}
+
 /// When a lease key expires: with its last lease, and never in the past.
+#[inline]
 pub(super) fn lease_expiry_ms(s: &LeaseState, wall: Instant) -> UnixMs {
     let last = s.empty_at().map_or(UnixMs::EPOCH, UnixMs::ceil);
     last.max(UnixMs::ceil(wall).next())

@@ -2,22 +2,22 @@
 //! replay is in [`super::replay`], `RL.INFO` on a lease key in
 //! [`super::windows`]).
 //!
-//! A key holds a [`LeaseState`]; the algorithm is in `algo::lease`. As for
-//! the limiters, replication is by effect: a call that changes the leases
-//! sends `RL.APPLY key <op>` with the lease id (made up by the master when
-//! the client gave none), the time and the key's resulting expiry, and a
+//! A key holds a `LeaseState`; the algorithm is in `algo::lease`. Each
+//! command parses, decides and installs through the kernel's `lease_one`
+//! (as its replay does), then counts and replies. As for the limiters,
+//! replication is by effect: a call that changes the leases sends
+//! `RL.APPLY key <op>` with the lease id (made up by the master when the
+//! client gave none), the time and the key's resulting expiry, and a
 //! replica or an AOF replays it without a clock. A key expires with its
 //! last lease, and is deleted when its last lease is released.
 
 use smallvec::SmallVec;
 
-use super::datatype::WriteKey;
 use super::ffi::{Ctx, RStr};
-use super::kernel::{lease_expiry_ms, leases_of, Error, Outcome, APPLY, DENIED_EVENT};
+use super::kernel::{lease_one, Error, Outcome, Source, DENIED_EVENT};
 use super::{clock, config, reply, stats, top};
-use crate::algo::{Decision, Instant, LeaseState, UnixMs, Value};
+use crate::algo::{LeaseAction, Value};
 use crate::args;
-use crate::codec::{self, LeaseAction, LeaseOp};
 
 /// Length of a lease id the server makes up: 32 hex digits, 128 bits.
 pub(super) const MADE_ID_LEN: usize = 32;
@@ -84,56 +84,6 @@ fn hex32(v: [u8; 16]) -> [u8; MADE_ID_LEN] {
     out
 }
 
-/// What an acquire did.
-struct Acquired {
-    decision: Decision,
-    /// The lease was placed or renewed (the call wrote).
-    holds: bool,
-}
-
-/// Acquires (or renews) a lease on an open key, creating the key when it
-/// holds nothing, and sets its expiry; answers the expiry (0 if nothing
-/// was written).
-fn acquire_on(
-    key: &mut WriteKey,
-    what: LeaseAction,
-    id: &[u8],
-    now: Instant,
-    wall: Instant,
-) -> Result<(Acquired, UnixMs), Error> {
-    let LeaseAction::Acquire { limit, units, ttl } = what else {
-        return Err(Error::Bug("not an acquire"));
-    };
-    let a = match key.value_mut() {
-        Some(held) => leases_of(held)?.acquire(limit, units, ttl, id, now),
-        None => {
-            let mut s = LeaseState::new(limit);
-            let a = s.acquire(limit, units, ttl, id, now);
-            if a.granted {
-                key.store(Value::Leases(Box::new(s)))?;
-            }
-            a
-        }
-    };
-    let holds = a.granted || a.renewed;
-    let mut at = UnixMs::EPOCH;
-    if holds {
-        at = match key.value_mut() {
-            Some(held) => lease_expiry_ms(leases_of(held)?, wall),
-            None => return Err(Error::NotStored),
-        };
-        key.expire_at(at);
-        key.signal_modified();
-    }
-    Ok((
-        Acquired {
-            decision: a.decision,
-            holds,
-        },
-        at,
-    ))
-}
-
 /// `RL.ACQUIRE key limit ttl [ID lease_id] [COST n] [AT unix_ms]`: the five
 /// integers of a decision, then the lease id (nil when denied).
 pub(super) fn acquire_command(ctx: Ctx, args: &[RStr]) -> Outcome {
@@ -158,71 +108,31 @@ pub(super) fn acquire_command(ctx: Ctx, args: &[RStr]) -> Outcome {
         units: req.cost,
         ttl: req.ttl.duration(),
     };
-    let (a, expire_at_ms) = acquire_on(&mut key, what, id, now, wall)?;
-    if a.holds {
-        let op = codec::encode_lease_op(&LeaseOp {
-            what,
-            id,
-            now,
-            expire_at_ms,
-        });
-        ctx.replicate(APPLY, *name, &op);
-    }
-    stats::count_lease(a.decision.allowed);
-    if !a.decision.allowed {
+    let source = Source::Client { wall };
+    let v = lease_one(ctx, *name, &mut key, what, id, now, source)?;
+    let Some(d) = v.decision else {
+        return Err(Error::Bug("an acquire was not decided"));
+    };
+    stats::count_lease(d.allowed);
+    if !d.allowed {
         ctx.notify(DENIED_EVENT, *name);
-        top::denied(ctx, *name, None, a.decision.at, false);
+        top::denied(ctx, *name, None, d.at, false);
     }
-    reply::lease(ctx, &a.decision, a.holds.then_some(id));
+    reply::lease(ctx, &d, v.next.is_some().then_some(id));
     Ok(())
 }
 
-/// Releases or renews `id` on an open key; answers whether it was held,
-/// and the key's expiry after it (0: the last lease went, and the key).
-fn end_or_extend(
-    key: &mut WriteKey,
-    what: LeaseAction,
-    id: &[u8],
-    now: Instant,
-) -> Result<(bool, UnixMs), Error> {
-    let Some(held) = key.value_mut() else {
-        return Ok((false, UnixMs::EPOCH));
-    };
-    let s = leases_of(held)?;
-    let done = match what {
-        LeaseAction::Release => s.release(id, now),
-        LeaseAction::Renew { ttl } => s.renew(id, ttl, now),
-        LeaseAction::Acquire { .. } => return Err(Error::Bug("not a release")),
-    };
-    if !done {
-        return Ok((false, UnixMs::EPOCH));
-    }
-    let at = if s.is_empty() {
-        key.delete();
-        UnixMs::EPOCH
-    } else {
-        let at = lease_expiry_ms(s, now);
-        key.expire_at(at);
-        at
-    };
-    key.signal_modified();
-    Ok((true, at))
-}
-
 /// `RL.RELEASE key lease_id` and `RL.RENEW key lease_id ttl`: 1 if the
-/// lease was held (and is now freed, or extended), 0 otherwise.
+/// lease was held (and is now freed, or extended), 0 otherwise. Inlined
+/// into each, so that the op is known where it is decided.
+#[inline(always)]
 fn end_or_extend_command(ctx: Ctx, name: RStr, what: LeaseAction, id: &[u8]) -> Outcome {
     let wall = clock::wall(ctx);
     let mut key = ctx.open_write(name)?;
-    let (done, expire_at_ms) = end_or_extend(&mut key, what, id, wall)?;
+    let source = Source::Client { wall };
+    let v = lease_one(ctx, name, &mut key, what, id, wall, source)?;
+    let done = v.next.is_some();
     if done {
-        let op = codec::encode_lease_op(&LeaseOp {
-            what,
-            id,
-            now: wall,
-            expire_at_ms,
-        });
-        ctx.replicate(APPLY, name, &op);
         stats::count_lease_end(what);
     }
     ctx.reply_i64(done as i64);

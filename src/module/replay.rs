@@ -10,13 +10,13 @@ use redis_module::raw;
 use super::config::{self, Setting};
 use super::ffi::{self, Ctx, RStr};
 use super::kernel::{
-    check_replayed, check_replayed_expiry, check_replayed_limit, decide_all, decide_one, diverged,
-    leases_of, refund_one, AllSource, Error, Outcome, PerKey, Source,
+    check_replayed, check_replayed_expiry, check_replayed_limit, decide_all, decide_one, lease_one,
+    refund_one, AllSource, Error, Outcome, PerKey, Source,
 };
 use super::{reply, stats};
-use crate::algo::{LeaseState, Params, UnixMs, Value};
+use crate::algo::{LeaseAction, Params, UnixMs};
 use crate::args;
-use crate::codec::{self, LeaseAction, LeaseOp};
+use crate::codec::{self, LeaseOp};
 
 /// Replays a refund: it must give back exactly what the master did, or it
 /// changes nothing.
@@ -169,10 +169,11 @@ fn apply_all_op(ctx: Ctx, args: &[RStr]) -> Outcome {
 }
 
 /// Replays a lease op: it must do exactly what it did on the master, or it
-/// changes nothing. It works on the stored leases in place, as the master's
-/// call did (a copy of 10,000 leases per op made a replica ten times
-/// slower than its master): whether the op empties the key is known before
-/// anything changes, and an op that finds nothing to do changes nothing.
+/// changes nothing. It is decided on the stored leases and installed in
+/// place, as the master's call was (a copy of 10,000 leases per op made a
+/// replica ten times slower than its master): whether it writes, and
+/// whether it empties the key, are checked on the snapshot before anything
+/// changes.
 fn apply_lease(ctx: Ctx, name: RStr, op: &LeaseOp) -> Outcome {
     if let LeaseAction::Acquire { limit, .. } = op.what {
         // The master's setting bounded its client; here only the codec's
@@ -186,50 +187,10 @@ fn apply_lease(ctx: Ctx, name: RStr, op: &LeaseOp) -> Outcome {
     }
     check_replayed_expiry(op.expire_at_ms)?;
     let mut key = ctx.open_write(name)?;
-    let emptied = op.expire_at_ms == UnixMs::EPOCH;
-    let done = match key.value_mut() {
-        Some(held) => {
-            let s = leases_of(held)?;
-            // Only a release can take the last lease (an acquire or a
-            // renewal leaves a live lease behind).
-            let empties = match op.what {
-                LeaseAction::Release => s.live_leases(op.now) == 1,
-                _ => false,
-            };
-            if empties != emptied {
-                return Err(diverged("the leases differ here"));
-            }
-            match op.what {
-                LeaseAction::Acquire { limit, units, ttl } => {
-                    let a = s.acquire(limit, units, ttl, op.id, op.now);
-                    a.granted || a.renewed
-                }
-                LeaseAction::Release => s.release(op.id, op.now),
-                LeaseAction::Renew { ttl } => s.renew(op.id, ttl, op.now),
-            }
-        }
-        None => match op.what {
-            LeaseAction::Acquire { limit, units, ttl } if !emptied => {
-                let mut s = LeaseState::new(limit);
-                let granted = s.acquire(limit, units, ttl, op.id, op.now).granted;
-                if granted {
-                    key.store(Value::Leases(Box::new(s)))?;
-                }
-                granted
-            }
-            _ => return Err(diverged("there are no leases here")),
-        },
+    let source = Source::Replay {
+        expire_at_ms: op.expire_at_ms,
     };
-    if !done {
-        return Err(diverged("the leases differ here"));
-    }
-    if emptied {
-        key.delete();
-    } else {
-        key.expire_at(op.expire_at_ms);
-    }
-    key.signal_modified();
-    ctx.replicate_verbatim();
+    lease_one(ctx, name, &mut key, op.what, op.id, op.now, source)?;
     ctx.reply_i64(1);
     Ok(())
 }

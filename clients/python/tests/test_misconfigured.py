@@ -22,7 +22,10 @@ import redis.asyncio
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
+from redis.exceptions import AuthenticationError, ResponseError
 
 from redis_ratelimit import (
     AsyncRateLimiter,
@@ -33,6 +36,8 @@ from redis_ratelimit import (
     RateLimiterMisconfigured,
     RateLimitError,
 )
+from redis_ratelimit._breaker import failure_kind
+from redis_ratelimit._core import misconfiguration
 from redis_ratelimit.fastapi import Limiter, LimiterUnavailable, RateLimitMiddleware
 
 from .conftest import Server, free_port
@@ -303,6 +308,88 @@ def test_noperm_raises_from_the_sync_client(server: Server, acl_user: str) -> No
         rl.fixed("user:1", 1, "1m")
     assert e.value.reason == "no-permission" and not isinstance(e.value, ModuleNotLoaded)
     assert e.value.message.startswith("NOPERM")
+
+
+# ---------------------------------------------------------------- credentials refused
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "pool"])
+def test_a_wrong_password_refuses_to_start(
+    server: Server, acl_user: str, caplog: pytest.LogCaptureFixture, pipelining: bool
+) -> None:
+    """WRONGPASS is the server answering (redis-py raises it as a
+    ConnectionError): the app does not start, as without the module."""
+    client = redis.asyncio.Redis(port=server.port, username=acl_user, password="not-pw")
+    limiter = Limiter(client, pipelining=pipelining)
+    with (
+        caplog.at_level(logging.WARNING, LOG),
+        pytest.raises(RateLimiterMisconfigured) as e,
+        TestClient(_app(limiter)),
+    ):
+        pass
+    assert e.value.reason == "not-authenticated"
+    assert f"credentials are refused on localhost:{server.port}" in str(e.value)
+    assert "username and password" in e.value.fix
+    (error,) = _errors(caplog)
+    assert "refusing to start" in error and "not-authenticated" in error
+    assert _outage_warnings(caplog) == []
+    limiter.close()
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "pool-no-retry"])
+@pytest.mark.parametrize("fail_open", [True, False], ids=["open", "closed"])
+def test_a_wrong_password_answers_503_in_each_fail_mode(
+    server: Server, acl_user: str, caplog: pytest.LogCaptureFixture, fail_open: bool,
+    pipelining: bool,
+) -> None:  # fmt: skip
+    """Never failed open, and not an outage for the breaker. Through
+    redis-py's pool with its default Retry the refusal comes after the
+    retries, past the limiter's timeout (the README says so and how to
+    avoid it: the client without retries, as here; the start-up check
+    above catches it either way)."""
+    client = redis.asyncio.Redis(port=server.port, username=acl_user, password="not-pw",
+                                 retry=Retry(NoBackoff(), 0))  # fmt: skip
+    limiter = Limiter(client, fail_open=fail_open, pipelining=pipelining)
+    with caplog.at_level(logging.WARNING, LOG), TestClient(_app(limiter, init=False)) as c:
+        assert [c.get("/q").status_code for _ in range(3)] == [503, 503, 503]
+    (error,) = _errors(caplog)
+    assert error.startswith("rate limiter misconfigured (not-authenticated), answering 503")
+    assert _outage_warnings(caplog) == []
+    assert limiter.failures == {"misconfigured": 3}
+    assert limiter.breaker is not None and limiter.breaker.state == "closed"
+    limiter.close()
+
+
+def test_a_wrong_password_raises_from_the_clients(server: Server, acl_user: str) -> None:
+    rl = RateLimiter(redis.Redis(port=server.port, username=acl_user, password="not-pw"))
+    with pytest.raises(RateLimiterMisconfigured) as e:
+        rl.fixed("user:1", 1, "1m")
+    assert e.value.reason == "not-authenticated" and e.value.key == "user:1"
+
+    async def main() -> None:
+        client = redis.asyncio.Redis(port=server.port, username=acl_user, password="not-pw")
+        with pytest.raises(RateLimiterMisconfigured) as e:
+            await AsyncRateLimiter(client).fixed("user:1", 1, "1m")
+        assert e.value.reason == "not-authenticated"
+        await client.aclose()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        AuthenticationError("Authentication required."),  # redis-py's NOAUTH
+        ResponseError("NOAUTH Authentication required."),  # the pipelined connection's
+        ResponseError("WRONGPASS invalid username-password pair or user is disabled."),
+        ResponseError(
+            "ERR AUTH <password> called without any password configured for the default user."
+        ),
+    ],
+)
+def test_refused_credentials_are_a_misconfiguration(error: Exception) -> None:
+    assert misconfiguration(error) == "not-authenticated"
+    assert failure_kind(error) == "misconfigured"
 
 
 def test_a_user_without_command_info_starts_unchecked(

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeAlias
 
-from redis.exceptions import NoPermissionError, RedisError, ResponseError
+from redis.exceptions import AuthenticationError, NoPermissionError, RedisError, ResponseError
 
 from ._durations import Duration, check_amount, duration_arg
 
@@ -49,6 +49,8 @@ LOAD_HINT = (
 NOT_LOADED = "module-not-loaded"  # unknown command: no module, or an older one
 NO_PERMISSION = "no-permission"  # NOPERM: the ACL user may not run RL.* or reach the key
 WRONG_TYPE = "wrong-type"  # the key holds another type, or another algorithm's limiter
+# WRONGPASS, NOAUTH: the server answers, but not to this client's credentials.
+NOT_AUTHENTICATED = "not-authenticated"
 _FIXES = {
     NO_PERMISSION: (
         "grant the Redis user the RL.* commands and the limiter's keys (e.g. `ACL SETUSER "
@@ -57,6 +59,12 @@ _FIXES = {
         "+rl.release +rl.renew +command|info`; `~rl:* +@ratelimit +command|info` where "
         "module commands have ACL categories, Redis 7.4+ and Valkey 8+; RL.POLICY SET and "
         "DEL are an operator's: +rl.policy|set +rl.policy|del)"
+    ),
+    NOT_AUTHENTICATED: (
+        "check the username and password the Redis client is given (its URL's "
+        "redis://user:password@host, or username=/password=): the server refused them "
+        "(WRONGPASS: a wrong pair, or the ACL user is off or was changed) or asks for them "
+        "(NOAUTH)"
     ),
     WRONG_TYPE: (
         "the limiter's keys must be its own: DEL the key (it also holds a limiter of "
@@ -69,11 +77,12 @@ _FIXES = {
 class RateLimiterMisconfigured(RateLimitError):
     """The server answers, but cannot rate-limit for this client: the
     module is not loaded (or is older than this client), the ACL user may
-    not run RL.* commands or reach the key, or the key holds another kind
-    of value. A configuration error, not an outage: the FastAPI Limiter
-    answers 503 for it whatever its fail mode, and the clients raise it.
+    not run RL.* commands or reach the key, the server refuses the client's
+    credentials, or the key holds another kind of value. A configuration
+    error, not an outage: the FastAPI Limiter answers 503 for it whatever
+    its fail mode, and the clients raise it.
 
-    `reason` is NOT_LOADED, NO_PERMISSION or WRONG_TYPE; `server` the
+    `reason` is NOT_LOADED, NO_PERMISSION, NOT_AUTHENTICATED or WRONG_TYPE; `server` the
     address that answered (None when unknown), `key` the key of the call
     (None when unknown), `fix` what to do; `message` the server's words,
     str() all of it."""
@@ -89,6 +98,8 @@ class RateLimiterMisconfigured(RateLimitError):
             fix = _FIXES[reason]
             if reason == NO_PERMISSION:
                 what = f"the Redis user may not run this {MODULE} command or reach its key {where}"
+            elif reason == NOT_AUTHENTICATED:
+                what = f"this client's Redis credentials are refused {where}"
             else:
                 what = f"a key {where} holds another kind of value"
         if key is not None:
@@ -113,6 +124,10 @@ class ModuleNotLoaded(RateLimiterMisconfigured):
 
 _PIPELINE = " of pipeline caused error: "
 _NOT_IN_TABLE = "command doesn't exist in Redis commands"
+# The replies of a server refusing a connection's credentials (the pipelined
+# transport reads them as plain error replies).
+_AUTH_REFUSED = ("WRONGPASS", "NOAUTH")
+_AUTH_WITHOUT_PASSWORD = "AUTH <password> called without any password"
 
 
 def _reply_text(error: BaseException) -> str:
@@ -141,9 +156,13 @@ def located(
 
 
 def misconfiguration(error: BaseException) -> str | None:
-    """The reason (NOT_LOADED, NO_PERMISSION, WRONG_TYPE) when an error
-    reply says the server cannot rate-limit for this client; None for any
-    other error (a bad argument, LOADING, READONLY, ...)."""
+    """The reason (NOT_LOADED, NO_PERMISSION, NOT_AUTHENTICATED, WRONG_TYPE)
+    when an error reply says the server cannot rate-limit for this client;
+    None for any other error (a bad argument, LOADING, READONLY, ...)."""
+    # redis-py raises WRONGPASS and NOAUTH as a ConnectionError: it is a
+    # server answering, so a wrong password is never failed open.
+    if isinstance(error, AuthenticationError):
+        return NOT_AUTHENTICATED
     if not isinstance(error, ResponseError):
         # redis-py's cluster client, when the node it read its command table
         # from has no module, before asking anyone.
@@ -160,6 +179,8 @@ def misconfiguration(error: BaseException) -> str | None:
         return NOT_LOADED
     if text.startswith("NOPERM"):
         return NO_PERMISSION
+    if text.startswith(_AUTH_REFUSED) or head.startswith(_AUTH_WITHOUT_PASSWORD):
+        return NOT_AUTHENTICATED
     if text.startswith("WRONGTYPE") or head.startswith("the key holds"):
         return WRONG_TYPE
     return None

@@ -31,6 +31,9 @@ modules' layout is not part of the API):
     openapi      the 429/503 responses in the schema
     waiting      waiting for a slot instead of a 429 (wait=)
     websocket    WebSocketLimit: on connect and per message
+    metrics      Prometheus metrics (Limiter(metrics=True), the [prometheus] extra)
+    dashboard    dashboard(limiter, authorize=...): the operators' live page
+    guard        authorize= checks for those two (token_check)
 """
 
 from .._breaker import MISCONFIGURED, POOL_EXHAUSTED, CircuitBreaker, LimiterUnavailable
@@ -54,6 +57,7 @@ from ..policies import Policies, PoliciesNotSynced
 from .collector import YOUNG_GENERATION, freeze_heap, widen_young_generation
 from .concurrency import ConcurrencyLimit
 from .denycache import DenyCache
+from .guard import guarded, token_check
 from .headers import Denied, DeniedHandler, Misconfigured, Outcome, Quota, Unavailable
 from .keys import CostFunc, KeyFunc, bearer_token, by_api_key, by_ip, client_ip
 from .limiter import Limiter
@@ -87,7 +91,9 @@ __all__ = [
     "by_ip",
     "client_ip",
     "freeze_heap",
+    "guarded",
     "openapi_responses",
+    "token_check",
     "widen_young_generation",
 ]
 

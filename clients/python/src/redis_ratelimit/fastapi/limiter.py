@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -64,6 +64,9 @@ from .rules import (
 from .transport import Clocked, Transport, transport_for
 from .waiting import Waiting
 from .websocket import MessageDeniedHandler, WebSocketDenied, WebSocketLimit, deny
+
+if TYPE_CHECKING:
+    from .metrics import Metrics, RuleMetrics
 
 log = logging.getLogger("redis_ratelimit")
 
@@ -142,6 +145,10 @@ class Limiter:
                      decision, refund and acquire is made at its time (AT)
                      and the deny cache counts on it (use_clock() sets it
                      later, on an app's own limiter)
+    metrics          True: Prometheus metrics in prometheus_client's default
+                     registry, or a CollectorRegistry to register them in
+                     (pip install 'redis-ratelimit[prometheus]'; see
+                     redis_ratelimit.fastapi.metrics); False: none, at no cost
 
     `failures` counts the failed checks by kind (UNREACHABLE, CIRCUIT_OPEN,
     POOL_EXHAUSTED, ERROR_REPLY, MISCONFIGURED), whatever was logged.
@@ -169,6 +176,7 @@ class Limiter:
         serve_misconfigured: bool = False,
         max_waiting: int = 100,
         clock: Clock | None = None,
+        metrics: Any = False,
     ) -> None:
         if headers not in ("both", "ietf", "x", None):
             raise ValueError(f"headers must be 'both', 'ietf', 'x' or None, not {headers!r}")
@@ -197,6 +205,12 @@ class Limiter:
         self.serve_misconfigured = serve_misconfigured
         self.failures: Counter[str] = Counter()
         self.checked = False  # check_server() has found the module
+        self.metrics: Metrics | None = None
+        if metrics is not False and metrics is not None:
+            from .metrics import Metrics, Timed
+
+            self.metrics = Metrics(self, None if metrics is True else metrics)
+            self.transport = Timed(self.transport, self.metrics.observe)
         self.waiting = Waiting(max_waiting)
         self.clock: Clock | None = None
         if clock is not None:
@@ -385,11 +399,19 @@ class Limiter:
             log.warning("rate limiter start-up check skipped: %s; the first check tells", e)
             return False
         except Exception as e:
-            if misconfiguration(e) == NO_PERMISSION:  # the same, on the pipelined connection
+            reason = misconfiguration(e)
+            if reason == NO_PERMISSION:  # the same, on the pipelined connection
                 log.warning("rate limiter start-up check skipped: the Redis user may not run "
                             "COMMAND INFO on %s (%s); grant it +command|info; the first "
                             "check tells", self.server(), e)  # fmt: skip
                 return False
+            if reason is not None:  # credentials refused while connecting: WRONGPASS, NOAUTH
+                wrong = misconfigured(e, self.server())
+                assert wrong is not None
+                self.failures[MISCONFIGURED] += 1
+                log.error("rate limiter misconfigured (%s), refusing to start: %s",
+                          wrong.reason, wrong)  # fmt: skip
+                raise wrong from e
             err = unavailable(e)
             if err is None:
                 raise
@@ -470,26 +492,34 @@ class Limiter:
             self._fail_mode(e)
             return None
 
-    async def run(self, args: Sequence[Arg], key: str | None = None) -> Any:
+    async def run(
+        self, args: Sequence[Arg], key: str | None = None, rule: RuleMetrics | None = None
+    ) -> Any:
         """execute(args), or None for the fail mode as ask() (`key`: the
-        call's, for the messages)."""
+        call's, for the messages; `rule`: its rule's metrics)."""
         try:
             return await self.execute(args)
         except LimiterUnavailable as e:
-            self._fail_mode(e, key)
+            self._fail_mode(e, key, rule)
             return None
 
-    def failed(self, error: Exception, key: str | None = None) -> None:
+    def failed(
+        self, error: Exception, key: str | None = None, rule: RuleMetrics | None = None
+    ) -> None:
         """The fail mode of a call that raised `error` outside call() (the
         hot path's): returns (serving without limits) or raises Unavailable
         or Misconfigured; an error not about Redis is raised again."""
         err = self.failure(error)
         if not isinstance(err, LimiterUnavailable):
             raise err
-        self._fail_mode(err, key)
+        self._fail_mode(err, key, rule)
 
-    def _fail_mode(self, e: LimiterUnavailable, key: str | None = None) -> None:
+    def _fail_mode(
+        self, e: LimiterUnavailable, key: str | None = None, rule: RuleMetrics | None = None
+    ) -> None:
         self.failures[e.kind] += 1
+        if self.metrics is not None:
+            self._count_failure(e, rule or self.metrics.unruled)
         if e.kind == MISCONFIGURED:
             # Redis answered: not an outage, never failed open by default.
             wrong = self.explain(e, key)
@@ -506,6 +536,14 @@ class Limiter:
         self.warn(e.kind, "rate limiter unavailable (%s), %s: %s", e.kind, mode, e)
         if not fail_open:
             raise Unavailable() from None
+
+    def _count_failure(self, e: LimiterUnavailable, rule: RuleMetrics) -> None:
+        if e.kind == MISCONFIGURED:
+            rule.misconfigured()
+        elif self.fail_open and e.kind != POOL_EXHAUSTED:
+            rule.failed_open()
+        else:
+            rule.failed_closed()
 
     def explain(self, e: LimiterUnavailable, key: str | None = None) -> RateLimiterMisconfigured:
         """The RateLimiterMisconfigured of a MISCONFIGURED failure, naming
@@ -573,7 +611,11 @@ class Limiter:
             raise
 
     async def run_policies(
-        self, args: Sequence[Arg], names: Sequence[str], key: str | None = None
+        self,
+        args: Sequence[Arg],
+        names: Sequence[str],
+        key: str | None = None,
+        rule: RuleMetrics | None = None,
     ) -> Any:
         """run(args) for a call using these policies (short names): their
         definitions due for a refresh are read at the same time, and a call
@@ -583,7 +625,7 @@ class Limiter:
         them) it is a misconfiguration: 503 and an ERROR naming them."""
         policies = self.policies
         if policies is None:
-            return await self.run(args, key)
+            return await self.run(args, key, rule)
         stale = [n for n in names if n in policies and policies.stale(n)]
         try:
             if stale:
@@ -592,17 +634,17 @@ class Limiter:
                 reply = await self.execute(args)
         except LimiterUnavailable as e:
             if not no_such_policy(e):
-                self._fail_mode(e, key)
+                self._fail_mode(e, key, rule)
                 return None
             try:
                 restored = await self._restore_policies()
             except PoliciesNotSynced as stays:  # the server answers: not an outage
-                self._fail_mode(LimiterUnavailable(str(stays), MISCONFIGURED, stays), key)
+                self._fail_mode(LimiterUnavailable(str(stays), MISCONFIGURED, stays), key, rule)
                 return None  # serve_misconfigured
             if not restored:
-                self._fail_mode(e, key)
+                self._fail_mode(e, key, rule)
                 return None
-            return await self.run(args, key)
+            return await self.run(args, key, rule)
         return reply
 
     async def _execute_and_read(self, args: Sequence[Arg], names: Sequence[str]) -> Any:

@@ -49,6 +49,7 @@ from .keys import (
     _key_base,
     _resolve,
 )
+from .labels import rule_name
 from .waiting import wait_seconds, waited
 
 log = logging.getLogger("redis_ratelimit")
@@ -229,6 +230,9 @@ class RateLimit:
             self._static = self._plan(limits)
         if isinstance(cost, int) and (isinstance(cost, bool) or cost < 0):
             raise ValueError(f"cost must be a non-negative integer, not {cost!r}")
+        # This rule's counters, bound once (None: the limiter has no metrics).
+        metrics = limiter.metrics
+        self._metrics = None if metrics is None else metrics.rule(rule_name(scope, limits), shadow)
 
     def _plan(self, limits: Any) -> _Plan:
         if isinstance(limits, str) and limits.startswith(_POLICY_PREFIX):
@@ -345,6 +349,8 @@ class RateLimit:
         if cost > 0 and not plan.policy_names:
             cached = limiter.deny_cache.get(cache_key)
             if cached is not None:
+                if self._metrics is not None:
+                    self._metrics.denied_cache()
                 left, outcome = cached
                 was = outcome.decision
                 ms = math.ceil(left * 1000)
@@ -375,7 +381,7 @@ class RateLimit:
             try:
                 reply = await fut
             except Exception as e:
-                limiter.failed(e, keys[0])
+                limiter.failed(e, keys[0], self._metrics)
                 return None
             if breaker is not None and breaker.failed_in_a_row:
                 breaker.success()
@@ -383,9 +389,10 @@ class RateLimit:
             args = plan.command(keys, cost, self._options if cost > 0 else self._peek_options)
             if plan.policy_names:
                 # With the definitions' reads, and a retry on 'no such policy'.
-                reply = await limiter.run_policies(args, plan.policy_names, keys[0])
+                reply = await limiter.run_policies(args, plan.policy_names, keys[0],
+                                                   self._metrics)  # fmt: skip
             else:  # the pooled transport, not connected yet, or the breaker open
-                reply = await limiter.run(args, keys[0])
+                reply = await limiter.run(args, keys[0], self._metrics)
         if reply is None:
             return None
         if type(reply) is list and len(reply) == 5:
@@ -397,6 +404,9 @@ class RateLimit:
         outcome = self._outcome(decision, plan)
         if not outcome.allowed and cost > 0 and not plan.policy_names:
             limiter.deny_cache.put(cache_key, outcome)
+        m = self._metrics
+        if m is not None and cost > 0:  # a peek decides nothing
+            (m.allowed if decision.allowed else m.denied)()
         return outcome
 
     async def _check_definitions(self, plan: _Plan, d: Decision) -> None:

@@ -21,6 +21,9 @@ import asyncio
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
 from .._core import Arg, Limit, policy_set_args
 from .._durations import Duration
 from .._fast import FastConnection
@@ -109,7 +112,25 @@ class Pooled(Transport):
         await self.client.policy_set(name, limit, penalty=penalty, shadow=shadow)
 
     async def check_module(self) -> None:
+        await _credentials_accepted(self.redis)
         await self.client.check_module()
+
+
+async def _credentials_accepted(redis: Any) -> None:
+    """Connects once, with no retry, so a refused password raises at once.
+    redis-py's Retry counts AuthenticationError (WRONGPASS, NOAUTH) as a
+    ConnectionError and retries it for seconds (redis-py 8: 10 times), past
+    any limiter's timeout: the check would read a wrong password as Redis
+    being down. A cluster client's nodes each have their own pool: skipped."""
+    make = getattr(getattr(redis, "connection_pool", None), "make_connection", None)
+    if make is None:
+        return
+    conn = make()
+    conn.retry = Retry(NoBackoff(), 0)
+    try:
+        await conn.connect()
+    finally:
+        await conn.disconnect()
 
 
 class Pipelined(Transport):
