@@ -1,10 +1,11 @@
 """Real redis-server processes for the Python tests and scripts: on free
 loopback ports (never 6379), with the module loaded (or not), always
-stopped. One copy for the three places that start servers:
+stopped. One copy for the four places that start servers:
 clients/python/tests (its conftest), tests/clients (its conftest and
-run.sh) and scripts/docs.d/docs.py. They import it by its directory
-(pytest's `pythonpath`, mypy's `mypy_path`, docs.py's own path), not as
-a package: it needs only the standard library and redis-py."""
+run.sh), examples/fastapi/tests (its conftest) and scripts/docs.d/docs.py.
+They import it by its directory (pytest's `pythonpath`, mypy's
+`mypy_path`, a conftest's or docs.py's own path), not as a package: it
+needs only the standard library and redis-py."""
 
 from __future__ import annotations
 
@@ -74,12 +75,13 @@ class Server:
             raise RuntimeError(f"module not found at {MODULE}: run 'cargo build' or set RL_MODULE")
         self.module = module
         self.extra = extra
+        self.workdir = workdir
         self.proc: subprocess.Popen[bytes] | None = None
         for attempt in range(5):  # the port can be taken before the server binds it
             self.port = port or free_port()
             self.log = workdir / f"redis-{self.port}.log"
             try:
-                self._start(workdir)
+                self._start()
                 break
             except RuntimeError:
                 self.stop()
@@ -87,9 +89,20 @@ class Server:
                     raise
         self.client = redis.Redis(port=self.port, socket_timeout=10)
 
-    def _start(self, workdir: pathlib.Path) -> None:
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Starts the server again after stop(): on the same port, empty."""
+        if self.proc is not None and self.proc.poll() is None:
+            raise RuntimeError(f"redis-server on port {self.port} is running")
+        self._start()
+        self.client = redis.Redis(port=self.port, socket_timeout=10)
+
+    def _start(self) -> None:
         args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", str(workdir),
+                "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
                 *(("--loadmodule", MODULE) if self.module else ()), *self.extra]  # fmt: skip
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
@@ -125,14 +138,19 @@ class Server:
         client = self.__dict__.pop("client", None)
         if client is not None:
             client.close()
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """Ends a process started for a test (SIGTERM, then SIGKILL after 10 s)."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @contextmanager

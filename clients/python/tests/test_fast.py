@@ -14,7 +14,14 @@ import redis
 import redis.asyncio
 from redis.asyncio.cluster import RedisCluster
 
-from redis_ratelimit._fast import FastConnection, _parse, encode
+from redis_ratelimit._fast import (
+    FastConnection,
+    _HiredisProtocol,
+    _Incomplete,
+    _parse,
+    _Protocol,
+    encode,
+)
 from redis_ratelimit.fastapi import Limiter
 from redis_ratelimit.fastapi.transport import Pipelined, Pooled
 
@@ -28,10 +35,45 @@ def test_encode_and_parse() -> None:
     reply = b"*6\r\n:1\r\n:5\r\n:4\r\n:0\r\n:60000\r\n$2\r\nab\r\n+OK\r\n"
     value, pos = _parse(reply, 0)
     assert value == [1, 5, 4, 0, 60000, b"ab"]
-    assert _parse(reply, pos) == ("OK", len(reply))
+    assert _parse(reply, pos) == (b"OK", len(reply))  # bytes, as redis-py and hiredis give it
     assert _parse(b"*2\r\n*-1\r\n$-1\r\n", 0) == ([None, None], 14)
     err, _ = _parse(b"-ERR no such policy\r\n", 0)
     assert isinstance(err, redis.ResponseError) and str(err) == "ERR no such policy"
+
+
+# RESP3 replies (one of each type), what both parsers read from them.
+RESP3 = [
+    (b"%2\r\n$9\r\nalgorithm\r\n$5\r\nFIXED\r\n$5\r\nlimit\r\n:10\r\n",
+     {b"algorithm": b"FIXED", b"limit": 10}),
+    (b"~2\r\n$4\r\nfast\r\n$5\r\nwrite\r\n", [b"fast", b"write"]),
+    (b",1.5\r\n", 1.5), (b",-inf\r\n", float("-inf")), (b"_\r\n", None),
+    (b"#t\r\n", True), (b"#f\r\n", False), (b"=8\r\ntxt:ab\r\n\r\n", b"ab\r\n"),
+    (b"*3\r\n:1\r\n_\r\n%1\r\n+k\r\n,0\r\n", [1, None, {b"k": 0.0}]),
+    (b"*6\r\n:1\r\n:5\r\n:4\r\n:0\r\n:60000\r\n_\r\n", [1, 5, 4, 0, 60000, None]),
+]  # fmt: skip
+PUSH = b">3\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n:7\r\n"  # not a reply: skipped
+
+
+def test_parse_resp3() -> None:
+    for raw, want in RESP3:
+        value, pos = _parse(raw, 0)
+        assert (value, pos) == (want, len(raw)), raw
+    assert _parse(b"(123456789012345678901234567890\r\n", 0)[0] == 123456789012345678901234567890
+    # an attribute is dropped, the value after it is the reply
+    attr = b"|1\r\n+ttl\r\n:3\r\n:7\r\n"
+    assert _parse(attr, 0) == (7, len(attr))
+    inside = b"*2\r\n|1\r\n+a\r\n:1\r\n:2\r\n:3\r\n"
+    assert _parse(inside, 0) == ([2, 3], len(inside))
+    for raw in (b"!9\r\nERR blob!\r\n", b"-ERR blob!\r\n"):
+        err, _ = _parse(raw, 0)
+        assert isinstance(err, redis.ResponseError) and str(err) == "ERR blob!"
+    for raw, _want in RESP3:  # cut short anywhere: incomplete, never a wrong value
+        for cut in range(len(raw)):
+            with pytest.raises(_Incomplete):
+                _parse(raw[:cut], 0)
+
+
+PARSERS = ["python", "hiredis"]
 
 
 def _run(main: Callable[[], Coroutine[Any, Any, None]], loop: str) -> None:
@@ -48,11 +90,14 @@ def _run(main: Callable[[], Coroutine[Any, Any, None]], loop: str) -> None:
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+@pytest.mark.parametrize("parser", PARSERS)
+@pytest.mark.parametrize("protocol", [2, 3], ids=["resp2", "resp3"])
 def test_many_concurrent_commands_get_their_own_replies(
-    server: Server, sync_redis: redis.Redis, loop: str
+    server: Server, sync_redis: redis.Redis, loop: str, parser: str, protocol: int
 ) -> None:
     async def main() -> None:
-        conn = FastConnection(host="127.0.0.1", port=server.port, timeout=5)
+        conn = FastConnection(host="127.0.0.1", port=server.port, timeout=5, parser=parser,
+                              protocol=protocol)  # fmt: skip
         try:
             replies = await asyncio.gather(
                 *(conn.execute(["RL.FIXED", f"k{i % 7}", 1000, "60s"]) for i in range(700))
@@ -64,15 +109,25 @@ def test_many_concurrent_commands_get_their_own_replies(
             with pytest.raises(redis.ResponseError, match="ERR"):
                 await conn.execute(["RL.FIXED", "k0", "nan", "60s"])
             assert (await conn.execute(["RL.FIXED", "k0", 1000, "60s"]))[2] == 899
+            hello = await conn.execute(["HELLO"])  # the connection's protocol, as asked
+            proto = hello[b"proto"] if protocol == 3 else hello[hello.index(b"proto") + 1]
+            assert proto == protocol
+            info = await conn.execute(["RL.INFO", "k0"])  # a map in RESP3, pairs in RESP2
+            assert isinstance(info, dict if protocol == 3 else list)
+            assert await conn.execute(["RL.POLICY", "GET", "none"]) is None
         finally:
             conn.close()
 
     _run(main, loop)
 
 
-def test_reconnects_after_the_connection_is_killed(server: Server, sync_redis: redis.Redis) -> None:
+@pytest.mark.parametrize("protocol", [2, 3], ids=["resp2", "resp3"])
+def test_reconnects_after_the_connection_is_killed(
+    server: Server, sync_redis: redis.Redis, protocol: int
+) -> None:
     async def main() -> None:
-        conn = FastConnection(host="127.0.0.1", port=server.port, db=2, timeout=5)
+        conn = FastConnection(host="127.0.0.1", port=server.port, db=2, timeout=5,
+                              protocol=protocol)  # fmt: skip
         try:
             assert (await conn.execute(["RL.FIXED", "k", 10, "60s"]))[2] == 9
             sync_redis.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
@@ -85,6 +140,30 @@ def test_reconnects_after_the_connection_is_killed(server: Server, sync_redis: r
     db2 = redis.Redis(port=server.port, db=2)
     assert db2.exists("k") and not sync_redis.exists("k")  # SELECT 2 on connecting
     db2.close()
+
+
+@pytest.mark.parametrize("protocol", [2, 3], ids=["resp2", "resp3"])
+def test_credentials_on_connecting(server: Server, sync_redis: redis.Redis, protocol: int) -> None:
+    sync_redis.acl_setuser("rl", enabled=True, passwords=["+s3cret"], keys=["*"],
+                           commands=["+@all"])  # fmt: skip
+
+    async def main() -> None:
+        for user, password, ok in (("rl", "s3cret", True), ("rl", "wrong", False)):
+            conn = FastConnection(host="127.0.0.1", port=server.port, username=user,
+                                  password=password, timeout=5, protocol=protocol)  # fmt: skip
+            try:
+                if ok:
+                    assert await conn.execute(["ACL", "WHOAMI"]) == b"rl"
+                else:
+                    with pytest.raises(redis.ResponseError, match="WRONGPASS"):
+                        await conn.execute(["PING"])
+            finally:
+                conn.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        sync_redis.acl_deluser("rl")
 
 
 def test_a_silent_server_times_out_every_waiting_command() -> None:
@@ -118,6 +197,21 @@ def test_which_clients_get_the_pipelined_connection(server: Server) -> None:
     assert FastConnection.for_client(redis.Redis(port=server.port), 1) is None  # sync
     cluster = RedisCluster.__new__(RedisCluster)
     assert FastConnection.for_client(cluster, 1) is None
+
+    class Mine(redis.asyncio.Redis):
+        pass
+
+    assert FastConnection.for_client(Mine(port=server.port), 1) is None
+    # the protocol the client's own connections speak
+    default = redis.asyncio.Redis(port=server.port).connection_pool.make_connection()
+    for client, protocol in (
+        (redis.asyncio.Redis(port=server.port, protocol=2), 2),
+        (redis.asyncio.Redis(port=server.port, protocol=3), 3),
+        (redis.asyncio.Redis.from_url(f"redis://127.0.0.1:{server.port}?protocol=2"), 2),
+        (redis.asyncio.Redis(port=server.port), int(default.get_protocol())),
+    ):
+        fast = FastConnection.for_client(client, 1)
+        assert fast is not None and fast.protocol == protocol
     limiter = Limiter(redis.asyncio.Redis(port=server.port), pipelining=False)
     assert isinstance(limiter.transport, Pooled)
     assert isinstance(Limiter(redis.asyncio.Redis(port=server.port)).transport, Pipelined)
@@ -145,25 +239,55 @@ def test_limiter_with_and_without_pipelining_decide_alike(
         assert sum(asyncio.run(main(pipelining))) == 30
 
 
-def test_replies_split_anywhere_between_reads() -> None:
-    from redis_ratelimit._fast import _Protocol
-
+@pytest.mark.parametrize("parser", PARSERS)
+def test_replies_split_anywhere_between_reads(parser: str) -> None:
     replies = [b"*5\r\n:1\r\n:10\r\n:9\r\n:0\r\n:60000\r\n", b"-ERR bad\r\n",
                b"*6\r\n:1\r\n:2\r\n:1\r\n:0\r\n:0\r\n$4\r\nab\r\n\r\n", b":1\r\n",
-               b"*2\r\n:0\r\n*5\r\n:0\r\n:5\r\n:0\r\n:-1\r\n:7\r\n"]  # fmt: skip
-    stream = b"".join(replies)
+               b"*2\r\n:0\r\n*5\r\n:0\r\n:5\r\n:0\r\n:-1\r\n:7\r\n",
+               *(raw for raw, _ in RESP3)]  # fmt: skip
+    want = [[1, 10, 9, 0, 60000], "ERR bad", [1, 2, 1, 0, 0, b"ab\r\n"], 1,
+            [0, [0, 5, 0, -1, 7]], *(w for _, w in RESP3)]  # fmt: skip
+    # a push frame between two replies is no reply: skipped
+    stream = b"".join(replies[:3]) + PUSH + b"".join(replies[3:])
+    protocol = _HiredisProtocol if parser == "hiredis" else _Protocol
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         for cut in range(1, len(stream)):
-            proto = _Protocol(FastConnection())
+            proto = protocol(FastConnection())
             futs = [loop.create_future() for _ in replies]
             proto.pending.extend((f, 0.0) for f in futs)
             proto.data_received(stream[:cut])
             proto.data_received(stream[cut:])
-            assert [f.result() if not f.exception() else str(f.exception()) for f in futs] == [
-                [1, 10, 9, 0, 60000], "ERR bad", [1, 2, 1, 0, 0, b"ab\r\n"], 1,
-                [0, [0, 5, 0, -1, 7]],
-            ]  # fmt: skip
+            got = [f.result() if not f.exception() else str(f.exception()) for f in futs]
+            assert got == want, cut
 
     asyncio.run(main())
+
+
+def test_limiter_with_a_resp3_client(server: Server, sync_redis: redis.Redis) -> None:
+    """protocol=3: both transports speak it, and decide, read and report alike."""
+    from starlette.requests import Request
+
+    async def main(pipelining: bool) -> tuple[int, Any]:
+        client = redis.asyncio.Redis(port=server.port, protocol=3)
+        limiter = Limiter(client, pipelining=pipelining)
+        assert isinstance(limiter.transport, Pipelined if pipelining else Pooled)
+        lim = limiter.limit("5/minute", algorithm="fixed", key=lambda r: "u")
+        scope = {"type": "http", "method": "GET", "path": "/", "headers": [],
+                 "query_string": b""}  # fmt: skip
+        try:
+            await limiter.transport.check_module()
+            outs = await asyncio.gather(*(lim.check(Request(dict(scope))) for _ in range(8)))
+            (key,) = await limiter.transport.send(["KEYS", "*"])
+            info = await limiter.transport.send(["RL.INFO", key])
+        finally:
+            limiter.close()
+            await client.aclose()
+        return sum(o is not None and o.allowed for o in outs), info
+
+    for pipelining in (True, False):
+        sync_redis.flushall()
+        allowed, info = asyncio.run(main(pipelining))
+        assert allowed == 5
+        assert isinstance(info, dict) and info[b"remaining"] == 0

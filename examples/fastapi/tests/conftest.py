@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 import time
@@ -16,25 +15,19 @@ import redis
 
 EXAMPLE = pathlib.Path(__file__).resolve().parent.parent
 ROOT = EXAMPLE.parent.parent
-MODULE = os.environ.get("RL_MODULE") or str(ROOT / "target/debug/libratelimit.so")
-REDIS_SERVER = os.environ.get("REDIS_SERVER", "redis-server")
 
 sys.path.insert(0, str(EXAMPLE))  # tests import app
+# tests/pyserver.py: the redis-server helper of every Python suite here.
+sys.path.insert(0, str(ROOT / "tests"))
+
+import pyserver  # noqa: E402
+from pyserver import free_port  # noqa: E402
 
 # The apps run with the app's own defaults for the Redis pool and timeouts
 # (RL_REDIS_*): those must never trip on a healthy Redis, bursts and a loaded
 # machine included, and the tests check it. (The former 0.25 s timeout did:
 # 47 of 100 concurrent requests passed a 20/minute limit after "Timeout
 # connecting to server".) Tests of the timeouts and the breaker set their own.
-
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port != 6379:
-            return port
 
 
 def _wait(what: str, ready, proc: subprocess.Popen, log: pathlib.Path, timeout: float = 60):
@@ -53,57 +46,34 @@ def _wait(what: str, ready, proc: subprocess.Popen, log: pathlib.Path, timeout: 
     raise RuntimeError(f"{what} did not become ready in {timeout}s:\n{log.read_text()}")
 
 
-def _stop(proc: subprocess.Popen | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 class RedisServer:
+    """A pyserver.Server (redis-server with the module, on a free loopback
+    port) as these tests use it: `url`, `port`, `proc` (to stop or pause
+    it), stop() and start() again on the same port, and client(): a new
+    RESP2 client each call, to use in a `with`."""
+
     def __init__(self, workdir: pathlib.Path):
-        if not os.path.isfile(MODULE):
-            raise RuntimeError(f"module not found at {MODULE}: run 'cargo build' or set RL_MODULE")
+        self.server = pyserver.Server(workdir)
+        self.port = self.server.port
         self.dir = workdir
-        self.proc: subprocess.Popen | None = None
-        # The free port can be taken by another process before the server
-        # binds it (the server then exits): try another.
-        for attempt in range(5):
-            self.port = free_port()
-            self.log = workdir / f"redis-{self.port}.log"
-            try:
-                self.start()
-                return
-            except RuntimeError:
-                _stop(self.proc)
-                if attempt == 4:
-                    raise
+        self.log = self.server.log
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}"
+        return self.server.url
+
+    @property
+    def proc(self) -> subprocess.Popen:
+        return self.server.proc
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, protocol=2, socket_timeout=5)
 
     def start(self) -> None:
-        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", str(self.dir),
-                "--loadmodule", MODULE]  # fmt: skip
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-        with self.client() as c:
-            # This process's answer, not another server's that holds the port
-            # (this one then exits, but could answer PING first).
-            _wait("redis-server", lambda: c.info("server")["process_id"] == self.proc.pid,
-                  self.proc, self.log)  # fmt: skip
+        self.server.start()
 
     def stop(self) -> None:
-        _stop(self.proc)
+        self.server.stop()
 
 
 class App:
@@ -139,7 +109,7 @@ class App:
         return self.log.read_text()
 
     def stop(self) -> None:
-        _stop(self.proc)
+        pyserver.stop_process(self.proc)
 
 
 @pytest.fixture(scope="session")
