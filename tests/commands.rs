@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{
     digest, fixed_op, fixed_state, is_internal, map, ratelimit_stat, resp, server_info, Client,
-    FakeMaster, Server, Value, T0,
+    FakeMaster, Server, Value, ALGORITHMS, T0,
 };
 
 #[test]
@@ -250,15 +250,7 @@ fn fifty_connections_race_for_one_hundred_units() {
 fn the_value_survives_every_keyspace_operation() {
     let s = Server::start();
     let mut c = s.client();
-    let algos = [
-        ("RL.FIXED", "5 1h"),
-        ("RL.SLIDING", "5 1h"),
-        ("RL.LOG", "5 1h"),
-        ("RL.TOKEN", "5 1 1h"),
-        ("RL.LEAKY", "5 1 1h"),
-        ("RL.GCRA", "4 1 1h"),
-    ];
-    for (cmd, params) in algos {
+    for (cmd, params) in ALGORITHMS {
         c.cmd(&format!("{cmd} v {params} COST 2"));
         let d = digest(&mut c, "v");
         let at = now_ms() + 1000;

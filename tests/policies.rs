@@ -13,18 +13,14 @@ use std::time::Duration;
 
 use common::{
     pipeline, ratelimit_stat, rl_info_field, snapshot, start_replica, sync, usec_per_call, Client,
-    Server, Value, T1,
+    KeyspaceEvents, Server, Value, T1,
 };
 
 #[test]
 fn shadow_mode_applies_the_real_decision_and_answers_allowed() {
     let s = Server::start_with(&["--notify-keyspace-events", "Kd"]);
     let mut c = s.client();
-    let mut sub = s.client();
-    assert!(matches!(
-        sub.cmd("PSUBSCRIBE __keyspace@0__:*"),
-        Value::Array(_)
-    ));
+    let mut events = KeyspaceEvents::subscribe(&s);
     let at = format!("AT {T1}");
     let fixed =
         |c: &mut Client, extra: &str| c.cmd(&format!("RL.FIXED sh 2 1m {extra} {at}")).ints();
@@ -46,14 +42,7 @@ fn shadow_mode_applies_the_real_decision_and_answers_allowed() {
     assert_eq!(info.info_int("ratelimit_fixed_denied"), 1);
     assert_eq!(info.info_int("ratelimit_penalties"), 0);
     // One rl.shadow event, then the enforced call's rl.denied.
-    let mut events = Vec::new();
-    while events.len() < 2 {
-        let Value::Array(m) = sub.read() else {
-            panic!()
-        };
-        events.push(m[3].text());
-    }
-    assert_eq!(events, ["rl.shadow", "rl.denied"]);
+    assert_eq!([events.next(), events.next()], ["rl.shadow", "rl.denied"]);
 
     // RL.ALL: the call is answered allowed, each denying limit too; none
     // is spent.

@@ -2,23 +2,14 @@
 
 mod common;
 
-use common::{Server, T0};
+use common::{Server, ALGORITHMS, T0};
 
 #[test]
 fn refunds_give_back_by_each_algorithms_rule() {
     let s = Server::start();
     let mut c = s.client();
-    // (command prefix, params, what a spend of 3 then a refund of 2 leaves
-    // in RL.INFO's remaining)
-    let cases = [
-        ("RL.FIXED", "5 1h"),
-        ("RL.SLIDING", "5 1h"),
-        ("RL.LOG", "5 1h"),
-        ("RL.TOKEN", "5 1 1h"),
-        ("RL.LEAKY", "5 1 1h"),
-        ("RL.GCRA", "4 1 1h"),
-    ];
-    for (cmd, params) in cases {
+    // Each spends 3 of its 5, then a refund of 2 leaves 4.
+    for (cmd, params) in ALGORITHMS {
         let k = format!("r:{cmd}");
         let d = c.cmd(&format!("{cmd} {k} {params} COST 3 AT {T0}")).ints();
         assert_eq!(&d[..3], &[1, 5, 2], "{cmd}");

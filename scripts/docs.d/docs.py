@@ -2,8 +2,9 @@
 
 Console transcripts (README.md). Every fenced ```console block is run
 against a redis-server with the module, started here on a free loopback
-port (never 6379) and stopped at the end. Each `$ ` line runs in bash, `redis-cli` pointed at that server (with
-`--no-raw`, so it prints what it prints in a terminal); the lines up to
+port (never 6379) and stopped at the end. Each `$ ` line runs in bash,
+`redis-cli` pointed at that server (with `--no-raw`, so it prints what it
+prints in a terminal); the lines up to
 the next `$ ` are the reply it must print. In the expected lines:
 
   - `<- text` after two spaces or more is a note for the reader, ignored;
@@ -13,6 +14,13 @@ the next `$ ` are the reply it must print. In the expected lines:
     (`~"4ae262fd1dd73a34"`) it marks a random one: any string matches, and
     the later commands of the block get the one received wherever they
     use the shown one.
+
+Console transcripts of the FastAPI example (examples/fastapi/README.md)
+run the same way against the example app itself: each block starts it
+under uvicorn on a free loopback port, on the same (emptied) server, and
+stops it after; `127.0.0.1:8000` in a command, where the README tells the
+reader the app listens, is where it listens here. Header lines are
+compared without the `\r` HTTP ends them with.
 
 Prefer `AT unix_ms` in a transcript to masking: it makes a reply exact.
 Every block starts from an empty server (FLUSHALL, no policies, default
@@ -59,10 +67,15 @@ from dataclasses import dataclass, field
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # tests/pyserver.py: the redis-server helper shared with the Python tests.
 sys.path.insert(0, str(ROOT / "tests"))
-from pyserver import Server  # noqa: E402
+from pyserver import Server, free_port  # noqa: E402
 
 REDIS_CLI = shutil.which("redis-cli") or "redis-cli"
-CONSOLE_DOCS = ["README.md"]
+CONSOLE_DOCS = ["README.md", "examples/fastapi/README.md"]
+# A README whose transcripts talk to an app (`$ curl ...`), not to Redis: the
+# folder the app runs from.
+APP_DOCS = {"examples/fastapi/README.md": ROOT / "examples/fastapi"}
+# Where such a README says the app listens.
+APP_ADDRESS = "127.0.0.1:8000"
 PYTHON_DOCS = ["README.md", "clients/python/README.md", "examples/fastapi/README.md"]
 WORK = ROOT / "tmp/docs"
 
@@ -200,8 +213,51 @@ def match(expected: list[str], actual: list[str], bind: dict[str, str]) -> bool:
     return False
 
 
-def run_transcript(b: Block, server: Server) -> list[str]:
-    """The failures of one console block, as messages."""
+class App:
+    """The example app under uvicorn (the venv's python, the package from
+    this tree's sources), configured by its defaults and `REDIS_URL` only,
+    on a free loopback port; raises RuntimeError when it does not answer."""
+
+    def __init__(self, folder: pathlib.Path, server: Server) -> None:
+        self.address = f"127.0.0.1:{free_port()}"
+        host, port = self.address.split(":")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RL_", "OPS_"))}
+        env.update(REDIS_URL=f"redis://127.0.0.1:{server.port}", PYTHONUNBUFFERED="1",
+                   PYTHONPATH=str(ROOT / "clients/python/src"))  # fmt: skip
+        self.log = WORK / f"app-{port}.log"
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "app:create_app", "--factory", "--host", host,
+                 "--port", port, "--no-access-log", "--no-proxy-headers"],
+                cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        import httpx
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://{self.address}/openapi.json", timeout=1).is_success:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the app did not start:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def run_transcript(b: Block, server: Server, app: App | None = None) -> list[str]:
+    """The failures of one console block, as messages (`app`: the app its
+    commands talk to, where the README says APP_ADDRESS)."""
     try:
         todo = steps(b)
     except ValueError as e:
@@ -215,9 +271,12 @@ def run_transcript(b: Block, server: Server) -> list[str]:
         command = s.command
         for shown, got in bind.items():
             command = command.replace(shown, got)
+        if app is not None:
+            command = command.replace(APP_ADDRESS, app.address)
         r = subprocess.run(["bash", "-c", prelude + command], check=False, capture_output=True,
                            text=True, timeout=30, env={**os.environ, "LC_ALL": "C"})  # fmt: skip
-        actual = (r.stdout + r.stderr).rstrip("\n").split("\n") if (r.stdout + r.stderr) else []
+        out = (r.stdout + r.stderr).replace("\r\n", "\n")
+        actual = out.rstrip("\n").split("\n") if out else []
         if not match(s.expected, actual, bind):
             failures.append(
                 f"{b.path}:{s.line}: $ {s.command}\n"
@@ -319,7 +378,18 @@ def main() -> int:
                         server.reset()
                     counts["transcripts"] += 1
                     counts["commands"] += sum(line.startswith("$ ") for line in b.lines)
-                    failed = run_transcript(b, server)
+                    if path in APP_DOCS:
+                        try:
+                            app = App(APP_DOCS[path], server)
+                        except RuntimeError as e:
+                            failures.append(f"{b.where}: {e}")
+                            continue
+                        try:
+                            failed = run_transcript(b, server, app)
+                        finally:
+                            app.stop()
+                    else:
+                        failed = run_transcript(b, server)
                     failures += failed
                     if args.verbose:
                         print(f"    {b.where} console: {'FAILED' if failed else 'ok'}")

@@ -479,6 +479,41 @@ pub const T0: i64 = 1_700_000_000_000;
 /// such as a block or a lease, stays in force for the whole test.
 pub const T1: i64 = 4_000_000_000_000;
 
+/// Each algorithm's command with small parameters of its own (a limit or
+/// capacity of 5, GCRA's burst of 4: its limit is burst + 1) over an hour,
+/// for tests that hold every algorithm to one rule.
+pub const ALGORITHMS: [(&str, &str); 6] = [
+    ("RL.FIXED", "5 1h"),
+    ("RL.SLIDING", "5 1h"),
+    ("RL.LOG", "5 1h"),
+    ("RL.TOKEN", "5 1 1h"),
+    ("RL.LEAKY", "5 1 1h"),
+    ("RL.GCRA", "4 1 1h"),
+];
+
+/// A connection subscribed to every keyspace event of database 0 (the
+/// server started with `--notify-keyspace-events` naming the classes).
+pub struct KeyspaceEvents(Client);
+
+impl KeyspaceEvents {
+    pub fn subscribe(s: &Server) -> KeyspaceEvents {
+        let mut c = s.client();
+        assert!(matches!(
+            c.cmd("PSUBSCRIBE __keyspace@0__:*"),
+            Value::Array(_)
+        ));
+        KeyspaceEvents(c)
+    }
+
+    /// The next event's name (`rl.denied`, `set`...), waiting for it.
+    pub fn next(&mut self) -> String {
+        match self.0.read() {
+            Value::Array(m) if m.len() == 4 => m[3].text(),
+            other => panic!("not a keyspace event: {other:?}"),
+        }
+    }
+}
+
 /// A command line split on whitespace, as `Client::send` takes it.
 pub fn words(line: &str) -> Vec<Vec<u8>> {
     line.split_whitespace()

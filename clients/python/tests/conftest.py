@@ -45,6 +45,18 @@ def sync_redis(server: Server) -> Iterator[redis.Redis]:
     c.close()
 
 
+def emptied(server: Server) -> Iterator[redis.Redis]:
+    """A decoding client of the standalone server, emptied of keys and of
+    every policy (FLUSHALL keeps policies: they are the server's, not the
+    keyspace's), so no test sees another's."""
+    c = redis.Redis(port=server.port, socket_timeout=5, decode_responses=True)
+    c.flushall()
+    for name in c.execute_command("RL.POLICY", "LIST"):
+        c.execute_command("RL.POLICY", "DEL", name)
+    yield c
+    c.close()
+
+
 def calls(r: redis.Redis, command: str = "") -> int:
     """RL.* commands the server has run (INFO commandstats): all of them, or
     one ("all" for RL.ALL)."""

@@ -32,20 +32,14 @@ from redis_ratelimit import (
 )
 from redis_ratelimit.fastapi import Limiter, LimiterUnavailable, RateLimitMiddleware, by_ip
 
-from .conftest import Server
+from .conftest import Server, emptied
 
 PREFIX = "tpol:"
 
 
 @pytest.fixture
 def db(server: Server) -> Iterator[redis.Redis]:
-    c = redis.Redis(port=server.port, socket_timeout=5, decode_responses=True)
-    c.flushall()
-    for name in c.execute_command("RL.POLICY", "LIST"):
-        if name.startswith(PREFIX):
-            c.execute_command("RL.POLICY", "DEL", name)
-    yield c
-    c.close()
+    yield from emptied(server)
 
 
 def get(db: redis.Redis, name: str) -> list[str] | None:

@@ -35,7 +35,7 @@ from redis_ratelimit import (
 )
 from redis_ratelimit.fastapi import Limiter, LimiterUnavailable, by_ip
 
-from .conftest import Server
+from .conftest import Server, emptied
 
 LOG = "redis_ratelimit"
 PREFIX = "tacl:"
@@ -62,13 +62,7 @@ SET_LOGIN = "RL.POLICY SET tacl:login FIXED 2 1m PENALTY 15m"
 
 @pytest.fixture
 def admin(server: Server) -> Iterator[redis.Redis]:
-    c = redis.Redis(port=server.port, socket_timeout=5, decode_responses=True)
-    c.flushall()
-    for name in c.execute_command("RL.POLICY", "LIST"):
-        if name.startswith(PREFIX):
-            c.execute_command("RL.POLICY", "DEL", name)
-    yield c
-    c.close()
+    yield from emptied(server)
 
 
 def _user(admin: redis.Redis, grant: tuple[str, ...]) -> Iterator[str]:
