@@ -4,6 +4,8 @@
 //! imports only files of lower layers, so there is no import cycle, the
 //! command families never import each other, and `ffi` imports none of the
 //! module. Read from the sources' own `super::` and `crate::module::` paths.
+//! A folder (`src/module/ffi/`) is one node: its `mod.rs` and children are
+//! that node, may import each other, and are held to the node's layer.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -47,7 +49,19 @@ fn ident_at(s: &str) -> &str {
 /// child `x`. A path to an item of `mod.rs` itself (`super::VERSION`)
 /// imports `mod`.
 fn imports(file: &str, src: &str, files: &BTreeSet<String>) -> BTreeSet<String> {
-    let src = code(src);
+    imports_at(file, false, src, files)
+}
+
+/// As [`imports`], for a file of the node `file`; `child` when it is a
+/// child of the node's folder (`ffi/ctx.rs`, not `ffi/mod.rs`): there
+/// `super::` is the node itself and `super::super::` the module.
+fn imports_at(file: &str, child: bool, src: &str, files: &BTreeSet<String>) -> BTreeSet<String> {
+    let mut src = code(src);
+    if child {
+        src = src
+            .replace("super::super::", "crate::module::")
+            .replace("super::", &format!("crate::module::{file}::"));
+    }
     let mut out = BTreeSet::new();
     let mut note = |name: &str| {
         if files.contains(name) {
@@ -70,7 +84,7 @@ fn imports(file: &str, src: &str, files: &BTreeSet<String>) -> BTreeSet<String> 
             }
         }
     }
-    if file == "mod" {
+    if file == "mod" && !child {
         let bytes = src.as_bytes();
         for name in files {
             let pat = format!("{name}::");
@@ -90,41 +104,92 @@ fn imports(file: &str, src: &str, files: &BTreeSet<String>) -> BTreeSet<String> 
     out
 }
 
-#[test]
-fn module_files_import_only_lower_layers() {
+/// One source file of `src/module`.
+struct Source {
+    /// The node it belongs to: its stem (`kernel`), or its folder's name
+    /// for every file of a folder (`ffi` for `ffi/mod.rs` and `ffi/ctx.rs`).
+    node: String,
+    /// Its path under `src/module`, for messages.
+    path: String,
+    /// A child of a folder, other than its `mod.rs`.
+    child: bool,
+    text: String,
+}
+
+/// Every `.rs` file of `src/module` and of its folders (one level: a
+/// deeper folder is reported, as the scanner would misread its paths).
+fn module_sources() -> Result<Vec<Source>, String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/module");
-    let mut sources = BTreeMap::new();
+    let read = |path: &Path| std::fs::read_to_string(path).unwrap();
+    let mut out = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "rs") {
-            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-            sources.insert(name, std::fs::read_to_string(&path).unwrap());
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() {
+            for entry in std::fs::read_dir(&path).unwrap() {
+                let inner = entry.unwrap().path();
+                let file = inner.file_name().unwrap().to_string_lossy().into_owned();
+                if inner.is_dir() {
+                    return Err(format!("{name}/{file}/ nests a folder in a folder of src/module: teach tests/layers.rs its paths"));
+                }
+                if file.ends_with(".rs") {
+                    out.push(Source {
+                        node: name.clone(),
+                        path: format!("{name}/{file}"),
+                        child: file != "mod.rs",
+                        text: read(&inner),
+                    });
+                }
+            }
+        } else if let Some(stem) = name.strip_suffix(".rs") {
+            out.push(Source {
+                node: stem.to_string(),
+                path: name.clone(),
+                child: false,
+                text: read(&path),
+            });
         }
     }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+#[test]
+fn module_files_import_only_lower_layers() {
+    let sources = module_sources().unwrap();
     let layer_of: BTreeMap<&str, usize> = LAYERS
         .iter()
         .enumerate()
         .flat_map(|(i, files)| files.iter().map(move |f| (*f, i)))
         .collect();
-    let files: BTreeSet<String> = sources.keys().filter(|f| *f != "mod").cloned().collect();
+    let files: BTreeSet<String> = sources
+        .iter()
+        .map(|s| s.node.clone())
+        .filter(|f| f != "mod")
+        .collect();
     let mut wrong = Vec::new();
-    for (file, src) in &sources {
+    for s in &sources {
+        let file = &s.node;
         let Some(&mine) = layer_of.get(file.as_str()) else {
             wrong.push(format!(
-                "{file}.rs has no layer: add it to LAYERS (and the README)"
+                "{} has no layer: add {file} to LAYERS (and the README)",
+                s.path
             ));
             continue;
         };
-        for dep in imports(file, src, &files) {
+        for dep in imports_at(file, s.child, &s.text, &files) {
             match layer_of.get(dep.as_str()) {
                 Some(&theirs) if theirs < mine => {}
-                _ => wrong.push(format!("{file} imports {dep}, which is not below it")),
+                _ => wrong.push(format!(
+                    "{} ({file}) imports {dep}, which is not below it",
+                    s.path
+                )),
             }
         }
     }
     for f in layer_of.keys() {
-        if !sources.contains_key(*f) {
-            wrong.push(format!("LAYERS names {f}.rs, which does not exist"));
+        if !sources.iter().any(|s| s.node == *f) {
+            wrong.push(format!("LAYERS names {f}, which does not exist"));
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
@@ -159,22 +224,18 @@ fn raw_calls(src: &str) -> Vec<String> {
 /// `ffi`'s handles, and the data type's own pointer (its `ModuleValue`).
 #[test]
 fn only_ffi_calls_the_module_api() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/module");
     let mut wrong = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if !name.ends_with(".rs") || name == "ffi.rs" {
+    for s in module_sources().unwrap() {
+        if s.node == "ffi" {
             continue;
         }
-        let src = std::fs::read_to_string(&path).unwrap();
-        for call in raw_calls(&src) {
-            wrong.push(format!("{name} {call}"));
+        for call in raw_calls(&s.text) {
+            wrong.push(format!("{} {call}", s.path));
         }
     }
     assert!(
         wrong.is_empty(),
-        "call the module API through ffi.rs:\n{}",
+        "call the module API through ffi (src/module/ffi/):\n{}",
         wrong.join("\n")
     );
 }
@@ -202,4 +263,20 @@ fn the_scanner_sees_every_form_of_import() {
     );
     let got = imports("mod", "fn f() { kernel::x(); std::ffi::c_int; }", &files);
     assert_eq!(got, ["kernel"].map(String::from).into());
+}
+
+#[test]
+fn a_folder_child_imports_its_siblings_freely_and_the_module_never() {
+    let files: BTreeSet<String> = ["ffi", "stats", "kernel"].map(String::from).into();
+    let src = "use super::{Ctx, OK};\nuse super::key::held;\n\
+               use crate::module::ffi::view;\nuse crate::algo::UnixMs;";
+    assert!(imports_at("ffi", true, src, &files).is_empty());
+    let src = "use super::super::stats::x;\nuse super::super::VERSION;\n\
+               fn f() { crate::module::kernel::y(); }";
+    let got = imports_at("ffi", true, src, &files);
+    assert_eq!(got, ["kernel", "mod", "stats"].map(String::from).into());
+    // The folder's own `mod.rs` is the node as a file would be: its
+    // `super::` is the module.
+    let got = imports_at("ffi", false, "use super::stats;\nuse ctx::Ctx;", &files);
+    assert_eq!(got, ["stats"].map(String::from).into());
 }
