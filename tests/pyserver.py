@@ -1,6 +1,7 @@
 """Real redis-server processes for the Python tests and scripts: on free
 loopback ports (never 6379), with the module loaded (or not), always
-stopped. One copy for the four places that start servers:
+stopped, and the FastAPI example under uvicorn beside them. One copy for
+the four places that start servers:
 clients/python/tests (its conftest), tests/clients (its conftest and
 run.sh), examples/fastapi/tests (its conftest) and scripts/docs.d/docs.py.
 They import it by its directory (pytest's `pythonpath`, mypy's
@@ -13,7 +14,10 @@ import os
 import pathlib
 import socket
 import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -151,6 +155,59 @@ def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+class App:
+    """An ASGI app (by default examples/fastapi's `app:create_app`
+    factory) under uvicorn on a free loopback port, run by this Python:
+    configured by `REDIS_URL` and the settings given only (no `RL_*` or
+    `OPS_*` variable of the environment the tests run in), with
+    `pythonpath` prepended to its import path when given. Ready when
+    `/openapi.json` answers; raises RuntimeError when it exits or does not
+    answer within 60 s. `address` is host:port, `base_url` its URL."""
+
+    def __init__(
+        self,
+        workdir: pathlib.Path,
+        redis_url: str,
+        *,
+        folder: pathlib.Path = ROOT / "examples/fastapi",
+        factory: str = "app:create_app",
+        pythonpath: pathlib.Path | None = None,
+        **settings: str,
+    ) -> None:
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.base_url = f"http://{self.address}"
+        self.log = workdir / f"app-{self.port}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RL_", "OPS_"))}
+        env.update(REDIS_URL=redis_url, PYTHONUNBUFFERED="1", **settings)
+        if pythonpath is not None:
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(pythonpath), env.get("PYTHONPATH")) if p
+            )
+        args = [sys.executable, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1",
+                "--port", str(self.port), "--no-access-log", "--no-proxy-headers"]  # fmt: skip
+        with open(self.log, "ab") as out:
+            self.proc: subprocess.Popen[bytes] = subprocess.Popen(
+                args, cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 60  # a safety limit, for a loaded machine
+        while not self._answers():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the app did not start:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.05)
+
+    def _answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.base_url + "/openapi.json", timeout=1) as r:
+                return bool(r.status == 200)
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def stop(self) -> None:
+        stop_process(self.proc)
 
 
 @contextmanager

@@ -67,7 +67,7 @@ from dataclasses import dataclass, field
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # tests/pyserver.py: the redis-server helper shared with the Python tests.
 sys.path.insert(0, str(ROOT / "tests"))
-from pyserver import Server, free_port  # noqa: E402
+from pyserver import App, Server  # noqa: E402
 
 REDIS_CLI = shutil.which("redis-cli") or "redis-cli"
 CONSOLE_DOCS = ["README.md", "examples/fastapi/README.md"]
@@ -213,48 +213,6 @@ def match(expected: list[str], actual: list[str], bind: dict[str, str]) -> bool:
     return False
 
 
-class App:
-    """The example app under uvicorn (the venv's python, the package from
-    this tree's sources), configured by its defaults and `REDIS_URL` only,
-    on a free loopback port; raises RuntimeError when it does not answer."""
-
-    def __init__(self, folder: pathlib.Path, server: Server) -> None:
-        self.address = f"127.0.0.1:{free_port()}"
-        host, port = self.address.split(":")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("RL_", "OPS_"))}
-        env.update(REDIS_URL=f"redis://127.0.0.1:{server.port}", PYTHONUNBUFFERED="1",
-                   PYTHONPATH=str(ROOT / "clients/python/src"))  # fmt: skip
-        self.log = WORK / f"app-{port}.log"
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "app:create_app", "--factory", "--host", host,
-                 "--port", port, "--no-access-log", "--no-proxy-headers"],
-                cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        import httpx
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://{self.address}/openapi.json", timeout=1).is_success:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the app did not start:\n{self.log.read_text()[-3000:]}")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 def run_transcript(b: Block, server: Server, app: App | None = None) -> list[str]:
     """The failures of one console block, as messages (`app`: the app its
     commands talk to, where the README says APP_ADDRESS)."""
@@ -380,7 +338,12 @@ def main() -> int:
                     counts["commands"] += sum(line.startswith("$ ") for line in b.lines)
                     if path in APP_DOCS:
                         try:
-                            app = App(APP_DOCS[path], server)
+                            app = App(
+                                WORK,
+                                server.url,
+                                folder=APP_DOCS[path],
+                                pythonpath=ROOT / "clients/python/src",
+                            )
                         except RuntimeError as e:
                             failures.append(f"{b.where}: {e}")
                             continue

@@ -3,11 +3,9 @@ the app, each on a free loopback port (never 6379), always stopped."""
 
 from __future__ import annotations
 
-import os
 import pathlib
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -21,29 +19,12 @@ sys.path.insert(0, str(EXAMPLE))  # tests import app
 sys.path.insert(0, str(ROOT / "tests"))
 
 import pyserver  # noqa: E402
-from pyserver import free_port  # noqa: E402
 
 # The apps run with the app's own defaults for the Redis pool and timeouts
 # (RL_REDIS_*): those must never trip on a healthy Redis, bursts and a loaded
 # machine included, and the tests check it. (The former 0.25 s timeout did:
 # 47 of 100 concurrent requests passed a 20/minute limit after "Timeout
 # connecting to server".) Tests of the timeouts and the breaker set their own.
-
-
-def _wait(what: str, ready, proc: subprocess.Popen, log: pathlib.Path, timeout: float = 60):
-    """Polls until ready (returning at once); the timeout is only a safety
-    limit, generous for a loaded machine."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            if ready():
-                return
-        except Exception:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} did not become ready in {timeout}s:\n{log.read_text()}")
 
 
 class RedisServer:
@@ -76,27 +57,13 @@ class RedisServer:
         self.server.stop()
 
 
-class App:
-    """The example app under uvicorn, configured by environment variables."""
+class App(pyserver.App):
+    """The example app under uvicorn (pyserver.App), configured by
+    environment variables, as these tests use it."""
 
     def __init__(self, workdir: pathlib.Path, redis_url: str, **env: str):
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log = workdir / f"app-{self.port}.log"
-        # The app's settings are what the test gives, defaults otherwise:
-        # none from the environment the tests run in.
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith("RL_")}
-        environ = {**inherited, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1", **env}
+        super().__init__(workdir, redis_url, folder=EXAMPLE, **env)
         self.prefix = env.get("RL_POLICY_PREFIX", "")
-        args = [sys.executable, "-m", "uvicorn", "app:create_app", "--factory",
-                "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log",
-                "--no-proxy-headers"]  # fmt: skip
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                args, cwd=EXAMPLE, env=environ, stdout=out, stderr=subprocess.STDOUT
-            )
-        _wait("uvicorn", lambda: httpx.get(self.base_url + "/openapi.json", timeout=1).status_code
-              == 200, self.proc, self.log)  # fmt: skip
 
     def client(self, **kw) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=10, **kw)
@@ -107,9 +74,6 @@ class App:
 
     def log_text(self) -> str:
         return self.log.read_text()
-
-    def stop(self) -> None:
-        pyserver.stop_process(self.proc)
 
 
 @pytest.fixture(scope="session")
