@@ -483,12 +483,15 @@ BY_COMMAND = {a.command: a for a in BY_NAME.values()}
 ALGORITHMS = tuple(BY_NAME)  # "fixed", "sliding", "log", "token", "leaky", "gcra"
 
 
-def find_algorithm(name: str, given: object = None) -> Algorithm:
-    """The algorithm of a lower-case name; ValueError naming `given` (default
-    `name`) for any other."""
+_NAME = object()
+
+
+def find_algorithm(name: str, given: object = _NAME) -> Algorithm:
+    """The algorithm of a lower-case name; ValueError naming `given` (what
+    the caller was given, default `name`) for any other."""
     found = BY_NAME.get(name)
     if found is None:
-        shown = name if given is None else given
+        shown = name if given is _NAME else given
         raise ValueError(f"unknown algorithm {shown!r} (use {', '.join(ALGORITHMS)})")
     return found
 

@@ -166,7 +166,7 @@ def _text(value: Any) -> str:
 
 
 def _duration_us(text: str) -> int:
-    us = duration_us(text)
+    us = duration_us(text.lower())  # "5MS" too, as this has always read it
     if us is None:
         raise ValueError(f"unreadable duration {text!r}")
     return us
