@@ -17,6 +17,7 @@ import redis.asyncio
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
+import redis_ratelimit.fastapi
 from redis_ratelimit import (
     AsyncRateLimiter,
     CircuitBreaker,
@@ -30,7 +31,17 @@ from redis_ratelimit import (
     parse_offset,
     rate_limit,
 )
-from redis_ratelimit.fastapi import Limiter, LimiterUnavailable, RateLimitMiddleware, by_ip
+from redis_ratelimit._durations import UNITS_US
+from redis_ratelimit.fastapi import (
+    ConcurrencyLimit,
+    Limiter,
+    LimiterUnavailable,
+    RateLimit,
+    RateLimitMiddleware,
+    by_ip,
+)
+from redis_ratelimit.fastapi.rules import ALGORITHMS
+from redis_ratelimit.policies import ALGORITHMS as POLICY_ALGORITHMS
 
 from .conftest import Server, emptied
 
@@ -92,6 +103,49 @@ def test_monthly_and_aligned_limits() -> None:
         rate_limit("7/day", "token", align=True)
     with pytest.raises(ValueError, match="bad offset"):
         rate_limit("7/month", "fixed", offset="+5:30")
+
+
+# ---------------------------------------------------------------- one table each
+
+
+@pytest.mark.parametrize(("unit", "us"), UNITS_US)
+def test_one_table_of_units_for_policies_and_the_decorator(
+    db: redis.Redis, server: Server, unit: str, us: int
+) -> None:
+    # The module's unit table and the client's agree: the server takes a
+    # window in each unit and writes it back in one the client reads.
+    db.execute_command("RL.POLICY", "SET", PREFIX + "u", "SLIDING", 5, f"7{unit}")
+    got = get(db, "u")
+    assert got is not None
+    assert PolicyDef.parse(got).window_us == 7 * us
+    # The same table reads a policy's definition, a decorator's wait and a
+    # concurrency limit's lease TTL.
+    assert PolicyDef.parse(["SLIDING", "5", f"7{unit}"]).window_us == 7 * us
+    limiter = Limiter(redis.asyncio.Redis(port=server.port))
+    assert RateLimit(limiter, "5/minute", wait=f"7{unit}").wait == 7 * us / 1_000_000
+    assert ConcurrencyLimit(limiter, 1, ttl=f"7{unit}").ttl_seconds == 7 * us / 1_000_000
+
+
+def test_one_table_of_algorithms_for_policies_and_the_decorator(server: Server) -> None:
+    assert ALGORITHMS is POLICY_ALGORITHMS is vars(redis_ratelimit.fastapi)["ALGORITHMS"]
+    limiter = Limiter(redis.asyncio.Redis(port=server.port))
+    for name in ALGORITHMS:
+        policy = rate_limit("5/minute", name.upper(), burst=3)
+        rule = RateLimit(limiter, "5/minute", algorithm=name.upper(), burst=3)
+        assert rule._static is not None
+        ((_, _, limit),) = rule._static.parts
+        # One limit from one rate: only the window's spelling differs.
+        assert type(limit) is type(policy), name
+        assert limit.args()[:-1] == policy.args()[:-1], name
+        assert (limit.args()[-1], policy.args()[-1]) == ("60s", "1m"), name
+        # and read back from RL.POLICY SET's arguments with its parameters
+        read = PolicyDef.parse(policy.args())
+        assert (read.algorithm, read.window_us) == (name.upper(), 60_000_000)
+    unknown = r"unknown algorithm 'cell' \(use fixed, sliding, log, token, leaky, gcra\)"
+    with pytest.raises(ValueError, match=unknown):
+        rate_limit("5/minute", "cell")
+    with pytest.raises(ValueError, match=unknown):
+        RateLimit(limiter, "5/minute", algorithm="cell")
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,9 @@ arguments of every command, and reading the replies (RESP2 and RESP3)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import timedelta
-from typing import Any, TypeAlias
+from typing import Any, Self, TypeAlias
 
 from redis.exceptions import AuthenticationError, NoPermissionError, RedisError, ResponseError
 
@@ -355,6 +355,11 @@ class _Window(Limit):
     def params(self) -> list[Arg]:
         return [check_amount(self.limit, "limit"), duration_arg(self.window, "window")]
 
+    @classmethod
+    def _of_rate(cls, amount: int, window: Duration, burst: int | None) -> Self:
+        """`amount` per `window` (a window has no burst)."""
+        return cls(amount, window)
+
 
 @dataclass(frozen=True)
 class Fixed(_Window):
@@ -405,6 +410,11 @@ class _Bucket(Limit):
             duration_arg(self.period, "period"),
         ]
 
+    @classmethod
+    def _of_rate(cls, amount: int, window: Duration, burst: int | None) -> Self:
+        """Refilled at `amount` per `window`, `burst` at once (default `amount`)."""
+        return cls(burst or amount, amount, window)
+
 
 @dataclass(frozen=True)
 class Token(_Bucket):
@@ -427,6 +437,10 @@ class Gcra(_Bucket):
 
     algorithm = "GCRA"
 
+    @classmethod
+    def _of_rate(cls, amount: int, window: Duration, burst: int | None) -> Self:
+        return cls((burst or amount) - 1, amount, window)  # max_burst + 1 at once
+
 
 @dataclass(frozen=True)
 class Policy(Limit):
@@ -437,6 +451,49 @@ class Policy(Limit):
 
     def params(self) -> list[Arg]:
         return [self.name]
+
+
+# ---------------------------------------------------------------- the algorithms
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """One of the module's algorithms, as its Limit class defines it."""
+
+    name: str  # as rate_limit() and RateLimit take it: "token"
+    command: str  # RL.TOKEN's word, also in RL.ALL and RL.POLICY SET: "TOKEN"
+    params: tuple[str, ...]  # its parameters, in order: ("capacity", "rate", "period")
+    limit: type[_Window] | type[_Bucket]
+
+    @classmethod
+    def of(cls, limit: type[_Window] | type[_Bucket]) -> Algorithm:
+        required = tuple(f.name for f in fields(limit) if f.default is MISSING)
+        return cls(limit.algorithm.lower(), limit.algorithm, required, limit)
+
+    def of_rate(self, amount: int, window: Duration, burst: int | None = None) -> Limit:
+        """The Limit allowing `amount` per `window`: a window's limit, or a
+        bucket's refill rate with `burst` its capacity (default `amount`)."""
+        return self.limit._of_rate(amount, window, burst)
+
+
+# Every algorithm this client knows: adding one is its Limit class above and
+# its place here. Built once, at import.
+BY_NAME = {a.name: a for a in map(Algorithm.of, (Fixed, Sliding, Log, Token, Leaky, Gcra))}
+BY_COMMAND = {a.command: a for a in BY_NAME.values()}
+ALGORITHMS = tuple(BY_NAME)  # "fixed", "sliding", "log", "token", "leaky", "gcra"
+
+
+_NAME = object()
+
+
+def find_algorithm(name: str, given: object = _NAME) -> Algorithm:
+    """The algorithm of a lower-case name; ValueError naming `given` (what
+    the caller was given, default `name`) for any other."""
+    found = BY_NAME.get(name)
+    if found is None:
+        shown = name if given is _NAME else given
+        raise ValueError(f"unknown algorithm {shown!r} (use {', '.join(ALGORITHMS)})")
+    return found
 
 
 def options(

@@ -15,12 +15,21 @@ through unchanged)."""
 
 MAX_AMOUNT = 10**15  # the module's largest limit or cost
 _MODULE_STRING = re.compile(r"^[0-9]+[A-Za-z]*$")
-_UNITS_US = (("d", 86_400_000_000), ("h", 3_600_000_000), ("m", 60_000_000),
-             ("s", 1_000_000), ("ms", 1_000), ("us", 1))  # fmt: skip
+# The module's duration units (src/algo/units.rs, DURATION_UNITS), largest
+# first, with their length in microseconds: this client's one table of them.
+# A number without a unit is in seconds. (Calendar months, "1mo", have no
+# fixed length: policies.py reads them.)
+UNITS_US = (("d", 86_400_000_000), ("h", 3_600_000_000), ("m", 60_000_000),
+            ("s", 1_000_000), ("ms", 1_000), ("us", 1))  # fmt: skip
+_UNIT_US = dict(UNITS_US)
+# A number and one of those units, spelled as the module spells them (lower
+# case); the longer units first, so that "5ms" is read as ms, not m.
+_UNIT_CHOICES = "|".join(sorted(_UNIT_US, key=len, reverse=True))
+_DURATION = re.compile(rf"([0-9]+)({_UNIT_CHOICES})?")
 
 
 def _largest_unit(us: int) -> str:
-    for unit, size in _UNITS_US:
+    for unit, size in UNITS_US:
         if us % size == 0:
             return f"{us // size}{unit}"
     raise AssertionError("unreachable: every count of microseconds is exact in us")
@@ -73,11 +82,16 @@ def duration_seconds(value: Duration) -> float | None:
         return None
     if isinstance(value, (int, float)):
         return float(value)
-    m = re.fullmatch(r"([0-9]+)(us|ms|s|m|h|d)?", value.strip())
-    if not m:
-        return None
-    factor = {"us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}[m[2] or "s"]
-    return int(m[1]) * factor
+    us = duration_us(value)
+    return None if us is None else us / 1_000_000
+
+
+def duration_us(text: str) -> int | None:
+    """The length in microseconds of a duration string in one of UNITS_US
+    ("90s", "250ms", "2h"; a bare number is seconds), or None for any other
+    string (a calendar unit such as "1mo", a unit the module does not know)."""
+    m = _DURATION.fullmatch(text.strip())
+    return None if m is None else int(m[1]) * _UNIT_US[m[2] or "s"]
 
 
 def check_amount(value: int, what: str, *, zero: bool = False) -> int:
@@ -92,13 +106,15 @@ def check_amount(value: int, what: str, *, zero: bool = False) -> int:
 
 # ---------------------------------------------------------------- rate strings
 
-_PERIODS = {
-    "second": 1, "seconds": 1, "sec": 1, "secs": 1, "s": 1,
-    "minute": 60, "minutes": 60, "min": 60, "mins": 60, "m": 60,
-    "hour": 3600, "hours": 3600, "hr": 3600, "hrs": 3600, "h": 3600,
-    "day": 86400, "days": 86400, "d": 86400,
-}  # fmt: skip
-_PERIOD_NAMES = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}
+# A rate's period words, each one of UNITS_US; the first of each is its name.
+_PERIOD_WORDS = {
+    "s": ("second", "seconds", "sec", "secs", "s"),
+    "m": ("minute", "minutes", "min", "mins", "m"),
+    "h": ("hour", "hours", "hr", "hrs", "h"),
+    "d": ("day", "days", "d"),
+}
+_PERIODS = {w: _UNIT_US[u] // 1_000_000 for u, words in _PERIOD_WORDS.items() for w in words}
+_PERIOD_NAMES = {_UNIT_US[u] // 1_000_000: words[0] for u, words in _PERIOD_WORDS.items()}
 _RATE = re.compile(
     r"^\s*(\d{1,16})\s*(?:/|\s+per\s+)\s*(\d{1,9})?\s*([A-Za-z]+)\s*$", re.IGNORECASE
 )

@@ -38,19 +38,17 @@ from typing import Any, Protocol, TypeAlias, TypeVar, overload
 
 from redis.exceptions import ResponseError
 
+from ._core import ALGORITHMS as ALGORITHMS  # policies.ALGORITHMS, as before
 from ._core import (
+    BY_COMMAND,
     NO_PERMISSION,
     Fixed,
-    Gcra,
-    Leaky,
     Limit,
-    Log,
     RateLimiterMisconfigured,
-    Sliding,
-    Token,
+    find_algorithm,
     misconfigured,
 )
-from ._durations import MAX_AMOUNT, Duration, duration_arg, parse_rates
+from ._durations import MAX_AMOUNT, Duration, duration_arg, duration_us, parse_rates
 from .client import AsyncRateLimiter, RateLimiter, server_address
 
 log = logging.getLogger("redis_ratelimit")
@@ -64,12 +62,7 @@ WRITING_MODES = ("missing", "overwrite")  # the modes that run RL.POLICY SET
 # grant (RL.POLICY SET and DEL are in @admin @dangerous, not @ratelimit).
 OPERATOR_GRANT = "+rl.policy|set +rl.policy|del"
 POLICIES_NOT_SYNCED = "policies-not-synced"  # RateLimiterMisconfigured.reason
-ALGORITHMS = ("fixed", "sliding", "log", "token", "leaky", "gcra")
 _POLICY_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")  # the module's rule
-_PARAMS = {"FIXED": 2, "SLIDING": 2, "LOG": 2, "TOKEN": 3, "LEAKY": 3, "GCRA": 3}
-_UNITS_US = {"us": 1, "ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000,
-             "d": 86_400_000_000}  # fmt: skip
-_MODULE_DURATION = re.compile(r"^(\d{1,19})(us|ms|s|m|h|d)?$", re.IGNORECASE)
 _MONTHS = re.compile(r"^(\d{1,6})mo$", re.IGNORECASE)
 _OFFSET = re.compile(r"^([+-])([01]\d|2[0-3]):([0-5]\d)$")
 _MONTH_RATE = re.compile(
@@ -173,10 +166,10 @@ def _text(value: Any) -> str:
 
 
 def _duration_us(text: str) -> int:
-    m = _MODULE_DURATION.match(text.strip())
-    if not m:
+    us = duration_us(text.lower())  # "5MS" too, as this has always read it
+    if us is None:
         raise ValueError(f"unreadable duration {text!r}")
-    return int(m[1]) * _UNITS_US[(m[2] or "s").lower()]
+    return us
 
 
 @dataclass(frozen=True)
@@ -199,7 +192,8 @@ class PolicyDef:
     def parse(cls, args: Sequence[Any]) -> PolicyDef:
         words = [_text(a) for a in args]
         algo = words[0].upper() if words else ""
-        n = _PARAMS.get(algo, 0)
+        known = BY_COMMAND.get(algo)
+        n = len(known.params) if known else 0
         if not n or len(words) < 1 + n:
             raise ValueError(f"unreadable policy definition {' '.join(words)!r}")
         numbers = tuple(int(w) for w in words[1:n])
@@ -268,9 +262,8 @@ def rate_limit(
     fixed window of calendar months, aligned on the 1st (algorithm
     "fixed"). `align` and `offset` put fixed windows on the clock's grid.
     Raises ValueError saying what is wrong."""
-    algo = str(algorithm).lower()
-    if algo not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {algorithm!r} (use {', '.join(ALGORITHMS)})")
+    found = find_algorithm(str(algorithm).lower(), algorithm)
+    algo = found.name
     if (align or offset is not None) and algo != "fixed":
         raise ValueError("align and offset are for algorithm 'fixed'")
     if offset is not None:
@@ -294,18 +287,9 @@ def rate_limit(
         raise ValueError(f"one rate, not {rate!r}")
     (r,) = rates
     window = duration_arg(r.seconds)
-    if algo == "fixed":
-        return Fixed(r.amount, window, align=align, offset=offset if align else None)
-    if algo == "sliding":
-        return Sliding(r.amount, window)
-    if algo == "log":
-        return Log(r.amount, window)
-    capacity = burst or r.amount
-    if algo == "token":
-        return Token(capacity, r.amount, window)
-    if algo == "leaky":
-        return Leaky(capacity, r.amount, window)
-    return Gcra(capacity - 1, r.amount, window)  # redis-cell's meaning: capacity at once
+    if align:  # on the clock's grid: fixed windows only (checked above)
+        return Fixed(r.amount, window, align=True, offset=offset)
+    return found.of_rate(r.amount, window, burst)
 
 
 @dataclass(frozen=True)

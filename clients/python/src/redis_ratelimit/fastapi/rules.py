@@ -18,17 +18,13 @@ from starlette.responses import Response
 from .._breaker import (
     LimiterUnavailable,
 )
+from .._core import ALGORITHMS as ALGORITHMS  # rules.ALGORITHMS, as before
 from .._core import (
     Arg,
     Decision,
-    Fixed,
-    Gcra,
-    Leaky,
     Limit,
-    Log,
     Policy,
-    Sliding,
-    Token,
+    find_algorithm,
 )
 from .._durations import Duration, Rate, check_amount, duration_arg, parse_rates
 from .._fast import encode_args, encode_int, encode_str
@@ -61,29 +57,10 @@ if TYPE_CHECKING:
 LimitsArg: TypeAlias = "str | Sequence[Rate] | Callable[[Request], Any]"
 
 
-ALGORITHMS = ("fixed", "sliding", "log", "token", "leaky", "gcra")
-
-
 _POLICY_PREFIX = "policy:"
 
 
 E = TypeVar("E", bound=Callable[..., Any])
-
-
-def _limit_for(rate: Rate, algorithm: str, burst: int | None) -> Limit:
-    window = f"{rate.seconds}s"
-    if algorithm == "fixed":
-        return Fixed(rate.amount, window)
-    if algorithm == "sliding":
-        return Sliding(rate.amount, window)
-    if algorithm == "log":
-        return Log(rate.amount, window)
-    capacity = burst or rate.amount
-    if algorithm == "token":
-        return Token(capacity, rate.amount, window)
-    if algorithm == "leaky":
-        return Leaky(capacity, rate.amount, window)
-    return Gcra(capacity - 1, rate.amount, window)  # capacity at once
 
 
 @dataclass(frozen=True)
@@ -249,14 +226,14 @@ class RateLimit:
         rates = parse_rates(limits) if isinstance(limits, str) else list(limits)
         if not 1 <= len(rates) <= 64:
             raise ValueError("1 to 64 limits per RateLimit")
-        algos = [str(a).lower() for a in _per_limit(self.algorithm, len(rates), "algorithm")]
-        for a in algos:
-            if a not in ALGORITHMS:
-                raise ValueError(f"unknown algorithm {a!r} (use {', '.join(ALGORITHMS)})")
+        algos = [
+            find_algorithm(str(a).lower())
+            for a in _per_limit(self.algorithm, len(rates), "algorithm")
+        ]
         bursts = _per_limit(self.burst, len(rates), "burst")
         return _Plan.of(
             tuple(
-                (r.name, r.seconds, _limit_for(r, a, b))
+                (r.name, r.seconds, a.of_rate(r.amount, f"{r.seconds}s", b))
                 for r, a, b in zip(rates, algos, bursts, strict=True)
             )
         )
