@@ -3,6 +3,8 @@ the app, each on a free loopback port (never 6379), always stopped."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import pathlib
 import subprocess
 import sys
@@ -10,6 +12,7 @@ import sys
 import httpx
 import pytest
 import redis
+from fastapi.testclient import TestClient
 
 EXAMPLE = pathlib.Path(__file__).resolve().parent.parent
 ROOT = EXAMPLE.parent.parent
@@ -122,7 +125,7 @@ def start_app(tmp_path, request):
     gives one), so that their settings neither meet the session app's
     policies nor outlive the test (they are deleted afterwards)."""
     started: list[tuple[App, str]] = []
-    default_prefix = f"t{abs(hash(request.node.nodeid)) % 10**8}:"
+    default_prefix = _test_prefix(request)
 
     def start(redis_url: str, **env: str) -> App:
         env.setdefault("RL_POLICY_PREFIX", default_prefix)
@@ -133,13 +136,51 @@ def start_app(tmp_path, request):
     for a, _ in started:
         a.stop()
     for url in {u for _, u in started}:
+        _drop_policies(url, default_prefix)
+
+
+def _test_prefix(request) -> str:
+    """A policy prefix of this test's own (see start_app)."""
+    return f"t{abs(hash(request.node.nodeid)) % 10**8}:"
+
+
+def _drop_policies(url: str, prefix: str) -> None:
+    """Deletes the policies named with `prefix` (what a test's apps defined)."""
+    try:
+        with redis.Redis.from_url(url, socket_timeout=5) as c:
+            for name in c.execute_command("RL.POLICY", "LIST"):
+                if name.decode().startswith(prefix):
+                    c.execute_command("RL.POLICY", "DEL", name)
+    except redis.RedisError:
+        pass  # a server the test stopped
+
+
+@pytest.fixture
+def in_process_app(redis_server, db, monkeypatch, request):
+    """in_process_app(**env) -> a context of (app, TestClient): the app made
+    by create_app() in this process (so that a test can reach its limiter,
+    e.g. to attach the package's test clock), on the shared Redis,
+    configured by the settings given and defaults otherwise; its startup
+    and shutdown run on entering and leaving. Its policies are named under
+    a prefix of the test's own and deleted afterwards, as start_app's."""
+    import app as example
+
+    prefix = _test_prefix(request)
+
+    @contextlib.contextmanager
+    def start(**env: str):
+        for name in [k for k in os.environ if k.startswith(("RL_", "OPS_"))]:
+            monkeypatch.delenv(name)
+        for name, value in {"REDIS_URL": redis_server.url, "RL_POLICY_PREFIX": prefix,
+                            **env}.items():  # fmt: skip
+            monkeypatch.setenv(name, value)
         try:
-            with redis.Redis.from_url(url, socket_timeout=5) as c:
-                for name in c.execute_command("RL.POLICY", "LIST"):
-                    if name.decode().startswith(default_prefix):
-                        c.execute_command("RL.POLICY", "DEL", name)
-        except redis.RedisError:
-            pass  # a server the test stopped
+            with TestClient(example.create_app()) as client:
+                yield client.app, client
+        finally:
+            _drop_policies(redis_server.url, prefix)
+
+    return start
 
 
 @pytest.fixture

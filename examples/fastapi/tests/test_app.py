@@ -175,21 +175,24 @@ def test_five_failures_put_the_ip_in_a_15_minute_penalty_box(client, db):
         assert_limit_headers(r, 5, 5)
 
 
-def test_penalty_box_outlasts_the_window_then_ends(redis_server, db, start_app):
-    # 2 failures per 2 s, a 5 s box: shorter, same rules.
-    a = start_app(redis_server.url, RL_LOGIN_RATE="2/2 seconds", RL_LOGIN_PENALTY="5s")
-    with a.client() as c:
+def test_penalty_box_outlasts_the_window_then_ends(in_process_app, ratelimit_clock):
+    # 2 failures per 2 s, a 5 s box: shorter, same rules. The app runs in
+    # this process on the package's test clock (its pytest fixture), sent
+    # as AT on every decision: the box's 5 s pass without sleeping.
+    with in_process_app(RL_LOGIN_RATE="2/2 seconds", RL_LOGIN_PENALTY="5s") as (app, c):
+        ratelimit_clock.attach(app.state.redis_ratelimit)
         assert [c.post("/login", json=WRONG).status_code for _ in range(2)] == [401, 401]
         r = c.post("/login", json=RIGHT)
-        refused_at = time.monotonic()
         assert r.status_code == 429 and r.headers["Retry-After"] == "5"
-        # The 2 s window is over, the box is not.
-        time.sleep(2.5)
+        # The 2 s window is over, the box is not: 2.5 s of it are left.
+        ratelimit_clock.advance(2.5)
         r = c.post("/login", json=RIGHT)
-        assert r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= 3
+        assert r.status_code == 429 and r.headers["Retry-After"] == "3"
         assert r.headers["RateLimit-Policy"] == '"login";q=2;w=2'
-        # Waiting Retry-After (rounded up) is enough.
-        time.sleep(max(0.0, refused_at + 5 - time.monotonic()) + 0.2)
+        # A millisecond before the box ends, still refused; then allowed.
+        ratelimit_clock.advance(2.5, ms=-1)
+        assert c.post("/login", json=RIGHT).status_code == 429
+        ratelimit_clock.advance(ms=1)
         r = c.post("/login", json=RIGHT)
         assert r.status_code == 200 and r.json() == {"api_key": "demo-key-alice"}
         assert_limit_headers(r, 2, 2)
