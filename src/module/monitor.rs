@@ -20,12 +20,9 @@
 use super::ffi::{self, Ctx, RStr};
 use super::kernel::{with_bytes, Error, Outcome};
 use super::top;
+use crate::algo::saturating_i64;
 use crate::args;
 use crate::top::HALF_LIFE_MS;
-
-fn int(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
 
 /// `RL.TOP [COUNT n] [POLICY name] [SHADOW]`
 pub(super) fn top_command(ctx: Ctx, args: &[RStr]) -> Outcome {
@@ -66,17 +63,17 @@ pub(super) fn top_command(ctx: Ctx, args: &[RStr]) -> Outcome {
         ctx.reply_bulk(b"role");
         ctx.reply_bulk(if replica { b"replica" } else { b"master" });
         ctx.reply_bulk(b"at_ms");
-        ctx.reply_i64(int(at_ms));
+        ctx.reply_i64(saturating_i64(at_ms));
         ctx.reply_bulk(b"halflife_ms");
-        ctx.reply_i64(int(HALF_LIFE_MS));
+        ctx.reply_i64(saturating_i64(HALF_LIFE_MS));
         ctx.reply_bulk(b"size");
-        ctx.reply_i64(int(summary.capacity() as u64));
+        ctx.reply_i64(saturating_i64(summary.capacity()));
         ctx.reply_bulk(b"tracked");
-        ctx.reply_i64(int(summary.len() as u64));
+        ctx.reply_i64(saturating_i64(summary.len()));
         ctx.reply_bulk(b"bound");
-        ctx.reply_i64(int(summary.bound(at_ms)));
+        ctx.reply_i64(saturating_i64(summary.bound(at_ms)));
         ctx.reply_bulk(b"hidden");
-        ctx.reply_i64(int(hidden));
+        ctx.reply_i64(saturating_i64(hidden));
         ctx.reply_bulk(b"keys");
         ctx.reply_array(listed.len());
         for v in &listed {
@@ -89,13 +86,13 @@ pub(super) fn top_command(ctx: Ctx, args: &[RStr]) -> Outcome {
                 None => ctx.reply_null(),
             }
             ctx.reply_bulk(b"count");
-            ctx.reply_i64(int(v.count));
+            ctx.reply_i64(saturating_i64(v.count));
             ctx.reply_bulk(b"error");
-            ctx.reply_i64(int(v.error));
+            ctx.reply_i64(saturating_i64(v.error));
             ctx.reply_bulk(b"denials");
-            ctx.reply_i64(int(v.denials));
+            ctx.reply_i64(saturating_i64(v.denials));
             ctx.reply_bulk(b"last_denied_ms");
-            ctx.reply_i64(int(v.last_ms));
+            ctx.reply_i64(saturating_i64(v.last_ms));
             ctx.reply_bulk(b"truncated");
             ctx.reply_i64(v.cut as i64);
         }
