@@ -36,7 +36,7 @@ pub(super) fn top_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     // caller's ACL key patterns: without the API, nothing is.
     let reader = ctx
         .key_reader()
-        .map_err(|why| Error::BadOp(format!("RL.TOP cannot list key names: {why}")))?;
+        .map_err(|why| Error::Refused(format!("RL.TOP cannot list key names: {why}")))?;
     let replica = top::is_replica(ctx);
     let wall = u64::try_from(ffi::wall_ms()).unwrap_or(0);
     top::with(top::size(), |s| {
