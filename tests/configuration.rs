@@ -6,24 +6,10 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{allowed, ratelimit_stat, snapshot, start_replica, sync, Server, Value};
-
-fn free_port() -> u16 {
-    loop {
-        let p = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if p != 6379 {
-            return p;
-        }
-    }
-}
+use common::{allowed, free_port, ratelimit_stat, snapshot, start_replica, sync, Server, Value};
 
 /// Starts redis-server with `module_args` on the loadmodule line and expects
 /// it to refuse: returns what it logged.

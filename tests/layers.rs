@@ -195,6 +195,49 @@ fn module_files_import_only_lower_layers() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
+/// The README's layer table ("How it works"), bottom row first: each
+/// row's files (its second column's `x.rs` and `folder/` names) as nodes.
+fn readme_layers(readme: &str) -> Vec<BTreeSet<String>> {
+    let mut rows: Vec<BTreeSet<String>> = readme
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| !l.starts_with("| Layer | Files | Holds |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|row| {
+            let files = row.split('|').nth(2).unwrap_or("");
+            files
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(|f| {
+                    let f = f.strip_suffix(".rs").or(f.strip_suffix('/')).unwrap_or(f);
+                    f.to_string()
+                })
+                .collect()
+        })
+        .collect();
+    rows.reverse();
+    rows
+}
+
+/// The README's table is LAYERS, row for layer: a file added to a layer
+/// (or moved) without its row fails here.
+#[test]
+fn the_readme_layer_table_is_layers() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let table = readme_layers(&readme);
+    let layers: Vec<BTreeSet<String>> = LAYERS
+        .iter()
+        .map(|files| files.iter().map(|f| f.to_string()).collect())
+        .collect();
+    assert_eq!(
+        table, layers,
+        "README.md's `| Layer | Files | Holds |` table (bottom row first) against LAYERS"
+    );
+}
+
 /// Where `src` calls the module API itself: names a function of the API
 /// table (`RedisModule_*`) or of `redis_module::raw` (its functions are
 /// the lower-case names; types are CamelCase, constants upper case).

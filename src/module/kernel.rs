@@ -100,7 +100,8 @@ pub(super) enum Error {
     /// A replicated or rewritten operation that can't be applied.
     BadOp(String),
     /// A client's request the server refuses for what it holds already
-    /// (a full policy registry).
+    /// (a full policy registry) or lacks (the module API `RL.TOP` needs
+    /// to check the caller's key permissions).
     Refused(String),
     /// A broken invariant of the module itself: a bug, never expected.
     Bug(&'static str),

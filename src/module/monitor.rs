@@ -1,31 +1,12 @@
 //! `RL.TOP`: which keys are denied most, recently, on this server, from
-//! the summaries in [`super::top`].
-//!
-//! The reply is a map (a flat array of name, value pairs under RESP2):
-//! `role` (`master`, or `replica`: a replica counts nothing and lists
-//! nothing), `at_ms` (the time the counts are seen at: the server's clock,
-//! or the latest decision time counted if that is later), `halflife_ms`,
-//! `size` (`ratelimit.top-size`), `tracked` (entries the summary holds),
-//! `bound` (every key whose decayed denials are above it is held; 0 while
-//! the summary has room, when every key denied is held exactly), `hidden`
-//! (entries left out because the caller may not read their key), then
-//! `keys`: an array of maps, most denied first, each with `key`, `policy`
-//! (nil: the command's own parameters), `count` (decayed denials, each
-//! weighing 1/2 a half-life later), `error` (at most this much of `count`
-//! may be other keys': the true decayed count is in `[count - error,
-//! count]`), `denials` (raw denials since the entry entered the summary),
-//! `last_denied_ms` and `truncated` (1: the key's name was longer than
-//! 256 bytes and is cut there).
+//! the summaries in [`super::top`]. The reply's shape is
+//! [`super::reply::top`].
 
 use super::ffi::{self, Ctx, RStr};
 use super::kernel::{with_bytes, Error, Outcome};
-use super::top;
+use super::{reply, top};
 use crate::args;
 use crate::top::HALF_LIFE_MS;
-
-fn int(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
 
 /// `RL.TOP [COUNT n] [POLICY name] [SHADOW]`
 pub(super) fn top_command(ctx: Ctx, args: &[RStr]) -> Outcome {
@@ -39,7 +20,7 @@ pub(super) fn top_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     // caller's ACL key patterns: without the API, nothing is.
     let reader = ctx
         .key_reader()
-        .map_err(|why| Error::BadOp(format!("RL.TOP cannot list key names: {why}")))?;
+        .map_err(|why| Error::Refused(format!("RL.TOP cannot list key names: {why}")))?;
     let replica = top::is_replica(ctx);
     let wall = u64::try_from(ffi::wall_ms()).unwrap_or(0);
     top::with(top::size(), |s| {
@@ -62,43 +43,16 @@ pub(super) fn top_command(ctx: Ctx, args: &[RStr]) -> Outcome {
                 listed.push(v);
             }
         }
-        ctx.reply_map(8);
-        ctx.reply_bulk(b"role");
-        ctx.reply_bulk(if replica { b"replica" } else { b"master" });
-        ctx.reply_bulk(b"at_ms");
-        ctx.reply_i64(int(at_ms));
-        ctx.reply_bulk(b"halflife_ms");
-        ctx.reply_i64(int(HALF_LIFE_MS));
-        ctx.reply_bulk(b"size");
-        ctx.reply_i64(int(summary.capacity() as u64));
-        ctx.reply_bulk(b"tracked");
-        ctx.reply_i64(int(summary.len() as u64));
-        ctx.reply_bulk(b"bound");
-        ctx.reply_i64(int(summary.bound(at_ms)));
-        ctx.reply_bulk(b"hidden");
-        ctx.reply_i64(int(hidden));
-        ctx.reply_bulk(b"keys");
-        ctx.reply_array(listed.len());
-        for v in &listed {
-            ctx.reply_map(7);
-            ctx.reply_bulk(b"key");
-            ctx.reply_bulk(v.key);
-            ctx.reply_bulk(b"policy");
-            match v.policy {
-                Some(p) => ctx.reply_bulk(p),
-                None => ctx.reply_null(),
-            }
-            ctx.reply_bulk(b"count");
-            ctx.reply_i64(int(v.count));
-            ctx.reply_bulk(b"error");
-            ctx.reply_i64(int(v.error));
-            ctx.reply_bulk(b"denials");
-            ctx.reply_i64(int(v.denials));
-            ctx.reply_bulk(b"last_denied_ms");
-            ctx.reply_i64(int(v.last_ms));
-            ctx.reply_bulk(b"truncated");
-            ctx.reply_i64(v.cut as i64);
-        }
+        let figures = reply::TopFigures {
+            replica,
+            at_ms,
+            halflife_ms: HALF_LIFE_MS,
+            size: summary.capacity(),
+            tracked: summary.len(),
+            bound: summary.bound(at_ms),
+            hidden,
+        };
+        reply::top(ctx, &figures, &listed);
     });
     Ok(())
 }

@@ -2,10 +2,11 @@
 //! `[allowed, limit, remaining, retry_after_ms, reset_after_ms]`, all
 //! integers, under RESP2 and RESP3 alike. Durations are rounded *up* to
 //! whole milliseconds, so a client that waits the figure it was given is
-//! never early.
+//! never early. The maps of `RL.INFO` and `RL.TOP` are here too.
 
 use super::ffi::Ctx;
 use crate::algo::{saturating_i64, Decision, Duration, Instant, LeaseState, Limiter};
+use crate::top::View;
 
 /// A duration as whole milliseconds, rounded up.
 pub fn ms(d: Duration) -> i64 {
@@ -137,6 +138,75 @@ pub fn lease_info(ctx: Ctx, s: &LeaseState, now: Instant, ttl_ms: Option<i64>) {
     ctx.reply_i64(ms(peek.reset_after));
     ctx.reply_bulk(b"ttl_ms");
     ctx.reply_i64(ttl_ms.unwrap_or(-1));
+}
+
+/// The figures `RL.TOP` reports of the summary it lists from.
+pub struct TopFigures {
+    /// A replica counts nothing and lists nothing.
+    pub replica: bool,
+    /// The time the counts are seen at, Unix ms: the server's clock, or
+    /// the latest decision time counted if that is later.
+    pub at_ms: u64,
+    pub halflife_ms: u64,
+    /// `ratelimit.top-size`.
+    pub size: usize,
+    /// Entries the summary holds.
+    pub tracked: usize,
+    /// Every key whose decayed denials are above it is held (0 while the
+    /// summary has room, when every key denied is held exactly).
+    pub bound: u64,
+    /// Entries left out because the caller may not read their key.
+    pub hidden: u64,
+}
+
+/// `RL.TOP`: a map (a flat array of name, value pairs under RESP2) of
+/// `role` (`master` or `replica`), `at_ms`, `halflife_ms`, `size`,
+/// `tracked`, `bound`, `hidden`, then `keys`: an array of maps, most
+/// denied first, each with `key`, `policy` (nil: the command's own
+/// parameters), `count` (decayed denials, each weighing 1/2 a half-life
+/// later), `error` (at most this much of `count` may be other keys': the
+/// true decayed count is in `[count - error, count]`), `denials` (raw
+/// denials since the entry entered the summary), `last_denied_ms` and
+/// `truncated` (1: the key's name was longer than 256 bytes and is cut
+/// there).
+pub fn top(ctx: Ctx, f: &TopFigures, keys: &[View<'_>]) {
+    ctx.reply_map(8);
+    ctx.reply_bulk(b"role");
+    ctx.reply_bulk(if f.replica { b"replica" } else { b"master" });
+    ctx.reply_bulk(b"at_ms");
+    ctx.reply_u64(f.at_ms);
+    ctx.reply_bulk(b"halflife_ms");
+    ctx.reply_u64(f.halflife_ms);
+    ctx.reply_bulk(b"size");
+    ctx.reply_i64(saturating_i64(f.size));
+    ctx.reply_bulk(b"tracked");
+    ctx.reply_i64(saturating_i64(f.tracked));
+    ctx.reply_bulk(b"bound");
+    ctx.reply_u64(f.bound);
+    ctx.reply_bulk(b"hidden");
+    ctx.reply_u64(f.hidden);
+    ctx.reply_bulk(b"keys");
+    ctx.reply_array(keys.len());
+    for v in keys {
+        ctx.reply_map(7);
+        ctx.reply_bulk(b"key");
+        ctx.reply_bulk(v.key);
+        ctx.reply_bulk(b"policy");
+        match v.policy {
+            Some(p) => ctx.reply_bulk(p),
+            None => ctx.reply_null(),
+        }
+        ctx.reply_bulk(b"count");
+        ctx.reply_u64(v.count);
+        ctx.reply_bulk(b"error");
+        ctx.reply_u64(v.error);
+        ctx.reply_bulk(b"denials");
+        ctx.reply_u64(v.denials);
+        ctx.reply_bulk(b"last_denied_ms");
+        ctx.reply_u64(v.last_ms);
+        ctx.reply_bulk(b"truncated");
+        ctx.reply_i64(v.cut as i64);
+    }
 }
 
 #[cfg(test)]

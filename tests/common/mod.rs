@@ -233,7 +233,8 @@ pub fn redis_server_binary() -> String {
     std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_string())
 }
 
-fn free_port() -> u16 {
+/// A free loopback port for a server a test starts itself.
+pub fn free_port() -> u16 {
     // Never 6379: that one belongs to the user's own server.
     loop {
         let port = TcpListener::bind("127.0.0.1:0")
