@@ -15,8 +15,14 @@ use ratelimit::algo::{BucketParams, Instant, WindowParams};
 mod algorithms;
 /// Calendar windows: month and microsecond windows, aligned limiters.
 mod calendar;
-/// Refunds, the penalty box, concurrency leases and their encodings.
-mod refunds_penalties_leases;
+/// What the refunds, penalty box and leases properties share.
+mod common;
+/// Concurrency leases and their encodings.
+mod leases;
+/// The penalty box and the encoding of blocked limiters.
+mod penalty_box;
+/// Refunds and the encodings of refund and decision ops.
+mod refunds;
 
 /// Raw microseconds, as the reference models compute.
 type Us = u64;
@@ -50,4 +56,16 @@ fn window_params() -> impl Strategy<Value = WindowParams> {
 /// Small buckets: capacity 1 to 8, 1 to 5 units per 1 to 40 µs.
 fn bucket_params() -> impl Strategy<Value = BucketParams> {
     (1u64..=8, 1u64..=5, 1u64..=40).prop_map(|(c, r, p)| BucketParams::new(c, r, p).unwrap())
+}
+
+/// The generated runs of refunds, the penalty box and leases reach what
+/// their properties are about: refunds that give and that give nothing,
+/// retries after a refund, blocks started, calls while blocked, lifted
+/// blocks, grants, renewals, waits, expiries and a clock going back. Each
+/// subject's checks are beside its properties.
+#[test]
+fn the_generated_runs_reach_every_case() {
+    refunds::check_the_runs_reach_every_case();
+    penalty_box::check_the_runs_reach_every_case();
+    leases::check_the_runs_reach_every_case();
 }

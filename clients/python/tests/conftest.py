@@ -1,21 +1,48 @@
 """Real redis-server processes with the module loaded, on free loopback ports
 (never 6379), always stopped: one standalone server, and a 3+3 cluster
 started by scripts/cluster (both from tests/pyserver.py, on pytest's
-pythonpath: see pyproject.toml)."""
+pythonpath: see pyproject.toml). And the helpers more than one test file
+uses: an app with a limiter, an app under uvicorn or driven in-process, a
+port that never answers, and polling until a condition holds."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
+import httpx
 import pyserver
 import pytest
 import redis
+import redis.asyncio
+import uvicorn
+from fastapi import FastAPI
 from pyserver import Server, free_port, port_free
 from redis.cluster import RedisCluster
 
-__all__ = ["Server", "calls", "free_port"]
+from redis_ratelimit.fastapi import Limiter
+
+__all__ = [
+    "PARSERS",
+    "Server",
+    "calls",
+    "free_port",
+    "make",
+    "run",
+    "serve",
+    "silent_port",
+    "until",
+    "wait_until",
+]
+
+# The pipelined connection's RESP parsers.
+PARSERS = ["python", "hiredis"]
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +80,15 @@ def emptied(server: Server) -> Iterator[redis.Redis]:
     c.flushall()
     for name in c.execute_command("RL.POLICY", "LIST"):
         c.execute_command("RL.POLICY", "DEL", name)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def db(server: Server) -> Iterator[redis.Redis]:
+    """A decoding client of the standalone server, emptied of keys."""
+    c = redis.Redis(port=server.port, socket_timeout=5, decode_responses=True)
+    c.flushall()
     yield c
     c.close()
 
@@ -148,3 +184,99 @@ def partial_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[S
     finally:
         for s in servers:
             s.stop()
+
+
+def make(port: int, **kw: Any) -> tuple[FastAPI, Limiter]:
+    """An app and its limiter (checking through Redis on `port`), the
+    limiter's handlers installed by init_app."""
+    app = FastAPI()
+    limiter = Limiter(redis.asyncio.Redis(port=port, socket_timeout=5), **kw)
+    limiter.init_app(app)
+    return app, limiter
+
+
+def run(server: Server, build: Callable[[Limiter], FastAPI], body: Callable[..., Awaitable[Any]],
+        **kw: Any) -> Any:  # fmt: skip
+    """Builds the app inside an event loop and runs body(client, limiter):
+    the app driven in-process over httpx's ASGI transport, so requests run
+    concurrently and can be cancelled."""
+
+    async def main() -> Any:
+        limiter = Limiter(redis.asyncio.Redis(port=server.port, socket_timeout=5), **kw)
+        app = build(limiter)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            try:
+                return await body(client, limiter)
+            finally:
+                await limiter.client.redis.aclose()
+
+    return asyncio.run(main())
+
+
+@contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    """The app under uvicorn on a free loopback port: its host:port."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            ws="websockets-sansio")  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, "uvicorn started")
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+
+
+def silent_port() -> tuple[socket.socket, int]:
+    """A port that accepts connections and never answers."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    port: int = s.getsockname()[1]
+    return s, port
+
+
+def _polls(
+    ok: Callable[[], bool], what: str, timeout: float, ignoring: tuple[type[Exception], ...]
+) -> Iterator[None]:
+    """Yields (for the caller to sleep) until `ok()` holds, an exception in
+    `ignoring` counting as not yet; fails once `timeout` seconds are past."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if ok():
+                return
+        except ignoring:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {what}")
+        yield
+
+
+def wait_until(
+    ok: Callable[[], bool],
+    what: str = "the condition",
+    *,
+    timeout: float = 15,
+    interval: float = 0.02,
+    ignoring: tuple[type[Exception], ...] = (),
+) -> None:
+    """Polls `ok` every `interval` seconds until it holds (see `_polls`)."""
+    for _ in _polls(ok, what, timeout, ignoring):
+        time.sleep(interval)
+
+
+async def until(
+    ok: Callable[[], bool],
+    what: str = "the condition",
+    *,
+    timeout: float = 15,
+    interval: float = 0.01,
+) -> None:
+    """`wait_until` for a coroutine: the event loop runs between polls."""
+    for _ in _polls(ok, what, timeout, ()):
+        await asyncio.sleep(interval)

@@ -4,10 +4,8 @@ module: the app runs in Starlette's TestClient, Redis is real."""
 from __future__ import annotations
 
 import gc
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import pytest
 import redis
@@ -16,27 +14,23 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.testclient import TestClient
 from starlette.responses import PlainTextResponse, Response
 
+from redis_ratelimit import Decision
 from redis_ratelimit.fastapi import (
     Denied,
     Limiter,
+    Outcome,
+    Quota,
     RateLimitMiddleware,
     by_api_key,
     by_ip,
     widen_young_generation,
 )
 
-from .conftest import Server, calls
-
-
-def make(server: Server, **kw: Any) -> tuple[FastAPI, Limiter]:
-    app = FastAPI()
-    limiter = Limiter(redis.asyncio.Redis(port=server.port, socket_timeout=5), **kw)
-    limiter.init_app(app)
-    return app, limiter
+from .conftest import Server, calls, make, silent_port
 
 
 def test_dependency_limits_and_sets_headers(server: Server, sync_redis: redis.Redis) -> None:
-    app, limiter = make(server)
+    app, limiter = make(server.port)
 
     @app.get("/q", dependencies=[Depends(limiter.limit("2/minute", algorithm="fixed"))])
     async def q() -> dict[str, bool]:
@@ -59,7 +53,7 @@ def test_dependency_limits_and_sets_headers(server: Server, sync_redis: redis.Re
 
 
 def test_several_limits_are_one_rl_all(server: Server, sync_redis: redis.Redis) -> None:
-    app, limiter = make(server, deny_cache=0)
+    app, limiter = make(server.port, deny_cache=0)
     dep = limiter.limit("100/minute;3/day", algorithm=("token", "fixed"))
     before = calls(sync_redis)
 
@@ -84,7 +78,7 @@ def test_several_limits_are_one_rl_all(server: Server, sync_redis: redis.Redis) 
 
 
 def test_deny_cache_answers_without_redis(server: Server, sync_redis: redis.Redis) -> None:
-    app, limiter = make(server)
+    app, limiter = make(server.port)
 
     @app.get("/q", dependencies=[Depends(limiter.limit("1/hour", algorithm="fixed"))])
     async def q() -> str:
@@ -106,7 +100,7 @@ def test_deny_cache_answers_without_redis(server: Server, sync_redis: redis.Redi
 def test_middleware_defaults_exempt_and_headers_on_errors(
     server: Server, sync_redis: redis.Redis
 ) -> None:
-    app, limiter = make(server)
+    app, limiter = make(server.port)
     app.add_middleware(RateLimitMiddleware, limiter=limiter, limits="2/minute",
                        exempt=["/health", "/static/*"])  # fmt: skip
 
@@ -142,7 +136,7 @@ def test_middleware_defaults_exempt_and_headers_on_errors(
 
 
 def test_router_defaults(server: Server, sync_redis: redis.Redis) -> None:
-    app, limiter = make(server)
+    app, limiter = make(server.port)
     router = APIRouter(dependencies=[Depends(limiter.limit("1/minute"))])
 
     @router.get("/r")
@@ -166,7 +160,7 @@ def test_router_defaults(server: Server, sync_redis: redis.Redis) -> None:
 
 def test_limits_per_request_tiers_and_policies(server: Server, sync_redis: redis.Redis) -> None:
     sync_redis.execute_command("RL.POLICY", "SET", "free", "TOKEN", 10, 5, "1s")
-    app, limiter = make(server)
+    app, limiter = make(server.port)
 
     def tier(request: Request) -> str | None:
         plan = request.headers.get("x-plan")
@@ -199,7 +193,7 @@ def test_custom_429_handler_and_disable_switch(server: Server, sync_redis: redis
         wait = exc.outcome.retry_after_s()
         return PlainTextResponse(f"slow down, {wait}s", status_code=429)
 
-    app, limiter = make(server, on_denied=handler)
+    app, limiter = make(server.port, on_denied=handler)
 
     @app.get("/q", dependencies=[Depends(limiter.limit("1/minute"))])
     async def q() -> str:
@@ -215,7 +209,7 @@ def test_custom_429_handler_and_disable_switch(server: Server, sync_redis: redis
 
 
 def test_trusted_proxies(server: Server, sync_redis: redis.Redis) -> None:
-    app, limiter = make(server, trusted_proxies=1)
+    app, limiter = make(server.port, trusted_proxies=1)
 
     @app.get("/q", dependencies=[Depends(limiter.limit("1/minute", key=by_ip))])
     async def q() -> str:
@@ -231,7 +225,7 @@ def test_trusted_proxies(server: Server, sync_redis: redis.Redis) -> None:
 
 
 def test_retry_after_agrees_with_the_window(server: Server, sync_redis: redis.Redis) -> None:
-    app, limiter = make(server)
+    app, limiter = make(server.port)
 
     @app.get("/q", dependencies=[Depends(limiter.limit("1/second", algorithm="token"))])
     async def q() -> str:
@@ -244,18 +238,29 @@ def test_retry_after_agrees_with_the_window(server: Server, sync_redis: redis.Re
         assert r.headers["RateLimit"].startswith('"second";r=0;t=1')
 
 
-def _silent_port() -> tuple[socket.socket, int]:
-    """A port that accepts connections and never answers."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(16)
-    port: int = s.getsockname()[1]
-    return s, port
+def test_a_cost_above_the_limit_has_no_retry_after(server: Server, db: redis.Redis) -> None:
+    app = FastAPI()
+    limiter = Limiter(redis.asyncio.Redis(port=server.port, socket_timeout=5))
+    limiter.init_app(app)
+
+    @app.get("/big", dependencies=[Depends(limiter.limit("5/minute", cost=6))])
+    async def big() -> str:
+        return "ok"
+
+    with TestClient(app) as c:
+        r = c.get("/big")
+        assert r.status_code == 429 and "Retry-After" not in r.headers
+        assert r.headers["X-RateLimit-Remaining"] == "5"  # nothing spent
+
+    never = Outcome(
+        Decision(False, 5, 5, -1, 0), (Quota("minute", 60, Decision(False, 5, 5, -1, 0)),)
+    )
+    assert never.retry_after_s() is None and "Retry-After" not in never.headers()
 
 
 @pytest.mark.parametrize("fail_open", [True, False])
 def test_fail_open_or_closed_with_a_short_timeout(fail_open: bool) -> None:
-    silent, port = _silent_port()
+    silent, port = silent_port()
     try:
         app = FastAPI()
         limiter = Limiter(redis.asyncio.Redis(port=port), fail_open=fail_open, timeout=0.2)

@@ -17,8 +17,7 @@ from starlette.responses import Response
 import redis_ratelimit.fastapi.rules as rules
 from redis_ratelimit.fastapi import Limiter
 
-from .conftest import Server, calls
-from .test_fastapi import _silent_port, make
+from .conftest import Server, calls, make, silent_port
 
 
 class Item(BaseModel):
@@ -29,7 +28,7 @@ class Item(BaseModel):
 def test_decorator_limits_sets_headers_and_keeps_the_endpoint(
     server: Server, sync_redis: redis.Redis
 ) -> None:
-    app, limiter = make(server)
+    app, limiter = make(server.port)
 
     @app.post("/items/{item_id}")
     @limiter.limited("2/minute", algorithm="fixed")
@@ -62,7 +61,7 @@ def test_decorator_limits_sets_headers_and_keeps_the_endpoint(
 def test_decorator_uses_the_endpoints_own_request_and_response(
     server: Server, sync_redis: redis.Redis
 ) -> None:
-    app, limiter = make(server)
+    app, limiter = make(server.port)
     seen: list[str] = []
 
     @app.get("/own")
@@ -87,7 +86,7 @@ def test_decorator_uses_the_endpoints_own_request_and_response(
 def test_decorator_on_a_sync_endpoint_runs_it_in_the_threadpool(
     server: Server, sync_redis: redis.Redis
 ) -> None:
-    app, limiter = make(server)
+    app, limiter = make(server.port)
     threads: list[str] = []
 
     @app.get("/sync")
@@ -106,7 +105,7 @@ def test_decorator_on_a_sync_endpoint_runs_it_in_the_threadpool(
 def test_decorator_documents_openapi_and_hides_its_parameters(
     server: Server, sync_redis: redis.Redis
 ) -> None:
-    app, limiter = make(server)
+    app, limiter = make(server.port)
 
     @app.get("/limited")
     @limiter.limited("5/minute")
@@ -141,7 +140,7 @@ async def auth(request: Request) -> str:
 def test_stacked_decorators_and_dependencies_run_together(
     server: Server, sync_redis: redis.Redis
 ) -> None:
-    app, limiter = make(server)
+    app, limiter = make(server.port)
     order = ORDER
     order.clear()
 
@@ -163,7 +162,7 @@ def test_stacked_decorators_and_dependencies_run_together(
 
 
 def test_decorator_disabled_and_failing_closed(server: Server, sync_redis: redis.Redis) -> None:
-    app, limiter = make(server, enabled=False)
+    app, limiter = make(server.port, enabled=False)
 
     @app.get("/q")
     @limiter.limited("1/minute")
@@ -175,7 +174,7 @@ def test_decorator_disabled_and_failing_closed(server: Server, sync_redis: redis
         assert [c.get("/q").status_code for _ in range(3)] == [200, 200, 200]
     assert calls(sync_redis) == before
 
-    silent, port = _silent_port()
+    silent, port = silent_port()
     try:
         app = FastAPI()
         closed = Limiter(redis.asyncio.Redis(port=port), fail_open=False, timeout=0.2)
@@ -193,7 +192,7 @@ def test_decorator_disabled_and_failing_closed(server: Server, sync_redis: redis
 
 
 def test_decorator_refuses_what_is_not_an_endpoint(server: Server) -> None:
-    _, limiter = make(server)
+    _, limiter = make(server.port)
     rule = limiter.limit("1/minute")
     with pytest.raises(TypeError, match="endpoint"):
         rule.wrap(rule)
@@ -207,7 +206,7 @@ def test_many_identities_past_the_key_cache(
     """The keys each rule remembers per caller start over when full: every
     caller keeps its own budget, whatever was forgotten."""
     monkeypatch.setattr(rules, "_TARGETS", 2)
-    app, limiter = make(server, deny_cache=0)
+    app, limiter = make(server.port, deny_cache=0)
     rule = limiter.limit("2/minute", algorithm="fixed", key=lambda r: r.headers.get("x-user"))
 
     @app.get("/q", dependencies=[Depends(rule)])
@@ -228,7 +227,7 @@ def test_many_identities_past_the_key_cache(
 def test_a_dependency_counts_invalid_requests_the_decorator_does_not(
     server: Server, sync_redis: redis.Redis
 ) -> None:
-    app, limiter = make(server)
+    app, limiter = make(server.port)
 
     @app.post("/dep", dependencies=[Depends(limiter.limit("5/minute"))])
     async def dep(item: Item) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
 from redis_ratelimit import async_redis
@@ -161,3 +161,27 @@ def test_the_timeout_does_not_count_the_loop_busy_with_other_work() -> None:
         assert time.monotonic() - start < 5
 
     asyncio.run(main())
+
+
+def test_async_redis_pool_decides_a_burst_exactly(server: Server, sync_redis: redis.Redis) -> None:
+    async def main() -> list[int]:
+        client = async_redis(f"redis://127.0.0.1:{server.port}", pool_size=4)
+        limiter = Limiter(client, timeout=10)
+        lim = limiter.limit("50/minute", algorithm="fixed", key=lambda r: "one")
+        scope = {"type": "http", "method": "GET", "path": "/", "headers": [],
+                 "query_string": b""}  # fmt: skip
+
+        async def one() -> int:
+            out = await lim.check(Request(dict(scope)))
+            assert out is not None
+            return int(out.allowed)
+
+        try:
+            return await asyncio.gather(*(one() for _ in range(300)))
+        finally:
+            await client.aclose()
+
+    allowed = asyncio.run(main())
+    assert sum(allowed) == 50
+    clients = [c for c in sync_redis.client_list() if c.get("cmd", "").startswith("rl.")]
+    assert len(clients) <= 4

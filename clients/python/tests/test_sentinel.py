@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -28,22 +28,10 @@ from redis_ratelimit import CircuitBreaker, RateLimiter
 from redis_ratelimit.fastapi import Limiter
 from redis_ratelimit.fastapi.transport import Pooled
 
-from .conftest import Server, free_port
+from .conftest import Server, free_port, wait_until
 
 NAME = "rlmaster"
 LIMIT = 100_000  # never reached: every request Redis decides is counted
-
-
-def _wait(what: str, ok: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if ok():
-                return
-        except redis.RedisError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Sentinels:
@@ -108,10 +96,12 @@ def topology(tmp_path: pathlib.Path) -> Iterator[tuple[Server, Server, Sentinels
         servers.append(master)
         replica = Server(tmp_path / "r", extra=("--replicaof", "127.0.0.1", str(master.port)))
         servers.append(replica)
-        _wait("the replica's sync", lambda: replica.client.info("replication")[
-            "master_link_status"] == "up")  # fmt: skip
+        wait_until(lambda: replica.client.info("replication")["master_link_status"] == "up",
+                   "the replica's sync", timeout=30, interval=0.05,
+                   ignoring=(redis.RedisError,))  # fmt: skip
         sentinels = Sentinels(tmp_path, master.port)
-        _wait("the sentinels to know each other and the replica", sentinels.ready)
+        wait_until(sentinels.ready, "the sentinels to know each other and the replica",
+                   timeout=30, interval=0.05, ignoring=(redis.RedisError,))  # fmt: skip
         yield master, replica, sentinels
     finally:
         if sentinels is not None:
