@@ -16,6 +16,13 @@
 //! snapshot before anything changes. The algorithms are listed once, in
 //! [`limiter`]'s table; each implements [`Algo`].
 //!
+//! Whatever writes, a decision, a refund or a lease op (and its replay),
+//! installs through one step, [`value::install`]: the [`value::Change`] the
+//! evaluation decided on the key's snapshot, carried out on the value the
+//! key holds (in place, or a new value to store: a block that starts or is
+//! lifted, a key that held nothing), so the Redis layer only stores,
+//! expires and signals.
+//!
 //! So a denial, a peek or one limit of a denied `RL.ALL` never copies or
 //! allocates a state, and a missing key is evaluated as a fresh state on the
 //! stack.

@@ -9,7 +9,10 @@
 //! A block is rare and short-lived, so it lives in a wrapper around the
 //! limiter rather than in every state: an unblocked key pays nothing for it.
 
-use super::{Decision, Duration, Instant, Kind, LeaseState, Limiter, Mismatch, Params, Verdict};
+use super::{
+    Decision, Duration, Instant, Kind, LeaseChange, LeaseState, Limiter, Mismatch, Next, Params,
+    Refund, Verdict,
+};
 
 /// A limiter in the penalty box until `until` (the box is empty once
 /// `until` is past; the wrapper stays until the key is next written).
@@ -43,18 +46,6 @@ impl Value {
         match self {
             Value::Limiter(l) => Ok(l),
             Value::Blocked(b) => Ok(&b.limiter),
-            Value::Leases(_) => Err(Mismatch {
-                stored: Kind::Leases,
-                requested,
-            }),
-        }
-    }
-
-    /// As [`Value::limiter_for`], to change it.
-    pub(crate) fn limiter_mut_for(&mut self, requested: Kind) -> Result<&mut Limiter, Mismatch> {
-        match self {
-            Value::Limiter(l) => Ok(l),
-            Value::Blocked(b) => Ok(&mut b.limiter),
             Value::Leases(_) => Err(Mismatch {
                 stored: Kind::Leases,
                 requested,
@@ -195,6 +186,182 @@ pub fn evaluate(
     }
 }
 
+/// What a write does to a key's value, as decided on a snapshot of it
+/// (by [`evaluate`], [`Limiter::evaluate_refund`] or
+/// [`LeaseState::evaluate`]), and carried out by [`install`]: the one step
+/// every writer (decisions, refunds, lease ops and their replays) takes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change<'a> {
+    /// A decision that writes: the held limiter moves to `next` (a key
+    /// holding nothing gets a limiter of `params` at `next`), and its block
+    /// changes.
+    Limiter {
+        params: &'a Params,
+        next: Next,
+        block: BlockChange,
+    },
+    /// A refund that gives something back: the held limiter moves to
+    /// `next`, its block kept.
+    Refund(Next),
+    /// A lease op that writes, on the leases the key holds.
+    Leases(LeaseChange<'a>),
+    /// A lease op that writes on a key that held nothing: decided on
+    /// `fresh`, which becomes the key's value once changed.
+    NewLeases {
+        fresh: LeaseState,
+        change: LeaseChange<'a>,
+    },
+}
+
+impl Guarded {
+    /// What installing this verdict writes (when it writes), decided
+    /// under `params`.
+    #[inline]
+    pub fn change<'a>(&self, params: &'a Params) -> Change<'a> {
+        Change::Limiter {
+            params,
+            next: self.verdict.next,
+            block: self.block,
+        }
+    }
+}
+
+impl Refund {
+    /// What installing this refund writes (when it writes).
+    #[inline]
+    pub fn change(&self) -> Change<'static> {
+        Change::Refund(self.next)
+    }
+}
+
+/// What [`install`] did with the key's value.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Installed {
+    /// Changed where it is.
+    InPlace,
+    /// The key's value is now this one (the held one, if any, goes).
+    Store(Value),
+    /// The key holds nothing now: it goes.
+    Empty,
+}
+
+/// A change that can't be installed on what the key holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unfit {
+    /// The key holds another kind of value than the change writes.
+    Mismatch(Mismatch),
+    /// The key holds something the change was not decided on (nothing, or
+    /// leases for a refund): a bug of the caller's.
+    Stale,
+}
+
+/// Carries out `change` on what a key holds (`None`: nothing), the
+/// snapshot it was decided on: changes the value in place where it can, or
+/// answers the value to store instead. Block wrapping lives here: a block
+/// that starts wraps the limiter in [`Blocked`], one lifted unwraps it (both
+/// store a new value: rare, once per block, and every value Redis owns is
+/// kept whole), and a block's new end is set in place.
+///
+/// Inlined into every writer, so that each keeps only the arm of the
+/// change it makes (the writer knows which), at no cost over the install
+/// it made by hand before.
+#[inline(always)]
+pub fn install(held: Option<&mut Value>, change: Change) -> Result<Installed, Unfit> {
+    match change {
+        Change::Limiter {
+            params,
+            next,
+            block,
+        } => install_decision(held, params, &next, block),
+        Change::Refund(next) => {
+            let limiter = held.and_then(Value::limiter_mut).ok_or(Unfit::Stale)?;
+            limiter.apply(&next);
+            Ok(Installed::InPlace)
+        }
+        Change::Leases(change) => match held {
+            Some(Value::Leases(s)) => {
+                s.apply(&change);
+                Ok(if s.is_empty() {
+                    Installed::Empty
+                } else {
+                    Installed::InPlace
+                })
+            }
+            Some(other) => Err(Unfit::Mismatch(Mismatch {
+                stored: other.kind(),
+                requested: Kind::Leases,
+            })),
+            None => Err(Unfit::Stale),
+        },
+        Change::NewLeases { mut fresh, change } => {
+            if held.is_some() {
+                return Err(Unfit::Stale);
+            }
+            fresh.apply(&change);
+            Ok(if fresh.is_empty() {
+                Installed::Empty
+            } else {
+                Installed::Store(Value::Leases(Box::new(fresh)))
+            })
+        }
+    }
+}
+
+/// [`install`] for a decision: the limiter moves to `next`, then the block
+/// changes.
+#[inline]
+fn install_decision(
+    held: Option<&mut Value>,
+    params: &Params,
+    next: &Next,
+    block: BlockChange,
+) -> Result<Installed, Unfit> {
+    let Some(held) = held else {
+        let limiter = Limiter::create(params, next);
+        return Ok(Installed::Store(with_block(limiter, block)));
+    };
+    match (held, block) {
+        (Value::Limiter(l), BlockChange::Start(until)) => {
+            let mut limiter = l.clone();
+            limiter.apply(next);
+            Ok(Installed::Store(with_block(
+                limiter,
+                BlockChange::Start(until),
+            )))
+        }
+        (Value::Limiter(l), BlockChange::Keep | BlockChange::Lift) => {
+            l.apply(next);
+            Ok(Installed::InPlace)
+        }
+        (Value::Blocked(b), BlockChange::Lift) => {
+            let mut limiter = b.limiter.clone();
+            limiter.apply(next);
+            Ok(Installed::Store(Value::Limiter(limiter)))
+        }
+        (Value::Blocked(b), keep_or_start) => {
+            if let BlockChange::Start(until) = keep_or_start {
+                b.until = until;
+            }
+            b.limiter.apply(next);
+            Ok(Installed::InPlace)
+        }
+        (held @ Value::Leases(_), _) => Err(Unfit::Mismatch(Mismatch {
+            stored: held.kind(),
+            requested: Kind::Limiter(params.algorithm()),
+        })),
+    }
+}
+
+/// A limiter under a block that starts (a key holding no block keeps none
+/// or lifts none).
+#[inline]
+fn with_block(limiter: Limiter, block: BlockChange) -> Value {
+    match block {
+        BlockChange::Start(until) => Value::Blocked(Box::new(Blocked { until, limiter })),
+        BlockChange::Keep | BlockChange::Lift => Value::Limiter(limiter),
+    }
+}
+
 /// A decision as a block `left` long shows it.
 fn blocked(d: &Decision, retry_after: Option<Duration>, left: Duration) -> Decision {
     Decision {
@@ -213,8 +380,7 @@ mod tests {
 
     const S: u64 = 1_000_000;
 
-    /// Decides like the module: evaluate, install when it writes, apply the
-    /// block change.
+    /// Decides like the module: evaluate, then install when it writes.
     fn call(
         held: &mut Option<Value>,
         params: &Params,
@@ -230,22 +396,12 @@ mod tests {
             penalty.map(Duration::from_micros),
         )
         .unwrap();
-        let old_block = held.as_ref().and_then(Value::block);
         if g.verdict.writes {
-            let mut l = match held.take() {
-                Some(v) => v.limiter().unwrap().clone(),
-                None => Limiter::new(params),
-            };
-            l.apply(&g.verdict.next);
-            let block = match g.block {
-                BlockChange::Keep => old_block,
-                BlockChange::Start(u) => Some(u),
-                BlockChange::Lift => None,
-            };
-            *held = Some(match block {
-                Some(until) => Value::Blocked(Box::new(Blocked { until, limiter: l })),
-                None => Value::Limiter(l),
-            });
+            match install(held.as_mut(), g.change(params)).unwrap() {
+                Installed::InPlace => {}
+                Installed::Store(v) => *held = Some(v),
+                Installed::Empty => *held = None,
+            }
         } else {
             assert_eq!(g.block, BlockChange::Keep);
         }
@@ -256,6 +412,141 @@ mod tests {
             d.retry_after.map(|r| r.as_micros()),
             d.reset_after.as_micros(),
         )
+    }
+
+    /// What installing left: changed in place (or not), and what the key
+    /// holds then.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Out {
+        InPlace(Value),
+        Store(Value),
+        Empty,
+        Refused(Unfit),
+    }
+
+    fn run(mut held: Option<Value>, change: Change) -> Out {
+        let before = held.clone();
+        match install(held.as_mut(), change) {
+            Ok(Installed::InPlace) => Out::InPlace(held.expect("changed in place")),
+            Ok(Installed::Store(v)) => Out::Store(v),
+            Ok(Installed::Empty) => Out::Empty,
+            Err(e) => {
+                assert_eq!(held, before, "a refused change changes nothing");
+                Out::Refused(e)
+            }
+        }
+    }
+
+    #[test]
+    fn install_carries_out_each_change_on_each_value() {
+        use crate::algo::{Algorithm, Count, LeaseAction};
+        let p = Params::Fixed(window(5, 10 * S).into());
+        let l0 = Limiter::new(&p);
+        let next = l0.evaluate(&p, 1, t(0)).unwrap().next;
+        let mut l1 = l0.clone();
+        l1.apply(&next);
+        let lim = |l: &Limiter| Value::Limiter(l.clone());
+        let blk = |until: u64, l: &Limiter| {
+            Value::Blocked(Box::new(Blocked {
+                until: t(until),
+                limiter: l.clone(),
+            }))
+        };
+        let decided = |block| Change::Limiter {
+            params: &p,
+            next,
+            block,
+        };
+        let limit = Count::new(2).unwrap();
+        let s0 = LeaseState::new(limit);
+        let acquire = LeaseAction::Acquire {
+            limit,
+            units: 1,
+            ttl: Duration::from_micros(S),
+        };
+        let place = s0.evaluate(acquire, b"a", t(0)).next.unwrap();
+        let mut s1 = s0.clone();
+        s1.apply(&place);
+        let end = s1.evaluate(LeaseAction::Release, b"a", t(1)).next.unwrap();
+        let leases = |s: &LeaseState| Value::Leases(Box::new(s.clone()));
+        let fresh = |s: &LeaseState, change| Change::NewLeases {
+            fresh: s.clone(),
+            change,
+        };
+        let wants_limiter = Unfit::Mismatch(Mismatch {
+            stored: Kind::Leases,
+            requested: Kind::Limiter(Algorithm::Fixed),
+        });
+        let wants_leases = Unfit::Mismatch(Mismatch {
+            stored: Kind::Limiter(Algorithm::Fixed),
+            requested: Kind::Leases,
+        });
+        use BlockChange::{Keep, Lift, Start};
+        use Out::*;
+        let rows: Vec<(Option<Value>, Change, Out)> = vec![
+            // A decision: a key holding nothing gets a new limiter.
+            (None, decided(Keep), Store(lim(&l1))),
+            (None, decided(Start(t(9))), Store(blk(9, &l1))),
+            (None, decided(Lift), Store(lim(&l1))),
+            // A block that starts wraps the limiter; a held one changes
+            // its end in place; one lifted unwraps it.
+            (Some(lim(&l0)), decided(Keep), InPlace(lim(&l1))),
+            (Some(lim(&l0)), decided(Start(t(9))), Store(blk(9, &l1))),
+            (Some(lim(&l0)), decided(Lift), InPlace(lim(&l1))),
+            (Some(blk(5, &l0)), decided(Keep), InPlace(blk(5, &l1))),
+            (
+                Some(blk(5, &l0)),
+                decided(Start(t(9))),
+                InPlace(blk(9, &l1)),
+            ),
+            (Some(blk(5, &l0)), decided(Lift), Store(lim(&l1))),
+            // Leases where a limiter is asked: the mismatch the client is
+            // told.
+            (Some(leases(&s1)), decided(Keep), Refused(wants_limiter)),
+            (
+                Some(leases(&s1)),
+                decided(Start(t(9))),
+                Refused(wants_limiter),
+            ),
+            (Some(leases(&s1)), decided(Lift), Refused(wants_limiter)),
+            // A refund changes the held limiter, its block kept.
+            (None, Change::Refund(next), Refused(Unfit::Stale)),
+            (Some(lim(&l0)), Change::Refund(next), InPlace(lim(&l1))),
+            (
+                Some(blk(5, &l0)),
+                Change::Refund(next),
+                InPlace(blk(5, &l1)),
+            ),
+            (
+                Some(leases(&s1)),
+                Change::Refund(next),
+                Refused(Unfit::Stale),
+            ),
+            // A lease op on held leases; the last lease's end empties the key.
+            (None, Change::Leases(place), Refused(Unfit::Stale)),
+            (Some(lim(&l0)), Change::Leases(place), Refused(wants_leases)),
+            (
+                Some(blk(5, &l0)),
+                Change::Leases(place),
+                Refused(wants_leases),
+            ),
+            (
+                Some(leases(&s0)),
+                Change::Leases(place),
+                InPlace(leases(&s1)),
+            ),
+            (Some(leases(&s1)), Change::Leases(end), Empty),
+            // A lease op on a key that held nothing, on the fresh state it
+            // was decided on.
+            (None, fresh(&s0, place), Store(leases(&s1))),
+            (None, fresh(&s1, end), Empty),
+            (Some(lim(&l0)), fresh(&s0, place), Refused(Unfit::Stale)),
+            (Some(leases(&s0)), fresh(&s0, place), Refused(Unfit::Stale)),
+        ];
+        for (i, (held, change, want)) in rows.into_iter().enumerate() {
+            let shown = format!("row {i}: {change:?} on {held:?}");
+            assert_eq!(run(held, change), want, "{shown}");
+        }
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! "decide on the snapshot the key holds, then install", for one key
 //! ([`decide_one`]), for an `RL.ALL` call ([`decide_all`]), for a refund
 //! ([`refund_one`]) and for a lease op ([`lease_one`]), with the checks a
-//! replayed op must pass. It imports no command family.
+//! replayed op must pass. All four install through [`install`], the Redis
+//! half of `algo`'s one install step. It imports no command family.
 //!
 //! Replication is by effect, not by command: a request that writes is sent
 //! to replicas and the AOF as `RL.APPLY key <op>` (or, for `RL.ALL`, one
@@ -23,10 +24,10 @@ use super::config::{self, Setting};
 use super::datatype::WriteKey;
 use super::ffi::{Ctx, NotStored, RStr, WrongType};
 use super::{clock, stats, top};
-use crate::algo::value::{evaluate, BlockChange, Guarded};
+use crate::algo::value::{self, evaluate, BlockChange, Change, Guarded, Installed, Unfit};
 use crate::algo::{
-    Algorithm, Blocked, Decision, Duration, Instant, Kind, LeaseAction, LeaseState, LeaseVerdict,
-    Limiter, Mismatch, Params, UnixMs, Value, Verdict, MAX_TIME_US, MAX_WAIT_US,
+    Algorithm, Decision, Duration, Instant, Kind, LeaseAction, LeaseState, LeaseVerdict, Limiter,
+    Mismatch, Params, UnixMs, Value, Verdict, MAX_TIME_US, MAX_WAIT_US,
 };
 use crate::args::{self, ArgError};
 use crate::codec;
@@ -221,49 +222,48 @@ pub(super) fn expiry_ms(key: &WriteKey, v: &Verdict, wall: Instant) -> UnixMs {
     key.expire_at_ms().map_or(at, |current| at.max(current))
 }
 
-/// Installs a verdict that writes, with its block change, sets the expiry
-/// and signals the change.
+/// Installs a change decided on the key's snapshot, through the one step
+/// every writer takes ([`value::install`]), and does the Redis part: stores
+/// the value it answers (or keeps the one changed in place), sets the expiry
+/// `expiry` gives for the value as installed, or deletes a key left empty,
+/// and signals the change. `stale` names the bug of a change the key can't
+/// take. Answers the expiry set (the epoch for a deleted key).
+///
+/// Inlined into every writer with its closure, as [`value::install`] is
+/// (see [`lease_one`]).
+#[inline(always)]
 pub(super) fn install(
     key: &mut WriteKey,
-    params: &Params,
-    g: &Guarded,
-    expire_at_ms: UnixMs,
-) -> Outcome {
-    match key.value_mut() {
-        Some(held) => held
-            .limiter_mut_for(Kind::Limiter(params.algorithm()))?
-            .apply(&g.verdict.next),
-        None => key.store(Value::Limiter(Limiter::create(params, &g.verdict.next)))?,
-    }
-    match g.block {
-        BlockChange::Keep => {}
-        BlockChange::Start(until) => set_block(key, Some(until))?,
-        BlockChange::Lift => set_block(key, None)?,
-    }
-    key.expire_at(expire_at_ms);
+    change: Change,
+    stale: &'static str,
+    expiry: impl FnOnce(&Value) -> Result<UnixMs, Error>,
+) -> Result<UnixMs, Error> {
+    let at = match value::install(key.value_mut(), change) {
+        Ok(Installed::InPlace) => {
+            let at = expiry(key.value().ok_or(Error::Bug(stale))?)?;
+            key.expire_at(at);
+            at
+        }
+        Ok(Installed::Store(new)) => {
+            let at = expiry(&new)?;
+            key.store(new)?;
+            key.expire_at(at);
+            at
+        }
+        Ok(Installed::Empty) => {
+            key.delete();
+            UnixMs::EPOCH
+        }
+        Err(Unfit::Mismatch(m)) => return Err(m.into()),
+        Err(Unfit::Stale) => return Err(Error::Bug(stale)),
+    };
     key.signal_modified();
-    Ok(())
+    Ok(at)
 }
 
-/// Puts a key's limiter in the penalty box until `until`, or takes
-/// it out (`None`). Changing a wrapper's end is done in place; adding or
-/// removing one stores a new value with a copy of the limiter, which is
-/// rare (once per block) and keeps every value one Redis owns whole.
-fn set_block(key: &mut WriteKey, until: Option<Instant>) -> Result<(), NotStored> {
-    let new = match (key.value_mut(), until) {
-        (Some(Value::Blocked(b)), Some(until)) => {
-            b.until = until;
-            return Ok(());
-        }
-        (Some(Value::Blocked(b)), None) => Value::Limiter(b.limiter.clone()),
-        (Some(Value::Limiter(l)), Some(until)) => Value::Blocked(Box::new(Blocked {
-            until,
-            limiter: l.clone(),
-        })),
-        (_, None) | (None, _) | (Some(Value::Leases(_)), _) => return Ok(()),
-    };
-    key.store(new)
-}
+/// The bug of a decided limiter the key can't take (never: a key holding
+/// nothing gets a new one, and one holding leases was refused by `evaluate`).
+const LIMITER_GONE: &str = "the decided limiter is gone";
 
 /// Who decided the request: a client (compute the expiry, replicate the
 /// op) or a replayed op (use its expiry, pass it on verbatim).
@@ -311,7 +311,9 @@ pub(super) fn decide_one(
         match source {
             Source::Client { wall } => {
                 let expire_at_ms = expiry_ms(&key, v, wall);
-                install(&mut key, params, &g, expire_at_ms)?;
+                install(&mut key, g.change(params), LIMITER_GONE, |_| {
+                    Ok(expire_at_ms)
+                })?;
                 let op = codec::encode_op(&codec::Op {
                     params: *params,
                     cost,
@@ -322,7 +324,9 @@ pub(super) fn decide_one(
                 ctx.replicate(APPLY, name, &op);
             }
             Source::Replay { expire_at_ms } => {
-                install(&mut key, params, &g, expire_at_ms)?;
+                install(&mut key, g.change(params), LIMITER_GONE, |_| {
+                    Ok(expire_at_ms)
+                })?;
                 ctx.replicate_verbatim();
             }
         }
@@ -393,16 +397,18 @@ pub(super) fn refund_one(
     if !refund.writes() {
         return Ok(0);
     }
-    key.value_mut()
-        .and_then(Value::limiter_mut)
-        .ok_or(Error::Bug("the refunded limiter is gone"))?
-        .apply(&refund.next);
+    const GONE: &str = "the refunded limiter is gone";
     let expire_at_ms = match source {
-        Source::Client { wall } => refund_expiry_ms(&key, now, wall)?,
-        Source::Replay { expire_at_ms } => expire_at_ms,
+        Source::Client { wall } => {
+            let current = key.expire_at_ms();
+            install(&mut key, refund.change(), GONE, |held| {
+                refund_expiry_ms(held, current, now, wall)
+            })?
+        }
+        Source::Replay { expire_at_ms } => {
+            install(&mut key, refund.change(), GONE, |_| Ok(expire_at_ms))?
+        }
     };
-    key.expire_at(expire_at_ms);
-    key.signal_modified();
     match source {
         Source::Client { .. } => {
             let op = codec::encode_refund_op(&codec::RefundOp {
@@ -419,16 +425,21 @@ pub(super) fn refund_one(
 
 /// When a refunded key expires: when what is left is as good as nothing
 /// (or its block ends), by the rule of [`expiry_ms`], never later than the
-/// expiry it had (a refund only takes away).
-fn refund_expiry_ms(key: &WriteKey, now: Instant, wall: Instant) -> Result<UnixMs, Error> {
-    let held = key.value();
-    let params = held.and_then(Value::limiter).map(Limiter::params);
-    let Some(params) = params else {
+/// expiry it had, `current` (a refund only takes away).
+fn refund_expiry_ms(
+    held: &Value,
+    current: Option<UnixMs>,
+    now: Instant,
+    wall: Instant,
+) -> Result<UnixMs, Error> {
+    let Some(params) = held.limiter().map(Limiter::params) else {
         return Err(Error::Bug("no limiter to refund"));
     };
-    let d = evaluate(held, &params, 0, now, None)?.verdict.decision;
+    let d = evaluate(Some(held), &params, 0, now, None)?
+        .verdict
+        .decision;
     let at = empty_at_ms(&d, wall);
-    Ok(key.expire_at_ms().map_or(at, |current| at.min(current)))
+    Ok(current.map_or(at, |current| at.min(current)))
 }
 
 /// Ops come from our own master or AOF, and are checked as decoded data:
@@ -581,7 +592,7 @@ pub(super) fn decide_all(
                 None => continue,
             },
         };
-        install(key, p, g, at)?;
+        install(key, g.change(p), LIMITER_GONE, |_| Ok(at))?;
         if let Some(slot) = expire.get_mut(i) {
             *slot = at;
         }
@@ -622,14 +633,6 @@ pub(super) fn decide_all(
 
 /// The leases a key holds, or the error for what it holds instead.
 fn leases_in(value: &Value) -> Result<&LeaseState, Error> {
-    match value {
-        Value::Leases(s) => Ok(s),
-        other => Err(not_leases(other)),
-    }
-}
-
-/// As [`leases_in`], to install a change.
-fn leases_of(value: &mut Value) -> Result<&mut LeaseState, Error> {
     match value {
         Value::Leases(s) => Ok(s),
         other => Err(not_leases(other)),
@@ -692,36 +695,19 @@ pub(super) fn lease_one<'id>(
             return Err(diverged("the leases differ here"));
         }
     }
-    let Some(change) = &v.next else {
+    let Some(change) = v.next else {
         return Ok(v);
     };
-    let expiry = |s: &LeaseState| match source {
-        Source::Client { .. } if s.is_empty() => UnixMs::EPOCH,
-        Source::Client { wall } => lease_expiry_ms(s, wall),
-        Source::Replay { expire_at_ms } => expire_at_ms,
+    let change = match fresh {
+        Some(fresh) => Change::NewLeases { fresh, change },
+        None => Change::Leases(change),
     };
-    let expire_at_ms = match fresh {
-        Some(mut s) => {
-            s.apply(change);
-            let at = expiry(&s);
-            key.store(Value::Leases(Box::new(s)))?;
-            at
-        }
-        None => {
-            let Some(held) = key.value_mut() else {
-                return Err(Error::Bug("the leases are gone"));
-            };
-            let s = leases_of(held)?;
-            s.apply(change);
-            expiry(s)
-        }
-    };
-    if expire_at_ms == UnixMs::EPOCH {
-        key.delete();
-    } else {
-        key.expire_at(expire_at_ms);
-    }
-    key.signal_modified();
+    // A key left without leases is deleted by `install`, which answers the
+    // epoch for it, as the op carries it.
+    let expire_at_ms = install(key, change, "the leases are gone", |held| match source {
+        Source::Client { wall } => Ok(lease_expiry_ms(leases_in(held)?, wall)),
+        Source::Replay { expire_at_ms } => Ok(expire_at_ms),
+    })?;
     match source {
         Source::Client { .. } => {
             let op = codec::encode_lease_op(&codec::LeaseOp {
