@@ -14,6 +14,8 @@
 //! period in µs: `scaled = level * period`. Draining for `dt` µs then removes
 //! exactly `dt * rate`, with no division and no rounding.
 
+use std::ffi::CStr;
+
 use super::limiter::{Algo, Argument, Decoder, Encoder};
 use super::{div_ceil_u128, to_u64, Burst, Count, Decision, Duration, Instant, Period, MAX_COUNT};
 
@@ -251,11 +253,14 @@ fn read_bucket_params<D: Decoder>(r: &mut D) -> Result<BucketParams, D::Error> {
 /// The three algorithms on the bucket: one state, a marker each, told
 /// apart by their [`Flavor`] (and GCRA by its parameters).
 macro_rules! bucket_algo {
-    ($(#[$doc:meta])* $marker:ident, $flavor:ident, $params:ty, $to_bucket:expr, $of_bucket:expr) => {
+    ($(#[$doc:meta])* $marker:ident, $flavor:ident, $params:ty, $to_bucket:expr, $of_bucket:expr, $summary:literal) => {
         $(#[$doc])*
         pub struct $marker;
 
         impl Algo for $marker {
+            const SUMMARY: &'static CStr = $summary;
+            const COMPLEXITY: &'static CStr = c"O(1)";
+
             type Params = $params;
             type State = BucketState;
             type Next = BucketState;
@@ -330,15 +335,18 @@ macro_rules! bucket_algo {
 
 bucket_algo!(
     /// The token bucket (`RL.TOKEN`).
-    Token, Token, BucketParams, |p: &BucketParams| *p, |b: &BucketParams| *b
+    Token, Token, BucketParams, |p: &BucketParams| *p, |b: &BucketParams| *b,
+    c"Token bucket: capacity tokens, refilled continuously at rate per period."
 );
 bucket_algo!(
     /// The leaky bucket as a queue (`RL.LEAKY`).
-    Leaky, Leaky, BucketParams, |p: &BucketParams| *p, |b: &BucketParams| *b
+    Leaky, Leaky, BucketParams, |p: &BucketParams| *p, |b: &BucketParams| *b,
+    c"Leaky bucket as a queue: up to capacity units waiting, drained at rate per period."
 );
 bucket_algo!(
     /// GCRA (`RL.GCRA`), parameters given as `max_burst rate period`.
-    Gcra, Gcra, GcraParams, GcraParams::bucket, GcraParams::of_bucket
+    Gcra, Gcra, GcraParams, GcraParams::bucket, GcraParams::of_bucket,
+    c"GCRA: max_burst + 1 at once, then rate per period."
 );
 
 #[cfg(test)]

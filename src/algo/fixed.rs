@@ -8,6 +8,8 @@
 //! decision, so a clock that steps back inside the window changes nothing;
 //! one that steps back before the window's start is treated as the start.
 
+use std::ffi::CStr;
+
 use super::limiter::{Algo, Argument, Decoder, Encoder};
 use std::num::NonZeroU64;
 
@@ -248,6 +250,9 @@ impl FixedState {
 pub struct Fixed;
 
 impl Algo for Fixed {
+    const SUMMARY: &'static CStr = c"Fixed window counter: at most limit units per window, the window opening at the first request, or aligned to the clock and calendar with ALIGN (months: mo).";
+    const COMPLEXITY: &'static CStr = c"O(1)";
+
     type Params = FixedParams;
     type State = FixedState;
     type Next = FixedState;

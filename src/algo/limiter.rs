@@ -7,11 +7,16 @@
 //! once, with their names and codec tags, and writes from that list the enums
 //! every other layer handles ([`Algorithm`], [`Params`], [`Limiter`],
 //! [`Next`]) and the one dispatch from those enums to the algorithm's own
-//! code. Adding an algorithm is an `Algo` impl and a row of that table.
+//! code. Adding an algorithm is an `Algo` impl and a row of that table; the
+//! Redis layer makes its command, `RL.<NAME>`, from the same row (the
+//! summary and complexity `COMMAND DOCS` gives are the `Algo` impl's, its
+//! arguments its [`Shape`]'s).
 //!
 //! The dispatch is a `match` the compiler sees through (each arm calls one
 //! algorithm's monomorphic code), so a request costs what a hand-written
 //! `match` did: no trait objects, no allocation.
+
+use std::ffi::CStr;
 
 use super::BucketParams;
 use super::{Decision, Instant, WindowParams};
@@ -20,6 +25,12 @@ use super::{Decision, Instant, WindowParams};
 /// marker type per algorithm (the three buckets share a state type but not
 /// a marker).
 pub trait Algo {
+    /// What `COMMAND DOCS` says of the algorithm's own command: a one-line
+    /// summary (C strings, which the Redis layer hands over as they are).
+    const SUMMARY: &'static CStr;
+    /// The time complexity of one request, as `COMMAND DOCS` gives it.
+    const COMPLEXITY: &'static CStr;
+
     /// The parameters of a request, as given on the command line.
     type Params: Copy + PartialEq + std::fmt::Debug;
     /// The stored state, with the parameters last written to it.
@@ -173,14 +184,83 @@ pub enum Shape {
     Gcra,
 }
 
+const LIMIT: Param = Param::positional(c"limit", ParamValue::Count);
+const WINDOW: Param = Param::positional(c"window", ParamValue::Duration);
+const CAPACITY: Param = Param::positional(c"capacity", ParamValue::Count);
+const MAX_BURST: Param = Param::positional(c"max_burst", ParamValue::Count);
+const RATE: Param = Param::positional(c"rate", ParamValue::Count);
+const PERIOD: Param = Param::positional(c"period", ParamValue::Duration);
+const ALIGN: Param = Param::option(c"ALIGN", c"align", ParamValue::Flag);
+const OFFSET: Param = Param::option(c"OFFSET", c"offset", ParamValue::Offset);
+
 impl Shape {
-    /// Names of the positional parameters, in order.
-    pub(crate) fn param_names(self) -> &'static [&'static str] {
+    /// The positional parameters, in order.
+    pub(crate) const fn params(self) -> &'static [Param] {
         match self {
-            Shape::Window | Shape::AlignableWindow => &["limit", "window"],
-            Shape::Bucket => &["capacity", "rate", "period"],
-            Shape::Gcra => &["max_burst", "rate", "period"],
+            Shape::Window | Shape::AlignableWindow => &[LIMIT, WINDOW],
+            Shape::Bucket => &[CAPACITY, RATE, PERIOD],
+            Shape::Gcra => &[MAX_BURST, RATE, PERIOD],
         }
+    }
+
+    /// The shape's own options, right after its parameters (every decision
+    /// also takes `COST`, `AT`, `PENALTY` and `SHADOW`: the command line's,
+    /// not the algorithm's).
+    pub(crate) const fn options(self) -> &'static [Param] {
+        match self {
+            Shape::AlignableWindow => &[ALIGN, OFFSET],
+            Shape::Window | Shape::Bucket | Shape::Gcra => &[],
+        }
+    }
+}
+
+/// One parameter of an algorithm on a command line, as messages and
+/// `COMMAND DOCS` name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Param {
+    /// A C string, which the Redis layer hands over as it is; see
+    /// [`Param::text`].
+    pub name: &'static CStr,
+    pub value: ParamValue,
+    /// The word that introduces an optional parameter (`ALIGN`); `None`
+    /// for a positional one.
+    pub token: Option<&'static CStr>,
+}
+
+/// What a [`Param`] takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamValue {
+    /// A positive integer.
+    Count,
+    /// A duration, with its unit (`1s`).
+    Duration,
+    /// Nothing: the token alone.
+    Flag,
+    /// A UTC offset, `±hh:mm`.
+    Offset,
+}
+
+impl Param {
+    const fn positional(name: &'static CStr, value: ParamValue) -> Param {
+        Param {
+            name,
+            value,
+            token: None,
+        }
+    }
+
+    const fn option(token: &'static CStr, name: &'static CStr, value: ParamValue) -> Param {
+        Param {
+            name,
+            value,
+            token: Some(token),
+        }
+    }
+
+    /// The name, for messages.
+    pub(crate) fn text(&self) -> &'static str {
+        // Every name above is ASCII.
+        self.name.to_str().unwrap_or_default()
     }
 }
 
@@ -194,6 +274,25 @@ pub struct AlgorithmInfo {
     pub shape: Shape,
     /// Stable tag of the binary encodings; never reuse one.
     pub tag: u8,
+    /// What the Redis layer registers the algorithm's own command with.
+    pub doc: CommandDoc,
+}
+
+/// The algorithm's own command as the Redis layer registers it: its name,
+/// as [`AlgorithmInfo::command`], and what `COMMAND DOCS` says of it (see
+/// [`Algo::SUMMARY`]); its arguments are its [`Shape`]'s.
+pub struct CommandDoc {
+    pub name: &'static CStr,
+    pub summary: &'static CStr,
+    pub complexity: &'static CStr,
+}
+
+/// `s`, which ends in a NUL and has no other, as a C string.
+const fn c_str(s: &'static str) -> &'static CStr {
+    match CStr::from_bytes_with_nul(s.as_bytes()) {
+        Ok(c) => c,
+        Err(_) => panic!("not a C string"),
+    }
 }
 
 /// Evaluates a request on one algorithm's state: the decision, its next
@@ -215,8 +314,8 @@ fn verdict<A: Algo, N>(
     (decision, wrap(next), spends, writes)
 }
 
-/// The table of algorithms: `Variant = slot, tag, "NAME", "lower", Shape =>
-/// Marker`. The slot is the algorithm's index in per-algorithm counters and
+/// Writes everything the rows of [`algorithm_table!`] make: `Variant = slot,
+/// tag, "NAME", "lower", Shape => Marker`. The slot is the algorithm's index in per-algorithm counters and
 /// in the Redis layer's pointer tags; the tag is the codec's (1 to 6, as the
 /// first release wrote them; the aligned fixed window has its own, see
 /// [`crate::codec`]).
@@ -236,6 +335,11 @@ macro_rules! algorithms {
             lower: $lower,
             shape: Shape::$shape,
             tag: $tag,
+            doc: CommandDoc {
+                name: c_str(concat!("RL.", $name, "\0")),
+                summary: <$a as Algo>::SUMMARY,
+                complexity: <$a as Algo>::COMPLEXITY,
+            },
         },)*];
 
         impl Algorithm {
@@ -486,14 +590,25 @@ macro_rules! algorithms {
     };
 }
 
-algorithms! {
-    Fixed   = 0, 1, "FIXED",   "fixed",   AlignableWindow => super::fixed::Fixed;
-    Sliding = 1, 2, "SLIDING", "sliding", Window => super::sliding::Sliding;
-    Log     = 2, 3, "LOG",     "log",     Window => super::log::Log;
-    Token   = 3, 4, "TOKEN",   "token",   Bucket => super::bucket::Token;
-    Leaky   = 4, 5, "LEAKY",   "leaky",   Bucket => super::bucket::Leaky;
-    Gcra    = 5, 6, "GCRA",    "gcra",    Gcra   => super::bucket::Gcra;
+/// The one list of algorithms, handed to the macro `$then`: to
+/// [`algorithms!`] here, and to the Redis layer, which makes each
+/// algorithm's command from its row (matching only `Variant = ... =>
+/// Marker;`, so the columns can change without it).
+macro_rules! algorithm_table {
+    ($then:ident) => {
+        $then! {
+            Fixed   = 0, 1, "FIXED",   "fixed",   AlignableWindow => $crate::algo::fixed::Fixed;
+            Sliding = 1, 2, "SLIDING", "sliding", Window => $crate::algo::sliding::Sliding;
+            Log     = 2, 3, "LOG",     "log",     Window => $crate::algo::log::Log;
+            Token   = 3, 4, "TOKEN",   "token",   Bucket => $crate::algo::bucket::Token;
+            Leaky   = 4, 5, "LEAKY",   "leaky",   Bucket => $crate::algo::bucket::Leaky;
+            Gcra    = 5, 6, "GCRA",    "gcra",    Gcra   => $crate::algo::bucket::Gcra;
+        }
+    };
 }
+pub(crate) use algorithm_table;
+
+algorithm_table!(algorithms);
 
 impl Algorithm {
     /// Slot in [`Algorithm::ALL`] and in per-algorithm counters.
@@ -501,7 +616,7 @@ impl Algorithm {
         self as usize
     }
 
-    pub fn info(self) -> &'static AlgorithmInfo {
+    pub const fn info(self) -> &'static AlgorithmInfo {
         &TABLE[self.index()]
     }
 
@@ -509,7 +624,7 @@ impl Algorithm {
         self.info().name
     }
 
-    pub fn shape(self) -> Shape {
+    pub const fn shape(self) -> Shape {
         self.info().shape
     }
 

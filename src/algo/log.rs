@@ -12,6 +12,8 @@
 //! from the front when the state is written, so the amortised cost per unit
 //! is O(1).
 
+use std::ffi::CStr;
+
 use super::limiter::{Algo, Argument, Decoder, Encoder};
 use std::collections::VecDeque;
 
@@ -168,6 +170,11 @@ impl LogState {
 pub struct Log;
 
 impl Algo for Log {
+    const SUMMARY: &'static CStr =
+        c"Sliding window log: exactly at most limit units in any window.";
+    const COMPLEXITY: &'static CStr =
+        c"O(log N) where N is the limit, plus O(M) where M is the cost when allowed";
+
     type Params = WindowParams;
     type State = LogState;
     type Next = LogNext;

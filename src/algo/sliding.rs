@@ -13,6 +13,8 @@
 //! one window's units at its very end, then a full window's worth), and the
 //! count in any *fixed* window never exceeds `limit`.
 
+use std::ffi::CStr;
+
 use super::limiter::{Algo, Argument, Decoder, Encoder};
 use super::{div_ceil_u128, to_u64, Decision, Duration, Instant, WindowParams};
 
@@ -174,6 +176,10 @@ impl SlidingState {
 pub struct Sliding;
 
 impl Algo for Sliding {
+    const SUMMARY: &'static CStr =
+        c"Sliding window counter: the current window plus the previous one weighted by its overlap.";
+    const COMPLEXITY: &'static CStr = c"O(1)";
+
     type Params = WindowParams;
     type State = SlidingState;
     type Next = SlidingState;

@@ -8,7 +8,7 @@ use crate::algo::{Algorithm, Duration, GcraParams, Instant, Params, Period, MAX_
 
 use super::limit::{limit, LimitError};
 use super::{
-    arity_error, burst, count, options, param_names, positive, shown, spec, ArgError, Limits, Opt,
+    arity_error, burst, count, options, param_count, positive, shown, spec, ArgError, Limits, Opt,
     Resolve, ALL_OPTIONS, DECIDE_OPTIONS,
 };
 
@@ -32,7 +32,7 @@ pub fn request(
     args: &[&[u8]],
     limits: &Limits,
 ) -> Result<Request, ArgError> {
-    if args.len() < param_names(algo).len() {
+    if args.len() < param_count(algo) {
         return Err(arity_error(command));
     }
     let (params, rest) = spec(algo, args, limits)?;

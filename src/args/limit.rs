@@ -2,12 +2,12 @@
 //! params...` or `POLICY name`. Shared by `RL.ALL`, `RL.PEEK` and
 //! `RL.POLICY SET`, which each word its errors (hence [`LimitError`]).
 
+use crate::algo::limiter::Param;
 use crate::algo::{Algorithm, Params};
 use crate::policy::Policy;
 
 use super::{
-    no_such_policy, param_names, policy_name, policy_within, shown_or_empty, spec, ArgError,
-    Limits, Resolve,
+    no_such_policy, policy_name, policy_within, shown_or_empty, spec, ArgError, Limits, Resolve,
 };
 
 /// Why `ALGO params...` could not be read; each command words it.
@@ -47,8 +47,9 @@ pub(super) fn limit<'a, 'b>(
     }
     let algo = Algorithm::from_name(name)
         .ok_or_else(|| LimitError::UnknownAlgorithm(shown_or_empty(name)))?;
-    let names = param_names(algo);
-    if tail.len() < names.len() {
+    let params = algo.shape().params();
+    if tail.len() < params.len() {
+        let names: Vec<_> = params.iter().map(Param::text).collect();
         return Err(LimitError::Short(algo, names.join(", ")));
     }
     let (p, rest) = spec(algo, tail, limits).map_err(|e| LimitError::Bad(algo, e))?;

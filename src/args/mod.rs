@@ -35,7 +35,7 @@ use number::{duration_or, integer, positive};
 pub use options::{options, Opt, Options};
 pub(crate) use options::{ALL_OPTIONS, DECIDE_OPTIONS};
 use params::burst;
-pub(crate) use params::{param_names, policy_within, spec};
+pub(crate) use params::{param_count, policy_within, spec};
 pub use params::{params, within, Limits, DEFAULT_LOG_MAX};
 pub use policy::{check_options, policy_name, policy_set};
 pub(crate) use policy::{no_such_policy, Resolve};

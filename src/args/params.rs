@@ -31,9 +31,9 @@ impl Default for Limits {
     }
 }
 
-/// Names of the positional parameters of each algorithm, in order.
-pub(crate) fn param_names(algo: Algorithm) -> &'static [&'static str] {
-    algo.shape().param_names()
+/// How many positional parameters `algo` takes.
+pub(crate) fn param_count(algo: Algorithm) -> usize {
+    algo.shape().params().len()
 }
 
 /// Parses the parameters of `algo` at the start of `args`: its positional
@@ -44,7 +44,7 @@ pub(crate) fn spec<'a, 'b>(
     args: &'a [&'b [u8]],
     limits: &Limits,
 ) -> Result<(Params, &'a [&'b [u8]]), ArgError> {
-    let n = param_names(algo).len();
+    let n = param_count(algo);
     if args.len() < n {
         return Err(arity_error(algo.name()));
     }
@@ -133,7 +133,7 @@ fn fixed_window(arg: &[u8], align: Option<Offset>) -> Result<FixedWindow, ArgErr
     })
 }
 
-/// Parses the positional parameters of `algo` (exactly `param_names(algo).len()` args).
+/// Parses the positional parameters of `algo` (exactly `param_count(algo)` args).
 /// FIXED's are read here as a first-hit window; [`spec`] reads `ALIGN`.
 pub fn params(algo: Algorithm, args: &[&[u8]], limits: &Limits) -> Result<Params, ArgError> {
     let wrong = || arity_error(algo.name());

@@ -5,6 +5,7 @@
 use std::ffi::CStr;
 
 use super::ffi;
+use crate::algo::limiter::{Param, ParamValue, Shape};
 
 pub use super::ffi::{Access, Arg, Doc, Keys, Kind};
 
@@ -39,48 +40,57 @@ pub const AT: Arg = option(c"AT", c"unix-time-milliseconds", Kind::UnixTime);
 pub const PENALTY: Arg = option(c"PENALTY", c"duration", Kind::String);
 pub const SHADOW: Arg = option(c"SHADOW", c"shadow", Kind::PureToken);
 
-/// `RL.FIXED`: a window's parameters, then `ALIGN [OFFSET ±hh:mm]` right
-/// after the window.
-pub const FIXED: &[Arg] = &[
-    KEY,
-    arg(c"limit", Kind::Integer),
-    arg(c"window", Kind::String),
-    option(c"ALIGN", c"align", Kind::PureToken),
-    option(c"OFFSET", c"offset", Kind::String),
-    COST,
-    AT,
-    PENALTY,
-    SHADOW,
-];
-pub const WINDOW: &[Arg] = &[
-    KEY,
-    arg(c"limit", Kind::Integer),
-    arg(c"window", Kind::String),
-    COST,
-    AT,
-    PENALTY,
-    SHADOW,
-];
-pub const BUCKET: &[Arg] = &[
-    KEY,
-    arg(c"capacity", Kind::Integer),
-    arg(c"rate", Kind::Integer),
-    arg(c"period", Kind::String),
-    COST,
-    AT,
-    PENALTY,
-    SHADOW,
-];
-pub const GCRA: &[Arg] = &[
-    KEY,
-    arg(c"max_burst", Kind::Integer),
-    arg(c"rate", Kind::Integer),
-    arg(c"period", Kind::String),
-    COST,
-    AT,
-    PENALTY,
-    SHADOW,
-];
+/// The options every decision takes, after the algorithm's own arguments.
+const DECISION_OPTIONS: [Arg; 4] = [COST, AT, PENALTY, SHADOW];
+
+/// How many arguments [`decision`] lists for `shape`.
+pub const fn decision_len(shape: Shape) -> usize {
+    1 + shape.params().len() + shape.options().len() + DECISION_OPTIONS.len()
+}
+
+/// The arguments of an algorithm's own command, `RL.<ALGO>`, from its
+/// shape: the key, the shape's parameters and options (FIXED's `ALIGN`
+/// right after the window), then [`DECISION_OPTIONS`]. `N` is
+/// [`decision_len`]`(shape)`.
+pub const fn decision<const N: usize>(shape: Shape) -> [Arg; N] {
+    let mut out = [KEY; N];
+    let mut n = 1;
+    let (params, options) = (shape.params(), shape.options());
+    let mut i = 0;
+    while i < params.len() {
+        out[n] = param(&params[i]);
+        n += 1;
+        i += 1;
+    }
+    i = 0;
+    while i < options.len() {
+        out[n] = param(&options[i]);
+        n += 1;
+        i += 1;
+    }
+    i = 0;
+    while i < DECISION_OPTIONS.len() {
+        out[n] = DECISION_OPTIONS[i];
+        n += 1;
+        i += 1;
+    }
+    assert!(n == N, "N is not decision_len(shape)");
+    out
+}
+
+/// One of an algorithm's parameters as `COMMAND DOCS` lists it.
+const fn param(p: &Param) -> Arg {
+    let kind = match p.value {
+        ParamValue::Count => Kind::Integer,
+        ParamValue::Duration | ParamValue::Offset => Kind::String,
+        ParamValue::Flag => Kind::PureToken,
+    };
+    match p.token {
+        Some(token) => option(token, p.name, kind),
+        None => arg(p.name, kind),
+    }
+}
+
 pub const ALL: &[Arg] = &[
     arg(c"numkeys", Kind::Integer),
     many(c"key", Kind::Key),

@@ -80,28 +80,44 @@ const fn required(args: &[docs::Arg]) -> c_int {
     n
 }
 
-const fn decision(
-    name: &'static CStr,
-    handler: Handler,
-    summary: &'static CStr,
-    complexity: &'static CStr,
-    args: &'static [docs::Arg],
-) -> CommandDef {
+/// The algorithm's own command, `RL.<ALGO>`, from its row of the table,
+/// decided by `handler` with `args` (see [`DECISIONS`]).
+const fn decision(algo: Algorithm, handler: Handler, args: &'static [docs::Arg]) -> CommandDef {
+    let own = &algo.info().doc;
     CommandDef {
-        name,
+        name: own.name,
         handler,
         flags: DECIDE,
         internal: false,
         operator: false,
         doc: Doc {
-            summary,
-            complexity,
+            summary: own.summary,
+            complexity: own.complexity,
             since: SINCE,
             // The name, then every argument that is not optional.
             arity: -(1 + required(args)),
             keys: Keys::One(Access::Update),
             args,
         },
+    }
+}
+
+/// A command handler's body over the safe context and arguments.
+///
+/// # Safety
+/// `ctx`, `argv` and `argc` must be what Redis called a command handler
+/// with, used only during that call.
+#[inline(always)]
+unsafe fn handle(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+    body: impl FnOnce(ffi::Ctx, &[ffi::RStr]) -> kernel::Outcome,
+) -> c_int {
+    // SAFETY: the caller's contract.
+    match unsafe { ffi::Ctx::enter(ctx, argv, argc) } {
+        Some((ctx, args)) => kernel::guarded(ctx, || body(ctx, args)),
+        None => raw::Status::Err as c_int,
     }
 }
 
@@ -116,21 +132,49 @@ macro_rules! handlers {
         ) -> c_int {
             // SAFETY: Redis calls a command handler with its live context
             // and arguments, which are used only during this call.
-            match unsafe { ffi::Ctx::enter(ctx, argv, argc) } {
-                Some((ctx, args)) => kernel::guarded(ctx, || $body(ctx, args)),
-                None => raw::Status::Err as c_int,
-            }
+            unsafe { handle(ctx, argv, argc, $body) }
         }
     )*};
 }
 
+/// The handler of `RL.<ALGO>` for the algorithm in slot `SLOT` of the
+/// table: one instance per algorithm, in which the algorithm is a constant,
+/// as it was in a handler written for it.
+unsafe extern "C" fn rl_decide<const SLOT: usize>(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+) -> c_int {
+    let algo = const { Algorithm::ALL[SLOT] };
+    // SAFETY: Redis calls a command handler with its live context and
+    // arguments, which are used only during this call.
+    unsafe {
+        handle(ctx, argv, argc, |ctx, args| {
+            windows::limit_command(ctx, args, algo)
+        })
+    }
+}
+
+/// Writes [`DECISIONS`] from the rows of the algorithm table.
+macro_rules! decisions {
+    ($($v:ident = $($_column:tt),* => $_algo:ty;)*) => {
+        /// The algorithms' own commands, `RL.<ALGO>`: one per row of the
+        /// algorithm table, in its order, each with its handler and the
+        /// arguments of its shape.
+        const DECISIONS: &[CommandDef] = &[$(decision(
+            Algorithm::$v,
+            rl_decide::<{ Algorithm::$v.index() }>,
+            &const {
+                let shape = Algorithm::$v.shape();
+                docs::decision::<{ docs::decision_len(Algorithm::$v.shape()) }>(shape)
+            },
+        ),)*];
+    };
+}
+
+crate::algo::limiter::algorithm_table!(decisions);
+
 handlers! {
-    rl_fixed => |ctx, args| windows::limit_command(ctx, args, Algorithm::Fixed);
-    rl_sliding => |ctx, args| windows::limit_command(ctx, args, Algorithm::Sliding);
-    rl_log => |ctx, args| windows::limit_command(ctx, args, Algorithm::Log);
-    rl_token => |ctx, args| windows::limit_command(ctx, args, Algorithm::Token);
-    rl_leaky => |ctx, args| windows::limit_command(ctx, args, Algorithm::Leaky);
-    rl_gcra => |ctx, args| windows::limit_command(ctx, args, Algorithm::Gcra);
     rl_all => |ctx, args| numkeys_command(ctx, args, windows::all_command);
     rl_info => windows::info_command;
     rl_peek => windows::peek_command;
@@ -171,50 +215,8 @@ fn numkeys_command(
     body(ctx, args)
 }
 
-/// Every command, with its metadata next to it.
+/// Every other command, with its metadata next to it.
 const COMMANDS: &[CommandDef] = &[
-    decision(
-        c"RL.FIXED",
-        rl_fixed,
-        c"Fixed window counter: at most limit units per window, the window opening at the first request, or aligned to the clock and calendar with ALIGN (months: mo).",
-        O1,
-        docs::FIXED,
-    ),
-    decision(
-        c"RL.SLIDING",
-        rl_sliding,
-        c"Sliding window counter: the current window plus the previous one weighted by its overlap.",
-        O1,
-        docs::WINDOW,
-    ),
-    decision(
-        c"RL.LOG",
-        rl_log,
-        c"Sliding window log: exactly at most limit units in any window.",
-        c"O(log N) where N is the limit, plus O(M) where M is the cost when allowed",
-        docs::WINDOW,
-    ),
-    decision(
-        c"RL.TOKEN",
-        rl_token,
-        c"Token bucket: capacity tokens, refilled continuously at rate per period.",
-        O1,
-        docs::BUCKET,
-    ),
-    decision(
-        c"RL.LEAKY",
-        rl_leaky,
-        c"Leaky bucket as a queue: up to capacity units waiting, drained at rate per period.",
-        O1,
-        docs::BUCKET,
-    ),
-    decision(
-        c"RL.GCRA",
-        rl_gcra,
-        c"GCRA: max_burst + 1 at once, then rate per period.",
-        O1,
-        docs::GCRA,
-    ),
     CommandDef {
         name: c"RL.ALL",
         handler: rl_all,
@@ -655,7 +657,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
             "this server cannot put module commands in ACL categories (Redis 7.2+ can): grant RL.* commands by name",
         );
     }
-    for c in COMMANDS.iter().chain(cell) {
+    for c in DECISIONS.iter().chain(COMMANDS).chain(cell) {
         if !register(ctx, c, own_category) {
             return refuse(&format!(
                 "could not register {} (is another module using that name?)",
@@ -690,16 +692,20 @@ mod tests {
     use super::*;
 
     /// The table of algorithms and the commands registered agree: every
-    /// algorithm has its command, under the name the table gives it.
+    /// algorithm has its command, in its slot, under the name its messages
+    /// give it, and no other command takes that name.
     #[test]
     fn every_algorithm_has_its_command() {
-        for a in Algorithm::ALL {
+        assert_eq!(DECISIONS.len(), Algorithm::ALL.len());
+        for (a, c) in Algorithm::ALL.into_iter().zip(DECISIONS) {
             let name = a.info().command;
+            assert_eq!(c.name.to_bytes(), name.as_bytes());
             assert!(
-                COMMANDS
+                !COMMANDS
                     .iter()
+                    .chain([&CELL])
                     .any(|c| c.name.to_bytes() == name.as_bytes()),
-                "{name} is not registered"
+                "{name} is registered twice"
             );
         }
     }

@@ -43,6 +43,7 @@ pub enum Kind {
 }
 
 /// One argument.
+#[derive(Clone, Copy)]
 pub struct Arg {
     pub name: &'static CStr,
     pub kind: Kind,
