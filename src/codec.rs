@@ -44,19 +44,19 @@ mod kind {
     /// A decided request (`RL.APPLY`).
     pub(crate) const DECIDE: u8 = 1;
     /// A decided `RL.ALL` call (`RL.APPLYALL`).
-    pub const ALL: u8 = 2;
+    pub(crate) const ALL: u8 = 2;
     /// A decided request that started a penalty block.
     pub(crate) const DECIDE_PENALTY: u8 = 3;
     /// A decided `RL.ALL` call that started penalty blocks.
     pub(crate) const ALL_PENALTY: u8 = 4;
     /// A refund (`RL.APPLY`).
-    pub const REFUND: u8 = 5;
+    pub(crate) const REFUND: u8 = 5;
     /// An acquired or renewed lease (`RL.APPLY`).
-    pub const ACQUIRE: u8 = 6;
+    pub(crate) const ACQUIRE: u8 = 6;
     /// A released lease (`RL.APPLY`).
-    pub const RELEASE: u8 = 7;
+    pub(crate) const RELEASE: u8 = 7;
     /// A renewed lease (`RL.APPLY`).
-    pub const RENEW: u8 = 8;
+    pub(crate) const RENEW: u8 = 8;
 }
 
 /// Most limits one `RL.ALL` op carries (the parser's own bound).
@@ -115,13 +115,13 @@ const PARAMS_MAX_LEN: usize = 1 + 3 * 8;
 /// Longest single-key op: an acquire (kind, limit, units, ttl, time,
 /// expiry, and the lease id with its length), longer than a decision
 /// (kind, parameters, cost, time, expiry, penalty).
-pub const OP_MAX_LEN: usize = 1 + 5 * 8 + 1 + crate::algo::MAX_LEASE_ID_LEN;
+pub(crate) const OP_MAX_LEN: usize = 1 + 5 * 8 + 1 + crate::algo::MAX_LEASE_ID_LEN;
 
 const _: () = assert!(OP_MAX_LEN >= 1 + PARAMS_MAX_LEN + 4 * 8);
 
 /// Longest `RL.ALL` op: kind, cost, time, penalty, count, then parameters
 /// and expiry per limit.
-pub const ALL_OP_MAX_LEN: usize = 1 + 3 * 8 + 1 + ALL_OP_MAX_LIMITS * (PARAMS_MAX_LEN + 8);
+pub(crate) const ALL_OP_MAX_LEN: usize = 1 + 3 * 8 + 1 + ALL_OP_MAX_LIMITS * (PARAMS_MAX_LEN + 8);
 
 /// An encoded op, held on the stack. The buffer is not zeroed first: an
 /// `RL.ALL` op's is 2 KiB, and zeroing it cost more than the whole op's

@@ -66,7 +66,7 @@ impl Policy {
 
 /// A duration in the largest unit that divides it exactly (`90s`, `1500ms`,
 /// `1d`), which the parser reads back as the same duration.
-pub fn duration(d: Duration) -> String {
+pub(crate) fn duration(d: Duration) -> String {
     let us = d.as_micros();
     // The largest unit it is a whole number of; every duration is a whole
     // number of the last, µs.

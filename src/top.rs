@@ -104,15 +104,15 @@ pub struct View<'s> {
     /// The policy it was denied under.
     pub policy: Option<&'s [u8]>,
     /// The key name was longer than [`MAX_KEY_LEN`] and is cut.
-    pub cut: bool,
+    pub(crate) cut: bool,
     /// Decayed denials, rounded to the nearest integer.
     pub count: u64,
     /// At most this much of `count` may belong to keys it replaced
     /// (rounded up): the true decayed count is within `[count - error, count]`.
     pub error: u64,
     /// Denials since it entered the summary (not decayed).
-    pub denials: u64,
-    pub last_ms: u64,
+    pub(crate) denials: u64,
+    pub(crate) last_ms: u64,
 }
 
 /// A bounded summary of denials. Times are Unix ms, given by the caller
@@ -212,21 +212,17 @@ impl Summary {
         }
     }
 
-    pub fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.slots.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.slots.is_empty()
-    }
-
-    /// Denials counted since the summary was made (not decayed).
-    pub fn total(&self) -> u64 {
-        self.total
     }
 
     /// The latest decision time seen (0: none).
@@ -235,7 +231,7 @@ impl Summary {
     }
 
     /// Heap bytes held (an upper estimate of the allocations).
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.slots.capacity() * std::mem::size_of::<Slot>()
             + (self.heap.capacity() + self.pos.capacity()) * 4
             + self.index.capacity() * (std::mem::size_of::<(Arc<[u8]>, u32)>() + 1)
@@ -244,12 +240,12 @@ impl Summary {
     }
 
     /// Forgets everything.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         *self = Summary::new(self.capacity);
     }
 
     /// Holds at most `capacity` entries from now on, dropping the smallest.
-    pub fn resize(&mut self, capacity: usize) {
+    pub(crate) fn resize(&mut self, capacity: usize) {
         let capacity = capacity.min(MAX_CAPACITY);
         self.capacity = capacity;
         if self.slots.len() > capacity {
@@ -365,7 +361,7 @@ impl Summary {
     /// The guarantee at `now_ms`, in decayed denials (rounded up): every key
     /// whose true decayed count is above it is listed. 0 while the summary
     /// has room (every key denied is then held, exactly).
-    pub fn bound(&self, now_ms: u64) -> u64 {
+    pub(crate) fn bound(&self, now_ms: u64) -> u64 {
         if self.slots.len() < self.capacity {
             return 0;
         }

@@ -45,8 +45,8 @@ impl BucketParams {
 /// bucket they stand for has capacity `max_burst + 1`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GcraParams {
-    pub max_burst: Burst,
-    pub rate: Count,
+    pub(crate) max_burst: Burst,
+    pub(crate) rate: Count,
     pub period: Period,
 }
 
@@ -69,7 +69,7 @@ impl GcraParams {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Flavor {
+pub(crate) enum Flavor {
     Token,
     Leaky,
     Gcra,
@@ -85,7 +85,7 @@ impl Wide {
         Wide([v as u64, (v >> 64) as u64])
     }
 
-    pub fn get(self) -> u128 {
+    pub(crate) fn get(self) -> u128 {
         (self.0[1] as u128) << 64 | self.0[0] as u128
     }
 }
@@ -103,7 +103,7 @@ pub struct BucketState {
 }
 
 impl BucketState {
-    pub fn new(params: BucketParams) -> Self {
+    pub(crate) fn new(params: BucketParams) -> Self {
         BucketState {
             params,
             scaled: Wide::default(),
@@ -130,7 +130,7 @@ impl BucketState {
     /// Decides a request and returns the state it leaves when it writes:
     /// spent when allowed with a cost, else the same level (re-expressed in
     /// `p`'s period, rounded up) at the same time under `p`.
-    pub fn evaluate(
+    pub(crate) fn evaluate(
         &self,
         flavor: Flavor,
         p: &BucketParams,
@@ -193,7 +193,7 @@ impl BucketState {
     /// (leaky bucket), or the theoretical arrival time moves back by `n`
     /// emission intervals but not before `now` (GCRA). Answers how many
     /// whole units went, a partly drained unit counting as one.
-    pub fn refund(&mut self, n: u64, now: Instant) -> u64 {
+    pub(crate) fn refund(&mut self, n: u64, now: Instant) -> u64 {
         let now = now.max(self.last);
         let period = self.params.period.wide();
         let drained = (now - self.last).as_micros() as u128 * self.params.rate.wide();
@@ -208,11 +208,11 @@ impl BucketState {
     }
 
     /// Whole units in the bucket, rounded up (the state keeps fractions).
-    pub fn level(&self) -> u64 {
+    pub(crate) fn level(&self) -> u64 {
         to_u64(self.scaled.get().div_ceil(self.params.period.wide()))
     }
 
-    pub fn is_valid(&self) -> bool {
+    pub(crate) fn is_valid(&self) -> bool {
         self.scaled.get() <= MAX_COUNT as u128 * self.params.period.wide()
     }
 

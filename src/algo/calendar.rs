@@ -28,7 +28,7 @@ pub struct Offset(i16);
 
 impl Offset {
     /// UTC itself, the offset of a window given none.
-    pub const UTC: Offset = Offset(0);
+    pub(crate) const UTC: Offset = Offset(0);
 
     /// Largest offset either way, in minutes (23:59).
     pub const MAX_MINUTES: i32 = 23 * 60 + 59;
@@ -57,7 +57,7 @@ impl Offset {
     /// minutes up to 59), or `Z` / `z` for UTC as RFC 3339 allows. `-00:00`
     /// is UTC too. Nothing else: no `+hhmm`, `+h:mm` or `UTC`, so one offset
     /// has few spellings and a typo can't pass as another offset.
-    pub fn parse(s: &[u8]) -> Option<Offset> {
+    pub(crate) fn parse(s: &[u8]) -> Option<Offset> {
         if s.eq_ignore_ascii_case(b"z") {
             return Some(Offset::UTC);
         }
@@ -100,7 +100,7 @@ pub const MAX_MONTHS: u32 = 1200;
 pub struct Months(NonZeroU16);
 
 impl Months {
-    pub const ONE: Months = Months(NonZeroU16::MIN);
+    pub(crate) const ONE: Months = Months(NonZeroU16::MIN);
 
     pub const fn new(n: u32) -> Option<Months> {
         if n > MAX_MONTHS {

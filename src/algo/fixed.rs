@@ -164,7 +164,7 @@ pub struct FixedState {
 }
 
 impl FixedState {
-    pub fn new(params: FixedParams) -> Self {
+    pub(crate) fn new(params: FixedParams) -> Self {
         FixedState {
             params,
             start: Instant::EPOCH,
@@ -188,7 +188,12 @@ impl FixedState {
 
     /// Decides a request and returns the state it leaves when it writes:
     /// spent when allowed with a cost, else the same state under `p`.
-    pub fn evaluate(&self, p: &FixedParams, cost: u64, now: Instant) -> (Decision, FixedState) {
+    pub(crate) fn evaluate(
+        &self,
+        p: &FixedParams,
+        cost: u64,
+        now: Instant,
+    ) -> (Decision, FixedState) {
         let limit = p.limit.get();
         let (start, end, count) = self.window_at(p, now);
         let now = now.max(start);
@@ -227,7 +232,7 @@ impl FixedState {
     /// Gives back up to `n` units of the window in force at `now`, never
     /// into a closed one; answers how many. A window emptied this way is as
     /// if never opened: the next request opens a new one.
-    pub fn refund(&mut self, n: u64, now: Instant) -> u64 {
+    pub(crate) fn refund(&mut self, n: u64, now: Instant) -> u64 {
         let (_, _, count) = self.window_at(&self.params, now);
         let given = n.min(count);
         // A closed window reads as empty: only an open one is written.
@@ -241,7 +246,7 @@ impl FixedState {
     /// The count may exceed the limit: a denied request that lowered the
     /// limit keeps the count it found, so raising the limit again later
     /// grants nothing that was already spent.
-    pub fn is_valid(&self) -> bool {
+    pub(crate) fn is_valid(&self) -> bool {
         self.count <= super::MAX_COUNT
     }
 }

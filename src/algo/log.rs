@@ -21,7 +21,7 @@ use super::{Decision, Duration, Instant, WindowParams};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogState {
-    pub params: WindowParams,
+    pub(crate) params: WindowParams,
     /// Times of the accepted units, oldest first.
     pub entries: VecDeque<Instant>,
 }
@@ -31,11 +31,11 @@ pub struct LogState {
 /// `params`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LogNext {
-    pub params: WindowParams,
-    pub drop: usize,
-    pub pop: usize,
-    pub push: u64,
-    pub at: Instant,
+    pub(crate) params: WindowParams,
+    pub(crate) drop: usize,
+    pub(crate) pop: usize,
+    pub(crate) push: u64,
+    pub(crate) at: Instant,
 }
 
 impl LogState {
@@ -48,7 +48,12 @@ impl LogState {
 
     /// Decides a request and returns the change it makes when it writes:
     /// spent when allowed with a cost, else only the parameters change.
-    pub fn evaluate(&self, p: &WindowParams, cost: u64, now: Instant) -> (Decision, LogNext) {
+    pub(crate) fn evaluate(
+        &self,
+        p: &WindowParams,
+        cost: u64,
+        now: Instant,
+    ) -> (Decision, LogNext) {
         let limit = p.limit.get();
         let w = p.window.duration();
         // Entries are never in the future of the log's own time: a clock
@@ -105,7 +110,7 @@ impl LogState {
         (d, next)
     }
 
-    pub fn apply(&mut self, next: &LogNext) {
+    pub(crate) fn apply(&mut self, next: &LogNext) {
         let drop = next.drop.min(self.entries.len());
         self.entries.drain(..drop);
         let pop = next.pop.min(self.entries.len());
@@ -122,7 +127,7 @@ impl LogState {
     /// a lowered limit, only the newest `limit` count); answers how many.
     /// Decided on the log as it stands: answers how many, and the change
     /// that gives them back.
-    pub fn refund(&self, n: u64, now: Instant) -> (u64, LogNext) {
+    pub(crate) fn refund(&self, n: u64, now: Instant) -> (u64, LogNext) {
         let w = self.params.window.duration();
         let given = match self.entries.back() {
             Some(&last) => {
@@ -156,7 +161,7 @@ impl LogState {
             .reserve_exact((target - self.entries.len() as u64) as usize);
     }
 
-    pub fn is_valid(&self) -> bool {
+    pub(crate) fn is_valid(&self) -> bool {
         self.entries.len() as u64 <= super::MAX_LOG_ENTRIES
             && self
                 .entries

@@ -33,12 +33,12 @@
 
 pub mod bucket;
 pub mod calendar;
-pub mod fixed;
+pub(crate) mod fixed;
 pub mod lease;
 pub mod limiter;
-pub mod log;
+pub(crate) mod log;
 pub mod sliding;
-pub mod units;
+pub(crate) mod units;
 pub mod value;
 
 pub use bucket::{BucketParams, BucketState, GcraParams};
@@ -51,9 +51,9 @@ pub use lease::{
 pub use limiter::{Algo, Algorithm, Kind, Limiter, Mismatch, Next, Params, Refund, Verdict};
 pub use log::LogState;
 pub use sliding::SlidingState;
+pub(crate) use units::{Burst, MAX_LOG_ENTRIES, MAX_WAIT_US};
 pub use units::{
-    Burst, Count, Duration, Instant, Period, UnixMs, MAX_COUNT, MAX_DURATION_US, MAX_LOG_ENTRIES,
-    MAX_TIME_US, MAX_WAIT_US,
+    Count, Duration, Instant, Period, UnixMs, MAX_COUNT, MAX_DURATION_US, MAX_TIME_US,
 };
 pub use value::{BlockChange, Blocked, Guarded, Value};
 
@@ -99,7 +99,8 @@ pub struct Decision {
 impl Decision {
     /// When the limiter, as it stands after this request, is equivalent to
     /// an absent one.
-    pub fn empty_at(&self) -> Instant {
+    #[cfg(test)]
+    pub(crate) fn empty_at(&self) -> Instant {
         self.at + self.reset_after
     }
 
@@ -140,7 +141,7 @@ impl Decision {
 /// (with a cost) it carries other parameters than the stored ones; see
 /// [`Verdict::writes`].
 #[inline]
-pub fn writes(allowed: bool, cost: u64, other_params: bool) -> bool {
+pub(crate) fn writes(allowed: bool, cost: u64, other_params: bool) -> bool {
     cost > 0 && (allowed || other_params)
 }
 

@@ -35,7 +35,7 @@ struct Rolled {
 }
 
 impl SlidingState {
-    pub fn new(params: WindowParams) -> Self {
+    pub(crate) fn new(params: WindowParams) -> Self {
         SlidingState {
             params,
             start: Instant::EPOCH,
@@ -73,7 +73,12 @@ impl SlidingState {
 
     /// Decides a request and returns the state it leaves when it writes:
     /// spent when allowed with a cost, else the same state under `p`.
-    pub fn evaluate(&self, p: &WindowParams, cost: u64, now: Instant) -> (Decision, SlidingState) {
+    pub(crate) fn evaluate(
+        &self,
+        p: &WindowParams,
+        cost: u64,
+        now: Instant,
+    ) -> (Decision, SlidingState) {
         let limit = p.limit.get();
         let w = p.window.duration();
         let r = self.roll(w, now);
@@ -129,7 +134,7 @@ impl SlidingState {
 
     /// Gives back up to `n` units of the current window at `now`, never of
     /// the previous one (its units are already fading); answers how many.
-    pub fn refund(&mut self, n: u64, now: Instant) -> u64 {
+    pub(crate) fn refund(&mut self, n: u64, now: Instant) -> u64 {
         let w = self.params.window.duration();
         let now = now.max(self.start);
         if self.curr == 0 || now - self.start >= w {
@@ -165,7 +170,7 @@ impl SlidingState {
         Duration::capped((next + wait_in_next).saturating_sub(now.as_micros() as u128))
     }
 
-    pub fn is_valid(&self) -> bool {
+    pub(crate) fn is_valid(&self) -> bool {
         // Both counts may exceed a limit lowered since they were counted:
         // they only fade out.
         self.prev <= super::MAX_COUNT && self.curr <= super::MAX_COUNT

@@ -16,7 +16,7 @@ pub const MAX_DURATION_US: u64 = 100_000_000_000_000_000;
 
 /// Most entries a sliding log may hold: the ceiling of `log-max`, so one
 /// key stays under 8 MB.
-pub const MAX_LOG_ENTRIES: u64 = 1_000_000;
+pub(crate) const MAX_LOG_ENTRIES: u64 = 1_000_000;
 
 /// Latest instant accepted (the last millisecond of year 9999), in µs.
 pub const MAX_TIME_US: u64 = 253_402_300_799_999_000;
@@ -26,7 +26,7 @@ pub const MAX_TIME_US: u64 = 253_402_300_799_999_000;
 /// fits; only a bucket whose full drain takes longer (capacity 10^15
 /// refilled one per century, say) is reported as this, and its key expires
 /// then.
-pub const MAX_WAIT_US: u64 = 2 * MAX_DURATION_US;
+pub(crate) const MAX_WAIT_US: u64 = 2 * MAX_DURATION_US;
 
 /// A day in µs.
 pub(crate) const DAY_US: u64 = 86_400_000_000;
@@ -68,8 +68,8 @@ pub struct Instant(u64);
 pub struct Duration(u64);
 
 impl Instant {
-    pub const EPOCH: Instant = Instant(0);
-    pub const MAX: Instant = Instant(MAX_TIME_US);
+    pub(crate) const EPOCH: Instant = Instant(0);
+    pub(crate) const MAX: Instant = Instant(MAX_TIME_US);
 
     pub const fn from_micros(us: u64) -> Instant {
         Instant(us)
@@ -93,7 +93,7 @@ impl Instant {
     }
 
     /// Time from `earlier` to `self`, zero if `earlier` is later.
-    pub const fn since(self, earlier: Instant) -> Duration {
+    pub(crate) const fn since(self, earlier: Instant) -> Duration {
         Duration(self.0.saturating_sub(earlier.0))
     }
 }
@@ -126,7 +126,7 @@ impl Duration {
     }
 
     /// A computed wait, capped at [`MAX_WAIT_US`] (see there).
-    pub fn capped(us: u128) -> Duration {
+    pub(crate) fn capped(us: u128) -> Duration {
         Duration(u64::try_from(us).unwrap_or(u64::MAX).min(MAX_WAIT_US))
     }
 
@@ -145,13 +145,13 @@ impl Duration {
 pub struct UnixMs(u64);
 
 impl UnixMs {
-    pub const EPOCH: UnixMs = UnixMs(0);
+    pub(crate) const EPOCH: UnixMs = UnixMs(0);
 
     pub const fn from_millis(ms: u64) -> UnixMs {
         UnixMs(ms)
     }
 
-    pub const fn as_millis(self) -> u64 {
+    pub(crate) const fn as_millis(self) -> u64 {
         self.0
     }
 
@@ -163,7 +163,7 @@ impl UnixMs {
 
     /// The millisecond after this one (saturating).
     #[inline]
-    pub const fn next(self) -> UnixMs {
+    pub(crate) const fn next(self) -> UnixMs {
         UnixMs(self.0.saturating_add(1))
     }
 }
@@ -220,10 +220,10 @@ impl Period {
 /// pass at once. Below [`MAX_COUNT`], so the capacity it stands for is a
 /// valid [`Count`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Burst(u64);
+pub(crate) struct Burst(u64);
 
 impl Burst {
-    pub const fn new(v: u64) -> Option<Burst> {
+    pub(crate) const fn new(v: u64) -> Option<Burst> {
         if v < MAX_COUNT {
             Some(Burst(v))
         } else {
@@ -231,12 +231,8 @@ impl Burst {
         }
     }
 
-    pub const fn get(self) -> u64 {
-        self.0
-    }
-
     /// The bucket capacity this burst means: `max_burst + 1`.
-    pub const fn capacity(self) -> Count {
+    pub(crate) const fn capacity(self) -> Count {
         // `self.0 < MAX_COUNT`, so `self.0 + 1` is always a valid count.
         match Count::new(self.0 + 1) {
             Some(c) => c,

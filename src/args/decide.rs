@@ -22,7 +22,7 @@ pub struct Request {
     /// `PENALTY duration`.
     pub penalty: Option<Duration>,
     /// `SHADOW`: decide and apply for real, answer allowed.
-    pub shadow: bool,
+    pub(crate) shadow: bool,
 }
 
 /// Parses everything after the key of `RL.<algo> key ...`.
@@ -60,10 +60,10 @@ pub struct AllRequest {
     pub cost: u64,
     pub at: Option<Instant>,
     pub penalty: Option<Duration>,
-    pub shadow: bool,
+    pub(crate) shadow: bool,
     /// `COMBINED`: the reply is the combined decision's five integers
     /// alone, without one array per key.
-    pub combined: bool,
+    pub(crate) combined: bool,
     /// Per limit, where the name of its policy is in the argument list
     /// (`POLICY name` given instead of `ALGO params`).
     pub policies: SmallVec<[Option<usize>; 8]>,

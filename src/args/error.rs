@@ -26,7 +26,7 @@ pub(crate) fn arity_error(command: &str) -> ArgError {
 
 /// Shows a client's bytes in a message only when they are short printable
 /// ASCII, so an error reply can never carry control characters.
-pub fn shown(arg: &[u8]) -> String {
+pub(crate) fn shown(arg: &[u8]) -> String {
     if arg.len() <= 32 && arg.iter().all(|b| b.is_ascii_graphic()) {
         format!(" '{}'", String::from_utf8_lossy(arg))
     } else {

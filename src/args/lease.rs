@@ -24,7 +24,7 @@ pub struct Acquire<'a> {
 }
 
 /// A lease id: 1 to 64 bytes, any bytes.
-pub fn lease_id(arg: &[u8]) -> Result<&[u8], ArgError> {
+pub(crate) fn lease_id(arg: &[u8]) -> Result<&[u8], ArgError> {
     if crate::algo::Lease::is_valid_id(arg) {
         Ok(arg)
     } else {

@@ -22,21 +22,21 @@ mod policy;
 mod top;
 
 pub use decide::{
-    all_request, peek_request, refund_request, request, throttle_request, AllRequest, Mode, Refund,
-    Request, ALL_MAX_KEYS,
+    all_request, peek_request, refund_request, request, throttle_request, Mode, ALL_MAX_KEYS,
 };
-pub(crate) use error::arity_error;
+pub(crate) use decide::{AllRequest, Request};
 use error::shown_or_empty;
-pub use error::{shown, ArgError};
-pub use lease::{acquire_request, lease_id, renew_request, Acquire, DEFAULT_LEASE_MAX};
-pub use module_args::{module_args, ModuleArgs};
-pub use number::{count, duration};
+pub use error::ArgError;
+pub(crate) use error::{arity_error, shown};
+pub(crate) use lease::lease_id;
+pub use lease::{acquire_request, renew_request, Acquire, DEFAULT_LEASE_MAX};
+pub use module_args::module_args;
+pub(crate) use number::{count, duration};
 use number::{duration_or, integer, positive};
-pub use options::{options, Opt, Options};
-pub(crate) use options::{ALL_OPTIONS, DECIDE_OPTIONS};
+pub(crate) use options::{options, Opt, Options, ALL_OPTIONS, DECIDE_OPTIONS};
 use params::burst;
 pub(crate) use params::{param_count, policy_within, spec};
-pub use params::{params, within, Limits, DEFAULT_LOG_MAX};
+pub use params::{Limits, DEFAULT_LOG_MAX};
 pub use policy::{check_options, policy_name, policy_set};
 pub(crate) use policy::{no_such_policy, Resolve};
 pub use top::{top_request, Top};

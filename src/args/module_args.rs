@@ -6,9 +6,9 @@ use super::count;
 /// Settings given as module arguments (`loadmodule ... log-max 5000`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ModuleArgs {
-    pub log_max: Option<u64>,
-    pub lease_max: Option<u64>,
-    pub cell_compat: Option<bool>,
+    pub(crate) log_max: Option<u64>,
+    pub(crate) lease_max: Option<u64>,
+    pub(crate) cell_compat: Option<bool>,
 }
 
 /// Parses `name value` pairs given to `loadmodule`; names may also be

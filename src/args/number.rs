@@ -57,7 +57,7 @@ fn plain_digits(arg: &[u8]) -> Option<u64> {
 }
 
 /// A count between `min` and `MAX_COUNT`.
-pub fn count(name: &str, arg: &[u8], min: u64) -> Result<u64, ArgError> {
+pub(crate) fn count(name: &str, arg: &[u8], min: u64) -> Result<u64, ArgError> {
     if let Some(v) = plain_digits(arg).filter(|v| (min..=MAX_COUNT).contains(v)) {
         return Ok(v);
     }
@@ -90,7 +90,7 @@ pub(super) fn positive(name: &str, arg: &[u8]) -> Result<Count, ArgError> {
 
 /// A duration: an integer with an optional unit (`us`, `ms`, `s`, `m`, `h`,
 /// `d`); a bare integer is seconds.
-pub fn duration(name: &str, arg: &[u8]) -> Result<Period, ArgError> {
+pub(crate) fn duration(name: &str, arg: &[u8]) -> Result<Period, ArgError> {
     duration_or(name, arg, "us, ms, s, m, h or d")
 }
 

@@ -17,12 +17,12 @@ pub struct Options<'a> {
     /// `SHADOW` (a flag, no value).
     pub shadow: bool,
     /// `COMBINED` (a flag, `RL.ALL` only): reply the combined decision alone.
-    pub combined: bool,
+    pub(crate) combined: bool,
 }
 
 /// The optional trailing arguments, each named once here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Opt {
+pub(crate) enum Opt {
     /// `COST n`
     Cost,
     /// `AT unix_ms`
@@ -38,7 +38,7 @@ pub enum Opt {
 }
 
 impl Opt {
-    pub const fn name(self) -> &'static str {
+    pub(crate) const fn name(self) -> &'static str {
         match self {
             Opt::Cost => "COST",
             Opt::At => "AT",
@@ -58,7 +58,7 @@ pub(crate) const ALL_OPTIONS: &[Opt] =
     &[Opt::Cost, Opt::At, Opt::Penalty, Opt::Shadow, Opt::Combined];
 
 /// Parses the options in `accepted`, each at most once, in any order.
-pub fn options<'a>(args: &[&'a [u8]], accepted: &[Opt]) -> Result<Options<'a>, ArgError> {
+pub(crate) fn options<'a>(args: &[&'a [u8]], accepted: &[Opt]) -> Result<Options<'a>, ArgError> {
     let mut opts = Options::default();
     let mut i = 0;
     while i < args.len() {

@@ -135,7 +135,7 @@ fn fixed_window(arg: &[u8], align: Option<Offset>) -> Result<FixedWindow, ArgErr
 
 /// Parses the positional parameters of `algo` (exactly `param_count(algo)` args).
 /// FIXED's are read here as a first-hit window; [`spec`] reads `ALIGN`.
-pub fn params(algo: Algorithm, args: &[&[u8]], limits: &Limits) -> Result<Params, ArgError> {
+pub(crate) fn params(algo: Algorithm, args: &[&[u8]], limits: &Limits) -> Result<Params, ArgError> {
     let wrong = || arity_error(algo.name());
     let [first, second, rest @ ..] = args else {
         return Err(wrong());
@@ -188,7 +188,7 @@ pub fn params(algo: Algorithm, args: &[&[u8]], limits: &Limits) -> Result<Params
 /// bounds its memory, so it is checked on every use, also of parameters
 /// defined earlier (a policy set before `log-max` was lowered, or loaded
 /// from an RDB file).
-pub fn within(p: &Params, limits: &Limits) -> Result<(), ArgError> {
+pub(crate) fn within(p: &Params, limits: &Limits) -> Result<(), ArgError> {
     match p.entries() {
         Some(n) if n > limits.log_max => Err(ArgError::new(format!(
             "limit is too large for {} (at most {}, see ratelimit.log-max)",

@@ -11,7 +11,7 @@ pub struct Top<'a> {
     /// Only entries denied under this policy.
     pub policy: Option<&'a str>,
     /// The shadow summary: what `SHADOW` limits would have denied.
-    pub shadow: bool,
+    pub(crate) shadow: bool,
 }
 
 /// Entries `RL.TOP` lists without `COUNT`.
