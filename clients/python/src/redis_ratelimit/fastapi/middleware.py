@@ -94,7 +94,11 @@ class RateLimitMiddleware:
         if rule is not None and not self._exempt(scope):
             request = Request(scope, receive)
             try:
-                await rule.hit(request)  # the headers recorded for send_with_headers
+                # hit(request)'s steps (the middleware's rule never waits):
+                # the headers recorded for send_with_headers below, or Denied.
+                outcome = await rule.check(request)
+                if outcome is not None:
+                    rule._answer(request, outcome, None)
             except Unavailable as exc:
                 await JSONResponse({"detail": exc.detail}, status_code=503)(scope, receive, send)
                 return

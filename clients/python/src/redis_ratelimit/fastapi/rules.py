@@ -438,11 +438,17 @@ class RateLimit:
         outcome = await self.check(request, cost)
         if outcome is None:
             return None
-        if self.wait is not None and (not outcome.allowed or outcome.decision.retry_after_ms > 0):
+        if self.wait is not None and self._waits(outcome):
             outcome = await waited(self, request, outcome, cost)
             if outcome is None:
                 return None
         return self._answer(request, outcome, response)
+
+    @staticmethod
+    def _waits(outcome: Outcome) -> bool:
+        """With wait=: a denied request waits, and a LEAKY limit's whose
+        turn is later (allowed, with a retry_after)."""
+        return not outcome.allowed or outcome.decision.retry_after_ms > 0
 
     def _answer(self, request: Request, outcome: Outcome, response: Response | None) -> Outcome:
         """hit()'s last step: the headers of `outcome` recorded on the
@@ -516,8 +522,17 @@ class RateLimit:
 
     async def __call__(self, request: Request, response: Response) -> Outcome | None:
         # As a FastAPI dependency: hit(request, response) under the
-        # signature FastAPI reads (hit's `cost` would become a parameter).
-        return await self.hit(request, response)
+        # signature FastAPI reads (hit's `cost` would be a query parameter),
+        # composed of the same steps rather than awaiting hit(): a
+        # coroutine less per request.
+        outcome = await self.check(request)
+        if outcome is None:
+            return None
+        if self.wait is not None and self._waits(outcome):
+            outcome = await waited(self, request, outcome, None)
+            if outcome is None:
+                return None
+        return self._answer(request, outcome, response)
 
 
 _REQUEST_ARG = "redis_ratelimit_request"
@@ -573,7 +588,7 @@ def _wrap_endpoint(rule: RateLimit, endpoint: E) -> E:
     async def limited(*args: Any, **kwargs: Any) -> Any:
         request = kwargs.pop(request_key) if take_request else kwargs[request_key]
         response = kwargs.pop(response_key) if take_response else kwargs[response_key]
-        await rule(request, response)
+        await rule.hit(request, response)
         if is_async:
             return await endpoint(*args, **kwargs)
         return await run_in_threadpool(endpoint, *args, **kwargs)
