@@ -154,9 +154,9 @@ class CircuitBreaker:
     free connection in the pool is neither: the pool was busy, not Redis.
 
     A call made without call() (the Limiter's hot path awaits its reply
-    itself) is made only while `opened_at` is None (closed), and counted
-    with failure(error) or success(); `failed_in_a_row` is the count of
-    consecutive failures while closed.
+    itself) is made only while `closed`, and counted with failure(error)
+    or success(); `failed_in_a_row` is the count of consecutive failures
+    while closed, `opened_at` the clock's time it opened (None: closed).
     """
 
     def __init__(
@@ -173,8 +173,8 @@ class CircuitBreaker:
         self.failures = failures
         self.cooldown = cooldown
         self._clock = clock
-        # Read by the calls made outside call() (the Limiter's hot path),
-        # never written there: see failure() and success().
+        # Written only here: a call made outside call() asks `closed` and
+        # reports with failure() or success().
         self.failed_in_a_row = 0  # consecutive failures while closed
         self.opened_at: float | None = None  # None: closed
         self._trial = False  # a trial call is in flight
@@ -188,6 +188,12 @@ class CircuitBreaker:
         if self._trial or self._clock() - self.opened_at < self.cooldown:
             return "open"
         return "half-open"
+
+    @property
+    def closed(self) -> bool:
+        """Calls go to Redis (neither open nor half-open): what a call made
+        outside call() asks first."""
+        return self.opened_at is None
 
     async def call(self, fn: Callable[[], Awaitable[T]], timeout: float | None = None) -> T:
         """await fn() within `timeout` seconds unless the breaker is open.
@@ -245,8 +251,7 @@ class CircuitBreaker:
 
     def success(self) -> None:
         """Counts a call made outside call() that got a reply (the breaker
-        closed when it was made). The hot path calls it only while
-        failed_in_a_row is not 0, to save a call per request."""
+        closed when it was made); nothing to do while none had failed."""
         if self.failed_in_a_row:
             self._success(False)
 

@@ -61,7 +61,7 @@ from .rules import (
     LimitsArg,
     RateLimit,
 )
-from .transport import Clocked, Transport, transport_for
+from .transport import Clocked, Command, Transport, transport_for
 from .waiting import Waiting
 from .websocket import MessageDeniedHandler, WebSocketDenied, WebSocketLimit, deny
 
@@ -425,8 +425,9 @@ class Limiter:
 
     async def call(self, fn: Callable[[], Awaitable[T]], *, timed: bool = False) -> T:
         """await fn() (a Redis call) within the timeout, through the
-        breaker: every call of the limiter but the hot path's (which
-        inlines it: RateLimit.check). Raises LimiterUnavailable when Redis
+        breaker: every call of the limiter but run()'s common case (a
+        command in RESP on the pipelined connection, the breaker closed).
+        Raises LimiterUnavailable when Redis
         cannot answer. The wait for a free pooled connection comes first,
         outside the timeout (PoolGate). `timed`: fn keeps its own time and
         takes no pooled connection (the pipelined transport)."""
@@ -476,10 +477,10 @@ class Limiter:
             return breaker.failure(error)
         return unavailable(error) or error
 
-    async def execute(self, args: Sequence[Arg]) -> Any:
+    async def execute(self, args: Command) -> Any:
         """One command's reply, through the transport, within the timeout
         and the breaker. Raises LimiterUnavailable when Redis cannot
-        answer."""
+        answer. (In RESP only to a transport that takes it.)"""
         transport = self.transport
         return await self.call(lambda: transport.send(args), timed=transport.timed)
 
@@ -494,10 +495,27 @@ class Limiter:
             return None
 
     async def run(
-        self, args: Sequence[Arg], key: str | None = None, rule: RuleMetrics | None = None
+        self, args: Command, key: str | None = None, rule: RuleMetrics | None = None
     ) -> Any:
         """execute(args), or None for the fail mode as ask() (`key`: the
-        call's, for the messages; `rule`: its rule's metrics)."""
+        call's, for the messages; `rule`: its rule's metrics): every check's
+        call. A command in RESP (only to a transport that takes it) is
+        queued on the pipelined connection and its reply awaited in this
+        frame, while the breaker is closed: what call() would do with it
+        then (the connection keeps its own time), without its coroutines
+        in between; what a failure means is failed(), as in call()."""
+        breaker = self.breaker
+        if type(args) is bytes and (breaker is None or breaker.closed):
+            fut = self.transport.submit(args)  # None: not connected yet
+            if fut is not None:
+                try:
+                    reply = await fut
+                except Exception as e:
+                    self.failed(e, key, rule)
+                    return None
+                if breaker is not None:
+                    breaker.success()
+                return reply
         try:
             return await self.execute(args)
         except LimiterUnavailable as e:
@@ -507,8 +525,8 @@ class Limiter:
     def failed(
         self, error: Exception, key: str | None = None, rule: RuleMetrics | None = None
     ) -> None:
-        """The fail mode of a call that raised `error` outside call() (the
-        hot path's): returns (serving without limits) or raises Unavailable
+        """The fail mode of a call that raised `error` outside call()
+        (run()'s common case): returns (serving without limits) or raises Unavailable
         or Misconfigured; an error not about Redis is raised again."""
         err = self.failure(error)
         if not isinstance(err, LimiterUnavailable):

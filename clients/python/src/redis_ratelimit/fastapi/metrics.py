@@ -44,7 +44,7 @@ from starlette.types import ASGIApp
 from .._core import Arg, Limit
 from .._durations import Duration
 from .guard import Authorize, guarded
-from .transport import Transport
+from .transport import Command, Transport
 from .waiting import BEYOND, FULL, GONE, SERVED, TIMED_OUT
 
 if TYPE_CHECKING:
@@ -228,7 +228,7 @@ class Timed(Transport):
         finally:
             self._observe(time.perf_counter() - start)
 
-    def send(self, args: Sequence[Arg]) -> Awaitable[Any]:
+    def send(self, args: Command) -> Awaitable[Any]:
         return self._time(self.inner.send(args))
 
     async def send_many(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:

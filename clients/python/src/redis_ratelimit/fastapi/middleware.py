@@ -12,13 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._durations import Duration
-from .headers import (
-    _RATE_LIMITS,
-    Denied,
-    Unavailable,
-    _header_dict,
-    _record,
-)
+from .headers import Denied, Unavailable
 from .keys import (
     CostFunc,
     KeyFunc,
@@ -100,17 +94,18 @@ class RateLimitMiddleware:
         if rule is not None and not self._exempt(scope):
             request = Request(scope, receive)
             try:
-                outcome = await rule.check(request)  # hit(), inline
+                # hit(request)'s steps (the middleware's rule never waits):
+                # the headers recorded for send_with_headers below, or Denied.
+                outcome = await rule.check(request)
+                if outcome is not None:
+                    rule._answer(request, outcome, None)
             except Unavailable as exc:
                 await JSONResponse({"detail": exc.detail}, status_code=503)(scope, receive, send)
                 return
-            if outcome is not None:
-                raw = _record(request, _RATE_LIMITS, outcome, self.limiter.headers)
-                if not outcome.allowed:
-                    denied = Denied(outcome, _header_dict(raw))
-                    response = await self.limiter.denied_response(request, denied)
-                    await response(scope, receive, send)
-                    return
+            except Denied as denied:
+                response = await self.limiter.denied_response(request, denied)
+                await response(scope, receive, send)
+                return
 
         # Not a coroutine: it hands over send()'s awaitable, one frame less
         # for every message of the response.

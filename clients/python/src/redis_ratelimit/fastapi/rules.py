@@ -46,6 +46,7 @@ from .keys import (
     _resolve,
 )
 from .labels import rule_name
+from .transport import Command
 from .waiting import wait_seconds, waited
 
 log = logging.getLogger("redis_ratelimit")
@@ -117,7 +118,8 @@ def _per_limit(value: Any, n: int, what: str) -> list[Any]:
     return [value] * n
 
 
-_Target: TypeAlias = "tuple[list[str], str, bytes]"
+# keys, deny-cache key, the command at the default cost in RESP (b"": none)
+_Target: TypeAlias = "tuple[list[str], str, Command]"
 
 
 _TARGETS = 4096  # cached targets per rule, at most (then it starts over)
@@ -254,26 +256,59 @@ class RateLimit:
     def _target_of(self, request: Request, ident: str, plan: _Plan) -> _Target:
         keys = self.keys(request, ident, plan)
         cache_key = keys[0] if len(keys) == 1 else "\0".join(keys)
-        command = b""  # only the pipelined connection sends RESP made here
+        command: Command = b""  # only the pipelined connection sends RESP made here
         cost = self.cost
         if isinstance(cost, int) and self.limiter.transport.takes_resp and not plan.policy_names:
-            options = (self._options, self._options_resp) if cost > 0 else (
-                self._peek_options, self._peek_options_resp)  # fmt: skip
-            command = plan.resp(keys, cost, *options)
+            command = self._command(plan, keys, cost)
         return keys, cache_key, command
+
+    def _cached_target(self, request: Request, ident: str, plan: _Plan) -> _Target:
+        """_target_of() the static plan, kept per identity, method and route
+        path (per identity with a scope of its own): what every check of a
+        returning caller would build again."""
+        scope = request.scope
+        if self.scope is not None:
+            ck = (ident, "", "")
+        else:
+            path = getattr(scope.get("route"), "path", None)
+            if path is None:
+                return self._target_of(request, ident, plan)
+            ck = (ident, scope.get("method", "WS"), path)
+        target = self._targets.get(ck)
+        if target is None:
+            target = self._targets.put(ck, self._target_of(request, ident, plan))
+        return target
+
+    def _command(self, plan: _Plan, keys: list[str], cost: int) -> Command:
+        """The check's command: in RESP when the transport takes it (not for
+        policies: Limiter.run_policies), else its arguments."""
+        options: tuple[Arg, ...]
+        if cost > 0:
+            options, options_resp = self._options, self._options_resp
+        else:  # a peek: no penalty
+            options, options_resp = self._peek_options, self._peek_options_resp
+        if self.limiter.transport.takes_resp and not plan.policy_names:
+            return plan.resp(keys, cost, options, options_resp)
+        return plan.command(keys, cost, options)
 
     def keys(self, request: Request, ident: str, plan: _Plan) -> list[str]:
         base = _key_base(self.limiter.prefix, ident, self.scope, request)
         return [base + suffix for suffix in plan.suffixes]
 
-    async def _target(self, request: Request) -> tuple[list[str], _Plan] | None:
-        """This request's keys and plan; None when no limit applies."""
+    def _identity(self, request: Request) -> Any:
+        """The key function's answer (an identity, None, or an awaitable of
+        either); None when the limiter is disabled."""
         limiter = self.limiter
         if not limiter.enabled:
             return None
-        request.scope.setdefault("redis_ratelimit.limiter", limiter)
-        key_fn = self.key or limiter.key
-        ident = key_fn(request)
+        scope = request.scope
+        if "redis_ratelimit.limiter" not in scope:
+            scope["redis_ratelimit.limiter"] = limiter
+        return (self.key or limiter.key)(request)
+
+    async def _target(self, request: Request) -> tuple[list[str], _Plan] | None:
+        """This request's keys and plan; None when no limit applies."""
+        ident = self._identity(request)
         if ident is not None and not isinstance(ident, str):
             ident = await _resolve(ident)
         if ident is None:
@@ -287,14 +322,10 @@ class RateLimit:
         """The decision for this request (one round trip, or none when the
         deny cache already knows the answer); None when no limit applies or
         Redis could not answer and the limiter fails open."""
-        # _target(), inline: one coroutine less per request
-        limiter = self.limiter
-        if not limiter.enabled:
-            return None
-        scope = request.scope
-        if "redis_ratelimit.limiter" not in scope:
-            scope["redis_ratelimit.limiter"] = limiter
-        ident = (self.key or limiter.key)(request)
+        # The request's own work in plain functions, the awaits here only
+        # when something may suspend: one coroutine per check (and
+        # Limiter.run()'s).
+        ident = self._identity(request)
         if ident is not None and not isinstance(ident, str):
             ident = await _resolve(ident)
         if ident is None:
@@ -302,26 +333,14 @@ class RateLimit:
         if cost is None:
             cost = self.cost if isinstance(self.cost, int) else await _resolve(self.cost(request))
         plan = self._static
-        target: _Target | None = None
         if plan is not None:
-            ck: tuple[str, str, str] | None = None
-            if self.scope is not None:
-                ck = (ident, "", "")
-            else:
-                path = getattr(scope.get("route"), "path", None)
-                if path is not None:
-                    ck = (ident, scope.get("method", "WS"), path)
-            if ck is not None:
-                target = self._targets.get(ck)
-                if target is None:
-                    target = self._targets.put(ck, self._target_of(request, ident, plan))
+            keys, cache_key, command = self._cached_target(request, ident, plan)
         else:
             plan = await self.plan(request)
             if plan is None:
                 return None
-        if target is None:
-            target = self._target_of(request, ident, plan)
-        keys, cache_key, command = target
+            keys, cache_key, command = self._target_of(request, ident, plan)
+        limiter = self.limiter
         # Not for policies: an RL.POLICY SET applies to the next call.
         if cost > 0 and not plan.policy_names:
             cached = limiter.deny_cache.get(cache_key)
@@ -336,40 +355,14 @@ class RateLimit:
                     outcome.quotas,
                     outcome.cap_retry,
                 )
-        transport = limiter.transport
-        breaker = limiter.breaker
-        fut = None  # policies: limiter.run_policies() below
-        if (
-            not plan.policy_names
-            and transport.takes_resp
-            and (breaker is None or breaker.opened_at is None)
-        ):
-            if cost != self.cost or not command:
-                if cost > 0:
-                    command = plan.resp(keys, cost, self._options, self._options_resp)
-                else:
-                    command = plan.resp(keys, cost, self._peek_options, self._peek_options_resp)
-            fut = transport.submit(command)  # None: not connected yet
-        if fut is not None:
-            # Limiter.run(), inline for the common case (the pipelined
-            # transport, the breaker closed): the reply is awaited in this
-            # frame only, no coroutine in between. What a failure means is
-            # Limiter.failed(), the breaker's part its failure()/success().
-            try:
-                reply = await fut
-            except Exception as e:
-                limiter.failed(e, keys[0], self._metrics)
-                return None
-            if breaker is not None and breaker.failed_in_a_row:
-                breaker.success()
-        else:
+        if plan.policy_names:
+            # With the definitions' reads, and a retry on 'no such policy'.
             args = plan.command(keys, cost, self._options if cost > 0 else self._peek_options)
-            if plan.policy_names:
-                # With the definitions' reads, and a retry on 'no such policy'.
-                reply = await limiter.run_policies(args, plan.policy_names, keys[0],
-                                                   self._metrics)  # fmt: skip
-            else:  # the pooled transport, not connected yet, or the breaker open
-                reply = await limiter.run(args, keys[0], self._metrics)
+            reply = await limiter.run_policies(args, plan.policy_names, keys[0], self._metrics)
+        else:
+            if not command or cost != self.cost or not limiter.transport.takes_resp:
+                command = self._command(plan, keys, cost)
+            reply = await limiter.run(command, keys[0], self._metrics)
         if reply is None:
             return None
         if type(reply) is list and len(reply) == 5:
@@ -445,10 +438,22 @@ class RateLimit:
         outcome = await self.check(request, cost)
         if outcome is None:
             return None
-        if self.wait is not None and (not outcome.allowed or outcome.decision.retry_after_ms > 0):
+        if self.wait is not None and self._waits(outcome):
             outcome = await waited(self, request, outcome, cost)
             if outcome is None:
                 return None
+        return self._answer(request, outcome, response)
+
+    @staticmethod
+    def _waits(outcome: Outcome) -> bool:
+        """With wait=: a denied request waits, and a LEAKY limit's whose
+        turn is later (allowed, with a retry_after)."""
+        return not outcome.allowed or outcome.decision.retry_after_ms > 0
+
+    def _answer(self, request: Request, outcome: Outcome, response: Response | None) -> Outcome:
+        """hit()'s last step: the headers of `outcome` recorded on the
+        request (for the middleware) and put on `response`; raises Denied
+        (429) when a limit denies."""
         raw = _record(request, _RATE_LIMITS, outcome, self.limiter.headers)
         if not outcome.allowed:
             raise Denied(outcome, _header_dict(raw))
@@ -516,19 +521,18 @@ class RateLimit:
         return _wrap_endpoint(self, endpoint)
 
     async def __call__(self, request: Request, response: Response) -> Outcome | None:
-        # hit(request, response), inline: one coroutine less per request
+        # As a FastAPI dependency: hit(request, response) under the
+        # signature FastAPI reads (hit's `cost` would be a query parameter),
+        # composed of the same steps rather than awaiting hit(): a
+        # coroutine less per request.
         outcome = await self.check(request)
         if outcome is None:
             return None
-        if self.wait is not None and (not outcome.allowed or outcome.decision.retry_after_ms > 0):
+        if self.wait is not None and self._waits(outcome):
             outcome = await waited(self, request, outcome, None)
             if outcome is None:
                 return None
-        raw = _record(request, _RATE_LIMITS, outcome, self.limiter.headers)
-        if not outcome.allowed:
-            raise Denied(outcome, _header_dict(raw))
-        _put_headers(response, raw)
-        return outcome
+        return self._answer(request, outcome, response)
 
 
 _REQUEST_ARG = "redis_ratelimit_request"
@@ -584,7 +588,7 @@ def _wrap_endpoint(rule: RateLimit, endpoint: E) -> E:
     async def limited(*args: Any, **kwargs: Any) -> Any:
         request = kwargs.pop(request_key) if take_request else kwargs[request_key]
         response = kwargs.pop(response_key) if take_response else kwargs[response_key]
-        await rule(request, response)
+        await rule.hit(request, response)
         if is_async:
             return await endpoint(*args, **kwargs)
         return await run_in_threadpool(endpoint, *args, **kwargs)

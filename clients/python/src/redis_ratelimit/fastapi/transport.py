@@ -13,13 +13,16 @@ means is decided once, whatever carried the call.
 
 Timing Redis calls (metrics) belongs here: every call of a Limiter goes
 through send(), send_many(), the policy calls, or submit() on the hot path.
+
+A Command is a command's arguments, or (to a transport that `takes_resp`
+only) the command already in RESP, as the hot path builds it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -30,13 +33,15 @@ from .._fast import FastConnection
 from ..client import CHECK_COMMAND, AsyncRateLimiter, _module_check, server_address
 from ..testing import Clock, with_at
 
+Command: TypeAlias = "Sequence[Arg] | bytes"
+
 
 class Transport:
     """The calls a Limiter makes, on one kind of connection (see the module)."""
 
-    # submit() takes commands already in RESP: the hot path builds them
-    # once per caller (RateLimit's targets) and awaits the reply in its
-    # own frame. False: it gets None, and goes through Limiter.run().
+    # Commands may come in RESP (send(), submit()): the hot path builds
+    # them once per caller (RateLimit's targets) and Limiter.run() awaits
+    # submit()'s future in its own frame. False: arguments only.
     takes_resp = False
     # Keeps the timeout itself (the Limiter's breaker gets none), and has
     # no pool to queue for (Limiter.call's `timed`).
@@ -48,10 +53,10 @@ class Transport:
 
     def submit(self, command: bytes) -> Awaitable[Any] | None:
         """The reply's future for a command in RESP, queued now; None when
-        it cannot be queued at once (then Limiter.run())."""
+        it cannot be queued at once (then send())."""
         return None
 
-    def send(self, args: Sequence[Arg]) -> Awaitable[Any]:
+    def send(self, args: Command) -> Awaitable[Any]:
         """One command's reply; an error reply raises ResponseError."""
         raise NotImplementedError
 
@@ -88,7 +93,7 @@ class Pooled(Transport):
     def address(self, key: str | None = None) -> str | None:
         return server_address(self.redis)
 
-    def send(self, args: Sequence[Arg]) -> Awaitable[Any]:
+    def send(self, args: Command) -> Awaitable[Any]:
         reply: Awaitable[Any] = self.redis.execute_command(*args)
         return reply
 
@@ -150,7 +155,9 @@ class Pipelined(Transport):
         fast = self.fast
         return f"unix:{fast.path}" if fast.path else f"{fast.host or 'localhost'}:{fast.port}"
 
-    def send(self, args: Sequence[Arg]) -> Awaitable[Any]:
+    def send(self, args: Command) -> Awaitable[Any]:
+        if type(args) is bytes:  # in RESP already: the hot path's, not connected yet
+            return self.fast.send(args)
         return self.fast.execute(args)
 
     async def send_many(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
@@ -170,7 +177,7 @@ class Clocked(Transport):
     """Another transport's calls, each decision, refund and acquire with
     `AT <clock>` appended (redis_ratelimit.testing): a Limiter's tests
     deciding at a time they control. It takes no RESP, so the hot path
-    builds every command as arguments (Limiter.run()) and AT is appended
+    builds every command as arguments and AT is appended
     here once per command; a Limiter without a clock never comes here."""
 
     def __init__(self, inner: Transport, clock: Clock) -> None:
@@ -181,7 +188,7 @@ class Clocked(Transport):
     def address(self, key: str | None = None) -> str | None:
         return self.inner.address(key)
 
-    def send(self, args: Sequence[Arg]) -> Awaitable[Any]:
+    def send(self, args: Command) -> Awaitable[Any]:
         return self.inner.send(with_at(args, self.clock))
 
     async def send_many(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
@@ -211,4 +218,4 @@ def transport_for(client: AsyncRateLimiter, timeout: float, pipelining: bool) ->
     return Pooled(client) if fast is None else Pipelined(fast)
 
 
-__all__ = ["Clocked", "Pipelined", "Pooled", "Transport", "transport_for"]
+__all__ = ["Clocked", "Command", "Pipelined", "Pooled", "Transport", "transport_for"]
