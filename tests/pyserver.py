@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -203,7 +202,7 @@ class App:
         try:
             with urllib.request.urlopen(self.base_url + "/openapi.json", timeout=1) as r:
                 return bool(r.status == 200)
-        except (OSError, urllib.error.URLError):
+        except OSError:  # urllib's URLError is one
             return False
 
     def stop(self) -> None:

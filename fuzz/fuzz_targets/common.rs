@@ -1,10 +1,10 @@
 //! Checks shared by the fuzz targets.
 #![allow(dead_code)]
 
-use ratelimit::algo::value::{self, latest_block_end};
+use ratelimit::algo::value::{self, latest_block_end, Installed};
 use ratelimit::algo::{
-    BlockChange, Blocked, Duration, FixedWindow, Instant, Limiter, Offset, Params,
-    Span, Value, MAX_ALIGNED_US, MAX_COUNT, MAX_DURATION_US, MAX_MONTHS, MAX_TIME_US,
+    BlockChange, Duration, FixedWindow, Instant, Limiter, Offset, Params, Span, Value,
+    MAX_ALIGNED_US, MAX_COUNT, MAX_DURATION_US, MAX_MONTHS, MAX_TIME_US,
 };
 use ratelimit::codec;
 
@@ -111,20 +111,13 @@ pub fn call(held: &mut Option<Value>, p: &Params, cost: u64, now: u64, penalty: 
         assert_eq!(g.block, BlockChange::Keep);
         return;
     }
-    let mut l = match held.take() {
-        Some(v) => v.limiter().expect("a limiter").clone(),
-        None => Limiter::new(p),
-    };
-    l.apply(&g.verdict.next);
-    let block = match g.block {
-        BlockChange::Keep => old_block,
-        BlockChange::Start(u) => Some(u),
-        BlockChange::Lift => None,
-    };
-    let v = match block {
-        Some(until) => Value::Blocked(Box::new(Blocked { until, limiter: l })),
-        None => Value::Limiter(l),
-    };
+    // The module's own install step, on the snapshot the decision saw.
+    match value::install(held.as_mut(), g.change(p)).expect("installs on its snapshot") {
+        Installed::InPlace => {}
+        Installed::Store(v) => *held = Some(v),
+        Installed::Empty => panic!("a decision that writes leaves a limiter"),
+    }
+    let v = held.take().expect("a limiter after a write");
     assert!(v.is_valid(), "{v:?}");
     let bytes = codec::encode_value(&v);
     assert_eq!(

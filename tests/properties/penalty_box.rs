@@ -65,21 +65,13 @@ impl Key {
     fn call(&mut self, p: &Params, cost: u64, now: Us, penalty: Option<Us>) -> value::Guarded {
         let g = value::evaluate(self.held.as_ref(), p, cost, t(now), penalty.map(d)).unwrap();
         if g.verdict.writes {
-            let old_block = self.held.as_ref().and_then(Value::block);
-            let mut l = match self.held.take() {
-                Some(v) => v.limiter().unwrap().clone(),
-                None => Limiter::new(p),
-            };
-            l.apply(&g.verdict.next);
-            let block = match g.block {
-                BlockChange::Keep => old_block,
-                BlockChange::Start(u) => Some(u),
-                BlockChange::Lift => None,
-            };
-            self.held = Some(match block {
-                Some(until) => Value::Blocked(Box::new(Blocked { until, limiter: l })),
-                None => Value::Limiter(l),
-            });
+            // The module's own install step: the model checked against is
+            // `BoxModel`, not a second copy of it.
+            match value::install(self.held.as_mut(), g.change(p)).unwrap() {
+                value::Installed::InPlace => {}
+                value::Installed::Store(v) => self.held = Some(v),
+                value::Installed::Empty => panic!("a decision that writes leaves a limiter"),
+            }
         } else {
             assert_eq!(g.block, BlockChange::Keep, "a call that writes nothing");
         }

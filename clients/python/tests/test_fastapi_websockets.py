@@ -6,6 +6,7 @@ real redis-server with the module; WebSocket clients from the
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -14,9 +15,23 @@ from fastapi import Depends, FastAPI, WebSocket
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from redis_ratelimit.fastapi import Limiter, Outcome
+from redis_ratelimit.fastapi import Limiter, Outcome, WebSocketLimit
 
 from .conftest import Server, calls, free_port, make, serve
+
+
+def echo_through(limits: WebSocketLimit) -> Callable[[WebSocket], Awaitable[None]]:
+    """An endpoint that accepts under `limits` and echoes each frame it lets through."""
+
+    async def echo(websocket: WebSocket) -> None:
+        if not await limits.accept(websocket):
+            return
+        async for text in websocket.iter_text():
+            if not await limits.hit(websocket):
+                return
+            await websocket.send_text(text)
+
+    return echo
 
 
 def ws_app(server: Server, **kw: Any) -> tuple[FastAPI, Limiter]:
@@ -29,14 +44,7 @@ def ws_app(server: Server, **kw: Any) -> tuple[FastAPI, Limiter]:
 
     frames = limiter.websocket(message="2/minute", algorithm="fixed", on_denied=slow_down)
 
-    @app.websocket("/echo")
-    async def echo(websocket: WebSocket) -> None:
-        if not await limits.accept(websocket):
-            return
-        async for text in websocket.iter_text():
-            if not await limits.hit(websocket):
-                return
-            await websocket.send_text(text)
+    app.add_api_websocket_route("/echo", echo_through(limits))
 
     @app.websocket("/closing")
     async def closing_ws(websocket: WebSocket) -> None:
@@ -136,14 +144,7 @@ def test_websocket_fail_modes(fail_open: bool) -> None:
     app, limiter = make(dead, fail_open=fail_open, timeout=0.2)
     limits = limiter.websocket(connect="1/minute", message="1/minute")
 
-    @app.websocket("/ws")
-    async def ws_endpoint(websocket: WebSocket) -> None:
-        if not await limits.accept(websocket):
-            return
-        async for text in websocket.iter_text():
-            if not await limits.hit(websocket):
-                return
-            await websocket.send_text(text)
+    app.add_api_websocket_route("/ws", echo_through(limits))
 
     with serve(app) as addr:
         if fail_open:
