@@ -245,7 +245,7 @@ impl LeaseState {
     /// longer than [`MAX_LEASE_ID_LEN`]) is denied for good. A `ttl` is read
     /// as at least 1 µs (a granted lease is live when granted) and at most
     /// [`MAX_DURATION_US`].
-    pub fn evaluate_acquire<'id>(
+    pub(crate) fn evaluate_acquire<'id>(
         &self,
         limit: Count,
         units: u64,
@@ -369,7 +369,7 @@ impl LeaseState {
     /// last lease), decided on the snapshot `change` was decided on: only
     /// the end of the one live lease does.
     #[inline]
-    pub fn empties(&self, change: &LeaseChange) -> bool {
+    pub(crate) fn empties(&self, change: &LeaseChange) -> bool {
         match *change {
             LeaseChange::End { now, .. } => self.live(now).count == 1,
             LeaseChange::Place { .. } | LeaseChange::Extend { .. } => false,

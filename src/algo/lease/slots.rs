@@ -199,14 +199,14 @@ impl LeaseState {
     }
 
     /// Whether no lease is stored.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         // Holes are never first or last, so never alone.
         self.leases.is_empty()
     }
 
     /// Whether a stored lease (live or not yet reclaimed) is named `id`:
     /// O(1) for an id not held.
-    pub fn holds(&self, id: &[u8]) -> bool {
+    pub(crate) fn holds(&self, id: &[u8]) -> bool {
         self.locate(id).is_some()
     }
 
@@ -321,7 +321,7 @@ impl LeaseState {
 
     /// Bytes owned by the state (for `MEMORY USAGE`): the slots, the ids,
     /// and the id index (an entry and a control byte per slot).
-    pub fn memory(&self) -> usize {
+    pub(crate) fn memory(&self) -> usize {
         size_of::<LeaseState>()
             + self.leases.capacity() * size_of::<Lease>()
             + self.leases.iter().map(|l| l.id.len()).sum::<usize>()
