@@ -115,6 +115,9 @@ fn setstate(ctx: Ctx, args: &[RStr]) -> Outcome {
     let version = i32::try_from(version).unwrap_or(i32::MAX);
     let value = codec::decode_value(blob.bytes(), version)
         .map_err(|e| Error::BadOp(format!("invalid RL.SETSTATE value: {e}")))?;
+    // A whole value restored, as RESTORE does, not a change decided on a
+    // snapshot: so not through `value::install`, and its expiry is the
+    // rewrite's own `PEXPIREAT`, not one computed here.
     let mut key = ctx.open_write(*key)?;
     key.store(value)?;
     key.signal_modified();
