@@ -172,7 +172,7 @@ pub trait Decoder {
 
 /// How an algorithm's parameters read on a command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Shape {
+pub(crate) enum Shape {
     /// `limit window`
     Window,
     /// `limit window [ALIGN [OFFSET ±hh:mm]]`: a window that may be aligned
@@ -217,19 +217,19 @@ impl Shape {
 /// One parameter of an algorithm on a command line, as messages and
 /// `COMMAND DOCS` name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Param {
+pub(crate) struct Param {
     /// A C string, which the Redis layer hands over as it is; see
     /// [`Param::text`].
-    pub name: &'static CStr,
-    pub value: ParamValue,
+    pub(crate) name: &'static CStr,
+    pub(crate) value: ParamValue,
     /// The word that introduces an optional parameter (`ALIGN`); `None`
     /// for a positional one.
-    pub token: Option<&'static CStr>,
+    pub(crate) token: Option<&'static CStr>,
 }
 
 /// What a [`Param`] takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ParamValue {
+pub(crate) enum ParamValue {
     /// A positive integer.
     Count,
     /// A duration, with its unit (`1s`).
@@ -264,27 +264,30 @@ impl Param {
     }
 }
 
-pub struct AlgorithmInfo {
+pub(crate) struct AlgorithmInfo {
     /// As in `RL.ALL` and in messages.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// The algorithm's own command.
-    pub command: &'static str,
+    pub(crate) command: &'static str,
     /// Lower case, for `INFO ratelimit` fields.
-    pub lower: &'static str,
-    pub shape: Shape,
-    /// Stable tag of the binary encodings; never reuse one.
-    pub tag: u8,
+    pub(crate) lower: &'static str,
+    pub(crate) shape: Shape,
+    /// Stable tag of the binary encodings; never reuse one. The codec
+    /// matches tags in the table's macro; this copy lets the tests check
+    /// the table.
+    #[cfg(test)]
+    pub(crate) tag: u8,
     /// What the Redis layer registers the algorithm's own command with.
-    pub doc: CommandDoc,
+    pub(crate) doc: CommandDoc,
 }
 
 /// The algorithm's own command as the Redis layer registers it: its name,
 /// as [`AlgorithmInfo::command`], and what `COMMAND DOCS` says of it (see
 /// [`Algo::SUMMARY`]); its arguments are its [`Shape`]'s.
-pub struct CommandDoc {
-    pub name: &'static CStr,
-    pub summary: &'static CStr,
-    pub complexity: &'static CStr,
+pub(crate) struct CommandDoc {
+    pub(crate) name: &'static CStr,
+    pub(crate) summary: &'static CStr,
+    pub(crate) complexity: &'static CStr,
 }
 
 /// `s`, which ends in a NUL and has no other, as a C string.
@@ -334,6 +337,7 @@ macro_rules! algorithms {
             command: concat!("RL.", $name),
             lower: $lower,
             shape: Shape::$shape,
+            #[cfg(test)]
             tag: $tag,
             doc: CommandDoc {
                 name: c_str(concat!("RL.", $name, "\0")),
@@ -395,7 +399,7 @@ macro_rules! algorithms {
 
             /// The parameters as a command line gives them (see
             /// [`Algo::arguments`]).
-            pub fn arguments(&self, mut out: impl FnMut(Argument)) {
+            pub(crate) fn arguments(&self, mut out: impl FnMut(Argument)) {
                 match self {
                     $(Params::$v(p) => <$a as Algo>::arguments(p, &mut out),)*
                 }
@@ -403,14 +407,14 @@ macro_rules! algorithms {
 
             /// How many entries a state may hold under these parameters, if
             /// its memory grows with its limit (see [`Algo::entries`]).
-            pub fn entries(&self) -> Option<u64> {
+            pub(crate) fn entries(&self) -> Option<u64> {
                 match self {
                     $(Params::$v(p) => <$a as Algo>::entries(p),)*
                 }
             }
 
             /// Writes the parameters: the algorithm's tag, then its fields.
-            pub fn write(&self, w: &mut impl Encoder) {
+            pub(crate) fn write(&self, w: &mut impl Encoder) {
                 match self {
                     $(Params::$v(p) => {
                         let alt = <$a as Algo>::ALT_TAG.filter(|_| <$a as Algo>::uses_alt_tag(p));
@@ -421,7 +425,7 @@ macro_rules! algorithms {
             }
 
             /// Reads what [`Params::write`] wrote.
-            pub fn read<D: Decoder>(r: &mut D) -> Result<Params, D::Error> {
+            pub(crate) fn read<D: Decoder>(r: &mut D) -> Result<Params, D::Error> {
                 let tag = r.u8()?;
                 $(if tag == $tag || <$a as Algo>::ALT_TAG == Some(tag) {
                     return <$a as Algo>::read_params(tag, r).map(Params::$v);
@@ -535,7 +539,7 @@ macro_rules! algorithms {
             }
 
             /// Bytes owned by the limiter (for `MEMORY USAGE`).
-            pub fn memory(&self) -> usize {
+            pub(crate) fn memory(&self) -> usize {
                 match self {
                     $(Limiter::$v(s) => <$a as Algo>::memory(s),)*
                 }
@@ -550,7 +554,7 @@ macro_rules! algorithms {
             }
 
             /// Writes the limiter: its parameters, then its state.
-            pub fn write(&self, w: &mut impl Encoder) {
+            pub(crate) fn write(&self, w: &mut impl Encoder) {
                 self.params().write(w);
                 match self {
                     $(Limiter::$v(s) => <$a as Algo>::write_state(s, w),)*
@@ -559,7 +563,7 @@ macro_rules! algorithms {
 
             /// Reads what [`Limiter::write`] wrote, without checking
             /// [`Limiter::is_valid`].
-            pub fn read<D: Decoder>(r: &mut D) -> Result<Limiter, D::Error> {
+            pub(crate) fn read<D: Decoder>(r: &mut D) -> Result<Limiter, D::Error> {
                 Ok(match Params::read(r)? {
                     $(Params::$v(p) => Limiter::$v(Box::new(<$a as Algo>::read_state(p, r)?)),)*
                 })
@@ -612,11 +616,11 @@ algorithm_table!(algorithms);
 
 impl Algorithm {
     /// Slot in [`Algorithm::ALL`] and in per-algorithm counters.
-    pub const fn index(self) -> usize {
+    pub(crate) const fn index(self) -> usize {
         self as usize
     }
 
-    pub const fn info(self) -> &'static AlgorithmInfo {
+    pub(crate) const fn info(self) -> &'static AlgorithmInfo {
         &TABLE[self.index()]
     }
 
@@ -624,11 +628,11 @@ impl Algorithm {
         self.info().name
     }
 
-    pub const fn shape(self) -> Shape {
+    pub(crate) const fn shape(self) -> Shape {
         self.info().shape
     }
 
-    pub fn from_name(name: &[u8]) -> Option<Algorithm> {
+    pub(crate) fn from_name(name: &[u8]) -> Option<Algorithm> {
         Algorithm::ALL
             .into_iter()
             .find(|a| a.name().as_bytes().eq_ignore_ascii_case(name))
@@ -654,7 +658,7 @@ pub struct Verdict {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Refund {
     /// Units given back.
-    pub given: u64,
+    pub(crate) given: u64,
     pub next: Next,
 }
 
@@ -684,8 +688,8 @@ impl std::fmt::Display for Kind {
 /// A key holds another kind of value than the command works on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Mismatch {
-    pub stored: Kind,
-    pub requested: Kind,
+    pub(crate) stored: Kind,
+    pub(crate) requested: Kind,
 }
 
 impl Limiter {

@@ -32,7 +32,7 @@ pub enum Value {
 }
 
 impl Value {
-    pub fn kind(&self) -> Kind {
+    pub(crate) fn kind(&self) -> Kind {
         match self {
             Value::Limiter(l) => Kind::Limiter(l.algorithm()),
             Value::Blocked(b) => Kind::Limiter(b.limiter.algorithm()),
@@ -78,7 +78,7 @@ impl Value {
     }
 
     /// Bytes owned (for `MEMORY USAGE`).
-    pub fn memory(&self) -> usize {
+    pub(crate) fn memory(&self) -> usize {
         match self {
             Value::Limiter(l) => l.memory(),
             Value::Blocked(b) => size_of::<Blocked>() + b.limiter.memory(),

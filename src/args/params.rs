@@ -213,3 +213,54 @@ pub(super) fn burst(arg: &[u8]) -> Result<Burst, ArgError> {
         ))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algo::limiter::ParamValue;
+
+    /// The parser names each parameter as the algorithm table documents it
+    /// (`COMMAND DOCS`) and takes the table's option words. They are spelled
+    /// twice on purpose: a name is formatted only into an error, so the
+    /// parser keeps literals rather than read the table on every call; this
+    /// holds the two equal.
+    #[test]
+    fn the_parser_speaks_the_tables_names() {
+        let limits = Limits::default();
+        for algo in Algorithm::ALL {
+            let names = algo.shape().params();
+            let valid: &[&[u8]] = match names.len() {
+                2 => &[b"10", b"1s"],
+                _ => &[b"10", b"5", b"1s"],
+            };
+            assert!(spec(algo, valid, &limits).is_ok(), "{}", algo.name());
+            for (i, p) in names.iter().enumerate() {
+                let mut args = valid.to_vec();
+                args[i] = b"x";
+                let e = spec(algo, &args, &limits).expect_err("x is no value");
+                assert!(
+                    e.to_string().starts_with(&format!("{} ", p.text())),
+                    "{}: {e} names {}",
+                    algo.name(),
+                    p.text()
+                );
+            }
+            let mut args = valid.to_vec();
+            let mut offset = false;
+            for p in algo.shape().options() {
+                let token = p.token.expect("an option has a word").to_bytes();
+                args.push(token);
+                if p.value == ParamValue::Offset {
+                    args.push(b"+01:00");
+                    offset = true;
+                }
+            }
+            if let Params::Fixed(f) = spec(algo, &args, &limits).expect("the table's options").0 {
+                let FixedWindow::Aligned(_, o) = f.window() else {
+                    panic!("ALIGN aligns");
+                };
+                assert_eq!(offset, o.minutes() == 60);
+            }
+        }
+    }
+}

@@ -9,7 +9,42 @@ use crate::algo::limiter::{Param, ParamValue, Shape};
 
 pub use super::ffi::{Access, Arg, Doc, Keys, Kind};
 
-const fn arg(name: &'static CStr, kind: Kind) -> Arg {
+/// What a command is, as `COMMAND DOCS`, `COMMAND INFO` and ACL categories
+/// say: declared next to its handler, in its family's file; the top layer
+/// pairs it with the `extern "C"` handler Redis calls.
+pub struct Command {
+    pub name: &'static CStr,
+    pub flags: &'static CStr,
+    /// Replication and AOF only: also flagged `internal` where the server
+    /// knows that flag (Redis 8), which hides it from clients altogether.
+    pub internal: bool,
+    /// Changes what other clients' calls decide with (policy writes): in
+    /// `@admin @dangerous`, never in `@write` or `@ratelimit`, so that the
+    /// grants an application gets don't include it.
+    pub operator: bool,
+    pub doc: Doc,
+}
+
+/// The flags of a command that decides.
+pub const DECIDE: &CStr = c"write deny-oom fast";
+/// The release a command came in, for most.
+pub const SINCE: &CStr = c"0.1.0";
+pub const O1: &CStr = c"O(1)";
+
+/// How many of `args` are not optional.
+pub const fn required(args: &[Arg]) -> std::ffi::c_int {
+    let mut n = 0;
+    let mut i = 0;
+    while i < args.len() {
+        if !args[i].optional {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
+
+pub(super) const fn arg(name: &'static CStr, kind: Kind) -> Arg {
     Arg {
         name,
         kind,
@@ -19,14 +54,14 @@ const fn arg(name: &'static CStr, kind: Kind) -> Arg {
     }
 }
 
-const fn many(name: &'static CStr, kind: Kind) -> Arg {
+pub(super) const fn many(name: &'static CStr, kind: Kind) -> Arg {
     Arg {
         multiple: true,
         ..arg(name, kind)
     }
 }
 
-const fn option(token: &'static CStr, name: &'static CStr, kind: Kind) -> Arg {
+pub(super) const fn option(token: &'static CStr, name: &'static CStr, kind: Kind) -> Arg {
     Arg {
         token: Some(token),
         optional: true,
@@ -90,75 +125,6 @@ const fn param(p: &Param) -> Arg {
         None => arg(p.name, kind),
     }
 }
-
-pub const ALL: &[Arg] = &[
-    arg(c"numkeys", Kind::Integer),
-    many(c"key", Kind::Key),
-    many(c"algorithm-and-parameters", Kind::String),
-    COST,
-    AT,
-    PENALTY,
-    SHADOW,
-    option(c"COMBINED", c"combined", Kind::PureToken),
-];
-pub const INFO: &[Arg] = &[KEY];
-pub const REFUND: &[Arg] = &[KEY, arg(c"n", Kind::Integer), AT];
-pub const POLICY_SET: &[Arg] = &[
-    arg(c"name", Kind::String),
-    arg(c"algorithm", Kind::String),
-    many(c"parameters", Kind::String),
-    PENALTY,
-    SHADOW,
-];
-pub const TOP: &[Arg] = &[
-    option(c"COUNT", c"count", Kind::Integer),
-    option(c"POLICY", c"policy", Kind::String),
-    SHADOW,
-];
-pub const POLICY_NAME: &[Arg] = &[arg(c"name", Kind::String)];
-pub const CHECK: &[Arg] = &[arg(c"policy", Kind::String), KEY, COST, AT];
-pub const ACQUIRE: &[Arg] = &[
-    KEY,
-    arg(c"limit", Kind::Integer),
-    arg(c"ttl", Kind::String),
-    option(c"ID", c"lease_id", Kind::String),
-    COST,
-    AT,
-];
-pub const RELEASE: &[Arg] = &[KEY, arg(c"lease_id", Kind::String)];
-pub const RENEW: &[Arg] = &[
-    KEY,
-    arg(c"lease_id", Kind::String),
-    arg(c"ttl", Kind::String),
-];
-pub const PEEK: &[Arg] = &[
-    KEY,
-    arg(c"algorithm", Kind::String),
-    many(c"parameters", Kind::String),
-    COST,
-    AT,
-];
-pub const APPLY: &[Arg] = &[KEY, arg(c"operation", Kind::String)];
-pub const APPLY_ALL: &[Arg] = &[
-    arg(c"numkeys", Kind::Integer),
-    many(c"key", Kind::Key),
-    arg(c"operation", Kind::String),
-];
-pub const SETSTATE: &[Arg] = &[
-    KEY,
-    arg(c"encoding-version", Kind::Integer),
-    arg(c"state", Kind::String),
-];
-pub const THROTTLE: &[Arg] = &[
-    KEY,
-    arg(c"max_burst", Kind::Integer),
-    arg(c"count", Kind::Integer),
-    arg(c"period", Kind::Integer),
-    Arg {
-        optional: true,
-        ..arg(c"quantity", Kind::Integer)
-    },
-];
 
 /// The module's own ACL category, `@ratelimit`, where the server can add
 /// one (Redis 7.4 and later). `true` if it exists now.

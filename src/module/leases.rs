@@ -13,6 +13,7 @@
 
 use smallvec::SmallVec;
 
+use super::docs::{arg, option, Access, Arg, Command, Doc, Keys, Kind, AT, COST, KEY};
 use super::ffi::{Ctx, RStr};
 use super::kernel::{lease_one, Error, Outcome, Source, DENIED_EVENT};
 use super::{clock, config, reply, stats, top};
@@ -84,6 +85,29 @@ fn hex32(v: [u8; 16]) -> [u8; MADE_ID_LEN] {
     out
 }
 
+const ACQUIRE_ARGS: &[Arg] = &[
+    KEY,
+    arg(c"limit", Kind::Integer),
+    arg(c"ttl", Kind::String),
+    option(c"ID", c"lease_id", Kind::String),
+    COST,
+    AT,
+];
+pub(super) const RL_ACQUIRE: Command = Command {
+    name: c"RL.ACQUIRE",
+    flags: c"write deny-oom",
+    internal: false,
+    operator: false,
+    doc: Doc {
+        summary: c"Takes cost (default 1) of limit concurrency slots for ttl under a lease id, made up unless given; the same id again renews its lease.",
+        complexity: c"O(1) amortised for a new lease; O(N) to renew one, where N is the number of leases held on the key",
+        since: c"0.3.0",
+        arity: -4,
+        keys: Keys::One(Access::Update),
+        args: ACQUIRE_ARGS,
+    },
+};
+
 /// `RL.ACQUIRE key limit ttl [ID lease_id] [COST n] [AT unix_ms]`: the five
 /// integers of a decision, then the lease id (nil when denied).
 pub(super) fn acquire_command(ctx: Ctx, args: &[RStr]) -> Outcome {
@@ -139,6 +163,22 @@ fn end_or_extend_command(ctx: Ctx, name: RStr, what: LeaseAction, id: &[u8]) -> 
     Ok(())
 }
 
+const RELEASE_ARGS: &[Arg] = &[KEY, arg(c"lease_id", Kind::String)];
+pub(super) const RL_RELEASE: Command = Command {
+    name: c"RL.RELEASE",
+    flags: c"write",
+    internal: false,
+    operator: false,
+    doc: Doc {
+        summary: c"Frees a lease taken by RL.ACQUIRE: 1 if it was held, 0 otherwise.",
+        complexity: c"O(N) where N is the number of leases held on the key",
+        since: c"0.3.0",
+        arity: 3,
+        keys: Keys::One(Access::Update),
+        args: RELEASE_ARGS,
+    },
+};
+
 pub(super) fn release_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     let [_, name, id] = args else {
         return Err(args::arity_error("RL.RELEASE").into());
@@ -146,6 +186,26 @@ pub(super) fn release_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     let id = args::lease_id(id.bytes())?;
     end_or_extend_command(ctx, *name, LeaseAction::Release, id)
 }
+
+const RENEW_ARGS: &[Arg] = &[
+    KEY,
+    arg(c"lease_id", Kind::String),
+    arg(c"ttl", Kind::String),
+];
+pub(super) const RL_RENEW: Command = Command {
+    name: c"RL.RENEW",
+    flags: c"write",
+    internal: false,
+    operator: false,
+    doc: Doc {
+        summary: c"Moves a held lease's expiry to ttl from now: 1 if it was held, 0 otherwise.",
+        complexity: c"O(N) where N is the number of leases held on the key",
+        since: c"0.3.0",
+        arity: 4,
+        keys: Keys::One(Access::Update),
+        args: RENEW_ARGS,
+    },
+};
 
 pub(super) fn renew_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     let [_, name, rest @ ..] = args else {

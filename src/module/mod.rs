@@ -1,10 +1,10 @@
-//! The Redis layer: registration, commands, the data type, clock, replies.
-//!
-//! - [`command`]: the handlers (parse, evaluate, install, replicate, reply);
-//! - [`ffi`]: the module API wrapped with lifetimes, the only place that
-//!   dereferences Redis' pointers on the command path;
-//! - [`datatype`]: how a limiter is held as a Redis value, and its callbacks;
-//! - [`reply`], [`clock`], [`config`], [`stats`]: one concern each.
+//! The Redis layer, in layers that only point down (README "How it works"
+//! has the map; `tests/layers.rs` holds it): [`ffi`] at the bottom, the
+//! leaves ([`reply`], [`clock`], [`stats`], [`config`], [`docs`], `top`),
+//! the data type, the policy registry, the kernel (decide on a snapshot,
+//! then install), the command families (each command's metadata next to
+//! its handler), and this file on top: the command table, registration and
+//! `INFO ratelimit`.
 
 pub mod clock;
 pub mod config;
@@ -30,7 +30,7 @@ use redis_module::{redis_module, Context, RedisString, Status};
 
 use crate::algo::Algorithm;
 use crate::codec;
-use docs::{Access, Doc, Keys};
+use docs::Keys;
 
 /// The `ratelimit` data type; the server's policies travel with every RDB
 /// as its aux data, before the keys.
@@ -49,57 +49,11 @@ pub const MIN_SERVER: (c_int, c_int) = (7, 0);
 
 type Handler = ffi::CommandHandler;
 
+/// A command as registered: what it is (its name, flags and docs, declared
+/// next to its handler in its family's file) and the handler Redis calls.
 struct CommandDef {
-    name: &'static CStr,
+    spec: &'static docs::Command,
     handler: Handler,
-    flags: &'static CStr,
-    /// Replication and AOF only: also flagged `internal` where the server
-    /// knows that flag (Redis 8), which hides it from clients altogether.
-    internal: bool,
-    /// Changes what other clients' calls decide with (policy writes): in
-    /// `@admin @dangerous`, never in `@write` or `@ratelimit`, so that the
-    /// grants an application gets don't include it.
-    operator: bool,
-    doc: Doc,
-}
-
-const DECIDE: &CStr = c"write deny-oom fast";
-const SINCE: &CStr = c"0.1.0";
-const O1: &CStr = c"O(1)";
-
-/// How many of `args` are not optional.
-const fn required(args: &[docs::Arg]) -> c_int {
-    let mut n = 0;
-    let mut i = 0;
-    while i < args.len() {
-        if !args[i].optional {
-            n += 1;
-        }
-        i += 1;
-    }
-    n
-}
-
-/// The algorithm's own command, `RL.<ALGO>`, from its row of the table,
-/// decided by `handler` with `args` (see [`DECISIONS`]).
-const fn decision(algo: Algorithm, handler: Handler, args: &'static [docs::Arg]) -> CommandDef {
-    let own = &algo.info().doc;
-    CommandDef {
-        name: own.name,
-        handler,
-        flags: DECIDE,
-        internal: false,
-        operator: false,
-        doc: Doc {
-            summary: own.summary,
-            complexity: own.complexity,
-            since: SINCE,
-            // The name, then every argument that is not optional.
-            arity: -(1 + required(args)),
-            keys: Keys::One(Access::Update),
-            args,
-        },
-    }
 }
 
 /// A command handler's body over the safe context and arguments.
@@ -161,14 +115,15 @@ macro_rules! decisions {
         /// The algorithms' own commands, `RL.<ALGO>`: one per row of the
         /// algorithm table, in its order, each with its handler and the
         /// arguments of its shape.
-        const DECISIONS: &[CommandDef] = &[$(decision(
-            Algorithm::$v,
-            rl_decide::<{ Algorithm::$v.index() }>,
-            &const {
-                let shape = Algorithm::$v.shape();
-                docs::decision::<{ docs::decision_len(Algorithm::$v.shape()) }>(shape)
+        const DECISIONS: &[CommandDef] = &[$(CommandDef {
+            spec: &const {
+                windows::limit_spec(Algorithm::$v, &const {
+                    let shape = Algorithm::$v.shape();
+                    docs::decision::<{ docs::decision_len(Algorithm::$v.shape()) }>(shape)
+                })
             },
-        ),)*];
+            handler: rl_decide::<{ Algorithm::$v.index() }>,
+        },)*];
     };
 }
 
@@ -218,274 +173,80 @@ fn numkeys_command(
 /// Every other command, with its metadata next to it.
 const COMMANDS: &[CommandDef] = &[
     CommandDef {
-        name: c"RL.ALL",
+        spec: &windows::RL_ALL,
         handler: rl_all,
-        flags: DECIDE,
-        internal: false,
-        operator: false,
-        doc: Doc {
-            summary: c"Several limits on several keys in one atomic call: allowed only if all allow.",
-            complexity: c"O(N) where N is the number of keys, plus the log's cost for LOG limits",
-            since: SINCE,
-            // Only the name and numkeys: the handler says precisely what
-            // else is missing.
-            arity: -2,
-            keys: Keys::Numkeys,
-            args: docs::ALL,
-        },
     },
     CommandDef {
-        name: c"RL.INFO",
+        spec: &windows::RL_INFO,
         handler: rl_info,
-        flags: c"readonly fast",
-        internal: false,
-        operator: false,
-        doc: Doc {
-            summary: c"What a limiter holds: algorithm, parameters, state, remaining, reset and TTL.",
-            complexity: O1,
-            since: SINCE,
-            arity: 2,
-            keys: Keys::One(Access::Read),
-            args: docs::INFO,
-        },
     },
     CommandDef {
-        name: c"RL.PEEK",
+        spec: &windows::RL_PEEK,
         handler: rl_peek,
-        flags: c"readonly fast",
-        internal: false,
-        operator: false,
-        doc: Doc {
-            summary: c"What a call with these parameters and cost would get, without writing: for replicas and read-only scripts.",
-            complexity: c"O(1), O(log N) for a log where N is the limit",
-            since: c"0.2.0",
-            arity: -4,
-            keys: Keys::One(Access::Read),
-            args: docs::PEEK,
-        },
     },
     CommandDef {
-        name: c"RL.REFUND",
+        spec: &windows::RL_REFUND,
         handler: rl_refund,
-        flags: c"write fast",
-        internal: false,
-        operator: false,
-        doc: Doc {
-            summary: c"Gives back up to n units to a limiter (never creating one) and answers how many went back.",
-            complexity: c"O(1), O(N) for a log where N is the units given back",
-            since: c"0.3.0",
-            arity: -3,
-            keys: Keys::One(Access::Update),
-            args: docs::REFUND,
-        },
     },
     CommandDef {
-        name: c"RL.ACQUIRE",
+        spec: &leases::RL_ACQUIRE,
         handler: rl_acquire,
-        flags: c"write deny-oom",
-        internal: false,
-        operator: false,
-        doc: Doc {
-            summary: c"Takes cost (default 1) of limit concurrency slots for ttl under a lease id, made up unless given; the same id again renews its lease.",
-            complexity: c"O(1) amortised for a new lease; O(N) to renew one, where N is the number of leases held on the key",
-            since: c"0.3.0",
-            arity: -4,
-            keys: Keys::One(Access::Update),
-            args: docs::ACQUIRE,
-        },
     },
     CommandDef {
-        name: c"RL.RELEASE",
+        spec: &leases::RL_RELEASE,
         handler: rl_release,
-        flags: c"write",
-        internal: false,
-        operator: false,
-        doc: Doc {
-            summary: c"Frees a lease taken by RL.ACQUIRE: 1 if it was held, 0 otherwise.",
-            complexity: c"O(N) where N is the number of leases held on the key",
-            since: c"0.3.0",
-            arity: 3,
-            keys: Keys::One(Access::Update),
-            args: docs::RELEASE,
-        },
     },
     CommandDef {
-        name: c"RL.RENEW",
+        spec: &leases::RL_RENEW,
         handler: rl_renew,
-        flags: c"write",
-        internal: false,
-        operator: false,
-        doc: Doc {
-            summary: c"Moves a held lease's expiry to ttl from now: 1 if it was held, 0 otherwise.",
-            complexity: c"O(N) where N is the number of leases held on the key",
-            since: c"0.3.0",
-            arity: 4,
-            keys: Keys::One(Access::Update),
-            args: docs::RENEW,
-        },
     },
-    // RL.POLICY is a container: reading subcommands run on replicas.
     CommandDef {
-        name: c"RL.POLICY|SET",
+        spec: &policies::RL_POLICY_SET,
         handler: rl_policy,
-        flags: c"write deny-oom",
-        internal: false,
-        operator: true,
-        doc: Doc {
-            summary: c"Defines or replaces a named policy: SET name ALGO params... [PENALTY d] [SHADOW].",
-            complexity: c"O(log N) where N is the number of policies",
-            since: c"0.3.0",
-            arity: -3,
-            keys: Keys::None,
-            args: docs::POLICY_SET,
-        },
     },
     CommandDef {
-        name: c"RL.POLICY|GET",
+        spec: &policies::RL_POLICY_GET,
         handler: rl_policy,
-        flags: c"readonly fast",
-        internal: false,
-        operator: false,
-        doc: Doc {
-            summary: c"A policy's definition as an argument list, nil if none.",
-            complexity: c"O(log N) where N is the number of policies",
-            since: c"0.3.0",
-            arity: 3,
-            keys: Keys::None,
-            args: docs::POLICY_NAME,
-        },
     },
     CommandDef {
-        name: c"RL.POLICY|DEL",
+        spec: &policies::RL_POLICY_DEL,
         handler: rl_policy,
-        flags: c"write fast",
-        internal: false,
-        operator: true,
-        doc: Doc {
-            summary: c"Deletes a policy: 1 if it existed, 0 otherwise.",
-            complexity: c"O(log N) where N is the number of policies",
-            since: c"0.3.0",
-            arity: 3,
-            keys: Keys::None,
-            args: docs::POLICY_NAME,
-        },
     },
     CommandDef {
-        name: c"RL.POLICY|LIST",
+        spec: &policies::RL_POLICY_LIST,
         handler: rl_policy,
-        flags: c"readonly",
-        internal: false,
-        operator: false,
-        doc: Doc {
-            summary: c"The names of every policy, in order.",
-            complexity: c"O(N) where N is the number of policies",
-            since: c"0.3.0",
-            arity: 2,
-            keys: Keys::None,
-            args: &[],
-        },
     },
     CommandDef {
-        name: c"RL.CHECK",
+        spec: &policies::RL_CHECK,
         handler: rl_check,
-        flags: DECIDE,
-        internal: false,
-        operator: false,
-        doc: Doc {
-            summary: c"Decides with a named policy's algorithm, parameters, penalty and shadow mode: the reply of the algorithm's own command.",
-            complexity: c"O(1), O(log N) for a LOG policy where N is its limit",
-            since: c"0.3.0",
-            arity: -3,
-            keys: Keys::Second(Access::Update),
-            args: docs::CHECK,
-        },
     },
-    // Lists key names, each checked against the caller's ACL key patterns:
-    // a read of the keyspace, O(size), like KEYS or SCAN (`@read @slow`,
-    // and `@ratelimit`, which grants an application only its own keys).
     CommandDef {
-        name: c"RL.TOP",
+        spec: &monitor::RL_TOP,
         handler: rl_top,
-        flags: c"readonly",
-        internal: false,
-        operator: false,
-        doc: Doc {
-            summary: c"The keys denied most on this server, recently (decayed: a denial counts half a minute later), most first, each with its count, error bound, raw denials and last denial; only keys the caller may read.",
-            complexity: c"O(N log N) where N is ratelimit.top-size",
-            since: c"0.4.0",
-            arity: -1,
-            keys: Keys::None,
-            args: docs::TOP,
-        },
     },
-    // What replicas and the AOF receive; closed to clients.
     CommandDef {
-        name: c"RL.APPLY",
+        spec: &replay::RL_APPLY,
         handler: rl_apply,
-        flags: DECIDE,
-        internal: true,
-        operator: false,
-        doc: Doc {
-            summary: c"Internal: replays a decided request (replication and AOF only).",
-            complexity: c"O(1), O(M) for a log where M is the cost",
-            since: SINCE,
-            arity: 3,
-            keys: Keys::One(Access::Update),
-            args: docs::APPLY,
-        },
     },
     CommandDef {
-        name: c"RL.APPLYALL",
+        spec: &replay::RL_APPLYALL,
         handler: rl_apply_all,
-        flags: DECIDE,
-        internal: true,
-        operator: false,
-        doc: Doc {
-            summary: c"Internal: replays a decided RL.ALL call (replication and AOF only).",
-            complexity: c"O(N) where N is the number of keys",
-            since: c"0.2.0",
-            arity: -4,
-            keys: Keys::Numkeys,
-            args: docs::APPLY_ALL,
-        },
     },
     CommandDef {
-        name: c"RL.SETSTATE",
+        spec: &replay::RL_SETSTATE,
         handler: rl_setstate,
-        flags: c"write deny-oom",
-        internal: true,
-        operator: false,
-        doc: Doc {
-            summary: c"Internal: recreates a limiter from its encoding (AOF rewrite only).",
-            complexity: c"O(N) where N is the size of the state",
-            since: SINCE,
-            arity: 4,
-            keys: Keys::One(Access::Overwrite),
-            args: docs::SETSTATE,
-        },
     },
 ];
 
 /// Only with `cell-compat yes`.
 const CELL: CommandDef = CommandDef {
-    name: c"CL.THROTTLE",
+    spec: &windows::CL_THROTTLE,
     handler: cl_throttle,
-    flags: DECIDE,
-    internal: false,
-    operator: false,
-    doc: Doc {
-        summary: c"redis-cell's CL.THROTTLE, decided by RL.GCRA's limiter.",
-        complexity: O1,
-        since: SINCE,
-        arity: -5,
-        keys: Keys::One(Access::Update),
-        args: docs::THROTTLE,
-    },
 };
 
 /// Creates the command with `flags`; `false` if the server refused them.
 fn create(ctx: &Context, c: &CommandDef, flags: &[u8]) -> bool {
-    let (flags, (first, last, step)) = match c.doc.keys {
+    let (flags, (first, last, step)) = match c.spec.doc.keys {
         Keys::One(_) => (flags.to_vec(), (1, 1, 1)),
         Keys::Second(_) => (flags.to_vec(), (2, 2, 1)),
         Keys::None => (flags.to_vec(), (0, 0, 0)),
@@ -496,10 +257,16 @@ fn create(ctx: &Context, c: &CommandDef, flags: &[u8]) -> bool {
     let Ok(flags) = std::ffi::CString::new(flags) else {
         return false;
     };
-    if let Some((parent, sub)) = split_subcommand(c.name) {
+    if let Some((parent, sub)) = split_subcommand(c.spec.name) {
         return create_subcommand(ctx, &parent, &sub, c.handler, &flags);
     }
-    ffi::create_command(ctx, c.name, Some(c.handler), &flags, (first, last, step))
+    ffi::create_command(
+        ctx,
+        c.spec.name,
+        Some(c.handler),
+        &flags,
+        (first, last, step),
+    )
 }
 
 /// `PARENT|SUB` as its two names.
@@ -537,31 +304,31 @@ fn create_subcommand(
 }
 
 fn register(ctx: &Context, c: &CommandDef, own_category: bool) -> bool {
-    let flags = c.flags.to_bytes();
+    let flags = c.spec.flags.to_bytes();
     // Servers that don't know the `internal` flag refuse it, and create
     // nothing: the command then refuses clients itself.
-    let created =
-        (c.internal && create(ctx, c, &[flags, b" internal"].concat())) || create(ctx, c, flags);
+    let created = (c.spec.internal && create(ctx, c, &[flags, b" internal"].concat()))
+        || create(ctx, c, flags);
     // The core categories follow the flags; O(N) commands are not `fast`.
-    let mut categories = if c.operator {
+    let mut categories = if c.spec.operator {
         String::from("admin dangerous")
-    } else if c.flags.to_bytes().starts_with(b"readonly") {
+    } else if c.spec.flags.to_bytes().starts_with(b"readonly") {
         String::from("read")
     } else {
         String::from("write")
     };
-    categories.push_str(if c.flags.to_bytes().ends_with(b"fast") {
+    categories.push_str(if c.spec.flags.to_bytes().ends_with(b"fast") {
         " fast"
     } else {
         " slow"
     });
-    if own_category && !c.operator {
+    if own_category && !c.spec.operator {
         categories.push_str(" ratelimit");
     }
     let Ok(categories) = std::ffi::CString::new(categories) else {
         return false;
     };
-    created && docs::declare(ctx, c.name, &c.doc, &categories)
+    created && docs::declare(ctx, c.spec.name, &c.spec.doc, &categories)
 }
 
 /// Fills `INFO ratelimit`: the version, the counters, the policies, the
@@ -661,7 +428,7 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         if !register(ctx, c, own_category) {
             return refuse(&format!(
                 "could not register {} (is another module using that name?)",
-                c.name.to_string_lossy()
+                c.spec.name.to_string_lossy()
             ));
         }
     }
@@ -699,12 +466,12 @@ mod tests {
         assert_eq!(DECISIONS.len(), Algorithm::ALL.len());
         for (a, c) in Algorithm::ALL.into_iter().zip(DECISIONS) {
             let name = a.info().command;
-            assert_eq!(c.name.to_bytes(), name.as_bytes());
+            assert_eq!(c.spec.name.to_bytes(), name.as_bytes());
             assert!(
                 !COMMANDS
                     .iter()
                     .chain([&CELL])
-                    .any(|c| c.name.to_bytes() == name.as_bytes()),
+                    .any(|c| c.spec.name.to_bytes() == name.as_bytes()),
                 "{name} is registered twice"
             );
         }

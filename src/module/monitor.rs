@@ -2,11 +2,35 @@
 //! the summaries in [`super::top`]. The reply's shape is
 //! [`super::reply::top`].
 
+use super::docs::{option, Arg, Command, Doc, Keys, Kind, SHADOW};
 use super::ffi::{self, Ctx, RStr};
 use super::kernel::{with_bytes, Error, Outcome};
 use super::{reply, top};
 use crate::args;
 use crate::top::HALF_LIFE_MS;
+
+const TOP_ARGS: &[Arg] = &[
+    option(c"COUNT", c"count", Kind::Integer),
+    option(c"POLICY", c"policy", Kind::String),
+    SHADOW,
+];
+// Lists key names, each checked against the caller's ACL key patterns:
+// a read of the keyspace, O(size), like KEYS or SCAN (`@read @slow`,
+// and `@ratelimit`, which grants an application only its own keys).
+pub(super) const RL_TOP: Command = Command {
+    name: c"RL.TOP",
+    flags: c"readonly",
+    internal: false,
+    operator: false,
+    doc: Doc {
+        summary: c"The keys denied most on this server, recently (decayed: a denial counts half a minute later), most first, each with its count, error bound, raw denials and last denial; only keys the caller may read.",
+        complexity: c"O(N log N) where N is ratelimit.top-size",
+        since: c"0.4.0",
+        arity: -1,
+        keys: Keys::None,
+        args: TOP_ARGS,
+    },
+};
 
 /// `RL.TOP [COUNT n] [POLICY name] [SHADOW]`
 pub(super) fn top_command(ctx: Ctx, args: &[RStr]) -> Outcome {

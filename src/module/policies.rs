@@ -7,6 +7,9 @@ use std::sync::Arc;
 use redis_module::raw;
 
 use super::config;
+use super::docs::{
+    arg, many, Access, Arg, Command, Doc, Keys, Kind, AT, COST, DECIDE, KEY, PENALTY, SHADOW,
+};
 use super::ffi::{Ctx, RStr};
 use super::kernel::{client_decide_with, with_bytes, Error, Outcome};
 use super::registry::{registry, Entry};
@@ -14,6 +17,76 @@ use super::reply;
 use super::stats::Counters;
 use crate::args::{self, Request};
 use crate::policy::MAX_POLICIES;
+
+const POLICY_SET_ARGS: &[Arg] = &[
+    arg(c"name", Kind::String),
+    arg(c"algorithm", Kind::String),
+    many(c"parameters", Kind::String),
+    PENALTY,
+    SHADOW,
+];
+// RL.POLICY is a container: reading subcommands run on replicas.
+pub(super) const RL_POLICY_SET: Command = Command {
+    name: c"RL.POLICY|SET",
+    flags: c"write deny-oom",
+    internal: false,
+    operator: true,
+    doc: Doc {
+        summary:
+            c"Defines or replaces a named policy: SET name ALGO params... [PENALTY d] [SHADOW].",
+        complexity: c"O(log N) where N is the number of policies",
+        since: c"0.3.0",
+        arity: -3,
+        keys: Keys::None,
+        args: POLICY_SET_ARGS,
+    },
+};
+
+const POLICY_NAME_ARGS: &[Arg] = &[arg(c"name", Kind::String)];
+pub(super) const RL_POLICY_GET: Command = Command {
+    name: c"RL.POLICY|GET",
+    flags: c"readonly fast",
+    internal: false,
+    operator: false,
+    doc: Doc {
+        summary: c"A policy's definition as an argument list, nil if none.",
+        complexity: c"O(log N) where N is the number of policies",
+        since: c"0.3.0",
+        arity: 3,
+        keys: Keys::None,
+        args: POLICY_NAME_ARGS,
+    },
+};
+
+pub(super) const RL_POLICY_DEL: Command = Command {
+    name: c"RL.POLICY|DEL",
+    flags: c"write fast",
+    internal: false,
+    operator: true,
+    doc: Doc {
+        summary: c"Deletes a policy: 1 if it existed, 0 otherwise.",
+        complexity: c"O(log N) where N is the number of policies",
+        since: c"0.3.0",
+        arity: 3,
+        keys: Keys::None,
+        args: POLICY_NAME_ARGS,
+    },
+};
+
+pub(super) const RL_POLICY_LIST: Command = Command {
+    name: c"RL.POLICY|LIST",
+    flags: c"readonly",
+    internal: false,
+    operator: false,
+    doc: Doc {
+        summary: c"The names of every policy, in order.",
+        complexity: c"O(N) where N is the number of policies",
+        since: c"0.3.0",
+        arity: 2,
+        keys: Keys::None,
+        args: &[],
+    },
+};
 
 /// `RL.POLICY SET|GET|DEL|LIST ...`
 pub(super) fn policy_command(ctx: Ctx, args: &[RStr]) -> Outcome {
@@ -102,6 +175,22 @@ pub(super) fn policy_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     }
     Ok(())
 }
+
+const CHECK_ARGS: &[Arg] = &[arg(c"policy", Kind::String), KEY, COST, AT];
+pub(super) const RL_CHECK: Command = Command {
+    name: c"RL.CHECK",
+    flags: DECIDE,
+    internal: false,
+    operator: false,
+    doc: Doc {
+        summary: c"Decides with a named policy's algorithm, parameters, penalty and shadow mode: the reply of the algorithm's own command.",
+        complexity: c"O(1), O(log N) for a LOG policy where N is its limit",
+        since: c"0.3.0",
+        arity: -3,
+        keys: Keys::Second(Access::Update),
+        args: CHECK_ARGS,
+    },
+};
 
 /// `RL.CHECK policy key [COST n] [AT unix_ms]`: what the policy's own
 /// command would answer, with its penalty and shadow mode.

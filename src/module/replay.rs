@@ -8,6 +8,7 @@ use std::ffi::c_int;
 use redis_module::raw;
 
 use super::config::{self, Setting};
+use super::docs::{arg, many, Access, Arg, Command, Doc, Keys, Kind, DECIDE, KEY, SINCE};
 use super::ffi::{self, Ctx, RStr};
 use super::kernel::{
     check_replayed, check_replayed_expiry, check_replayed_limit, decide_all, decide_one, lease_one,
@@ -70,6 +71,23 @@ fn log_throttled(msg: &str) {
     }
 }
 
+const APPLY_ARGS: &[Arg] = &[KEY, arg(c"operation", Kind::String)];
+// What replicas and the AOF receive; closed to clients.
+pub(super) const RL_APPLY: Command = Command {
+    name: c"RL.APPLY",
+    flags: DECIDE,
+    internal: true,
+    operator: false,
+    doc: Doc {
+        summary: c"Internal: replays a decided request (replication and AOF only).",
+        complexity: c"O(1), O(M) for a log where M is the cost",
+        since: SINCE,
+        arity: 3,
+        keys: Keys::One(Access::Update),
+        args: APPLY_ARGS,
+    },
+};
+
 /// `RL.APPLY key op`: replays a decided request (what replicas and the AOF
 /// receive). Needs no clock.
 pub(super) fn apply_command(ctx: Ctx, args: &[RStr]) -> Outcome {
@@ -101,6 +119,26 @@ fn apply_op(ctx: Ctx, args: &[RStr]) -> Outcome {
     Ok(())
 }
 
+const SETSTATE_ARGS: &[Arg] = &[
+    KEY,
+    arg(c"encoding-version", Kind::Integer),
+    arg(c"state", Kind::String),
+];
+pub(super) const RL_SETSTATE: Command = Command {
+    name: c"RL.SETSTATE",
+    flags: c"write deny-oom",
+    internal: true,
+    operator: false,
+    doc: Doc {
+        summary: c"Internal: recreates a limiter from its encoding (AOF rewrite only).",
+        complexity: c"O(N) where N is the size of the state",
+        since: SINCE,
+        arity: 4,
+        keys: Keys::One(Access::Overwrite),
+        args: SETSTATE_ARGS,
+    },
+};
+
 /// `RL.SETSTATE key encoding-version blob`: what an AOF rewrite emits to
 /// recreate a key (its expiry follows as a separate `PEXPIREAT`).
 pub(super) fn setstate_command(ctx: Ctx, args: &[RStr]) -> Outcome {
@@ -115,6 +153,9 @@ fn setstate(ctx: Ctx, args: &[RStr]) -> Outcome {
     let version = i32::try_from(version).unwrap_or(i32::MAX);
     let value = codec::decode_value(blob.bytes(), version)
         .map_err(|e| Error::BadOp(format!("invalid RL.SETSTATE value: {e}")))?;
+    // A whole value restored, as RESTORE does, not a change decided on a
+    // snapshot: so not through `value::install`, and its expiry is the
+    // rewrite's own `PEXPIREAT`, not one computed here.
     let mut key = ctx.open_write(*key)?;
     key.store(value)?;
     key.signal_modified();
@@ -122,6 +163,26 @@ fn setstate(ctx: Ctx, args: &[RStr]) -> Outcome {
     ctx.reply_ok();
     Ok(())
 }
+
+const APPLY_ALL_ARGS: &[Arg] = &[
+    arg(c"numkeys", Kind::Integer),
+    many(c"key", Kind::Key),
+    arg(c"operation", Kind::String),
+];
+pub(super) const RL_APPLYALL: Command = Command {
+    name: c"RL.APPLYALL",
+    flags: DECIDE,
+    internal: true,
+    operator: false,
+    doc: Doc {
+        summary: c"Internal: replays a decided RL.ALL call (replication and AOF only).",
+        complexity: c"O(N) where N is the number of keys",
+        since: c"0.2.0",
+        arity: -4,
+        keys: Keys::Numkeys,
+        args: APPLY_ALL_ARGS,
+    },
+};
 
 /// `RL.APPLYALL numkeys key [key ...] op`: replays one `RL.ALL` call.
 pub(super) fn apply_all_command(ctx: Ctx, args: &[RStr]) -> Outcome {

@@ -5,6 +5,10 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
+use super::docs::{
+    self, arg, many, option, Access, Arg, Command, Doc, Keys, Kind, AT, COST, DECIDE, KEY, O1,
+    PENALTY, SHADOW, SINCE,
+};
 use super::ffi::{Ctx, RStr};
 use super::kernel::{
     client_decide, decide_all, decide_one, refund_one, report, with_bytes, AllSource, Error,
@@ -15,6 +19,27 @@ use super::{clock, config, registry, reply, stats};
 use crate::algo::value::evaluate;
 use crate::algo::{Algorithm, Decision, Instant, Params, Value};
 use crate::args;
+
+/// `RL.<ALGO>`, from the algorithm's row of the table, decided with `args`
+/// (its shape's, see [`docs::decision`]).
+pub(super) const fn limit_spec(algo: Algorithm, args: &'static [Arg]) -> Command {
+    let own = &algo.info().doc;
+    Command {
+        name: own.name,
+        flags: DECIDE,
+        internal: false,
+        operator: false,
+        doc: Doc {
+            summary: own.summary,
+            complexity: own.complexity,
+            since: SINCE,
+            // The name, then every argument that is not optional.
+            arity: -(1 + docs::required(args)),
+            keys: Keys::One(Access::Update),
+            args,
+        },
+    }
+}
 
 /// `RL.<ALGO> key params... [COST n] [AT unix_ms]`
 pub(super) fn limit_command(ctx: Ctx, args: &[RStr], algo: Algorithm) -> Outcome {
@@ -27,6 +52,28 @@ pub(super) fn limit_command(ctx: Ctx, args: &[RStr], algo: Algorithm) -> Outcome
     reply::decision(ctx, &d);
     Ok(())
 }
+
+const PEEK_ARGS: &[Arg] = &[
+    KEY,
+    arg(c"algorithm", Kind::String),
+    many(c"parameters", Kind::String),
+    COST,
+    AT,
+];
+pub(super) const RL_PEEK: Command = Command {
+    name: c"RL.PEEK",
+    flags: c"readonly fast",
+    internal: false,
+    operator: false,
+    doc: Doc {
+        summary: c"What a call with these parameters and cost would get, without writing: for replicas and read-only scripts.",
+        complexity: c"O(1), O(log N) for a log where N is the limit",
+        since: c"0.2.0",
+        arity: -4,
+        keys: Keys::One(Access::Read),
+        args: PEEK_ARGS,
+    },
+};
 
 /// `RL.PEEK key ALGO params... [COST n] [AT unix_ms]`: what a call would
 /// get, without writing anything. Read-only, so it runs on read-only
@@ -47,6 +94,22 @@ pub(super) fn peek_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     Ok(())
 }
 
+const REFUND_ARGS: &[Arg] = &[KEY, arg(c"n", Kind::Integer), AT];
+pub(super) const RL_REFUND: Command = Command {
+    name: c"RL.REFUND",
+    flags: c"write fast",
+    internal: false,
+    operator: false,
+    doc: Doc {
+        summary: c"Gives back up to n units to a limiter (never creating one) and answers how many went back.",
+        complexity: c"O(1), O(N) for a log where N is the units given back",
+        since: c"0.3.0",
+        arity: -3,
+        keys: Keys::One(Access::Update),
+        args: REFUND_ARGS,
+    },
+};
+
 /// `RL.REFUND key n [AT unix_ms]`: gives back up to `n` units to the
 /// limiter at `key` and answers how many went back. Never creates a key.
 pub(super) fn refund_command(ctx: Ctx, args: &[RStr]) -> Outcome {
@@ -64,6 +127,31 @@ pub(super) fn refund_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     Ok(())
 }
 
+const THROTTLE_ARGS: &[Arg] = &[
+    KEY,
+    arg(c"max_burst", Kind::Integer),
+    arg(c"count", Kind::Integer),
+    arg(c"period", Kind::Integer),
+    Arg {
+        optional: true,
+        ..arg(c"quantity", Kind::Integer)
+    },
+];
+pub(super) const CL_THROTTLE: Command = Command {
+    name: c"CL.THROTTLE",
+    flags: DECIDE,
+    internal: false,
+    operator: false,
+    doc: Doc {
+        summary: c"redis-cell's CL.THROTTLE, decided by RL.GCRA's limiter.",
+        complexity: O1,
+        since: SINCE,
+        arity: -5,
+        keys: Keys::One(Access::Update),
+        args: THROTTLE_ARGS,
+    },
+};
+
 /// `CL.THROTTLE key max_burst count period [quantity]`: redis-cell's command
 /// and reply, decided by our GCRA and replicated by effect like the rest.
 pub(super) fn throttle_command(ctx: Ctx, args: &[RStr]) -> Outcome {
@@ -75,6 +163,22 @@ pub(super) fn throttle_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     reply::cell(ctx, &d);
     Ok(())
 }
+
+const INFO_ARGS: &[Arg] = &[KEY];
+pub(super) const RL_INFO: Command = Command {
+    name: c"RL.INFO",
+    flags: c"readonly fast",
+    internal: false,
+    operator: false,
+    doc: Doc {
+        summary: c"What a limiter holds: algorithm, parameters, state, remaining, reset and TTL.",
+        complexity: O1,
+        since: SINCE,
+        arity: 2,
+        keys: Keys::One(Access::Read),
+        args: INFO_ARGS,
+    },
+};
 
 /// `RL.INFO key`: the algorithm, parameters, state, what a request could
 /// spend now and the TTL, without changing or copying anything.
@@ -107,6 +211,33 @@ pub(super) fn info_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     reply::info(ctx, limiter, &peek, blocked_until_ms, key.ttl_ms());
     Ok(())
 }
+
+const ALL_ARGS: &[Arg] = &[
+    arg(c"numkeys", Kind::Integer),
+    many(c"key", Kind::Key),
+    many(c"algorithm-and-parameters", Kind::String),
+    COST,
+    AT,
+    PENALTY,
+    SHADOW,
+    option(c"COMBINED", c"combined", Kind::PureToken),
+];
+pub(super) const RL_ALL: Command = Command {
+    name: c"RL.ALL",
+    flags: DECIDE,
+    internal: false,
+    operator: false,
+    doc: Doc {
+        summary: c"Several limits on several keys in one atomic call: allowed only if all allow.",
+        complexity: c"O(N) where N is the number of keys, plus the log's cost for LOG limits",
+        since: SINCE,
+        // Only the name and numkeys: the handler says precisely what
+        // else is missing.
+        arity: -2,
+        keys: Keys::Numkeys,
+        args: ALL_ARGS,
+    },
+};
 
 /// `RL.ALL numkeys key [key ...] ALGO params [ALGO params ...] [COST n] [AT ms]`.
 pub(super) fn all_command(ctx: Ctx, args: &[RStr]) -> Outcome {

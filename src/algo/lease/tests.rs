@@ -1,8 +1,10 @@
 //! The lease state's tests, in a file of their own: they are half of the
 //! lease code's length, and the decisions read better without them.
 
+use super::slots::Key;
 use super::*;
 use crate::algo::testing::{raw, t, Raw};
+use crate::algo::{MAX_COUNT, MAX_TIME_US};
 
 const S: u64 = 1_000_000;
 
