@@ -38,7 +38,7 @@ from .._core import (
 from .._durations import Duration
 from .._pool import PoolGate
 from ..client import AsyncRateLimiter
-from ..policies import Policies, PoliciesNotSynced, no_such_policy
+from ..policies.sync import Policies, PoliciesNotSynced, no_such_policy
 from ..testing import Clock
 from .collector import _freeze_after_startup, widen_young_generation
 from .concurrency import ConcurrencyLimit
