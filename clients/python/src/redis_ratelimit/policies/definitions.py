@@ -79,7 +79,8 @@ class PolicyDef:
     @property
     def capacity(self) -> int:
         """What the module answers as `limit` under this definition."""
-        return self.numbers[0] + 1 if self.algorithm == "GCRA" else self.numbers[0]
+        known = BY_COMMAND.get(self.algorithm)
+        return known.answered_limit(self.numbers[0]) if known else self.numbers[0]
 
     def window_s(self, now: datetime | None = None) -> int:
         """RateLimit-Policy's w, whole seconds (rounded up). Calendar months
