@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import re
 import signal
@@ -12,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-
 from redis_ratelimit import calendar_window, parse_offset
 
 ALICE = {"Authorization": "Bearer demo-key-alice"}
@@ -331,11 +331,9 @@ def test_leases_of_a_crashed_worker_expire_after_their_ttl(redis_server, db, sta
     crashing = start_app(redis_server.url, ORDER_LATENCY="60", RL_ORDER_LEASE_TTL="2s")
 
     def hang() -> None:
-        with crashing.client() as c:
-            try:
-                c.post("/orders", json=order(1), headers=ALICE)
-            except httpx.HTTPError:
-                pass  # the worker died under it
+        # httpx.HTTPError: the worker died under it
+        with crashing.client() as c, contextlib.suppress(httpx.HTTPError):
+            c.post("/orders", json=order(1), headers=ALICE)
 
     with ThreadPoolExecutor(2) as pool:
         for _ in range(2):
@@ -762,7 +760,8 @@ def test_paid_keys_have_a_monthly_quota_reset_on_the_first(redis_server, db, sta
             r = c.get("/quotes/ACME", headers=ALICE)
             assert r.status_code == 200, (i, r.text)
         assert r.headers["RateLimit-Policy"] == (
-            f'"paid";q=1000;w=60, "paid-daily";q=20000;w=86400, "paid-monthly";q=3;w={month_s(offset)}'
+            '"paid";q=1000;w=60, "paid-daily";q=20000;w=86400, '
+            f'"paid-monthly";q=3;w={month_s(offset)}'
         )
         assert_limit_headers(r, 3, 0)  # the tightest
         r = c.get("/quotes/ACME", headers=ALICE)
