@@ -41,6 +41,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response
 from fastapi.security import HTTPBearer
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, Field
 from redis_ratelimit import (
     CircuitBreaker,
@@ -50,7 +51,6 @@ from redis_ratelimit import (
     async_redis,
     parse_offset,
 )
-from prometheus_client import CollectorRegistry
 from redis_ratelimit.fastapi import (
     ConcurrencyLimit,
     Limiter,

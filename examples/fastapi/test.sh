@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the FastAPI example's tests: a real uvicorn serving the app, a real
-# redis-server with the module (from $RL_MODULE, else target/debug, which
-# `cargo build` makes), both on free loopback ports and stopped afterwards.
+# Runs ruff on the FastAPI example (the package's settings), then its tests:
+# a real uvicorn serving the app, a real redis-server with the module (from
+# $RL_MODULE, else target/debug, which `cargo build` makes), both on free
+# loopback ports and stopped afterwards.
 set -euo pipefail
 source "$(dirname "$0")/venv.sh"
 ensure_venv
@@ -13,4 +14,8 @@ if [ ! -f "$RL_MODULE" ]; then
     exit 1
 fi
 cd "$EXAMPLE"
+# The app and its tests under the package's lint rules.
+echo "==> ruff"
+"$VENV/bin/ruff" check --config "$ROOT/clients/python/pyproject.toml" "$EXAMPLE"
+echo "==> pytest"
 exec "$PY" -m pytest -q -p no:cacheprovider tests "$@"

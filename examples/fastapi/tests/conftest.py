@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
-import subprocess
 import sys
 
 import httpx
@@ -30,36 +29,6 @@ import pyserver  # noqa: E402
 # connecting to server".) Tests of the timeouts and the breaker set their own.
 
 
-class RedisServer:
-    """A pyserver.Server (redis-server with the module, on a free loopback
-    port) as these tests use it: `url`, `port`, `proc` (to stop or pause
-    it), stop() and start() again on the same port, and client(): a new
-    RESP2 client each call, to use in a `with`."""
-
-    def __init__(self, workdir: pathlib.Path):
-        self.server = pyserver.Server(workdir)
-        self.port = self.server.port
-        self.dir = workdir
-        self.log = self.server.log
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def proc(self) -> subprocess.Popen:
-        return self.server.proc
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, protocol=2, socket_timeout=5)
-
-    def start(self) -> None:
-        self.server.start()
-
-    def stop(self) -> None:
-        self.server.stop()
-
-
 class App(pyserver.App):
     """The example app under uvicorn (pyserver.App), configured by
     environment variables, as these tests use it."""
@@ -81,7 +50,7 @@ class App(pyserver.App):
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server = pyserver.Server(tmp_path_factory.mktemp("redis"))
     yield server
     server.stop()
 
@@ -104,10 +73,10 @@ def app(redis_server, tmp_path_factory):
 
 @pytest.fixture
 def db(redis_server):
-    """A sync client on the shared Redis, emptied before each test."""
-    with redis_server.client() as c:
-        c.flushall()
-        yield c
+    """The shared Redis' client (pyserver.Server.client), emptied before
+    each test."""
+    redis_server.client.flushall()
+    return redis_server.client
 
 
 @pytest.fixture
@@ -186,6 +155,6 @@ def in_process_app(redis_server, db, monkeypatch, request):
 @pytest.fixture
 def own_redis(tmp_path):
     """A redis-server for this test alone (tests that stop it)."""
-    server = RedisServer(tmp_path)
+    server = pyserver.Server(tmp_path)
     yield server
     server.stop()

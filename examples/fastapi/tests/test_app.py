@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import re
 import signal
@@ -12,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-
 from redis_ratelimit import calendar_window, parse_offset
 
 ALICE = {"Authorization": "Bearer demo-key-alice"}
@@ -106,11 +106,8 @@ LOGIN_KEY = "rl:{ip:127.0.0.1}:auth:login"
 
 
 def rl_info(db, key: str) -> dict[str, str]:
-    flat = db.execute_command("RL.INFO", key)
-    return {
-        k.decode(): v.decode() if isinstance(v, bytes) else str(v)
-        for k, v in zip(flat[::2], flat[1::2])
-    }
+    info = db.execute_command("RL.INFO", key)  # a map: db speaks RESP3
+    return {k.decode(): v.decode() if isinstance(v, bytes) else str(v) for k, v in info.items()}
 
 
 def test_login_counts_only_failed_attempts(client, db):
@@ -334,11 +331,9 @@ def test_leases_of_a_crashed_worker_expire_after_their_ttl(redis_server, db, sta
     crashing = start_app(redis_server.url, ORDER_LATENCY="60", RL_ORDER_LEASE_TTL="2s")
 
     def hang() -> None:
-        with crashing.client() as c:
-            try:
-                c.post("/orders", json=order(1), headers=ALICE)
-            except httpx.HTTPError:
-                pass  # the worker died under it
+        # httpx.HTTPError: the worker died under it
+        with crashing.client() as c, contextlib.suppress(httpx.HTTPError):
+            c.post("/orders", json=order(1), headers=ALICE)
 
     with ThreadPoolExecutor(2) as pool:
         for _ in range(2):
@@ -350,8 +345,7 @@ def test_leases_of_a_crashed_worker_expire_after_their_ttl(redis_server, db, sta
     with other.client() as c:
         r = c.post("/orders", json=order(1), headers=ALICE)
         assert r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= 2
-        info = db.execute_command("RL.INFO", INFLIGHT_ALICE)
-        assert int(dict(zip(info[::2], info[1::2]))[b"reset_after_ms"]) <= 2000
+        assert int(rl_info(db, INFLIGHT_ALICE)["reset_after_ms"]) <= 2000
         wait_in_flight(db, 0, timeout=10)  # by the ttl: nothing released them
         assert time.monotonic() - killed_at < 4
         r = c.post("/orders", json=order(1), headers=ALICE)
@@ -462,8 +456,7 @@ def test_redis_down_fails_open(own_redis, start_app):
             own_redis.proc.send_signal(signal.SIGCONT)
         # The timed-out call had been sent: Redis ran it on resuming, so the
         # request served without an answer still counted.
-        with own_redis.client() as direct:
-            direct.ping()  # Redis has resumed and read what was queued
+        own_redis.client.ping()  # Redis has resumed and read what was queued
         r = c.get("/quotes/ACME")
         assert r.status_code == 200 and r.headers["X-RateLimit-Remaining"] == "97"
     log = a.log_text()
@@ -518,14 +511,14 @@ def test_bursts_against_a_healthy_redis_pass_exactly_the_limit(own_redis, start_
     # once: more than redis-py's default pool of 100, so exhausting the pool
     # must wait, not fail open (or 503).
     a = start_app(own_redis.url, RL_FAIL_MODE=fail_mode)
-    with own_redis.client() as db:
-        for n in (300, 1000):
-            db.flushall()
-            rs = asyncio.run(burst(a.base_url, n))
-            assert statuses(rs) == {200: 100, 429: n - 100}, n
-            assert all(r.headers["X-RateLimit-Limit"] == "100" for r in rs)
-            # The app's pool bounds its connections (and this client is one).
-            assert db.info("clients")["connected_clients"] <= 20 + 1
+    db = own_redis.client
+    for n in (300, 1000):
+        db.flushall()
+        rs = asyncio.run(burst(a.base_url, n))
+        assert statuses(rs) == {200: 100, 429: n - 100}, n
+        assert all(r.headers["X-RateLimit-Limit"] == "100" for r in rs)
+        # The app's pool bounds its connections (and this client is one).
+        assert db.info("clients")["connected_clients"] <= 20 + 1
     log = a.log_text()
     for sign in (FAILED_OPEN, FAILED_CLOSED, "circuit", "Traceback"):
         assert sign not in log
@@ -555,8 +548,7 @@ def test_breaker_opens_on_a_stalled_redis_and_closes_when_it_resumes(own_redis, 
                 assert r.status_code == 200 and "RateLimit" not in r.headers
         finally:
             own_redis.proc.send_signal(signal.SIGCONT)
-        with own_redis.client() as direct:
-            direct.ping()  # Redis has resumed and run what was queued
+        own_redis.client.ping()  # Redis has resumed and run what was queued
         # Requests keep being served without limits until the cool-down
         # ends; then the trial asks Redis and the circuit closes.
         deadline = time.monotonic() + 30
@@ -768,7 +760,8 @@ def test_paid_keys_have_a_monthly_quota_reset_on_the_first(redis_server, db, sta
             r = c.get("/quotes/ACME", headers=ALICE)
             assert r.status_code == 200, (i, r.text)
         assert r.headers["RateLimit-Policy"] == (
-            f'"paid";q=1000;w=60, "paid-daily";q=20000;w=86400, "paid-monthly";q=3;w={month_s(offset)}'
+            '"paid";q=1000;w=60, "paid-daily";q=20000;w=86400, '
+            f'"paid-monthly";q=3;w={month_s(offset)}'
         )
         assert_limit_headers(r, 3, 0)  # the tightest
         r = c.get("/quotes/ACME", headers=ALICE)

@@ -339,6 +339,9 @@ class Limit:
     RL.PEEK and RL.POLICY SET take."""
 
     algorithm: str = ""
+    # The module answers as `limit` this much more than the first
+    # parameter: GCRA's is max_burst, max_burst + 1 at once.
+    beyond_first = 0
 
     def params(self) -> list[Arg]:
         raise NotImplementedError
@@ -413,7 +416,7 @@ class _Bucket(Limit):
     @classmethod
     def _of_rate(cls, amount: int, window: Duration, burst: int | None) -> Self:
         """Refilled at `amount` per `window`, `burst` at once (default `amount`)."""
-        return cls(burst or amount, amount, window)
+        return cls((burst or amount) - cls.beyond_first, amount, window)
 
 
 @dataclass(frozen=True)
@@ -436,10 +439,7 @@ class Gcra(_Bucket):
     at once), then `rate` per `period`."""
 
     algorithm = "GCRA"
-
-    @classmethod
-    def _of_rate(cls, amount: int, window: Duration, burst: int | None) -> Self:
-        return cls((burst or amount) - 1, amount, window)  # max_burst + 1 at once
+    beyond_first = 1
 
 
 @dataclass(frozen=True)
@@ -474,6 +474,11 @@ class Algorithm:
         """The Limit allowing `amount` per `window`: a window's limit, or a
         bucket's refill rate with `burst` its capacity (default `amount`)."""
         return self.limit._of_rate(amount, window, burst)
+
+    def answered_limit(self, first: int) -> int:
+        """The `limit` the module answers under a definition whose first
+        parameter is `first` (a window's limit, a bucket's capacity)."""
+        return first + self.limit.beyond_first
 
 
 # Every algorithm this client knows: adding one is its Limit class above and

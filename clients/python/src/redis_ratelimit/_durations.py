@@ -18,7 +18,7 @@ _MODULE_STRING = re.compile(r"^[0-9]+[A-Za-z]*$")
 # The module's duration units (src/algo/units.rs, DURATION_UNITS), largest
 # first, with their length in microseconds: this client's one table of them.
 # A number without a unit is in seconds. (Calendar months, "1mo", have no
-# fixed length: policies.py reads them.)
+# fixed length: policies/calendar.py reads them.)
 UNITS_US = (("d", 86_400_000_000), ("h", 3_600_000_000), ("m", 60_000_000),
             ("s", 1_000_000), ("ms", 1_000), ("us", 1))  # fmt: skip
 _UNIT_US = dict(UNITS_US)

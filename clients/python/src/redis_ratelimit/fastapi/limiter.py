@@ -1,5 +1,7 @@
-"""The Limiter: settings shared by an app's limits, and its calls to Redis
-(timeout, breaker, fail modes, policies kept in the server)."""
+"""The Limiter: settings shared by an app's limits, the makers of its
+limits, and its calls to Redis (timeout, breaker, fail modes). Its calls
+about policies kept in the server are in policycalls.py, its start-up
+(init_app, check_server) in startup.py."""
 
 from __future__ import annotations
 
@@ -7,12 +9,10 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -25,22 +25,17 @@ from .._breaker import (
     within,
 )
 from .._core import (
-    NO_PERMISSION,
     Arg,
-    Limit,
     RateLimiterMisconfigured,
-    RateLimitError,
     located,
-    misconfiguration,
     misconfigured,
-    policy_get_reply,
 )
 from .._durations import Duration
 from .._pool import PoolGate
 from ..client import AsyncRateLimiter
-from ..policies import Policies, PoliciesNotSynced, no_such_policy
+from ..policies.sync import Policies
 from ..testing import Clock
-from .collector import _freeze_after_startup, widen_young_generation
+from . import policycalls, startup
 from .concurrency import ConcurrencyLimit
 from .denycache import DenyCache
 from .headers import (
@@ -55,15 +50,14 @@ from .keys import (
     _resolve,
     by_ip,
 )
-from .openapi import _document
 from .rules import (
     E,
     LimitsArg,
     RateLimit,
 )
-from .transport import Clocked, Command, Transport, transport_for
+from .transport import Command, Transport, transport_for, with_clock
 from .waiting import Waiting
-from .websocket import MessageDeniedHandler, WebSocketDenied, WebSocketLimit, deny
+from .websocket import MessageDeniedHandler, WebSocketLimit
 
 if TYPE_CHECKING:
     from .metrics import Metrics, RuleMetrics
@@ -72,30 +66,6 @@ log = logging.getLogger("redis_ratelimit")
 
 
 T = TypeVar("T")
-
-
-def _check_at_startup(app: Any, limiter: Limiter) -> None:
-    """Wraps the app's lifespan so that limiter.check_server() runs before
-    its startup: a server without the module stops the app from starting.
-    Once per app and limiter."""
-    router: Any = getattr(app, "router", None)
-    inner = getattr(router, "lifespan_context", None)
-    if inner is None:
-        return
-    checked: set[int] = getattr(inner, "_redis_ratelimit_checks", set())
-    if id(limiter) in checked:
-        return
-
-    @asynccontextmanager
-    async def lifespan(a: Any) -> AsyncIterator[Any]:
-        if limiter.enabled:
-            await limiter.check_server()
-        async with inner(a) as state:
-            yield state
-
-    lifespan._redis_ratelimit_checks = checked | {id(limiter)}  # type: ignore[attr-defined]
-    lifespan._redis_ratelimit_freezes = getattr(inner, "_redis_ratelimit_freezes", False)  # type: ignore[attr-defined]
-    router.lifespan_context = lifespan
 
 
 class Limiter:
@@ -221,8 +191,7 @@ class Limiter:
         redis_ratelimit.testing): AT on every decision, refund and acquire,
         the deny cache on its time too. None: the server's clock again,
         and the path without a clock as it was."""
-        base = self.transport.inner if isinstance(self.transport, Clocked) else self.transport
-        self.transport = base if clock is None else Clocked(base, clock)
+        self.transport = with_clock(self.transport, clock)
         self.deny_cache.use_clock(time.monotonic if clock is None else clock.time)
         # wait=: a clock that can sleep (a FakeClock) takes the naps too, so
         # a waiting route's test moves its time instead of sleeping.
@@ -345,25 +314,7 @@ class Limiter:
                    gc.freeze() what is left (see freeze_heap), so that
                    full collections no longer walk the app's own objects.
                    False: leave the collector alone."""
-        app.state.redis_ratelimit = self
-        if hasattr(app, "add_exception_handler"):
-            app.add_exception_handler(Denied, self._handle_denied)
-            app.add_exception_handler(WebSocketDenied, self._handle_websocket_denied)
-        if hasattr(app, "openapi"):
-            _document(app, self)
-        if freeze_gc:
-            widen_young_generation()
-            _freeze_after_startup(app)
-        if check_server:
-            _check_at_startup(app, self)
-
-    async def _handle_denied(self, request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, Denied)
-        return await self.denied_response(request, exc)
-
-    async def _handle_websocket_denied(self, websocket: Any, exc: Exception) -> None:
-        assert isinstance(exc, WebSocketDenied)
-        await deny(websocket, exc)
+        startup.init_app(self, app, freeze_gc=freeze_gc, check_server=check_server)
 
     async def denied_response(self, request: Request, exc: Denied) -> Response:
         if self.on_denied is not None:
@@ -389,35 +340,7 @@ class Limiter:
         answers, and its first reply to a check tells: without the module,
         503 and an ERROR), or the ACL user may not run COMMAND INFO (grant
         +command|info); both are logged as a warning."""
-        try:
-            await within(self.transport.check_module, self.timeout)
-        except RateLimiterMisconfigured as e:
-            self._refuse_to_start(e)
-            raise
-        except RateLimitError as e:  # COMMAND INFO refused: not the limiter's own calls
-            log.warning("rate limiter start-up check skipped: %s; the first check tells", e)
-            return False
-        except Exception as e:
-            reason = misconfiguration(e)
-            if reason == NO_PERMISSION:  # the same, on the pipelined connection
-                log.warning("rate limiter start-up check skipped: the Redis user may not run "
-                            "COMMAND INFO on %s (%s); grant it +command|info; the first "
-                            "check tells", self.server(), e)  # fmt: skip
-                return False
-            if reason is not None:  # credentials refused while connecting: WRONGPASS, NOAUTH
-                wrong = misconfigured(e, self.server())
-                assert wrong is not None
-                self._refuse_to_start(wrong)
-                raise wrong from e
-            err = unavailable(e)
-            if err is None:
-                raise
-            log.warning("rate limiter start-up check: Redis unavailable (%s: %s); checks take "
-                        "the fail mode until it answers, and its first reply tells whether "
-                        "it has the module", err.kind, err)  # fmt: skip
-            return False
-        self.checked = True
-        return True
+        return await startup.check_server(self)
 
     def _refuse_to_start(self, wrong: RateLimiterMisconfigured) -> None:
         self.failures[MISCONFIGURED] += 1
@@ -610,24 +533,7 @@ class Limiter:
         cannot (its Redis user lacks +rl.policy|set) define them: a
         configuration error, which an `except LimiterUnavailable` does
         not swallow, logged at ERROR."""
-        if self.policies is None:
-            return {}
-        if not self.checked:
-            await self.check_server()
-        try:
-            return await self.policies.sync(_PolicyCalls(self), server=self.server())
-        except PoliciesNotSynced as e:
-            self.failures[MISCONFIGURED] += 1
-            log.error("rate limiter misconfigured (%s), refusing to start: %s", e.reason, e)
-            raise
-        except LimiterUnavailable as e:
-            if e.kind == MISCONFIGURED:
-                wrong = self.explain(e)
-                self.failures[MISCONFIGURED] += 1
-                log.error("rate limiter misconfigured (%s), policies not synced: %s",
-                          wrong.reason, wrong)  # fmt: skip
-                raise wrong from None
-            raise
+        return await policycalls.sync_policies(self)
 
     async def run_policies(
         self,
@@ -642,70 +548,7 @@ class Limiter:
         after the policies are defined again (not with sync off). When they
         stay missing (sync="verify", or a Redis user who may not define
         them) it is a misconfiguration: 503 and an ERROR naming them."""
-        policies = self.policies
-        if policies is None:
-            return await self.run(args, key, rule)
-        stale = [n for n in names if n in policies and policies.stale(n)]
-        try:
-            if stale:
-                reply = await self._execute_and_read(args, stale)
-            else:
-                reply = await self.execute(args)
-        except LimiterUnavailable as e:
-            if not no_such_policy(e):
-                self._fail_mode(e, key, rule)
-                return None
-            try:
-                restored = await self._restore_policies()
-            except PoliciesNotSynced as stays:  # the server answers: not an outage
-                self._fail_mode(LimiterUnavailable(str(stays), MISCONFIGURED, stays), key, rule)
-                return None  # serve_misconfigured
-            if not restored:
-                self._fail_mode(e, key, rule)
-                return None
-            return await self.run(args, key, rule)
-        return reply
-
-    async def _execute_and_read(self, args: Sequence[Arg], names: Sequence[str]) -> Any:
-        """execute(args) and RL.POLICY GET of these policies at the same
-        time, as one call for the timeout and the breaker: one failure, not
-        one per command. Raises LimiterUnavailable as execute()."""
-        policies = self.policies
-        assert policies is not None
-        transport = self.transport
-
-        async def together() -> list[Any]:
-            reads = (transport.policy_get(policies.server_name(n)) for n in names)
-            replies = await asyncio.gather(transport.send(args), *reads, return_exceptions=True)
-            for r in replies:  # an error reply is an answer; anything else is not
-                if isinstance(r, BaseException) and not isinstance(r, ResponseError):
-                    raise r
-            return replies
-
-        replies = await self.call(together, timed=transport.timed)
-        for name, r in zip(names, replies[1:], strict=True):
-            if not isinstance(r, BaseException):
-                policies.learn(name, policy_get_reply(r))
-        if isinstance(replies[0], ResponseError):
-            err = unavailable(replies[0])
-            assert err is not None  # an error reply is ERROR_REPLY or MISCONFIGURED
-            raise err from replies[0]
-        return replies[0]
-
-    async def _read_policies(self, names: Sequence[str]) -> None:
-        assert self.policies is not None
-        try:
-            await self.policies.read(_PolicyCalls(self), names)
-        except LimiterUnavailable as e:  # the headers keep the last definition known
-            self._lost(e, "policy-read", "rate limiter policies not read: %s", e)
-
-    async def _restore_policies(self) -> bool:
-        assert self.policies is not None
-        try:
-            return await self.policies.restore(_PolicyCalls(self), server=self.server())
-        except LimiterUnavailable as e:
-            self._lost(e, "restore", "rate limiter policies not restored: %s", e)
-            return False
+        return await policycalls.run_policies(self, args, names, key, rule)
 
     def close(self) -> None:
         """Closes the pipelined connection (the redis client is yours)."""
@@ -717,26 +560,3 @@ class Limiter:
         if now - self._last_warning.get(kind, -1e9) > self.log_interval:
             self._last_warning[kind] = now
             log.warning(message, *args)
-
-
-class _PolicyCalls:
-    """RL.POLICY GET and SET for a Limiter's policies, through its
-    transport, within its timeout and through its breaker (the client's
-    pool sends RL.POLICY SET to every master of a cluster)."""
-
-    def __init__(self, limiter: Limiter) -> None:
-        self.limiter = limiter
-
-    async def policy_get(self, name: str) -> list[str] | None:
-        limiter = self.limiter
-        transport = limiter.transport
-        reply = await limiter.call(lambda: transport.policy_get(name), timed=transport.timed)
-        return policy_get_reply(reply)
-
-    async def policy_set(
-        self, name: str, limit: Limit, *, penalty: Duration | None = None, shadow: bool = False
-    ) -> None:
-        limiter = self.limiter
-        transport = limiter.transport
-        await limiter.call(lambda: transport.policy_set(name, limit, penalty, shadow),
-                           timed=transport.timed)  # fmt: skip

@@ -46,6 +46,7 @@ from .keys import (
     _resolve,
 )
 from .labels import rule_name
+from .policycalls import read_policies, run_policies
 from .transport import Command
 from .waiting import wait_seconds, waited
 
@@ -358,7 +359,7 @@ class RateLimit:
         if plan.policy_names:
             # With the definitions' reads, and a retry on 'no such policy'.
             args = plan.command(keys, cost, self._options if cost > 0 else self._peek_options)
-            reply = await limiter.run_policies(args, plan.policy_names, keys[0], self._metrics)
+            reply = await run_policies(limiter, args, plan.policy_names, keys[0], self._metrics)
         else:
             if not command or cost != self.cost or not limiter.transport.takes_resp:
                 command = self._command(plan, keys, cost)
@@ -392,7 +393,7 @@ class RateLimit:
             if isinstance(spec, Policy) and n in book and s.limit != book.current(n).capacity
         ]
         if changed:
-            await self.limiter._read_policies(changed)
+            await read_policies(self.limiter, changed)
 
     def _outcome(self, d: Decision, plan: _Plan) -> Outcome:
         parts = plan.parts

@@ -218,4 +218,11 @@ def transport_for(client: AsyncRateLimiter, timeout: float, pipelining: bool) ->
     return Pooled(client) if fast is None else Pipelined(fast)
 
 
-__all__ = ["Clocked", "Command", "Pipelined", "Pooled", "Transport", "transport_for"]
+def with_clock(transport: Transport, clock: Clock | None) -> Transport:
+    """`transport` with AT `clock` on its calls (Clocked), or without a
+    clock again (None): never one Clocked inside another."""
+    base = transport.inner if isinstance(transport, Clocked) else transport
+    return base if clock is None else Clocked(base, clock)
+
+
+__all__ = ["Clocked", "Command", "Pipelined", "Pooled", "Transport", "transport_for", "with_clock"]

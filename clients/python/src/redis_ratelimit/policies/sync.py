@@ -1,55 +1,26 @@
-"""Policies an app defines in the server by name (RL.POLICY SET) and then
-uses by name (RL.CHECK, POLICY in RL.ALL), so that an operator changes a
-limit with one RL.POLICY SET, without a redeploy.
-
-    policies = Policies(
-        [
-            PolicySpec("free", "100/minute"),
-            PolicySpec("paid", "1000/minute", algorithm="token"),
-            PolicySpec("paid-monthly", "300000/month", algorithm="fixed"),  # ALIGN, 1st
-        ],
-        sync="missing",
-    )
-    await policies.sync(AsyncRateLimiter(redis))   # at start-up (any PolicyClient)
-    policies.sync(RateLimiter(redis))               # the same, blocking
-
-`sync` says what the app writes: "missing" defines what the server lacks
-and keeps an operator's definition, "overwrite" makes the app's win at
-start-up, "off" never writes, "verify" never writes and refuses to start
-unless the server holds every policy as the app defines it (for an ACL user
-who may not run RL.POLICY SET: an operator defines them). `Policies.current(name)`
-is the definition in force as last read from the server (for headers: its
-limit and window).
-"""
+"""Syncing the app's policies with the server: Policies reads what the
+server holds (RL.POLICY GET), defines what the sync mode lets it (RL.POLICY
+SET) at start-up and after `no such policy`, and raises PoliciesNotSynced
+when the server's are not the app's and may not be made so."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
 import logging
-import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
 from functools import partial
 from typing import Any, Protocol, TypeAlias, TypeVar, overload
 
 from redis.exceptions import ResponseError
 
-from ._core import ALGORITHMS as ALGORITHMS  # policies.ALGORITHMS, as before
-from ._core import (
-    BY_COMMAND,
-    NO_PERMISSION,
-    Fixed,
-    Limit,
-    RateLimiterMisconfigured,
-    find_algorithm,
-    misconfigured,
-)
-from ._durations import MAX_AMOUNT, Duration, duration_arg, duration_us, parse_rates
-from .client import AsyncRateLimiter, RateLimiter, server_address
+from .._core import NO_PERMISSION, Limit, RateLimiterMisconfigured, misconfigured
+from .._durations import Duration
+from ..client import AsyncRateLimiter, RateLimiter, server_address
+from .definitions import POLICY_NAME, PolicyDef, PolicySpec
 
 log = logging.getLogger("redis_ratelimit")
 
@@ -62,12 +33,6 @@ WRITING_MODES = ("missing", "overwrite")  # the modes that run RL.POLICY SET
 # grant (RL.POLICY SET and DEL are in @admin @dangerous, not @ratelimit).
 OPERATOR_GRANT = "+rl.policy|set +rl.policy|del"
 POLICIES_NOT_SYNCED = "policies-not-synced"  # RateLimiterMisconfigured.reason
-_POLICY_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")  # the module's rule
-_MONTHS = re.compile(r"^(\d{1,6})mo$", re.IGNORECASE)
-_OFFSET = re.compile(r"^([+-])([01]\d|2[0-3]):([0-5]\d)$")
-_MONTH_RATE = re.compile(
-    r"^\s*(\d{1,16})\s*(?:/|\s+per\s+)\s*(\d{1,4})?\s*(months?|mo)\s*$", re.IGNORECASE
-)
 
 
 class PolicyClient(Protocol):
@@ -117,231 +82,6 @@ class _Write:
 
 
 Steps: TypeAlias = Generator[_Read | _Write, None, T]
-
-
-# ---------------------------------------------------------------- calendar windows
-
-
-def parse_offset(text: str) -> int:
-    """A UTC offset as the module takes it ("+05:30", "-08:00", "Z") in
-    minutes east of UTC. Raises ValueError."""
-    if not isinstance(text, str):
-        raise ValueError(f"bad offset {text!r}: expected +hh:mm or -hh:mm")
-    if text.strip() in ("Z", "z"):
-        return 0
-    m = _OFFSET.match(text.strip())
-    if not m:
-        raise ValueError(f"bad offset {text!r}: expected +hh:mm or -hh:mm, e.g. '+02:00'")
-    minutes = int(m[2]) * 60 + int(m[3])
-    return -minutes if m[1] == "-" else minutes
-
-
-def format_offset(minutes: int) -> str:
-    sign = "-" if minutes < 0 else "+"
-    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-
-
-def calendar_window(
-    months: int, offset_minutes: int = 0, now: datetime | None = None
-) -> tuple[datetime, datetime]:
-    """The window of `months` calendar months holding `now` (default: the
-    clock), as the module aligns them: from the 1st of every `months`-th
-    month since January 1970, at midnight at the UTC offset. Its start and
-    end, as aware datetimes at that offset."""
-    tz = timezone(timedelta(minutes=offset_minutes))
-    local = (now or datetime.now(UTC)).astimezone(tz)
-    index = (local.year - 1970) * 12 + local.month - 1
-    first = index - index % months
-    start = date(1970 + first // 12, first % 12 + 1, 1)
-    end = date(1970 + (first + months) // 12, (first + months) % 12 + 1, 1)
-    return (datetime(start.year, start.month, 1, tzinfo=tz),
-            datetime(end.year, end.month, 1, tzinfo=tz))  # fmt: skip
-
-
-# ---------------------------------------------------------------- definitions
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _duration_us(text: str) -> int:
-    us = duration_us(text.lower())  # "5MS" too, as this has always read it
-    if us is None:
-        raise ValueError(f"unreadable duration {text!r}")
-    return us
-
-
-@dataclass(frozen=True)
-class PolicyDef:
-    """A policy's definition, normalized so that two spellings of one limit
-    compare equal ("60s" and "1m"): from RL.POLICY GET's reply, or from the
-    arguments of RL.POLICY SET (PolicySpec.definition)."""
-
-    algorithm: str  # FIXED, SLIDING, LOG, TOKEN, LEAKY, GCRA
-    numbers: tuple[int, ...]  # the integer parameters, in order
-    window_us: int  # the window or refill period; 0 for calendar months
-    penalty_us: int | None = None
-    shadow: bool = False
-    options: tuple[str, ...] = ()  # anything else, kept verbatim
-    months: int = 0  # a window of calendar months ("1mo")
-    align: bool = False  # windows on the clock's grid (ALIGN)
-    offset_minutes: int = 0  # the grid's UTC offset (OFFSET)
-
-    @classmethod
-    def parse(cls, args: Sequence[Any]) -> PolicyDef:
-        words = [_text(a) for a in args]
-        algo = words[0].upper() if words else ""
-        known = BY_COMMAND.get(algo)
-        n = len(known.params) if known else 0
-        if not n or len(words) < 1 + n:
-            raise ValueError(f"unreadable policy definition {' '.join(words)!r}")
-        numbers = tuple(int(w) for w in words[1:n])
-        in_months = _MONTHS.match(words[n].strip())
-        months = int(in_months[1]) if in_months else 0
-        window_us = 0 if months else _duration_us(words[n])
-        penalty_us, shadow, align, offset, rest = None, False, bool(months), 0, []
-        i = 1 + n
-        while i < len(words):
-            word = words[i].upper()
-            if word in ("PENALTY", "OFFSET") and i + 1 < len(words):
-                if word == "PENALTY":
-                    penalty_us = _duration_us(words[i + 1])
-                else:
-                    offset = parse_offset(words[i + 1])
-                i += 2
-                continue
-            if word == "SHADOW":
-                shadow = True
-            elif word == "ALIGN":
-                align = True
-            else:
-                rest.append(words[i])
-            i += 1
-        return cls(algo, numbers, window_us, penalty_us, shadow, tuple(rest), months, align, offset)
-
-    @property
-    def capacity(self) -> int:
-        """What the module answers as `limit` under this definition."""
-        return self.numbers[0] + 1 if self.algorithm == "GCRA" else self.numbers[0]
-
-    def window_s(self, now: datetime | None = None) -> int:
-        """RateLimit-Policy's w, whole seconds (rounded up). Calendar months
-        have no fixed length: the length of the window holding `now`
-        (default: the clock), 31 days in January."""
-        if self.months:
-            start, end = calendar_window(self.months, self.offset_minutes, now)
-            return int((end - start).total_seconds())
-        return max(1, -(-self.window_us // 1_000_000))
-
-    def describe(self) -> str:
-        window = f"{self.months}mo" if self.months else f"{self.window_us}us"
-        parts = [self.algorithm, *map(str, self.numbers), window]
-        if self.align and not self.months:
-            parts.append("ALIGN")
-        if self.offset_minutes:
-            parts += ["OFFSET", format_offset(self.offset_minutes)]
-        if self.penalty_us is not None:
-            parts += ["PENALTY", f"{self.penalty_us}us"]
-        if self.shadow:
-            parts.append("SHADOW")
-        return " ".join([*parts, *self.options])
-
-
-def rate_limit(
-    rate: str,
-    algorithm: str = "sliding",
-    *,
-    burst: int | None = None,
-    align: bool = False,
-    offset: str | None = None,
-) -> Limit:
-    """The Limit for one rate string: "100/minute" with `algorithm` (the
-    rate is a window's limit, or a bucket's refill rate with `burst` its
-    capacity, default the rate), or "300000/month" ("5 per 3 months"): a
-    fixed window of calendar months, aligned on the 1st (algorithm
-    "fixed"). `align` and `offset` put fixed windows on the clock's grid.
-    Raises ValueError saying what is wrong."""
-    found = find_algorithm(str(algorithm).lower(), algorithm)
-    algo = found.name
-    if (align or offset is not None) and algo != "fixed":
-        raise ValueError("align and offset are for algorithm 'fixed'")
-    if offset is not None:
-        offset = format_offset(parse_offset(offset))
-        if offset == "+00:00":
-            offset = None  # UTC: the module's default
-    if burst is not None and (
-        isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= MAX_AMOUNT
-    ):
-        raise ValueError(f"burst must be an integer from 1 to 10^15, not {burst!r}")
-    m = _MONTH_RATE.match(rate) if isinstance(rate, str) else None
-    if m:
-        amount, months = int(m[1]), int(m[2] or 1)
-        if not 1 <= amount <= MAX_AMOUNT or months < 1:
-            raise ValueError(f"bad rate {rate!r}")
-        if algo != "fixed":
-            raise ValueError(f"bad rate {rate!r}: a window of months needs algorithm 'fixed'")
-        return Fixed(amount, f"{months}mo", align=True, offset=offset)
-    rates = parse_rates(rate)
-    if len(rates) != 1:
-        raise ValueError(f"one rate, not {rate!r}")
-    (r,) = rates
-    window = duration_arg(r.seconds)
-    if align:  # on the clock's grid: fixed windows only (checked above)
-        return Fixed(r.amount, window, align=True, offset=offset)
-    return found.of_rate(r.amount, window, burst)
-
-
-@dataclass(frozen=True)
-class PolicySpec:
-    """One policy as the app defines it.
-
-    name       1 to 64 of A-Z a-z 0-9 _ . : - (before Policies' prefix); the
-               label in headers and the last part of keys
-    rate       one rate, "1000/minute" (see rate_limit(); "/month": calendar
-               months, fixed windows aligned on the 1st)
-    algorithm  fixed | sliding | log | token | leaky | gcra
-    burst      bucket algorithms: capacity (default: the rate)
-    penalty    a request the policy denies blocks its key that long
-    align      fixed windows on the clock's grid; `offset` its UTC offset
-    shadow     decide and count, never deny
-    """
-
-    name: str
-    rate: str
-    algorithm: str = "sliding"
-    burst: int | None = None
-    penalty: Duration | None = None
-    align: bool = False
-    offset: str | None = None
-    shadow: bool = False
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _POLICY_NAME.match(self.name):
-            raise ValueError(
-                f"policy name must be 1 to 64 of A-Z a-z 0-9 _ . : -, not {self.name!r}"
-            )
-        try:
-            self.args()
-        except ValueError as e:
-            raise ValueError(f"policy {self.name!r}: {e}") from None
-
-    def limit(self) -> Limit:
-        return rate_limit(self.rate, self.algorithm, burst=self.burst, align=self.align,
-                          offset=self.offset)  # fmt: skip
-
-    def args(self) -> list[Any]:
-        """RL.POLICY SET's arguments after the name."""
-        args: list[Any] = self.limit().args()
-        if self.penalty is not None:
-            args += ["PENALTY", duration_arg(self.penalty, "penalty")]
-        if self.shadow:
-            args.append("SHADOW")
-        return args
-
-    @property
-    def definition(self) -> PolicyDef:
-        return PolicyDef.parse(self.args())
 
 
 class PoliciesNotSynced(RateLimiterMisconfigured):
@@ -467,7 +207,7 @@ class Policies:
         for p in policies:
             if p.name in self.specs:
                 raise ValueError(f"policy {p.name!r} defined twice")
-            if not _POLICY_NAME.match(prefix + p.name):
+            if not POLICY_NAME.match(prefix + p.name):
                 raise ValueError(f"policy name {prefix + p.name!r} is not valid in the server")
             self.specs[p.name] = p
         self.sync_mode = sync
@@ -755,12 +495,6 @@ __all__ = [
     "Policies",
     "PoliciesNotSynced",
     "PolicyClient",
-    "PolicyDef",
-    "PolicySpec",
     "SyncPolicyClient",
-    "calendar_window",
-    "format_offset",
     "no_such_policy",
-    "parse_offset",
-    "rate_limit",
 ]
