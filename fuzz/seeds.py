@@ -27,6 +27,10 @@ def q(*vs):
     return b"".join(struct.pack("<Q", v) for v in vs)
 
 
+def d(*vs):
+    return b"".join(struct.pack("<I", v) for v in vs)
+
+
 def u128(v):
     return struct.pack("<QQ", v & (2**64 - 1), v >> 64)
 
@@ -258,7 +262,16 @@ NEW_OPS = {
     "release-empty-id": b"\x07" + q(T, 0) + bytes([0]),
     # 8: a renewal: ttl, now, expiry, id length, id.
     "renew": b"\x08" + q(60 * S, T, T // 1000 + 60_000) + bytes([1]) + b"w",
-    "unknown-kind": b"\x09" + q(T),
+    # 9: a bucket's decision with its cost and expiry in 4 bytes each
+    # (ratelimit.compact-ops): params, cost (u32), now, the expiry's ms after
+    # now's (u32).
+    "decide-compact": b"\x09" + P + d(1) + q(T) + d(10_000),
+    "decide-compact-gcra": b"\x09\x06" + q(16, 30, 60 * S) + d(3) + q(T) + d(6_000),
+    "decide-compact-longest": b"\x09" + P + d(2**32 - 1) + q(MAX_TIME) + d(2**32 - 1),
+    "decide-compact-window": b"\x09\x01" + W + d(1) + q(T) + d(10_000),
+    # 10: as 9, then the penalty (µs).
+    "decide-penalty-compact": b"\x0a" + P + d(1) + q(T) + d(60_000) + q(60 * S),
+    "unknown-kind": b"\x0b" + q(T),
 }
 for name, body in NEW_OPS.items():
     write("decode_op", name, body)

@@ -85,6 +85,20 @@ fn configuration_good_and_bad() {
     assert!(c.cmd("CONFIG SET ratelimit.log-max 0").is_error());
     assert!(c.cmd("CONFIG SET ratelimit.log-max 1000001").is_error());
     assert!(c.cmd("CONFIG SET ratelimit.cell-compat yes").is_error());
+    // Compact replication ops: off unless asked for, and can be turned on
+    // and off at run time (INFO says which).
+    assert_eq!(
+        c.cmd("CONFIG GET ratelimit.compact-ops"),
+        Value::Array(vec![
+            Value::Bulk(b"ratelimit.compact-ops".to_vec()),
+            Value::Bulk(b"no".to_vec())
+        ])
+    );
+    assert_eq!(c.cmd("INFO ratelimit").info_int("ratelimit_compact_ops"), 0);
+    assert_eq!(c.cmd("CONFIG SET ratelimit.compact-ops yes").text(), "OK");
+    assert_eq!(c.cmd("INFO ratelimit").info_int("ratelimit_compact_ops"), 1);
+    assert!(c.cmd("CONFIG SET ratelimit.compact-ops maybe").is_error());
+    assert_eq!(c.cmd("CONFIG SET ratelimit.compact-ops no").text(), "OK");
     assert!(c
         .cmd("CL.THROTTLE k 1 1 1")
         .err()

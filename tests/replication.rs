@@ -277,7 +277,50 @@ fn every_write_reaches_replicas_as_an_effect() {
 /// very same keys, and so do the RDB and the AOF after a restart.
 #[test]
 fn refunds_and_blocks_reach_replicas_rdb_and_aof_exactly() {
-    let mut master = Server::start_with(&["--appendonly", "yes", "--aof-use-rdb-preamble", "no"]);
+    mix_reaches_replicas_rdb_and_aof(false);
+}
+
+/// The same with `ratelimit.compact-ops yes`: buckets' decisions go out as
+/// compact ops, which the replica and the AOF replay to the same bytes.
+#[test]
+fn compact_ops_reach_replicas_rdb_and_aof_exactly() {
+    mix_reaches_replicas_rdb_and_aof(true);
+}
+
+/// The first byte (the kind) of every `RL.APPLY` op in the server's AOF.
+fn aof_op_kinds(server: &Server) -> Vec<u8> {
+    let mut aof = Vec::new();
+    for f in std::fs::read_dir(server.dir.join("appendonlydir")).unwrap() {
+        aof.extend(std::fs::read(f.unwrap().path()).unwrap());
+    }
+    let mut kinds = Vec::new();
+    let name = b"$8\r\nRL.APPLY\r\n";
+    let mut rest = &aof[..];
+    while let Some(at) = rest.windows(name.len()).position(|w| w == name) {
+        rest = &rest[at + name.len()..];
+        // The key, then the op: `$<len>\r\n<bytes>\r\n` each.
+        let mut bulk = || {
+            let nl = rest.iter().position(|&b| b == b'\n').unwrap();
+            let len: usize = std::str::from_utf8(&rest[1..nl - 1])
+                .unwrap()
+                .parse()
+                .unwrap();
+            let body = &rest[nl + 1..nl + 1 + len];
+            rest = &rest[nl + 1 + len + 2..];
+            body
+        };
+        bulk();
+        kinds.push(bulk()[0]);
+    }
+    kinds
+}
+
+fn mix_reaches_replicas_rdb_and_aof(compact: bool) {
+    let mut args = vec!["--appendonly", "yes", "--aof-use-rdb-preamble", "no"];
+    if compact {
+        args.extend(["--ratelimit.compact-ops", "yes"]);
+    }
+    let mut master = Server::start_with(&args);
     let replica = start_replica(&master, &[]);
     let mut m = master.client();
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -358,6 +401,18 @@ fn refunds_and_blocks_reach_replicas_rdb_and_aof_exactly() {
             rl_info_field(&mut m, k, "held"),
             "{k}"
         );
+    }
+
+    // Decisions went out as the setting says: compact for buckets (kinds 9
+    // and 10), never without it.
+    let kinds = aof_op_kinds(&master);
+    let compact_ops = kinds.iter().filter(|&&k| k == 9 || k == 10).count();
+    assert!(kinds.len() > 100, "{} ops in the AOF", kinds.len());
+    if compact {
+        assert!(compact_ops > 20, "{compact_ops} compact ops");
+        assert!(kinds.contains(&10), "no compact op with a penalty");
+    } else {
+        assert_eq!(compact_ops, 0);
     }
 
     // From the AOF (commands as sent: APPLY ops), then after a rewrite

@@ -1,6 +1,6 @@
 //! The decoders of replicated operations (`RL.APPLY key <op>`,
 //! `ratelimit::codec::decode_any_op`: decisions, with or without a penalty,
-//! refunds and lease operations; and `RL.APPLYALL numkeys key... <op>`,
+//! compact or not, refunds and lease operations; and `RL.APPLYALL numkeys key... <op>`,
 //! `decode_all_op`): any bytes in, either an error or an op within bounds
 //! that re-encodes to the same bytes and replays cleanly.
 #![no_main]
@@ -58,7 +58,12 @@ fuzz_target!(|data: &[u8]| {
     common::check_params(&op.params);
     assert!(op.cost <= MAX_COUNT);
     assert!(op.now.as_micros() <= MAX_TIME_US);
-    assert_eq!(&*codec::encode_op(&op), data, "decoding is not strict");
+    let again = if codec::is_compact_op(data) {
+        codec::encode_op_compact(&op)
+    } else {
+        codec::encode_op(&op)
+    };
+    assert_eq!(&*again, data, "decoding is not strict");
     let mut l = Limiter::new(&op.params);
     common::decide(&mut l, &op.params, op.cost, op.now.as_micros());
     common::decide(&mut l, &op.params, op.cost, op.now.as_micros());

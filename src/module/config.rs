@@ -1,6 +1,6 @@
 //! Module settings: `ratelimit.log-max`, `ratelimit.lease-max`,
-//! `ratelimit.cell-compat` and `ratelimit.top-size` (redis.conf and
-//! `CONFIG SET` only).
+//! `ratelimit.cell-compat`, and `ratelimit.top-size` and
+//! `ratelimit.compact-ops` (redis.conf and `CONFIG SET` only).
 //!
 //! Both can be given as `loadmodule` arguments (`log-max 5000`), or in
 //! redis.conf as `ratelimit.log-max 5000` after the `loadmodule` line;
@@ -25,6 +25,11 @@ pub const LOG_MAX_CEILING: u64 = crate::algo::MAX_LOG_ENTRIES;
 /// (1..=LOG_MAX_CEILING), so this always holds a valid log limit.
 static LOG_MAX: AtomicI64 = AtomicI64::new(DEFAULT_LOG_MAX as i64);
 static CELL_COMPAT: AtomicBool = AtomicBool::new(false);
+
+/// Whether decisions replicate as compact ops (varints; see
+/// `codec::encode_op_compact`), which only this release and later ones
+/// read: off until the operator says every replica and AOF reader is one.
+static COMPACT_OPS: AtomicBool = AtomicBool::new(false);
 
 /// Hard ceiling of `lease-max`: one RL.ACQUIRE key stays under about 50 MB.
 pub const LEASE_MAX_CEILING: u64 = crate::algo::MAX_LEASES;
@@ -72,6 +77,11 @@ pub fn log_max() -> u64 {
 
 pub fn cell_compat() -> bool {
     CELL_COMPAT.load(Ordering::Relaxed)
+}
+
+#[inline]
+pub fn compact_ops() -> bool {
+    COMPACT_OPS.load(Ordering::Relaxed)
 }
 
 pub fn limits() -> Limits {
@@ -127,6 +137,14 @@ pub fn load(
         &CELL_COMPAT,
         false,
         ConfigurationFlags::IMMUTABLE,
+        None,
+    );
+    register_bool_configuration(
+        ctx,
+        "compact-ops",
+        &COMPACT_OPS,
+        false,
+        ConfigurationFlags::DEFAULT,
         None,
     );
     if !ffi::load_configs(ctx) {

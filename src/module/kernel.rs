@@ -314,13 +314,18 @@ pub(super) fn decide_one(
                 install(&mut key, g.change(params), LIMITER_GONE, |_| {
                     Ok(expire_at_ms)
                 })?;
-                let op = codec::encode_op(&codec::Op {
+                let op = codec::Op {
                     params: *params,
                     cost,
                     now,
                     expire_at_ms,
                     penalty: penalty.filter(|_| blocks),
-                });
+                };
+                let op = if config::compact_ops() {
+                    codec::encode_op_compact(&op)
+                } else {
+                    codec::encode_op(&op)
+                };
                 ctx.replicate(APPLY, name, &op);
             }
             Source::Replay { expire_at_ms } => {

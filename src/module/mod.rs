@@ -351,6 +351,7 @@ extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) 
     w.u64("log_max", config::log_max());
     w.u64("lease_max", config::lease_max());
     w.u64("cell_compat", config::cell_compat() as u64);
+    w.u64("compact_ops", config::compact_ops() as u64);
     if !w.ok() {
         ffi::log_warning("could not fill INFO ratelimit: the server refused a field");
     }

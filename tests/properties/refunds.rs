@@ -214,6 +214,41 @@ proptest! {
         run_refunds(params_of(algo, w, b), &s);
     }
 
+    /// `ratelimit.compact-ops`: a bucket's op whose cost and expiry fit in 4
+    /// bytes each is 8 bytes shorter and decodes to the same op, as strictly;
+    /// any other op is written exactly as `encode_op` writes it.
+    #[test]
+    fn compact_ops_round_trip(
+        p in any_params(),
+        cost in prop_oneof![Just(0u64), Just(u64::from(u32::MAX)), Just(u64::from(u32::MAX) + 1), wide_count()],
+        now in wide_time(),
+        after in prop_oneof![Just(0u64), Just(u64::from(u32::MAX)), Just(u64::from(u32::MAX) + 1), 0..=3_600_000u64],
+        before in any::<bool>(),
+        penalty in prop::option::of(wide_period()),
+    ) {
+        // An expiry before the op's time (a client's AT after its clock) too.
+        let ms = now / 1000;
+        let exp = if before { ms.saturating_sub(after + 1) } else { ms + after };
+        let expire_at_ms = UnixMs::from_millis(exp);
+        let op = Op { params: p, cost, now: t(now), expire_at_ms, penalty: penalty.map(d) };
+        let full = codec::encode_op(&op);
+        let compact = codec::encode_op_compact(&op);
+        assert_eq!(codec::decode_any_op(&compact), Ok(AnyOp::Decide(op)));
+        assert_eq!(codec::decode_op(&compact), Ok(op));
+        let bucket = matches!(p, Params::Token(_) | Params::Leaky(_) | Params::Gcra(_));
+        let delta = exp.checked_sub(ms);
+        let fits = cost <= u64::from(u32::MAX) && delta.is_some_and(|d| d <= u64::from(u32::MAX));
+        assert_eq!(codec::is_compact_op(&compact), bucket && fits);
+        assert!(!codec::is_compact_op(&full));
+        if bucket && fits {
+            assert_eq!(compact.len() + 8, full.len());
+            assert!(compact.len() <= 44 || penalty.is_some(), "{} bytes", compact.len());
+            check_op_bytes(&compact, |b| codec::decode_any_op(b).is_ok());
+        } else {
+            assert_eq!(&*compact, &*full);
+        }
+    }
+
     #[test]
     fn refund_and_penalty_ops_round_trip(
         given in wide_count(),
