@@ -1023,9 +1023,9 @@ mod tests {
         assert_eq!(b, bytes);
     }
 
-    #[test]
-    fn op_round_trips() {
-        let op = Op {
+    /// A GCRA decision's op: 50 bytes as 0.1.0 sent it.
+    fn gcra_op() -> Op {
+        Op {
             params: Params::Gcra(GcraParams::of_bucket(
                 &BucketParams::new(16, 30, 60_000_000).unwrap(),
             )),
@@ -1033,7 +1033,12 @@ mod tests {
             now: Instant::from_micros(1_700_000_000_123_000),
             expire_at_ms: UnixMs::from_millis(1_700_000_006_123),
             penalty: None,
-        };
+        }
+    }
+
+    #[test]
+    fn op_round_trips() {
+        let op = gcra_op();
         let bytes = encode_op(&op);
         // Without a penalty, byte for byte what 0.1.0 sent.
         assert_eq!(bytes[0], 1);
@@ -1073,15 +1078,7 @@ mod tests {
 
     #[test]
     fn compact_ops_are_a_buckets_op_in_42_bytes() {
-        let op = Op {
-            params: Params::Gcra(GcraParams::of_bucket(
-                &BucketParams::new(16, 30, 60_000_000).unwrap(),
-            )),
-            cost: 3,
-            now: Instant::from_micros(1_700_000_000_123_000),
-            expire_at_ms: UnixMs::from_millis(1_700_000_006_123),
-            penalty: None,
-        };
+        let op = gcra_op();
         let bytes = encode_op_compact(&op);
         assert_eq!((bytes[0], bytes.len()), (kind::DECIDE_COMPACT, 42));
         assert_eq!(decode_op(&bytes), Ok(op));
