@@ -196,7 +196,10 @@ pub(super) type PerKey<T> = SmallVec<[T; 8]>;
 /// Calls `f` with the bytes of `strings`, without allocating for argument
 /// lists up to an `RL.ALL` of 8 limits.
 pub(super) fn with_bytes<R>(strings: &[RStr], f: impl FnOnce(&[&[u8]]) -> R) -> R {
-    let bytes: SmallVec<[&[u8]; 48]> = strings.iter().map(|s| s.bytes()).collect();
+    // Filled where it lies: collecting into it built it elsewhere and then
+    // copied all 784 bytes, on every call.
+    let mut bytes: SmallVec<[&[u8]; 48]> = SmallVec::new();
+    bytes.extend(strings.iter().map(|s| s.bytes()));
     f(&bytes)
 }
 

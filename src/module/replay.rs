@@ -211,8 +211,8 @@ fn apply_all_op(ctx: Ctx, args: &[RStr]) -> Outcome {
             return Err(bad("a key is repeated"));
         }
     }
-    let mut params: PerKey<Params> = PerKey::with_capacity(op.limits.len());
-    let mut expiries: PerKey<UnixMs> = PerKey::with_capacity(op.limits.len());
+    let mut params: PerKey<Params> = PerKey::new();
+    let mut expiries: PerKey<UnixMs> = PerKey::new();
     if op.cost == 0 {
         return Err(bad("a peek is never replicated"));
     }
