@@ -137,7 +137,9 @@ pub struct OpBytes<const N: usize> {
 }
 
 impl<const N: usize> OpBytes<N> {
-    fn new() -> Self {
+    /// An empty op, for [`encode_all_op_into`].
+    #[inline]
+    pub fn new() -> Self {
         OpBytes {
             buf: [MaybeUninit::uninit(); N],
             len: 0,
@@ -159,6 +161,19 @@ impl<const N: usize> Sink for OpBytes<N> {
             }
             self.len = end;
         }
+    }
+}
+
+impl<const N: usize> Default for OpBytes<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S: Sink> Sink for &mut S {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        (**self).put(bytes);
     }
 }
 
@@ -746,7 +761,21 @@ pub fn encode_all_op<'a>(
     penalty: Option<Duration>,
     limits: impl ExactSizeIterator<Item = (&'a Params, UnixMs)>,
 ) -> OpBytes<ALL_OP_MAX_LEN> {
-    let mut w = Writer(OpBytes::new());
+    let mut out = OpBytes::new();
+    encode_all_op_into(&mut out, cost, now, penalty, limits);
+    out
+}
+
+/// [`encode_all_op`] into `out` (empty), which the caller holds: the op's
+/// buffer is 2 KiB, and returning it copied all of it on every call.
+pub fn encode_all_op_into<'a>(
+    out: &mut OpBytes<ALL_OP_MAX_LEN>,
+    cost: u64,
+    now: Instant,
+    penalty: Option<Duration>,
+    limits: impl ExactSizeIterator<Item = (&'a Params, UnixMs)>,
+) {
+    let mut w = Writer(out);
     w.u8(match penalty {
         None => kind::ALL,
         Some(_) => kind::ALL_PENALTY,
@@ -762,7 +791,6 @@ pub fn encode_all_op<'a>(
         write_params(&mut w, params);
         w.unix_ms(expire_at_ms);
     }
-    w.0
 }
 
 pub fn decode_all_op(bytes: &[u8]) -> Result<AllOp, DecodeError> {

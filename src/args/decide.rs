@@ -127,9 +127,9 @@ pub fn all_request(
         }
     }
     let mut rest = &args[1 + numkeys..];
-    let mut params = SmallVec::with_capacity(numkeys);
-    let mut policies = SmallVec::with_capacity(numkeys);
-    let mut modes = SmallVec::with_capacity(numkeys);
+    let mut params = SmallVec::new();
+    let mut policies = SmallVec::new();
+    let mut modes = SmallVec::new();
     for n in 1..=numkeys {
         let here = args.len() - rest.len();
         let (p, named, tail) = limit(rest, limits, resolve).map_err(|e| match e {

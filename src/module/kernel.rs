@@ -196,7 +196,10 @@ pub(super) type PerKey<T> = SmallVec<[T; 8]>;
 /// Calls `f` with the bytes of `strings`, without allocating for argument
 /// lists up to an `RL.ALL` of 8 limits.
 pub(super) fn with_bytes<R>(strings: &[RStr], f: impl FnOnce(&[&[u8]]) -> R) -> R {
-    let bytes: SmallVec<[&[u8]; 48]> = strings.iter().map(|s| s.bytes()).collect();
+    // Filled where it lies: collecting into it built it elsewhere and then
+    // copied all 784 bytes, on every call.
+    let mut bytes: SmallVec<[&[u8]; 48]> = SmallVec::new();
+    bytes.extend(strings.iter().map(|s| s.bytes()));
     f(&bytes)
 }
 
@@ -517,7 +520,8 @@ pub(super) enum AllSource<'e> {
     Replay { expiries: &'e [UnixMs] },
 }
 
-/// What an `RL.ALL` call decided.
+/// What an `RL.ALL` call decided: written by [`decide_all`] into the
+/// caller's (it is 500 bytes, and returning it copied them).
 pub(super) struct AllDecided {
     pub(super) combined: Decision,
     pub(super) each: PerKey<Decision>,
@@ -525,11 +529,32 @@ pub(super) struct AllDecided {
     pub(super) blocked: PerKey<bool>,
 }
 
+impl AllDecided {
+    /// Nothing decided yet: what [`decide_all`] writes into.
+    pub(super) fn new() -> Self {
+        AllDecided {
+            // Written by every call that succeeds.
+            combined: Decision {
+                allowed: false,
+                limit: 0,
+                remaining: 0,
+                retry_after: None,
+                reset_after: Duration::ZERO,
+                at: Instant::EPOCH,
+            },
+            each: PerKey::new(),
+            blocked: PerKey::new(),
+        }
+    }
+}
+
 /// Decides several limits together, all or nothing: every limit is
 /// evaluated on the state it holds, and only if all allow is any spent. A
 /// denied call still keeps changed parameters (like a single-key denial),
 /// and with a `penalty` blocks each key whose own limit denied; the limits
 /// that would have allowed then report what they hold now.
+// The eighth is the out-param (see `AllDecided`).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn decide_all(
     ctx: Ctx,
     names: &[RStr],
@@ -538,23 +563,21 @@ pub(super) fn decide_all(
     now: Instant,
     penalty: Option<Duration>,
     source: AllSource,
-) -> Result<AllDecided, Error> {
-    let mut blocked = PerKey::from_elem(false, names.len());
+    out: &mut AllDecided,
+) -> Result<(), Error> {
+    let blocked = &mut out.blocked;
+    blocked.resize(names.len(), false);
     if cost == 0 {
-        let mut each = PerKey::with_capacity(names.len());
         for (name, p) in names.iter().zip(params) {
             let key = ctx.open_read(*name)?;
-            each.push(evaluate(key.value(), p, 0, now, None)?.verdict.decision);
+            out.each
+                .push(evaluate(key.value(), p, 0, now, None)?.verdict.decision);
         }
-        let combined = Decision::combine(&each).ok_or(Error::Bug("no keys"))?;
-        return Ok(AllDecided {
-            combined,
-            each,
-            blocked,
-        });
+        out.combined = Decision::combine(&out.each).ok_or(Error::Bug("no keys"))?;
+        return Ok(());
     }
-    let mut keys: PerKey<WriteKey> = PerKey::with_capacity(names.len());
-    let mut guarded: PerKey<Guarded> = PerKey::with_capacity(names.len());
+    let mut keys: PerKey<WriteKey> = PerKey::new();
+    let mut guarded: PerKey<Guarded> = PerKey::new();
     for (name, p) in names.iter().zip(params) {
         let key = ctx.open_write(*name)?;
         guarded.push(evaluate(key.value(), p, cost, now, penalty)?);
@@ -610,11 +633,13 @@ pub(super) fn decide_all(
     if wrote {
         match source {
             AllSource::Client { .. } => {
-                let op = codec::encode_all_op(
+                let mut op = codec::OpBytes::new();
+                codec::encode_all_op_into(
+                    &mut op,
                     cost,
                     now,
                     penalty.filter(|_| blocks),
-                    params.iter().zip(expire),
+                    params.iter().zip(expire.iter().copied()),
                 );
                 ctx.replicate_keys(APPLY_ALL, names, &op);
             }
@@ -627,13 +652,9 @@ pub(super) fn decide_all(
     if matches!(source, AllSource::Replay { .. }) && blocks != penalty.is_some() {
         return Err(diverged("the penalty box differs here"));
     }
-    let each: PerKey<Decision> = guarded.iter().map(|g| g.verdict.decision).collect();
-    let combined = Decision::combine(&each).ok_or(Error::Bug("no keys"))?;
-    Ok(AllDecided {
-        combined,
-        each,
-        blocked,
-    })
+    out.each.extend(guarded.iter().map(|g| g.verdict.decision));
+    out.combined = Decision::combine(&out.each).ok_or(Error::Bug("no keys"))?;
+    Ok(())
 }
 
 /// The leases a key holds, or the error for what it holds instead.

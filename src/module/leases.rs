@@ -114,7 +114,8 @@ pub(super) fn acquire_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     let [_, name, rest @ ..] = args else {
         return Err(args::arity_error("RL.ACQUIRE").into());
     };
-    let bytes: SmallVec<[&[u8]; 8]> = rest.iter().map(|a| a.bytes()).collect();
+    let mut bytes: SmallVec<[&[u8]; 8]> = SmallVec::new();
+    bytes.extend(rest.iter().map(|a| a.bytes()));
     let req = args::acquire_request(&bytes, config::lease_max())?;
     let wall = clock::wall(ctx);
     let now = req.at.unwrap_or(wall);

@@ -12,7 +12,7 @@ use super::docs::{arg, many, Access, Arg, Command, Doc, Keys, Kind, DECIDE, KEY,
 use super::ffi::{self, Ctx, RStr};
 use super::kernel::{
     check_replayed, check_replayed_expiry, check_replayed_limit, decide_all, decide_one, lease_one,
-    refund_one, AllSource, Error, Outcome, PerKey, Source,
+    refund_one, AllDecided, AllSource, Error, Outcome, PerKey, Source,
 };
 use super::{reply, stats};
 use crate::algo::{LeaseAction, Params, UnixMs};
@@ -211,8 +211,8 @@ fn apply_all_op(ctx: Ctx, args: &[RStr]) -> Outcome {
             return Err(bad("a key is repeated"));
         }
     }
-    let mut params: PerKey<Params> = PerKey::with_capacity(op.limits.len());
-    let mut expiries: PerKey<UnixMs> = PerKey::with_capacity(op.limits.len());
+    let mut params: PerKey<Params> = PerKey::new();
+    let mut expiries: PerKey<UnixMs> = PerKey::new();
     if op.cost == 0 {
         return Err(bad("a peek is never replicated"));
     }
@@ -224,7 +224,17 @@ fn apply_all_op(ctx: Ctx, args: &[RStr]) -> Outcome {
     let source = AllSource::Replay {
         expiries: &expiries,
     };
-    let decided = decide_all(ctx, names, &params, op.cost, op.now, op.penalty, source)?;
+    let mut decided = AllDecided::new();
+    decide_all(
+        ctx,
+        names,
+        &params,
+        op.cost,
+        op.now,
+        op.penalty,
+        source,
+        &mut decided,
+    )?;
     reply::all(ctx, &decided.combined, &decided.each);
     Ok(())
 }

@@ -11,8 +11,8 @@ use super::docs::{
 };
 use super::ffi::{Ctx, RStr};
 use super::kernel::{
-    client_decide, decide_all, decide_one, refund_one, report, with_bytes, AllSource, Error,
-    Outcome, PerKey, Source,
+    client_decide, decide_all, decide_one, refund_one, report, with_bytes, AllDecided, AllSource,
+    Error, Outcome, PerKey, Source,
 };
 use super::stats::Counters;
 use super::{clock, config, registry, reply, stats};
@@ -263,8 +263,18 @@ pub(super) fn all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     }
     let source = AllSource::Client { wall };
     let penalty = req.penalty.filter(|_| !req.shadow);
-    let decided = decide_all(ctx, names, &req.params, req.cost, now, penalty, source)?;
-    let mut told: PerKey<Decision> = PerKey::with_capacity(names.len());
+    let mut decided = AllDecided::new();
+    decide_all(
+        ctx,
+        names,
+        &req.params,
+        req.cost,
+        now,
+        penalty,
+        source,
+        &mut decided,
+    )?;
+    let mut told: PerKey<Decision> = PerKey::new();
     let mut named = counters.iter();
     for ((((name, d), p), &blocked), policy) in names
         .iter()
@@ -340,7 +350,17 @@ fn all_with_modes(
         let e_names: PerKey<RStr> = enforced.iter().map(|&i| names[i]).collect();
         let e_params: PerKey<Params> = enforced.iter().map(|&i| req.params[i]).collect();
         let source = AllSource::Client { wall };
-        let decided = decide_all(ctx, &e_names, &e_params, req.cost, now, req.penalty, source)?;
+        let mut decided = AllDecided::new();
+        decide_all(
+            ctx,
+            &e_names,
+            &e_params,
+            req.cost,
+            now,
+            req.penalty,
+            source,
+            &mut decided,
+        )?;
         for (j, &i) in enforced.iter().enumerate() {
             each[i] = Some(decided.each[j]);
             blocked[i] = decided.blocked[j];
