@@ -90,6 +90,9 @@ fn lease_errors_are_precise_and_lease_max_bounds_memory() {
         ("RL.RELEASE k", "ERR wrong number of arguments for 'RL.RELEASE' command"),
         ("RL.RENEW k a", "ERR wrong number of arguments for 'RL.RENEW' command"),
         ("RL.RENEW k a 0", "ERR ttl must be greater than 0"),
+        ("RL.RENEW k a 1s COST 1", "ERR unknown option 'COST' (expected AT)"),
+        ("RL.RELEASE k a x", "ERR unknown option 'x' (expected AT)"),
+        ("RL.RELEASE k a AT", "ERR AT needs a value"),
         ("RL.ACQUIRE lim 5 1s", "ERR the key holds a FIXED limiter, not concurrency leases: use another key, or DEL it"),
         ("RL.RELEASE lim a", "ERR the key holds a FIXED limiter, not concurrency leases: use another key, or DEL it"),
         ("RL.FIXED sem 5 1m", "ERR the key holds concurrency leases, not a FIXED limiter: use another key, or DEL it"),
@@ -122,6 +125,39 @@ fn lease_errors_are_precise_and_lease_max_bounds_memory() {
         (40..=88).contains(&per_lease),
         "{per_lease} bytes per lease"
     );
+}
+
+/// `RL.RENEW` and `RL.RELEASE` at a time of the caller's (`AT`), as
+/// `RL.ACQUIRE`: a lease renewed on that clock outlives its first ttl there,
+/// and is no longer held once that clock passes its end.
+#[test]
+fn renew_and_release_decide_at_the_callers_time() {
+    let s = Server::start();
+    let mut c = s.client();
+    let at = |ms: i64| format!("AT {}", T1 + ms);
+    let (d, _) = lease(&mut c, &format!("RL.ACQUIRE sem 1 300ms ID w {}", at(0)));
+    assert_eq!(d[0], 1, "{d:?}");
+    // Renewed every 100 ms of that clock: held at 900 ms, three ttls on.
+    for ms in [100, 200, 300, 400, 500, 600, 700, 800, 900] {
+        assert_eq!(
+            c.cmd(&format!("RL.RENEW sem w 300ms {}", at(ms))).int(),
+            1,
+            "{ms}"
+        );
+    }
+    assert_eq!(c.cmd("PEXPIRETIME sem").int(), T1 + 1200);
+    let (d, _) = lease(&mut c, &format!("RL.ACQUIRE sem 1 300ms ID v {}", at(1000)));
+    assert_eq!(d[0], 0, "the slot is still held: {d:?}");
+    // Past its end on that clock, it is not held: not renewed, not released.
+    assert_eq!(
+        c.cmd(&format!("RL.RENEW sem w 300ms {}", at(1200))).int(),
+        0
+    );
+    assert_eq!(c.cmd(&format!("RL.RELEASE sem w {}", at(1200))).int(), 0);
+    let (d, _) = lease(&mut c, &format!("RL.ACQUIRE sem 1 300ms ID w {}", at(1300)));
+    assert_eq!(d[0], 1, "{d:?}");
+    assert_eq!(c.cmd(&format!("RL.RELEASE sem w {}", at(1400))).int(), 1);
+    assert_eq!(c.cmd("EXISTS sem").int(), 0);
 }
 
 /// 50 clients racing for 10 slots get exactly 10 leases.

@@ -298,11 +298,12 @@ fuzz_target!(|data: &[u8]| {
             Err(e) => check_error(&e),
         },
         12 => match args::renew_request(&argv) {
-            Ok((id, ttl)) => {
+            Ok((id, ttl, at)) => {
                 assert!((1..=MAX_LEASE_ID_LEN).contains(&id.len()));
                 assert!((1..=MAX_DURATION_US).contains(&ttl.micros()));
+                assert!(at.is_none_or(|t| t.as_micros() <= ratelimit::algo::MAX_TIME_US));
                 let limit = ratelimit::algo::Count::new(2).unwrap();
-                let now = Instant::from_micros(common::EPOCH);
+                let now = at.unwrap_or(Instant::from_micros(common::EPOCH));
                 let mut s = LeaseState::new(limit);
                 assert!(s.acquire(limit, 1, ttl.duration(), id, now).granted);
                 assert!(s.renew(id, ttl.duration(), now));

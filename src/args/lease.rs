@@ -57,10 +57,26 @@ pub fn acquire_request<'a>(args: &[&'a [u8]], lease_max: u64) -> Result<Acquire<
     })
 }
 
-/// `RL.RENEW key lease_id ttl`: parses what follows the key.
-pub fn renew_request<'a>(args: &[&'a [u8]]) -> Result<(&'a [u8], Period), ArgError> {
-    let [id, ttl] = args else {
+/// `RL.RENEW key lease_id ttl [AT unix_ms]`: parses what follows the key.
+/// `AT` is the call's time, as for `RL.ACQUIRE` (the new expiry is `ttl`
+/// after it), so tests and replays on a clock of their own renew on it.
+pub fn renew_request<'a>(
+    args: &[&'a [u8]],
+) -> Result<(&'a [u8], Period, Option<Instant>), ArgError> {
+    let [id, ttl, rest @ ..] = args else {
         return Err(arity_error("RL.RENEW"));
     };
-    Ok((lease_id(id)?, duration("ttl", ttl)?))
+    let (id, ttl) = (lease_id(id)?, duration("ttl", ttl)?);
+    Ok((id, ttl, options(rest, &[Opt::At])?.at))
+}
+
+/// `RL.RELEASE key lease_id [AT unix_ms]`: parses what follows the key.
+/// `AT` is the call's time: a lease whose expiry is at or before it is no
+/// longer held.
+pub fn release_request<'a>(args: &[&'a [u8]]) -> Result<(&'a [u8], Option<Instant>), ArgError> {
+    let [id, rest @ ..] = args else {
+        return Err(arity_error("RL.RELEASE"));
+    };
+    let id = lease_id(id)?;
+    Ok((id, options(rest, &[Opt::At])?.at))
 }

@@ -29,7 +29,7 @@ use error::shown_or_empty;
 pub use error::ArgError;
 pub(crate) use error::{arity_error, shown};
 pub(crate) use lease::lease_id;
-pub use lease::{acquire_request, renew_request, Acquire, DEFAULT_LEASE_MAX};
+pub use lease::{acquire_request, release_request, renew_request, Acquire, DEFAULT_LEASE_MAX};
 pub use module_args::module_args;
 pub(crate) use number::{count, duration};
 use number::{duration_or, integer, positive};

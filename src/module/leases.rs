@@ -17,7 +17,7 @@ use super::docs::{arg, option, Access, Arg, Command, Doc, Keys, Kind, AT, COST, 
 use super::ffi::{Ctx, RStr};
 use super::kernel::{lease_one, Error, Outcome, Source, DENIED_EVENT};
 use super::{clock, config, reply, stats, top};
-use crate::algo::{LeaseAction, Value};
+use crate::algo::{Instant, LeaseAction, Value};
 use crate::args;
 
 /// Length of a lease id the server makes up: 32 hex digits, 128 bits.
@@ -147,15 +147,23 @@ pub(super) fn acquire_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     Ok(())
 }
 
-/// `RL.RELEASE key lease_id` and `RL.RENEW key lease_id ttl`: 1 if the
-/// lease was held (and is now freed, or extended), 0 otherwise. Inlined
-/// into each, so that the op is known where it is decided.
+/// `RL.RELEASE key lease_id [AT ms]` and `RL.RENEW key lease_id ttl [AT
+/// ms]`: 1 if the lease was held (and is now freed, or extended), 0
+/// otherwise. Inlined into each, so that the op is known where it is
+/// decided.
 #[inline(always)]
-fn end_or_extend_command(ctx: Ctx, name: RStr, what: LeaseAction, id: &[u8]) -> Outcome {
+fn end_or_extend_command(
+    ctx: Ctx,
+    name: RStr,
+    what: LeaseAction,
+    id: &[u8],
+    at: Option<Instant>,
+) -> Outcome {
     let wall = clock::wall(ctx);
+    let now = at.unwrap_or(wall);
     let mut key = ctx.open_write(name)?;
     let source = Source::Client { wall };
-    let v = lease_one(ctx, name, &mut key, what, id, wall, source)?;
+    let v = lease_one(ctx, name, &mut key, what, id, now, source)?;
     let done = v.next.is_some();
     if done {
         stats::count_lease_end(what);
@@ -164,7 +172,7 @@ fn end_or_extend_command(ctx: Ctx, name: RStr, what: LeaseAction, id: &[u8]) -> 
     Ok(())
 }
 
-const RELEASE_ARGS: &[Arg] = &[KEY, arg(c"lease_id", Kind::String)];
+const RELEASE_ARGS: &[Arg] = &[KEY, arg(c"lease_id", Kind::String), AT];
 pub(super) const RL_RELEASE: Command = Command {
     name: c"RL.RELEASE",
     flags: c"write",
@@ -174,24 +182,27 @@ pub(super) const RL_RELEASE: Command = Command {
         summary: c"Frees a lease taken by RL.ACQUIRE: 1 if it was held, 0 otherwise.",
         complexity: c"O(N) where N is the number of leases held on the key",
         since: c"0.3.0",
-        arity: 3,
+        arity: -3,
         keys: Keys::One(Access::Update),
         args: RELEASE_ARGS,
     },
 };
 
 pub(super) fn release_command(ctx: Ctx, args: &[RStr]) -> Outcome {
-    let [_, name, id] = args else {
+    let [_, name, rest @ ..] = args else {
         return Err(args::arity_error("RL.RELEASE").into());
     };
-    let id = args::lease_id(id.bytes())?;
-    end_or_extend_command(ctx, *name, LeaseAction::Release, id)
+    let mut bytes: SmallVec<[&[u8]; 3]> = SmallVec::new();
+    bytes.extend(rest.iter().map(|a| a.bytes()));
+    let (id, at) = args::release_request(&bytes)?;
+    end_or_extend_command(ctx, *name, LeaseAction::Release, id, at)
 }
 
 const RENEW_ARGS: &[Arg] = &[
     KEY,
     arg(c"lease_id", Kind::String),
     arg(c"ttl", Kind::String),
+    AT,
 ];
 pub(super) const RL_RENEW: Command = Command {
     name: c"RL.RENEW",
@@ -202,7 +213,7 @@ pub(super) const RL_RENEW: Command = Command {
         summary: c"Moves a held lease's expiry to ttl from now: 1 if it was held, 0 otherwise.",
         complexity: c"O(N) where N is the number of leases held on the key",
         since: c"0.3.0",
-        arity: 4,
+        arity: -4,
         keys: Keys::One(Access::Update),
         args: RENEW_ARGS,
     },
@@ -212,12 +223,13 @@ pub(super) fn renew_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     let [_, name, rest @ ..] = args else {
         return Err(args::arity_error("RL.RENEW").into());
     };
-    let bytes: SmallVec<[&[u8]; 2]> = rest.iter().map(|a| a.bytes()).collect();
-    let (id, ttl) = args::renew_request(&bytes)?;
+    let mut bytes: SmallVec<[&[u8]; 4]> = SmallVec::new();
+    bytes.extend(rest.iter().map(|a| a.bytes()));
+    let (id, ttl, at) = args::renew_request(&bytes)?;
     let what = LeaseAction::Renew {
         ttl: ttl.duration(),
     };
-    end_or_extend_command(ctx, *name, what, id)
+    end_or_extend_command(ctx, *name, what, id, at)
 }
 
 #[cfg(test)]

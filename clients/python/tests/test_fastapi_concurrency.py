@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.testclient import TestClient
 
 from redis_ratelimit.fastapi import Limiter
+from redis_ratelimit.testing import FakeClock
 
 from .conftest import Server, calls, run, silent_port, until
 
@@ -85,21 +86,38 @@ def test_concurrency_limit_released_when_the_request_is_cancelled(
 def test_concurrency_limit_heartbeat_keeps_a_long_request_s_slot(
     server: Server, sync_redis: redis.Redis
 ) -> None:
+    # On a FakeClock: the lease's ttl runs on it (AT on every lease
+    # command), and the heartbeat renews as the test moves it, so three
+    # ttls pass without sleeping.
     gate = asyncio.Event()
+    clock = FakeClock()
+
+    async def renewals(n: int) -> None:
+        await until(lambda: calls(sync_redis, "renew") == n)
 
     async def body(client: httpx.AsyncClient, limiter: Limiter) -> None:
+        limiter.use_clock(clock)
         first = asyncio.ensure_future(client.get("/work"))
         await until(lambda: calls(sync_redis, "acquire") == 1)
-        await asyncio.sleep(0.9)  # three ttls: only the renewals keep the lease
-        assert calls(sync_redis, "renew") >= 3
+        for n in range(1, 10):  # 900 ms in steps of ttl/3: three ttls
+            clock.advance(ms=100)
+            await renewals(n)
+        # Only the renewals keep the lease: it was taken 900 ms ago.
         assert (await client.get("/work")).status_code == 429
         gate.set()
         assert (await first).status_code == 200
         assert calls(sync_redis, "release") == 1
-        await asyncio.sleep(0.05)  # a renewal in flight when it ended
-        renewed = calls(sync_redis, "renew")
-        await asyncio.sleep(0.3)  # the keeper stopped with the request
-        assert calls(sync_redis, "renew") == renewed
+        # The heartbeat ended with the request: moving the clock on renews
+        # nothing, and the slot is free.
+        clock.advance(1)
+        for _ in range(3):
+            await limiter.execute(("PING",))
+        assert calls(sync_redis, "renew") == 9
+        gate.clear()
+        second = asyncio.ensure_future(client.get("/work"))
+        await until(lambda: calls(sync_redis, "acquire") == 3)
+        gate.set()
+        assert (await second).status_code == 200
 
     run(server, lambda lim: _inflight_app(lim, gate, ttl="300ms"), body)
 

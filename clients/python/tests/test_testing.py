@@ -134,8 +134,37 @@ def test_the_clock() -> None:
     assert with_at(["RL.FIXED", "k", 1, "1s"], clock) == ["RL.FIXED", "k", 1, "1s", "AT",
                                                           clock.now_ms()]  # fmt: skip
     assert with_at([b"rl.refund", "k", 1], clock)[-2:] == ["AT", clock.now_ms()]
-    for untimed in (["RL.RELEASE", "k", "id"], ["RL.INFO", "k"], ["RL.POLICY", "GET", "p"]):
+    for lease in (["RL.RELEASE", "k", "id"], ["RL.RENEW", "k", "id", "1s"]):
+        assert with_at(lease, clock) == [*lease, "AT", clock.now_ms()]
+    for untimed in (["RL.INFO", "k"], ["RL.POLICY", "GET", "p"]):
         assert with_at(untimed, clock) == untimed
+
+
+def test_waiting_on_the_clock_waits_for_it_to_move() -> None:
+    """FakeClock.wait (a lease's heartbeat): done once the test has moved
+    the clock far enough, and never moves it itself."""
+
+    async def body() -> None:
+        clock = FakeClock(start=1_796_222_760)
+        waiter = asyncio.ensure_future(clock.wait(0.3))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not waiter.done() and clock.now_ms() == 1_796_222_760_000
+        clock.advance(0.2)
+        await asyncio.sleep(0)
+        assert not waiter.done()
+        clock.set(1_796_222_760.3)
+        await asyncio.wait_for(waiter, 5)
+        assert clock.now_ms() == 1_796_222_760_300
+        await clock.wait(0)  # nothing to wait for
+        cancelled = asyncio.ensure_future(clock.wait(1))
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        clock.advance(2)  # wakes nobody, raises nothing
+        await asyncio.sleep(0)
+        assert cancelled.cancelled()
+
+    asyncio.run(body())
 
 
 def test_a_waiting_route_moves_the_fake_clock_instead_of_sleeping(

@@ -22,8 +22,11 @@ is a FakeClock that detaches itself after the test:
 The module never moves a limiter's time backwards (AT earlier than a key
 has seen decides at the later time), so a clock only goes forwards; keys
 live for their reset time from the later of AT and the server's clock.
-RL.RELEASE and RL.RENEW take no AT: a lease's ttl runs on the server's
-clock. A FastAPI Limiter's deny cache counts on the fake clock too (a
+Leases run on it too: RL.ACQUIRE, RL.RENEW and RL.RELEASE carry AT, and a
+concurrency limit's heartbeat waits for the clock to move (wait(): it
+renews as the test advances the clock, never on its own, so a lease of a
+300 ms ttl outlives three ttls in a test that takes no time). A FastAPI
+Limiter's deny cache counts on the fake clock too (a
 denied caller cached locally comes back when the fake time passes its
 retry); its circuit breaker stays on real time (it is about Redis, not
 the limits)."""
@@ -49,10 +52,10 @@ class Clock(Protocol):
         ...
 
 
-# The commands that take AT: every decision, RL.REFUND and RL.ACQUIRE.
+# The commands that take AT: every decision, RL.REFUND and the lease commands.
 TIMED = frozenset(
     ("RL.FIXED", "RL.SLIDING", "RL.LOG", "RL.TOKEN", "RL.LEAKY", "RL.GCRA", "RL.ALL",
-     "RL.CHECK", "RL.PEEK", "RL.REFUND", "RL.ACQUIRE")
+     "RL.CHECK", "RL.PEEK", "RL.REFUND", "RL.ACQUIRE", "RL.RENEW", "RL.RELEASE")
 )  # fmt: skip
 
 
@@ -73,6 +76,8 @@ class FakeClock:
     def __init__(self, start: float | datetime | None = None) -> None:
         self._ms = 0
         self._attached: list[Any] = []
+        # wait()ers: the instant each waits for, and what wakes it.
+        self._waiting: list[tuple[int, asyncio.Future[None]]] = []
         self.set(time.time() if start is None else start)
 
     def now_ms(self) -> int:
@@ -96,12 +101,39 @@ class FakeClock:
         self.advance(max(0.0, seconds))
         await asyncio.sleep(0)
 
+    async def wait(self, seconds: float) -> None:
+        """Waits until the clock has moved `seconds` on, without moving it:
+        for what runs beside a test rather than for it (a concurrency
+        limit's heartbeat), which then runs as the test moves time and
+        never moves it on its own."""
+        target = self._ms + max(0, round(seconds * 1000))
+        if target <= self._ms:
+            await asyncio.sleep(0)
+            return
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (target, woken)
+        self._waiting.append(entry)
+        try:
+            await woken
+        finally:
+            if entry in self._waiting:
+                self._waiting.remove(entry)
+
+    def _wake(self) -> None:
+        due = [e for e in self._waiting if e[0] <= self._ms]
+        for entry in due:
+            self._waiting.remove(entry)
+            woken = entry[1]
+            if not woken.done():
+                woken.get_loop().call_soon_threadsafe(_resolve, woken)
+
     def advance(self, seconds: float = 0, *, ms: int = 0) -> FakeClock:
         """Moves the clock forwards by `seconds` plus `ms`."""
         step = round(seconds * 1000) + ms
         if step < 0:
             raise ValueError("a FakeClock moves forwards only (the module never goes back)")
         self._ms += step
+        self._wake()
         return self
 
     def set(self, when: float | datetime) -> FakeClock:
@@ -117,6 +149,7 @@ class FakeClock:
         if ms < self._ms:
             raise ValueError("a FakeClock moves forwards only (the module never goes back)")
         self._ms = ms
+        self._wake()
         return self
 
     def attach(self, *limiters: Any) -> FakeClock:
@@ -134,6 +167,11 @@ class FakeClock:
 
     def __repr__(self) -> str:
         return f"FakeClock({self.utc().isoformat()})"
+
+
+def _resolve(woken: asyncio.Future[None]) -> None:
+    if not woken.done():  # cancelled meanwhile
+        woken.set_result(None)
 
 
 __all__ = ["TIMED", "Clock", "FakeClock", "with_at"]

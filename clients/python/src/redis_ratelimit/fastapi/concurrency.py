@@ -179,7 +179,7 @@ class ConcurrencyLimit:
         limiter = self.limiter
         renew = ("RL.RENEW", key, lease_id, self.ttl)
         while True:
-            await asyncio.sleep(self.ttl_seconds / 3)
+            await limiter.heartbeat_sleep(self.ttl_seconds / 3)
             try:
                 held = await limiter.execute(renew)
             except LimiterUnavailable as e:

@@ -183,16 +183,22 @@ class Limiter:
             self.transport = Timed(self.transport, self.metrics.observe)
         self.waiting = Waiting(max_waiting)
         self.clock: Clock | None = None
+        self.heartbeat_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         if clock is not None:
             self.use_clock(clock)
 
     def use_clock(self, clock: Clock | None) -> None:
         """Decides at `clock`'s time from now on (tests: a FakeClock, see
-        redis_ratelimit.testing): AT on every decision, refund and acquire,
-        the deny cache on its time too. None: the server's clock again,
-        and the path without a clock as it was."""
+        redis_ratelimit.testing): AT on every decision, refund and lease
+        command, the deny cache and a lease's heartbeat on its time too.
+        None: the server's clock again, and the path without a clock as it
+        was."""
         self.transport = with_clock(self.transport, clock)
         self.deny_cache.use_clock(time.monotonic if clock is None else clock.time)
+        # A lease's heartbeat waits for such a clock to move (FakeClock.wait)
+        # rather than moving it: it runs beside a test, not for it.
+        clock_wait = getattr(clock, "wait", None)
+        self.heartbeat_sleep = asyncio.sleep if clock_wait is None else clock_wait
         # wait=: a clock that can sleep (a FakeClock) takes the naps too, so
         # a waiting route's test moves its time instead of sleeping.
         fake_sleep = getattr(clock, "sleep", None)
