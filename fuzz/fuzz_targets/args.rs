@@ -297,20 +297,17 @@ fuzz_target!(|data: &[u8]| {
             Ok(r) => acquire(&r, lease_max),
             Err(e) => check_error(&e),
         },
-        12 => match args::renew_request(&argv) {
-            Ok((id, ttl, at)) => {
-                assert!((1..=MAX_LEASE_ID_LEN).contains(&id.len()));
-                assert!((1..=MAX_DURATION_US).contains(&ttl.micros()));
-                assert!(at.is_none_or(|t| t.as_micros() <= ratelimit::algo::MAX_TIME_US));
-                let limit = ratelimit::algo::Count::new(2).unwrap();
-                let now = at.unwrap_or(Instant::from_micros(common::EPOCH));
-                let mut s = LeaseState::new(limit);
-                assert!(s.acquire(limit, 1, ttl.duration(), id, now).granted);
-                assert!(s.renew(id, ttl.duration(), now));
-                assert!(s.is_valid(), "{s:?}");
+        12 => {
+            // RL.RELEASE takes what RL.RENEW does but the ttl: the same bytes.
+            match args::release_request(&argv) {
+                Ok((id, at)) => {
+                    assert!((1..=MAX_LEASE_ID_LEN).contains(&id.len()));
+                    assert!(at.is_none_or(|t| t.as_micros() <= ratelimit::algo::MAX_TIME_US));
+                }
+                Err(e) => check_error(&e),
             }
-            Err(e) => check_error(&e),
-        },
+            renew(&argv);
+        }
         13 => match args::policy_set(&argv, &limits) {
             Ok((name, p)) => defined(name, &p, &limits),
             Err(e) => check_error(&e),
@@ -336,3 +333,21 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
+
+/// `RL.RENEW key <argv>`: a renewal parsed renews a lease it names.
+fn renew(argv: &[&[u8]]) {
+    match args::renew_request(argv) {
+        Ok((id, ttl, at)) => {
+            assert!((1..=MAX_LEASE_ID_LEN).contains(&id.len()));
+            assert!((1..=MAX_DURATION_US).contains(&ttl.micros()));
+            assert!(at.is_none_or(|t| t.as_micros() <= ratelimit::algo::MAX_TIME_US));
+            let limit = ratelimit::algo::Count::new(2).unwrap();
+            let now = at.unwrap_or(Instant::from_micros(common::EPOCH));
+            let mut s = LeaseState::new(limit);
+            assert!(s.acquire(limit, 1, ttl.duration(), id, now).granted);
+            assert!(s.renew(id, ttl.duration(), now));
+            assert!(s.is_valid(), "{s:?}");
+        }
+        Err(e) => check_error(&e),
+    }
+}
