@@ -12,7 +12,7 @@
 
 use std::mem::MaybeUninit;
 
-use crate::algo::limiter::{Decoder, Encoder};
+use crate::algo::limiter::{Decoder, Encoder, Shape};
 use crate::algo::value::latest_block_end;
 use crate::algo::{
     Blocked, Count, Duration, Instant, Limiter, Params, Period, UnixMs, Value, MAX_TIME_US,
@@ -332,13 +332,7 @@ impl Reader<'_> {
     }
     /// A cost: 0 (a peek) up to the largest count.
     fn cost(&mut self) -> Result<u64, DecodeError> {
-        let v = self.u64()?;
-        if v == 0 {
-            return Ok(0);
-        }
-        Count::new(v)
-            .map(Count::get)
-            .ok_or(DecodeError::BadParameter)
+        cost_of(self.u64()?)
     }
     fn finish(&self) -> Result<(), DecodeError> {
         if self.0.is_empty() {
@@ -347,6 +341,22 @@ impl Reader<'_> {
             Err(DecodeError::TrailingBytes)
         }
     }
+}
+
+/// A cost as decoded: 0 (a peek) up to the largest count.
+fn cost_of(v: u64) -> Result<u64, DecodeError> {
+    if v == 0 {
+        return Ok(0);
+    }
+    Count::new(v)
+        .map(Count::get)
+        .ok_or(DecodeError::BadParameter)
+}
+
+/// Whether [`encode_op_compact`] shortens a decision under `params`: a
+/// bucket's (the shapes whose op is over 44 bytes).
+fn shortened(params: &Params) -> bool {
+    matches!(params.algorithm().shape(), Shape::Bucket | Shape::Gcra)
 }
 
 impl<'a> Reader<'a> {
@@ -554,10 +564,7 @@ pub fn encode_op(op: &Op) -> OpBytes<OP_MAX_LEN> {
 /// and shortening it would cost the checks and gain nothing.
 #[inline]
 pub fn encode_op_compact(op: &Op) -> OpBytes<OP_MAX_LEN> {
-    if !matches!(
-        op.params,
-        Params::Token(_) | Params::Leaky(_) | Params::Gcra(_)
-    ) {
+    if !shortened(&op.params) {
         return encode_op(op);
     }
     let short = (
@@ -659,16 +666,10 @@ pub fn decode_any_op(bytes: &[u8]) -> Result<AnyOp<'_>, DecodeError> {
         k @ (kind::DECIDE_COMPACT | kind::DECIDE_PENALTY_COMPACT) => {
             let params = read_params(&mut r)?;
             // Only what `encode_op_compact` writes: a bucket's.
-            if !matches!(
-                params,
-                Params::Token(_) | Params::Leaky(_) | Params::Gcra(_)
-            ) {
+            if !shortened(&params) {
                 return Err(DecodeError::BadParameter);
             }
-            let cost = match r.u32()? {
-                0 => 0,
-                v => Count::new(v.into()).ok_or(DecodeError::BadParameter)?.get(),
-            };
+            let cost = cost_of(r.u32()?.into())?;
             let now = r.time()?;
             let after = u64::from(r.u32()?);
             AnyOp::Decide(Op {
