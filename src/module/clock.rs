@@ -1,12 +1,19 @@
 //! The one place that reads the clock.
 //!
-//! Outside transactions each call reads the server's wall clock (Unix
-//! milliseconds, as Redis itself uses for expiry). Inside `MULTI`/`EXEC` and
-//! scripts every call must see the same instant, or a script checking two
-//! limits would see them at different times; those calls share a snapshot
-//! taken at the first of them and dropped before the event loop sleeps, so a
-//! transaction (which always runs within one event-loop iteration) sees one
-//! time. Replicated operations carry their time and never get here.
+//! A call decides at the time the server gave the command (Unix
+//! milliseconds, as Redis itself uses for expiry), where the server tells
+//! a module that time (Redis 7.2 and later, Valkey): taken when the
+//! outermost command began, the time the server also judges key expiry by
+//! during it. Inside `MULTI`/`EXEC` and scripts that is when the `EXEC` or
+//! the script began, so every call of one sees the same instant (a script
+//! checking two limits must not see them at different times).
+//!
+//! Redis 7.0 does not tell it: there each call outside a transaction reads
+//! the wall clock, and the calls of a transaction or a script share a
+//! snapshot taken at the first of them and dropped before the event loop
+//! sleeps (a transaction always runs within one event-loop iteration).
+//!
+//! Replicated operations carry their time and never get here.
 
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -30,37 +37,52 @@ unsafe extern "C" fn on_event_loop(
     SNAPSHOT_MS.store(NO_SNAPSHOT, Ordering::Relaxed);
 }
 
-/// Subscribes to the event loop so snapshots are dropped between
-/// iterations. `false` if the server refused.
+/// On a server that does not tell a command its time, subscribes to the
+/// event loop so snapshots are dropped between iterations. `false` if the
+/// server refused.
 pub fn init(ctx: &redis_module::Context) -> bool {
-    ffi::subscribe(ctx, raw::REDISMODULE_EVENT_EVENTLOOP, on_event_loop)
+    ffi::command_time_us().is_some()
+        || ffi::subscribe(ctx, raw::REDISMODULE_EVENT_EVENTLOOP, on_event_loop)
 }
 
 /// The time of this call: `at` when the client gave one, else the server's
-/// clock (a shared snapshot inside transactions and scripts).
+/// clock.
 pub fn now(ctx: ffi::Ctx, at: Option<Instant>) -> Instant {
     at.unwrap_or_else(|| wall(ctx))
 }
 
-/// The server's clock as this call sees it: a shared snapshot inside
-/// transactions and scripts, so an expiry counted from it agrees with the
-/// time the call decided at (and with `TIME` there on servers that freeze it).
+/// The server's clock as this call sees it: the same for every call of a
+/// transaction or a script, so an expiry counted from it agrees with the
+/// time the call decided at (and with `TIME` there, on servers that freeze
+/// it).
 pub fn wall(ctx: ffi::Ctx) -> Instant {
-    // Only the clock needs the context's flags (a few hundred instructions).
+    // Read in whole milliseconds either way, so a decision does not
+    // depend on which server it runs on.
+    let ms = match ffi::command_time_us() {
+        // A call that reads a field, where the flags and the clock below
+        // cost about 170
+        // instructions.
+        Some(us) => us.div_euclid(1_000),
+        None => snapshot_ms(ctx),
+    };
+    Instant::from_millis(ms).min(Instant::from_micros(MAX_TIME_US))
+}
+
+/// Redis 7.0's clock for a call: the wall clock, or a transaction's
+/// snapshot.
+fn snapshot_ms(ctx: ffi::Ctx) -> i64 {
     let in_transaction = ctx.flags()
         & (raw::REDISMODULE_CTX_FLAGS_MULTI | raw::REDISMODULE_CTX_FLAGS_LUA) as c_int
         != 0;
-    let ms = if in_transaction {
-        match SNAPSHOT_MS.load(Ordering::Relaxed) {
-            NO_SNAPSHOT => {
-                let ms = ffi::wall_ms();
-                SNAPSHOT_MS.store(ms, Ordering::Relaxed);
-                ms
-            }
-            ms => ms,
+    if !in_transaction {
+        return ffi::wall_ms();
+    }
+    match SNAPSHOT_MS.load(Ordering::Relaxed) {
+        NO_SNAPSHOT => {
+            let ms = ffi::wall_ms();
+            SNAPSHOT_MS.store(ms, Ordering::Relaxed);
+            ms
         }
-    } else {
-        ffi::wall_ms()
-    };
-    Instant::from_millis(ms).min(Instant::from_micros(MAX_TIME_US))
+        ms => ms,
+    }
 }

@@ -139,5 +139,5 @@ pub use register::{
     add_acl_category, can_set_acl_categories, command, create_command, flushed_db, load_configs,
     set_info_function, subscribe, Command, CommandHandler,
 };
-pub use server::{log_notice, log_warning, wall_ms, writes_paused};
+pub use server::{command_time_us, log_notice, log_warning, wall_ms, writes_paused};
 pub use value::{view, ModuleValue, RawValue};

@@ -6,10 +6,23 @@ use std::ffi::{c_char, CStr};
 
 use redis_module::raw;
 
-/// The server's clock, in Unix milliseconds.
+/// The server's clock, in Unix milliseconds, read now.
 pub fn wall_ms() -> i64 {
-    // SAFETY: takes nothing, reads the server's cached clock.
+    // SAFETY: takes nothing, reads the system clock.
     unsafe { api!(RedisModule_Milliseconds)() }
+}
+
+/// The time the server gave the command running now, in Unix
+/// microseconds, where it tells a module (Redis 7.2 and later, Valkey;
+/// `None` on Redis 7.0): taken when the outermost command began (a
+/// `MULTI`'s `EXEC`, a script), so every call inside one sees the same
+/// time, the time the server judges key expiry by during it.
+pub fn command_time_us() -> Option<i64> {
+    // SAFETY: Redis fills the API table once, before calling the module;
+    // it is only read afterwards.
+    let time = unsafe { *std::ptr::addr_of!(raw::RedisModule_CachedMicroseconds) }?;
+    // SAFETY: takes nothing, reads a field of the server.
+    Some(unsafe { time() })
 }
 
 /// Writes `msg` to the server log at warning level; usable with no context
