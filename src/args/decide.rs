@@ -52,7 +52,7 @@ pub const ALL_MAX_KEYS: usize = 64;
 
 /// `RL.ALL numkeys key [key ...] ALGO params [ALGO params ...] [COST n] [AT ms]`,
 /// once parsed. Keys stay positional: `keys` indexes the argument list.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AllRequest {
     pub numkeys: usize,
     /// Inline up to 8 limits: no allocation on a call's path.
@@ -99,6 +99,20 @@ pub fn all_request(
     limits: &Limits,
     resolve: Resolve,
 ) -> Result<AllRequest, ArgError> {
+    let mut req = AllRequest::default();
+    all_request_into(args, limits, resolve, &mut req)?;
+    Ok(req)
+}
+
+/// [`all_request`] into the caller's `req` (an empty one: the default):
+/// the command's own path, where a returned request (680 bytes, its
+/// limits inline) was copied on its way out and again into place.
+pub fn all_request_into(
+    args: &[&[u8]],
+    limits: &Limits,
+    resolve: Resolve,
+    req: &mut AllRequest,
+) -> Result<(), ArgError> {
     const COMMAND: &str = "RL.ALL";
     if args.len() < 3 {
         return Err(arity_error(COMMAND));
@@ -127,9 +141,6 @@ pub fn all_request(
         }
     }
     let mut rest = &args[1 + numkeys..];
-    let mut params = SmallVec::new();
-    let mut policies = SmallVec::new();
-    let mut modes = SmallVec::new();
     for n in 1..=numkeys {
         let here = args.len() - rest.len();
         let (p, named, tail) = limit(rest, limits, resolve).map_err(|e| match e {
@@ -145,26 +156,22 @@ pub fn all_request(
             }
             LimitError::Bad(algo, e) => ArgError(format!("limit {n} ({}): {e}", algo.name())),
         })?;
-        params.push(p);
-        policies.push(named.is_some().then_some(here + 1));
-        modes.push(named.map_or(Mode::default(), |policy| Mode {
+        req.params.push(p);
+        req.policies.push(named.is_some().then_some(here + 1));
+        req.modes.push(named.map_or(Mode::default(), |policy| Mode {
             shadow: policy.shadow,
             penalty: policy.penalty,
         }));
         rest = tail;
     }
     let opts = options(rest, ALL_OPTIONS)?;
-    Ok(AllRequest {
-        numkeys,
-        params,
-        cost: opts.cost.unwrap_or(1),
-        at: opts.at,
-        penalty: opts.penalty,
-        shadow: opts.shadow,
-        combined: opts.combined,
-        policies,
-        modes,
-    })
+    req.numkeys = numkeys;
+    req.cost = opts.cost.unwrap_or(1);
+    req.at = opts.at;
+    req.penalty = opts.penalty;
+    req.shadow = opts.shadow;
+    req.combined = opts.combined;
+    Ok(())
 }
 
 /// `RL.PEEK key ALGO params... [COST n] [AT unix_ms]`: parses what follows

@@ -22,7 +22,8 @@ mod policy;
 mod top;
 
 pub use decide::{
-    all_request, peek_request, refund_request, request, throttle_request, Mode, ALL_MAX_KEYS,
+    all_request, all_request_into, peek_request, refund_request, request, throttle_request, Mode,
+    ALL_MAX_KEYS,
 };
 pub(crate) use decide::{AllRequest, Request};
 use error::shown_or_empty;

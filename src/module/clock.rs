@@ -60,8 +60,7 @@ pub fn wall(ctx: ffi::Ctx) -> Instant {
     // depend on which server it runs on.
     let ms = match ffi::command_time_us() {
         // A call that reads a field, where the flags and the clock below
-        // cost about 170
-        // instructions.
+        // cost about 170 instructions.
         Some(us) => us.div_euclid(1_000),
         None => snapshot_ms(ctx),
     };

@@ -252,7 +252,10 @@ pub(super) fn all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
         counters.borrow_mut().push(c);
         Some(policy)
     };
-    let req = with_bytes(rest, |a| args::all_request(a, &config::limits(), &resolve))?;
+    let mut req = args::AllRequest::default();
+    with_bytes(rest, |a| {
+        args::all_request_into(a, &config::limits(), &resolve, &mut req)
+    })?;
     let counters = counters.into_inner();
     let names = &rest[1..=req.numkeys];
     // The clock is read once: for the decision (unless AT) and the expiries.
@@ -274,17 +277,18 @@ pub(super) fn all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
         source,
         &mut decided,
     )?;
-    let mut told: PerKey<Decision> = PerKey::new();
+    // What each client is told goes where its decision was (the combined
+    // decision is made already).
     let mut named = counters.iter();
     for ((((name, d), p), &blocked), policy) in names
         .iter()
-        .zip(&decided.each)
+        .zip(&mut decided.each)
         .zip(&req.params)
         .zip(&decided.blocked)
         .zip(&req.policies)
     {
         let policy_name = policy.and_then(|i| rest.get(i)).map(|n| n.bytes());
-        let (d, verdict) = report(
+        let (told, verdict) = report(
             ctx,
             *name,
             p.algorithm(),
@@ -296,7 +300,7 @@ pub(super) fn all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
         if let Some(c) = policy.and_then(|_| named.next()) {
             c.count(verdict);
         }
-        told.push(d);
+        *d = told;
     }
     let combined = &decided.combined;
     let verdict = match (combined.allowed, req.shadow) {
@@ -310,7 +314,11 @@ pub(super) fn all_command(ctx: Ctx, args: &[RStr]) -> Outcome {
     } else {
         *combined
     };
-    reply::all(ctx, &combined, if req.combined { &[] } else { &told });
+    reply::all(
+        ctx,
+        &combined,
+        if req.combined { &[] } else { &decided.each },
+    );
     Ok(())
 }
 
