@@ -51,6 +51,16 @@ fn workload(c: &mut Client) {
             );
         }
     }
+    // RL.ALL of one key, of 8 (the most the module passes Redis one by
+    // one) and of 9 (passed as a vector): the same stream either way.
+    for n in [1, 8, 9] {
+        let keys: Vec<String> = (0..n).map(|j| format!("{{w{n}}}:{j}")).collect();
+        let limits = "TOKEN 10 1 1h ".repeat(n);
+        for _ in 0..3 {
+            let line = format!("RL.ALL {n} {} {limits}", keys.join(" "));
+            assert!(matches!(c.cmd(&line), Value::Array(_)), "{line}");
+        }
+    }
     c.cmd("MULTI");
     for _ in 0..5 {
         c.cmd("RL.FIXED tx 3 1h");
