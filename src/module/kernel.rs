@@ -576,15 +576,16 @@ pub(super) fn decide_all(
         out.combined = Decision::combine(&out.each).ok_or(Error::Bug("no keys"))?;
         return Ok(());
     }
-    let mut keys: PerKey<WriteKey> = PerKey::new();
-    let mut guarded: PerKey<Guarded> = PerKey::new();
+    // One slot per key: the open key, its verdict and the expiry written
+    // (the epoch where nothing was), moved once each.
+    let mut slots: PerKey<(WriteKey, Guarded, UnixMs)> = PerKey::new();
     for (name, p) in names.iter().zip(params) {
         let key = ctx.open_write(*name)?;
-        guarded.push(evaluate(key.value(), p, cost, now, penalty)?);
-        keys.push(key);
+        let g = evaluate(key.value(), p, cost, now, penalty)?;
+        slots.push((key, g, UnixMs::EPOCH));
     }
-    if !guarded.iter().all(|g| g.verdict.decision.allowed) {
-        for ((key, g), p) in keys.iter().zip(&mut guarded).zip(params) {
+    if !slots.iter().all(|(_, g, _)| g.verdict.decision.allowed) {
+        for ((key, g, _), p) in slots.iter_mut().zip(params) {
             if g.verdict.decision.allowed {
                 // Nothing is spent: report (and keep) what the key holds
                 // now, under these parameters if they changed.
@@ -601,10 +602,9 @@ pub(super) fn decide_all(
             }
         }
     }
-    let mut expire = [UnixMs::EPOCH; codec::ALL_OP_MAX_LIMITS];
     let mut wrote = false;
     let mut disagree = false;
-    for (i, ((key, g), p)) in keys.iter_mut().zip(&guarded).zip(params).enumerate() {
+    for (i, ((key, g, expire), p)) in slots.iter_mut().zip(params).enumerate() {
         let v = &g.verdict;
         let at = match source {
             AllSource::Client { wall } if v.writes => expiry_ms(key, v, wall),
@@ -621,9 +621,7 @@ pub(super) fn decide_all(
             },
         };
         install(key, g.change(p), LIMITER_GONE, |_| Ok(at))?;
-        if let Some(slot) = expire.get_mut(i) {
-            *slot = at;
-        }
+        *expire = at;
         if let (Some(b), BlockChange::Start(_)) = (blocked.get_mut(i), g.block) {
             *b = true;
         }
@@ -639,7 +637,7 @@ pub(super) fn decide_all(
                     cost,
                     now,
                     penalty.filter(|_| blocks),
-                    params.iter().zip(expire.iter().copied()),
+                    params.iter().zip(slots.iter().map(|s| s.2)),
                 );
                 ctx.replicate_keys(APPLY_ALL, names, &op);
             }
@@ -652,7 +650,8 @@ pub(super) fn decide_all(
     if matches!(source, AllSource::Replay { .. }) && blocks != penalty.is_some() {
         return Err(diverged("the penalty box differs here"));
     }
-    out.each.extend(guarded.iter().map(|g| g.verdict.decision));
+    out.each
+        .extend(slots.iter().map(|(_, g, _)| g.verdict.decision));
     out.combined = Decision::combine(&out.each).ok_or(Error::Bug("no keys"))?;
     Ok(())
 }
