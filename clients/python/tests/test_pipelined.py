@@ -4,6 +4,7 @@ clients and limiters get it, against a real redis-server with the module."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -108,6 +109,41 @@ def test_credentials_on_connecting(server: Server, sync_redis: redis.Redis, prot
         asyncio.run(main())
     finally:
         sync_redis.acl_deluser("rl")
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+@pytest.mark.parametrize("protocol", [2, 3], ids=["resp2", "resp3"])
+def test_the_clients_name_and_keepalive(server: Server, loop: str, protocol: int) -> None:
+    # What a redis.asyncio client gives its own connections, the pipelined
+    # one gets too: its name in CLIENT LIST, and TCP keepalive as set.
+    client = redis.asyncio.Redis(
+        port=server.port, protocol=protocol, client_name="orders-api", socket_keepalive=True,
+        socket_keepalive_options={socket.TCP_KEEPIDLE: 45, socket.TCP_KEEPCNT: 3},
+    )  # fmt: skip
+    conn = FastConnection.for_client(client, 5)
+    assert conn is not None
+
+    async def main() -> None:
+        try:
+            assert (await conn.execute(["RL.FIXED", "named", 10, "1m"]))[0] == 1
+            assert await conn.execute(["CLIENT", "GETNAME"]) == b"orders-api"
+            assert conn._proto is not None and conn._proto.transport is not None
+            sock = conn._proto.transport.get_extra_info("socket")
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 45
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+        finally:
+            conn.close()
+
+    _run(main, loop)
+    # Unset, as redis-py's own connections resolve it (redis-py 8: keepalive
+    # on, with its default options).
+    plain = redis.asyncio.Redis(port=server.port)
+    own = plain.connection_pool.make_connection()
+    fast = FastConnection.for_client(plain, 5)
+    assert fast is not None and fast.client_name is None
+    assert fast.keepalive == bool(own.socket_keepalive)
+    assert fast.keepalive_options == dict(own.socket_keepalive_options or {})
 
 
 def test_a_silent_server_times_out_every_waiting_command() -> None:

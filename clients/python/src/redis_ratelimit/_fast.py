@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import re
-from collections.abc import Awaitable, Sequence
+import socket
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, cast
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -267,7 +268,11 @@ class FastConnection:
     (TimeoutError); the next command connects again.
     `protocol`: 3 says HELLO 3 on connecting (the replies in RESP3, as
     redis-py's own connections get them with protocol=3), 2 stays in RESP2.
-    `parser`: "hiredis" or "python"; None: PARSER."""
+    `parser`: "hiredis" or "python"; None: PARSER.
+    `client_name`: CLIENT SETNAME on connecting, so the connection shows in
+    CLIENT LIST as the app's own do; `keepalive` (TCP only): SO_KEEPALIVE,
+    with `keepalive_options` ({TCP_KEEPIDLE: 60, ...}) as redis-py sets
+    them."""
 
     def __init__(
         self,
@@ -282,6 +287,9 @@ class FastConnection:
         connect_timeout: float | None = None,
         protocol: int = 2,
         parser: str | None = None,
+        client_name: str | None = None,
+        keepalive: bool = False,
+        keepalive_options: Mapping[int, int | bytes] | None = None,
     ) -> None:
         if protocol not in (2, 3):
             raise ValueError(f"protocol must be 2 or 3, not {protocol!r}")
@@ -295,6 +303,9 @@ class FastConnection:
         self.connect_timeout = connect_timeout if connect_timeout is not None else timeout
         self.protocol = protocol
         self.parser = parser
+        self.client_name = client_name
+        self.keepalive = keepalive
+        self.keepalive_options = dict(keepalive_options or {})
         self._protocol_class = _HiredisProtocol if parser == "hiredis" else _Protocol
         self._proto: _Protocol | None = None
         self._connecting: asyncio.Future[_Protocol] | None = None
@@ -329,10 +340,19 @@ class FastConnection:
             "timeout": timeout,
             "connect_timeout": kw.get("socket_connect_timeout"),
             "protocol": _client_protocol(kw.get("protocol")),
+            "client_name": kw.get("client_name") or None,
         }
         if cls_ is UnixDomainSocketConnection:
             return cls(path=kw.get("path"), **common)
-        return cls(host=kw.get("host", "localhost"), port=int(kw.get("port", 6379)), **common)
+        # Keepalive as the client's own connections resolve it (redis-py 8
+        # turns it on by default, with options of its own; 5 to 7 leave it
+        # off): read off one made, and never connected, by the pool's class.
+        probe = cls_(**kw)
+        options = getattr(probe, "socket_keepalive_options", None)
+        return cls(host=kw.get("host", "localhost"), port=int(kw.get("port", 6379)),
+                   keepalive=bool(getattr(probe, "socket_keepalive", False)),
+                   keepalive_options=options if isinstance(options, Mapping) else None,
+                   **common)  # fmt: skip
 
     def execute(self, args: Sequence[Arg]) -> Awaitable[Any]:
         """Sends one command and waits for its reply. Raises ResponseError
@@ -411,11 +431,20 @@ class FastConnection:
                 coro = loop.create_connection(
                     lambda: self._protocol_class(self), self.host or "localhost", self.port
                 )
-            _, proto = await asyncio.wait_for(coro, self.connect_timeout)
+            transport, proto = await asyncio.wait_for(coro, self.connect_timeout)
         except TimeoutError:
             raise RedisTimeoutError("timed out connecting to Redis") from None
         except OSError as e:
             raise RedisConnectionError(f"cannot connect to Redis: {e}") from e
+        if self.keepalive and self.path is None:
+            sock = transport.get_extra_info("socket")
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                for option, value in self.keepalive_options.items():
+                    sock.setsockopt(socket.IPPROTO_TCP, option, value)
+            except (OSError, TypeError) as e:
+                transport.abort()
+                raise RedisConnectionError(f"cannot set TCP keepalive: {e}") from e
         setup: list[list[Arg]] = []
         if self.protocol == 3:  # credentials in HELLO, as redis-py sends them
             hello: list[Arg] = ["HELLO", 3]
@@ -425,6 +454,8 @@ class FastConnection:
         elif self.password is not None:
             setup.append(["AUTH", self.password] if self.username is None
                          else ["AUTH", self.username, self.password])  # fmt: skip
+        if self.client_name:
+            setup.append(["CLIENT", "SETNAME", self.client_name])
         if self.db:
             setup.append(["SELECT", self.db])
         if setup:
