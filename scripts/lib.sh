@@ -49,11 +49,13 @@ ensure_deps() {
 }
 
 # The integration suites scripts/servers and scripts/redis74 run against
-# other servers: every tests/*.rs that starts one, but the load (stress.rs)
-# and trust.rs, which are run on Debian's server only.
+# other servers: every tests/*.rs that starts one but the load (stress.rs),
+# which is run on Debian's server only. trust.rs (who may change policies,
+# replicas refusing policy writes, lease ids) depends on each server's ACL
+# and replication, so it runs on all of them.
 SERVER_SUITES=(
     --test algorithms --test commands --test configuration --test rl_all
     --test refunds --test penalty --test leases --test policies --test peek
     --test memory --test persistence --test replication --test cluster
-    --test compat --test docs --test top
+    --test compat --test docs --test top --test trust
 )
